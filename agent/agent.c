@@ -1,0 +1,373 @@
+/* agent.c: the daemon: one sd-event loop wiring config, sampling, telemetry, MQTT and the control socket. */
+#include "agent.h"
+
+#include "cleanup.h"
+#include "clock.h"
+#include "config.h"
+#include "diag.h"
+#include "fileio.h"
+#include "link.h"
+#include "log.h"
+#include "platform_class.h"
+#include "sampler.h"
+#include "strutil.h"
+#include "telemetry.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define TOPIC_MAX 256
+
+struct agent {
+        sd_event *event;
+        const char *config_path;
+        struct cfg *cfg;
+        int root_fd;
+        struct hal_platform platform;
+        struct sampler sampler;
+        struct link *link;
+        struct diag *diag;
+        sd_event_source *sample_timer;
+        uint64_t next_sample_usec;
+        uint64_t telemetry_seq, telemetry_published;
+        uint64_t started_real_usec, started_mono_usec;
+        enum link_state announced;
+        char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX];
+};
+
+static void announce(struct agent *a) {
+        enum link_state st = link_get_state(a->link);
+
+        if (st == a->announced)
+                return;
+        a->announced = st;
+        if (st == LINK_CONNECTED)
+                sd_notifyf(false, "STATUS=Connected to %s:%u; telemetry every %u ms", a->cfg->mqtt.host,
+                           a->cfg->mqtt.port, a->cfg->sampling_interval_ms);
+        else if (st == LINK_BACKOFF)
+                sd_notifyf(false, "STATUS=Broker %s:%u unreachable (%s); sampling goes on, retrying",
+                           a->cfg->mqtt.host, a->cfg->mqtt.port, link_last_error(a->link));
+        else
+                sd_notifyf(false, "STATUS=Connecting to %s:%u", a->cfg->mqtt.host, a->cfg->mqtt.port);
+}
+
+static void publish_status(struct agent *a) {
+        _cleanup_free_ char *doc = tele_status_json(a->cfg, &a->platform, true, NULL, plat_now_real_usec());
+        int r;
+
+        if (!doc)
+                return;
+        r = link_publish(a->link, a->topic_status, doc, strlen(doc), 1, true);
+        if (r < 0 && r != -ENOTCONN)
+                log_warn("cannot publish status on %s: %s", a->topic_status, strerror(-r));
+}
+
+static void on_connected(struct link *l, void *ud) {
+        (void)l;
+        publish_status(ud);
+        announce(ud);
+}
+
+static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
+        struct agent *a = ud;
+        _cleanup_free_ char *doc = NULL;
+        uint64_t interval = a->cfg->sampling_interval_ms * USEC_PER_MSEC;
+
+        /* Fixed cadence: the next tick is due one interval after this one was due, so the
+         * schedule does not drift by the handler's own run time; after a stall, skip ahead. */
+        a->next_sample_usec += interval;
+        if (a->next_sample_usec <= usec)
+                a->next_sample_usec = usec + interval;
+        sd_event_source_set_time(s, a->next_sample_usec);
+
+        sampler_tick(&a->sampler);
+        a->telemetry_seq++;
+        announce(a);
+        if (link_get_state(a->link) != LINK_CONNECTED)
+                return 0; /* telemetry is "latest wins": nothing is queued while offline */
+        doc = tele_telemetry_json(a->cfg, &a->sampler, a->telemetry_seq);
+        if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
+                a->telemetry_published++;
+        return 0;
+}
+
+static int start_link(struct agent *a) {
+        _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
+        struct link_options o = {
+                .host = a->cfg->mqtt.host,
+                .port = a->cfg->mqtt.port,
+                .tls = a->cfg->mqtt.tls,
+                .ca_file = a->cfg->mqtt.ca_file,
+                .cert_file = a->cfg->mqtt.cert_file,
+                .key_file = a->cfg->mqtt.key_file,
+                .keepalive_s = a->cfg->mqtt.keepalive_s,
+                .client_id = a->cfg->node_id,
+                .will_topic = a->topic_status,
+                .will_payload = will,
+        };
+        int r;
+
+        if (!will)
+                return -ENOMEM;
+        if (tele_topic(a->cfg, "status", a->topic_status, sizeof(a->topic_status)) < 0 ||
+            tele_topic(a->cfg, "telemetry", a->topic_telemetry, sizeof(a->topic_telemetry)) < 0)
+                return -ENAMETOOLONG;
+        if (!a->cfg->mqtt.tls)
+                log_warn("mqtt.tls is false: telemetry goes to %s:%u in clear text and the broker is not "
+                         "authenticated; use this for local tests only",
+                         a->cfg->mqtt.host, a->cfg->mqtt.port);
+        r = link_new(a->event, &o, on_connected, a, &a->link);
+        if (r < 0)
+                return r;
+        a->announced = LINK_IDLE;
+        return link_start(a->link);
+}
+
+static void stop_link(struct agent *a, const char *reason) {
+        _cleanup_free_ char *off = NULL;
+
+        if (!a->link)
+                return;
+        off = tele_status_json(a->cfg, NULL, false, reason, plat_now_real_usec());
+        link_stop(a->link, a->topic_status, off);
+        link_free(a->link);
+        a->link = NULL;
+}
+
+static cJSON *status_json(struct agent *a) {
+        cJSON *o = cJSON_CreateObject(), *l, *m, *slots;
+        const struct metric_health *mh[] = { &a->sampler.cpu, &a->sampler.mem, &a->sampler.net };
+        char ts[32];
+
+        cJSON_AddStringToObject(o, "version", RA_VERSION);
+        cJSON_AddNumberToObject(o, "pid", getpid());
+        cJSON_AddStringToObject(o, "node", a->cfg->node_id);
+        cJSON_AddStringToObject(o, "region", a->cfg->node_region);
+        cJSON_AddStringToObject(o, "config", a->cfg->path);
+        cJSON_AddStringToObject(o, "started", plat_format_rfc3339_ms(a->started_real_usec, ts, sizeof(ts)));
+        cJSON_AddNumberToObject(o, "uptime_s",
+                                (double)((plat_now_mono_usec() - a->started_mono_usec) / USEC_PER_SEC));
+        cJSON_AddStringToObject(o, "arch", a->platform.arch);
+        cJSON_AddStringToObject(o, "class", hal_class_to_string(a->platform.cls));
+        l = cJSON_AddObjectToObject(o, "broker");
+        cJSON_AddStringToObject(l, "host", a->cfg->mqtt.host);
+        cJSON_AddNumberToObject(l, "port", a->cfg->mqtt.port);
+        cJSON_AddBoolToObject(l, "tls", a->cfg->mqtt.tls);
+        cJSON_AddStringToObject(l, "state", link_state_to_string(link_get_state(a->link)));
+        cJSON_AddNumberToObject(l, "mqtt_version", a->link ? link_protocol_version(a->link) : 0);
+        cJSON_AddNumberToObject(l, "connects", (double)link_connects(a->link));
+        cJSON_AddStringToObject(l, "last_error", link_last_error(a->link));
+        m = cJSON_AddObjectToObject(o, "sampling");
+        cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
+        cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
+        cJSON_AddNumberToObject(m, "telemetry_published", (double)a->telemetry_published);
+        for (size_t i = 0; i < ELEMENTSOF(mh); i++)
+                if (mh[i]->error[0]) {
+                        cJSON *errs = cJSON_GetObjectItem(m, "errors");
+
+                        if (!errs)
+                                errs = cJSON_AddArrayToObject(m, "errors");
+                        cJSON_AddItemToArray(errs, cJSON_CreateString(mh[i]->error));
+                }
+        slots = cJSON_AddArrayToObject(o, "slots");
+        for (size_t i = 0; i < a->cfg->n_slots; i++) {
+                cJSON *j = cJSON_CreateObject();
+
+                cJSON_AddStringToObject(j, "id", a->cfg->slots[i].id);
+                cJSON_AddStringToObject(j, "scale", a->cfg->slots[i].scale);
+                if (a->cfg->slots[i].iface)
+                        cJSON_AddStringToObject(j, "iface", a->cfg->slots[i].iface);
+                cJSON_AddItemToArray(slots, j);
+        }
+        return o;
+}
+
+static cJSON *on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                         const char **ret_code, char *msg, size_t msglen) {
+        struct agent *a = ud;
+        cJSON *res;
+
+        (void)req;
+        (void)peer;
+        if (strcmp(op, "status") == 0) {
+                res = cJSON_CreateObject();
+                cJSON_AddItemToObject(res, "status", status_json(a));
+                return res;
+        }
+        *ret_code = "BAD_REQUEST";
+        snprintf(msg, msglen, "unknown op \"%.64s\" (known: status)", op);
+        return NULL;
+}
+
+static void log_problems(const struct cfg_problems *p) {
+        for (size_t i = 0; i < p->n; i++)
+                log_err("%s", p->msgs[i]);
+}
+
+/* SIGHUP: the new file replaces the running config only when it is valid as a whole. */
+static void reload(struct agent *a) {
+        struct cfg_problems problems = { 0 };
+        struct cfg *n = NULL, *old;
+        bool relink;
+        int r;
+
+        sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
+        r = cfg_load(a->config_path, &n, &problems);
+        if (r < 0) {
+                log_problems(&problems);
+                log_err("reload of %s rejected (%zu problem%s); the running configuration stays in force",
+                        a->config_path, problems.n, problems.n == 1 ? "" : "s");
+                cfg_problems_done(&problems);
+                sd_notify(false, "READY=1");
+                a->announced = (enum link_state) - 1;
+                announce(a);
+                return;
+        }
+        relink = !cfg_link_equal(a->cfg, n);
+        if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
+                struct diag *d = NULL;
+
+                r = diag_new(a->event, n->control_socket, on_request, a, &d);
+                if (r < 0) {
+                        log_err("reload of %s rejected: cannot listen on %s: %s; the running configuration "
+                                "stays in force",
+                                a->config_path, n->control_socket, strerror(-r));
+                        cfg_free(n);
+                        sd_notify(false, "READY=1");
+                        return;
+                }
+                diag_free(a->diag);
+                a->diag = d;
+        }
+        if (relink)
+                stop_link(a, "reconfigured");
+        old = a->cfg;
+        a->cfg = n;
+        cfg_free(old);
+        if (relink) {
+                r = start_link(a);
+                if (r < 0)
+                        log_err("cannot start the MQTT link after reload: %s; telemetry stops until the "
+                                "next "
+                                "reload",
+                                strerror(-r));
+        } else
+                publish_status(a); /* slots or sampling may have changed */
+        log_notice("configuration reloaded from %s (%zu slots%s)", a->config_path, a->cfg->n_slots,
+                   relink ? ", broker connection renewed" : "");
+        sd_notify(false, "READY=1");
+        a->announced = (enum link_state) - 1;
+        announce(a);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
+        struct agent *a = ud;
+
+        (void)s;
+        if (si->ssi_signo == SIGHUP) {
+                reload(a);
+                return 0;
+        }
+        log_notice("received %s; stopping", strsignal((int)si->ssi_signo));
+        sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        stop_link(a, "stopped");
+        return sd_event_exit(a->event, 0);
+}
+
+static int setup(struct agent *a, const struct agent_options *o) {
+        struct cfg_problems problems = { 0 };
+        char err[256];
+        sigset_t mask;
+        int r;
+
+        r = cfg_load(a->config_path, &a->cfg, &problems);
+        if (r < 0) {
+                log_problems(&problems);
+                log_err("cannot start: %s has %zu problem%s", a->config_path, problems.n,
+                        problems.n == 1 ? "" : "s");
+                cfg_problems_done(&problems);
+                return r;
+        }
+        a->root_fd = plat_open_dir(o->root);
+        if (a->root_fd < 0) {
+                log_err("cannot open the host root %s: %s", o->root, strerror(-a->root_fd));
+                return a->root_fd;
+        }
+        r = hal_platform_detect(a->root_fd, &a->platform, err, sizeof(err));
+        if (r < 0) {
+                log_err("cannot tell the platform: %s", err);
+                return r;
+        }
+        sampler_init(&a->sampler, a->root_fd);
+
+        r = sd_event_default(&a->event);
+        if (r < 0)
+                return r;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0)
+                return r;
+        /* WATCHDOG=1 at half of WATCHDOG_USEC, from the loop itself: a stuck loop stops it. */
+        r = sd_event_set_watchdog(a->event, true);
+        if (r < 0)
+                return r;
+
+        r = diag_new(a->event, a->cfg->control_socket, on_request, a, &a->diag);
+        if (r < 0) {
+                log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
+                return r;
+        }
+        sd_event_now(a->event, CLOCK_MONOTONIC, &a->next_sample_usec);
+        r = sd_event_add_time(a->event, &a->sample_timer, CLOCK_MONOTONIC, a->next_sample_usec, 1000,
+                              on_sample, a);
+        if (r < 0)
+                return r;
+        sd_event_source_set_enabled(a->sample_timer, SD_EVENT_ON);
+        return 0;
+}
+
+int agent_run(const struct agent_options *o) {
+        struct agent a = { .config_path = o->config_path, .root_fd = -1 };
+        int r;
+
+        a.started_real_usec = plat_now_real_usec();
+        a.started_mono_usec = plat_now_mono_usec();
+        mosquitto_lib_init();
+        r = setup(&a, o);
+        if (r >= 0) {
+                log_notice("render-agent %s started: node %s in %s, %s, %zu slots, control socket %s",
+                           RA_VERSION, a.cfg->node_id, a.cfg->node_region,
+                           hal_class_to_string(a.platform.cls), a.cfg->n_slots, a.cfg->control_socket);
+                r = start_link(&a);
+                if (r < 0)
+                        log_err("cannot set up the MQTT link: %s", strerror(-r));
+        }
+        if (r >= 0) {
+                sd_notifyf(false, "READY=1\nSTATUS=Connecting to %s:%u", a.cfg->mqtt.host, a.cfg->mqtt.port);
+                r = sd_event_loop(a.event);
+                if (r < 0)
+                        log_err("event loop failed: %s", strerror(-r));
+        }
+        stop_link(&a, "stopped");
+        diag_free(a.diag);
+        sd_event_source_disable_unref(a.sample_timer);
+        sampler_done(&a.sampler);
+        if (a.root_fd >= 0)
+                close(a.root_fd);
+        cfg_free(a.cfg);
+        sd_event_unref(a.event);
+        mosquitto_lib_cleanup();
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,576 @@
+/* config.c: the agent's JSON configuration: parsing, validation with precise messages, defaults. */
+#include "config.h"
+
+#include "cleanup.h"
+#include "fileio.h"
+#include "strutil.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_MAX_PROBLEMS 64
+#define CFG_MAX_STRING 4096
+
+struct ctx {
+        const char *path;
+        char *dir; /* the config file's directory, for relative file names */
+        struct cfg_problems *problems;
+        bool oom;
+};
+
+static void problem(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends "FILE<sep>message" to the problem list. sep is ": " for key problems and ":" for
+ * positions, so syntax errors read "FILE:LINE:COL: ..." like a compiler's and editors can jump. */
+static void vproblem(struct ctx *x, const char *sep, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+static void vproblem(struct ctx *x, const char *sep, const char *fmt, va_list ap) {
+        char line[1024];
+        size_t off;
+        char **n;
+
+        if (x->problems->n >= CFG_MAX_PROBLEMS)
+                return;
+        off = (size_t)snprintf(line, sizeof(line), "%s%s", x->path, sep);
+        if (off >= sizeof(line))
+                off = sizeof(line) - 1;
+        vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+        n = realloc(x->problems->msgs, (x->problems->n + 1) * sizeof(*n));
+        if (!n) {
+                x->oom = true;
+                return;
+        }
+        x->problems->msgs = n;
+        n[x->problems->n] = strdup(line);
+        if (!n[x->problems->n]) {
+                x->oom = true;
+                return;
+        }
+        x->problems->n++;
+}
+
+static void problem(struct ctx *x, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vproblem(x, ": ", fmt, ap);
+        va_end(ap);
+}
+
+static void problem_at(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem_at(struct ctx *x, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vproblem(x, ":", fmt, ap);
+        va_end(ap);
+}
+
+static const char *type_name(const cJSON *v) {
+        if (cJSON_IsObject(v))
+                return "an object";
+        if (cJSON_IsArray(v))
+                return "an array";
+        if (cJSON_IsString(v))
+                return "a string";
+        if (cJSON_IsNumber(v))
+                return "a number";
+        if (cJSON_IsBool(v))
+                return "a boolean";
+        return "null";
+}
+
+/* Unknown and duplicate keys are errors: a typo must not fall back to a default unseen. */
+static void check_keys(struct ctx *x, const cJSON *obj, const char *where, const char *const *allowed) {
+        if (cJSON_GetArraySize(obj) > 64) {
+                problem(x, "%s: more than 64 keys: not a config section", *where ? where : "top level");
+                return;
+        }
+        for (const cJSON *k = obj->child; k; k = k->next) {
+                bool known = false;
+
+                for (size_t i = 0; allowed[i]; i++)
+                        if (strcmp(k->string, allowed[i]) == 0)
+                                known = true;
+                if (!known)
+                        problem(x, "%s%s%s: unknown key", where, *where ? "." : "", k->string);
+                for (const cJSON *p = obj->child; p != k; p = p->next)
+                        if (strcmp(p->string, k->string) == 0) {
+                                problem(x, "%s%s%s: duplicate key", where, *where ? "." : "", k->string);
+                                break;
+                        }
+        }
+}
+
+static const cJSON *get_object(struct ctx *x, const cJSON *parent, const char *key, bool required) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(parent, key);
+
+        if (!v) {
+                if (required)
+                        problem(x, "%s: required section is missing", key);
+                return NULL;
+        }
+        if (!cJSON_IsObject(v)) {
+                problem(x, "%s: must be an object (got %s)", key, type_name(v));
+                return NULL;
+        }
+        return v;
+}
+
+typedef bool (*string_check_fn)(const char *s, const char **why);
+
+/* Reads a string member into *out (replacing the default). `name` is the full dotted key. */
+static void get_string(struct ctx *x, const cJSON *obj, const char *key, const char *name, bool required,
+                       string_check_fn check, char **out) {
+        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+        const char *why = NULL;
+        char *s;
+
+        if (!v) {
+                if (required && !*out)
+                        problem(x, "%s: required key is missing", name);
+                return;
+        }
+        if (!cJSON_IsString(v)) {
+                problem(x, "%s: must be a string (got %s)", name, type_name(v));
+                return;
+        }
+        if (strlen(v->valuestring) > CFG_MAX_STRING) {
+                problem(x, "%s: longer than %d characters", name, CFG_MAX_STRING);
+                return;
+        }
+        if (v->valuestring[0] == '\0') {
+                problem(x, "%s: must not be empty", name);
+                return;
+        }
+        if (check && !check(v->valuestring, &why)) {
+                problem(x, "%s: %s (got \"%s\")", name, why, v->valuestring);
+                return;
+        }
+        s = strdup(v->valuestring);
+        if (!s) {
+                x->oom = true;
+                return;
+        }
+        free(*out);
+        *out = s;
+}
+
+static void get_uint(struct ctx *x, const cJSON *obj, const char *key, const char *name, unsigned min,
+                     unsigned max, unsigned *out) {
+        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+
+        if (!v)
+                return;
+        if (!cJSON_IsNumber(v)) {
+                problem(x, "%s: must be an integer %u..%u (got %s)", name, min, max, type_name(v));
+                return;
+        }
+        if (v->valuedouble != floor(v->valuedouble) || v->valuedouble < min || v->valuedouble > max) {
+                problem(x, "%s: must be %u..%u (got %.15g)", name, min, max, v->valuedouble);
+                return;
+        }
+        *out = (unsigned)v->valuedouble;
+}
+
+/* Names used in MQTT topics and journal fields: no '/', '+', '#', spaces or control characters. */
+static bool check_name(const char *s, const char **why) {
+        size_t n = strlen(s);
+
+        *why = "must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit";
+        if (n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+                if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+                        return false;
+        }
+        return true;
+}
+
+static bool check_topic_prefix(const char *s, const char **why) {
+        *why = "must be a topic path without wildcards (+ #), empty levels, or a leading or trailing '/'";
+        if (s[0] == '/' || s[strlen(s) - 1] == '/' || strstr(s, "//") || strlen(s) > 128)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p == '+' || *p == '#' || (unsigned char)*p < 0x20)
+                        return false;
+        return true;
+}
+
+static bool check_host(const char *s, const char **why) {
+        *why = "must be a host name or address of at most 253 characters, without spaces";
+        if (strlen(s) > 253)
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p <= 0x20 || *p == '/')
+                        return false;
+        return true;
+}
+
+static bool check_iface(const char *s, const char **why) {
+        *why = "must be a network interface name of 1..15 characters without '/', ':' or spaces";
+        if (strlen(s) > 15 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p <= 0x20 || *p == '/' || *p == ':')
+                        return false;
+        return true;
+}
+
+static bool check_cgroup(const char *s, const char **why) {
+        *why = "must be a path below the cgroup mount (e.g. \"render.slice/slot-0.scope\") without "
+               "'..' components";
+        if (strlen(s) > 255 || s[0] == '/')
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char)*p < 0x20)
+                        return false;
+        for (const char *p = s; (p = strstr(p, "..")); p += 2)
+                if ((p == s || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return false;
+        return true;
+}
+
+static bool check_abs_path(const char *s, const char **why) {
+        *why = "must be an absolute path";
+        return s[0] == '/';
+}
+
+/* Scales the product sells. XL and ARM scales have no published figures; their limits come
+ * from the catalog (issue 4); here the name itself is checked so a typo is caught. */
+static bool check_scale(const char *s, const char **why) {
+        static const char *const known[] = { "S", "M", "L", "XL", "cpu-4", "cpu-8", "cpu-16" };
+        const char *ignored;
+
+        *why = "unknown scale (known: S, M, L, XL, cpu-4, cpu-8, cpu-16, arm-<name>)";
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (strcmp(s, known[i]) == 0)
+                        return true;
+        return strncmp(s, "arm-", 4) == 0 && check_name(s + 4, &ignored);
+}
+
+/* Resolves a file name against the config's directory and checks it can be opened. */
+static void get_file(struct ctx *x, const cJSON *obj, const char *key, const char *name, char **out,
+                     uint64_t *stamp) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        char *abs;
+
+        get_string(x, obj, key, name, true, NULL, out);
+        if (!*out)
+                return;
+        if ((*out)[0] != '/') {
+                if (asprintf(&abs, "%s/%s", x->dir, *out) < 0) {
+                        x->oom = true;
+                        return;
+                }
+                free(*out);
+                *out = abs;
+        }
+        fd = open(*out, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                problem(x, "%s: cannot read %s: %s", name, *out, strerror(errno));
+                return;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                problem(x, "%s: %s is not a regular file", name, *out);
+                return;
+        }
+        *stamp = *stamp * 1000003u ^ (uint64_t)st.st_ino ^ (uint64_t)st.st_size << 20 ^
+                 (uint64_t)st.st_mtim.tv_sec * 1000000000u ^ (uint64_t)st.st_mtim.tv_nsec;
+}
+
+static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
+        static const char *const keys[] = { "host", "port", "tls", "keepalive_s", "topic_prefix", NULL };
+        static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file", NULL };
+        const cJSON *m = get_object(x, root, "mqtt", true), *tls;
+
+        if (!m)
+                return;
+        check_keys(x, m, "mqtt", keys);
+        get_string(x, m, "host", "mqtt.host", true, check_host, &c->mqtt.host);
+        get_uint(x, m, "keepalive_s", "mqtt.keepalive_s", 5, 3600, &c->mqtt.keepalive_s);
+        get_string(x, m, "topic_prefix", "mqtt.topic_prefix", false, check_topic_prefix,
+                   &c->mqtt.topic_prefix);
+
+        tls = cJSON_GetObjectItemCaseSensitive(m, "tls");
+        if (!tls) {
+                problem(x, "mqtt.tls: required: an object with ca_file, cert_file and key_file "
+                           "(or false to run without TLS, which is not for production)");
+        } else if (cJSON_IsFalse(tls)) {
+                c->mqtt.tls = false;
+                c->mqtt.port = 1883;
+        } else if (cJSON_IsObject(tls)) {
+                c->mqtt.tls = true;
+                check_keys(x, tls, "mqtt.tls", tls_keys);
+                get_file(x, tls, "ca_file", "mqtt.tls.ca_file", &c->mqtt.ca_file, &c->mqtt.tls_stamp);
+                get_file(x, tls, "cert_file", "mqtt.tls.cert_file", &c->mqtt.cert_file, &c->mqtt.tls_stamp);
+                get_file(x, tls, "key_file", "mqtt.tls.key_file", &c->mqtt.key_file, &c->mqtt.tls_stamp);
+        } else {
+                problem(x, "mqtt.tls: must be an object or false (got %s)", type_name(tls));
+        }
+        get_uint(x, m, "port", "mqtt.port", 1, 65535, &c->mqtt.port);
+}
+
+static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
+        static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", NULL };
+        struct cfg_slot *slot = &c->slots[i];
+        char where[32], name[64];
+        const cJSON *gpu;
+
+        snprintf(where, sizeof(where), "slots[%zu]", i);
+        if (!cJSON_IsObject(s)) {
+                problem(x, "%s: must be an object (got %s)", where, type_name(s));
+                return;
+        }
+        check_keys(x, s, where, keys);
+#define NAME(k) (snprintf(name, sizeof(name), "%s.%s", where, k), name)
+        get_string(x, s, "id", NAME("id"), true, check_name, &slot->id);
+        get_string(x, s, "scale", NAME("scale"), true, check_scale, &slot->scale);
+        get_string(x, s, "cgroup", NAME("cgroup"), false, check_cgroup, &slot->cgroup);
+        get_string(x, s, "iface", NAME("iface"), false, check_iface, &slot->iface);
+        gpu = cJSON_GetObjectItemCaseSensitive(s, "gpu");
+        if (gpu && !cJSON_IsNull(gpu)) {
+                unsigned g = 0;
+
+                if (!cJSON_IsNumber(gpu))
+                        problem(x, "%s: must be a GPU index 0..63 or null (got %s)", NAME("gpu"),
+                                type_name(gpu));
+                else {
+                        get_uint(x, s, "gpu", NAME("gpu"), 0, 63, &g);
+                        slot->gpu = (int)g;
+                }
+        }
+#undef NAME
+        /* A slot's interface and cgroup measure that slot alone; sharing one would bill twice. */
+        for (size_t j = 0; j < i; j++) {
+                const struct cfg_slot *o = &c->slots[j];
+
+                if (slot->id && plat_streq_ptr(o->id, slot->id))
+                        problem(x, "%s.id: \"%s\" is already the id of slots[%zu]", where, slot->id, j);
+                if (slot->iface && plat_streq_ptr(o->iface, slot->iface))
+                        problem(x, "%s.iface: \"%s\" is already used by slot \"%s\"", where, slot->iface,
+                                o->id ? o->id : "?");
+                if (slot->cgroup && plat_streq_ptr(o->cgroup, slot->cgroup))
+                        problem(x, "%s.cgroup: \"%s\" is already used by slot \"%s\"", where, slot->cgroup,
+                                o->id ? o->id : "?");
+        }
+}
+
+static void parse_slots(struct ctx *x, const cJSON *root, struct cfg *c) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "slots");
+        size_t n, i = 0;
+        const cJSON *s;
+
+        if (!arr)
+                return;
+        if (!cJSON_IsArray(arr)) {
+                problem(x, "slots: must be an array (got %s)", type_name(arr));
+                return;
+        }
+        n = (size_t)cJSON_GetArraySize(arr);
+        if (n > CFG_MAX_SLOTS) {
+                problem(x, "slots: at most %d slots per host (got %zu)", CFG_MAX_SLOTS, n);
+                return;
+        }
+        c->slots = calloc(n ? n : 1, sizeof(*c->slots));
+        if (!c->slots) {
+                x->oom = true;
+                return;
+        }
+        c->n_slots = n;
+        for (i = 0; i < n; i++)
+                c->slots[i].gpu = -1;
+        i = 0;
+        cJSON_ArrayForEach(s, arr) parse_slot(x, s, i++, c);
+}
+
+static void syntax_problem(struct ctx *x, const char *buf, const char *at) {
+        unsigned line = 1, col = 1;
+        char near[24] = "";
+        size_t k = 0;
+
+        for (const char *p = buf; p < at; p++) {
+                if (*p == '\n') {
+                        line++;
+                        col = 1;
+                } else
+                        col++;
+        }
+        for (const char *p = at; *p && *p != '\n' && k < sizeof(near) - 1; p++)
+                near[k++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        near[k] = '\0';
+        if (k)
+                problem_at(x, "%u:%u: syntax error near '%s'", line, col, near);
+        else
+                problem_at(x, "%u:%u: syntax error: unexpected end of file", line, col);
+}
+
+static int set_defaults(struct cfg *c, const char *path) {
+        c->path = strdup(path);
+        c->sampling_interval_ms = 1000;
+        c->mqtt.port = 8883;
+        c->mqtt.tls = true;
+        c->mqtt.keepalive_s = 30;
+        c->mqtt.topic_prefix = strdup("render/v1");
+        c->state_dir = strdup("/var/lib/render-agent");
+        c->control_socket = strdup("/run/render-agent/agent.sock");
+        if (!c->path || !c->mqtt.topic_prefix || !c->state_dir || !c->control_socket)
+                return -ENOMEM;
+        return 0;
+}
+
+int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
+              struct cfg_problems *problems) {
+        static const char *const top_keys[] = { "node",    "sampling", "mqtt", "state_dir",
+                                                "control", "slots",    NULL };
+        _cleanup_free_ char *pathcopy = strdup(path);
+        struct ctx x = { .path = path, .problems = problems };
+        const char *end = NULL;
+        const cJSON *sect;
+        struct cfg *c;
+        cJSON *root;
+        size_t before = problems->n;
+
+        if (!pathcopy)
+                return -ENOMEM;
+        x.dir = dirname(pathcopy);
+        if (memchr(buf, '\0', len)) {
+                problem(&x, "contains a NUL byte at offset %zu: not a JSON text file",
+                        (size_t)((const char *)memchr(buf, '\0', len) - buf));
+                return -EINVAL;
+        }
+        /* The buffer is a NUL-terminated copy of the file (plat_read_file_at, or the caller). */
+        root = cJSON_ParseWithOpts(buf, &end, true);
+        if (!root) {
+                syntax_problem(&x, buf, end ? end : buf);
+                return -EINVAL;
+        }
+        if (!cJSON_IsObject(root)) {
+                problem(&x, "the top level must be a JSON object (got %s)", type_name(root));
+                cJSON_Delete(root);
+                return -EINVAL;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c || set_defaults(c, path) < 0) {
+                cfg_free(c);
+                cJSON_Delete(root);
+                return -ENOMEM;
+        }
+
+        check_keys(&x, root, "", top_keys);
+        sect = get_object(&x, root, "node", true);
+        if (sect) {
+                check_keys(&x, sect, "node", (const char *const[]){ "id", "region", NULL });
+                get_string(&x, sect, "id", "node.id", true, check_name, &c->node_id);
+                get_string(&x, sect, "region", "node.region", true, check_name, &c->node_region);
+        }
+        sect = get_object(&x, root, "sampling", false);
+        if (sect) {
+                check_keys(&x, sect, "sampling", (const char *const[]){ "interval_ms", NULL });
+                get_uint(&x, sect, "interval_ms", "sampling.interval_ms", 100, 60000,
+                         &c->sampling_interval_ms);
+        }
+        parse_mqtt(&x, root, c);
+        get_string(&x, root, "state_dir", "state_dir", false, check_abs_path, &c->state_dir);
+        sect = get_object(&x, root, "control", false);
+        if (sect) {
+                check_keys(&x, sect, "control", (const char *const[]){ "socket", NULL });
+                get_string(&x, sect, "socket", "control.socket", false, check_abs_path, &c->control_socket);
+                if (strlen(c->control_socket) >= 108)
+                        problem(&x, "control.socket: longer than a Unix socket path may be (107 bytes)");
+        }
+        parse_slots(&x, root, c);
+        cJSON_Delete(root);
+
+        if (x.oom) {
+                cfg_free(c);
+                return -ENOMEM;
+        }
+        if (problems->n > before) {
+                cfg_free(c);
+                return -EINVAL;
+        }
+        *ret = c;
+        return 0;
+}
+
+int cfg_load(const char *path, struct cfg **ret, struct cfg_problems *problems) {
+        _cleanup_free_ char *buf = NULL;
+        struct ctx x = { .path = path, .problems = problems };
+        size_t len;
+        int r;
+
+        r = plat_read_file_at(AT_FDCWD, path, CFG_MAX_BYTES, &buf, &len);
+        if (r == -EFBIG) {
+                problem(&x, "larger than %d bytes: not a config file", CFG_MAX_BYTES);
+                return -EINVAL;
+        }
+        if (r < 0) {
+                problem(&x, "cannot read: %s", strerror(-r));
+                return r;
+        }
+        return cfg_parse(path, buf, len, ret, problems);
+}
+
+void cfg_free(struct cfg *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n_slots; i++) {
+                free(c->slots[i].id);
+                free(c->slots[i].scale);
+                free(c->slots[i].cgroup);
+                free(c->slots[i].iface);
+        }
+        free(c->slots);
+        free(c->path);
+        free(c->node_id);
+        free(c->node_region);
+        free(c->mqtt.host);
+        free(c->mqtt.ca_file);
+        free(c->mqtt.cert_file);
+        free(c->mqtt.key_file);
+        free(c->mqtt.topic_prefix);
+        free(c->state_dir);
+        free(c->control_socket);
+        free(c);
+}
+
+void cfg_problems_done(struct cfg_problems *p) {
+        for (size_t i = 0; i < p->n; i++)
+                free(p->msgs[i]);
+        free(p->msgs);
+        *p = (struct cfg_problems){ 0 };
+}
+
+const struct cfg_slot *cfg_find_slot(const struct cfg *c, const char *id) {
+        for (size_t i = 0; i < c->n_slots; i++)
+                if (plat_streq_ptr(c->slots[i].id, id))
+                        return &c->slots[i];
+        return NULL;
+}
+
+bool cfg_link_equal(const struct cfg *a, const struct cfg *b) {
+        return plat_streq_ptr(a->node_id, b->node_id) && plat_streq_ptr(a->node_region, b->node_region) &&
+               plat_streq_ptr(a->mqtt.host, b->mqtt.host) && a->mqtt.port == b->mqtt.port &&
+               a->mqtt.tls == b->mqtt.tls && plat_streq_ptr(a->mqtt.ca_file, b->mqtt.ca_file) &&
+               plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) &&
+               plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) &&
+               a->mqtt.keepalive_s == b->mqtt.keepalive_s &&
+               plat_streq_ptr(a->mqtt.topic_prefix, b->mqtt.topic_prefix) &&
+               a->mqtt.tls_stamp == b->mqtt.tls_stamp;
+}

@@ -1,0 +1,59 @@
+/* link.h: the MQTT connection to the central broker, driven from the sd-event loop. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+struct cfg;
+struct link;
+
+enum link_state {
+        LINK_IDLE,       /* not started, or stopped */
+        LINK_CONNECTING, /* TCP/TLS/CONNECT in progress */
+        LINK_CONNECTED,  /* CONNACK accepted */
+        LINK_BACKOFF,    /* waiting to reconnect */
+};
+
+/* Called once per accepted CONNACK; the agent publishes its retained status from here. */
+typedef void (*link_connected_fn)(struct link *l, void *userdata);
+
+struct link_options {
+        const char *host;
+        unsigned port;
+        bool tls;
+        const char *ca_file, *cert_file, *key_file;
+        unsigned keepalive_s;
+        const char *client_id;
+        const char *will_topic; /* retained last will (status = offline) */
+        const char *will_payload;
+};
+
+/* Strings in opts are copied. The link does nothing until link_start(). */
+int link_new(sd_event *e, const struct link_options *opts, link_connected_fn on_connected, void *userdata,
+             struct link **ret);
+void link_free(struct link *l);
+
+int link_start(struct link *l);
+
+/* Publishes when connected; -ENOTCONN otherwise (callers decide what that means for them). */
+int link_publish(struct link *l, const char *topic, const char *payload, size_t len, int qos, bool retain);
+
+/* Publishes a last message (the retained offline status), disconnects and flushes what the
+ * socket takes without blocking; then the link is idle. */
+void link_stop(struct link *l, const char *topic, const char *payload);
+
+enum link_state link_get_state(const struct link *l);
+const char *link_state_to_string(enum link_state s);
+/* The reason of the last failed attempt ("" when none since the last success); borrowed. */
+const char *link_last_error(const struct link *l);
+int link_protocol_version(const struct link *l); /* 5 or 4 (3.1.1) */
+uint64_t link_connects(const struct link *l);    /* successful connections so far */
+
+/* Reconnect delay: full jitter over min(60 s, 0.5 s * 2^attempt), never under 100 ms so a
+ * failing broker is never hammered. `rnd` is a uniform random 32-bit value. */
+uint64_t link_backoff_usec(unsigned attempt, uint32_t rnd);
+
+/* Maps a MOSQ_ERR_* code to a negative errno (the one place that does). */
+int link_errno_from_mosq(int mosq_err);

@@ -1,0 +1,30 @@
+/* telemetry.h: the JSON documents the agent publishes (status, telemetry) and prints (--probe). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+struct hal_platform;
+struct host_sample;
+struct sampler;
+
+#define TELE_WIRE_VERSION 1
+
+/* "<prefix>/<region>/<node>/<leaf>" into buf; -ENAMETOOLONG if it does not fit. */
+int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len);
+
+/* Each returns a caller-freed NUL-terminated JSON string, or NULL when out of memory. */
+
+/* Retained status: state "online" (with platform and slots) or "offline" with a reason
+ * ("will" for the broker-published last will, "stopped" on a clean shutdown). */
+char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
+                       uint64_t real_usec);
+
+/* One telemetry document for the current sample of `s`. */
+char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, uint64_t seq);
+
+/* The --probe document: raw counters of one sample; `errors` lists what could not be read. */
+char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const char *const *errors,
+                      size_t n_errors);

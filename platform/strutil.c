@@ -1,0 +1,78 @@
+/* strutil.c: small string helpers: bounded formatting, error buffers, strict number parsing. */
+#include "strutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void plat_errf(char *err, size_t errlen, const char *fmt, ...) {
+        va_list ap;
+
+        if (!err || errlen == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+int plat_parse_u64(const char *s, size_t len, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (len == 0)
+                return -EPROTO;
+        for (size_t i = 0; i < len; i++) {
+                unsigned d;
+
+                if (s[i] < '0' || s[i] > '9')
+                        return -EPROTO;
+                d = (unsigned)(s[i] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return -ERANGE;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}
+
+size_t plat_strlcpy(char *dst, const char *src, size_t size) {
+        size_t n = strlen(src);
+
+        if (size > 0) {
+                size_t c = n < size - 1 ? n : size - 1;
+                memcpy(dst, src, c);
+                dst[c] = '\0';
+        }
+        return n;
+}
+
+bool plat_streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+
+const char *plat_quote(const char *s, size_t len, char q[static PLAT_QUOTE_MAX]) {
+        size_t n = len < PLAT_QUOTE_MAX - 1 ? len : PLAT_QUOTE_MAX - 1;
+
+        for (size_t i = 0; i < n; i++)
+                q[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+        q[n] = '\0';
+        return q;
+}
+
+bool plat_next_token(const char **p, const char *end, const char **ret_tok, size_t *ret_len) {
+        const char *s = *p, *t;
+
+        while (s < end && (*s == ' ' || *s == '\t'))
+                s++;
+        if (s == end) {
+                *p = s;
+                return false;
+        }
+        for (t = s; t < end && *t != ' ' && *t != '\t'; t++)
+                ;
+        *p = t;
+        *ret_tok = s;
+        *ret_len = (size_t)(t - s);
+        return true;
+}

@@ -1,0 +1,73 @@
+/* unixsock.c: Unix stream sockets for the local control channel, with peer credentials. */
+#include "unixsock.h"
+
+#include "cleanup.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+static int fill_addr(const char *path, struct sockaddr_un *sa) {
+        memset(sa, 0, sizeof(*sa));
+        sa->sun_family = AF_UNIX;
+        if (strlen(path) >= sizeof(sa->sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa->sun_path, path);
+        return 0;
+}
+
+int plat_unix_listen(const char *path, mode_t mode, int backlog) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        struct stat st;
+        int r;
+
+        r = fill_addr(path, &sa);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return -EEXIST;
+                if (unlink(path) < 0)
+                        return -errno;
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return -errno;
+        if (chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
+                r = -errno;
+                unlink(path);
+                return r;
+        }
+        return TAKE_FD(fd);
+}
+
+int plat_unix_connect(const char *path) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        int r;
+
+        r = fill_addr(path, &sa);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int plat_unix_peer(int fd, struct plat_peer *ret) {
+        struct ucred uc;
+        socklen_t len = sizeof(uc);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+                return -errno;
+        *ret = (struct plat_peer){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
+        return 0;
+}

@@ -1,0 +1,45 @@
+# common.sh: helpers shared by scripts/test and scripts/demo (sourced, not run).
+
+# The Debian packages the build, the tests and the demo need.
+RA_BUILD_PACKAGES=(build-essential cmake pkg-config libmosquitto-dev libcjson-dev libsystemd-dev libcmocka-dev)
+RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl python3 procps)
+RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
+
+# ensure_packages PKG...: installs the ones that are missing, non-interactively; idempotent.
+ensure_packages() {
+        local missing=() p
+        for p in "$@"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        echo "==> installing: ${missing[*]}"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        export DEBIAN_FRONTEND=noninteractive
+        "${sudo[@]}" apt-get update -qq
+        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# mosquitto_tls_conf DIR PORT: a broker config with TLS mutual auth on 127.0.0.1:PORT using DIR's PKI.
+mosquitto_tls_conf() {
+        local dir=$1 port=$2
+        cat <<CONF
+per_listener_settings true
+listener $port 127.0.0.1
+cafile $dir/ca.crt
+certfile $dir/server.crt
+keyfile $dir/server.key
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+allow_anonymous false
+persistence false
+CONF
+        # As root, mosquitto drops to user "mosquitto", which cannot read the throwaway keys.
+        [ "$(id -u)" -ne 0 ] || echo "user root"
+}

@@ -1,0 +1,354 @@
+/* test_config.c: config parsing and validation: defaults, every kind of problem and its message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/ra-test-config-XXXXXX";
+static char path[256];
+
+static void write_file(const char *name, const char *content) {
+        char p[512];
+        FILE *f;
+
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        f = fopen(p, "w");
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+static int setup_dir(void **state) {
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/agent.json", dir);
+        write_file("ca.crt", "ca\n");
+        write_file("client.crt", "cert\n");
+        write_file("client.key", "key\n");
+        return 0;
+}
+
+static int teardown_dir(void **state) {
+        char cmd[512];
+
+        (void)state;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        return system(cmd);
+}
+
+#define TLS_OK "\"tls\":{\"ca_file\":\"ca.crt\",\"cert_file\":\"client.crt\",\"key_file\":\"client.key\"}"
+#define NODE_OK "\"node\":{\"id\":\"render-01\",\"region\":\"eu-west\"}"
+
+/* Parses `json` as the file `path`; returns the problems (caller frees) and the result code. */
+static int parse(const char *json, struct cfg **ret, struct cfg_problems *p) {
+        write_file("agent.json", json);
+        *p = (struct cfg_problems){ 0 };
+        return cfg_load(path, ret, p);
+}
+
+static bool has_problem(const struct cfg_problems *p, const char *text) {
+        char want[1024];
+
+        snprintf(want, sizeof(want), "%s%s", path, text);
+        for (size_t i = 0; i < p->n; i++)
+                if (strcmp(p->msgs[i], want) == 0)
+                        return true;
+        for (size_t i = 0; i < p->n; i++)
+                print_message("problem: %s\n", p->msgs[i]);
+        print_message("wanted:  %s\n", want);
+        return false;
+}
+
+/* Expects exactly one problem with the given text (after "FILE"). */
+static void expect_problem(const char *json, const char *text) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        assert_int_equal(parse(json, &c, &p), -EINVAL);
+        assert_null(c);
+        assert_true(has_problem(&p, text));
+        cfg_problems_done(&p);
+}
+
+static void test_minimal_config_gets_documented_defaults(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+        char want[512];
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"broker.example\"," TLS_OK "}}", &c, &p),
+                         0);
+        assert_int_equal(p.n, 0);
+        assert_string_equal(c->node_id, "render-01");
+        assert_string_equal(c->node_region, "eu-west");
+        assert_int_equal(c->sampling_interval_ms, 1000);
+        assert_int_equal(c->mqtt.port, 8883);
+        assert_true(c->mqtt.tls);
+        assert_int_equal(c->mqtt.keepalive_s, 30);
+        assert_string_equal(c->mqtt.topic_prefix, "render/v1");
+        assert_string_equal(c->state_dir, "/var/lib/render-agent");
+        assert_string_equal(c->control_socket, "/run/render-agent/agent.sock");
+        assert_int_equal(c->n_slots, 0);
+        /* Relative certificate paths resolve against the config file's directory. */
+        snprintf(want, sizeof(want), "%s/ca.crt", dir);
+        assert_string_equal(c->mqtt.ca_file, want);
+        cfg_free(c);
+}
+
+static void test_full_config_reads_every_key(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(
+                parse("{" NODE_OK ",\"sampling\":{\"interval_ms\":250},"
+                      "\"mqtt\":{\"host\":\"10.0.0.1\",\"port\":18883,\"keepalive_s\":15,"
+                      "\"topic_prefix\":\"fleet/a\"," TLS_OK "},"
+                      "\"state_dir\":\"/var/lib/x\",\"control\":{\"socket\":\"/run/x.sock\"},"
+                      "\"slots\":[{\"id\":\"s0\",\"scale\":\"L\",\"cgroup\":\"render.slice/s0\","
+                      "\"iface\":\"veth-s0\",\"gpu\":1},{\"id\":\"s1\",\"scale\":\"arm-a1\",\"gpu\":null}]}",
+                      &c, &p),
+                0);
+        assert_int_equal(c->sampling_interval_ms, 250);
+        assert_int_equal(c->mqtt.port, 18883);
+        assert_int_equal(c->mqtt.keepalive_s, 15);
+        assert_string_equal(c->mqtt.topic_prefix, "fleet/a");
+        assert_string_equal(c->state_dir, "/var/lib/x");
+        assert_string_equal(c->control_socket, "/run/x.sock");
+        assert_int_equal(c->n_slots, 2);
+        assert_string_equal(c->slots[0].cgroup, "render.slice/s0");
+        assert_string_equal(c->slots[0].iface, "veth-s0");
+        assert_int_equal(c->slots[0].gpu, 1);
+        assert_string_equal(c->slots[1].scale, "arm-a1");
+        assert_null(c->slots[1].iface);
+        assert_int_equal(c->slots[1].gpu, -1);
+        assert_ptr_equal(cfg_find_slot(c, "s1"), &c->slots[1]);
+        assert_null(cfg_find_slot(c, "s9"));
+        cfg_free(c);
+}
+
+static void test_tls_false_is_explicit_and_defaults_port_1883(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"localhost\",\"tls\":false}}", &c, &p), 0);
+        assert_false(c->mqtt.tls);
+        assert_int_equal(c->mqtt.port, 1883);
+        assert_null(c->mqtt.ca_file);
+        cfg_free(c);
+}
+
+static void test_missing_tls_is_an_error(void **state) {
+        (void)state;
+        expect_problem(
+                "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"}}",
+                ": mqtt.tls: required: an object with ca_file, cert_file and key_file (or false to run "
+                "without TLS, which is not for production)");
+}
+
+static void test_port_out_of_range_names_key_and_value(void **state) {
+        (void)state;
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"port\":70000," TLS_OK "}}",
+                       ": mqtt.port: must be 1..65535 (got 70000)");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"port\":1.5," TLS_OK "}}",
+                       ": mqtt.port: must be 1..65535 (got 1.5)");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"port\":\"8883\"," TLS_OK "}}",
+                       ": mqtt.port: must be an integer 1..65535 (got a string)");
+}
+
+static void test_syntax_error_reports_line_and_column(void **state) {
+        (void)state;
+        expect_problem("{\n  \"node\": {\"id\": \"a\",\n    \"region\" \"b\"}\n}\n",
+                       ":3:14: syntax error near '\"b\"}'");
+        expect_problem("{\"node\": {", ":1:11: syntax error: unexpected end of file");
+        expect_problem("{} trailing", ":1:4: syntax error near 'trailing'");
+}
+
+static void test_unknown_and_duplicate_keys_are_errors(void **state) {
+        (void)state;
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"prot\":1," TLS_OK "}}",
+                       ": mqtt.prot: unknown key");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "},\"sampling\":{\"interval\":5}}",
+                       ": sampling.interval: unknown key");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"host\":\"g\"," TLS_OK "}}",
+                       ": mqtt.host: duplicate key");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "},\"slotz\":[]}",
+                       ": slotz: unknown key");
+}
+
+static void test_missing_certificate_file_is_named(void **state) {
+        char want[512];
+
+        (void)state;
+        snprintf(want, sizeof(want),
+                 ": mqtt.tls.key_file: cannot read %s/nope.key: No such file or directory", dir);
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"tls\":{\"ca_file\":\"ca.crt\","
+                       "\"cert_file\":\"client.crt\",\"key_file\":\"nope.key\"}}}",
+                       want);
+}
+
+static void test_every_problem_is_reported_not_just_the_first(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{\"node\":{\"id\":\"bad/id\"},\"mqtt\":{\"host\":\"h\",\"port\":0,"
+                               "\"keepalive_s\":1," TLS_OK "},\"sampling\":{\"interval_ms\":10}}",
+                               &c, &p),
+                         -EINVAL);
+        assert_true(has_problem(&p,
+                                ": node.id: must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a "
+                                "letter or digit (got \"bad/id\")"));
+        assert_true(has_problem(&p, ": node.region: required key is missing"));
+        assert_true(has_problem(&p, ": mqtt.port: must be 1..65535 (got 0)"));
+        assert_true(has_problem(&p, ": mqtt.keepalive_s: must be 5..3600 (got 1)"));
+        assert_true(has_problem(&p, ": sampling.interval_ms: must be 100..60000 (got 10)"));
+        assert_int_equal(p.n, 5);
+        cfg_problems_done(&p);
+}
+
+static void test_slot_problems_name_the_slot(void **state) {
+        (void)state;
+        expect_problem(
+                "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                "},\"slots\":[{\"id\":\"s0\",\"scale\":\"XXL\"}]}",
+                ": slots[0].scale: unknown scale (known: S, M, L, XL, cpu-4, cpu-8, cpu-16, arm-<name>) "
+                "(got \"XXL\")");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\","
+                       "\"iface\":\"v0\"},{\"id\":\"s1\",\"scale\":\"M\",\"iface\":\"v0\"}]}",
+                       ": slots[1].iface: \"v0\" is already used by slot \"s0\"");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\"},"
+                       "{\"id\":\"s0\",\"scale\":\"S\"}]}",
+                       ": slots[1].id: \"s0\" is already the id of slots[0]");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\","
+                       "\"cgroup\":\"a/../../etc\"}]}",
+                       ": slots[0].cgroup: must be a path below the cgroup mount (e.g. "
+                       "\"render.slice/slot-0.scope\") "
+                       "without '..' components (got \"a/../../etc\")");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\","
+                       "\"gpu\":\"0\"}]}",
+                       ": slots[0].gpu: must be a GPU index 0..63 or null (got a string)");
+        expect_problem(
+                "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\","
+                "\"iface\":\"this-name-is-too-long\"}]}",
+                ": slots[0].iface: must be a network interface name of 1..15 characters without '/', ':' or "
+                "spaces (got \"this-name-is-too-long\")");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "},\"slots\":{}}",
+                       ": slots: must be an array (got an object)");
+}
+
+static void test_topic_prefix_rejects_wildcards(void **state) {
+        (void)state;
+        expect_problem(
+                "{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"topic_prefix\":\"render/#\"," TLS_OK "}}",
+                ": mqtt.topic_prefix: must be a topic path without wildcards (+ #), empty levels, or a "
+                "leading or trailing '/' (got \"render/#\")");
+}
+
+static void test_wrong_types_and_top_level(void **state) {
+        (void)state;
+        expect_problem("[1,2]", ": the top level must be a JSON object (got an array)");
+        expect_problem("{\"node\":5,\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                       ": node: must be an object (got a number)");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"tls\":true}}",
+                       ": mqtt.tls: must be an object or false (got a boolean)");
+        expect_problem("{" NODE_OK "}", ": mqtt: required section is missing");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"\"," TLS_OK "}}",
+                       ": mqtt.host: must not be empty");
+}
+
+static void test_unreadable_and_oversized_files(void **state) {
+        struct cfg_problems p = { 0 };
+        struct cfg *c = NULL;
+        char big[256];
+        FILE *f;
+
+        (void)state;
+        assert_int_equal(cfg_load("/nonexistent/agent.json", &c, &p), -ENOENT);
+        assert_int_equal(p.n, 1);
+        assert_string_equal(p.msgs[0], "/nonexistent/agent.json: cannot read: No such file or directory");
+        cfg_problems_done(&p);
+
+        snprintf(big, sizeof(big), "%s/big.json", dir);
+        f = fopen(big, "w");
+        assert_non_null(f);
+        assert_int_equal(ftruncate(fileno(f), CFG_MAX_BYTES + 1), 0);
+        fclose(f);
+        assert_int_equal(cfg_load(big, &c, &p), -EINVAL);
+        assert_int_equal(p.n, 1);
+        assert_non_null(strstr(p.msgs[0], "larger than 1048576 bytes"));
+        cfg_problems_done(&p);
+}
+
+static void test_nul_byte_is_rejected(void **state) {
+        struct cfg_problems p = { 0 };
+        struct cfg *c = NULL;
+        static const char buf[] = "{\"node\"\0:1}";
+
+        (void)state;
+        assert_int_equal(cfg_parse("x.json", buf, sizeof(buf) - 1, &c, &p), -EINVAL);
+        assert_string_equal(p.msgs[0], "x.json: contains a NUL byte at offset 7: not a JSON text file");
+        cfg_problems_done(&p);
+}
+
+static void test_link_equal_detects_broker_and_certificate_changes(void **state) {
+        struct cfg_problems p;
+        struct cfg *a = NULL, *b = NULL;
+        const char *json = "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "},\"slots\":[]}";
+
+        (void)state;
+        assert_int_equal(parse(json, &a, &p), 0);
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                               "},\"slots\":[{\"id\":\"s\",\"scale\":\"S\"}]}",
+                               &b, &p),
+                         0);
+        assert_true(cfg_link_equal(a, b)); /* slots do not touch the link */
+        cfg_free(b);
+        /* A rotated certificate (same path, new content) must renew the connection. */
+        sleep(0); /* mtime granularity is ns on tmpfs/ext4; the size changes too */
+        write_file("client.crt", "rotated cert\n");
+        assert_int_equal(parse(json, &b, &p), 0);
+        assert_false(cfg_link_equal(a, b));
+        cfg_free(b);
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"other\"," TLS_OK "}}", &b, &p), 0);
+        assert_false(cfg_link_equal(a, b));
+        cfg_free(b);
+        cfg_free(a);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_minimal_config_gets_documented_defaults),
+                cmocka_unit_test(test_full_config_reads_every_key),
+                cmocka_unit_test(test_tls_false_is_explicit_and_defaults_port_1883),
+                cmocka_unit_test(test_missing_tls_is_an_error),
+                cmocka_unit_test(test_port_out_of_range_names_key_and_value),
+                cmocka_unit_test(test_syntax_error_reports_line_and_column),
+                cmocka_unit_test(test_unknown_and_duplicate_keys_are_errors),
+                cmocka_unit_test(test_missing_certificate_file_is_named),
+                cmocka_unit_test(test_every_problem_is_reported_not_just_the_first),
+                cmocka_unit_test(test_slot_problems_name_the_slot),
+                cmocka_unit_test(test_topic_prefix_rejects_wildcards),
+                cmocka_unit_test(test_wrong_types_and_top_level),
+                cmocka_unit_test(test_unreadable_and_oversized_files),
+                cmocka_unit_test(test_nul_byte_is_rejected),
+                cmocka_unit_test(test_link_equal_detects_broker_and_certificate_changes),
+        };
+        return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

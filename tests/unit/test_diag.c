@@ -1,0 +1,157 @@
+/* test_diag.c: control-socket protocol: replies, error codes, limits, and a real socket round trip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "diag.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                      const char **ret_code, char *msg, size_t msglen) {
+        cJSON *r;
+
+        (void)req;
+        (void)ud;
+        if (strcmp(op, "echo") == 0) {
+                r = cJSON_CreateObject();
+                cJSON_AddNumberToObject(r, "uid", peer ? (double)peer->uid : -1);
+                return r;
+        }
+        *ret_code = "BAD_REQUEST";
+        snprintf(msg, msglen, "unknown op \"%s\"", op);
+        return NULL;
+}
+
+static void expect_reply(const char *line, const char *want) {
+        char *got = diag_handle_line(line, strlen(line), NULL, handler, NULL);
+
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+}
+
+static void test_reply_keeps_id_and_merges_result(void **state) {
+        (void)state;
+        expect_reply("{\"id\":7,\"op\":\"echo\"}", "{\"id\":7,\"ok\":true,\"uid\":-1}");
+        expect_reply("{\"id\":\"abc\",\"op\":\"echo\"}", "{\"id\":\"abc\",\"ok\":true,\"uid\":-1}");
+        expect_reply("{\"op\":\"echo\"}", "{\"id\":null,\"ok\":true,\"uid\":-1}");
+}
+
+static void test_bad_requests_get_stable_error_codes(void **state) {
+        (void)state;
+        expect_reply("not json",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"request "
+                     "is not a JSON object\"}}");
+        expect_reply(
+                "[1]",
+                "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"request is "
+                "not a JSON object\"}}");
+        expect_reply("{\"id\":1}",
+                     "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"request "
+                     "has no \\\"op\\\" string\"}}");
+        expect_reply("{\"id\":2,\"op\":\"nope\"}",
+                     "{\"id\":2,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\","
+                     "\"message\":\"unknown op \\\"nope\\\"\"}}");
+}
+
+static void test_oversized_and_nul_lines_are_refused(void **state) {
+        char *big = malloc(DIAG_MAX_LINE + 2), *got;
+
+        (void)state;
+        memset(big, ' ', DIAG_MAX_LINE + 1);
+        big[DIAG_MAX_LINE + 1] = '\0';
+        got = diag_handle_line(big, DIAG_MAX_LINE + 1, NULL, handler, NULL);
+        assert_non_null(strstr(got, "longer than 65536 bytes"));
+        free(got);
+        got = diag_handle_line("{\"op\":\0}", 8, NULL, handler, NULL);
+        assert_non_null(strstr(got, "NUL byte"));
+        free(got);
+        free(big);
+}
+
+/* Runs the loop until `fd` has a full line to read, then returns it (one line per call). */
+static char *read_line(sd_event *e, int fd) {
+        static char buf[512], line[512];
+        static size_t len;
+
+        for (int i = 0; i < 300; i++) {
+                char *nl = memchr(buf, '\n', len);
+                ssize_t n;
+
+                if (nl) {
+                        size_t k = (size_t)(nl - buf);
+
+                        memcpy(line, buf, k);
+                        line[k] = '\0';
+                        memmove(buf, nl + 1, len - k - 1);
+                        len -= k + 1;
+                        return line;
+                }
+                sd_event_run(e, 10000);
+                n = recv(fd, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+                if (n > 0)
+                        len += (size_t)n;
+        }
+        fail_msg("no reply from the control socket");
+        return NULL;
+}
+
+static void test_socket_serves_lines_and_survives_garbage(void **state) {
+        char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128], want[64], *big;
+        struct diag *d = NULL;
+        sd_event *e = NULL;
+        int fd;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/run/agent.sock", dir);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(diag_new(e, path, handler, NULL, &d), 0);
+        fd = plat_unix_connect(path);
+        assert_true(fd >= 0);
+
+        assert_int_equal(send(fd, "garbage\n{\"id\":1,\"op\":\"echo\"}\n", 30, 0), 30);
+        assert_non_null(strstr(read_line(e, fd), "BAD_REQUEST"));
+        snprintf(want, sizeof(want), "{\"id\":1,\"ok\":true,\"uid\":%u}", (unsigned)getuid());
+        assert_string_equal(read_line(e, fd), want);
+        /* An oversized line gets one error; the next line is served normally. */
+        big = malloc(DIAG_MAX_LINE + 100);
+        memset(big, 'x', DIAG_MAX_LINE + 99);
+        big[DIAG_MAX_LINE + 99] = '\n';
+        for (size_t off = 0; off < DIAG_MAX_LINE + 100;) {
+                ssize_t n = send(fd, big + off, DIAG_MAX_LINE + 100 - off, MSG_DONTWAIT);
+
+                if (n > 0)
+                        off += (size_t)n;
+                sd_event_run(e, 1000);
+        }
+        free(big);
+        assert_non_null(strstr(read_line(e, fd), "longer than 65536 bytes"));
+        assert_int_equal(send(fd, "{\"id\":2,\"op\":\"echo\"}\n", 21, 0), 21);
+        assert_non_null(strstr(read_line(e, fd), "\"id\":2,\"ok\":true"));
+
+        close(fd);
+        diag_free(d);
+        assert_int_equal(access(path, F_OK), -1); /* the socket file is removed */
+        sd_event_unref(e);
+        snprintf(path, sizeof(path), "rm -rf %s", dir);
+        assert_int_equal(system(path), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_reply_keeps_id_and_merges_result),
+                cmocka_unit_test(test_bad_requests_get_stable_error_codes),
+                cmocka_unit_test(test_oversized_and_nul_lines_are_refused),
+                cmocka_unit_test(test_socket_serves_lines_and_survives_garbage),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

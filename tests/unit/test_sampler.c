@@ -1,0 +1,183 @@
+/* test_sampler.c: rates between samples, counter resets, and per-metric failure handling. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "clock.h"
+#include "fileio.h"
+#include "sampler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fx {
+        char dir[64];
+        int root_fd;
+        struct sampler s;
+};
+
+static void put(struct fx *f, const char *rel, const char *content) {
+        char p[256];
+        FILE *fp;
+
+        snprintf(p, sizeof(p), "%s/%s", f->dir, rel);
+        fp = fopen(p, "w");
+        assert_non_null(fp);
+        fputs(content, fp);
+        fclose(fp);
+}
+
+static void put_host(struct fx *f, uint64_t user, uint64_t idle, uint64_t rx, uint64_t tx) {
+        char buf[1024];
+
+        snprintf(buf, sizeof(buf),
+                 "cpu  %llu 0 0 %llu 0 0 0 0 0 0\ncpu0 %llu 0 0 %llu 0 0 0 0 0 0\nintr 0\n",
+                 (unsigned long long)user, (unsigned long long)idle, (unsigned long long)user,
+                 (unsigned long long)idle);
+        put(f, "proc/stat", buf);
+        put(f, "proc/meminfo", "MemTotal:       16000000 kB\nMemFree:  1 kB\nMemAvailable:    4000000 kB\n");
+        snprintf(buf, sizeof(buf),
+                 "Inter-|   Receive                                                |  Transmit\n"
+                 " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+                 "drop "
+                 "fifo colls carrier compressed\n"
+                 "veth0: %llu 0 0 0 0 0 0 0 %llu 0 0 0 0 0 0 0\n",
+                 (unsigned long long)rx, (unsigned long long)tx);
+        put(f, "proc/net/dev", buf);
+}
+
+static int setup(void **state) {
+        struct fx *f = calloc(1, sizeof(*f));
+        char p[128];
+
+        strcpy(f->dir, "/tmp/ra-test-sampler-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(p, sizeof(p), "%s/proc", f->dir);
+        mkdir(p, 0755);
+        snprintf(p, sizeof(p), "%s/proc/net", f->dir);
+        mkdir(p, 0755);
+        f->root_fd = plat_open_dir(f->dir);
+        assert_true(f->root_fd >= 0);
+        sampler_init(&f->s, f->root_fd);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fx *f = *state;
+        char cmd[128];
+
+        sampler_done(&f->s);
+        close(f->root_fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        plat_clock_set_fake(0, 0);
+        free(f);
+        return 0;
+}
+
+static void test_first_sample_has_counters_but_no_rates(void **state) {
+        struct fx *f = *state;
+        const struct host_sample *h;
+
+        put_host(f, 100, 900, 1000, 2000);
+        plat_clock_set_fake(10 * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_true(h->has_cpu && h->has_mem && h->has_net);
+        assert_false(h->has_cpu_util);
+        assert_int_equal(h->cpu.cores, 1);
+        assert_int_equal(h->mem.available_bytes, 4000000ULL * 1024);
+        assert_int_equal(h->net.n, 1);
+        assert_false(h->net_rates[0].valid);
+}
+
+static void test_rates_come_from_counter_deltas_over_elapsed_time(void **state) {
+        struct fx *f = *state;
+        const struct host_sample *h;
+        const struct hal_net_iface *ni = NULL;
+        const struct net_rate *r;
+
+        put_host(f, 100, 900, 1000, 2000);
+        plat_clock_set_fake(10 * USEC_PER_SEC, 1);
+        sampler_tick(&f->s);
+        /* 2 s later: 25 of 100 jiffies busy; 1,000,000 bytes in = 4 Mbps; 500,000 out = 2 Mbps. */
+        put_host(f, 125, 975, 1001000, 502000);
+        plat_clock_set_fake(12 * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_true(h->has_cpu_util);
+        assert_float_equal(h->cpu_util_pct, 25.0, 1e-9);
+        r = sampler_iface_rate(&f->s, "veth0", &ni);
+        assert_non_null(r);
+        assert_true(r->valid);
+        assert_float_equal(r->rx_mbps, 4.0, 1e-9);
+        assert_float_equal(r->tx_mbps, 2.0, 1e-9);
+        assert_string_equal(ni->name, "veth0");
+        assert_null(sampler_iface_rate(&f->s, "eth9", NULL));
+}
+
+static void test_counter_going_backwards_gives_no_rate_not_a_huge_one(void **state) {
+        struct fx *f = *state;
+        const struct host_sample *h;
+
+        put_host(f, 100, 900, 5000000, 5000000);
+        plat_clock_set_fake(10 * USEC_PER_SEC, 1);
+        sampler_tick(&f->s);
+        put_host(f, 110, 990, 100, 100); /* interface recreated */
+        plat_clock_set_fake(11 * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_false(h->net_rates[0].valid);
+        assert_true(h->has_cpu_util);
+}
+
+static void test_broken_file_drops_only_that_metric_and_backs_off(void **state) {
+        struct fx *f = *state;
+        const struct host_sample *h;
+        uint64_t t = 10;
+        int reads = 0;
+
+        put_host(f, 100, 900, 1, 1);
+        put(f, "proc/meminfo", "MemTotal: garbage kB\n");
+        plat_clock_set_fake(t * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_false(h->has_mem);
+        assert_true(h->has_cpu && h->has_net);
+        assert_non_null(strstr(f->s.mem.error, "meminfo"));
+        /* While it stays broken, it is retried less and less often. */
+        for (int i = 0; i < 40; i++) {
+                uint64_t before = f->s.mem.failures;
+
+                plat_clock_set_fake(++t * USEC_PER_SEC, 1);
+                sampler_tick(&f->s);
+                if (f->s.mem.failures != before)
+                        reads++;
+        }
+        assert_true(reads < 10);
+        assert_true(reads >= 3);
+        /* Once it reads again, it is back on the very next due tick. */
+        put_host(f, 200, 1800, 2, 2);
+        for (int i = 0; i < 70 && f->s.mem.error[0]; i++) {
+                plat_clock_set_fake(++t * USEC_PER_SEC, 1);
+                h = sampler_tick(&f->s);
+        }
+        assert_string_equal(f->s.mem.error, "");
+        assert_true(h->has_mem);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_first_sample_has_counters_but_no_rates, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_rates_come_from_counter_deltas_over_elapsed_time, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_counter_going_backwards_gives_no_rate_not_a_huge_one,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_broken_file_drops_only_that_metric_and_backs_off, setup,
+                                                teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,80 @@
+/* test_strutil.c: strict number parsing, bounded copies and error buffers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "strutil.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void test_parse_u64_is_strict(void **state) {
+        uint64_t v = 7;
+
+        (void)state;
+        assert_int_equal(plat_parse_u64("12345", 5, &v), 0);
+        assert_int_equal(v, 12345);
+        assert_int_equal(plat_parse_u64("18446744073709551615", 20, &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(plat_parse_u64("18446744073709551616", 20, &v), -ERANGE);
+        assert_int_equal(plat_parse_u64("", 0, &v), -EPROTO);
+        assert_int_equal(plat_parse_u64("-1", 2, &v), -EPROTO);
+        assert_int_equal(plat_parse_u64("12a", 3, &v), -EPROTO);
+        assert_int_equal(plat_parse_u64(" 1", 2, &v), -EPROTO);
+        /* Only [s, s+len) is read. */
+        assert_int_equal(plat_parse_u64("99xyz", 2, &v), 0);
+        assert_int_equal(v, 99);
+}
+
+static void test_strlcpy_truncates_and_terminates(void **state) {
+        char buf[4];
+
+        (void)state;
+        assert_int_equal(plat_strlcpy(buf, "abcdef", sizeof(buf)), 6);
+        assert_string_equal(buf, "abc");
+        assert_int_equal(plat_strlcpy(buf, "", sizeof(buf)), 0);
+        assert_string_equal(buf, "");
+}
+
+static void test_errf_tolerates_null_buffer(void **state) {
+        char buf[8];
+
+        (void)state;
+        plat_errf(NULL, 0, "x %d", 1);
+        plat_errf(buf, sizeof(buf), "%s", "0123456789");
+        assert_string_equal(buf, "0123456");
+        assert_true(plat_streq_ptr(NULL, NULL));
+        assert_false(plat_streq_ptr("a", NULL));
+        assert_true(plat_streq_ptr("a", "a"));
+}
+
+static void test_quote_and_tokens_stay_inside_the_buffer(void **state) {
+        const char line[] = "  MemTotal:\t 123 kB";
+        const char *p = line, *end = line + sizeof(line) - 1, *tok;
+        char q[PLAT_QUOTE_MAX];
+        size_t len;
+
+        (void)state;
+        assert_true(plat_next_token(&p, end, &tok, &len));
+        assert_int_equal(len, 9);
+        assert_memory_equal(tok, "MemTotal:", 9);
+        assert_true(plat_next_token(&p, end, &tok, &len));
+        assert_memory_equal(tok, "123", 3);
+        assert_true(plat_next_token(&p, end, &tok, &len));
+        assert_false(plat_next_token(&p, end, &tok, &len));
+        assert_string_equal(plat_quote("a\001b\n", 4, q), "a?b?");
+        assert_int_equal(strlen(plat_quote("0123456789012345678901234567890123456789", 40, q)),
+                         PLAT_QUOTE_MAX - 1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_u64_is_strict),
+                cmocka_unit_test(test_strlcpy_truncates_and_terminates),
+                cmocka_unit_test(test_errf_tolerates_null_buffer),
+                cmocka_unit_test(test_quote_and_tokens_stay_inside_the_buffer),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
