@@ -14,6 +14,7 @@
 #include "telemetry.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <mosquitto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,10 +42,12 @@ struct agent {
         char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX];
 };
 
-static void announce(struct agent *a) {
+/* Tells systemd what the agent is doing whenever the broker link changes state (or when forced,
+ * after RELOADING=1 replaced the status line). */
+static void announce(struct agent *a, bool force) {
         enum link_state st = link_get_state(a->link);
 
-        if (st == a->announced)
+        if (st == a->announced && !force)
                 return;
         a->announced = st;
         if (st == LINK_CONNECTED)
@@ -71,7 +74,7 @@ static void publish_status(struct agent *a) {
 static void on_connected(struct link *l, void *ud) {
         (void)l;
         publish_status(ud);
-        announce(ud);
+        announce(ud, false);
 }
 
 static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
@@ -88,7 +91,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
 
         sampler_tick(&a->sampler);
         a->telemetry_seq++;
-        announce(a);
+        announce(a, false);
         if (link_get_state(a->link) != LINK_CONNECTED)
                 return 0; /* telemetry is "latest wins": nothing is queued while offline */
         doc = tele_telemetry_json(a->cfg, &a->sampler, a->telemetry_seq);
@@ -217,7 +220,8 @@ static void reload(struct agent *a) {
         bool relink;
         int r;
 
-        sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading configuration",
+                   plat_now_mono_usec());
         r = cfg_load(a->config_path, &n, &problems);
         if (r < 0) {
                 log_problems(&problems);
@@ -225,8 +229,7 @@ static void reload(struct agent *a) {
                         a->config_path, problems.n, problems.n == 1 ? "" : "s");
                 cfg_problems_done(&problems);
                 sd_notify(false, "READY=1");
-                a->announced = (enum link_state) - 1;
-                announce(a);
+                announce(a, true);
                 return;
         }
         relink = !cfg_link_equal(a->cfg, n);
@@ -262,8 +265,7 @@ static void reload(struct agent *a) {
         log_notice("configuration reloaded from %s (%zu slots%s)", a->config_path, a->cfg->n_slots,
                    relink ? ", broker connection renewed" : "");
         sd_notify(false, "READY=1");
-        a->announced = (enum link_state) - 1;
-        announce(a);
+        announce(a, true);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {

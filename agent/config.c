@@ -399,11 +399,18 @@ static void parse_slots(struct ctx *x, const cJSON *root, struct cfg *c) {
         cJSON_ArrayForEach(s, arr) parse_slot(x, s, i++, c);
 }
 
-static void syntax_problem(struct ctx *x, const char *buf, const char *at) {
+/* cJSON reports where it stopped, which is sometimes one byte into the bad token (an unquoted
+ * key, a stray '}' after a comma): when the byte before is part of a token rather than a
+ * delimiter, the token began there. */
+static void syntax_problem(struct ctx *x, const char *buf, size_t len, const char *at) {
         unsigned line = 1, col = 1;
         char near[24] = "";
         size_t k = 0;
 
+        if (at < buf || at > buf + len)
+                at = buf + len;
+        if (at < buf + len && at > buf && !strchr(" \t\r\n{[,:", at[-1]))
+                at--;
         for (const char *p = buf; p < at; p++) {
                 if (*p == '\n') {
                         line++;
@@ -411,13 +418,15 @@ static void syntax_problem(struct ctx *x, const char *buf, const char *at) {
                 } else
                         col++;
         }
-        for (const char *p = at; *p && *p != '\n' && k < sizeof(near) - 1; p++)
+        for (const char *p = at; p < buf + len && *p != '\n' && k < sizeof(near) - 1; p++)
                 near[k++] = (unsigned char)*p < 0x20 ? ' ' : *p;
         near[k] = '\0';
-        if (k)
-                problem_at(x, "%u:%u: syntax error near '%s'", line, col, near);
-        else
+        if (at == buf + len)
                 problem_at(x, "%u:%u: syntax error: unexpected end of file", line, col);
+        else if (k == 0)
+                problem_at(x, "%u:%u: syntax error at the end of the line", line, col);
+        else
+                problem_at(x, "%u:%u: syntax error near '%s'", line, col, near);
 }
 
 static int set_defaults(struct cfg *c, const char *path) {
@@ -457,7 +466,7 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
         /* The buffer is a NUL-terminated copy of the file (plat_read_file_at, or the caller). */
         root = cJSON_ParseWithOpts(buf, &end, true);
         if (!root) {
-                syntax_problem(&x, buf, end ? end : buf);
+                syntax_problem(&x, buf, len, end ? end : buf);
                 return -EINVAL;
         }
         if (!cJSON_IsObject(root)) {

@@ -41,7 +41,7 @@ struct link {
         char tls_detail[LINK_ERR_MAX]; /* first error libmosquitto logged during this attempt */
         char refusal[LINK_ERR_MAX];    /* the broker's CONNACK reason, when it said no */
         char last_error[LINK_ERR_MAX]; /* reason of the last failed attempt */
-        char logged_error[LINK_ERR_MAX];
+        char logged_key[LINK_ERR_MAX]; /* cause of the last failure logged as a warning */
 };
 
 int link_errno_from_mosq(int e) {
@@ -106,29 +106,57 @@ static void schedule_retry(struct link *l);
 
 static int update_io(struct link *l);
 
-/* Records why an attempt failed and logs it only when the reason changed, so a broker that
- * stays down is one line in the journal, not one per retry. */
-static void attempt_failed(struct link *l, const char *what) {
+/* Turns a failed attempt into the reason operators read, and a key that stays the same for the
+ * same cause, so a broker that keeps failing the same way is one warning, not one per retry.
+ * `handshake` says the TCP connection was up with TLS on and no CONNACK came: with TLS 1.3 a
+ * broker rejects the client certificate after the client's side of the handshake is done, and
+ * what the client sees then varies (reset, EOF, an alert) from one attempt to the next. */
+static void attempt_failed(struct link *l, const char *what, bool handshake) {
+        char reason[LINK_ERR_MAX];
+        const char *key;
         size_t n;
 
-        if (l->tls_detail[0])
-                snprintf(l->last_error, sizeof(l->last_error), "%s (%s)", what, l->tls_detail);
-        else
-                plat_strlcpy(l->last_error, what, sizeof(l->last_error));
-        n = strlen(l->last_error);
-        if (n && l->last_error[n - 1] == '.') /* libmosquitto's strings end in '.' */
-                l->last_error[n - 1] = '\0';
-        l->tls_detail[0] = '\0';
+        plat_strlcpy(reason, l->refusal[0] ? l->refusal : what, sizeof(reason));
+        n = strlen(reason);
+        if (n && reason[n - 1] == '.') /* libmosquitto's strings end in '.' */
+                reason[n - 1] = '\0';
+        if (l->refusal[0]) {
+                key = reason;
+        } else if (handshake && strstr(l->tls_detail, "certificate verify failed")) {
+                snprintf(reason, sizeof(reason),
+                         "the broker's certificate is not trusted by mqtt.tls.ca_file or does not name %s "
+                         "(%s)",
+                         l->host, l->tls_detail);
+                key = "tls: broker certificate not trusted";
+        } else if (handshake) {
+                n = strlen(reason);
+                if (l->tls_detail[0])
+                        snprintf(reason + n, sizeof(reason) - n, " (%s)", l->tls_detail);
+                n = strlen(reason);
+                snprintf(reason + n, sizeof(reason) - n,
+                         " before CONNACK: the broker dropped the connection; does it trust this client "
+                         "certificate (mqtt.tls.cert_file)?");
+                key = "tls: dropped before CONNACK";
+        } else {
+                key = reason;
+                if (l->tls_detail[0]) {
+                        n = strlen(reason);
+                        snprintf(reason + n, sizeof(reason) - n, " (%s)", l->tls_detail);
+                        key = what;
+                }
+        }
+        plat_strlcpy(l->last_error, reason, sizeof(l->last_error));
+        l->tls_detail[0] = l->refusal[0] = '\0';
         link_drop_io(l);
         if (l->state == LINK_CONNECTED) {
                 log_warn("lost the MQTT connection to %s:%u: %s; reconnecting with backoff", l->host,
                          l->port, l->last_error);
-                plat_strlcpy(l->logged_error, l->last_error, sizeof(l->logged_error));
-        } else if (strcmp(l->last_error, l->logged_error) != 0) {
+                plat_strlcpy(l->logged_key, "lost", sizeof(l->logged_key));
+        } else if (strcmp(key, l->logged_key) != 0) {
                 log_warn("MQTT broker %s:%u: %s; reconnecting with backoff (0.5 s doubling to 60 s), "
-                         "further identical failures are logged at debug level",
+                         "further failures for the same cause are logged at debug level",
                          l->host, l->port, l->last_error);
-                plat_strlcpy(l->logged_error, l->last_error, sizeof(l->logged_error));
+                plat_strlcpy(l->logged_key, key, sizeof(l->logged_key));
         } else
                 log_debug("MQTT broker %s:%u: %s", l->host, l->port, l->last_error);
         schedule_retry(l);
@@ -154,12 +182,12 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         (void)flags;
         (void)props;
         if (rc == MOSQ_ERR_SUCCESS) {
-                bool was_failing = l->logged_error[0] != '\0';
+                bool was_failing = l->logged_key[0] != '\0';
 
                 l->state = LINK_CONNECTED;
                 l->attempt = 0;
                 l->connects++;
-                l->last_error[0] = l->logged_error[0] = l->tls_detail[0] = '\0';
+                l->last_error[0] = l->logged_key[0] = l->tls_detail[0] = '\0';
                 if (was_failing || l->connects == 1)
                         log_notice("connected to MQTT broker %s:%u (MQTT %s, %s)", l->host, l->port,
                                    l->protocol == MQTT_PROTOCOL_V5 ? "5" : "3.1.1",
@@ -195,7 +223,8 @@ static int on_misc(sd_event_source *s, uint64_t usec, void *ud) {
         /* Keepalive: sends PINGREQ, and drops a connection whose PINGRESP is overdue. */
         mosquitto_loop_misc(l->mosq);
         if (mosquitto_socket(l->mosq) < 0) {
-                attempt_failed(l, "no answer to keepalive ping (broker hung, or the network is gone)");
+                attempt_failed(l, "no answer to keepalive ping (broker hung, or the network is gone)",
+                               false);
                 return 0;
         }
         update_io(l);
@@ -223,7 +252,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
                 err = socket_error(fd);
                 if (err || l->tcp_pending) {
                         /* The handshake's first write may already have consumed SO_ERROR. */
-                        snprintf(what, sizeof(what), "cannot connect: %s",
+                        snprintf(what, sizeof(what), "%s%s", l->tcp_pending ? "cannot connect: " : "",
                                  err ? strerror(err) : "connection refused or reset");
                         goto failed;
                 }
@@ -243,24 +272,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(l->mosq) >= 0 && !(revents & (EPOLLHUP | EPOLLERR)))
                 return update_io(l);
 
-        if (l->refusal[0])
-                plat_strlcpy(what, l->refusal, sizeof(what));
-        else if (rc == MOSQ_ERR_ERRNO)
+        if (rc == MOSQ_ERR_ERRNO)
                 snprintf(what, sizeof(what), "%s", strerror(errno));
         else if (rc != MOSQ_ERR_SUCCESS)
                 snprintf(what, sizeof(what), "%s", mosquitto_strerror(rc));
         else
                 snprintf(what, sizeof(what), "connection closed by the broker");
-        /* With TLS 1.3 a broker rejects the client certificate after the client's side of the
-         * handshake is done, so the reason seen here varies (reset, EOF, alert). Say what it
-         * most likely means. */
-        if (l->state == LINK_CONNECTING && !l->tls_detail[0] && !strstr(what, "refused"))
-                snprintf(what + strlen(what), sizeof(what) - strlen(what),
-                         " before CONNACK: the broker dropped the connection; does it trust this "
-                         "client certificate (mqtt.tls.cert_file)?");
 failed:
-        l->refusal[0] = '\0';
-        attempt_failed(l, what);
+        attempt_failed(l, what, l->tls && l->state == LINK_CONNECTING && !l->tcp_pending);
         return 0;
 }
 
@@ -298,15 +317,22 @@ static void connect_now(struct link *l) {
                      ? mosquitto_connect_async(l->mosq, l->host, (int)l->port, (int)l->keepalive_s)
                      : mosquitto_reconnect_async(l->mosq);
         if (rc != MOSQ_ERR_SUCCESS) {
+                int err = rc == MOSQ_ERR_ERRNO ? errno : 0;
                 char what[LINK_ERR_MAX];
+                bool handshake;
 
-                snprintf(what, sizeof(what), "%s",
-                         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-                attempt_failed(l, what);
+                /* On loopback the whole TLS handshake, and the broker's rejection, can happen
+                 * inside this call. A key or certificate that cannot be loaded is ours, not the
+                 * broker's doing. */
+                handshake = l->tls && !strstr(l->tls_detail, "Unable to load") &&
+                            (rc == MOSQ_ERR_TLS || l->tls_detail[0] || err == EPROTO || err == ECONNRESET ||
+                             err == EPIPE);
+                snprintf(what, sizeof(what), "%s", err ? strerror(err) : mosquitto_strerror(rc));
+                attempt_failed(l, what, handshake);
                 return;
         }
         if (update_io(l) < 0)
-                attempt_failed(l, "cannot watch the MQTT socket");
+                attempt_failed(l, "cannot watch the MQTT socket", false);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *ud) {

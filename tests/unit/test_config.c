@@ -173,6 +173,10 @@ static void test_syntax_error_reports_line_and_column(void **state) {
                        ":3:14: syntax error near '\"b\"}'");
         expect_problem("{\"node\": {", ":1:11: syntax error: unexpected end of file");
         expect_problem("{} trailing", ":1:4: syntax error near 'trailing'");
+        /* cJSON stops one byte into an unquoted key or a stray '}'; the message points at its start. */
+        expect_problem("{\n  \"node\": {},\n    oops: 1\n}\n", ":3:5: syntax error near 'oops: 1'");
+        expect_problem("{\n  \"node\": {\"id\": \"a\",}\n}\n", ":2:22: syntax error near '}'");
+        expect_problem("{\n  \"node\": {\"id\": \"n1\",", ":2:23: syntax error: unexpected end of file");
 }
 
 static void test_unknown_and_duplicate_keys_are_errors(void **state) {

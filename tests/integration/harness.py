@@ -1,0 +1,800 @@
+"""harness.py: shared helpers for render-agent's integration tests (Python 3 standard library only).
+
+Each test gets an Env: a temporary directory (removed at the end), a throwaway PKI made with
+scripts/dev-pki, and helpers that start real processes (mosquitto with TLS mutual auth,
+mosquitto_sub, render-agent). Every process an Env starts is killed when the Env is cleaned up,
+whatever happened, and every wait has a timeout, so no test can hang.
+
+Binary paths come from the environment, as ctest passes them:
+  RA_AGENT       render-agent            (default: <build>/agent/render-agent, see below)
+  RA_CTL         render-agentctl
+  RA_SOURCE_DIR  the source tree (default: two levels above this file)
+
+Sanitizer builds: agents run with ASAN_OPTIONS=detect_leaks=1:abort_on_error=0, and when an
+agent exits its stderr is checked for AddressSanitizer / LeakSanitizer / UBSan reports; any
+report fails the test.
+"""
+
+import atexit
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("RA_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
+AGENT = os.environ.get("RA_AGENT", "")
+CTL = os.environ.get("RA_CTL", "")
+FIXTURES = os.path.join(SOURCE_DIR, "tests", "fixtures", "hosts")
+DEV_PKI = os.path.join(SOURCE_DIR, "scripts", "dev-pki")
+
+SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|LeakSanitizer|runtime error:")
+LOG_TAIL_LINES = 60
+
+# Every process started by any Env, so that atexit can kill what a crashing test left behind.
+_ALL_PROCS = []
+
+
+def _kill_all_left_over():
+    for p in _ALL_PROCS:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(timeout=5)
+            except Exception:
+                pass
+
+
+atexit.register(_kill_all_left_over)
+
+
+def _default_binary(name):
+    for cand in (os.path.join(SOURCE_DIR, "build", "agent", name),):
+        if os.access(cand, os.X_OK):
+            return cand
+    return ""
+
+
+def agent_binary():
+    return AGENT or _default_binary("render-agent")
+
+
+def ctl_binary():
+    return CTL or _default_binary("render-agentctl")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns something truthy; returns it, or None after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def tail(text, n=LOG_TAIL_LINES):
+    lines = text.splitlines()
+    if len(lines) > n:
+        lines = ["[... %d lines before ...]" % (len(lines) - n)] + lines[-n:]
+    return "\n".join(lines)
+
+
+def read_text(path):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    # The command name (field 2) may hold spaces: split after its closing parenthesis.
+    fields = data[data.rindex(")") + 2:].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the whole line
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat_cores():
+    with open("/proc/stat") as f:
+        return sum(1 for line in f if re.match(r"cpu\d+\s", line))
+
+
+def proc_meminfo():
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            parts = v.split()
+            if parts and parts[-1] == "kB":
+                out[k] = int(parts[0]) * 1024
+    return out
+
+
+def proc_net_dev():
+    """{iface: (rx_bytes, tx_bytes)} from /proc/net/dev."""
+    out = {}
+    with open("/proc/net/dev") as f:
+        for line in f.readlines()[2:]:
+            name, _, rest = line.partition(":")
+            v = rest.split()
+            out[name.strip()] = (int(v[0]), int(v[8]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+class Proc:
+    """A child process with stdout and stderr captured to files in the test's directory."""
+
+    def __init__(self, env, name, argv, env_vars=None, stdout=True):
+        self.env = env
+        self.name = name
+        self.argv = argv
+        self.out_path = os.path.join(env.dir, "%s.%d.out" % (name, len(env.procs)))
+        self.err_path = os.path.join(env.dir, "%s.%d.err" % (name, len(env.procs)))
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        e = dict(os.environ)
+        if env_vars:
+            for k, v in env_vars.items():
+                if v is None:
+                    e.pop(k, None)
+                else:
+                    e[k] = v
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out if stdout else subprocess.PIPE,
+                                      stderr=self._err, env=e, cwd=env.dir, start_new_session=True)
+        self.pid = self.popen.pid
+        self.returncode = None
+        env.procs.append(self)
+        _ALL_PROCS.append(self.popen)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stderr(self):
+        return read_text(self.err_path)
+
+    def stdout(self):
+        return read_text(self.out_path)
+
+    def send(self, sig):
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout):
+        """Exit status, or None when it is still running after `timeout` s."""
+        try:
+            self.returncode = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Asks it to stop, then kills it after `timeout` s. Returns the exit status."""
+        if self.alive():
+            try:
+                self.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            if self.wait(timeout) is None:
+                self.kill()
+        self.returncode = self.popen.wait(timeout=10)
+        self._close()
+        return self.returncode
+
+    def kill(self):
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.popen.kill()
+        self.returncode = self.popen.wait(timeout=10)
+        self._close()
+        return self.returncode
+
+    def _close(self):
+        for f in (self._out, self._err):
+            try:
+                f.close()
+            except Exception:
+                pass
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:port with TLS and mutual authentication (client certificates)."""
+
+    def __init__(self, env, port=None):
+        self.env = env
+        self.port = port
+        self.proc = None
+        self.generation = 0
+
+    def _write_conf(self):
+        pki = self.env.pki
+        self.conf = os.path.join(self.env.dir, "mosquitto.%d.conf" % self.port)
+        lines = [
+            "per_listener_settings true",
+            "persistence false",
+            "log_dest stderr",
+            "log_type all",
+            "listener %d 127.0.0.1" % self.port,
+            "cafile %s" % pki["ca"],
+            "certfile %s" % pki["server_cert"],
+            "keyfile %s" % pki["server_key"],
+            "require_certificate true",
+            "use_identity_as_username true",
+            "allow_anonymous false",
+        ]
+        if os.geteuid() == 0:
+            lines.insert(0, "user root")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, timeout=10.0):
+        pinned = self.port is not None
+        for _ in range(1 if pinned else 5):
+            if not pinned:
+                self.port = free_port()
+            self._write_conf()
+            self.generation += 1
+            self.proc = Proc(self.env, "mosquitto", ["mosquitto", "-c", self.conf])
+            if self._wait_accepting(timeout):
+                return self
+            self.proc.kill()
+        raise AssertionError("mosquitto did not accept connections on 127.0.0.1:%s within %.0f s\n%s" %
+                             (self.port, timeout, tail(self.proc.stderr())))
+
+    def _wait_accepting(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.proc.alive():
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def kill9(self):
+        if self.proc:
+            self.proc.kill()
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+    def restart(self, timeout=10.0):
+        """Starts a new mosquitto on the same port (retrying while the port is still busy)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._write_conf()
+            self.generation += 1
+            self.proc = Proc(self.env, "mosquitto", ["mosquitto", "-c", self.conf])
+            if self._wait_accepting(max(1.0, deadline - time.monotonic())):
+                return self
+            self.proc.kill()
+            if time.monotonic() >= deadline:
+                raise AssertionError("mosquitto did not come back on port %d\n%s" %
+                                     (self.port, tail(self.proc.stderr())))
+            time.sleep(0.2)
+
+    def log(self):
+        return "\n".join(p.stderr() for p in self.env.procs if p.name == "mosquitto")
+
+
+class Subscriber:
+    """mosquitto_sub on render/# collecting (monotonic time, topic, payload) in a thread."""
+
+    def __init__(self, env, broker, topic="render/#", cert=None, key=None):
+        self.env = env
+        self.broker = broker
+        self.messages = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client_id = "sub-%d-%d" % (os.getpid(), len(env.procs))
+        self.topic_root = topic.split("#")[0].split("+")[0] or ""
+        pki = env.pki
+        # stdbuf: mosquitto_sub's debug lines (SUBACK) are otherwise block-buffered into the pipe.
+        argv = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["mosquitto_sub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
+                "--cert", cert or pki["client_cert"], "--key", key or pki["client_key"], "-t", topic, "-v",
+                "-V", "mqttv5", "-i", self.client_id, "-d"]
+        self.proc = Proc(env, "mosquitto_sub", argv, stdout=False)
+        self.debug = []
+        self.thread = threading.Thread(target=self._reader, daemon=True)
+        self.thread.start()
+
+    def _reader(self):
+        f = self.proc.popen.stdout
+        for raw in iter(f.readline, b""):
+            now = time.monotonic()
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line.startswith("Client %s " % self.client_id) or line.startswith("Subscribed (mid"):
+                self.debug.append(line)
+                if "received SUBACK" in line:
+                    self.subscribed.set()
+                continue
+            topic, _, payload = line.partition(" ")
+            if not topic.startswith(self.topic_root):
+                self.debug.append(line)  # mosquitto_sub's own errors ("OpenSSL Error ...") go to stdout too
+                continue
+            with self.lock:
+                self.messages.append((now, topic, payload))
+
+    def wait_subscribed(self, timeout=10.0):
+        if not self.subscribed.wait(timeout):
+            raise AssertionError("mosquitto_sub did not get a SUBACK within %.0f s\n%s\n%s" %
+                                 (timeout, "\n".join(self.debug[-20:]), tail(self.proc.stderr())))
+        return self
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def on(self, topic_suffix, since=None):
+        """Messages whose topic ends with topic_suffix, received at or after `since`."""
+        return [m for m in self.snapshot() if m[1].endswith(topic_suffix) and (since is None or m[0] >= since)]
+
+    def docs(self, topic_suffix, since=None):
+        """(time, parsed JSON) for messages on a topic; unparsable payloads fail the test."""
+        out = []
+        for t, topic, payload in self.on(topic_suffix, since):
+            try:
+                out.append((t, json.loads(payload)))
+            except ValueError:
+                raise AssertionError("payload on %s is not JSON: %r" % (topic, payload[:300]))
+        return out
+
+    def wait_doc(self, topic_suffix, pred=lambda d: True, since=None, timeout=10.0):
+        """The first JSON document on a topic that satisfies pred, or None after timeout."""
+        def find():
+            for t, d in self.docs(topic_suffix, since):
+                if pred(d):
+                    return (t, d)
+            return None
+        return wait_for(find, timeout)
+
+    def wait_count(self, topic_suffix, n, since=None, timeout=10.0):
+        return wait_for(lambda: len(self.on(topic_suffix, since)) >= n, timeout)
+
+    def describe(self, n=15):
+        msgs = self.snapshot()
+        lines = ["%d messages received by %s; last %d:" % (len(msgs), self.client_id, min(n, len(msgs)))]
+        for t, topic, payload in msgs[-n:]:
+            lines.append("  %.3f %s %s" % (t, topic, payload[:200]))
+        return "\n".join(lines)
+
+    def stop(self):
+        self.proc.stop(timeout=2)
+        self.thread.join(timeout=2)
+        try:
+            self.proc.popen.stdout.close()
+        except Exception:
+            pass
+
+
+class Notify:
+    """A NOTIFY_SOCKET: an AF_UNIX datagram socket collecting (monotonic time, datagram)."""
+
+    def __init__(self, env):
+        self.path = os.path.join(env.dir, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.datagrams = []
+        self.lock = threading.Lock()
+        self._stop = False
+        self.thread = threading.Thread(target=self._reader, daemon=True)
+        self.thread.start()
+
+    def _reader(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.datagrams.append((time.monotonic(), data.decode("utf-8", "replace")))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.datagrams)
+
+    def assignments(self, since=None):
+        """(time, "KEY=value") for every line of every datagram."""
+        out = []
+        for t, d in self.snapshot():
+            if since is not None and t < since:
+                continue
+            for line in d.split("\n"):
+                if line:
+                    out.append((t, line))
+        return out
+
+    def with_key(self, key, since=None):
+        return [(t, line) for t, line in self.assignments(since) if line.startswith(key + "=")]
+
+    def wait_key(self, key, value=None, since=None, timeout=10.0, count=1):
+        def ok():
+            hits = [x for x in self.with_key(key, since) if value is None or x[1] == "%s=%s" % (key, value)]
+            return hits if len(hits) >= count else None
+        return wait_for(ok, timeout)
+
+    def describe(self, n=30):
+        lines = ["notify datagrams (last %d):" % n]
+        for t, d in self.snapshot()[-n:]:
+            lines.append("  %.3f %r" % (t, d))
+        return "\n".join(lines)
+
+    def close(self):
+        self._stop = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+class Agent:
+    """render-agent --config FILE --log-level debug, with its stderr in a file."""
+
+    def __init__(self, env, config_path, extra_env=None, args=None):
+        self.env = env
+        self.config_path = config_path
+        e = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+             "UBSAN_OPTIONS": "print_stacktrace=1",
+             "NOTIFY_SOCKET": None, "WATCHDOG_USEC": None, "WATCHDOG_PID": None,
+             "JOURNAL_STREAM": None, "LISTEN_FDS": None, "LISTEN_PID": None}
+        if extra_env:
+            e.update(extra_env)
+        argv = [agent_binary(), "--config", config_path, "--log-level", "debug"] + (args or [])
+        self.proc = Proc(env, "render-agent", argv, env_vars=e)
+        self.pid = self.proc.pid
+        self.checked = False
+
+    def log(self):
+        return self.proc.stderr()
+
+    def log_lines(self):
+        return self.log().splitlines()
+
+    def count(self, regex):
+        r = re.compile(regex)
+        return sum(1 for line in self.log_lines() if r.search(line))
+
+    def matches(self, regex, start=0):
+        r = re.compile(regex)
+        return [line for line in self.log_lines()[start:] if r.search(line)]
+
+    def line_count(self):
+        return len(self.log_lines())
+
+    def wait_log(self, regex, timeout=10.0, start=0, count=1):
+        """Waits for `count` log lines (from line `start` on) matching regex; fails the test with
+        the log's tail when they do not come, or when the agent exits first."""
+        r = re.compile(regex)
+
+        def ok():
+            hits = [line for line in self.log_lines()[start:] if r.search(line)]
+            if len(hits) >= count:
+                return hits
+            if not self.proc.alive():
+                return "exited"
+            return None
+        hits = wait_for(ok, timeout)
+        if hits == "exited":
+            hits = [line for line in self.log_lines()[start:] if r.search(line)]
+            if len(hits) >= count:
+                return hits
+            raise AssertionError("render-agent exited (status %s) before logging /%s/\n--- agent log ---\n%s" %
+                                 (self.proc.popen.poll(), regex, tail(self.log())))
+        if not hits:
+            raise AssertionError("render-agent did not log /%s/ (x%d) within %.0f s\n--- agent log ---\n%s" %
+                                 (regex, count, timeout, tail(self.log())))
+        return hits
+
+    def wait_connected(self, timeout=20.0, start=0):
+        return self.wait_log(r"connected to MQTT broker", timeout=timeout, start=start)
+
+    def alive(self):
+        return self.proc.alive()
+
+    def terminate(self, timeout=1.0):
+        """SIGTERM; returns (exit status or None if still running after timeout, seconds taken)."""
+        t0 = time.monotonic()
+        self.proc.send(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        return rc, time.monotonic() - t0
+
+    def stop(self):
+        rc = self.proc.stop(timeout=5)
+        self.check_sanitizers()
+        return rc
+
+    def check_sanitizers(self):
+        """Fails when the agent's stderr holds a sanitizer report (only meaningful once it exited)."""
+        self.checked = True
+        bad = [i for i, line in enumerate(self.log_lines()) if SANITIZER_RE.search(line)]
+        if bad:
+            lines = self.log_lines()
+            excerpt = "\n".join(lines[max(0, bad[0] - 5):bad[0] + 40])
+            raise AssertionError("sanitizer report in render-agent's stderr (pid %d):\n%s" % (self.pid, excerpt))
+
+
+# --------------------------------------------------------------------------------------------
+# The per-test environment
+
+
+class Env:
+    """One test's temp dir, PKI and processes. Use as a context manager, or call cleanup()."""
+
+    _pki_cache = {}
+
+    def __init__(self, name="ra", node="node-1", region="eu-test-1"):
+        self.dir = tempfile.mkdtemp(prefix="ra-it-%s-" % name)
+        self.node = node
+        self.region = region
+        self.procs = []
+        self.agents = []
+        self.subscribers = []
+        self.notifies = []
+        self.brokers = []
+        self._pki = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    @property
+    def pki(self):
+        if self._pki is None:
+            self._pki = make_pki(os.path.join(self.dir, "pki"), self.node)
+        return self._pki
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def topic(self, leaf):
+        return "render/v1/%s/%s/%s" % (self.region, self.node, leaf)
+
+    def broker(self, port=None):
+        b = Broker(self, port).start()
+        self.brokers.append(b)
+        return b
+
+    def subscriber(self, broker, **kw):
+        s = Subscriber(self, broker, **kw)
+        self.subscribers.append(s)
+        return s.wait_subscribed()
+
+    def notify_socket(self):
+        n = Notify(self)
+        self.notifies.append(n)
+        return n
+
+    def config(self, broker_port, name="agent.json", interval_ms=200, slots=None, ca=None, cert=None, key=None,
+               keepalive_s=30, extra=None):
+        """Writes an agent config; returns its path."""
+        pki = self.pki
+        if slots is None:
+            slots = default_slots()
+        cfg = {
+            "node": {"id": self.node, "region": self.region},
+            "sampling": {"interval_ms": interval_ms},
+            "mqtt": {
+                "host": "localhost",
+                "port": broker_port,
+                "keepalive_s": keepalive_s,
+                "tls": {"ca_file": ca or pki["ca"], "cert_file": cert or pki["client_cert"],
+                        "key_file": key or pki["client_key"]},
+            },
+            "state_dir": self.path("state"),
+            "control": {"socket": self.path("agent.sock")},
+            "slots": slots,
+        }
+        if extra:
+            cfg.update(extra)
+        path = self.path(name)
+        write_atomic(path, json.dumps(cfg, indent=2) + "\n")
+        return path
+
+    def agent(self, config_path, notify=None, extra_env=None, args=None):
+        e = dict(extra_env or {})
+        if notify is not None:
+            e["NOTIFY_SOCKET"] = notify.path
+        a = Agent(self, config_path, e, args)
+        self.agents.append(a)
+        return a
+
+    def run(self, argv, timeout=20.0, env_vars=None):
+        """Runs a short command to completion; returns CompletedProcess (text)."""
+        e = dict(os.environ)
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        if env_vars:
+            e.update(env_vars)
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                              env=e, cwd=self.dir)
+
+    def describe(self):
+        """Everything useful for a failure message: agent logs, broker log, messages, notify."""
+        parts = []
+        for a in self.agents:
+            parts.append("--- render-agent pid %d (%s) stderr ---\n%s" %
+                         (a.pid, "running" if a.alive() else "exit %s" % a.proc.popen.poll(), tail(a.log())))
+        for b in self.brokers:
+            parts.append("--- mosquitto (port %s) log ---\n%s" % (b.port, tail(b.log(), 25)))
+        for s in self.subscribers:
+            parts.append("--- subscriber ---\n" + s.describe())
+        for n in self.notifies:
+            parts.append("--- " + n.describe())
+        return "\n".join(parts)
+
+    def cleanup(self):
+        """Stops agents (SIGTERM, so LeakSanitizer reports), then everything else; removes the dir.
+        Raises AssertionError if an agent's stderr holds a sanitizer report."""
+        errors = []
+        for a in self.agents:
+            try:
+                a.proc.stop(timeout=5)
+            except Exception as e:
+                errors.append("cannot stop agent %d: %s" % (a.pid, e))
+        for a in self.agents:
+            try:
+                a.check_sanitizers()
+            except AssertionError as e:
+                errors.append(str(e))
+        for s in self.subscribers:
+            try:
+                s.stop()
+            except Exception:
+                pass
+        for p in self.procs:
+            try:
+                p.kill()
+            except Exception:
+                pass
+        for n in self.notifies:
+            n.close()
+        if os.environ.get("RA_KEEP_TMP"):
+            sys.stderr.write("keeping %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def default_slots():
+    return [
+        {"id": "s0", "scale": "cpu-4", "iface": "lo"},
+        {"id": "s1", "scale": "cpu-8", "gpu": 0},
+    ]
+
+
+def make_pki(dirpath, node):
+    """scripts/dev-pki DIR NODE: CA, server (localhost), client (CN=node), rogue CA + client."""
+    r = subprocess.run(["bash", DEV_PKI, dirpath, node], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("dev-pki failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    p = {
+        "dir": dirpath,
+        "ca": os.path.join(dirpath, "ca.crt"),
+        "server_cert": os.path.join(dirpath, "server.crt"),
+        "server_key": os.path.join(dirpath, "server.key"),
+        "client_cert": os.path.join(dirpath, "client.crt"),
+        "client_key": os.path.join(dirpath, "client.key"),
+        "rogue_ca": os.path.join(dirpath, "rogue-ca.crt"),
+        "rogue_client_cert": os.path.join(dirpath, "rogue-client.crt"),
+        "rogue_client_key": os.path.join(dirpath, "rogue-client.key"),
+    }
+    for k, v in p.items():
+        if k != "dir" and not os.path.isfile(v):
+            raise AssertionError("dev-pki did not make %s" % v)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# unittest glue
+
+
+class IntegrationTest(unittest.TestCase):
+    """Base class: self.env is a fresh Env per test; a failing test prints the agent logs, the
+    broker log, the messages received and the notify datagrams. Sanitizer reports in any agent's
+    stderr fail the test at cleanup."""
+
+    needs_mqtt = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name, fn in list(vars(cls).items()):
+            if name.startswith("test") and callable(fn):
+                setattr(cls, name, _dump_on_failure(fn))
+
+    def setUp(self):
+        missing = []
+        if not agent_binary():
+            missing.append("RA_AGENT (render-agent binary) is not set")
+        if self.needs_mqtt:
+            for tool in ("mosquitto", "mosquitto_sub", "openssl"):
+                if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+                    missing.append("%s not installed" % tool)
+        if missing:
+            self.fail("; ".join(missing))
+        self.env = Env(self.id().split(".")[-1].replace("test_", "")[:20])
+        self.addCleanup(self.env.cleanup)
+
+
+def _dump_on_failure(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *a, **kw):
+        try:
+            return fn(self, *a, **kw)
+        except BaseException:
+            env = getattr(self, "env", None)
+            if env is not None:
+                sys.stderr.write("\n===== %s failed; context =====\n%s\n===== end of context =====\n" %
+                                 (self.id(), env.describe()))
+            raise
+    return wrapper
+
+
+class SuiteTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise SuiteTimeout("test script ran longer than %d s; giving up (every process it started is killed)" %
+                       SCRIPT_DEADLINE_S)
+
+
+def _on_term(signum, frame):
+    _kill_all_left_over()
+    sys.exit(128 + signum)
+
+
+# ctest gives each script 120 s; fail cleanly (logs shown, processes killed) before that.
+SCRIPT_DEADLINE_S = int(os.environ.get("RA_SCRIPT_DEADLINE_S", "105"))
+
+
+def main():
+    """Runs the calling module's tests; exits non-zero on any failure."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.alarm(SCRIPT_DEADLINE_S)
+    if "/usr/sbin" not in os.environ.get("PATH", ""):
+        os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    prog = unittest.main(module="__main__", exit=False, verbosity=2)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""test_telemetry: the agent connects over TLS, publishes a retained status and telemetry once per
+interval, and on SIGTERM exits 0 within 1 s leaving a retained "offline"/"stopped" status."""
+
+import datetime
+import os
+import signal
+import statistics
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+INTERVAL_MS = 200
+WINDOW_S = 3.0
+
+
+def parse_ts(s):
+    # RFC 3339 UTC with milliseconds, e.g. 2025-01-02T03:04:05.678Z
+    assert s.endswith("Z"), s
+    return datetime.datetime.strptime(s[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+
+
+class Telemetry(harness.IntegrationTest):
+    def test_status_telemetry_and_clean_stop(self):
+        env = self.env
+        broker = env.broker()
+        cfg = env.config(broker.port, interval_ms=INTERVAL_MS)
+        agent = env.agent(cfg)
+        agent.wait_connected()
+
+        # A subscriber that arrives after the agent connected still sees the status: it is retained.
+        sub = env.subscriber(broker)
+        got = sub.wait_doc("/status", lambda d: d.get("state") == "online", timeout=10)
+        self.assertIsNotNone(got, "no retained online status on %s" % env.topic("status"))
+        status_topics = {m[1] for m in sub.on("/status")}
+        self.assertEqual(status_topics, {env.topic("status")})
+        st = got[1]
+        self.assertEqual(st.get("v"), 1)
+        self.assertEqual(st.get("type"), "status")
+        self.assertEqual(st.get("node"), env.node)
+        self.assertEqual(st.get("region"), env.region)
+        self.assertIn("version", st)
+        plat = st.get("platform")
+        self.assertIsInstance(plat, dict, st)
+        self.assertEqual(plat.get("arch"), os.uname().machine)
+        self.assertIn(plat.get("class"), ("x86-gpu", "x86-cpu", "arm"))
+        self.assertEqual(st.get("sampling_interval_ms"), INTERVAL_MS)
+        self.assertEqual(st.get("slots"), [{"id": "s0", "scale": "cpu-4", "iface": "lo"},
+                                           {"id": "s1", "scale": "cpu-8", "gpu": 0}])
+
+        # Telemetry: once per interval, seq +1 each, timestamps one interval apart.
+        t0 = time.monotonic()
+        time.sleep(WINDOW_S)
+        docs = sub.docs("/telemetry", since=t0)
+        docs = [d for t, d in docs if t < t0 + WINDOW_S]
+        expected = WINDOW_S * 1000 / INTERVAL_MS
+        self.assertGreaterEqual(len(docs), int(expected * 0.5),
+                                "%d telemetry messages in %.1f s at %d ms" % (len(docs), WINDOW_S, INTERVAL_MS))
+        self.assertLessEqual(len(docs), int(expected * 1.5) + 1)
+        self.assertEqual({m[1] for m in sub.on("/telemetry")}, {env.topic("telemetry")})
+        seqs = [int(d["seq"]) for d in docs]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "seq not consecutive: %s" % seqs)
+        stamps = [parse_ts(d["ts"]) for d in docs]
+        deltas = [(b - a).total_seconds() * 1000 for a, b in zip(stamps, stamps[1:])]
+        mean = statistics.mean(deltas)
+        self.assertTrue(INTERVAL_MS * 0.5 <= mean <= INTERVAL_MS * 1.5, "mean interval %.1f ms" % mean)
+        outliers = [d for d in deltas if not INTERVAL_MS * 0.5 <= d <= INTERVAL_MS * 1.5]
+        # The schedule is fixed-cadence; a loaded 2-core CI box may delay one tick now and then.
+        self.assertLessEqual(len(outliers), max(1, len(deltas) // 10), "intervals (ms): %s" % deltas)
+        now_utc = datetime.datetime.now(datetime.timezone.utc)
+        self.assertLess(abs((now_utc - stamps[-1]).total_seconds()), 5, "ts far from now: %s" % docs[-1]["ts"])
+
+        # Fields, against /proc.
+        cores = harness.proc_stat_cores()
+        mem = harness.proc_meminfo()
+        net_now = harness.proc_net_dev()
+        for d in docs:
+            self.assertEqual(d.get("v"), 1)
+            self.assertEqual(d.get("type"), "telemetry")
+            self.assertEqual(d.get("node"), env.node)
+            self.assertEqual(d.get("region"), env.region)
+            self.assertEqual(d.get("interval_ms"), INTERVAL_MS)
+            self.assertEqual(d["cpu"]["cores"], cores, d)
+            self.assertEqual(d["memory"]["total_bytes"], mem["MemTotal"], d)
+            self.assertLessEqual(d["memory"]["available_bytes"], d["memory"]["total_bytes"])
+            self.assertGreater(d["memory"]["available_bytes"], 0)
+            self.assertTrue(0 <= d["memory"]["used_pct"] <= 100, d)
+            names = [n["iface"] for n in d["net"]]
+            self.assertIn("lo", names)
+            self.assertEqual(len(names), len(set(names)), names)
+            for n in d["net"]:
+                if n["iface"] in net_now:
+                    # Counters only grow: what the agent saw earlier is at most what /proc says now.
+                    self.assertLessEqual(n["rx_bytes"], net_now[n["iface"]][0], n)
+                    self.assertLessEqual(n["tx_bytes"], net_now[n["iface"]][1], n)
+            self.assertEqual([s["id"] for s in d["slots"]], ["s0", "s1"])
+            self.assertEqual(d["slots"][0]["net"]["iface"], "lo")
+            self.assertEqual(d["gpus"], [])
+        self.assertEqual({n["iface"] for n in docs[-1]["net"]}, set(harness.proc_net_dev()) | {"lo"})
+        # From the second sample on, CPU utilisation and rates are computed.
+        self.assertIn("util_pct", docs[-1]["cpu"])
+        self.assertTrue(0 <= docs[-1]["cpu"]["util_pct"] <= 100, docs[-1]["cpu"])
+        lo = [n for n in docs[-1]["net"] if n["iface"] == "lo"][0]
+        self.assertIn("rx_mbps", lo)
+        self.assertGreaterEqual(lo["rx_mbps"], 0)
+
+        # SIGTERM: exit 0 within 1 s, and the retained status turns offline/stopped.
+        t_term = time.monotonic()
+        rc, took = agent.terminate(timeout=1.0)
+        self.assertIsNotNone(rc, "agent still running 1 s after SIGTERM")
+        self.assertEqual(rc, 0, "exit status %s after SIGTERM" % rc)
+        agent.check_sanitizers()
+        off = sub.wait_doc("/status", lambda d: d.get("state") == "offline", since=t_term, timeout=5)
+        self.assertIsNotNone(off, "no offline status after SIGTERM")
+        self.assertEqual(off[1].get("reason"), "stopped", off[1])
+        self.assertEqual(off[1].get("node"), env.node)
+
+        late = env.subscriber(broker)
+        ret = late.wait_doc("/status", timeout=5)
+        self.assertIsNotNone(ret, "no retained status for a subscriber after the agent stopped")
+        self.assertEqual(ret[1].get("state"), "offline", ret[1])
+        self.assertEqual(ret[1].get("reason"), "stopped", ret[1])
+        agent.wait_log(r"received Terminated; stopping", timeout=1)
+
+
+if __name__ == "__main__":
+    harness.main()
