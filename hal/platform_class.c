@@ -26,7 +26,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
-/* Copies untrusted bytes into q for an error message: truncated, non-printables as '?'. */
 /* The arch name lands in telemetry and log lines: one short printable word. */
 static int copy_arch(const char *s, size_t len, const char *source, char ret[static ARCH_MAX], char *err,
                      size_t errlen) {

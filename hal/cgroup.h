@@ -1,0 +1,57 @@
+/* cgroup.h: a slot's resource usage from its cgroup (v2 unified, v1 controllers as fallback). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum hal_cgroup_version {
+        HAL_CGROUP_NONE,
+        HAL_CGROUP_V1,
+        HAL_CGROUP_V2,
+};
+
+/* Which members hold a value; an absent controller or file clears its bit (never 0). */
+enum {
+        HAL_CG_CPU = 1u << 0,     /* cpu_usage_usec */
+        HAL_CG_MEM = 1u << 1,     /* mem_current_bytes */
+        HAL_CG_MEM_MAX = 1u << 2, /* mem_max_bytes (UINT64_MAX = "max", no limit) */
+        HAL_CG_PIDS = 1u << 3,    /* pids_current */
+        HAL_CG_CPU_MAX = 1u << 4, /* cpu_quota_cores (cpu.max quota / period) */
+};
+
+struct hal_cgroup_sample {
+        uint32_t present;
+        uint64_t cpu_usage_usec;
+        uint64_t mem_current_bytes;
+        uint64_t mem_max_bytes;
+        uint64_t pids_current;
+        double cpu_quota_cores;
+};
+
+/* Which hierarchy the host runs: v2 when <root>/sys/fs/cgroup/cgroup.controllers exists, v1 when
+ * <root>/sys/fs/cgroup/cpu,cpuacct (or cpuacct) exists, else none. */
+enum hal_cgroup_version hal_cgroup_detect(int root_fd);
+
+/* Reads the cgroup at `path` (relative to the cgroup mount, e.g. "render.slice/slot-0.scope").
+ * -ENOENT when the cgroup does not exist (slot idle, or not created yet); -EPROTO with err
+ * naming the file when a file is malformed. */
+int hal_cgroup_read(int root_fd, enum hal_cgroup_version v, const char *path, struct hal_cgroup_sample *ret,
+                    char *err, size_t errlen);
+
+/* Maps /proc/<pid>/cgroup to the cgroup path (without the leading '/'), for attributing
+ * GPU processes to slots. On v1 the path of the cpuacct (else the first) hierarchy is used.
+ * -ESRCH when the process is gone, -EINVAL for pid <= 0, -ENAMETOOLONG when the path does not
+ * fit in len. */
+int hal_cgroup_of_pid(int root_fd, int32_t pid, char *ret_path, size_t len, char *err, size_t errlen);
+/* The parsing half of hal_cgroup_of_pid() (public for the fuzz target). Picks the line whose
+ * controllers include cpuacct, else the v2 line "0::/path", else the first v1 line: hybrid hosts
+ * list both, and a v2 host may still list a named v1 hierarchy such as name=systemd. err gets a
+ * message without the file name. */
+int hal_cgroup_parse_pid_file(const char *buf, size_t len, char *ret_path, size_t pathlen, char *err,
+                              size_t errlen);
+/* Parses a v2 cpu.stat (flat-keyed "key value" lines) for usage_usec (public for the fuzz target).
+ * -EPROTO with a message (without the file name) in err when a line is malformed or usage_usec is
+ * missing or repeated. */
+int hal_cgroup_parse_cpu_stat(const char *buf, size_t len, uint64_t *ret_usage_usec, char *err,
+                              size_t errlen);

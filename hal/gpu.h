@@ -1,0 +1,91 @@
+/* gpu.h: GPUs behind backend ops tables (NVML via dlopen, amdgpu sysfs, Mali/devfreq sysfs). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAL_GPU_MAX 16        /* GPUs per host; more are ignored with an error */
+#define HAL_GPU_MAX_PROCS 128 /* processes listed per GPU */
+#define HAL_GPU_ERR_MAX 160
+
+/* Which members of a sample hold a value. A metric the GPU or driver does not offer is
+ * absent (its bit clear), never 0. */
+enum {
+        HAL_GPU_UTIL = 1u << 0,      /* util_pct */
+        HAL_GPU_MEM_UTIL = 1u << 1,  /* mem_util_pct (memory controller busy) */
+        HAL_GPU_ENC = 1u << 2,       /* enc_pct */
+        HAL_GPU_DEC = 1u << 3,       /* dec_pct */
+        HAL_GPU_VRAM = 1u << 4,      /* vram_total_bytes, vram_used_bytes */
+        HAL_GPU_POWER = 1u << 5,     /* power_w */
+        HAL_GPU_TEMP = 1u << 6,      /* temp_c */
+        HAL_GPU_CLOCK = 1u << 7,     /* clock_mhz */
+        HAL_GPU_CLOCK_MAX = 1u << 8, /* clock_max_mhz */
+        HAL_GPU_THROTTLE = 1u << 9,  /* throttle_reasons */
+        HAL_GPU_PROCS = 1u << 10,    /* procs[0..n_procs) */
+};
+
+struct hal_gpu_proc {
+        int32_t pid;
+        uint64_t vram_bytes; /* UINT64_MAX when the driver does not say */
+};
+
+struct hal_gpu_sample {
+        /* Identity: filled by every sample. */
+        const char *backend; /* "nvml", "amdgpu", "mali": static */
+        char name[96];       /* marketing name, or the driver's id when there is none */
+        char uuid[80];       /* "" when the backend has none */
+        char pci_bus_id[32]; /* "0000:01:00.0", "" for non-PCI GPUs */
+        uint16_t pci_vendor; /* 0 when not PCI */
+        uint16_t pci_device;
+        bool shared_memory; /* VRAM figures are system RAM the GPU shares (ARM) */
+
+        /* Metrics: valid where `present` has the bit. */
+        uint32_t present;
+        double util_pct, mem_util_pct, enc_pct, dec_pct;
+        uint64_t vram_total_bytes, vram_used_bytes;
+        double power_w;
+        double temp_c;
+        unsigned clock_mhz, clock_max_mhz; /* SM (NVIDIA) or shader/core clock */
+        uint64_t throttle_reasons;         /* NVML clocks-throttle-reason bits */
+        size_t n_procs;
+        struct hal_gpu_proc procs[HAL_GPU_MAX_PROCS];
+
+        /* error < 0 with a message: something about this GPU could not be read this time.
+         * With `present` bits still set it is a partial sample (one metric unreadable or
+         * malformed); with none, the GPU is lost or forbidden. Other GPUs are unaffected. */
+        int error;
+        char error_msg[HAL_GPU_ERR_MAX];
+};
+
+struct hal_gpu_options {
+        const char *nvml_path; /* NULL: "libnvidia-ml.so.1" from the loader's path */
+};
+
+/* One backend. Backends are listed in a static array in gpu.c and opened in order. */
+struct hal_gpu_backend {
+        const char *name;
+        /* Finds this backend's GPUs. -ENODEV when the backend does not apply here (no
+         * library, no driver): not an error for the host. Other errors fill err. */
+        int (*open)(int root_fd, const struct hal_gpu_options *o, void **ret_ctx, unsigned *ret_count,
+                    char *err, size_t errlen);
+        /* Samples GPU i (0..count-1). GPU-specific failures go into s->error, not the return;
+         * a negative return means the whole backend failed. */
+        int (*sample)(void *ctx, unsigned i, struct hal_gpu_sample *s);
+        void (*close)(void *ctx);
+};
+
+struct hal_gpus;
+
+/* Opens every backend that applies. Backends that fail are reported through `warn` (one
+ * line each, may be NULL) and skipped; the others still count. */
+int hal_gpus_open(int root_fd, const struct hal_gpu_options *o, struct hal_gpus **ret,
+                  void (*warn)(const char *msg, void *ud), void *ud);
+unsigned hal_gpus_count(const struct hal_gpus *g);
+/* Samples GPU i of the host (numbered across backends in probe order). */
+int hal_gpus_sample(struct hal_gpus *g, unsigned i, struct hal_gpu_sample *ret);
+void hal_gpus_free(struct hal_gpus *g);
+
+/* FP32 peak TFLOPS of common render GPUs by PCI id (or name when the id is unknown);
+ * NAN when the GPU is not in the table. */
+double hal_gpu_fp32_tflops(uint16_t pci_vendor, uint16_t pci_device, const char *name);

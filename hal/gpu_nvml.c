@@ -1,0 +1,644 @@
+/* gpu_nvml.c: NVIDIA GPUs through NVML (libnvidia-ml.so.1), loaded with dlopen at run time. */
+#include "gpu_backends.h"
+
+#include "cleanup.h"
+#include "strutil.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Our own declarations of the stable NVML C ABI, only what this file uses; the NVIDIA header
+ * is not packaged in Debian. Checked against nvml.h of CUDA 12.2 (NVML API 12, as vendored in
+ * NVIDIA/go-nvml) and the layouts older drivers export. */
+
+typedef enum {
+        NVML_SUCCESS = 0,
+        NVML_ERROR_UNINITIALIZED = 1,
+        NVML_ERROR_INVALID_ARGUMENT = 2,
+        NVML_ERROR_NOT_SUPPORTED = 3,
+        NVML_ERROR_NO_PERMISSION = 4,
+        NVML_ERROR_ALREADY_INITIALIZED = 5,
+        NVML_ERROR_NOT_FOUND = 6,
+        NVML_ERROR_INSUFFICIENT_SIZE = 7,
+        NVML_ERROR_INSUFFICIENT_POWER = 8,
+        NVML_ERROR_DRIVER_NOT_LOADED = 9,
+        NVML_ERROR_TIMEOUT = 10,
+        NVML_ERROR_IRQ_ISSUE = 11,
+        NVML_ERROR_LIBRARY_NOT_FOUND = 12,
+        NVML_ERROR_FUNCTION_NOT_FOUND = 13,
+        NVML_ERROR_CORRUPTED_INFOROM = 14,
+        NVML_ERROR_GPU_IS_LOST = 15,
+        NVML_ERROR_RESET_REQUIRED = 16,
+        NVML_ERROR_OPERATING_SYSTEM = 17,
+        NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+        NVML_ERROR_IN_USE = 19,
+        NVML_ERROR_MEMORY = 20,
+        NVML_ERROR_NO_DATA = 21,
+        NVML_ERROR_VGPU_ECC_NOT_SUPPORTED = 22,
+        NVML_ERROR_INSUFFICIENT_RESOURCES = 23,
+        NVML_ERROR_FREQ_NOT_SUPPORTED = 24,
+        NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
+        NVML_ERROR_DEPRECATED = 26,
+        NVML_ERROR_NOT_READY = 27,
+        NVML_ERROR_GPU_NOT_FOUND = 28,
+        NVML_ERROR_INVALID_STATE = 29,
+        NVML_ERROR_UNKNOWN = 999,
+} nvmlReturn_t;
+
+typedef struct nvmlDevice_st *nvmlDevice_t;
+
+enum { NVML_TEMPERATURE_GPU = 0 }; /* nvmlTemperatureSensors_t */
+enum { NVML_CLOCK_SM = 1 };        /* nvmlClockType_t */
+
+typedef struct {
+        unsigned int gpu;    /* % of time a kernel ran */
+        unsigned int memory; /* % of time device memory was read or written */
+} nvmlUtilization_t;
+
+/* v1, taken by nvmlDeviceGetMemoryInfo (the _v2 struct carries a version word in front). */
+typedef struct {
+        unsigned long long total, free, used;
+} nvmlMemory_t;
+
+/* The layout of nvmlDeviceGetPciInfo_v2 and _v3 (the v1 call had busId[16] and reserved words
+ * where busId[32] is now). domain..pciDeviceId sit at the same offsets in all three. */
+typedef struct {
+        char busIdLegacy[16];
+        unsigned int domain;
+        unsigned int bus;
+        unsigned int device;
+        unsigned int pciDeviceId; /* device id << 16 | vendor id */
+        unsigned int pciSubSystemId;
+        char busId[32];
+} nvmlPciInfo_t;
+_Static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout");
+
+/* v1, taken by the unversioned nvmlDeviceGetComputeRunningProcesses and
+ * nvmlDeviceGetGraphicsRunningProcesses, whose 16-byte layout has not changed since NVML 1.
+ * _v2 takes 24 bytes (MIG instance ids added). _v3 changed its struct without a version bump:
+ * 24 bytes from driver 510, 32 (usedGpuCcProtectedMemory) in the 535.43..535.86 headers, 24 again
+ * after (nvitop #79, #89; go-nvml #75). We need neither MIG ids nor CC memory. */
+typedef struct {
+        unsigned int pid;
+        unsigned long long usedGpuMemory; /* NVML_VALUE_NOT_AVAILABLE (all ones) when unknown */
+} nvmlProcessInfo_v1_t;
+_Static_assert(sizeof(void *) != 8 || sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout");
+
+#define NVML_DEFAULT_PATH "libnvidia-ml.so.1"
+/* NVML numbers GPUs densely from 0; a count past this is garbage, not a host. */
+#define NVML_GPUS_MAX 1024
+/* Process lists: a first buffer that fits a render host, and the most we fetch before keeping
+ * the first HAL_GPU_MAX_PROCS. */
+#define NVML_PROCS_FIRST 32
+#define NVML_PROCS_FETCH_MAX 4096
+#define NVML_PROCS_TRIES 4
+/* Room per entry in the process buffer: the widest stride any driver has written (the 535.43
+ * _v3 struct), so that a driver that gets the layout wrong cannot write past our buffer. */
+#define NVML_PROC_STRIDE_MAX 32
+
+struct nvml_gpu {
+        nvmlDevice_t dev; /* NULL until nvmlDeviceGetHandleByIndex_v2 succeeds */
+        bool have_ident;  /* name, uuid and PCI ids below were read (they never change) */
+        char name[sizeof(((struct hal_gpu_sample *)NULL)->name)];
+        char uuid[sizeof(((struct hal_gpu_sample *)NULL)->uuid)];
+        char pci_bus_id[sizeof(((struct hal_gpu_sample *)NULL)->pci_bus_id)];
+        uint16_t pci_vendor, pci_device;
+};
+
+struct nvml {
+        void *dl;
+        unsigned count;
+        struct nvml_gpu *gpus;
+
+        /* Required: the library is useless without them. */
+        nvmlReturn_t (*sym_nvmlInit_v2)(void);
+        nvmlReturn_t (*sym_nvmlShutdown)(void);
+        nvmlReturn_t (*sym_nvmlDeviceGetCount_v2)(unsigned int *count);
+        nvmlReturn_t (*sym_nvmlDeviceGetHandleByIndex_v2)(unsigned int index, nvmlDevice_t *dev);
+        /* Optional: a driver without one lacks that metric (or the error text). */
+        const char *(*sym_nvmlErrorString)(nvmlReturn_t r);
+        nvmlReturn_t (*sym_nvmlDeviceGetName)(nvmlDevice_t dev, char *name, unsigned int len);
+        nvmlReturn_t (*sym_nvmlDeviceGetUUID)(nvmlDevice_t dev, char *uuid, unsigned int len);
+        nvmlReturn_t (*sym_nvmlDeviceGetPciInfo)(nvmlDevice_t dev, nvmlPciInfo_t *pci);
+        nvmlReturn_t (*sym_nvmlDeviceGetUtilizationRates)(nvmlDevice_t dev, nvmlUtilization_t *u);
+        nvmlReturn_t (*sym_nvmlDeviceGetEncoderUtilization)(nvmlDevice_t dev, unsigned int *pct,
+                                                            unsigned int *period_us);
+        nvmlReturn_t (*sym_nvmlDeviceGetDecoderUtilization)(nvmlDevice_t dev, unsigned int *pct,
+                                                            unsigned int *period_us);
+        nvmlReturn_t (*sym_nvmlDeviceGetMemoryInfo)(nvmlDevice_t dev, nvmlMemory_t *mem);
+        nvmlReturn_t (*sym_nvmlDeviceGetPowerUsage)(nvmlDevice_t dev, unsigned int *mw);
+        nvmlReturn_t (*sym_nvmlDeviceGetTemperature)(nvmlDevice_t dev, int sensor, unsigned int *c);
+        nvmlReturn_t (*sym_nvmlDeviceGetClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
+        nvmlReturn_t (*sym_nvmlDeviceGetMaxClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
+        nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
+        nvmlReturn_t (*sym_nvmlDeviceGetComputeRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
+                                                                 nvmlProcessInfo_v1_t *infos);
+        nvmlReturn_t (*sym_nvmlDeviceGetGraphicsRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
+                                                                  nvmlProcessInfo_v1_t *infos);
+};
+
+struct nvml_sym {
+        const char *name;
+        const char *alt; /* older name of the same call and signature, tried when name is missing */
+        size_t offset;   /* of the sym_ pointer in struct nvml */
+        bool required;
+};
+
+#define SYM(field, alt, required) \
+        { #field, alt, offsetof(struct nvml, sym_##field), required }
+
+static const struct nvml_sym nvml_syms[] = {
+        SYM(nvmlInit_v2, NULL, true),
+        SYM(nvmlShutdown, NULL, true),
+        SYM(nvmlDeviceGetCount_v2, NULL, true),
+        SYM(nvmlDeviceGetHandleByIndex_v2, NULL, true),
+        SYM(nvmlErrorString, NULL, false),
+        SYM(nvmlDeviceGetName, NULL, false),
+        SYM(nvmlDeviceGetUUID, NULL, false),
+        /* _v3 and _v2 differ only in how busId is written; we format the bus id ourselves. */
+        { "nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2",
+          offsetof(struct nvml, sym_nvmlDeviceGetPciInfo), false },
+        SYM(nvmlDeviceGetUtilizationRates, NULL, false),
+        SYM(nvmlDeviceGetEncoderUtilization, NULL, false),
+        SYM(nvmlDeviceGetDecoderUtilization, NULL, false),
+        SYM(nvmlDeviceGetMemoryInfo, NULL, false),
+        SYM(nvmlDeviceGetPowerUsage, NULL, false),
+        SYM(nvmlDeviceGetTemperature, NULL, false),
+        SYM(nvmlDeviceGetClockInfo, NULL, false),
+        SYM(nvmlDeviceGetMaxClockInfo, NULL, false),
+        /* Renamed in driver 535; the old name stays exported as deprecated. */
+        SYM(nvmlDeviceGetCurrentClocksEventReasons, "nvmlDeviceGetCurrentClocksThrottleReasons", false),
+        SYM(nvmlDeviceGetComputeRunningProcesses, NULL, false),
+        SYM(nvmlDeviceGetGraphicsRunningProcesses, NULL, false),
+};
+
+/* The one place nvmlReturn_t becomes an errno. */
+static int nvml_errno(nvmlReturn_t r) {
+        switch (r) {
+        case NVML_SUCCESS:
+                return 0;
+        case NVML_ERROR_INVALID_ARGUMENT:
+        case NVML_ERROR_ARGUMENT_VERSION_MISMATCH:
+                return -EINVAL;
+        case NVML_ERROR_NOT_SUPPORTED:
+        case NVML_ERROR_VGPU_ECC_NOT_SUPPORTED:
+        case NVML_ERROR_FREQ_NOT_SUPPORTED:
+                return -EOPNOTSUPP;
+        case NVML_ERROR_NO_PERMISSION:
+                return -EACCES;
+        case NVML_ERROR_OPERATING_SYSTEM: /* the OS blocked the GPU control device */
+                return -EPERM;
+        case NVML_ERROR_ALREADY_INITIALIZED:
+                return -EALREADY;
+        case NVML_ERROR_NOT_FOUND:
+                return -ENOENT;
+        case NVML_ERROR_INSUFFICIENT_SIZE:
+                return -ENOBUFS;
+        case NVML_ERROR_DRIVER_NOT_LOADED: /* no nvidia.ko: a CPU host with the userspace installed */
+                return -ENODEV;
+        case NVML_ERROR_GPU_IS_LOST: /* fell off the bus */
+        case NVML_ERROR_GPU_NOT_FOUND:
+                return -ENXIO;
+        case NVML_ERROR_TIMEOUT:
+                return -ETIMEDOUT;
+        case NVML_ERROR_LIBRARY_NOT_FOUND:
+                return -ELIBACC;
+        case NVML_ERROR_LIB_RM_VERSION_MISMATCH: /* driver upgraded, module not reloaded */
+                return -ELIBBAD;
+        case NVML_ERROR_FUNCTION_NOT_FOUND:
+        case NVML_ERROR_DEPRECATED:
+                return -ENOSYS;
+        case NVML_ERROR_IN_USE:
+                return -EBUSY;
+        case NVML_ERROR_MEMORY:
+                return -ENOMEM;
+        case NVML_ERROR_NO_DATA:
+                return -ENODATA;
+        case NVML_ERROR_INSUFFICIENT_RESOURCES:
+        case NVML_ERROR_NOT_READY:
+                return -EAGAIN;
+        case NVML_ERROR_UNINITIALIZED:
+        case NVML_ERROR_INSUFFICIENT_POWER:
+        case NVML_ERROR_IRQ_ISSUE:
+        case NVML_ERROR_CORRUPTED_INFOROM:
+        case NVML_ERROR_RESET_REQUIRED:
+        case NVML_ERROR_INVALID_STATE:
+        case NVML_ERROR_UNKNOWN:
+        default:
+                return -EIO;
+        }
+}
+
+/* "GPU is lost (NVML error 15)", or just the number when the driver has no nvmlErrorString. */
+static const char *nvml_describe(const struct nvml *n, nvmlReturn_t r, char *buf, size_t len) {
+        const char *s = n->sym_nvmlErrorString ? n->sym_nvmlErrorString(r) : NULL;
+
+        if (s && *s)
+                snprintf(buf, len, "%s (NVML error %d)", s, (int)r);
+        else
+                snprintf(buf, len, "NVML error %d", (int)r);
+        return buf;
+}
+
+/* A metric the GPU or driver does not offer is absent, not an error. */
+static bool nvml_unsupported(nvmlReturn_t r) {
+        return r == NVML_ERROR_NOT_SUPPORTED || r == NVML_ERROR_FUNCTION_NOT_FOUND;
+}
+
+/* Records a failed call for GPU i in s->error; the first failure wins (later calls usually fail
+ * for the same reason). */
+static void nvml_fail(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r,
+                      struct hal_gpu_sample *s) {
+        char what[96];
+
+        if (s->error < 0)
+                return;
+        s->error = nvml_errno(r);
+        if (s->pci_bus_id[0])
+                plat_errf(s->error_msg, sizeof(s->error_msg), "%s on GPU %u (%s): %s", call, i,
+                          s->pci_bus_id, nvml_describe(n, r, what, sizeof(what)));
+        else
+                plat_errf(s->error_msg, sizeof(s->error_msg), "%s on GPU %u: %s", call, i,
+                          nvml_describe(n, r, what, sizeof(what)));
+}
+
+/* Classifies the result of one metric call: true when its value may be used. Unsupported is
+ * false without an error; anything else is recorded by nvml_fail. */
+static bool nvml_ok(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r,
+                    struct hal_gpu_sample *s) {
+        if (r == NVML_SUCCESS)
+                return true;
+        if (!nvml_unsupported(r))
+                nvml_fail(n, i, call, r, s);
+        return false;
+}
+
+static void nvml_close(void *ctx) {
+        struct nvml *n = ctx;
+
+        if (!n)
+                return;
+        if (n->sym_nvmlShutdown)
+                (void)n->sym_nvmlShutdown();
+        if (n->dl)
+                dlclose(n->dl);
+        free(n->gpus);
+        free(n);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nvml *, nvml_close);
+
+static int nvml_load(struct nvml *n, const char *path, char *err, size_t errlen) {
+        n->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!n->dl) {
+                /* Not an error: most hosts without an NVIDIA GPU lack the library. */
+                plat_errf(err, errlen, "%s", dlerror());
+                return -ENODEV;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(nvml_syms); k++) {
+                const struct nvml_sym *y = &nvml_syms[k];
+                void *p = dlsym(n->dl, y->name);
+
+                if (!p && y->alt)
+                        p = dlsym(n->dl, y->alt);
+                if (!p && y->required) {
+                        plat_errf(err, errlen,
+                                  "%s: symbol %s missing; the NVIDIA driver is too old or this is "
+                                  "not NVML, NVIDIA GPUs are not sampled",
+                                  path, y->name);
+                        return -ELIBBAD;
+                }
+                /* dlsym hands back functions as void *; POSIX makes the sizes equal. */
+                memcpy((char *)n + y->offset, &p, sizeof(p));
+        }
+        return 0;
+}
+
+static int nvml_open(int root_fd, const struct hal_gpu_options *o, void **ret_ctx, unsigned *ret_count,
+                     char *err, size_t errlen) {
+        _cleanup_(nvml_closep) struct nvml *n = NULL;
+        const char *path = o && o->nvml_path ? o->nvml_path : NVML_DEFAULT_PATH;
+        char what[96];
+        unsigned count = 0;
+        nvmlReturn_t r;
+        int k;
+
+        (void)root_fd; /* NVML talks to the driver, not to files under the root */
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        k = nvml_load(n, path, err, errlen);
+        if (k < 0)
+                return k;
+
+        r = n->sym_nvmlInit_v2();
+        if (r != NVML_SUCCESS) {
+                /* Nothing to shut down after a failed init. */
+                n->sym_nvmlShutdown = NULL;
+                plat_errf(err, errlen, "nvmlInit_v2 (%s): %s; NVIDIA GPUs are not sampled", path,
+                          nvml_describe(n, r, what, sizeof(what)));
+                return nvml_errno(r);
+        }
+
+        r = n->sym_nvmlDeviceGetCount_v2(&count);
+        if (r != NVML_SUCCESS) {
+                plat_errf(err, errlen, "nvmlDeviceGetCount_v2: %s; NVIDIA GPUs are not sampled",
+                          nvml_describe(n, r, what, sizeof(what)));
+                return nvml_errno(r);
+        }
+        if (count == 0) {
+                plat_errf(err, errlen, "NVML sees no NVIDIA GPU");
+                return -ENODEV;
+        }
+        if (count > NVML_GPUS_MAX) {
+                plat_errf(err, errlen,
+                          "nvmlDeviceGetCount_v2 says %u GPUs, more than %d; NVIDIA GPUs are not "
+                          "sampled",
+                          count, NVML_GPUS_MAX);
+                return -EPROTO;
+        }
+        n->gpus = calloc(count, sizeof(*n->gpus));
+        if (!n->gpus)
+                return -ENOMEM;
+        n->count = count;
+
+        *ret_ctx = TAKE_PTR(n);
+        *ret_count = count;
+        return 0;
+}
+
+/* A lost GPU answers nothing more, and every call to it may take the driver a while. */
+static bool nvml_lost(const struct hal_gpu_sample *s) {
+        return s->error == nvml_errno(NVML_ERROR_GPU_IS_LOST);
+}
+
+static bool nvml_answered(nvmlReturn_t r) {
+        return r == NVML_SUCCESS || nvml_unsupported(r);
+}
+
+/* Name, UUID and PCI ids never change: they are read until every call has answered, then kept,
+ * so that a GPU that is lost later still says which one it was. */
+static void nvml_read_ident(const struct nvml *n, unsigned i, struct nvml_gpu *g, struct hal_gpu_sample *s) {
+        bool done = true;
+        nvmlReturn_t r;
+
+        if (n->sym_nvmlDeviceGetPciInfo) {
+                nvmlPciInfo_t pci = { 0 };
+
+                r = n->sym_nvmlDeviceGetPciInfo(g->dev, &pci);
+                if (nvml_ok(n, i, "nvmlDeviceGetPciInfo", r, s)) {
+                        /* sysfs spelling; NVML's own busId pads the domain to 8 digits (v3) or 4 (v2). */
+                        snprintf(g->pci_bus_id, sizeof(g->pci_bus_id), "%04x:%02x:%02x.0", pci.domain,
+                                 pci.bus, pci.device);
+                        g->pci_vendor = (uint16_t)(pci.pciDeviceId & 0xffff);
+                        g->pci_device = (uint16_t)(pci.pciDeviceId >> 16);
+                        /* Errors from here on name the GPU by its bus id. */
+                        plat_strlcpy(s->pci_bus_id, g->pci_bus_id, sizeof(s->pci_bus_id));
+                }
+                done = done && nvml_answered(r);
+        }
+        if (n->sym_nvmlDeviceGetName && !nvml_lost(s)) {
+                r = n->sym_nvmlDeviceGetName(g->dev, g->name, sizeof(g->name));
+                g->name[sizeof(g->name) - 1] = '\0';
+                if (!nvml_ok(n, i, "nvmlDeviceGetName", r, s))
+                        g->name[0] = '\0';
+                done = done && nvml_answered(r);
+        }
+        if (n->sym_nvmlDeviceGetUUID && !nvml_lost(s)) {
+                r = n->sym_nvmlDeviceGetUUID(g->dev, g->uuid, sizeof(g->uuid));
+                g->uuid[sizeof(g->uuid) - 1] = '\0';
+                if (!nvml_ok(n, i, "nvmlDeviceGetUUID", r, s))
+                        g->uuid[0] = '\0';
+                done = done && nvml_answered(r);
+        }
+        if (!g->name[0] && g->pci_device)
+                snprintf(g->name, sizeof(g->name), "%04x:%04x", g->pci_vendor, g->pci_device);
+        g->have_ident = done;
+}
+
+static void nvml_copy_ident(const struct nvml_gpu *g, struct hal_gpu_sample *s) {
+        plat_strlcpy(s->name, g->name, sizeof(s->name));
+        plat_strlcpy(s->uuid, g->uuid, sizeof(s->uuid));
+        plat_strlcpy(s->pci_bus_id, g->pci_bus_id, sizeof(s->pci_bus_id));
+        s->pci_vendor = g->pci_vendor;
+        s->pci_device = g->pci_device;
+}
+
+static void nvml_read_util(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        nvmlUtilization_t u = { 0 };
+
+        if (n->sym_nvmlDeviceGetUtilizationRates &&
+            nvml_ok(n, i, "nvmlDeviceGetUtilizationRates", n->sym_nvmlDeviceGetUtilizationRates(dev, &u),
+                    s)) {
+                s->util_pct = u.gpu;
+                s->mem_util_pct = u.memory;
+                s->present |= HAL_GPU_UTIL | HAL_GPU_MEM_UTIL;
+        }
+}
+
+static void nvml_read_codec(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        unsigned pct = 0, period_us = 0;
+
+        if (n->sym_nvmlDeviceGetEncoderUtilization &&
+            nvml_ok(n, i, "nvmlDeviceGetEncoderUtilization",
+                    n->sym_nvmlDeviceGetEncoderUtilization(dev, &pct, &period_us), s)) {
+                s->enc_pct = pct;
+                s->present |= HAL_GPU_ENC;
+        }
+        if (n->sym_nvmlDeviceGetDecoderUtilization &&
+            nvml_ok(n, i, "nvmlDeviceGetDecoderUtilization",
+                    n->sym_nvmlDeviceGetDecoderUtilization(dev, &pct, &period_us), s)) {
+                s->dec_pct = pct;
+                s->present |= HAL_GPU_DEC;
+        }
+}
+
+static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        nvmlMemory_t m = { 0 };
+
+        if (n->sym_nvmlDeviceGetMemoryInfo &&
+            nvml_ok(n, i, "nvmlDeviceGetMemoryInfo", n->sym_nvmlDeviceGetMemoryInfo(dev, &m), s)) {
+                s->vram_total_bytes = m.total;
+                s->vram_used_bytes = m.used;
+                s->present |= HAL_GPU_VRAM;
+        }
+}
+
+static void nvml_read_power(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        unsigned mw = 0, c = 0;
+
+        if (n->sym_nvmlDeviceGetPowerUsage &&
+            nvml_ok(n, i, "nvmlDeviceGetPowerUsage", n->sym_nvmlDeviceGetPowerUsage(dev, &mw), s)) {
+                s->power_w = mw / 1000.0;
+                s->present |= HAL_GPU_POWER;
+        }
+        if (n->sym_nvmlDeviceGetTemperature &&
+            nvml_ok(n, i, "nvmlDeviceGetTemperature",
+                    n->sym_nvmlDeviceGetTemperature(dev, NVML_TEMPERATURE_GPU, &c), s)) {
+                s->temp_c = c;
+                s->present |= HAL_GPU_TEMP;
+        }
+}
+
+static void nvml_read_clocks(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        unsigned long long reasons = 0;
+        unsigned mhz = 0;
+
+        if (n->sym_nvmlDeviceGetClockInfo &&
+            nvml_ok(n, i, "nvmlDeviceGetClockInfo", n->sym_nvmlDeviceGetClockInfo(dev, NVML_CLOCK_SM, &mhz),
+                    s)) {
+                s->clock_mhz = mhz;
+                s->present |= HAL_GPU_CLOCK;
+        }
+        if (n->sym_nvmlDeviceGetMaxClockInfo &&
+            nvml_ok(n, i, "nvmlDeviceGetMaxClockInfo",
+                    n->sym_nvmlDeviceGetMaxClockInfo(dev, NVML_CLOCK_SM, &mhz), s)) {
+                s->clock_max_mhz = mhz;
+                s->present |= HAL_GPU_CLOCK_MAX;
+        }
+        if (n->sym_nvmlDeviceGetCurrentClocksEventReasons &&
+            nvml_ok(n, i, "nvmlDeviceGetCurrentClocksEventReasons",
+                    n->sym_nvmlDeviceGetCurrentClocksEventReasons(dev, &reasons), s)) {
+                s->throttle_reasons = reasons;
+                s->present |= HAL_GPU_THROTTLE;
+        }
+}
+
+/* One process, one entry: a process that renders and runs CUDA is in both lists, with the same
+ * memory figure when the driver knows it. */
+static void nvml_add_proc(struct hal_gpu_sample *s, unsigned pid, unsigned long long used) {
+        uint64_t vram = used; /* NVML_VALUE_NOT_AVAILABLE is all ones: UINT64_MAX, "unknown" */
+
+        for (size_t k = 0; k < s->n_procs; k++) {
+                struct hal_gpu_proc *p = &s->procs[k];
+
+                if (p->pid != (int32_t)pid)
+                        continue;
+                if (p->vram_bytes == UINT64_MAX || (vram != UINT64_MAX && vram > p->vram_bytes))
+                        p->vram_bytes = vram;
+                return;
+        }
+        if (s->n_procs < HAL_GPU_MAX_PROCS)
+                s->procs[s->n_procs++] = (struct hal_gpu_proc){ .pid = (int32_t)pid, .vram_bytes = vram };
+}
+
+typedef nvmlReturn_t (*nvml_procs_fn)(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_v1_t *infos);
+
+/* Reads one process list into s: 1 when read, 0 when the driver has none to give, -1 on error.
+ * NVML answers INSUFFICIENT_SIZE with the count it needs and fills nothing, so the whole list
+ * is fetched (up to NVML_PROCS_FETCH_MAX) and the first HAL_GPU_MAX_PROCS are kept. */
+static int nvml_read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t dev, nvml_procs_fn fn,
+                               const char *call, struct hal_gpu_sample *s) {
+        unsigned cap = NVML_PROCS_FIRST;
+
+        for (unsigned t = 0; t < NVML_PROCS_TRIES; t++) {
+                _cleanup_free_ nvmlProcessInfo_v1_t *buf = calloc(cap, NVML_PROC_STRIDE_MAX);
+                unsigned got = cap;
+                nvmlReturn_t r;
+
+                if (!buf) {
+                        if (s->error == 0) {
+                                s->error = -ENOMEM;
+                                plat_errf(s->error_msg, sizeof(s->error_msg), "%s on GPU %u: out of memory",
+                                          call, i);
+                        }
+                        return -1;
+                }
+                r = fn(dev, &got, buf);
+                if (r == NVML_ERROR_INSUFFICIENT_SIZE) {
+                        if (cap >= NVML_PROCS_FETCH_MAX)
+                                return 0; /* thousands of processes: no list rather than a wrong one */
+                        /* Processes come and go between calls: ask for some room to spare. */
+                        if (got <= cap)
+                                got = cap * 2;
+                        cap = got > NVML_PROCS_FETCH_MAX - 16 ? NVML_PROCS_FETCH_MAX : got + 16;
+                        continue;
+                }
+                if (!nvml_ok(n, i, call, r, s))
+                        return nvml_unsupported(r) ? 0 : -1;
+                if (got > cap)
+                        got = cap;
+                for (unsigned k = 0; k < got; k++)
+                        nvml_add_proc(s, buf[k].pid, buf[k].usedGpuMemory);
+                return 1;
+        }
+        return 0; /* the list kept growing faster than we asked */
+}
+
+/* Compute and graphics processes: a render host runs both kinds. A list that fails makes the
+ * whole process list absent, not silently short. */
+static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        const struct {
+                nvml_procs_fn fn;
+                const char *call;
+        } lists[] = {
+                { n->sym_nvmlDeviceGetComputeRunningProcesses, "nvmlDeviceGetComputeRunningProcesses" },
+                { n->sym_nvmlDeviceGetGraphicsRunningProcesses, "nvmlDeviceGetGraphicsRunningProcesses" },
+        };
+        bool any = false;
+
+        for (size_t k = 0; k < ELEMENTSOF(lists); k++) {
+                int r;
+
+                if (!lists[k].fn)
+                        continue;
+                r = nvml_read_proc_list(n, i, dev, lists[k].fn, lists[k].call, s);
+                if (r < 0) {
+                        s->n_procs = 0;
+                        return;
+                }
+                any = any || r > 0;
+        }
+        if (any)
+                s->present |= HAL_GPU_PROCS;
+}
+
+typedef void (*nvml_read_fn)(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s);
+
+static const nvml_read_fn nvml_reads[] = {
+        nvml_read_util,  nvml_read_codec,  nvml_read_memory,
+        nvml_read_power, nvml_read_clocks, nvml_read_procs,
+};
+
+static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {
+        struct nvml *n = ctx;
+        struct nvml_gpu *g;
+
+        if (i >= n->count)
+                return -EINVAL;
+        g = &n->gpus[i];
+        *s = (struct hal_gpu_sample){ .backend = hal_gpu_backend_nvml.name };
+
+        if (!g->dev) {
+                nvmlDevice_t dev = NULL;
+                nvmlReturn_t r = n->sym_nvmlDeviceGetHandleByIndex_v2(i, &dev);
+
+                if (r != NVML_SUCCESS || !dev) {
+                        nvml_fail(n, i, "nvmlDeviceGetHandleByIndex_v2",
+                                  r != NVML_SUCCESS ? r : NVML_ERROR_UNKNOWN, s);
+                        return 0;
+                }
+                g->dev = dev;
+        }
+        if (!g->have_ident)
+                nvml_read_ident(n, i, g, s);
+        nvml_copy_ident(g, s);
+
+        /* Other failures leave the remaining metrics worth reading. */
+        for (size_t k = 0; k < ELEMENTSOF(nvml_reads) && !nvml_lost(s); k++)
+                nvml_reads[k](n, i, g->dev, s);
+        return 0;
+}
+
+const struct hal_gpu_backend hal_gpu_backend_nvml = {
+        .name = "nvml",
+        .open = nvml_open,
+        .sample = nvml_sample,
+        .close = nvml_close,
+};

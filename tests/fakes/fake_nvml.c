@@ -1,0 +1,602 @@
+/* fake_nvml.c: a test double of libnvidia-ml.so.1: the NVML C entry points hal/gpu_nvml.c uses,
+ * answering from a script file, loaded through the same dlopen path as the real library.
+ *
+ * FAKE_NVML_SCRIPT names the script; it is read by every nvmlInit_v2. One directive a line,
+ * '#' starts a comment:
+ *   init=ERR                    nvmlInit_v2 fails with NVML_ERROR_<ERR>
+ *   err.count=ERR               nvmlDeviceGetCount_v2 fails
+ *   gpu N key=value ...         describes GPU N (GPUs 0..N-1 exist; undescribed ones support nothing)
+ * GPU keys (a value runs up to the next key=, so names may hold spaces):
+ *   name uuid pci=DDDD:BB:DD.F device=0xID vendor=0xID util memutil enc dec vram_total vram_used
+ *   power_mw temp sm sm_max throttle procs gprocs err.CALL=ERR
+ *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
+ *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
+ *   CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
+ *   procs gprocs.
+ * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
+ * call ("procs CAP").
+ * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
+ * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString or PciInfo_v3). */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum {
+        NVML_SUCCESS = 0,
+        NVML_ERROR_UNINITIALIZED = 1,
+        NVML_ERROR_INVALID_ARGUMENT = 2,
+        NVML_ERROR_NOT_SUPPORTED = 3,
+        NVML_ERROR_INSUFFICIENT_SIZE = 7,
+        NVML_ERROR_UNKNOWN = 999,
+} nvmlReturn_t;
+
+typedef struct {
+        unsigned int gpu, memory;
+} nvmlUtilization_t;
+
+typedef struct {
+        unsigned long long total, free, used;
+} nvmlMemory_t;
+
+typedef struct {
+        char busIdLegacy[16];
+        unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+        char busId[32];
+} nvmlPciInfo_t;
+
+typedef struct {
+        unsigned int pid;
+        unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+
+enum call {
+        CALL_HANDLE,
+        CALL_NAME,
+        CALL_UUID,
+        CALL_PCI,
+        CALL_UTIL,
+        CALL_MEMORY,
+        CALL_ENCODER,
+        CALL_DECODER,
+        CALL_POWER,
+        CALL_TEMP,
+        CALL_CLOCK,
+        CALL_MAXCLOCK,
+        CALL_THROTTLE,
+        CALL_PROCS,
+        CALL_GPROCS,
+        CALL_MAX,
+};
+
+static const char *const call_names[CALL_MAX] = {
+        "handle", "name", "uuid",  "pci",      "util",     "memory", "encoder", "decoder",
+        "power",  "temp", "clock", "maxclock", "throttle", "procs",  "gprocs",
+};
+
+struct fake_list {
+        unsigned n;
+        nvmlProcessInfo_v1_t *v;
+};
+
+typedef struct nvmlDevice_st {
+        unsigned have; /* 1 << call: the script gave a value */
+        int err[CALL_MAX];
+        char name[96], uuid[96];
+        unsigned domain, bus, dev, vendor, device;
+        unsigned util, memutil, enc, dec, power_mw, temp, sm, sm_max;
+        unsigned long long vram_total, vram_used, throttle;
+        struct fake_list procs, gprocs;
+} * nvmlDevice_t;
+
+#define FAKE_GPUS_MAX 64
+
+static struct {
+        int inits;
+        unsigned count;
+        int err_count;
+        struct nvmlDevice_st gpus[FAKE_GPUS_MAX];
+} fake;
+
+static const struct {
+        const char *name;
+        int code;
+        const char *text;
+} errors[] = {
+        { "SUCCESS", 0, "Success" },
+        { "UNINITIALIZED", 1, "Uninitialized" },
+        { "INVALID_ARGUMENT", 2, "Invalid Argument" },
+        { "NOT_SUPPORTED", 3, "Not Supported" },
+        { "NO_PERMISSION", 4, "Insufficient Permissions" },
+        { "NOT_FOUND", 6, "Not Found" },
+        { "INSUFFICIENT_SIZE", 7, "Insufficient Size" },
+        { "DRIVER_NOT_LOADED", 9, "Driver Not Loaded" },
+        { "TIMEOUT", 10, "Timeout" },
+        { "LIBRARY_NOT_FOUND", 12, "NVML Shared Library Not Found" },
+        { "FUNCTION_NOT_FOUND", 13, "Function Not Found" },
+        { "GPU_IS_LOST", 15, "GPU is lost" },
+        { "LIB_RM_VERSION_MISMATCH", 18, "RM has detected an NVML/RM version mismatch." },
+        { "UNKNOWN", 999, "Unknown Error" },
+};
+
+/* The prototypes of what this library exports (the project builds with -Wmissing-prototypes). */
+nvmlReturn_t nvmlInit_v2(void);
+nvmlReturn_t nvmlShutdown(void);
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count);
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev);
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t dev, char *name, unsigned int len);
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t dev, char *uuid, unsigned int len);
+nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t dev, nvmlPciInfo_t *pci);
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *u);
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m);
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t dev, unsigned int *mw);
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t dev, int sensor, unsigned int *c);
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t dev, int type, unsigned int *mhz);
+nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t dev, int type, unsigned int *mhz);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t dev, unsigned int *count,
+                                                  nvmlProcessInfo_v1_t *infos);
+#ifndef FAKE_NVML_OLD
+const char *nvmlErrorString(nvmlReturn_t r);
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t dev, nvmlPciInfo_t *pci);
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t dev, unsigned int *pct, unsigned int *period_us);
+nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t dev, unsigned int *pct, unsigned int *period_us);
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t dev, unsigned long long *r);
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *r);
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t dev, unsigned int *count,
+                                                   nvmlProcessInfo_v1_t *infos);
+#endif
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A broken script is a broken test: stop loudly. */
+static void die(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("fake_nvml: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        abort();
+}
+
+static void fake_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fake_log(const char *fmt, ...) {
+        const char *path = getenv("FAKE_NVML_LOG");
+        va_list ap;
+        FILE *f;
+
+        if (!path)
+                return;
+        f = fopen(path, "ae");
+        if (!f)
+                die("cannot open FAKE_NVML_LOG %s", path);
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fputc('\n', f);
+        fclose(f);
+}
+
+static int error_code(const char *name) {
+        for (size_t k = 0; k < sizeof(errors) / sizeof(errors[0]); k++)
+                if (strcmp(errors[k].name, name) == 0)
+                        return errors[k].code;
+        die("unknown NVML error name '%s'", name);
+}
+
+static unsigned long long number(const char *key, const char *v) {
+        char *end;
+        unsigned long long x = strtoull(v, &end, 0);
+
+        if (!*v || *end)
+                die("%s: '%s' is not a number", key, v);
+        return x;
+}
+
+static void free_state(void) {
+        for (unsigned k = 0; k < FAKE_GPUS_MAX; k++) {
+                free(fake.gpus[k].procs.v);
+                free(fake.gpus[k].gprocs.v);
+        }
+        memset(&fake, 0, sizeof(fake));
+}
+
+static void parse_procs(struct fake_list *l, const char *v) {
+        size_t cap = 0;
+
+        if (strcmp(v, "none") == 0)
+                return;
+        if (strncmp(v, "gen:", 4) == 0) {
+                unsigned n = (unsigned)number("procs", v + 4);
+
+                l->v = calloc(n ? n : 1, sizeof(*l->v));
+                if (!l->v)
+                        die("out of memory");
+                for (unsigned k = 0; k < n; k++)
+                        l->v[k] = (nvmlProcessInfo_v1_t){ 1000 + k, (k + 1ull) << 20 };
+                l->n = n;
+                return;
+        }
+        while (*v) {
+                char item[64], *colon;
+                size_t len = strcspn(v, ",");
+
+                if (len == 0 || len >= sizeof(item))
+                        die("procs: bad item in '%s'", v);
+                memcpy(item, v, len);
+                item[len] = '\0';
+                colon = strchr(item, ':');
+                if (!colon)
+                        die("procs: '%s' is not PID:BYTES", item);
+                *colon = '\0';
+                if (l->n == cap) {
+                        cap = cap ? 2 * cap : 8;
+                        l->v = realloc(l->v, cap * sizeof(*l->v));
+                        if (!l->v)
+                                die("out of memory");
+                }
+                l->v[l->n++] = (nvmlProcessInfo_v1_t){
+                        (unsigned)number("pid", item),
+                        strcmp(colon + 1, "-") == 0 ? ~0ull : number("bytes", colon + 1),
+                };
+                v += len;
+                if (*v == ',')
+                        v++;
+        }
+}
+
+static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v) {
+        if (strncmp(key, "err.", 4) == 0) {
+                for (int c = 0; c < CALL_MAX; c++)
+                        if (strcmp(key + 4, call_names[c]) == 0) {
+                                g->err[c] = error_code(v);
+                                return;
+                        }
+                die("unknown call in '%s'", key);
+        }
+#define SET_UINT(k, field, c)                        \
+        if (strcmp(key, k) == 0) {                   \
+                g->field = (unsigned)number(key, v); \
+                g->have |= 1u << (c);                \
+                return;                              \
+        }
+#define SET_ULL(k, field, c)               \
+        if (strcmp(key, k) == 0) {         \
+                g->field = number(key, v); \
+                g->have |= 1u << (c);      \
+                return;                    \
+        }
+        SET_UINT("util", util, CALL_UTIL);
+        SET_UINT("memutil", memutil, CALL_UTIL);
+        SET_UINT("enc", enc, CALL_ENCODER);
+        SET_UINT("dec", dec, CALL_DECODER);
+        SET_UINT("power_mw", power_mw, CALL_POWER);
+        SET_UINT("temp", temp, CALL_TEMP);
+        SET_UINT("sm", sm, CALL_CLOCK);
+        SET_UINT("sm_max", sm_max, CALL_MAXCLOCK);
+        SET_UINT("device", device, CALL_PCI);
+        SET_UINT("vendor", vendor, CALL_PCI);
+        SET_ULL("vram_total", vram_total, CALL_MEMORY);
+        SET_ULL("vram_used", vram_used, CALL_MEMORY);
+        SET_ULL("throttle", throttle, CALL_THROTTLE);
+#undef SET_UINT
+#undef SET_ULL
+        if (strcmp(key, "name") == 0) {
+                snprintf(g->name, sizeof(g->name), "%s", v);
+                g->have |= 1u << CALL_NAME;
+        } else if (strcmp(key, "uuid") == 0) {
+                snprintf(g->uuid, sizeof(g->uuid), "%s", v);
+                g->have |= 1u << CALL_UUID;
+        } else if (strcmp(key, "pci") == 0) {
+                unsigned fn;
+
+                if (sscanf(v, "%x:%x:%x.%x", &g->domain, &g->bus, &g->dev, &fn) != 4)
+                        die("pci: '%s' is not DDDD:BB:DD.F", v);
+                g->have |= 1u << CALL_PCI;
+        } else if (strcmp(key, "procs") == 0) {
+                parse_procs(&g->procs, v);
+                g->have |= 1u << CALL_PROCS;
+        } else if (strcmp(key, "gprocs") == 0) {
+                parse_procs(&g->gprocs, v);
+                g->have |= 1u << CALL_GPROCS;
+        } else {
+                die("unknown key '%s'", key);
+        }
+}
+
+static void set_global_key(const char *key, const char *v, int *init_err) {
+        if (strcmp(key, "init") == 0)
+                *init_err = error_code(v);
+        else if (strcmp(key, "err.count") == 0)
+                fake.err_count = error_code(v);
+        else
+                die("unknown directive '%s'", key);
+}
+
+/* Splits "k1=v one k2=v2" into pairs; a token without '=' continues the previous value. */
+static void parse_pairs(char *p, struct nvmlDevice_st *g, int *init_err) {
+        char *key = NULL, val[512] = "";
+
+        for (char *tok = strtok(p, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+                char *eq = strchr(tok, '=');
+
+                if (!eq) {
+                        if (!key)
+                                die("'%s' is not key=value", tok);
+                        strncat(val, " ", sizeof(val) - strlen(val) - 1);
+                        strncat(val, tok, sizeof(val) - strlen(val) - 1);
+                        continue;
+                }
+                if (key)
+                        g ? set_gpu_key(g, key, val) : set_global_key(key, val, init_err);
+                *eq = '\0';
+                key = tok;
+                snprintf(val, sizeof(val), "%s", eq + 1);
+        }
+        if (key)
+                g ? set_gpu_key(g, key, val) : set_global_key(key, val, init_err);
+}
+
+static int load_script(void) {
+        const char *path = getenv("FAKE_NVML_SCRIPT");
+        int init_err = 0;
+        char *line = NULL;
+        size_t cap = 0;
+        FILE *f;
+
+        if (!path)
+                die("FAKE_NVML_SCRIPT is not set");
+        f = fopen(path, "re");
+        if (!f)
+                die("cannot open %s", path);
+        free_state();
+        while (getline(&line, &cap, f) > 0) {
+                char *p = line + strspn(line, " \t");
+
+                if (*p == '#' || *p == '\n' || *p == '\0')
+                        continue;
+                if (strncmp(p, "gpu ", 4) == 0) {
+                        char *end;
+                        unsigned long i = strtoul(p + 4, &end, 10);
+
+                        if (end == p + 4 || i >= FAKE_GPUS_MAX)
+                                die("bad gpu index in '%s'", p);
+                        if (i + 1 > fake.count)
+                                fake.count = (unsigned)i + 1;
+                        fake.gpus[i].vendor = 0x10de;
+                        parse_pairs(end, &fake.gpus[i], &init_err);
+                } else {
+                        parse_pairs(p, NULL, &init_err);
+                }
+        }
+        free(line);
+        fclose(f);
+        return init_err;
+}
+
+static nvmlReturn_t enter(nvmlDevice_t dev, enum call c) {
+        if (fake.inits == 0)
+                return NVML_ERROR_UNINITIALIZED;
+        if (dev < fake.gpus || dev >= fake.gpus + fake.count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (dev->err[c])
+                return (nvmlReturn_t)dev->err[c];
+        if (!(dev->have & (1u << c)))
+                return NVML_ERROR_NOT_SUPPORTED;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlInit_v2(void) {
+        int r = load_script();
+
+        fake_log("init");
+        if (r != 0) {
+                free_state();
+                return (nvmlReturn_t)r;
+        }
+        fake.inits++;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlShutdown(void) {
+        if (fake.inits == 0)
+                return NVML_ERROR_UNINITIALIZED;
+        fake_log("shutdown");
+        if (--fake.inits == 0)
+                free_state();
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+        if (fake.inits == 0)
+                return NVML_ERROR_UNINITIALIZED;
+        if (fake.err_count)
+                return (nvmlReturn_t)fake.err_count;
+        *count = fake.count;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev) {
+        if (fake.inits == 0)
+                return NVML_ERROR_UNINITIALIZED;
+        if (index >= fake.count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (fake.gpus[index].err[CALL_HANDLE])
+                return (nvmlReturn_t)fake.gpus[index].err[CALL_HANDLE];
+        *dev = &fake.gpus[index];
+        return NVML_SUCCESS;
+}
+
+static nvmlReturn_t copy_string(const char *s, char *buf, unsigned int len) {
+        if (strlen(s) + 1 > len)
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        memcpy(buf, s, strlen(s) + 1);
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t dev, char *name, unsigned int len) {
+        nvmlReturn_t r = enter(dev, CALL_NAME);
+
+        return r != NVML_SUCCESS ? r : copy_string(dev->name, name, len);
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t dev, char *uuid, unsigned int len) {
+        nvmlReturn_t r = enter(dev, CALL_UUID);
+
+        return r != NVML_SUCCESS ? r : copy_string(dev->uuid, uuid, len);
+}
+
+/* _v2 pads the domain of busId to 4 digits, _v3 to 8, as the real ones do. */
+static nvmlReturn_t pci_info(nvmlDevice_t dev, nvmlPciInfo_t *pci, int domain_digits) {
+        nvmlReturn_t r = enter(dev, CALL_PCI);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        memset(pci, 0, sizeof(*pci));
+        snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "%04X:%02X:%02X.0", dev->domain & 0xffff,
+                 dev->bus, dev->dev);
+        snprintf(pci->busId, sizeof(pci->busId), "%0*X:%02X:%02X.0", domain_digits, dev->domain, dev->bus,
+                 dev->dev);
+        pci->domain = dev->domain;
+        pci->bus = dev->bus;
+        pci->device = dev->dev;
+        pci->pciDeviceId = dev->device << 16 | dev->vendor;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t dev, nvmlPciInfo_t *pci) {
+        return pci_info(dev, pci, 4);
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *u) {
+        nvmlReturn_t r = enter(dev, CALL_UTIL);
+
+        if (r == NVML_SUCCESS)
+                *u = (nvmlUtilization_t){ dev->util, dev->memutil };
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
+        nvmlReturn_t r = enter(dev, CALL_MEMORY);
+
+        if (r == NVML_SUCCESS)
+                *m = (nvmlMemory_t){ dev->vram_total, dev->vram_total - dev->vram_used, dev->vram_used };
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t dev, unsigned int *mw) {
+        nvmlReturn_t r = enter(dev, CALL_POWER);
+
+        if (r == NVML_SUCCESS)
+                *mw = dev->power_mw;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t dev, int sensor, unsigned int *c) {
+        nvmlReturn_t r = enter(dev, CALL_TEMP);
+
+        if (r == NVML_SUCCESS && sensor != 0) /* NVML_TEMPERATURE_GPU */
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r == NVML_SUCCESS)
+                *c = dev->temp;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t dev, int type, unsigned int *mhz) {
+        nvmlReturn_t r = enter(dev, CALL_CLOCK);
+
+        if (r == NVML_SUCCESS && type != 1) /* NVML_CLOCK_SM: the fake knows no other clock */
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r == NVML_SUCCESS)
+                *mhz = dev->sm;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t dev, int type, unsigned int *mhz) {
+        nvmlReturn_t r = enter(dev, CALL_MAXCLOCK);
+
+        if (r == NVML_SUCCESS && type != 1)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r == NVML_SUCCESS)
+                *mhz = dev->sm_max;
+        return r;
+}
+
+/* As NVML: a buffer too small gets the count it needs and INSUFFICIENT_SIZE, and nothing in it. */
+static nvmlReturn_t proc_list(nvmlDevice_t dev, enum call c, unsigned int *count,
+                              nvmlProcessInfo_v1_t *infos) {
+        nvmlReturn_t r = enter(dev, c);
+        const struct fake_list *l;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        l = c == CALL_GPROCS ? &dev->gprocs : &dev->procs;
+        fake_log("%s %u", call_names[c], *count);
+        if (*count < l->n) {
+                *count = l->n;
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        }
+        if (l->n > 0)
+                memcpy(infos, l->v, l->n * sizeof(*infos));
+        *count = l->n;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t dev, unsigned int *count,
+                                                  nvmlProcessInfo_v1_t *infos) {
+        return proc_list(dev, CALL_PROCS, count, infos);
+}
+
+#ifndef FAKE_NVML_OLD
+const char *nvmlErrorString(nvmlReturn_t r) {
+        for (size_t k = 0; k < sizeof(errors) / sizeof(errors[0]); k++)
+                if (errors[k].code == (int)r)
+                        return errors[k].text;
+        return "Unknown Error";
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t dev, nvmlPciInfo_t *pci) {
+        return pci_info(dev, pci, 8);
+}
+
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t dev, unsigned int *pct, unsigned int *period_us) {
+        nvmlReturn_t r = enter(dev, CALL_ENCODER);
+
+        if (r == NVML_SUCCESS) {
+                *pct = dev->enc;
+                *period_us = 167000;
+        }
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t dev, unsigned int *pct, unsigned int *period_us) {
+        nvmlReturn_t r = enter(dev, CALL_DECODER);
+
+        if (r == NVML_SUCCESS) {
+                *pct = dev->dec;
+                *period_us = 167000;
+        }
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t dev, unsigned long long *reasons) {
+        nvmlReturn_t r = enter(dev, CALL_THROTTLE);
+
+        if (r == NVML_SUCCESS)
+                *reasons = dev->throttle;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *reasons) {
+        return nvmlDeviceGetCurrentClocksEventReasons(dev, reasons);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t dev, unsigned int *count,
+                                                   nvmlProcessInfo_v1_t *infos) {
+        return proc_list(dev, CALL_GPROCS, count, infos);
+}
+#endif

@@ -1,0 +1,507 @@
+/* test_hal_cgroup.c: cgroup v2 and v1 readers and /proc/<pid>/cgroup, on fixture hosts and scratch trees. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "fileio.h"
+#include "strutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A sample no reader would produce: failures must leave it as it is. */
+static const struct hal_cgroup_sample sentinel = {
+        .present = 0xdead,
+        .cpu_usage_usec = 1,
+        .mem_current_bytes = 2,
+        .mem_max_bytes = 3,
+        .pids_current = 4,
+        .cpu_quota_cores = 5.0,
+};
+
+static void assert_untouched(const struct hal_cgroup_sample *s) {
+        assert_memory_equal(s, &sentinel, sizeof(*s));
+}
+
+static int open_host(const char *host) {
+        char path[PATH_MAX];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
+        fd = plat_open_dir(path);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+/* A scratch root per test, for hosts too small to be worth a fixture directory. */
+struct scratch {
+        char path[64];
+        int fd;
+};
+
+static int scratch_setup(void **state) {
+        struct scratch *s = calloc(1, sizeof(*s));
+
+        assert_non_null(s);
+        plat_strlcpy(s->path, "/tmp/test_hal_cgroup.XXXXXX", sizeof(s->path));
+        assert_non_null(mkdtemp(s->path));
+        s->fd = plat_open_dir(s->path);
+        assert_true(s->fd >= 0);
+        *state = s;
+        return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        (void)st;
+        (void)type;
+        (void)ftw;
+        return remove(path);
+}
+
+static int scratch_teardown(void **state) {
+        struct scratch *s = *state;
+
+        close(s->fd);
+        assert_int_equal(nftw(s->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        free(s);
+        return 0;
+}
+
+static void mkdirs(int root, const char *path) {
+        char dir[PATH_MAX];
+
+        plat_strlcpy(dir, path, sizeof(dir));
+        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
+                *p = '\0';
+                if (mkdirat(root, dir, 0755) < 0)
+                        assert_int_equal(errno, EEXIST);
+                *p = '/';
+        }
+}
+
+/* Writes content to root/path, making the parent directories. */
+static void put(int root, const char *path, const char *content) {
+        _cleanup_close_ int fd = -1;
+        size_t len = strlen(content);
+
+        mkdirs(root, path);
+        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, len), (ssize_t)len);
+}
+
+static void test_detect_v2_v1_hybrid_and_none(void **state) {
+        _cleanup_close_ int v2 = open_host("x86-cpu");
+        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
+        _cleanup_close_ int none = open_host("arm");
+
+        (void)state;
+        assert_int_equal(hal_cgroup_detect(v2), HAL_CGROUP_V2);
+        /* systemd's hybrid layout: cgroup.controllers only under unified/, controllers on v1 */
+        assert_int_equal(hal_cgroup_detect(v1), HAL_CGROUP_V1);
+        assert_int_equal(hal_cgroup_detect(none), HAL_CGROUP_NONE);
+}
+
+static void test_v2_slot_reads_every_file(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256] = "";
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V2, "render.slice/slot-0.scope", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX | HAL_CG_PIDS | HAL_CG_CPU_MAX);
+        assert_int_equal(s.cpu_usage_usec, UINT64_C(8123456789));
+        assert_int_equal(s.mem_current_bytes, UINT64_C(6871269376));
+        assert_int_equal(s.mem_max_bytes, UINT64_C(17179869184));
+        assert_int_equal(s.pids_current, 87);
+        assert_true(s.cpu_quota_cores == 4.0);
+        assert_string_equal(err, "");
+}
+
+static void test_v2_max_memory_is_uint64_max_and_max_cpu_is_no_quota(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        /* A leading '/' (as /proc/<pid>/cgroup prints it) is accepted. */
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V2, "/render.slice/slot-1.scope", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX | HAL_CG_PIDS);
+        assert_int_equal(s.cpu_usage_usec, 120000);
+        assert_int_equal(s.mem_current_bytes, 104857600);
+        assert_int_equal(s.mem_max_bytes, UINT64_MAX);
+        assert_int_equal(s.pids_current, 3);
+}
+
+static void test_v2_root_cgroup_has_only_what_the_root_offers(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V2, "", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU);
+        assert_int_equal(s.cpu_usage_usec, UINT64_C(2716032148));
+}
+
+static void test_missing_cgroup_is_enoent_and_leaves_sample(void **state) {
+        _cleanup_close_ int v2 = open_host("x86-cpu");
+        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(v2, HAL_CGROUP_V2, "render.slice/slot-9.scope", &s, err, sizeof(err)),
+                -ENOENT);
+        assert_string_equal(err, "/sys/fs/cgroup/render.slice/slot-9.scope: no such cgroup");
+        assert_int_equal(
+                hal_cgroup_read(v1, HAL_CGROUP_V1, "render.slice/slot-9.scope", &s, err, sizeof(err)),
+                -ENOENT);
+        assert_string_equal(err,
+                            "/sys/fs/cgroup/*/render.slice/slot-9.scope: no such cgroup in any hierarchy");
+        /* A file where the cgroup directory would be is no cgroup either. */
+        assert_int_equal(hal_cgroup_read(v2, HAL_CGROUP_V2, "render.slice/slot-0.scope/cpu.max", &s, err,
+                                         sizeof(err)),
+                         -ENOENT);
+        assert_untouched(&s);
+}
+
+static void test_dotdot_components_are_refused(void **state) {
+        static const char *const bad[] = { "..",    "../etc",  "render.slice/../../x", "render.slice/..",
+                                           "/../x", "a//..//b" };
+        _cleanup_close_ int root = open_host("x86-cpu");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V2, bad[i], &s, err, sizeof(err)),
+                                 -EINVAL);
+        assert_string_equal(err, "cgroup path 'a//..//b' has a '..' component");
+        assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V2, NULL, &s, err, sizeof(err)), -EINVAL);
+        /* Names that merely start with dots are names. */
+        assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V2, "..slot", &s, err, sizeof(err)), -ENOENT);
+        assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V2, "...", &s, err, sizeof(err)), -ENOENT);
+        assert_untouched(&s);
+}
+
+static void test_no_hierarchy_is_unsupported(void **state) {
+        _cleanup_close_ int root = open_host("arm");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_NONE, "x", &s, err, sizeof(err)), -EOPNOTSUPP);
+        assert_int_equal(hal_cgroup_read(root, (enum hal_cgroup_version)9, "x", &s, err, sizeof(err)),
+                         -EINVAL);
+        assert_untouched(&s);
+}
+
+static void test_v1_slot_reads_each_controller_hierarchy(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu-cgv1");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256] = "";
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V1, "render.slice/slot-0.scope", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX | HAL_CG_PIDS | HAL_CG_CPU_MAX);
+        assert_int_equal(s.cpu_usage_usec, UINT64_C(8123456789)); /* 8123456789123 ns */
+        assert_int_equal(s.mem_current_bytes, UINT64_C(6871269376));
+        assert_int_equal(s.mem_max_bytes, UINT64_C(17179869184));
+        assert_int_equal(s.pids_current, 87);
+        assert_true(s.cpu_quota_cores == 2.0);
+        assert_string_equal(err, "");
+}
+
+static void test_v1_huge_limit_is_unlimited_and_missing_pids_is_absent(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu-cgv1");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V1, "render.slice/slot-1.scope", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX);
+        assert_int_equal(s.cpu_usage_usec, 120000);
+        assert_int_equal(s.mem_max_bytes, UINT64_MAX);
+}
+
+static void test_v1_separate_cpu_and_cpuacct_mounts(void **state) {
+        struct scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        put(sc->fd, "sys/fs/cgroup/cpuacct/slot/cpuacct.usage", "1999\n");
+        put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_quota_us", "50000\n");
+        put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_period_us", "100000\n");
+        /* 64 KiB pages make a different "unlimited", still unlimited */
+        put(sc->fd, "sys/fs/cgroup/memory/slot/memory.limit_in_bytes", "9223372036854710272\n");
+        assert_int_equal(hal_cgroup_detect(sc->fd), HAL_CGROUP_V1);
+        assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_CPU_MAX | HAL_CG_MEM_MAX);
+        assert_int_equal(s.cpu_usage_usec, 1);
+        assert_true(s.cpu_quota_cores == 0.5);
+        assert_int_equal(s.mem_max_bytes, UINT64_MAX);
+}
+
+static void test_v1_bad_quota_and_zero_period_name_the_file(void **state) {
+        struct scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "-5\n");
+        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "100000\n");
+        assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "/sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us: '-5' is not a quota in "
+                                 "microseconds or -1");
+        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "5000\n");
+        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "0\n");
+        assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err,
+                            "/sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us: '0' is not a period over 0");
+        assert_untouched(&s);
+}
+
+static void test_v2_garbage_cpu_stat_is_eproto_naming_file(void **state) {
+        _cleanup_close_ int root = open_host("corrupt/cgroup-cpustat-garbage");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V2, "render.slice/slot-0.scope", &s, err, sizeof(err)),
+                -EPROTO);
+        assert_string_equal(err,
+                            "/sys/fs/cgroup/render.slice/slot-0.scope/cpu.stat: line 1: usage_usec '12x45' "
+                            "is not a decimal number");
+        assert_untouched(&s);
+}
+
+static void test_v2_garbage_memory_max_is_eproto_naming_file(void **state) {
+        _cleanup_close_ int root = open_host("corrupt/cgroup-memmax-garbage");
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_read(root, HAL_CGROUP_V2, "render.slice/slot-0.scope", &s, err, sizeof(err)),
+                -EPROTO);
+        assert_string_equal(err,
+                            "/sys/fs/cgroup/render.slice/slot-0.scope/memory.max: 'unlimited' is not a byte "
+                            "count or 'max'");
+        assert_untouched(&s);
+}
+
+static void test_v2_cpu_max_malformed_forms_are_refused(void **state) {
+        static const char *const bad[] = { "max\n",       "100000\n", "max 0\n",  "max 100000 1\n",
+                                           "-1 100000\n", "\n",       "max max\n" };
+        struct scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 1\n");
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                put(sc->fd, "sys/fs/cgroup/slot/cpu.max", bad[i]);
+                assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)),
+                                 -EPROTO);
+                assert_non_null(strstr(err, "/sys/fs/cgroup/slot/cpu.max: '"));
+                assert_non_null(strstr(err, "' is not '<quota|max> <period>' with a period over 0"));
+        }
+        assert_untouched(&s);
+        put(sc->fd, "sys/fs/cgroup/slot/cpu.max", "150000 100000\n");
+        assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_CPU_MAX);
+        assert_true(s.cpu_quota_cores == 1.5);
+}
+
+static void test_v2_unreadable_file_is_an_error_not_absent(void **state) {
+        struct scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        char err[256];
+
+        put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        put(sc->fd, "sys/fs/cgroup/slot/pids.current/x", "");
+        assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)), -EISDIR);
+        assert_string_equal(err, "/sys/fs/cgroup/slot/pids.current: Is a directory");
+        assert_untouched(&s);
+}
+
+static void test_pid_cgroup_v2_and_v1(void **state) {
+        _cleanup_close_ int v2 = open_host("x86-cpu");
+        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
+        char path[128], err[256];
+
+        (void)state;
+        assert_int_equal(hal_cgroup_of_pid(v2, 4242, path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "render.slice/slot-0.scope");
+        assert_int_equal(hal_cgroup_of_pid(v2, 4343, path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "render.slice/slot-1.scope");
+        assert_int_equal(hal_cgroup_of_pid(v1, 5151, path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "render.slice/slot-0.scope");
+        /* The first line (pids) says docker.service; cpuacct's hierarchy is the one read. */
+        assert_int_equal(hal_cgroup_of_pid(v1, 5252, path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "render.slice/slot-1.scope");
+}
+
+static void test_pid_gone_bad_or_garbage(void **state) {
+        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int bad = open_host("corrupt/cgroup-pidfile-garbage");
+        char path[128] = "untouched", err[256];
+
+        (void)state;
+        assert_int_equal(hal_cgroup_of_pid(root, 999999, path, sizeof(path), err, sizeof(err)), -ESRCH);
+        assert_string_equal(err, "/proc/999999/cgroup: no such process");
+        assert_int_equal(hal_cgroup_of_pid(root, 0, path, sizeof(path), err, sizeof(err)), -EINVAL);
+        assert_int_equal(hal_cgroup_of_pid(root, -4, path, sizeof(path), err, sizeof(err)), -EINVAL);
+        assert_string_equal(err, "pid -4 is not a process id");
+        assert_int_equal(hal_cgroup_of_pid(bad, 77, path, sizeof(path), err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "/proc/77/cgroup: line 1: cgroup path 'render.slice/slot-0.scope' does not "
+                                 "start with '/'");
+        assert_string_equal(path, "untouched");
+}
+
+/* Parses s from a heap copy of exactly len bytes, no NUL: ASan catches any overread. */
+static int parse_pid_n(const char *s, size_t len, char *path, size_t pathlen, char *err, size_t errlen) {
+        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+
+        assert_non_null(copy);
+        memcpy(copy, s, len);
+        return hal_cgroup_parse_pid_file(copy, len, path, pathlen, err, errlen);
+}
+
+static int parse_pid(const char *s, char *path, size_t pathlen, char *err, size_t errlen) {
+        return parse_pid_n(s, strlen(s), path, pathlen, err, errlen);
+}
+
+static void test_parse_pid_file_picks_cpuacct_then_v2_then_first_v1(void **state) {
+        char path[64], err[128];
+
+        (void)state;
+        /* a v2 host that still mounts name=systemd for old containers: the unified line wins */
+        assert_int_equal(parse_pid("1:name=systemd:/docker/abc\n0::/render.slice/slot-2.scope\n", path,
+                                   sizeof(path), err, sizeof(err)),
+                         0);
+        assert_string_equal(path, "render.slice/slot-2.scope");
+        /* v1 without cpuacct: the first hierarchy */
+        assert_int_equal(parse_pid("3:memory:/a\n2:pids:/b\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "a");
+        /* cpuacct as one entry of a list, after the v2 line */
+        assert_int_equal(parse_pid("0::/u\n4:cpuacct,cpu:/c\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "c");
+        /* "cpuacctx" is not cpuacct */
+        assert_int_equal(parse_pid("4:cpuacctx:/x\n0::/u\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "u");
+        /* the root cgroup, and a path that holds ':' */
+        assert_int_equal(parse_pid("0::/\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "");
+        assert_int_equal(parse_pid("0::/a:b\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "a:b");
+}
+
+static void test_parse_pid_file_rejects_malformed(void **state) {
+        static const char *const bad[] = { "",          "0::/a",      "0:/a\n",   "x::/a\n",
+                                           "\n",        "0::a\n",     "0::\n",    "5::/a\n",
+                                           ":cpu:/a\n", "0::/a\nx\n", "-1::/a\n", "0::/a\n\n" };
+        char path[64] = "untouched", err[128];
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                err[0] = '\0';
+                assert_int_equal(parse_pid(bad[i], path, sizeof(path), err, sizeof(err)), -EPROTO);
+                assert_true(err[0] != '\0');
+        }
+        assert_int_equal(parse_pid_n("0::/a\0b\n", 8, path, sizeof(path), err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "line 1: cgroup path '/a?b' holds a NUL byte");
+        assert_int_equal(parse_pid("0::/a\n5::/b\n", path, sizeof(path), err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "line 2: hierarchy 5 has no controllers");
+        assert_string_equal(path, "untouched");
+}
+
+static void test_parse_pid_file_path_must_fit(void **state) {
+        char path[4] = "abc", err[128];
+
+        (void)state;
+        assert_int_equal(parse_pid("0::/abcd\n", path, sizeof(path), err, sizeof(err)), -ENAMETOOLONG);
+        assert_string_equal(err, "cgroup path is 4 bytes, room for 3");
+        assert_string_equal(path, "abc");
+        assert_int_equal(parse_pid("0::/xyz\n", path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "xyz");
+}
+
+static int parse_stat(const char *s, uint64_t *ret, char *err, size_t errlen) {
+        size_t len = strlen(s);
+        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+
+        assert_non_null(copy);
+        memcpy(copy, s, len);
+        return hal_cgroup_parse_cpu_stat(copy, len, ret, err, errlen);
+}
+
+static void test_parse_cpu_stat_needs_one_well_formed_usage_line(void **state) {
+        uint64_t u = 7;
+        char err[128];
+
+        (void)state;
+        assert_int_equal(parse_stat("user_usec 1\nusage_usec 42\nfuture_key x\n", &u, err, sizeof(err)), 0);
+        assert_int_equal(u, 42);
+        u = 7;
+        assert_int_equal(parse_stat("", &u, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "no usage_usec line");
+        assert_int_equal(parse_stat("user_usec 1\n", &u, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "no usage_usec line");
+        assert_int_equal(parse_stat("usage_usec 1\nusage_usec 2\n", &u, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "line 2: second usage_usec (first on line 1)");
+        assert_int_equal(parse_stat("usage_usec 1", &u, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "line 1 is cut short (no newline at end of file)");
+        assert_int_equal(parse_stat("usage_usec 1 2\n", &u, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "line 1: 'usage_usec 1 2' is not 'key value'");
+        assert_int_equal(parse_stat("usage_usec\n", &u, err, sizeof(err)), -EPROTO);
+        assert_int_equal(parse_stat("usage_usec 18446744073709551616\n", &u, err, sizeof(err)), -EPROTO);
+        assert_int_equal(u, 7);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_detect_v2_v1_hybrid_and_none),
+                cmocka_unit_test(test_v2_slot_reads_every_file),
+                cmocka_unit_test(test_v2_max_memory_is_uint64_max_and_max_cpu_is_no_quota),
+                cmocka_unit_test(test_v2_root_cgroup_has_only_what_the_root_offers),
+                cmocka_unit_test(test_missing_cgroup_is_enoent_and_leaves_sample),
+                cmocka_unit_test(test_dotdot_components_are_refused),
+                cmocka_unit_test(test_no_hierarchy_is_unsupported),
+                cmocka_unit_test(test_v1_slot_reads_each_controller_hierarchy),
+                cmocka_unit_test(test_v1_huge_limit_is_unlimited_and_missing_pids_is_absent),
+                cmocka_unit_test_setup_teardown(test_v1_separate_cpu_and_cpuacct_mounts, scratch_setup,
+                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_v1_bad_quota_and_zero_period_name_the_file,
+                                                scratch_setup, scratch_teardown),
+                cmocka_unit_test(test_v2_garbage_cpu_stat_is_eproto_naming_file),
+                cmocka_unit_test(test_v2_garbage_memory_max_is_eproto_naming_file),
+                cmocka_unit_test_setup_teardown(test_v2_cpu_max_malformed_forms_are_refused, scratch_setup,
+                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_v2_unreadable_file_is_an_error_not_absent,
+                                                scratch_setup, scratch_teardown),
+                cmocka_unit_test(test_pid_cgroup_v2_and_v1),
+                cmocka_unit_test(test_pid_gone_bad_or_garbage),
+                cmocka_unit_test(test_parse_pid_file_picks_cpuacct_then_v2_then_first_v1),
+                cmocka_unit_test(test_parse_pid_file_rejects_malformed),
+                cmocka_unit_test(test_parse_pid_file_path_must_fit),
+                cmocka_unit_test(test_parse_cpu_stat_needs_one_well_formed_usage_line),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
