@@ -12,6 +12,7 @@
 #include "sampler.h"
 #include "strutil.h"
 #include "telemetry.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,8 @@ struct agent {
         int root_fd;
         struct hal_platform platform;
         struct sampler sampler;
+        struct hal_gpus *gpus;
+        struct usage usage;
         struct link *link;
         struct diag *diag;
         sd_event_source *sample_timer;
@@ -90,11 +93,12 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
         sd_event_source_set_time(s, a->next_sample_usec);
 
         sampler_tick(&a->sampler);
+        usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         announce(a, false);
         if (link_get_state(a->link) != LINK_CONNECTED)
                 return 0; /* telemetry is "latest wins": nothing is queued while offline */
-        doc = tele_telemetry_json(a->cfg, &a->sampler, a->telemetry_seq);
+        doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, a->telemetry_seq);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
         return 0;
@@ -141,6 +145,32 @@ static void stop_link(struct agent *a, const char *reason) {
         link_stop(a->link, a->topic_status, off);
         link_free(a->link);
         a->link = NULL;
+}
+
+static void log_gpu_warning(const char *msg, void *ud) {
+        (void)ud;
+        log_warn("GPU: %s; other GPUs and metrics carry on", msg);
+}
+
+/* Opens the GPU backends that apply to this host and hands them to the sampler. */
+static int open_gpus(struct agent *a) {
+        struct hal_gpu_options o = { .nvml_path = a->cfg->gpu.nvml_library };
+        struct hal_gpus *g = NULL;
+        int r;
+
+        r = hal_gpus_open(a->root_fd, &o, &g, log_gpu_warning, NULL);
+        if (r < 0)
+                return r;
+        r = sampler_set_gpus(&a->sampler, g);
+        if (r < 0) {
+                hal_gpus_free(g);
+                return r;
+        }
+        hal_gpus_free(a->gpus);
+        a->gpus = g;
+        hal_platform_note_gpus(&a->platform, hal_gpus_count(g));
+        log_info("%u GPU%s found", hal_gpus_count(g), hal_gpus_count(g) == 1 ? "" : "s");
+        return 0;
 }
 
 static cJSON *status_json(struct agent *a) {
@@ -248,10 +278,17 @@ static void reload(struct agent *a) {
                 diag_free(a->diag);
                 a->diag = d;
         }
+        /* Slots may have moved: their usage state starts over with the new list. */
+        if (usage_init(&a->usage, a->root_fd, n) < 0)
+                log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
         if (relink)
                 stop_link(a, "reconfigured");
         old = a->cfg;
         a->cfg = n;
+        if (!plat_streq_ptr(old->gpu.nvml_library, n->gpu.nvml_library) && open_gpus(a) < 0)
+                log_err("cannot reopen the GPU backends after reload; GPU figures keep coming from the "
+                        "previous "
+                        "ones");
         cfg_free(old);
         if (relink) {
                 r = start_link(a);
@@ -307,6 +344,14 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 return r;
         }
         sampler_init(&a->sampler, a->root_fd);
+        r = open_gpus(a);
+        if (r < 0) {
+                log_err("cannot open the GPU backends: %s", strerror(-r));
+                return r;
+        }
+        r = usage_init(&a->usage, a->root_fd, a->cfg);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&a->event);
         if (r < 0)
@@ -366,6 +411,8 @@ int agent_run(const struct agent_options *o) {
         diag_free(a.diag);
         sd_event_source_disable_unref(a.sample_timer);
         sampler_done(&a.sampler);
+        usage_done(&a.usage);
+        hal_gpus_free(a.gpus);
         if (a.root_fd >= 0)
                 close(a.root_fd);
         cfg_free(a.cfg);

@@ -326,6 +326,46 @@ static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
         get_uint(x, m, "port", "mqtt.port", 1, 65535, &c->mqtt.port);
 }
 
+static void parse_gpu(struct ctx *x, const cJSON *root, struct cfg *c) {
+        const cJSON *g = get_object(x, root, "gpu", false), *t, *e;
+
+        if (!g)
+                return;
+        check_keys(x, g, "gpu", (const char *const[]){ "nvml_library", "fp32_tflops", NULL });
+        get_string(x, g, "nvml_library", "gpu.nvml_library", false, check_abs_path, &c->gpu.nvml_library);
+        t = cJSON_GetObjectItemCaseSensitive(g, "fp32_tflops");
+        if (!t)
+                return;
+        if (!cJSON_IsObject(t)) {
+                problem(x,
+                        "gpu.fp32_tflops: must be an object of GPU index to TFLOPS, e.g. {\"0\": 31.2} "
+                        "(got %s)",
+                        type_name(t));
+                return;
+        }
+        cJSON_ArrayForEach(e, t) {
+                uint64_t idx;
+
+                for (const cJSON *q = t->child; q != e; q = q->next)
+                        if (strcmp(q->string, e->string) == 0) {
+                                problem(x, "gpu.fp32_tflops.%s: duplicate key", e->string);
+                                break;
+                        }
+                if (plat_parse_u64(e->string, strlen(e->string), &idx) < 0 || idx >= CFG_MAX_GPUS) {
+                        problem(x, "gpu.fp32_tflops.%s: the key must be a GPU index 0..%d", e->string,
+                                CFG_MAX_GPUS - 1);
+                        continue;
+                }
+                if (!cJSON_IsNumber(e) || !(e->valuedouble > 0 && e->valuedouble <= 10000)) {
+                        problem(x,
+                                "gpu.fp32_tflops.%s: must be a number of TFLOPS above 0 and at most 10000",
+                                e->string);
+                        continue;
+                }
+                c->gpu.fp32_tflops[idx] = e->valuedouble;
+        }
+}
+
 static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
         static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", NULL };
         struct cfg_slot *slot = &c->slots[i];
@@ -495,6 +535,7 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
                          &c->sampling_interval_ms);
         }
         parse_mqtt(&x, root, c);
+        parse_gpu(&x, root, c);
         get_string(&x, root, "state_dir", "state_dir", false, check_abs_path, &c->state_dir);
         sect = get_object(&x, root, "control", false);
         if (sect) {
@@ -554,6 +595,7 @@ void cfg_free(struct cfg *c) {
         free(c->mqtt.cert_file);
         free(c->mqtt.key_file);
         free(c->mqtt.topic_prefix);
+        free(c->gpu.nvml_library);
         free(c->state_dir);
         free(c->control_socket);
         free(c);

@@ -29,12 +29,20 @@ struct cfg_mqtt {
         uint64_t tls_stamp; /* folds the TLS files' inode, size and mtime: a rotation changes it */
 };
 
+#define CFG_MAX_GPUS 16
+
+struct cfg_gpu {
+        char *nvml_library;               /* NULL: the loader finds libnvidia-ml.so.1 */
+        double fp32_tflops[CFG_MAX_GPUS]; /* per GPU index; 0 = use the built-in table */
+};
+
 struct cfg {
         char *path;
         char *node_id;
         char *node_region;
         unsigned sampling_interval_ms;
         struct cfg_mqtt mqtt;
+        struct cfg_gpu gpu;
         char *state_dir;
         char *control_socket;
         size_t n_slots;

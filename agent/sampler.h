@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cpu.h"
+#include "gpu.h"
 #include "mem.h"
 #include "net.h"
 
@@ -29,6 +30,8 @@ struct host_sample {
         bool has_net;
         struct hal_net_sample net;  /* owned by the sampler */
         struct net_rate *net_rates; /* net.n entries, owned by the sampler */
+        unsigned n_gpus;
+        const struct hal_gpu_sample *gpus; /* n_gpus entries, borrowed from the sampler */
 };
 
 /* One metric's read state, to log a failure once and back off while it persists. */
@@ -44,11 +47,18 @@ struct sampler {
         uint64_t tick;
         struct host_sample cur, prev;
         struct metric_health cpu, mem, net;
+        struct hal_gpus *hal_gpus; /* borrowed, may be NULL */
+        unsigned n_gpus;
+        struct hal_gpu_sample *gpus;         /* n_gpus, owned; rewritten each tick */
+        char (*gpu_errors)[HAL_GPU_ERR_MAX]; /* last error logged per GPU, "" when healthy */
 };
 
 /* root_fd is borrowed and must outlive the sampler. */
 void sampler_init(struct sampler *s, int root_fd);
 void sampler_done(struct sampler *s);
+
+/* Samples these GPUs on every tick from now on (borrowed; NULL for none). */
+int sampler_set_gpus(struct sampler *s, struct hal_gpus *g);
 
 /* Takes a sample; the result stays valid until the next call (borrowed). */
 const struct host_sample *sampler_tick(struct sampler *s);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "usage.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -109,7 +110,166 @@ static cJSON *iface_json(const struct hal_net_iface *i, const struct net_rate *r
         return j;
 }
 
-char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, uint64_t seq) {
+/* FP32 peak of GPU `index`: the config's figure, else the built-in table; says which. */
+static void add_fp32(cJSON *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c) {
+        double t = c && index < CFG_MAX_GPUS ? c->gpu.fp32_tflops[index] : 0;
+        const char *source = "config";
+
+        if (!(t > 0)) {
+                t = hal_gpu_fp32_tflops(g->pci_vendor, g->pci_device, g->name);
+                source = isnan(t) ? "unknown" : "table";
+        }
+        if (isnan(t))
+                cJSON_AddNullToObject(j, "fp32_tflops");
+        else
+                add_fixed(j, "fp32_tflops", t, 1);
+        cJSON_AddStringToObject(j, "fp32_source", source);
+}
+
+static cJSON *gpu_json(const struct hal_gpu_sample *g, unsigned index, const struct cfg *c,
+                       bool with_procs) {
+        cJSON *j = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(j, "index", index);
+        cJSON_AddStringToObject(j, "backend", g->backend ? g->backend : "?");
+        cJSON_AddStringToObject(j, "name", g->name);
+        if (g->uuid[0])
+                cJSON_AddStringToObject(j, "uuid", g->uuid);
+        if (g->pci_bus_id[0])
+                cJSON_AddStringToObject(j, "pci_bus_id", g->pci_bus_id);
+        if (g->shared_memory)
+                cJSON_AddTrueToObject(j, "shared_memory");
+        if (g->present & HAL_GPU_UTIL)
+                add_fixed(j, "util_pct", g->util_pct, 1);
+        if (g->present & HAL_GPU_MEM_UTIL)
+                add_fixed(j, "mem_util_pct", g->mem_util_pct, 1);
+        if (g->present & HAL_GPU_ENC)
+                add_fixed(j, "enc_pct", g->enc_pct, 1);
+        if (g->present & HAL_GPU_DEC)
+                add_fixed(j, "dec_pct", g->dec_pct, 1);
+        if (g->present & HAL_GPU_VRAM) {
+                add_u64(j, "vram_total_bytes", g->vram_total_bytes);
+                add_u64(j, "vram_used_bytes", g->vram_used_bytes);
+        }
+        if (g->present & HAL_GPU_POWER)
+                add_fixed(j, "power_w", g->power_w, 1);
+        if (g->present & HAL_GPU_TEMP)
+                add_fixed(j, "temp_c", g->temp_c, 1);
+        if (g->present & HAL_GPU_CLOCK)
+                cJSON_AddNumberToObject(j, "clock_mhz", g->clock_mhz);
+        if (g->present & HAL_GPU_CLOCK_MAX)
+                cJSON_AddNumberToObject(j, "clock_max_mhz", g->clock_max_mhz);
+        if (g->present & HAL_GPU_THROTTLE)
+                add_u64(j, "throttle_reasons", g->throttle_reasons);
+        add_fp32(j, g, index, c);
+        if (g->present & HAL_GPU_PROCS) {
+                cJSON_AddNumberToObject(j, "process_count", (double)g->n_procs);
+                if (with_procs) {
+                        cJSON *procs = cJSON_AddArrayToObject(j, "processes");
+
+                        for (size_t i = 0; i < g->n_procs; i++) {
+                                cJSON *p = cJSON_CreateObject();
+
+                                cJSON_AddNumberToObject(p, "pid", g->procs[i].pid);
+                                if (g->procs[i].vram_bytes != UINT64_MAX)
+                                        add_u64(p, "vram_bytes", g->procs[i].vram_bytes);
+                                cJSON_AddItemToArray(procs, p);
+                        }
+                }
+        }
+        if (g->error < 0)
+                cJSON_AddStringToObject(j, "error", g->error_msg);
+        return j;
+}
+
+static void add_gpus(cJSON *o, const struct host_sample *h, const struct cfg *c, bool with_procs) {
+        cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
+
+        for (unsigned i = 0; i < h->n_gpus; i++)
+                cJSON_AddItemToArray(gpus, gpu_json(&h->gpus[i], i, c, with_procs));
+}
+
+/* A slot's cgroup figures: rates in telemetry, raw counters in the probe. */
+static void add_slot_cgroup(cJSON *j, const struct usage_slot *us) {
+        cJSON *cg;
+
+        if (!us->cg_state)
+                return;
+        if (!us->has_cg) {
+                cJSON_AddStringToObject(j, "cgroup_state", us->cg_state);
+                if (us->cg_error[0])
+                        cJSON_AddStringToObject(j, "cgroup_error", us->cg_error);
+                return;
+        }
+        cg = cJSON_AddObjectToObject(j, "cgroup");
+        if (us->has_cores)
+                add_fixed(cg, "cores_used", us->cores_used, 3);
+        if (us->cg.present & HAL_CG_CPU)
+                add_u64(cg, "cpu_usage_usec", us->cg.cpu_usage_usec);
+        if (us->cg.present & HAL_CG_CPU_MAX)
+                add_fixed(cg, "cpu_quota_cores", us->cg.cpu_quota_cores, 2);
+        if (us->cg.present & HAL_CG_MEM)
+                add_u64(cg, "memory_bytes", us->cg.mem_current_bytes);
+        if ((us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX)
+                add_u64(cg, "memory_max_bytes", us->cg.mem_max_bytes);
+        if (us->cg.present & HAL_CG_PIDS)
+                add_u64(cg, "pids", us->cg.pids_current);
+}
+
+/* The slot's GPU: a dedicated one reports its own figures; a shared one the VRAM of the
+ * slot's processes. */
+static void add_slot_gpu(cJSON *j, const struct cfg_slot *sl, const struct usage_slot *us,
+                         const struct host_sample *h) {
+        const struct hal_gpu_sample *g;
+        cJSON *o;
+
+        if (sl->gpu < 0)
+                return;
+        o = cJSON_AddObjectToObject(j, "gpu");
+        cJSON_AddNumberToObject(o, "index", sl->gpu);
+        if ((unsigned)sl->gpu >= h->n_gpus) {
+                cJSON_AddStringToObject(o, "error", "no such GPU on this host");
+                return;
+        }
+        g = &h->gpus[sl->gpu];
+        cJSON_AddBoolToObject(o, "shared", us->gpu_shared);
+        if (us->gpu_shared) {
+                if (us->has_gpu_vram)
+                        add_u64(o, "vram_used_bytes", us->gpu_vram_bytes);
+                return;
+        }
+        if (g->present & HAL_GPU_UTIL)
+                add_fixed(o, "util_pct", g->util_pct, 1);
+        if (g->present & HAL_GPU_VRAM)
+                add_u64(o, "vram_used_bytes", g->vram_used_bytes);
+}
+
+static cJSON *slot_json(const struct cfg_slot *sl, const struct usage_slot *us, const struct sampler *s) {
+        const struct host_sample *h = &s->cur;
+        cJSON *j = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(j, "id", sl->id);
+        cJSON_AddStringToObject(j, "scale", sl->scale);
+        if (us)
+                add_slot_cgroup(j, us);
+        if (sl->iface && h->has_net) {
+                const struct hal_net_iface *ni = NULL;
+                const struct net_rate *r = sampler_iface_rate(s, sl->iface, &ni);
+
+                /* An interface that is gone (session ended, veth deleted) is said so, not
+                 * reported as idle. */
+                if (!r)
+                        cJSON_AddStringToObject(j, "iface_error", "interface not found");
+                else
+                        cJSON_AddItemToObject(j, "net", iface_json(ni, r));
+        }
+        if (us)
+                add_slot_gpu(j, sl, us, h);
+        return j;
+}
+
+char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                          uint64_t seq) {
         const struct host_sample *h = &s->cur;
         cJSON *o = cJSON_CreateObject(), *slots;
 
@@ -143,30 +303,14 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, uint64_t
                         cJSON_AddItemToArray(net, iface_json(&h->net.ifaces[i], &h->net_rates[i]));
         }
         slots = cJSON_AddArrayToObject(o, "slots");
-        for (size_t i = 0; i < c->n_slots; i++) {
-                const struct cfg_slot *sl = &c->slots[i];
-                cJSON *j = cJSON_CreateObject();
-
-                cJSON_AddItemToArray(slots, j);
-                cJSON_AddStringToObject(j, "id", sl->id);
-                cJSON_AddStringToObject(j, "scale", sl->scale);
-                if (sl->iface && h->has_net) {
-                        const struct hal_net_iface *ni = NULL;
-                        const struct net_rate *r = sampler_iface_rate(s, sl->iface, &ni);
-
-                        /* An interface that is gone (session ended, veth deleted) is said so,
-                         * not reported as idle. */
-                        if (!r)
-                                cJSON_AddStringToObject(j, "iface_error", "interface not found");
-                        else
-                                cJSON_AddItemToObject(j, "net", iface_json(ni, r));
-                }
-        }
-        cJSON_AddArrayToObject(o, "gpus");
+        for (size_t i = 0; i < c->n_slots; i++)
+                cJSON_AddItemToArray(slots, slot_json(&c->slots[i], i < u->n ? &u->slots[i] : NULL, s));
+        add_gpus(o, h, c, false);
         return finish(o);
 }
 
-char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const char *const *errors,
+char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const struct cfg *c,
+                      const struct sampler *s, const struct usage *u, const char *const *errors,
                       size_t n_errors) {
         cJSON *o = cJSON_CreateObject();
 
@@ -193,7 +337,14 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
                 for (size_t i = 0; i < h->net.n; i++)
                         cJSON_AddItemToArray(net, iface_json(&h->net.ifaces[i], NULL));
         }
-        cJSON_AddArrayToObject(o, "gpus");
+        add_gpus(o, h, c, true);
+        if (c && u) {
+                cJSON *slots = cJSON_AddArrayToObject(o, "slots");
+
+                for (size_t i = 0; i < c->n_slots; i++)
+                        cJSON_AddItemToArray(slots,
+                                             slot_json(&c->slots[i], i < u->n ? &u->slots[i] : NULL, s));
+        }
         if (n_errors) {
                 cJSON *errs = cJSON_AddArrayToObject(o, "errors");
 

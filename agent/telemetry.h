@@ -9,6 +9,7 @@ struct cfg;
 struct hal_platform;
 struct host_sample;
 struct sampler;
+struct usage;
 
 #define TELE_WIRE_VERSION 1
 
@@ -22,9 +23,11 @@ int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len);
 char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
                        uint64_t real_usec);
 
-/* One telemetry document for the current sample of `s`. */
-char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, uint64_t seq);
+/* One telemetry document for the current sample of `s` and the slots' usage `u`. */
+char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u, uint64_t seq);
 
-/* The --probe document: raw counters of one sample; `errors` lists what could not be read. */
-char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const char *const *errors,
+/* The --probe document: raw counters of one sample (GPUs with their processes); with a config
+ * (c and u not NULL) also each slot's measured counters. `errors` lists what could not be read. */
+char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const struct cfg *c,
+                      const struct sampler *s, const struct usage *u, const char *const *errors,
                       size_t n_errors);

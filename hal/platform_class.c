@@ -243,3 +243,10 @@ const char *hal_class_to_string(enum hal_class c) {
         /* Out-of-range values too: callers print this, and NULL would crash them. */
         return "unknown";
 }
+
+void hal_platform_note_gpus(struct hal_platform *p, unsigned n) {
+        if (n > p->gpu_devices)
+                p->gpu_devices = n;
+        if (p->cls == HAL_CLASS_X86_CPU && n > 0)
+                p->cls = HAL_CLASS_X86_GPU;
+}

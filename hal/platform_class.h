@@ -21,3 +21,7 @@ struct hal_platform {
 int hal_platform_detect(int root_fd, struct hal_platform *ret, char *err, size_t errlen);
 
 const char *hal_class_to_string(enum hal_class c);
+
+/* A host whose GPUs only a userspace library sees (NVIDIA without nvidia-drm loaded has no
+ * class/drm card) is still a GPU host: upgrades x86-cpu to x86-gpu when n > 0. */
+void hal_platform_note_gpus(struct hal_platform *p, unsigned n);

@@ -11,6 +11,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "telemetry.h"
+#include "usage.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         char dir[] = "/tmp/ra-test-tele-XXXXXX", p[256], cmd[300];
         struct cfg *c = load_cfg();
         struct sampler s;
+        struct usage u = { 0 };
         cJSON *j, *slots, *net;
         char *doc;
         int fd;
@@ -115,7 +117,9 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         write_net(dir, 1000 + 125000); /* 1 Mbps over 1 s */
         plat_clock_set_fake(6 * USEC_PER_SEC, 1795518421000000ULL);
         sampler_tick(&s);
-        doc = tele_telemetry_json(c, &s, 42);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        usage_tick(&u, c, &s, s.cur.mono_usec);
+        doc = tele_telemetry_json(c, &s, &u, 42);
         j = cJSON_Parse(doc);
         assert_non_null(j);
         assert_int_equal(cJSON_GetObjectItem(j, "seq")->valueint, 42);
@@ -134,6 +138,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         cJSON_Delete(j);
         free(doc);
         sampler_done(&s);
+        usage_done(&u);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         assert_int_equal(system(cmd), 0);
@@ -146,7 +151,7 @@ static void test_probe_lists_errors_and_omits_failed_metrics(void **state) {
         struct host_sample h = { .has_cpu = true,
                                  .cpu = { .cores = 8, .total_jiffies = 10, .idle_jiffies = 4 } };
         const char *errs[] = { "/proc/meminfo: MemAvailable missing" };
-        char *doc = tele_probe_json(&p, &h, errs, 1);
+        char *doc = tele_probe_json(&p, &h, NULL, NULL, NULL, errs, 1);
 
         (void)state;
         assert_string_equal(
@@ -156,6 +161,55 @@ static void test_probe_lists_errors_and_omits_failed_metrics(void **state) {
         free(doc);
 }
 
+static void test_gpus_report_present_metrics_only_and_fp32_source(void **state) {
+        struct cfg *c = load_cfg();
+        struct hal_platform p = { .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
+        struct hal_gpu_sample g[2] = {
+                { .backend = "nvml",
+                  .name = "NVIDIA A10G",
+                  .pci_vendor = 0x10de,
+                  .pci_device = 0x2237,
+                  .present = HAL_GPU_UTIL | HAL_GPU_VRAM | HAL_GPU_PROCS,
+                  .util_pct = 37,
+                  .vram_total_bytes = 100,
+                  .vram_used_bytes = 40,
+                  .n_procs = 1,
+                  .procs = { { .pid = 4242, .vram_bytes = 40 } } },
+                { .backend = "amdgpu", .name = "Mystery GPU", .error = -ENXIO, .error_msg = "GPU is lost" },
+        };
+        struct host_sample h = { .n_gpus = 2, .gpus = g };
+        cJSON *j, *gpus, *g0, *g1;
+        char *doc;
+
+        (void)state;
+        c->gpu.fp32_tflops[1] = 12.5;
+        doc = tele_probe_json(&p, &h, c, NULL, NULL, NULL, 0);
+        j = cJSON_Parse(doc);
+        gpus = cJSON_GetObjectItem(j, "gpus");
+        g0 = cJSON_GetArrayItem(gpus, 0);
+        g1 = cJSON_GetArrayItem(gpus, 1);
+        assert_float_equal(cJSON_GetObjectItem(g0, "util_pct")->valuedouble, 37, 1e-9);
+        /* Not offered by the GPU: absent, never 0. */
+        assert_null(cJSON_GetObjectItem(g0, "power_w"));
+        assert_null(cJSON_GetObjectItem(g0, "enc_pct"));
+        assert_string_equal(cJSON_GetObjectItem(g0, "fp32_source")->valuestring, "table");
+        assert_int_equal(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(g0, "processes"), 0), "pid")
+                        ->valueint,
+                4242);
+        /* The config's figure wins; a lost GPU says so and keeps its place in the list. */
+        assert_float_equal(cJSON_GetObjectItem(g1, "fp32_tflops")->valuedouble, 12.5, 1e-9);
+        assert_string_equal(cJSON_GetObjectItem(g1, "fp32_source")->valuestring, "config");
+        assert_string_equal(cJSON_GetObjectItem(g1, "error")->valuestring, "GPU is lost");
+        c->gpu.fp32_tflops[1] = 0;
+        cJSON_Delete(j);
+        free(doc);
+        doc = tele_probe_json(&p, &h, c, NULL, NULL, NULL, 0);
+        assert_non_null(strstr(doc, "\"fp32_tflops\":null,\"fp32_source\":\"unknown\""));
+        free(doc);
+        cfg_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_topics_follow_prefix_region_node),
@@ -163,6 +217,7 @@ int main(void) {
                 cmocka_unit_test(test_status_offline_is_short_and_says_why),
                 cmocka_unit_test(test_telemetry_has_exact_counters_rates_and_missing_ifaces),
                 cmocka_unit_test(test_probe_lists_errors_and_omits_failed_metrics),
+                cmocka_unit_test(test_gpus_report_present_metrics_only_and_fp32_source),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

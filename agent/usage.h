@@ -1,0 +1,50 @@
+/* usage.h: what each slot uses right now: its cgroup (cores, memory, pids) and its GPU share. */
+#pragma once
+
+#include "cgroup.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cfg;
+struct sampler;
+
+#define USAGE_ERR_MAX 256
+
+struct usage_slot {
+        /* cgroup: has_cg false with cg_state "absent" when the slot has no cgroup right now
+         * (no session), or with cg_error when it could not be read. */
+        bool has_cg;
+        struct hal_cgroup_sample cg;
+        bool has_cores;
+        double cores_used;    /* CPU time per wall time since the previous tick */
+        const char *cg_state; /* "ok", "absent", "error", or NULL when no cgroup is configured */
+        char cg_error[USAGE_ERR_MAX];
+
+        /* GPU: the slot's configured GPU, dedicated or shared with other slots. For a shared
+         * GPU, VRAM is attributed from the GPU's processes whose cgroup is inside the slot's. */
+        bool gpu_shared;
+        bool has_gpu_vram;
+        uint64_t gpu_vram_bytes;
+
+        /* previous tick, for rates */
+        bool has_prev;
+        uint64_t prev_cpu_usec, prev_mono_usec;
+};
+
+struct usage {
+        int root_fd; /* borrowed */
+        enum hal_cgroup_version cgroup_version;
+        size_t n; /* == cfg->n_slots */
+        struct usage_slot *slots;
+};
+
+/* Slot state follows cfg's slots by position; call again after a reload. root_fd is borrowed. */
+int usage_init(struct usage *u, int root_fd, const struct cfg *c);
+void usage_done(struct usage *u);
+
+/* Measures every slot; uses the sampler's current sample for GPU processes. */
+void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, uint64_t mono_usec);
+
+/* True when the cgroup path `proc_cg` is `slot_cg` or below it. */
+bool usage_cgroup_contains(const char *slot_cg, const char *proc_cg);
