@@ -7,16 +7,10 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
-#include "fileio.h"
-#include "strutil.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* A sample no reader would produce: failures must leave it as it is. */
 static const struct hal_cgroup_sample sentinel = {
@@ -32,77 +26,10 @@ static void assert_untouched(const struct hal_cgroup_sample *s) {
         assert_memory_equal(s, &sentinel, sizeof(*s));
 }
 
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
-
-/* A scratch root per test, for hosts too small to be worth a fixture directory. */
-struct scratch {
-        char path[64];
-        int fd;
-};
-
-static int scratch_setup(void **state) {
-        struct scratch *s = calloc(1, sizeof(*s));
-
-        assert_non_null(s);
-        plat_strlcpy(s->path, "/tmp/test_hal_cgroup.XXXXXX", sizeof(s->path));
-        assert_non_null(mkdtemp(s->path));
-        s->fd = plat_open_dir(s->path);
-        assert_true(s->fd >= 0);
-        *state = s;
-        return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void)st;
-        (void)type;
-        (void)ftw;
-        return remove(path);
-}
-
-static int scratch_teardown(void **state) {
-        struct scratch *s = *state;
-
-        close(s->fd);
-        assert_int_equal(nftw(s->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-        free(s);
-        return 0;
-}
-
-static void mkdirs(int root, const char *path) {
-        char dir[PATH_MAX];
-
-        plat_strlcpy(dir, path, sizeof(dir));
-        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
-                *p = '\0';
-                if (mkdirat(root, dir, 0755) < 0)
-                        assert_int_equal(errno, EEXIST);
-                *p = '/';
-        }
-}
-
-/* Writes content to root/path, making the parent directories. */
-static void put(int root, const char *path, const char *content) {
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(content);
-
-        mkdirs(root, path);
-        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, content, len), (ssize_t)len);
-}
-
 static void test_detect_v2_v1_hybrid_and_none(void **state) {
-        _cleanup_close_ int v2 = open_host("x86-cpu");
-        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
-        _cleanup_close_ int none = open_host("arm");
+        _cleanup_close_ int v2 = tu_open_host("x86-cpu");
+        _cleanup_close_ int v1 = tu_open_host("x86-cpu-cgv1");
+        _cleanup_close_ int none = tu_open_host("arm");
 
         (void)state;
         assert_int_equal(hal_cgroup_detect(v2), HAL_CGROUP_V2);
@@ -112,7 +39,7 @@ static void test_detect_v2_v1_hybrid_and_none(void **state) {
 }
 
 static void test_v2_slot_reads_every_file(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_cgroup_sample s = sentinel;
         char err[256] = "";
 
@@ -129,7 +56,7 @@ static void test_v2_slot_reads_every_file(void **state) {
 }
 
 static void test_v2_max_memory_is_uint64_max_and_max_cpu_is_no_quota(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -145,7 +72,7 @@ static void test_v2_max_memory_is_uint64_max_and_max_cpu_is_no_quota(void **stat
 }
 
 static void test_v2_root_cgroup_has_only_what_the_root_offers(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -156,8 +83,8 @@ static void test_v2_root_cgroup_has_only_what_the_root_offers(void **state) {
 }
 
 static void test_missing_cgroup_is_enoent_and_leaves_sample(void **state) {
-        _cleanup_close_ int v2 = open_host("x86-cpu");
-        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
+        _cleanup_close_ int v2 = tu_open_host("x86-cpu");
+        _cleanup_close_ int v1 = tu_open_host("x86-cpu-cgv1");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -181,7 +108,7 @@ static void test_missing_cgroup_is_enoent_and_leaves_sample(void **state) {
 static void test_dotdot_components_are_refused(void **state) {
         static const char *const bad[] = { "..",    "../etc",  "render.slice/../../x", "render.slice/..",
                                            "/../x", "a//..//b" };
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -198,7 +125,7 @@ static void test_dotdot_components_are_refused(void **state) {
 }
 
 static void test_no_hierarchy_is_unsupported(void **state) {
-        _cleanup_close_ int root = open_host("arm");
+        _cleanup_close_ int root = tu_open_host("arm");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -210,7 +137,7 @@ static void test_no_hierarchy_is_unsupported(void **state) {
 }
 
 static void test_v1_slot_reads_each_controller_hierarchy(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu-cgv1");
+        _cleanup_close_ int root = tu_open_host("x86-cpu-cgv1");
         struct hal_cgroup_sample s = sentinel;
         char err[256] = "";
 
@@ -227,7 +154,7 @@ static void test_v1_slot_reads_each_controller_hierarchy(void **state) {
 }
 
 static void test_v1_huge_limit_is_unlimited_and_missing_pids_is_absent(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu-cgv1");
+        _cleanup_close_ int root = tu_open_host("x86-cpu-cgv1");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -240,15 +167,15 @@ static void test_v1_huge_limit_is_unlimited_and_missing_pids_is_absent(void **st
 }
 
 static void test_v1_separate_cpu_and_cpuacct_mounts(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
-        put(sc->fd, "sys/fs/cgroup/cpuacct/slot/cpuacct.usage", "1999\n");
-        put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_quota_us", "50000\n");
-        put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_period_us", "100000\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpuacct/slot/cpuacct.usage", "1999\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_quota_us", "50000\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu/slot/cpu.cfs_period_us", "100000\n");
         /* 64 KiB pages make a different "unlimited", still unlimited */
-        put(sc->fd, "sys/fs/cgroup/memory/slot/memory.limit_in_bytes", "9223372036854710272\n");
+        tu_put(sc->fd, "sys/fs/cgroup/memory/slot/memory.limit_in_bytes", "9223372036854710272\n");
         assert_int_equal(hal_cgroup_detect(sc->fd), HAL_CGROUP_V1);
         assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), 0);
         assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_CPU_MAX | HAL_CG_MEM_MAX);
@@ -258,17 +185,17 @@ static void test_v1_separate_cpu_and_cpuacct_mounts(void **state) {
 }
 
 static void test_v1_bad_quota_and_zero_period_name_the_file(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
-        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "-5\n");
-        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "100000\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "-5\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "100000\n");
         assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), -EPROTO);
         assert_string_equal(err, "/sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us: '-5' is not a quota in "
                                  "microseconds or -1");
-        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "5000\n");
-        put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "0\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_quota_us", "5000\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us", "0\n");
         assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V1, "slot", &s, err, sizeof(err)), -EPROTO);
         assert_string_equal(err,
                             "/sys/fs/cgroup/cpu,cpuacct/slot/cpu.cfs_period_us: '0' is not a period over 0");
@@ -276,7 +203,7 @@ static void test_v1_bad_quota_and_zero_period_name_the_file(void **state) {
 }
 
 static void test_v2_garbage_cpu_stat_is_eproto_naming_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/cgroup-cpustat-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/cgroup-cpustat-garbage");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -291,7 +218,7 @@ static void test_v2_garbage_cpu_stat_is_eproto_naming_file(void **state) {
 }
 
 static void test_v2_garbage_memory_max_is_eproto_naming_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/cgroup-memmax-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/cgroup-memmax-garbage");
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
@@ -308,41 +235,41 @@ static void test_v2_garbage_memory_max_is_eproto_naming_file(void **state) {
 static void test_v2_cpu_max_malformed_forms_are_refused(void **state) {
         static const char *const bad[] = { "max\n",       "100000\n", "max 0\n",  "max 100000 1\n",
                                            "-1 100000\n", "\n",       "max max\n" };
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
-        put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
-        put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 1\n");
+        tu_put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 1\n");
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                put(sc->fd, "sys/fs/cgroup/slot/cpu.max", bad[i]);
+                tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.max", bad[i]);
                 assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)),
                                  -EPROTO);
                 assert_non_null(strstr(err, "/sys/fs/cgroup/slot/cpu.max: '"));
                 assert_non_null(strstr(err, "' is not '<quota|max> <period>' with a period over 0"));
         }
         assert_untouched(&s);
-        put(sc->fd, "sys/fs/cgroup/slot/cpu.max", "150000 100000\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.max", "150000 100000\n");
         assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)), 0);
         assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_CPU_MAX);
         assert_true(s.cpu_quota_cores == 1.5);
 }
 
 static void test_v2_unreadable_file_is_an_error_not_absent(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_cgroup_sample s = sentinel;
         char err[256];
 
-        put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
-        put(sc->fd, "sys/fs/cgroup/slot/pids.current/x", "");
+        tu_put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/pids.current/x", "");
         assert_int_equal(hal_cgroup_read(sc->fd, HAL_CGROUP_V2, "slot", &s, err, sizeof(err)), -EISDIR);
         assert_string_equal(err, "/sys/fs/cgroup/slot/pids.current: Is a directory");
         assert_untouched(&s);
 }
 
 static void test_pid_cgroup_v2_and_v1(void **state) {
-        _cleanup_close_ int v2 = open_host("x86-cpu");
-        _cleanup_close_ int v1 = open_host("x86-cpu-cgv1");
+        _cleanup_close_ int v2 = tu_open_host("x86-cpu");
+        _cleanup_close_ int v1 = tu_open_host("x86-cpu-cgv1");
         char path[128], err[256];
 
         (void)state;
@@ -358,8 +285,8 @@ static void test_pid_cgroup_v2_and_v1(void **state) {
 }
 
 static void test_pid_gone_bad_or_garbage(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
-        _cleanup_close_ int bad = open_host("corrupt/cgroup-pidfile-garbage");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
+        _cleanup_close_ int bad = tu_open_host("corrupt/cgroup-pidfile-garbage");
         char path[128] = "untouched", err[256];
 
         (void)state;
@@ -376,10 +303,8 @@ static void test_pid_gone_bad_or_garbage(void **state) {
 
 /* Parses s from a heap copy of exactly len bytes, no NUL: ASan catches any overread. */
 static int parse_pid_n(const char *s, size_t len, char *path, size_t pathlen, char *err, size_t errlen) {
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_cgroup_parse_pid_file(copy, len, path, pathlen, err, errlen);
 }
 
@@ -444,10 +369,8 @@ static void test_parse_pid_file_path_must_fit(void **state) {
 
 static int parse_stat(const char *s, uint64_t *ret, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_cgroup_parse_cpu_stat(copy, len, ret, err, errlen);
 }
 
@@ -485,16 +408,16 @@ int main(void) {
                 cmocka_unit_test(test_no_hierarchy_is_unsupported),
                 cmocka_unit_test(test_v1_slot_reads_each_controller_hierarchy),
                 cmocka_unit_test(test_v1_huge_limit_is_unlimited_and_missing_pids_is_absent),
-                cmocka_unit_test_setup_teardown(test_v1_separate_cpu_and_cpuacct_mounts, scratch_setup,
-                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_v1_separate_cpu_and_cpuacct_mounts, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_v1_bad_quota_and_zero_period_name_the_file,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_v2_garbage_cpu_stat_is_eproto_naming_file),
                 cmocka_unit_test(test_v2_garbage_memory_max_is_eproto_naming_file),
-                cmocka_unit_test_setup_teardown(test_v2_cpu_max_malformed_forms_are_refused, scratch_setup,
-                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_v2_cpu_max_malformed_forms_are_refused,
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_v2_unreadable_file_is_an_error_not_absent,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_pid_cgroup_v2_and_v1),
                 cmocka_unit_test(test_pid_gone_bad_or_garbage),
                 cmocka_unit_test(test_parse_pid_file_picks_cpuacct_then_v2_then_first_v1),

@@ -7,30 +7,16 @@
 
 #include "cleanup.h"
 #include "cpu.h"
-#include "fileio.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
-
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
 
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse(const char *s, struct hal_cpu_sample *ret, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_cpu_parse(copy, len, ret, err, errlen);
 }
 
@@ -46,7 +32,7 @@ static void assert_untouched(const struct hal_cpu_sample *s) {
 }
 
 static void test_read_x86_host_sums_eight_fields_and_counts_cores(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_cpu_sample s = sentinel;
         char err[256] = "";
 
@@ -60,7 +46,7 @@ static void test_read_x86_host_sums_eight_fields_and_counts_cores(void **state) 
 }
 
 static void test_read_gpu_host_counts_sixteen_cores(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-nvidia");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-nvidia");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -72,7 +58,7 @@ static void test_read_gpu_host_counts_sixteen_cores(void **state) {
 }
 
 static void test_read_arm_host_counts_eight_cores(void **state) {
-        _cleanup_close_ int root = open_host("arm");
+        _cleanup_close_ int root = tu_open_host("arm");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -84,7 +70,7 @@ static void test_read_arm_host_counts_eight_cores(void **state) {
 }
 
 static void test_read_truncated_stat_names_file_and_line(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/stat-truncated");
+        _cleanup_close_ int root = tu_open_host("corrupt/stat-truncated");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -95,7 +81,7 @@ static void test_read_truncated_stat_names_file_and_line(void **state) {
 }
 
 static void test_read_short_cpu_line_names_field_count(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/stat-short-cpu-line");
+        _cleanup_close_ int root = tu_open_host("corrupt/stat-short-cpu-line");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -106,7 +92,7 @@ static void test_read_short_cpu_line_names_field_count(void **state) {
 }
 
 static void test_read_stat_without_cpuN_lines_is_error_not_zero_cores(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/stat-no-cores");
+        _cleanup_close_ int root = tu_open_host("corrupt/stat-no-cores");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -117,7 +103,7 @@ static void test_read_stat_without_cpuN_lines_is_error_not_zero_cores(void **sta
 }
 
 static void test_read_empty_stat_names_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/empty");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -128,7 +114,7 @@ static void test_read_empty_stat_names_file(void **state) {
 }
 
 static void test_read_missing_stat_returns_enoent_with_path(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/arch-empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/arch-empty");
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
@@ -141,13 +127,12 @@ static void test_read_missing_stat_returns_enoent_with_path(void **state) {
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
         static const char text[] = "cpu  10 0 5 100 1 0 0 0 0 0\ncpu0 10 0 5 100 1 0 0 0 0 0\nGARBAGE";
         size_t len = strlen("cpu  10 0 5 100 1 0 0 0 0 0\ncpu0 10 0 5 100 1 0 0 0 0 0\n");
-        _cleanup_free_ char *buf = malloc(len);
+        /* no NUL, and the garbage after it is out of reach */
+        _cleanup_free_ char *buf = tu_copy_unterminated(text, len);
         struct hal_cpu_sample s = sentinel;
         char err[256];
 
         (void)state;
-        assert_non_null(buf);
-        memcpy(buf, text, len); /* no NUL, and the garbage after it is out of reach */
         assert_int_equal(hal_cpu_parse(buf, len, &s, err, sizeof(err)), 0);
         assert_int_equal(s.total_jiffies, 116);
         assert_int_equal(s.idle_jiffies, 101);

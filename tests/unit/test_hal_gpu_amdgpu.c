@@ -6,98 +6,27 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "fileio.h"
 #include "gpu.h"
 #include "gpu_backends.h"
 #include "gpu_sysfs.h"
-#include "strutil.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const struct hal_gpu_backend *const be = &hal_gpu_backend_amdgpu;
-
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
-
-/* A scratch root per test, for hosts too small to be worth a fixture directory. */
-struct scratch {
-        char path[64];
-        int fd;
-};
-
-static int scratch_setup(void **state) {
-        struct scratch *s = calloc(1, sizeof(*s));
-
-        assert_non_null(s);
-        plat_strlcpy(s->path, "/tmp/test_hal_gpu_amdgpu.XXXXXX", sizeof(s->path));
-        assert_non_null(mkdtemp(s->path));
-        s->fd = plat_open_dir(s->path);
-        assert_true(s->fd >= 0);
-        *state = s;
-        return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void)st;
-        (void)type;
-        (void)ftw;
-        return remove(path);
-}
-
-static int scratch_teardown(void **state) {
-        struct scratch *s = *state;
-
-        close(s->fd);
-        assert_int_equal(nftw(s->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-        free(s);
-        return 0;
-}
-
-static void mkdirs(int root, const char *path) {
-        char dir[PATH_MAX];
-
-        plat_strlcpy(dir, path, sizeof(dir));
-        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
-                *p = '\0';
-                if (mkdirat(root, dir, 0755) < 0)
-                        assert_int_equal(errno, EEXIST);
-                *p = '/';
-        }
-}
-
-/* Writes content to root/path, making the parent directories. */
-static void put(int root, const char *path, const char *content) {
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(content);
-
-        mkdirs(root, path);
-        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, content, len), (ssize_t)len);
-}
 
 static void put_card(int root, const char *card, const char *vendor, const char *device) {
         char path[PATH_MAX];
 
         snprintf(path, sizeof(path), "sys/class/drm/%s/device/vendor", card);
-        put(root, path, vendor);
+        tu_put(root, path, vendor);
         snprintf(path, sizeof(path), "sys/class/drm/%s/device/device", card);
-        put(root, path, device);
+        tu_put(root, path, device);
         snprintf(path, sizeof(path), "sys/class/drm/%s/device/class", card);
-        put(root, path, "0x030000\n");
+        tu_put(root, path, "0x030000\n");
 }
 
 /* Opens the backend on root and samples GPU i into *ret; closes it again. */
@@ -113,7 +42,7 @@ static void sample_one(int root, unsigned i, struct hal_gpu_sample *ret) {
 }
 
 static void test_open_counts_amd_cards_not_bmc_connectors_or_render_nodes(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-amd");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-amd");
         void *ctx = NULL;
         unsigned n = 0;
         char err[256] = "";
@@ -128,7 +57,7 @@ static void test_open_counts_amd_cards_not_bmc_connectors_or_render_nodes(void *
 }
 
 static void test_sample_full_card_reads_every_metric(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-amd");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-amd");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -157,7 +86,7 @@ static void test_sample_full_card_reads_every_metric(void **state) {
 }
 
 static void test_sample_missing_files_are_absent_not_zero(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-amd");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-amd");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -182,7 +111,7 @@ static void test_open_hosts_without_amd_gpus_is_no_device(void **state) {
 
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
-                _cleanup_close_ int root = open_host(hosts[i]);
+                _cleanup_close_ int root = tu_open_host(hosts[i]);
                 void *ctx = (void *)&ctx;
                 unsigned n = 77;
                 char err[256] = "";
@@ -194,7 +123,7 @@ static void test_open_hosts_without_amd_gpus_is_no_device(void **state) {
 }
 
 static void test_sample_garbage_vram_is_absent_with_error_naming_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/amd-vram-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/amd-vram-garbage");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -209,7 +138,7 @@ static void test_sample_garbage_vram_is_absent_with_error_naming_file(void **sta
 }
 
 static void test_sample_first_problem_is_reported_and_other_metrics_kept(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/amd-dpm-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/amd-dpm-garbage");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -223,11 +152,11 @@ static void test_sample_first_problem_is_reported_and_other_metrics_kept(void **
 }
 
 static void test_sample_garbage_clock_table_names_file_and_line(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
         put_card(sc->fd, "card0", "0x1002\n", "0x73bf\n");
-        put(sc->fd, "sys/class/drm/card0/device/pp_dpm_sclk", "0: 500Mhz \n1: fastMhz *\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/pp_dpm_sclk", "0: 500Mhz \n1: fastMhz *\n");
         sample_one(sc->fd, 0, &s);
         assert_int_equal(s.present, 0);
         assert_int_equal(s.error, -EPROTO);
@@ -237,7 +166,7 @@ static void test_sample_garbage_clock_table_names_file_and_line(void **state) {
 }
 
 static void test_open_malformed_device_id_fails_naming_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/amd-bad-device-id");
+        _cleanup_close_ int root = tu_open_host("corrupt/amd-bad-device-id");
         void *ctx = NULL;
         unsigned n = 0;
         char err[256] = "";
@@ -250,7 +179,7 @@ static void test_open_malformed_device_id_fails_naming_file(void **state) {
 }
 
 static void test_open_numbers_gpus_by_card_number_and_skips_nvidia(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
         void *ctx = NULL;
         unsigned n = 0;
@@ -259,9 +188,9 @@ static void test_open_numbers_gpus_by_card_number_and_skips_nvidia(void **state)
         put_card(sc->fd, "card10", "0x1002\n", "0x740f\n");
         put_card(sc->fd, "card2", "0x1002\n", "0x73bf\n");
         put_card(sc->fd, "card1", "0x10de\n", "0x2236\n");
-        put(sc->fd, "sys/class/drm/card3/device/vendor", "0x1002\n"); /* HDMI audio-like: not display */
-        put(sc->fd, "sys/class/drm/card3/device/class", "0x040300\n");
-        put(sc->fd, "sys/class/drm/card4/dev", "226:4\n"); /* simpledrm: no device */
+        tu_put(sc->fd, "sys/class/drm/card3/device/vendor", "0x1002\n"); /* HDMI audio-like: not display */
+        tu_put(sc->fd, "sys/class/drm/card3/device/class", "0x040300\n");
+        tu_put(sc->fd, "sys/class/drm/card4/dev", "226:4\n"); /* simpledrm: no device */
         put_card(sc->fd, "card2-DP-1", "0x1002\n", "0x73bf\n");
         assert_int_equal(be->open(sc->fd, NULL, &ctx, &n, err, sizeof(err)), 0);
         assert_int_equal(n, 2);
@@ -275,14 +204,14 @@ static void test_open_numbers_gpus_by_card_number_and_skips_nvidia(void **state)
 }
 
 static void test_sample_bus_id_comes_from_device_link(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
-        put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/vendor", "0x1002\n");
-        put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/device", "0x73a1\n");
-        put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/class", "0x038000\n");
-        put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/uevent", "PCI_SLOT_NAME=wrong\n");
-        mkdirs(sc->fd, "sys/class/drm/card0/x");
+        tu_put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/vendor", "0x1002\n");
+        tu_put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/device", "0x73a1\n");
+        tu_put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/class", "0x038000\n");
+        tu_put(sc->fd, "sys/devices/pci0000:00/0000:00:01.1/0000:0a:00.0/uevent", "PCI_SLOT_NAME=wrong\n");
+        tu_mkparents(sc->fd, "sys/class/drm/card0/x");
         assert_int_equal(symlinkat("../../../devices/pci0000:00/0000:00:01.1/0000:0a:00.0", sc->fd,
                                    "sys/class/drm/card0/device"),
                          0);
@@ -291,15 +220,15 @@ static void test_sample_bus_id_comes_from_device_link(void **state) {
 }
 
 static void test_sample_uses_lowest_hwmon_and_prefers_average_power(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
         put_card(sc->fd, "card0", "0x1002\n", "0x73a1\n");
-        put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon12/temp1_input", "99000\n");
-        put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/temp1_input", "45500\n");
-        put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/power1_average", "120500000\n");
-        put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/power1_input", "1000000\n");
-        put(sc->fd, "sys/class/drm/card0/device/hwmon/name", "not a hwmon dir\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon12/temp1_input", "99000\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/temp1_input", "45500\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/power1_average", "120500000\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/hwmon/hwmon7/power1_input", "1000000\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/hwmon/name", "not a hwmon dir\n");
         sample_one(sc->fd, 0, &s);
         assert_int_equal(s.present, HAL_GPU_POWER | HAL_GPU_TEMP);
         assert_true(s.temp_c == 45.5);
@@ -308,11 +237,11 @@ static void test_sample_uses_lowest_hwmon_and_prefers_average_power(void **state
 }
 
 static void test_sample_card_with_no_metric_files_has_nothing_present_and_no_error(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
         put_card(sc->fd, "card0", "0x1002\n", "0x73a1\n");
-        put(sc->fd, "sys/class/drm/card0/device/product_name", "\n"); /* no FRU EEPROM */
+        tu_put(sc->fd, "sys/class/drm/card0/device/product_name", "\n"); /* no FRU EEPROM */
         sample_one(sc->fd, 0, &s);
         assert_string_equal(s.name, "AMD GPU 0x73a1");
         assert_int_equal(s.present, 0);
@@ -321,12 +250,12 @@ static void test_sample_card_with_no_metric_files_has_nothing_present_and_no_err
 }
 
 static void test_sample_unreadable_file_is_error_naming_it(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
         put_card(sc->fd, "card0", "0x1002\n", "0x73a1\n");
-        put(sc->fd, "sys/class/drm/card0/device/gpu_busy_percent/x", "");
-        put(sc->fd, "sys/class/drm/card0/device/mem_busy_percent", "3\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/gpu_busy_percent/x", "");
+        tu_put(sc->fd, "sys/class/drm/card0/device/mem_busy_percent", "3\n");
         sample_one(sc->fd, 0, &s);
         assert_int_equal(s.present, HAL_GPU_MEM_UTIL);
         assert_int_equal(s.error, -EISDIR);
@@ -334,14 +263,14 @@ static void test_sample_unreadable_file_is_error_naming_it(void **state) {
 }
 
 static void test_sample_lost_gpu_reports_enodev_once(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
         void *ctx = NULL;
         unsigned n = 0;
         char err[256];
 
         put_card(sc->fd, "card0", "0x1002\n", "0x73a1\n");
-        put(sc->fd, "sys/class/drm/card0/device/gpu_busy_percent", "50\n");
+        tu_put(sc->fd, "sys/class/drm/card0/device/gpu_busy_percent", "50\n");
         assert_int_equal(be->open(sc->fd, NULL, &ctx, &n, err, sizeof(err)), 0);
         assert_int_equal(unlinkat(sc->fd, "sys/class/drm/card0/device/vendor", 0), 0);
         assert_int_equal(be->sample(ctx, 0, &s), 0);
@@ -353,7 +282,7 @@ static void test_sample_lost_gpu_reports_enodev_once(void **state) {
 }
 
 static void test_open_stops_at_hal_gpu_max(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         void *ctx = NULL;
         unsigned n = 0;
         char err[256];
@@ -372,10 +301,8 @@ static void test_open_stops_at_hal_gpu_max(void **state) {
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse_sclk(const char *s, unsigned *cur, unsigned *max, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_gpu_parse_dpm_sclk(copy, len, cur, max, err, errlen);
 }
 
@@ -420,23 +347,23 @@ int main(void) {
                 cmocka_unit_test(test_sample_garbage_vram_is_absent_with_error_naming_file),
                 cmocka_unit_test(test_sample_first_problem_is_reported_and_other_metrics_kept),
                 cmocka_unit_test_setup_teardown(test_sample_garbage_clock_table_names_file_and_line,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_open_malformed_device_id_fails_naming_file),
                 cmocka_unit_test_setup_teardown(test_open_numbers_gpus_by_card_number_and_skips_nvidia,
-                                                scratch_setup, scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_sample_bus_id_comes_from_device_link, scratch_setup,
-                                                scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_sample_bus_id_comes_from_device_link, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_sample_uses_lowest_hwmon_and_prefers_average_power,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(
                         test_sample_card_with_no_metric_files_has_nothing_present_and_no_error,
-                        scratch_setup, scratch_teardown),
+                        tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_sample_unreadable_file_is_error_naming_it,
-                                                scratch_setup, scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_sample_lost_gpu_reports_enodev_once, scratch_setup,
-                                                scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_open_stops_at_hal_gpu_max, scratch_setup,
-                                                scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_sample_lost_gpu_reports_enodev_once, tu_scratch_setup,
+                                                tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_open_stops_at_hal_gpu_max, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test(test_parse_sclk_without_star_has_only_max),
                 cmocka_unit_test(test_parse_sclk_rejects_empty_and_trailing_junk),
         };

@@ -6,98 +6,15 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "fileio.h"
 #include "gpu.h"
 #include "gpu_backends.h"
 #include "gpu_sysfs.h"
-#include "strutil.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const struct hal_gpu_backend *const be = &hal_gpu_backend_mali;
-
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
-
-/* A scratch root per test, for hosts too small to be worth a fixture directory. */
-struct scratch {
-        char path[64];
-        int fd;
-};
-
-static int scratch_setup(void **state) {
-        struct scratch *s = calloc(1, sizeof(*s));
-
-        assert_non_null(s);
-        plat_strlcpy(s->path, "/tmp/test_hal_gpu_mali.XXXXXX", sizeof(s->path));
-        assert_non_null(mkdtemp(s->path));
-        s->fd = plat_open_dir(s->path);
-        assert_true(s->fd >= 0);
-        *state = s;
-        return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void)st;
-        (void)type;
-        (void)ftw;
-        return remove(path);
-}
-
-static int scratch_teardown(void **state) {
-        struct scratch *s = *state;
-
-        close(s->fd);
-        assert_int_equal(nftw(s->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-        free(s);
-        return 0;
-}
-
-static void mkdirs(int root, const char *path) {
-        char dir[PATH_MAX];
-
-        plat_strlcpy(dir, path, sizeof(dir));
-        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
-                *p = '\0';
-                if (mkdirat(root, dir, 0755) < 0)
-                        assert_int_equal(errno, EEXIST);
-                *p = '/';
-        }
-}
-
-/* Writes content to root/path, making the parent directories. */
-static void put(int root, const char *path, const char *content) {
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(content);
-
-        mkdirs(root, path);
-        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, content, len), (ssize_t)len);
-}
-
-/* Writes len bytes (NULs allowed: device-tree compatible lists) to root/path. */
-static void put_bytes(int root, const char *path, const char *content, size_t len) {
-        _cleanup_close_ int fd = -1;
-
-        mkdirs(root, path);
-        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, content, len), (ssize_t)len);
-}
 
 /* Opens the backend on root (expecting one GPU) and samples it into *ret; closes it again. */
 static void sample_one(int root, struct hal_gpu_sample *ret) {
@@ -114,7 +31,7 @@ static void sample_one(int root, struct hal_gpu_sample *ret) {
 }
 
 static void test_rk3588_combines_kbase_and_gpu_devfreq(void **state) {
-        _cleanup_close_ int root = open_host("arm-mali");
+        _cleanup_close_ int root = tu_open_host("arm-mali");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -142,7 +59,7 @@ static void test_hosts_without_mali_or_gpu_devfreq_are_no_device(void **state) {
 
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
-                _cleanup_close_ int root = open_host(hosts[i]);
+                _cleanup_close_ int root = tu_open_host(hosts[i]);
                 void *ctx = (void *)&ctx;
                 unsigned n = 77;
                 char err[256] = "";
@@ -154,13 +71,13 @@ static void test_hosts_without_mali_or_gpu_devfreq_are_no_device(void **state) {
 }
 
 static void test_devfreq_only_gpu_takes_util_from_load(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
         /* panfrost: no kbase files, devfreq named after the device node */
-        put(sc->fd, "sys/class/devfreq/dmc/cur_freq", "1560000000\n");
-        put(sc->fd, "sys/class/devfreq/fb000000.gpu/cur_freq", "299999999\n");
-        put(sc->fd, "sys/class/devfreq/fb000000.gpu/load", "17@300000000Hz\n");
+        tu_put(sc->fd, "sys/class/devfreq/dmc/cur_freq", "1560000000\n");
+        tu_put(sc->fd, "sys/class/devfreq/fb000000.gpu/cur_freq", "299999999\n");
+        tu_put(sc->fd, "sys/class/devfreq/fb000000.gpu/load", "17@300000000Hz\n");
         sample_one(sc->fd, &s);
         assert_string_equal(s.name, "fb000000.gpu");
         assert_int_equal(s.present, HAL_GPU_UTIL | HAL_GPU_CLOCK);
@@ -171,15 +88,15 @@ static void test_devfreq_only_gpu_takes_util_from_load(void **state) {
 
 static void test_devfreq_found_by_compatible_is_named_by_it(void **state) {
         static const char compat[] = "mediatek,mt8195-mali\0arm,mali-valhall-jm\0";
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
-        put_bytes(sc->fd, "sys/class/devfreq/13000000.g3d/device/of_node/compatible", compat,
-                  sizeof(compat) - 1);
-        put(sc->fd, "sys/class/devfreq/13000000.g3d/max_freq", "880000000\n");
-        put_bytes(sc->fd, "sys/class/devfreq/10012000.dvfsrc/device/of_node/compatible",
-                  "mediatek,mt8195-dvfsrc", strlen("mediatek,mt8195-dvfsrc") + 1);
-        put(sc->fd, "sys/class/devfreq/10012000.dvfsrc/max_freq", "1\n");
+        tu_put_bytes(sc->fd, "sys/class/devfreq/13000000.g3d/device/of_node/compatible", compat,
+                     sizeof(compat) - 1);
+        tu_put(sc->fd, "sys/class/devfreq/13000000.g3d/max_freq", "880000000\n");
+        tu_put_bytes(sc->fd, "sys/class/devfreq/10012000.dvfsrc/device/of_node/compatible",
+                     "mediatek,mt8195-dvfsrc", strlen("mediatek,mt8195-dvfsrc") + 1);
+        tu_put(sc->fd, "sys/class/devfreq/10012000.dvfsrc/max_freq", "1\n");
         sample_one(sc->fd, &s);
         assert_string_equal(s.name, "mediatek,mt8195-mali");
         assert_int_equal(s.present, HAL_GPU_CLOCK_MAX);
@@ -187,22 +104,22 @@ static void test_devfreq_found_by_compatible_is_named_by_it(void **state) {
 }
 
 static void test_only_non_gpu_devfreq_devices_is_no_device(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         void *ctx = NULL;
         unsigned n = 0;
         char err[256];
 
-        put(sc->fd, "sys/class/devfreq/dmc/cur_freq", "1560000000\n");
-        put_bytes(sc->fd, "sys/class/devfreq/fdab0000.npu/device/of_node/compatible",
-                  "rockchip,rk3588-rknpu", strlen("rockchip,rk3588-rknpu") + 1);
+        tu_put(sc->fd, "sys/class/devfreq/dmc/cur_freq", "1560000000\n");
+        tu_put_bytes(sc->fd, "sys/class/devfreq/fdab0000.npu/device/of_node/compatible",
+                     "rockchip,rk3588-rknpu", strlen("rockchip,rk3588-rknpu") + 1);
         assert_int_equal(be->open(sc->fd, NULL, &ctx, &n, err, sizeof(err)), -ENODEV);
 }
 
 static void test_kbase_only_reads_gpu_utilization_and_has_no_clock(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
-        put(sc->fd, "sys/class/misc/mali0/device/gpu_utilization", "3\n");
+        tu_put(sc->fd, "sys/class/misc/mali0/device/gpu_utilization", "3\n");
         sample_one(sc->fd, &s);
         assert_string_equal(s.name, "Mali GPU"); /* no gpuinfo */
         assert_int_equal(s.present, HAL_GPU_UTIL);
@@ -211,7 +128,7 @@ static void test_kbase_only_reads_gpu_utilization_and_has_no_clock(void **state)
 }
 
 static void test_garbage_load_is_absent_with_error_naming_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/mali-load-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/mali-load-garbage");
         struct hal_gpu_sample s;
 
         (void)state;
@@ -225,12 +142,12 @@ static void test_garbage_load_is_absent_with_error_naming_file(void **state) {
 }
 
 static void test_garbage_kbase_util_falls_back_to_load_and_says_so(void **state) {
-        struct scratch *sc = *state;
+        struct tu_scratch *sc = *state;
         struct hal_gpu_sample s;
 
-        put(sc->fd, "sys/class/misc/mali0/device/gpuinfo", "Mali-G52 2 cores r1p0 0x7402\n");
-        put(sc->fd, "sys/class/misc/mali0/device/utilization", "45%\n");
-        put(sc->fd, "sys/class/devfreq/ff400000.gpu/load", "60@800000000Hz\n");
+        tu_put(sc->fd, "sys/class/misc/mali0/device/gpuinfo", "Mali-G52 2 cores r1p0 0x7402\n");
+        tu_put(sc->fd, "sys/class/misc/mali0/device/utilization", "45%\n");
+        tu_put(sc->fd, "sys/class/devfreq/ff400000.gpu/load", "60@800000000Hz\n");
         sample_one(sc->fd, &s);
         assert_string_equal(s.name, "Mali-G52 2 cores r1p0 0x7402");
         assert_int_equal(s.present, HAL_GPU_UTIL);
@@ -243,10 +160,8 @@ static void test_garbage_kbase_util_falls_back_to_load_and_says_so(void **state)
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse_load(const char *s, unsigned *pct, uint64_t *hz, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_gpu_parse_devfreq_load(copy, len, pct, hz, err, errlen);
 }
 
@@ -286,17 +201,17 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rk3588_combines_kbase_and_gpu_devfreq),
                 cmocka_unit_test(test_hosts_without_mali_or_gpu_devfreq_are_no_device),
-                cmocka_unit_test_setup_teardown(test_devfreq_only_gpu_takes_util_from_load, scratch_setup,
-                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_devfreq_only_gpu_takes_util_from_load, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_devfreq_found_by_compatible_is_named_by_it,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_only_non_gpu_devfreq_devices_is_no_device,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_kbase_only_reads_gpu_utilization_and_has_no_clock,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_garbage_load_is_absent_with_error_naming_file),
                 cmocka_unit_test_setup_teardown(test_garbage_kbase_util_falls_back_to_load_and_says_so,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_parse_load_reads_percent_and_frequency),
                 cmocka_unit_test(test_parse_load_rejects_malformed_and_over_100),
         };

@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "gpu.h"
 #include "gpu_backends.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,14 +102,10 @@ static void *open_backend(const char *lib, unsigned count) {
 }
 
 static struct hal_gpus *open_gpus(const char *lib, struct warnings *w) {
-        char root[PATH_MAX];
         struct hal_gpu_options o = { .nvml_path = lib };
         struct hal_gpus *g = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int fd = tu_open_host("x86-cpu");
 
-        snprintf(root, sizeof(root), "%s/hosts/x86-cpu", RA_FIXTURES);
-        fd = plat_open_dir(root);
-        assert_true(fd >= 0);
         assert_int_equal(hal_gpus_open(fd, &o, &g, collect_warning, w), 0);
         assert_non_null(g);
         return g;

@@ -6,31 +6,17 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "fileio.h"
 #include "mem.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
-
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
 
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse(const char *s, struct hal_mem_sample *ret, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_mem_parse(copy, len, ret, err, errlen);
 }
 
@@ -41,7 +27,7 @@ static void assert_untouched(const struct hal_mem_sample *s) {
 }
 
 static void test_read_x86_host_converts_kb_to_bytes(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_mem_sample s = sentinel;
         char err[256] = "";
 
@@ -53,7 +39,7 @@ static void test_read_x86_host_converts_kb_to_bytes(void **state) {
 }
 
 static void test_read_arm_host_converts_kb_to_bytes(void **state) {
-        _cleanup_close_ int root = open_host("arm");
+        _cleanup_close_ int root = tu_open_host("arm");
         struct hal_mem_sample s = sentinel;
         char err[256];
 
@@ -64,7 +50,7 @@ static void test_read_arm_host_converts_kb_to_bytes(void **state) {
 }
 
 static void test_read_meminfo_without_available_names_field(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/meminfo-no-available");
+        _cleanup_close_ int root = tu_open_host("corrupt/meminfo-no-available");
         struct hal_mem_sample s = sentinel;
         char err[256];
 
@@ -75,7 +61,7 @@ static void test_read_meminfo_without_available_names_field(void **state) {
 }
 
 static void test_read_empty_meminfo_names_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/empty");
         struct hal_mem_sample s = sentinel;
         char err[256];
 
@@ -86,7 +72,7 @@ static void test_read_empty_meminfo_names_file(void **state) {
 }
 
 static void test_read_missing_meminfo_returns_enoent_with_path(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/arch-empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/arch-empty");
         struct hal_mem_sample s = sentinel;
         char err[256];
 
@@ -99,13 +85,12 @@ static void test_read_missing_meminfo_returns_enoent_with_path(void **state) {
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
         static const char text[] = "MemTotal: 4 kB\nMemAvailable: 2 kB\nMemTotal: 9 kB\n";
         size_t len = strlen("MemTotal: 4 kB\nMemAvailable: 2 kB\n");
-        _cleanup_free_ char *buf = malloc(len);
+        /* no NUL; the duplicate after len must not be seen */
+        _cleanup_free_ char *buf = tu_copy_unterminated(text, len);
         struct hal_mem_sample s = sentinel;
         char err[256];
 
         (void)state;
-        assert_non_null(buf);
-        memcpy(buf, text, len); /* no NUL; the duplicate after len must not be seen */
         assert_int_equal(hal_mem_parse(buf, len, &s, err, sizeof(err)), 0);
         assert_int_equal(s.total_bytes, 4096);
         assert_int_equal(s.available_bytes, 2048);

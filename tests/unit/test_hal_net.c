@@ -6,11 +6,10 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "fileio.h"
 #include "net.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,23 +20,11 @@
         "colls carrier compressed\n"
 #define ZEROS7 " 0 0 0 0 0 0 0"
 
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
-
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse(const char *s, struct hal_net_sample *ret, char *err, size_t errlen) {
         size_t len = strlen(s);
-        _cleanup_free_ char *copy = malloc(len > 0 ? len : 1);
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        assert_non_null(copy);
-        memcpy(copy, s, len);
         return hal_net_parse(copy, len, ret, err, errlen);
 }
 
@@ -58,7 +45,7 @@ static void assert_iface(const struct hal_net_iface *i, const char *name, uint64
 }
 
 static void test_read_x86_host_lists_interfaces_in_file_order(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_net_sample s = SENTINEL;
         char err[256] = "";
 
@@ -74,7 +61,7 @@ static void test_read_x86_host_lists_interfaces_in_file_order(void **state) {
 }
 
 static void test_read_arm_host_reads_long_pci_name(void **state) {
-        _cleanup_close_ int root = open_host("arm");
+        _cleanup_close_ int root = tu_open_host("arm");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -86,7 +73,7 @@ static void test_read_arm_host_reads_long_pci_name(void **state) {
 }
 
 static void test_find_returns_borrowed_entry_or_null(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-nvidia");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-nvidia");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -102,7 +89,7 @@ static void test_find_returns_borrowed_entry_or_null(void **state) {
 }
 
 static void test_sample_done_frees_zeroes_and_is_idempotent(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -117,7 +104,7 @@ static void test_sample_done_frees_zeroes_and_is_idempotent(void **state) {
 }
 
 static void test_read_garbage_counter_names_file_line_and_counter(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/netdev-garbage");
+        _cleanup_close_ int root = tu_open_host("corrupt/netdev-garbage");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -129,7 +116,7 @@ static void test_read_garbage_counter_names_file_line_and_counter(void **state) 
 }
 
 static void test_read_empty_netdev_names_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/empty");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -140,7 +127,7 @@ static void test_read_empty_netdev_names_file(void **state) {
 }
 
 static void test_read_missing_netdev_returns_enoent_with_path(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/arch-empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/arch-empty");
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
@@ -153,13 +140,11 @@ static void test_read_missing_netdev_returns_enoent_with_path(void **state) {
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
         static const char text[] = HEADER "  eth0: 7" ZEROS7 " 9" ZEROS7 "\n  eth0: garbage";
         size_t len = strlen(HEADER "  eth0: 7" ZEROS7 " 9" ZEROS7 "\n");
-        _cleanup_free_ char *buf = malloc(len);
+        _cleanup_free_ char *buf = tu_copy_unterminated(text, len);
         struct hal_net_sample s = SENTINEL;
         char err[256];
 
         (void)state;
-        assert_non_null(buf);
-        memcpy(buf, text, len);
         assert_int_equal(hal_net_parse(buf, len, &s, err, sizeof(err)), 0);
         assert_int_equal(s.n, 1);
         assert_iface(&s.ifaces[0], "eth0", 7, 9);

@@ -6,28 +6,14 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
-#include "fileio.h"
 #include "platform_class.h"
-#include "strutil.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
-
-static int open_host(const char *host) {
-        char path[PATH_MAX];
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
-        fd = plat_open_dir(path);
-        assert_true(fd >= 0);
-        return fd;
-}
 
 static const struct hal_platform sentinel = { .arch = "sentinel", .cls = HAL_CLASS_ARM, .gpu_devices = 77 };
 
@@ -35,69 +21,17 @@ static void assert_untouched(const struct hal_platform *p) {
         assert_memory_equal(p, &sentinel, sizeof(*p));
 }
 
-/* A scratch root per test, for hosts too small to be worth a fixture directory. */
-struct scratch {
-        char path[64];
-        int fd;
-};
-
-static int scratch_setup(void **state) {
-        struct scratch *s = calloc(1, sizeof(*s));
-
-        assert_non_null(s);
-        plat_strlcpy(s->path, "/tmp/test_hal_platform.XXXXXX", sizeof(s->path));
-        assert_non_null(mkdtemp(s->path));
-        s->fd = plat_open_dir(s->path);
-        assert_true(s->fd >= 0);
-        *state = s;
-        return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        (void)st;
-        (void)type;
-        (void)ftw;
-        return remove(path);
-}
-
-static int scratch_teardown(void **state) {
-        struct scratch *s = *state;
-
-        close(s->fd);
-        assert_int_equal(nftw(s->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-        free(s);
-        return 0;
-}
-
-/* Writes content to root/path, making the parent directories. */
-static void put(int root, const char *path, const char *content) {
-        _cleanup_close_ int fd = -1;
-        char dir[PATH_MAX];
-        size_t len = strlen(content);
-
-        plat_strlcpy(dir, path, sizeof(dir));
-        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
-                *p = '\0';
-                if (mkdirat(root, dir, 0755) < 0)
-                        assert_int_equal(errno, EEXIST);
-                *p = '/';
-        }
-        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, content, len), (ssize_t)len);
-}
-
 static void put_card(int root, const char *card, const char *vendor, const char *class) {
         char path[PATH_MAX];
 
         snprintf(path, sizeof(path), "sys/class/drm/%s/device/vendor", card);
-        put(root, path, vendor);
+        tu_put(root, path, vendor);
         snprintf(path, sizeof(path), "sys/class/drm/%s/device/class", card);
-        put(root, path, class);
+        tu_put(root, path, class);
 }
 
 static void test_detect_x86_host_ignores_bmc_vga(void **state) {
-        _cleanup_close_ int root = open_host("x86-cpu");
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
         struct hal_platform p = sentinel;
         char err[256] = "";
 
@@ -111,7 +45,7 @@ static void test_detect_x86_host_ignores_bmc_vga(void **state) {
 }
 
 static void test_detect_nvidia_host_counts_card_not_connector_or_render_node(void **state) {
-        _cleanup_close_ int root = open_host("x86-gpu-nvidia");
+        _cleanup_close_ int root = tu_open_host("x86-gpu-nvidia");
         struct hal_platform p = sentinel;
         char err[256];
 
@@ -124,7 +58,7 @@ static void test_detect_nvidia_host_counts_card_not_connector_or_render_node(voi
 }
 
 static void test_detect_arm_host_without_drm_dir_has_no_gpus(void **state) {
-        _cleanup_close_ int root = open_host("arm");
+        _cleanup_close_ int root = tu_open_host("arm");
         struct hal_platform p = sentinel;
         char err[256];
 
@@ -137,7 +71,7 @@ static void test_detect_arm_host_without_drm_dir_has_no_gpus(void **state) {
 }
 
 static void test_detect_missing_arch_file_falls_back_to_uname(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/empty");
         struct hal_platform p = sentinel;
         struct utsname u;
         char err[256];
@@ -150,7 +84,7 @@ static void test_detect_missing_arch_file_falls_back_to_uname(void **state) {
 }
 
 static void test_detect_unreadable_arch_is_error_not_uname(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/arch-is-dir");
+        _cleanup_close_ int root = tu_open_host("corrupt/arch-is-dir");
         struct hal_platform p = sentinel;
         char err[256];
 
@@ -161,7 +95,7 @@ static void test_detect_unreadable_arch_is_error_not_uname(void **state) {
 }
 
 static void test_detect_empty_arch_is_rejected(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/arch-empty");
+        _cleanup_close_ int root = tu_open_host("corrupt/arch-empty");
         struct hal_platform p = sentinel;
         char err[256];
 
@@ -172,7 +106,7 @@ static void test_detect_empty_arch_is_rejected(void **state) {
 }
 
 static void test_detect_bad_vendor_id_names_file(void **state) {
-        _cleanup_close_ int root = open_host("corrupt/gpu-bad-vendor");
+        _cleanup_close_ int root = tu_open_host("corrupt/gpu-bad-vendor");
         struct hal_platform p = sentinel;
         char err[256];
 
@@ -184,11 +118,11 @@ static void test_detect_bad_vendor_id_names_file(void **state) {
 }
 
 static void test_detect_amd_3d_controller_is_a_gpu(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
         put_card(s->fd, "card1", "0x1002\n", "0x030200\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), 0);
         assert_int_equal(p.gpu_devices, 1);
@@ -196,16 +130,16 @@ static void test_detect_amd_3d_controller_is_a_gpu(void **state) {
 }
 
 static void test_detect_counts_each_display_card_and_skips_the_rest(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
         put_card(s->fd, "card0", "0x10de\n", "0x030000\n");
         put_card(s->fd, "card1", "0x10DE\n", "0x030200\n");
         put_card(s->fd, "card2", "0x8086\n", "0x030000\n");  /* Intel iGPU */
         put_card(s->fd, "card3", "0x10de\n", "0x040300\n");  /* not display class */
-        put(s->fd, "sys/class/drm/card4/dev", "226:4\n");    /* simpledrm: no PCI device */
+        tu_put(s->fd, "sys/class/drm/card4/dev", "226:4\n"); /* simpledrm: no PCI device */
         put_card(s->fd, "card5x", "0x10de\n", "0x030000\n"); /* not a card name */
         put_card(s->fd, "card", "0x10de\n", "0x030000\n");   /* no number */
         put_card(s->fd, "card1-HDMI-A-1", "0x10de\n", "0x030000\n");
@@ -215,11 +149,11 @@ static void test_detect_counts_each_display_card_and_skips_the_rest(void **state
 }
 
 static void test_detect_malformed_class_names_file(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
         put_card(s->fd, "card0", "0x10de\n", "0x0300000000\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), -EPROTO);
         assert_string_equal(err,
@@ -229,12 +163,12 @@ static void test_detect_malformed_class_names_file(void **state) {
 }
 
 static void test_detect_drm_path_that_is_a_file_is_error(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
-        put(s->fd, "sys/class/drm", "");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86_64\n");
+        tu_put(s->fd, "sys/class/drm", "");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), -ENOTDIR);
         assert_string_equal(err, "/sys/class/drm: Not a directory");
         assert_untouched(&p);
@@ -252,7 +186,7 @@ static void test_detect_maps_arch_names_to_classes(void **state) {
                 { "ppc64le", HAL_CLASS_UNKNOWN }, { "i786", HAL_CLASS_UNKNOWN },
                 { "x86_64x", HAL_CLASS_UNKNOWN }, { "aarch", HAL_CLASS_UNKNOWN },
         };
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         char err[256];
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -260,7 +194,7 @@ static void test_detect_maps_arch_names_to_classes(void **state) {
                 char line[64];
 
                 snprintf(line, sizeof(line), "%s\n", cases[i].arch);
-                put(s->fd, "proc/sys/kernel/arch", line);
+                tu_put(s->fd, "proc/sys/kernel/arch", line);
                 assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), 0);
                 assert_string_equal(p.arch, cases[i].arch);
                 assert_int_equal(p.cls, cases[i].cls);
@@ -268,11 +202,11 @@ static void test_detect_maps_arch_names_to_classes(void **state) {
 }
 
 static void test_detect_arm_with_gpu_stays_arm(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "aarch64\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "aarch64\n");
         put_card(s->fd, "card0", "0x10de\n", "0x030200\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), 0);
         assert_int_equal(p.gpu_devices, 1);
@@ -280,17 +214,17 @@ static void test_detect_arm_with_gpu_stays_arm(void **state) {
 }
 
 static void test_detect_arch_of_31_bytes_fits_32_does_not(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "abcdefghijklmnopqrstuvwxyz01234\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "abcdefghijklmnopqrstuvwxyz01234\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), 0);
         assert_string_equal(p.arch, "abcdefghijklmnopqrstuvwxyz01234");
         assert_int_equal(p.cls, HAL_CLASS_UNKNOWN);
 
         p = sentinel;
-        put(s->fd, "proc/sys/kernel/arch", "abcdefghijklmnopqrstuvwxyz012345\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "abcdefghijklmnopqrstuvwxyz012345\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), -EPROTO);
         assert_string_equal(err,
                             "/proc/sys/kernel/arch: architecture name 'abcdefghijklmnopqrstuvwxyz01234' "
@@ -299,14 +233,14 @@ static void test_detect_arch_of_31_bytes_fits_32_does_not(void **state) {
 }
 
 static void test_detect_arch_with_blank_or_second_line_is_rejected(void **state) {
-        struct scratch *s = *state;
+        struct tu_scratch *s = *state;
         struct hal_platform p = sentinel;
         char err[256];
 
-        put(s->fd, "proc/sys/kernel/arch", "x86 64\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86 64\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), -EPROTO);
         assert_string_equal(err, "/proc/sys/kernel/arch: architecture name 'x86 64' holds byte 0x20");
-        put(s->fd, "proc/sys/kernel/arch", "x86_64\n\n");
+        tu_put(s->fd, "proc/sys/kernel/arch", "x86_64\n\n");
         assert_int_equal(hal_platform_detect(s->fd, &p, err, sizeof(err)), -EPROTO);
         assert_string_equal(err, "/proc/sys/kernel/arch: architecture name 'x86_64?' holds byte 0x0a");
         assert_untouched(&p);
@@ -330,22 +264,22 @@ int main(void) {
                 cmocka_unit_test(test_detect_unreadable_arch_is_error_not_uname),
                 cmocka_unit_test(test_detect_empty_arch_is_rejected),
                 cmocka_unit_test(test_detect_bad_vendor_id_names_file),
-                cmocka_unit_test_setup_teardown(test_detect_amd_3d_controller_is_a_gpu, scratch_setup,
-                                                scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_amd_3d_controller_is_a_gpu, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_detect_counts_each_display_card_and_skips_the_rest,
-                                                scratch_setup, scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_detect_malformed_class_names_file, scratch_setup,
-                                                scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_detect_drm_path_that_is_a_file_is_error, scratch_setup,
-                                                scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_detect_maps_arch_names_to_classes, scratch_setup,
-                                                scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_detect_arm_with_gpu_stays_arm, scratch_setup,
-                                                scratch_teardown),
-                cmocka_unit_test_setup_teardown(test_detect_arch_of_31_bytes_fits_32_does_not, scratch_setup,
-                                                scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_malformed_class_names_file, tu_scratch_setup,
+                                                tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_drm_path_that_is_a_file_is_error,
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_maps_arch_names_to_classes, tu_scratch_setup,
+                                                tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_arm_with_gpu_stays_arm, tu_scratch_setup,
+                                                tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_detect_arch_of_31_bytes_fits_32_does_not,
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_detect_arch_with_blank_or_second_line_is_rejected,
-                                                scratch_setup, scratch_teardown),
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_class_to_string_names_every_class),
         };
 

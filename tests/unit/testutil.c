@@ -1,0 +1,121 @@
+/* testutil.c: helpers the unit tests share: fixture host roots, scratch host trees, unterminated copies. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include "cleanup.h"
+#include "fileio.h"
+#include "strutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tu_open_host(const char *host) {
+        char path[PATH_MAX];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/hosts/%s", RA_FIXTURES, host);
+        fd = plat_open_dir(path);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+char *tu_copy_unterminated(const char *s, size_t len) {
+        char *copy = malloc(len > 0 ? len : 1);
+
+        assert_non_null(copy);
+        memcpy(copy, s, len);
+        return copy;
+}
+
+int tu_scratch_setup(void **state) {
+        struct tu_scratch *s = calloc(1, sizeof(*s));
+        int n;
+
+        assert_non_null(s);
+        /* Named after the test program, so a tree left by a crash says whose it is. */
+        n = snprintf(s->path, sizeof(s->path), "/tmp/%s.XXXXXX", program_invocation_short_name);
+        assert_true(n > 0 && (size_t)n < sizeof(s->path));
+        assert_non_null(mkdtemp(s->path));
+        s->fd = plat_open_dir(s->path);
+        assert_true(s->fd >= 0);
+        *state = s;
+        return 0;
+}
+
+int tu_scratch_teardown(void **state) {
+        struct tu_scratch *s = *state;
+
+        close(s->fd);
+        tu_rm_rf(s->path);
+        free(s);
+        return 0;
+}
+
+/* True for "/tmp/<name>[/<name>...]" with no empty, "." or ".." component: a path that cannot
+ * name /tmp itself, / or anything outside /tmp. */
+static bool is_below_tmp(const char *path) {
+        const char *p;
+
+        if (!path || strncmp(path, "/tmp/", 5) != 0)
+                return false;
+        for (p = path + 5;;) {
+                size_t len = strcspn(p, "/");
+
+                if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                if (p[len] == '\0')
+                        return true;
+                p += len + 1;
+        }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        (void)st;
+        (void)type;
+        (void)ftw;
+        return remove(path);
+}
+
+void tu_rm_rf(const char *path) {
+        if (!is_below_tmp(path))
+                fail_msg("refusing to remove '%s': not a tree below /tmp/", path ? path : "(null)");
+        assert_int_equal(nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT), 0);
+}
+
+void tu_mkparents(int root, const char *path) {
+        char dir[PATH_MAX];
+
+        plat_strlcpy(dir, path, sizeof(dir));
+        for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
+                *p = '\0';
+                if (mkdirat(root, dir, 0755) < 0)
+                        assert_int_equal(errno, EEXIST);
+                *p = '/';
+        }
+}
+
+void tu_put(int root, const char *path, const char *content) {
+        tu_put_bytes(root, path, content, strlen(content));
+}
+
+void tu_put_bytes(int root, const char *path, const char *content, size_t len) {
+        _cleanup_close_ int fd = -1;
+
+        tu_mkparents(root, path);
+        fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, len), (ssize_t)len);
+}
