@@ -205,7 +205,7 @@ static int amd_open(int root_fd, const struct hal_gpu_options *o, void **ret_ctx
         _cleanup_(amd_closep) struct amd_ctx *c = NULL;
         _cleanup_(closedirp) DIR *d = NULL;
         _cleanup_close_ int fd = -1;
-        unsigned cards[CARDS_MAX], ncards;
+        unsigned cards[CARDS_MAX], ncards = 0;
         int r;
 
         (void)o;
