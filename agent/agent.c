@@ -13,6 +13,7 @@
 #include "strutil.h"
 #include "telemetry.h"
 #include "usage.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,16 +26,22 @@
 #include <unistd.h>
 
 #define TOPIC_MAX 256
+#define EVENTS_PENDING_MAX 64
 
 struct agent {
         sd_event *event;
         const char *config_path;
+        const char *root;
         struct cfg *cfg;
         int root_fd;
         struct hal_platform platform;
         struct sampler sampler;
         struct hal_gpus *gpus;
         struct usage usage;
+        struct watch watch;
+        char *pending_events[EVENTS_PENDING_MAX]; /* events made while offline, oldest first */
+        size_t n_pending_events;
+        uint64_t events_dropped;
         struct link *link;
         struct diag *diag;
         sd_event_source *sample_timer;
@@ -42,7 +49,7 @@ struct agent {
         uint64_t telemetry_seq, telemetry_published;
         uint64_t started_real_usec, started_mono_usec;
         enum link_state announced;
-        char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX];
+        char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
 };
 
 /* Tells systemd what the agent is doing whenever the broker link changes state (or when forced,
@@ -74,9 +81,62 @@ static void publish_status(struct agent *a) {
                 log_warn("cannot publish status on %s: %s", a->topic_status, strerror(-r));
 }
 
+/* Events go out at QoS 1 while connected. Offline, the last EVENTS_PENDING_MAX wait for the next
+ * connection (older ones are dropped and counted: events are alarms, not billing records). */
+static void publish_event(struct agent *a, char *doc) {
+        if (link_publish(a->link, a->topic_events, doc, strlen(doc), 1, false) >= 0) {
+                free(doc);
+                return;
+        }
+        if (a->n_pending_events == EVENTS_PENDING_MAX) {
+                free(a->pending_events[0]);
+                memmove(a->pending_events, a->pending_events + 1, (EVENTS_PENDING_MAX - 1) * sizeof(char *));
+                a->n_pending_events--;
+                if (a->events_dropped++ == 0)
+                        log_warn("more than %d events while the broker is unreachable; the oldest are "
+                                 "dropped",
+                                 EVENTS_PENDING_MAX);
+        }
+        a->pending_events[a->n_pending_events++] = doc;
+}
+
+static void flush_events(struct agent *a) {
+        size_t sent = 0;
+
+        while (sent < a->n_pending_events && link_publish(a->link, a->topic_events, a->pending_events[sent],
+                                                          strlen(a->pending_events[sent]), 1, false) >= 0)
+                free(a->pending_events[sent++]);
+        memmove(a->pending_events, a->pending_events + sent, (a->n_pending_events - sent) * sizeof(char *));
+        a->n_pending_events -= sent;
+}
+
+static void on_event(const char *type, cJSON *fields, void *ud) {
+        struct agent *a = ud;
+        cJSON *o = cJSON_CreateObject(), *f;
+        char ts[32], *doc;
+
+        cJSON_AddNumberToObject(o, "v", TELE_WIRE_VERSION);
+        cJSON_AddStringToObject(o, "type", "event");
+        cJSON_AddStringToObject(o, "event", type);
+        cJSON_AddStringToObject(o, "node", a->cfg->node_id);
+        cJSON_AddStringToObject(o, "region", a->cfg->node_region);
+        cJSON_AddStringToObject(o, "ts", plat_format_rfc3339_ms(plat_now_real_usec(), ts, sizeof(ts)));
+        while ((f = fields->child)) {
+                cJSON_DetachItemViaPointer(fields, f);
+                cJSON_AddItemToObject(o, f->string, f);
+        }
+        cJSON_Delete(fields);
+        doc = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (doc)
+                publish_event(a, doc);
+        log_info("event %s", type);
+}
+
 static void on_connected(struct link *l, void *ud) {
         (void)l;
         publish_status(ud);
+        flush_events(ud);
         announce(ud, false);
 }
 
@@ -94,11 +154,20 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
 
         sampler_tick(&a->sampler);
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
+        /* The plan needs what the host offers, so it is made on the first sample (and again
+         * after each reload). */
+        if (!a->watch.planned) {
+                struct spec_host host;
+
+                watch_host_from_sample(a->cfg, &a->platform, &a->sampler.cur, &host);
+                watch_plan(&a->watch, a->cfg, &host);
+        }
+        watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         announce(a, false);
         if (link_get_state(a->link) != LINK_CONNECTED)
                 return 0; /* telemetry is "latest wins": nothing is queued while offline */
-        doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, a->telemetry_seq);
+        doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
         return 0;
@@ -123,7 +192,8 @@ static int start_link(struct agent *a) {
         if (!will)
                 return -ENOMEM;
         if (tele_topic(a->cfg, "status", a->topic_status, sizeof(a->topic_status)) < 0 ||
-            tele_topic(a->cfg, "telemetry", a->topic_telemetry, sizeof(a->topic_telemetry)) < 0)
+            tele_topic(a->cfg, "telemetry", a->topic_telemetry, sizeof(a->topic_telemetry)) < 0 ||
+            tele_topic(a->cfg, "events", a->topic_events, sizeof(a->topic_events)) < 0)
                 return -ENAMETOOLONG;
         if (!a->cfg->mqtt.tls)
                 log_warn("mqtt.tls is false: telemetry goes to %s:%u in clear text and the broker is not "
@@ -154,7 +224,10 @@ static void log_gpu_warning(const char *msg, void *ud) {
 
 /* Opens the GPU backends that apply to this host and hands them to the sampler. */
 static int open_gpus(struct agent *a) {
-        struct hal_gpu_options o = { .nvml_path = a->cfg->gpu.nvml_library };
+        /* NVML describes this machine's driver, not a captured tree given with --root, unless
+         * the config names a library on purpose. */
+        struct hal_gpu_options o = { .nvml_path = a->cfg->gpu.nvml_library,
+                                     .no_nvml = strcmp(a->root, "/") != 0 && !a->cfg->gpu.nvml_library };
         struct hal_gpus *g = NULL;
         int r;
 
@@ -216,6 +289,12 @@ static cJSON *status_json(struct agent *a) {
                 cJSON_AddStringToObject(j, "scale", a->cfg->slots[i].scale);
                 if (a->cfg->slots[i].iface)
                         cJSON_AddStringToObject(j, "iface", a->cfg->slots[i].iface);
+                if (a->watch.planned && i < a->watch.n) {
+                        cJSON_AddBoolToObject(j, "conformant", a->watch.slots[i].verdict.meets);
+                        if (!a->watch.slots[i].verdict.meets)
+                                cJSON_AddStringToObject(j, "nonconformant",
+                                                        a->watch.slots[i].verdict.reason);
+                }
                 cJSON_AddItemToArray(slots, j);
         }
         return o;
@@ -233,8 +312,14 @@ static cJSON *on_request(const char *op, const cJSON *req, const struct plat_pee
                 cJSON_AddItemToObject(res, "status", status_json(a));
                 return res;
         }
+        if (strcmp(op, "spec") == 0) {
+                res = cJSON_CreateObject();
+                cJSON_AddItemToObject(res, "spec",
+                                      tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
+                return res;
+        }
         *ret_code = "BAD_REQUEST";
-        snprintf(msg, msglen, "unknown op \"%.64s\" (known: status)", op);
+        snprintf(msg, msglen, "unknown op \"%.64s\" (known: status, spec)", op);
         return NULL;
 }
 
@@ -279,7 +364,7 @@ static void reload(struct agent *a) {
                 a->diag = d;
         }
         /* Slots may have moved: their usage state starts over with the new list. */
-        if (usage_init(&a->usage, a->root_fd, n) < 0)
+        if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_init(&a->watch, n, on_event, a) < 0)
                 log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
         if (relink)
                 stop_link(a, "reconfigured");
@@ -352,6 +437,9 @@ static int setup(struct agent *a, const struct agent_options *o) {
         r = usage_init(&a->usage, a->root_fd, a->cfg);
         if (r < 0)
                 return r;
+        r = watch_init(&a->watch, a->cfg, on_event, a);
+        if (r < 0)
+                return r;
 
         r = sd_event_default(&a->event);
         if (r < 0)
@@ -386,7 +474,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
 }
 
 int agent_run(const struct agent_options *o) {
-        struct agent a = { .config_path = o->config_path, .root_fd = -1 };
+        struct agent a = { .config_path = o->config_path, .root = o->root, .root_fd = -1 };
         int r;
 
         a.started_real_usec = plat_now_real_usec();
@@ -412,6 +500,9 @@ int agent_run(const struct agent_options *o) {
         sd_event_source_disable_unref(a.sample_timer);
         sampler_done(&a.sampler);
         usage_done(&a.usage);
+        watch_done(&a.watch);
+        for (size_t i = 0; i < a.n_pending_events; i++)
+                free(a.pending_events[i]);
         hal_gpus_free(a.gpus);
         if (a.root_fd >= 0)
                 close(a.root_fd);

@@ -250,19 +250,6 @@ static bool check_abs_path(const char *s, const char **why) {
         return s[0] == '/';
 }
 
-/* Scales the product sells. XL and ARM scales have no published figures; their limits come
- * from the catalog (issue 4); here the name itself is checked so a typo is caught. */
-static bool check_scale(const char *s, const char **why) {
-        static const char *const known[] = { "S", "M", "L", "XL", "cpu-4", "cpu-8", "cpu-16" };
-        const char *ignored;
-
-        *why = "unknown scale (known: S, M, L, XL, cpu-4, cpu-8, cpu-16, arm-<name>)";
-        for (size_t i = 0; i < ELEMENTSOF(known); i++)
-                if (strcmp(s, known[i]) == 0)
-                        return true;
-        return strncmp(s, "arm-", 4) == 0 && check_name(s + 4, &ignored);
-}
-
 /* Resolves a file name against the config's directory and checks it can be opened. */
 static void get_file(struct ctx *x, const cJSON *obj, const char *key, const char *name, char **out,
                      uint64_t *stamp) {
@@ -366,6 +353,153 @@ static void parse_gpu(struct ctx *x, const cJSON *root, struct cfg *c) {
         }
 }
 
+/* A number in [min, max]; false when absent or wrong (the latter reported). */
+static bool get_number(struct ctx *x, const cJSON *obj, const char *key, const char *name, double min,
+                       double max, double *out) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+        if (!v)
+                return false;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max)) {
+                if (cJSON_IsNumber(v))
+                        problem(x, "%s: must be %g..%g (got %.15g)", name, min, max, v->valuedouble);
+                else
+                        problem(x, "%s: must be a number %g..%g (got %s)", name, min, max, type_name(v));
+                return false;
+        }
+        *out = v->valuedouble;
+        return true;
+}
+
+static int class_from_string(const char *s, enum hal_class *ret) {
+        static const enum hal_class all[] = { HAL_CLASS_X86_GPU, HAL_CLASS_X86_CPU, HAL_CLASS_ARM };
+
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                if (strcmp(s, hal_class_to_string(all[i])) == 0) {
+                        *ret = all[i];
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/* One entry of `scales`: overrides a published scale (the keys given replace its figures) or
+ * defines a new one (XL, arm-*...: class, vcpu, ram_gb and bandwidth_mbps required, and for
+ * x86-gpu also gpu_fp32_tflops and vram_gb). */
+static void parse_scale(struct ctx *x, const cJSON *e, struct cfg *c) {
+        static const char *const keys[] = { "class",   "vcpu",           "ram_gb", "gpu_fp32_tflops",
+                                            "vram_gb", "bandwidth_mbps", NULL };
+        struct spec_scale *sc = (struct spec_scale *)spec_find(c, e->string), tmp = { 0 };
+        char where[96], name[128];
+        const cJSON *cls;
+        bool is_new = !sc;
+        double d;
+
+        snprintf(where, sizeof(where), "scales.%.64s", e->string);
+        if (!cJSON_IsObject(e)) {
+                problem(x, "%s: must be an object (got %s)", where, type_name(e));
+                return;
+        }
+        {
+                const char *why;
+
+                if (!check_name(e->string, &why)) {
+                        problem(x, "%s: the scale name %s", where, why);
+                        return;
+                }
+        }
+        check_keys(x, e, where, keys);
+        if (is_new) {
+                sc = &tmp;
+                snprintf(sc->name, sizeof(sc->name), "%s", e->string);
+        }
+#define NAME(k) (snprintf(name, sizeof(name), "%s.%s", where, k), name)
+        cls = cJSON_GetObjectItemCaseSensitive(e, "class");
+        if (cls && (!cJSON_IsString(cls) || class_from_string(cls->valuestring, &sc->cls) < 0))
+                problem(x, "%s: must be \"x86-gpu\", \"x86-cpu\" or \"arm\"", NAME("class"));
+        else if (!cls && is_new)
+                problem(x, "%s: required for a scale that is not published", NAME("class"));
+        if (get_number(x, e, "vcpu", NAME("vcpu"), 1, 1024, &d))
+                sc->vcpu = (unsigned)d;
+        else if (is_new && !cJSON_GetObjectItemCaseSensitive(e, "vcpu"))
+                problem(x, "%s: required for a scale that is not published", NAME("vcpu"));
+        if (get_number(x, e, "ram_gb", NAME("ram_gb"), 0.1, 65536, &d))
+                sc->ram_bytes = (uint64_t)(d * (double)SPEC_GB);
+        else if (is_new && !cJSON_GetObjectItemCaseSensitive(e, "ram_gb"))
+                problem(x, "%s: required for a scale that is not published", NAME("ram_gb"));
+        if (get_number(x, e, "gpu_fp32_tflops", NAME("gpu_fp32_tflops"), 0, 10000, &d))
+                sc->fp32_tflops = d;
+        else if (is_new && sc->cls == HAL_CLASS_X86_GPU &&
+                 !cJSON_GetObjectItemCaseSensitive(e, "gpu_fp32_tflops"))
+                problem(x, "%s: required for an x86-gpu scale", NAME("gpu_fp32_tflops"));
+        if (get_number(x, e, "vram_gb", NAME("vram_gb"), 0, 65536, &d))
+                sc->vram_bytes = (uint64_t)(d * (double)SPEC_GB);
+        else if (is_new && sc->cls == HAL_CLASS_X86_GPU && !cJSON_GetObjectItemCaseSensitive(e, "vram_gb"))
+                problem(x, "%s: required for an x86-gpu scale", NAME("vram_gb"));
+        if (get_number(x, e, "bandwidth_mbps", NAME("bandwidth_mbps"), 0.1, 100000, &d))
+                sc->bandwidth_mbps = d;
+        else if (is_new && !cJSON_GetObjectItemCaseSensitive(e, "bandwidth_mbps"))
+                problem(x, "%s: required for a scale that is not published", NAME("bandwidth_mbps"));
+#undef NAME
+        if (is_new) {
+                struct spec_scale *n = realloc(c->scales, (c->n_scales + 1) * sizeof(*n));
+
+                if (!n) {
+                        x->oom = true;
+                        return;
+                }
+                c->scales = n;
+                c->scales[c->n_scales++] = tmp;
+        }
+}
+
+/* The catalog: the published scales, then `scales` overriding or extending them. */
+static void parse_scales(struct ctx *x, const cJSON *root, struct cfg *c) {
+        const struct spec_scale *b;
+        const cJSON *sect, *e;
+        size_t n;
+
+        b = spec_builtin(&n);
+        c->scales = malloc(n * sizeof(*c->scales));
+        if (!c->scales) {
+                x->oom = true;
+                return;
+        }
+        memcpy(c->scales, b, n * sizeof(*b));
+        c->n_scales = n;
+        sect = get_object(x, root, "scales", false);
+        if (!sect)
+                return;
+        if (cJSON_GetArraySize(sect) > 64) {
+                problem(x, "scales: at most 64 scales");
+                return;
+        }
+        cJSON_ArrayForEach(e, sect) {
+                bool dup = false;
+
+                for (const cJSON *q = sect->child; q != e; q = q->next)
+                        dup |= strcmp(q->string, e->string) == 0;
+                if (dup)
+                        problem(x, "scales.%s: duplicate key", e->string);
+                else
+                        parse_scale(x, e, c);
+        }
+}
+
+static void parse_events(struct ctx *x, const cJSON *root, struct cfg *c) {
+        const cJSON *e = get_object(x, root, "events", false);
+
+        if (!e)
+                return;
+        check_keys(x, e, "events",
+                   (const char *const[]){ "bandwidth_over_s", "bandwidth_under_s", "memory_pressure_pct",
+                                          NULL });
+        get_uint(x, e, "bandwidth_over_s", "events.bandwidth_over_s", 1, 3600, &c->events.bandwidth_over_s);
+        get_uint(x, e, "bandwidth_under_s", "events.bandwidth_under_s", 1, 3600,
+                 &c->events.bandwidth_under_s);
+        get_uint(x, e, "memory_pressure_pct", "events.memory_pressure_pct", 50, 100,
+                 &c->events.memory_pressure_pct);
+}
+
 static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
         static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", NULL };
         struct cfg_slot *slot = &c->slots[i];
@@ -380,7 +514,18 @@ static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
         check_keys(x, s, where, keys);
 #define NAME(k) (snprintf(name, sizeof(name), "%s.%s", where, k), name)
         get_string(x, s, "id", NAME("id"), true, check_name, &slot->id);
-        get_string(x, s, "scale", NAME("scale"), true, check_scale, &slot->scale);
+        get_string(x, s, "scale", NAME("scale"), true, check_name, &slot->scale);
+        if (slot->scale && !spec_find(c, slot->scale)) {
+                if (strcmp(slot->scale, "XL") == 0 || strncmp(slot->scale, "arm-", 4) == 0)
+                        problem(x, "%s: scale \"%s\" has no published figures; define it under \"scales\"",
+                                name, slot->scale);
+                else
+                        problem(x,
+                                "%s: unknown scale \"%s\" (the catalog has S, M, L, cpu-4, cpu-8, cpu-16 "
+                                "and "
+                                "what \"scales\" defines)",
+                                name, slot->scale);
+        }
         get_string(x, s, "cgroup", NAME("cgroup"), false, check_cgroup, &slot->cgroup);
         get_string(x, s, "iface", NAME("iface"), false, check_iface, &slot->iface);
         gpu = cJSON_GetObjectItemCaseSensitive(s, "gpu");
@@ -476,6 +621,9 @@ static int set_defaults(struct cfg *c, const char *path) {
         c->mqtt.tls = true;
         c->mqtt.keepalive_s = 30;
         c->mqtt.topic_prefix = strdup("render/v1");
+        c->events = (struct cfg_events){ .bandwidth_over_s = 5,
+                                         .bandwidth_under_s = 5,
+                                         .memory_pressure_pct = 90 };
         c->state_dir = strdup("/var/lib/render-agent");
         c->control_socket = strdup("/run/render-agent/agent.sock");
         if (!c->path || !c->mqtt.topic_prefix || !c->state_dir || !c->control_socket)
@@ -485,8 +633,8 @@ static int set_defaults(struct cfg *c, const char *path) {
 
 int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
               struct cfg_problems *problems) {
-        static const char *const top_keys[] = { "node",    "sampling", "mqtt", "state_dir",
-                                                "control", "slots",    NULL };
+        static const char *const top_keys[] = { "node",   "sampling",  "mqtt",    "gpu",   "scales",
+                                                "events", "state_dir", "control", "slots", NULL };
         _cleanup_free_ char *pathcopy = strdup(path);
         struct ctx x = { .path = path, .problems = problems };
         const char *end = NULL;
@@ -544,6 +692,8 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
                 if (strlen(c->control_socket) >= 108)
                         problem(&x, "control.socket: longer than a Unix socket path may be (107 bytes)");
         }
+        parse_scales(&x, root, c);
+        parse_events(&x, root, c);
         parse_slots(&x, root, c);
         cJSON_Delete(root);
 
@@ -596,6 +746,7 @@ void cfg_free(struct cfg *c) {
         free(c->mqtt.key_file);
         free(c->mqtt.topic_prefix);
         free(c->gpu.nvml_library);
+        free(c->scales);
         free(c->state_dir);
         free(c->control_socket);
         free(c);

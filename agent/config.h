@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spec.h"
+
 #define CFG_DEFAULT_PATH "/etc/render-agent/agent.json"
 #define CFG_MAX_BYTES (1024 * 1024)
 #define CFG_MAX_SLOTS 64
@@ -36,6 +38,12 @@ struct cfg_gpu {
         double fp32_tflops[CFG_MAX_GPUS]; /* per GPU index; 0 = use the built-in table */
 };
 
+struct cfg_events {
+        unsigned bandwidth_over_s;    /* over the cap this long before bandwidth_over_cap */
+        unsigned bandwidth_under_s;   /* back under this long before bandwidth_normal */
+        unsigned memory_pressure_pct; /* slot memory at this share of its limit */
+};
+
 struct cfg {
         char *path;
         char *node_id;
@@ -43,6 +51,9 @@ struct cfg {
         unsigned sampling_interval_ms;
         struct cfg_mqtt mqtt;
         struct cfg_gpu gpu;
+        struct cfg_events events;
+        size_t n_scales;
+        struct spec_scale *scales; /* the catalog: built-ins, overridden or extended by `scales` */
         char *state_dir;
         char *control_socket;
         size_t n_slots;

@@ -21,7 +21,8 @@ static void usage(FILE *f) {
         fprintf(f, "Usage: render-agentctl [--socket PATH] [--json] COMMAND\n"
                    "Field diagnostics for render-agent.\n\n"
                    "Commands:\n"
-                   "  status      version, uptime, broker link, sampling health and slots\n\n"
+                   "  status      version, uptime, broker link, sampling health and slots\n"
+                   "  spec        the scale catalog, and each slot's plan and usage against its limits\n\n"
                    "Options:\n"
                    "  -s, --socket PATH   control socket (default " CTL_DEFAULT_SOCKET ")\n"
                    "  -j, --json          print the agent's JSON reply as is\n"
@@ -112,6 +113,79 @@ static void print_status(const cJSON *s) {
                 printf("    %-12s scale %-6s iface %s\n", str(e, "id"), str(e, "scale"), str(e, "iface"));
 }
 
+/* "[#####-----]" for a percentage (clamped to the bar; over 100 shows as full and '!'). */
+static void bar(char *buf, size_t len, double pct) {
+        int n = 10, filled = (int)(pct / 10 + 0.5);
+
+        if (len < 14)
+                return;
+        if (filled > n)
+                filled = n;
+        if (filled < 0)
+                filled = 0;
+        buf[0] = '[';
+        for (int i = 0; i < n; i++)
+                buf[1 + i] = i < filled ? '#' : '-';
+        buf[n + 1] = ']';
+        buf[n + 2] = pct > 100 ? '!' : ' ';
+        buf[n + 3] = '\0';
+}
+
+static void print_usage_cell(const cJSON *pct, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(pct, key);
+        char b[16];
+
+        if (!cJSON_IsNumber(v)) {
+                printf("  %-19s", "-");
+                return;
+        }
+        bar(b, sizeof(b), v->valuedouble);
+        printf("  %s%5.0f%%", b, v->valuedouble);
+}
+
+static void print_spec(const cJSON *s) {
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(s, "catalog");
+        const cJSON *host = cJSON_GetObjectItemCaseSensitive(s, "host");
+        const cJSON *slots = cJSON_GetObjectItemCaseSensitive(s, "slots"), *e;
+
+        printf("catalog (minimums; bandwidth is a cap)\n");
+        printf("  %-10s %-8s %5s %9s %11s %9s %9s\n", "scale", "class", "vCPU", "RAM GB", "FP32 TFLOPS",
+               "VRAM GB", "Mbps");
+        cJSON_ArrayForEach(e, cat) {
+                printf("  %-10s %-8s %5.0f %9.1f", str(e, "name"), str(e, "class"), num(e, "vcpu"),
+                       num(e, "ram_bytes") / 1e9);
+                if (cJSON_GetObjectItemCaseSensitive(e, "gpu_fp32_tflops"))
+                        printf(" %11.1f %9.1f", num(e, "gpu_fp32_tflops"), num(e, "vram_bytes") / 1e9);
+                else
+                        printf(" %11s %9s", "-", "-");
+                printf(" %9.1f%s\n", num(e, "bandwidth_mbps"),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "published")) ? "" : "  (config)");
+        }
+        if (host)
+                printf("\nhost: %s, %.0f vCPU, %.1f GB RAM, %.0f GPU(s)\n", str(host, "class"),
+                       num(host, "vcpu"), num(host, "ram_bytes") / 1e9, num(host, "gpus"));
+        printf("\n  %-12s %-8s  %-19s  %-19s  %-19s  %-19s  %-19s\n", "slot", "scale", "cpu", "memory",
+               "vram", "gpu", "bandwidth");
+        cJSON_ArrayForEach(e, slots) {
+                const cJSON *pct = cJSON_GetObjectItemCaseSensitive(e, "usage_pct");
+                const cJSON *conf = cJSON_GetObjectItemCaseSensitive(e, "conformant");
+
+                printf("  %-12s %-8s", str(e, "id"), str(e, "scale"));
+                print_usage_cell(pct, "cpu");
+                print_usage_cell(pct, "memory");
+                print_usage_cell(pct, "vram");
+                print_usage_cell(pct, "gpu");
+                print_usage_cell(pct, "bandwidth");
+                printf("\n");
+                if (cJSON_IsFalse(conf))
+                        printf("  %-21s does not meet its scale: %s\n", "", str(e, "nonconformant"));
+                else if (!conf)
+                        printf("  %-21s not planned yet (the first sample is still to come)\n", "");
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "bandwidth_over_cap")))
+                        printf("  %-21s over its bandwidth cap (%.3f Mbps)\n", "", num(e, "bandwidth_mbps"));
+        }
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "socket", required_argument, NULL, 's' },
@@ -143,7 +217,8 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 }
         }
-        if (optind != argc - 1 || strcmp(argv[optind], "status") != 0) {
+        if (optind != argc - 1 ||
+            (strcmp(argv[optind], "status") != 0 && strcmp(argv[optind], "spec") != 0)) {
                 if (optind < argc)
                         fprintf(stderr, "render-agentctl: unknown command \"%s\"\n", argv[optind]);
                 usage(stderr);
@@ -168,7 +243,10 @@ int main(int argc, char **argv) {
                 cJSON_Delete(r);
                 return EXIT_AGENT_ERROR;
         }
-        print_status(cJSON_GetObjectItemCaseSensitive(r, "status"));
+        if (strcmp(argv[optind], "spec") == 0)
+                print_spec(cJSON_GetObjectItemCaseSensitive(r, "spec"));
+        else
+                print_status(cJSON_GetObjectItemCaseSensitive(r, "status"));
         cJSON_Delete(r);
         return 0;
 }

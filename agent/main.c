@@ -8,6 +8,7 @@
 #include "sampler.h"
 #include "telemetry.h"
 #include "usage.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,13 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: render-agent [OPTIONS]\n"
                    "Host agent for cloud-rendering fleets: samples the host, publishes telemetry over TLS "
                    "MQTT.\n\n"
                    "  -c, --config FILE     configuration file (default " CFG_DEFAULT_PATH ")\n"
-                   "      --check-config    validate the configuration, print every problem, exit 0/1\n"
+                   "      --check-config    validate the configuration and plan its slots on this host, "
+                   "exit 0/1\n"
                    "      --probe           print one JSON sample of this host (and, with --config, its "
                    "slots)\n"
                    "      --root DIR        read /proc and /sys below DIR (default /)\n"
@@ -30,98 +33,170 @@ static void usage(FILE *f) {
                    "  -h, --help            this text\n");
 }
 
-static int check_config(const char *path) {
-        struct cfg_problems problems = { 0 };
-        struct cfg *c = NULL;
-        int r = cfg_load(path, &c, &problems);
+#define ONESHOT_GPU_ERRORS 4
 
-        if (r < 0) {
-                for (size_t i = 0; i < problems.n; i++)
-                        fprintf(stderr, "%s\n", problems.msgs[i]);
-                fprintf(stderr, "%s: %zu problem%s\n", path, problems.n, problems.n == 1 ? "" : "s");
-                cfg_problems_done(&problems);
-                return 1;
-        }
-        printf("%s: valid: node %s in region %s, %zu slot%s, broker %s:%u (%s)\n", path, c->node_id,
-               c->node_region, c->n_slots, c->n_slots == 1 ? "" : "s", c->mqtt.host, c->mqtt.port,
-               c->mqtt.tls ? "TLS, mutual auth" : "NO TLS");
-        cfg_free(c);
-        return 0;
+/* One sample of the host (and of the config's slots), for --probe and --check-config. */
+struct oneshot {
+        size_t n_gpu_errors; /* GPU backends that failed to open: errors of the probe too */
+        char gpu_errors[ONESHOT_GPU_ERRORS][HAL_GPU_ERR_MAX];
+        int root_fd;
+        struct hal_platform platform;
+        struct hal_gpus *gpus;
+        struct sampler sampler;
+        struct usage usage;
+        const struct host_sample *h;
+};
+
+static void oneshot_done(struct oneshot *o) {
+        sampler_done(&o->sampler);
+        usage_done(&o->usage);
+        hal_gpus_free(o->gpus);
+        if (o->root_fd >= 0)
+                close(o->root_fd);
 }
 
 static void print_gpu_warning(const char *msg, void *ud) {
-        (void)ud;
+        struct oneshot *o = ud;
+
         fprintf(stderr, "render-agent: GPU: %s\n", msg);
+        if (o->n_gpu_errors < ONESHOT_GPU_ERRORS)
+                snprintf(o->gpu_errors[o->n_gpu_errors++], HAL_GPU_ERR_MAX, "%s", msg);
+}
+
+static int oneshot_take(struct oneshot *o, const char *root, const struct cfg *c) {
+        /* NVML describes this machine's driver, not a captured tree given with --root, unless
+         * the config names a library on purpose (a test double). */
+        struct hal_gpu_options go = { .nvml_path = c ? c->gpu.nvml_library : NULL,
+                                      .no_nvml = strcmp(root, "/") != 0 && !(c && c->gpu.nvml_library) };
+        char err[256];
+        int r;
+
+        *o = (struct oneshot){ .root_fd = plat_open_dir(root) };
+        sampler_init(&o->sampler, o->root_fd);
+        if (o->root_fd < 0) {
+                fprintf(stderr, "render-agent: cannot open root %s: %s\n", root, strerror(-o->root_fd));
+                return o->root_fd;
+        }
+        r = hal_platform_detect(o->root_fd, &o->platform, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "render-agent: %s\n", err);
+                return r;
+        }
+        r = hal_gpus_open(o->root_fd, &go, &o->gpus, print_gpu_warning, o);
+        if (r >= 0)
+                r = sampler_set_gpus(&o->sampler, o->gpus);
+        if (r >= 0 && c)
+                r = usage_init(&o->usage, o->root_fd, c);
+        if (r < 0) {
+                fprintf(stderr, "render-agent: %s\n", strerror(-r));
+                return r;
+        }
+        hal_platform_note_gpus(&o->platform, hal_gpus_count(o->gpus));
+        o->h = sampler_tick(&o->sampler);
+        if (c)
+                usage_tick(&o->usage, c, &o->sampler, o->h->mono_usec);
+        return 0;
+}
+
+static int load_or_print(const char *path, struct cfg **ret) {
+        struct cfg_problems problems = { 0 };
+
+        if (cfg_load(path, ret, &problems) >= 0)
+                return 0;
+        for (size_t i = 0; i < problems.n; i++)
+                fprintf(stderr, "%s\n", problems.msgs[i]);
+        fprintf(stderr, "%s: %zu problem%s\n", path, problems.n, problems.n == 1 ? "" : "s");
+        cfg_problems_done(&problems);
+        return -EINVAL;
+}
+
+/* Validates the file, then plans its slots against this host (or the --root tree). */
+static int check_config(const char *path, const char *root) {
+        struct spec_verdict *v = NULL;
+        struct spec_host host;
+        struct oneshot o;
+        struct cfg *c = NULL;
+        size_t failing = 0, wrong_platform = 0;
+
+        if (load_or_print(path, &c) < 0)
+                return 1;
+        printf("%s: valid: node %s in region %s, %zu slot%s, broker %s:%u (%s)\n", path, c->node_id,
+               c->node_region, c->n_slots, c->n_slots == 1 ? "" : "s", c->mqtt.host, c->mqtt.port,
+               c->mqtt.tls ? "TLS, mutual auth" : "NO TLS");
+        if (oneshot_take(&o, root, c) < 0) {
+                oneshot_done(&o);
+                cfg_free(c);
+                return 1;
+        }
+        watch_host_from_sample(c, &o.platform, o.h, &host);
+        v = calloc(c->n_slots ? c->n_slots : 1, sizeof(*v));
+        if (!v) {
+                oneshot_done(&o);
+                cfg_free(c);
+                return 1;
+        }
+        spec_plan(c, &host, v);
+        printf("plan for this host (%s, %s, %u vCPU, %.1f GB RAM, %u GPU%s):\n", o.platform.arch,
+               hal_class_to_string(host.cls), host.cores, (double)host.ram_bytes / (double)SPEC_GB,
+               host.n_gpus, host.n_gpus == 1 ? "" : "s");
+        for (size_t i = 0; i < c->n_slots; i++) {
+                printf("  %-16s %-8s %s%s\n", c->slots[i].id, c->slots[i].scale,
+                       v[i].meets ? "meets" : "FAILS: ", v[i].reason);
+                failing += !v[i].meets;
+                wrong_platform += (v[i].fails & SPEC_FAIL_CLASS) != 0;
+        }
+        if (failing)
+                printf("%zu of %zu slots do not meet their scale on this host: they would take no "
+                       "sessions\n",
+                       failing, c->n_slots);
+        /* A scale for another platform is a mistake in the file; too little capacity is a fact
+         * about this host, reported but not a reason to refuse the file. */
+        if (wrong_platform)
+                fprintf(stderr, "%s: %zu slot%s with a scale for another platform (see above)\n", path,
+                        wrong_platform, wrong_platform == 1 ? "" : "s");
+        free(v);
+        oneshot_done(&o);
+        cfg_free(c);
+        return wrong_platform ? 1 : 0;
 }
 
 /* One sample of raw counters, with GPUs and, given a config, each slot's counters. A file that
  * cannot be read is named in "errors" and on stderr, and the exit code says so. */
 static int probe(const char *root, const char *config_path) {
-        _cleanup_close_ int root_fd = plat_open_dir(root);
+        const char *errors[3 + ONESHOT_GPU_ERRORS + HAL_GPU_MAX + CFG_MAX_SLOTS];
         _cleanup_free_ char *doc = NULL;
-        struct cfg_problems problems = { 0 };
-        struct hal_gpu_options go = { 0 };
-        struct hal_gpus *gpus = NULL;
-        struct usage u = { 0 };
         struct cfg *c = NULL;
-        struct hal_platform p;
-        struct sampler s;
-        const struct host_sample *h;
-        const char *errors[3 + HAL_GPU_MAX + CFG_MAX_SLOTS];
         size_t n_errors = 0;
-        char err[256];
+        struct oneshot o;
         int r;
 
-        if (root_fd < 0) {
-                fprintf(stderr, "render-agent: cannot open root %s: %s\n", root, strerror(-root_fd));
+        if (config_path && load_or_print(config_path, &c) < 0)
                 return 1;
+        r = oneshot_take(&o, root, c);
+        if (r >= 0) {
+                const struct host_sample *h = o.h;
+
+                if (!h->has_cpu)
+                        errors[n_errors++] = o.sampler.cpu.error;
+                if (!h->has_mem)
+                        errors[n_errors++] = o.sampler.mem.error;
+                if (!h->has_net)
+                        errors[n_errors++] = o.sampler.net.error;
+                for (size_t i = 0; i < o.n_gpu_errors; i++)
+                        errors[n_errors++] = o.gpu_errors[i];
+                for (unsigned i = 0; i < h->n_gpus; i++)
+                        if (h->gpus[i].error < 0)
+                                errors[n_errors++] = h->gpus[i].error_msg;
+                for (size_t i = 0; i < o.usage.n; i++)
+                        if (o.usage.slots[i].cg_error[0])
+                                errors[n_errors++] = o.usage.slots[i].cg_error;
+                doc = tele_probe_json(&o.platform, h, c, &o.sampler, c ? &o.usage : NULL, errors, n_errors);
+                if (doc)
+                        printf("%s\n", doc);
+                else
+                        r = -ENOMEM;
         }
-        if (config_path && cfg_load(config_path, &c, &problems) < 0) {
-                for (size_t i = 0; i < problems.n; i++)
-                        fprintf(stderr, "%s\n", problems.msgs[i]);
-                cfg_problems_done(&problems);
-                return 1;
-        }
-        if (hal_platform_detect(root_fd, &p, err, sizeof(err)) < 0) {
-                fprintf(stderr, "render-agent: %s\n", err);
-                cfg_free(c);
-                return 1;
-        }
-        go.nvml_path = c ? c->gpu.nvml_library : NULL;
-        sampler_init(&s, root_fd);
-        r = hal_gpus_open(root_fd, &go, &gpus, print_gpu_warning, NULL);
-        if (r >= 0)
-                r = sampler_set_gpus(&s, gpus);
-        if (r >= 0 && c)
-                r = usage_init(&u, root_fd, c);
-        if (r < 0) {
-                fprintf(stderr, "render-agent: %s\n", strerror(-r));
-                goto out;
-        }
-        hal_platform_note_gpus(&p, hal_gpus_count(gpus));
-        h = sampler_tick(&s);
-        if (c)
-                usage_tick(&u, c, &s, h->mono_usec);
-        if (!h->has_cpu)
-                errors[n_errors++] = s.cpu.error;
-        if (!h->has_mem)
-                errors[n_errors++] = s.mem.error;
-        if (!h->has_net)
-                errors[n_errors++] = s.net.error;
-        for (unsigned i = 0; i < h->n_gpus; i++)
-                if (h->gpus[i].error < 0)
-                        errors[n_errors++] = h->gpus[i].error_msg;
-        for (size_t i = 0; i < u.n; i++)
-                if (u.slots[i].cg_error[0])
-                        errors[n_errors++] = u.slots[i].cg_error;
-        doc = tele_probe_json(&p, h, c, &s, c ? &u : NULL, errors, n_errors);
-        if (doc)
-                printf("%s\n", doc);
-        r = doc ? 0 : -ENOMEM;
-out:
-        sampler_done(&s);
-        usage_done(&u);
-        hal_gpus_free(gpus);
+        oneshot_done(&o);
         cfg_free(c);
         return r < 0 || n_errors ? 1 : 0;
 }
@@ -185,7 +260,7 @@ int main(int argc, char **argv) {
         }
         plat_log_setup("render-agent", level);
         if (do_check)
-                return check_config(o.config_path);
+                return check_config(o.config_path, o.root);
         if (do_probe)
                 return probe(o.root, have_config ? o.config_path : NULL);
         return agent_run(&o);

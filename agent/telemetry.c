@@ -6,6 +6,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "usage.h"
+#include "watch.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -244,7 +245,70 @@ static void add_slot_gpu(cJSON *j, const struct cfg_slot *sl, const struct usage
                 add_u64(o, "vram_used_bytes", g->vram_used_bytes);
 }
 
-static cJSON *slot_json(const struct cfg_slot *sl, const struct usage_slot *us, const struct sampler *s) {
+static cJSON *scale_json(const struct spec_scale *sc) {
+        cJSON *j = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(j, "name", sc->name);
+        cJSON_AddStringToObject(j, "class", hal_class_to_string(sc->cls));
+        cJSON_AddNumberToObject(j, "vcpu", sc->vcpu);
+        add_u64(j, "ram_bytes", sc->ram_bytes);
+        if (sc->fp32_tflops > 0)
+                add_fixed(j, "gpu_fp32_tflops", sc->fp32_tflops, 1);
+        if (sc->vram_bytes > 0)
+                add_u64(j, "vram_bytes", sc->vram_bytes);
+        add_fixed(j, "bandwidth_mbps", sc->bandwidth_mbps, 1);
+        cJSON_AddBoolToObject(j, "published", sc->builtin);
+        return j;
+}
+
+/* The slot against its scale: the plan's verdict, and usage as a share of each limit. */
+static void add_slot_spec(cJSON *j, const struct cfg *c, size_t i, const struct usage_slot *us,
+                          const struct watch *w, const struct host_sample *h) {
+        const struct cfg_slot *sl = &c->slots[i];
+        const struct spec_scale *sc = spec_find(c, sl->scale);
+        const struct watch_slot *ws = i < w->n ? &w->slots[i] : NULL;
+        cJSON *pct;
+
+        if (!sc || !ws)
+                return;
+        if (w->planned) {
+                cJSON_AddBoolToObject(j, "conformant", ws->verdict.meets);
+                if (!ws->verdict.meets)
+                        cJSON_AddStringToObject(j, "nonconformant", ws->verdict.reason);
+        }
+        pct = cJSON_AddObjectToObject(j, "usage_pct");
+        if (us && us->has_cores)
+                add_fixed(pct, "cpu", spec_pct(us->cores_used, sc->vcpu), 1);
+        if (us && us->has_cg && (us->cg.present & HAL_CG_MEM)) {
+                uint64_t limit = (us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX
+                                         ? us->cg.mem_max_bytes
+                                         : sc->ram_bytes;
+
+                add_fixed(pct, "memory", spec_pct((double)us->cg.mem_current_bytes, (double)limit), 1);
+        }
+        if (sl->gpu >= 0 && (unsigned)sl->gpu < h->n_gpus && sc->vram_bytes > 0) {
+                const struct hal_gpu_sample *g = &h->gpus[sl->gpu];
+
+                if (us && us->gpu_shared && us->has_gpu_vram)
+                        add_fixed(pct, "vram", spec_pct((double)us->gpu_vram_bytes, (double)sc->vram_bytes),
+                                  1);
+                else if (us && !us->gpu_shared && (g->present & HAL_GPU_VRAM))
+                        add_fixed(pct, "vram", spec_pct((double)g->vram_used_bytes, (double)sc->vram_bytes),
+                                  1);
+                if (us && !us->gpu_shared && (g->present & HAL_GPU_UTIL))
+                        add_fixed(pct, "gpu", g->util_pct, 1);
+        }
+        if (ws->has_bandwidth) {
+                add_fixed(j, "bandwidth_mbps", ws->bandwidth_mbps, 3);
+                add_fixed(pct, "bandwidth", spec_pct(ws->bandwidth_mbps, sc->bandwidth_mbps), 1);
+        }
+        cJSON_AddBoolToObject(j, "bandwidth_over_cap", ws->bandwidth.raised);
+}
+
+static cJSON *slot_json(const struct cfg *c, size_t i, const struct usage *u, const struct watch *w,
+                        const struct sampler *s) {
+        const struct cfg_slot *sl = &c->slots[i];
+        const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
         const struct host_sample *h = &s->cur;
         cJSON *j = cJSON_CreateObject();
 
@@ -265,11 +329,13 @@ static cJSON *slot_json(const struct cfg_slot *sl, const struct usage_slot *us, 
         }
         if (us)
                 add_slot_gpu(j, sl, us, h);
+        if (w)
+                add_slot_spec(j, c, i, us, w, h);
         return j;
 }
 
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
-                          uint64_t seq) {
+                          const struct watch *w, uint64_t seq) {
         const struct host_sample *h = &s->cur;
         cJSON *o = cJSON_CreateObject(), *slots;
 
@@ -304,7 +370,7 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const st
         }
         slots = cJSON_AddArrayToObject(o, "slots");
         for (size_t i = 0; i < c->n_slots; i++)
-                cJSON_AddItemToArray(slots, slot_json(&c->slots[i], i < u->n ? &u->slots[i] : NULL, s));
+                cJSON_AddItemToArray(slots, slot_json(c, i, u, w, s));
         add_gpus(o, h, c, false);
         return finish(o);
 }
@@ -342,8 +408,7 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
                 cJSON *slots = cJSON_AddArrayToObject(o, "slots");
 
                 for (size_t i = 0; i < c->n_slots; i++)
-                        cJSON_AddItemToArray(slots,
-                                             slot_json(&c->slots[i], i < u->n ? &u->slots[i] : NULL, s));
+                        cJSON_AddItemToArray(slots, slot_json(c, i, u, NULL, s));
         }
         if (n_errors) {
                 cJSON *errs = cJSON_AddArrayToObject(o, "errors");
@@ -352,4 +417,30 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
                         cJSON_AddItemToArray(errs, cJSON_CreateString(errors[i]));
         }
         return finish(o);
+}
+
+cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                      const struct watch *w) {
+        cJSON *o = cJSON_CreateObject(), *cat, *slots, *host;
+
+        cat = cJSON_AddArrayToObject(o, "catalog");
+        for (size_t i = 0; i < c->n_scales; i++)
+                cJSON_AddItemToArray(cat, scale_json(&c->scales[i]));
+        if (w->planned) {
+                host = cJSON_AddObjectToObject(o, "host");
+                cJSON_AddStringToObject(host, "class", hal_class_to_string(w->host.cls));
+                cJSON_AddNumberToObject(host, "vcpu", w->host.cores);
+                add_u64(host, "ram_bytes", w->host.ram_bytes);
+                cJSON_AddNumberToObject(host, "gpus", w->host.n_gpus);
+        }
+        slots = cJSON_AddArrayToObject(o, "slots");
+        for (size_t i = 0; i < c->n_slots; i++) {
+                cJSON *j = slot_json(c, i, u, w, s);
+                const struct spec_scale *sc = spec_find(c, c->slots[i].scale);
+
+                if (sc)
+                        cJSON_AddItemToObject(j, "limits", scale_json(sc));
+                cJSON_AddItemToArray(slots, j);
+        }
+        return o;
 }

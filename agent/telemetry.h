@@ -5,11 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 struct cfg;
 struct hal_platform;
 struct host_sample;
 struct sampler;
 struct usage;
+struct watch;
 
 #define TELE_WIRE_VERSION 1
 
@@ -23,8 +26,14 @@ int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len);
 char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
                        uint64_t real_usec);
 
-/* One telemetry document for the current sample of `s` and the slots' usage `u`. */
-char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u, uint64_t seq);
+/* One telemetry document for the current sample of `s`, the slots' usage `u` and, when w is not
+ * NULL, each slot's scale, conformance and usage against its limits. */
+char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                          const struct watch *w, uint64_t seq);
+
+/* The catalog, and each slot's plan and usage against its scale (render-agentctl spec). */
+cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                      const struct watch *w);
 
 /* The --probe document: raw counters of one sample (GPUs with their processes); with a config
  * (c and u not NULL) also each slot's measured counters. `errors` lists what could not be read. */

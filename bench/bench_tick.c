@@ -25,49 +25,57 @@ static void build_root(const char *root, const char *script) {
         char p[512];
         FILE *f;
 
-        snprintf(p, sizeof(p), "mkdir -p %s/proc/net %s/proc/sys/kernel %s/sys/fs/cgroup/render.slice", root, root,
-                 root);
+        snprintf(p, sizeof(p), "mkdir -p %s/proc/net %s/proc/sys/kernel %s/sys/fs/cgroup/render.slice", root,
+                 root, root);
         if (system(p) != 0)
                 exit(1);
         snprintf(p, sizeof(p),
                  "ln -s /proc/stat %1$s/proc/stat && ln -s /proc/meminfo %1$s/proc/meminfo && "
-                 "ln -s /proc/net/dev %1$s/proc/net/dev && ln -s /proc/sys/kernel/arch %1$s/proc/sys/kernel/arch && "
+                 "ln -s /proc/net/dev %1$s/proc/net/dev && ln -s /proc/sys/kernel/arch "
+                 "%1$s/proc/sys/kernel/arch && "
                  "touch %1$s/sys/fs/cgroup/cgroup.controllers",
                  root);
         if (system(p) != 0)
                 exit(1);
         for (int i = 0; i < SLOTS; i++) {
-                snprintf(p, sizeof(p),
-                         "d=%1$s/sys/fs/cgroup/render.slice/slot-%2$d.scope && mkdir -p $d %1$s/proc/%3$d && "
-                         "printf 'usage_usec %4$d\\nuser_usec 1\\nsystem_usec 1\\nnr_periods 0\\n' > $d/cpu.stat && "
-                         "echo 4294967296 > $d/memory.current && echo 17179869184 > $d/memory.max && "
-                         "echo 37 > $d/pids.current && echo '400000 100000' > $d/cpu.max && "
-                         "echo 0::/render.slice/slot-%2$d.scope > %1$s/proc/%3$d/cgroup",
-                         root, i, 1000 + i, 1000000 * (i + 1));
+                snprintf(
+                        p, sizeof(p),
+                        "d=%1$s/sys/fs/cgroup/render.slice/slot-%2$d.scope && mkdir -p $d %1$s/proc/%3$d && "
+                        "printf 'usage_usec %4$d\\nuser_usec 1\\nsystem_usec 1\\nnr_periods 0\\n' > "
+                        "$d/cpu.stat && "
+                        "echo 4294967296 > $d/memory.current && echo 17179869184 > $d/memory.max && "
+                        "echo 37 > $d/pids.current && echo '400000 100000' > $d/cpu.max && "
+                        "echo 0::/render.slice/slot-%2$d.scope > %1$s/proc/%3$d/cgroup",
+                        root, i, 1000 + i, 1000000 * (i + 1));
                 if (system(p) != 0)
                         exit(1);
         }
         f = fopen(script, "w");
         if (!f)
                 exit(1);
-        fprintf(f, "gpu 0 name=NVIDIA L40S uuid=GPU-bench pci=0000:01:00.0 device=0x26b9 util=55 memutil=20 enc=10 "
-                   "dec=5 vram_total=48305799168 vram_used=25769803776 power_mw=250000 temp=60 sm=2520 sm_max=2520 "
-                   "throttle=0 procs=gen:%d\n",
+        fprintf(f,
+                "gpu 0 name=NVIDIA L40S uuid=GPU-bench pci=0000:01:00.0 device=0x26b9 util=55 memutil=20 "
+                "enc=10 "
+                "dec=5 vram_total=48305799168 vram_used=25769803776 power_mw=250000 temp=60 sm=2520 "
+                "sm_max=2520 "
+                "throttle=0 procs=gen:%d\n",
                 SLOTS);
         fclose(f);
         (void)real_ifaces;
 }
 
 static char *slots_json(void) {
-        static const char *const ifaces[] = { "lo", "eth0", "ifb0", "ifb1", "veth-s4", "veth-s5", "veth-s6", "veth-s7" };
+        static const char *const ifaces[] = { "lo",      "eth0",    "ifb0",    "ifb1",
+                                              "veth-s4", "veth-s5", "veth-s6", "veth-s7" };
         static char buf[4096];
         size_t n = 0;
 
         for (int i = 0; i < SLOTS; i++)
-                n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-                                      "%s{\"id\":\"slot-%d\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-%d.scope\","
-                                      "\"iface\":\"%s\",\"gpu\":0}",
-                                      i ? "," : "", i, i, ifaces[i]);
+                n += (size_t)snprintf(
+                        buf + n, sizeof(buf) - n,
+                        "%s{\"id\":\"slot-%d\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-%d.scope\","
+                        "\"iface\":\"%s\",\"gpu\":0}",
+                        i ? "," : "", i, i, ifaces[i]);
         return buf;
 }
 
@@ -99,7 +107,8 @@ int main(int argc, char **argv) {
         setenv("FAKE_NVML_SCRIPT", script, 1);
         plat_log_setup("bench", LOG_ERR);
         snprintf(json, sizeof(json),
-                 "{\"node\":{\"id\":\"bench\",\"region\":\"r\"},\"mqtt\":{\"host\":\"h\",\"tls\":false},\"slots\":[%s]}",
+                 "{\"node\":{\"id\":\"bench\",\"region\":\"r\"},\"mqtt\":{\"host\":\"h\",\"tls\":false},"
+                 "\"slots\":[%s]}",
                  slots_json());
         if (cfg_parse("bench.json", json, strlen(json), &c, &problems) < 0) {
                 fprintf(stderr, "%s\n", problems.n ? problems.msgs[0] : "config");
@@ -107,8 +116,8 @@ int main(int argc, char **argv) {
         }
         fd = plat_open_dir(root);
         sampler_init(&s, fd);
-        if (hal_gpus_open(fd, &go, &gpus, NULL, NULL) < 0 || hal_gpus_count(gpus) != 1 || sampler_set_gpus(&s, gpus) < 0 ||
-            usage_init(&u, fd, c) < 0) {
+        if (hal_gpus_open(fd, &go, &gpus, NULL, NULL) < 0 || hal_gpus_count(gpus) != 1 ||
+            sampler_set_gpus(&s, gpus) < 0 || usage_init(&u, fd, c) < 0) {
                 fprintf(stderr, "bench: cannot set up the fake GPU or the slots\n");
                 return 1;
         }
@@ -121,7 +130,7 @@ int main(int argc, char **argv) {
                 b = cpu_ns();
                 usage_tick(&u, c, &s, s.cur.mono_usec);
                 d = cpu_ns();
-                doc = tele_telemetry_json(c, &s, &u, (uint64_t)i);
+                doc = tele_telemetry_json(c, &s, &u, NULL, (uint64_t)i);
                 free(doc);
                 e = cpu_ns();
                 t_sample += b - a;

@@ -60,6 +60,8 @@ struct hal_gpu_sample {
 
 struct hal_gpu_options {
         const char *nvml_path; /* NULL: "libnvidia-ml.so.1" from the loader's path */
+        bool no_nvml;          /* the root is a captured tree, not this machine: NVML (which
+                                * talks to this machine's driver) would not describe it */
 };
 
 /* One backend. Backends are listed in a static array in gpu.c and opened in order. */

@@ -329,6 +329,8 @@ static int nvml_open(int root_fd, const struct hal_gpu_options *o, void **ret_ct
         int k;
 
         (void)root_fd; /* NVML talks to the driver, not to files under the root */
+        if (o && o->no_nvml)
+                return -ENODEV;
 
         n = calloc(1, sizeof(*n));
         if (!n)

@@ -8,6 +8,7 @@ whatever happened, and every wait has a timeout, so no test can hang.
 Binary paths come from the environment, as ctest passes them:
   RA_AGENT       render-agent            (default: <build>/agent/render-agent, see below)
   RA_CTL         render-agentctl
+  RA_FAKE_NVML   tests/fakes' libfake_nvml.so, a scripted NVML (default: <build>/tests/fakes/)
   RA_SOURCE_DIR  the source tree (default: two levels above this file)
 
 Sanitizer builds: agents run with ASAN_OPTIONS=detect_leaks=1:abort_on_error=0, and when an
@@ -35,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("RA_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 AGENT = os.environ.get("RA_AGENT", "")
 CTL = os.environ.get("RA_CTL", "")
+FAKE_NVML = os.environ.get("RA_FAKE_NVML", "")
 FIXTURES = os.path.join(SOURCE_DIR, "tests", "fixtures", "hosts")
 DEV_PKI = os.path.join(SOURCE_DIR, "scripts", "dev-pki")
 
@@ -71,6 +73,14 @@ def agent_binary():
 
 def ctl_binary():
     return CTL or _default_binary("render-agentctl")
+
+
+def fake_nvml_library():
+    """The scripted NVML test double (tests/fakes/fake_nvml.c), or "" when it is not built."""
+    if FAKE_NVML:
+        return FAKE_NVML
+    cand = os.path.join(SOURCE_DIR, "build", "tests", "fakes", "libfake_nvml.so")
+    return cand if os.path.isfile(cand) else ""
 
 
 def free_port():
@@ -142,6 +152,172 @@ def proc_net_dev():
             v = rest.split()
             out[name.strip()] = (int(v[0]), int(v[8]))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# GPUs: the fake NVML's script, and what the agent must make of it
+
+
+def write_nvml_script(path, gpus, extra_lines=()):
+    """Writes a FAKE_NVML_SCRIPT (format: tests/fakes/fake_nvml.c) describing `gpus`, a list of
+    dicts with the fake's keys (name uuid pci device util memutil enc dec vram_total vram_used
+    power_mw temp sm sm_max throttle procs gprocs err.CALL). Returns path."""
+    lines = ["# written by %s" % os.path.basename(sys.argv[0])] + list(extra_lines)
+    for i, g in enumerate(gpus):
+        items = []
+        for k, v in g.items():
+            if isinstance(v, int) and k in ("device", "throttle"):
+                v = "0x%x" % v
+            items.append("%s=%s" % (k, v))
+        lines.append("gpu %d %s" % (i, " ".join(items)))
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _parse_procs(v):
+    """[(pid, bytes or None)] from the fake's PID:BYTES,... / none / gen:N."""
+    if v is None or v == "none":
+        return []
+    if v.startswith("gen:"):
+        return [(1000 + k, (k + 1) << 20) for k in range(int(v[4:]))]
+    out = []
+    for item in v.split(","):
+        pid, _, b = item.partition(":")
+        out.append((int(pid), None if b == "-" else int(b, 0)))
+    return out
+
+
+def nvml_processes(g):
+    """The agent's merged process list of a scripted GPU: compute then graphics processes, one
+    entry per pid, the larger known VRAM figure of the two (None: the driver does not say)."""
+    merged = []
+    for pid, b in _parse_procs(g.get("procs")) + _parse_procs(g.get("gprocs")):
+        for e in merged:
+            if e[0] == pid:
+                if e[1] is None or (b is not None and b > e[1]):
+                    e[1] = b
+                break
+        else:
+            merged.append([pid, b])
+    return merged
+
+
+def fixed(v, decimals):
+    """A float as the agent prints it: printf("%.*f") of the same double, read back."""
+    return float("%.*f" % (decimals, v))
+
+
+def nvml_expected(g, index, with_procs=False):
+    """The gpus[] member the agent must publish for scripted GPU g (fault-free: every key given)."""
+    dom, bus, dev = [int(x, 16) for x in re.match(r"([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)\.",
+                                                   g["pci"]).groups()]
+    tf = fp32_tflops(0x10DE, g["device"], g["name"])
+    d = {
+        "index": index, "backend": "nvml", "name": g["name"], "uuid": g["uuid"],
+        "pci_bus_id": "%04x:%02x:%02x.0" % (dom, bus, dev),
+        "util_pct": fixed(g["util"], 1), "mem_util_pct": fixed(g["memutil"], 1),
+        "enc_pct": fixed(g["enc"], 1), "dec_pct": fixed(g["dec"], 1),
+        "vram_total_bytes": g["vram_total"], "vram_used_bytes": g["vram_used"],
+        "power_w": fixed(g["power_mw"] / 1000.0, 1), "temp_c": fixed(g["temp"], 1),
+        "clock_mhz": g["sm"], "clock_max_mhz": g["sm_max"], "throttle_reasons": g["throttle"],
+        "fp32_tflops": None if tf is None else fixed(tf, 1),
+        "fp32_source": "unknown" if tf is None else "table",
+    }
+    procs = nvml_processes(g)
+    if g.get("procs") is not None or g.get("gprocs") is not None:
+        d["process_count"] = len(procs)
+        if with_procs:
+            d["processes"] = [{"pid": p} if b is None else {"pid": p, "vram_bytes": b} for p, b in procs]
+    return d
+
+
+_FP32 = None
+
+
+def _fp32_tables():
+    """hal/gpu_tflops.c's by_id and by_name tables, read from the source (the figures are the
+    datasheets'; the tests check that the agent applies them, not the figures themselves)."""
+    global _FP32
+    if _FP32 is None:
+        src = read_text(os.path.join(SOURCE_DIR, "hal", "gpu_tflops.c"))
+        vendors = {"PCI_VENDOR_NVIDIA": 0x10DE, "PCI_VENDOR_AMD": 0x1002}
+        by_id = {(vendors[v], int(d, 16)): float(t) for v, d, t in
+                 re.findall(r"\{\s*(PCI_VENDOR_\w+),\s*(0x[0-9a-fA-F]+),\s*([0-9.]+)\s*\}", src)}
+        by_name = [(n, float(t)) for n, t in re.findall(r'\{\s*"([^"]+)",\s*([0-9.]+)\s*\}', src)]
+        if not by_id or not by_name:
+            raise AssertionError("cannot read the FP32 tables from hal/gpu_tflops.c")
+        _FP32 = (by_id, by_name)
+    return _FP32
+
+
+def fp32_tflops(vendor, device, name):
+    """What hal_gpu_fp32_tflops() answers: by PCI id, else by name as whole words; None if unknown."""
+    by_id, by_name = _fp32_tables()
+    if (vendor, device) in by_id:
+        return by_id[(vendor, device)]
+    for n, t in by_name:
+        if re.search(r"(?<![A-Za-z0-9])%s(?![A-Za-z0-9])" % re.escape(n), name or "", re.IGNORECASE):
+            return t
+    return None
+
+
+def cgroup_expected(root, path):
+    """The members --probe --config prints for a slot whose cgroup is `path`, computed from the
+    cgroup files under `root` (v2 when sys/fs/cgroup/cgroup.controllers exists, else v1):
+    {"cgroup": {...}} with raw counters, or {"cgroup_state": "absent"} when the cgroup is not there.
+    Only for well-formed trees: malformed files are the corrupt fixtures' business."""
+    cg = os.path.join(root, "sys", "fs", "cgroup")
+
+    def value(d, name):
+        p = os.path.join(d, name)
+        return read_text(p).strip() if os.path.isfile(p) else None
+
+    out = {}
+    if os.path.exists(os.path.join(cg, "cgroup.controllers")):
+        d = os.path.join(cg, path)
+        if not os.path.isdir(d):
+            return {"cgroup_state": "absent"}
+        stat = value(d, "cpu.stat")
+        if stat is not None:
+            usage = [line.split()[1] for line in stat.splitlines() if line.split()[:1] == ["usage_usec"]]
+            out["cpu_usage_usec"] = int(usage[0])
+        if value(d, "memory.current") is not None:
+            out["memory_bytes"] = int(value(d, "memory.current"))
+        mx = value(d, "memory.max")
+        if mx is not None and mx != "max":  # "max": no limit, and no member
+            out["memory_max_bytes"] = int(mx)
+        if value(d, "pids.current") is not None:
+            out["pids"] = int(value(d, "pids.current"))
+        cpumax = value(d, "cpu.max")
+        if cpumax is not None and cpumax.split()[0] != "max":
+            quota, period = cpumax.split()
+            out["cpu_quota_cores"] = fixed(int(quota) / int(period), 2)
+        return {"cgroup": out}
+
+    def hier(*names):
+        for n in names:
+            d = os.path.join(cg, n, path)
+            if os.path.isdir(d):
+                return d
+        return None
+    acct, cpu = hier("cpu,cpuacct", "cpuacct"), hier("cpu,cpuacct", "cpu")
+    mem, pids = hier("memory"), hier("pids")
+    if not (acct or cpu or mem or pids):
+        return {"cgroup_state": "absent"}
+    if acct and value(acct, "cpuacct.usage") is not None:
+        out["cpu_usage_usec"] = int(value(acct, "cpuacct.usage")) // 1000  # v1 counts nanoseconds
+    if cpu and value(cpu, "cpu.cfs_quota_us") not in (None, "-1"):
+        out["cpu_quota_cores"] = fixed(int(value(cpu, "cpu.cfs_quota_us")) / int(value(cpu, "cpu.cfs_period_us")), 2)
+    if mem:
+        if value(mem, "memory.usage_in_bytes") is not None:
+            out["memory_bytes"] = int(value(mem, "memory.usage_in_bytes"))
+        lim = value(mem, "memory.limit_in_bytes")
+        # v1 says "no limit" as PAGE_COUNTER_MAX: LONG_MAX rounded down to a page.
+        if lim is not None and int(lim) < 2 ** 63 - 1 - 2 ** 20:
+            out["memory_max_bytes"] = int(lim)
+    if pids and value(pids, "pids.current") is not None:
+        out["pids"] = int(value(pids, "pids.current"))
+    return {"cgroup": out}
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,6 +791,10 @@ class Env:
                 "tls": {"ca_file": ca or pki["ca"], "cert_file": cert or pki["client_cert"],
                         "key_file": key or pki["client_key"]},
             },
+            # The published cpu-4/cpu-8 need more cores than a 2-core test machine has; these
+            # overrides (a catalog feature) keep the default slots conformant, so a test's log
+            # holds no capacity warnings it did not ask for.
+            "scales": {"cpu-4": {"vcpu": 1, "ram_gb": 1}, "cpu-8": {"vcpu": 1, "ram_gb": 1}},
             "state_dir": self.path("state"),
             "control": {"socket": self.path("agent.sock")},
             "slots": slots,

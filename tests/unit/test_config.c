@@ -116,7 +116,14 @@ static void test_full_config_reads_every_key(void **state) {
                       "\"topic_prefix\":\"fleet/a\"," TLS_OK "},"
                       "\"state_dir\":\"/var/lib/x\",\"control\":{\"socket\":\"/run/x.sock\"},"
                       "\"slots\":[{\"id\":\"s0\",\"scale\":\"L\",\"cgroup\":\"render.slice/s0\","
-                      "\"iface\":\"veth-s0\",\"gpu\":1},{\"id\":\"s1\",\"scale\":\"arm-a1\",\"gpu\":null}]}",
+                      "\"iface\":\"veth-s0\",\"gpu\":1},{\"id\":\"s1\",\"scale\":\"arm-a1\",\"gpu\":null}],"
+                      "\"gpu\":{\"nvml_library\":\"/opt/nvidia/"
+                      "libnvidia-ml.so.1\",\"fp32_tflops\":{\"1\":31.2}},"
+                      "\"scales\":{\"arm-a1\":{\"class\":\"arm\",\"vcpu\":8,\"ram_gb\":16,\"bandwidth_"
+                      "mbps\":6},"
+                      "\"M\":{\"vcpu\":6}},"
+                      "\"events\":{\"bandwidth_over_s\":3,\"bandwidth_under_s\":7,\"memory_pressure_pct\":"
+                      "80}}",
                       &c, &p),
                 0);
         assert_int_equal(c->sampling_interval_ms, 250);
@@ -133,6 +140,20 @@ static void test_full_config_reads_every_key(void **state) {
         assert_null(c->slots[1].iface);
         assert_int_equal(c->slots[1].gpu, -1);
         assert_ptr_equal(cfg_find_slot(c, "s1"), &c->slots[1]);
+        assert_string_equal(c->gpu.nvml_library, "/opt/nvidia/libnvidia-ml.so.1");
+        assert_float_equal(c->gpu.fp32_tflops[1], 31.2, 1e-9);
+        assert_float_equal(c->gpu.fp32_tflops[0], 0, 1e-9);
+        assert_int_equal(c->events.bandwidth_over_s, 3);
+        assert_int_equal(c->events.bandwidth_under_s, 7);
+        assert_int_equal(c->events.memory_pressure_pct, 80);
+        /* A defined ARM scale joins the catalog; an override changes only the keys it gives. */
+        assert_int_equal(spec_find(c, "arm-a1")->cls, HAL_CLASS_ARM);
+        assert_int_equal(spec_find(c, "arm-a1")->ram_bytes, 16 * SPEC_GB);
+        assert_false(spec_find(c, "arm-a1")->builtin);
+        assert_int_equal(spec_find(c, "M")->vcpu, 6);
+        assert_int_equal(spec_find(c, "M")->vram_bytes, 6 * SPEC_GB);
+        assert_float_equal(spec_find(c, "M")->bandwidth_mbps, 8, 1e-9);
+        assert_int_equal(spec_builtin_find("M")->vcpu, 4); /* the published table is untouched */
         assert_null(cfg_find_slot(c, "s9"));
         cfg_free(c);
 }
@@ -227,8 +248,25 @@ static void test_slot_problems_name_the_slot(void **state) {
         expect_problem(
                 "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
                 "},\"slots\":[{\"id\":\"s0\",\"scale\":\"XXL\"}]}",
-                ": slots[0].scale: unknown scale (known: S, M, L, XL, cpu-4, cpu-8, cpu-16, arm-<name>) "
-                "(got \"XXL\")");
+                ": slots[0].scale: unknown scale \"XXL\" (the catalog has S, M, L, cpu-4, cpu-8, cpu-16 and "
+                "what \"scales\" defines)");
+        expect_problem(
+                "{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                "},\"slots\":[{\"id\":\"s0\",\"scale\":\"XL\"}]}",
+                ": slots[0].scale: scale \"XL\" has no published figures; define it under \"scales\"");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"scales\":{\"XL\":{\"class\":\"x86-gpu\","
+                       "\"vcpu\":16,\"ram_gb\":64,\"bandwidth_mbps\":10,\"vram_gb\":24}}}",
+                       ": scales.XL.gpu_fp32_tflops: required for an x86-gpu scale");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"scales\":{\"arm-x\":{\"class\":\"risc\","
+                       "\"vcpu\":4,\"ram_gb\":8,\"bandwidth_mbps\":6}}}",
+                       ": scales.arm-x.class: must be \"x86-gpu\", \"x86-cpu\" or \"arm\"");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "},\"scales\":{\"M\":{\"vcpu\":0}}}",
+                       ": scales.M.vcpu: must be 1..1024 (got 0)");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"gpu\":{\"fp32_tflops\":{\"16\":1}}}",
+                       ": gpu.fp32_tflops.16: the key must be a GPU index 0..15");
         expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
                        "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\","
                        "\"iface\":\"v0\"},{\"id\":\"s1\",\"scale\":\"M\",\"iface\":\"v0\"}]}",

@@ -119,7 +119,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         sampler_tick(&s);
         assert_int_equal(usage_init(&u, fd, c), 0);
         usage_tick(&u, c, &s, s.cur.mono_usec);
-        doc = tele_telemetry_json(c, &s, &u, 42);
+        doc = tele_telemetry_json(c, &s, &u, NULL, 42);
         j = cJSON_Parse(doc);
         assert_non_null(j);
         assert_int_equal(cJSON_GetObjectItem(j, "seq")->valueint, 42);

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""test_gpu: NVIDIA GPUs through NVML, with tests/fakes' scripted NVML library (RA_FAKE_NVML) loaded
+by the agent's real dlopen path (config gpu.nvml_library, script in FAKE_NVML_SCRIPT).
+
+The agent runs with --root on the x86-cpu fixture: no DRM card there, so the GPUs it finds are the
+fake NVML's only and the platform class turns x86-gpu because of them, whatever this machine has.
+Expectations are computed from the script (harness.nvml_expected), never hard-coded twice.
+
+  - two GPUs: every telemetry document carries exactly the scripted values, the retained status
+    says x86-gpu, NVML is initialised once, not per tick, and shut down at exit;
+  - one GPU lost: it keeps its identity and an "error", has no metrics, the other GPU keeps all of
+    its values, and the agent warns once, naming the GPU, not once per tick;
+  - --probe --config: gpus[] with processes (pid, vram_bytes), and the slots' "gpu" member
+    (dedicated: util and VRAM of the GPU; shared: VRAM of the slot's processes by cgroup);
+  - a gpu.nvml_library that does not exist: the agent runs quietly as a CPU host.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+INTERVAL_MS = 200
+ROOT = os.path.join(harness.FIXTURES, "x86-cpu")
+
+# An AWS G5-like A10G and a G6-like L4. Every metric the fake offers is given, so that the agent
+# must report each one; process lists exercise the merge of compute and graphics processes (4242
+# is in both, the larger figure wins; 4250's figure is not available).
+A10G = {
+    "name": "NVIDIA A10G", "uuid": "GPU-3f1c9a52-7d0e-4b8e-9c11-5a2b6c7d8e01", "pci": "0000:00:1e.0",
+    "device": 0x2237, "util": 37, "memutil": 12, "enc": 5, "dec": 3,
+    "vram_total": 24146608128, "vram_used": 8053063680, "power_mw": 187512, "temp": 61,
+    "sm": 1710, "sm_max": 1710, "throttle": 0x24,
+    "procs": "4242:1073741824,4250:-", "gprocs": "4242:2147483648,4301:268435456",
+}
+L4 = {
+    "name": "NVIDIA L4", "uuid": "GPU-9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4", "pci": "0000:00:1f.0",
+    "device": 0x27B8, "util": 88, "memutil": 40, "enc": 0, "dec": 17,
+    "vram_total": 24152899584, "vram_used": 20401094656, "power_mw": 71250, "temp": 74,
+    "sm": 2040, "sm_max": 2040, "throttle": 0x1,
+    "procs": "4343:3221225472", "gprocs": "none",
+}
+METRIC_CALLS = ("util", "memory", "encoder", "decoder", "power", "temp", "clock", "maxclock", "throttle",
+                "procs", "gprocs")
+METRIC_KEYS = ("util_pct", "mem_util_pct", "enc_pct", "dec_pct", "vram_total_bytes", "vram_used_bytes",
+               "power_w", "temp_c", "clock_mhz", "clock_max_mhz", "throttle_reasons", "process_count",
+               "processes")
+# Anything at warning level or above, as the agent writes it to stderr...
+WARN_RE = r"^render-agent: (warning|err|error|crit|alert|emerg)\b"
+# ... about GPUs (other warnings, such as a slot's scale not fitting the fixture, are not ours).
+GPU_WARN_RE = WARN_RE + r".*(?i:gpu|nvml|nvidia)"
+
+
+def lost(g):
+    """g as a GPU that fell off the bus: identity still answers, every metric call GPU_IS_LOST."""
+    d = dict(g)
+    for c in METRIC_CALLS:
+        d["err." + c] = "GPU_IS_LOST"
+    return d
+
+
+class GpuTelemetry(harness.IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.lib = harness.fake_nvml_library()
+        if not self.lib:
+            self.fail("RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
+
+    def start(self, gpus, nvml_library=None):
+        env = self.env
+        script = harness.write_nvml_script(env.path("nvml.script"), gpus)
+        self.nvml_log = env.path("nvml.log")
+        broker = env.broker()
+        cfg = env.config(broker.port, interval_ms=INTERVAL_MS,
+                         extra={"gpu": {"nvml_library": nvml_library or self.lib}})
+        agent = env.agent(cfg, args=["--root", ROOT],
+                          extra_env={"FAKE_NVML_SCRIPT": script, "FAKE_NVML_LOG": self.nvml_log})
+        agent.wait_connected()
+        sub = env.subscriber(broker)
+        return agent, sub
+
+    def telemetry(self, sub, n, since=None):
+        got = sub.wait_count("/telemetry", n, since=since, timeout=n * INTERVAL_MS / 1000.0 * 3 + 5)
+        self.assertTrue(got, "fewer than %d telemetry documents" % n)
+        return [d for t, d in sub.docs("/telemetry", since=since)]
+
+    def status(self, sub):
+        got = sub.wait_doc("/status", lambda d: d.get("state") == "online", timeout=10)
+        self.assertIsNotNone(got, "no retained online status")
+        return got[1]
+
+    def nvml_calls(self, what):
+        return [line for line in harness.read_text(self.nvml_log).splitlines() if line == what]
+
+    def test_two_gpus_exact_values(self):
+        agent, sub = self.start([A10G, L4])
+        st = self.status(sub)
+        self.assertEqual((st["platform"]["arch"], st["platform"]["class"]), ("x86_64", "x86-gpu"), st)
+        agent.wait_log(r"\b2 GPUs found")
+
+        expected = [harness.nvml_expected(A10G, 0), harness.nvml_expected(L4, 1)]
+        # The figures the table must give these two ids (NVIDIA's datasheet / AWS's A10 floor).
+        self.assertEqual([e["fp32_tflops"] for e in expected], [31.2, 30.3])
+        self.assertEqual(expected[0]["process_count"], 3)  # 4242 once, 4250, 4301
+        t0 = time.monotonic()
+        docs = self.telemetry(sub, 5, since=t0)
+        for d in docs:
+            self.assertEqual(d["gpus"], expected)
+            # Slot s1 is configured with GPU 0 (harness.default_slots) and has it to itself.
+            self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "shared": False,
+                                                   "util_pct": expected[0]["util_pct"],
+                                                   "vram_used_bytes": A10G["vram_used"]}, d["slots"])
+            self.assertNotIn("gpu", d["slots"][0])
+        # Telemetry lists no processes, only their count (the probe lists them).
+        self.assertNotIn("processes", docs[-1]["gpus"][0])
+        self.assertEqual(agent.matches(GPU_WARN_RE), [])
+        # NVML is initialised once at start, not per tick; a process list is fetched once per tick.
+        self.assertEqual(len(self.nvml_calls("init")), 1, harness.read_text(self.nvml_log))
+        self.assertEqual(self.nvml_calls("shutdown"), [])
+        self.assertEqual(agent.stop(), 0)
+        self.assertEqual(len(self.nvml_calls("shutdown")), 1, harness.read_text(self.nvml_log))
+
+    def test_lost_gpu_reported_once_other_keeps_values(self):
+        agent, sub = self.start([A10G, lost(L4)])
+        st = self.status(sub)
+        self.assertEqual(st["platform"]["class"], "x86-gpu")
+
+        good = harness.nvml_expected(A10G, 0)
+        full = harness.nvml_expected(L4, 1)
+        ident = {k: full[k] for k in ("index", "backend", "name", "uuid", "pci_bus_id", "fp32_tflops",
+                                      "fp32_source")}
+        t0 = time.monotonic()
+        docs = self.telemetry(sub, 10, since=t0)  # 2 s: ten ticks, each meeting the lost GPU again
+        for d in docs:
+            self.assertEqual(d["gpus"][0], good)
+            g = d["gpus"][1]
+            self.assertEqual({k: v for k, v in g.items() if k != "error"}, ident, g)
+            for k in METRIC_KEYS:
+                self.assertNotIn(k, g)
+            self.assertRegex(g.get("error", ""), r"^nvml\w+ on GPU 1 \(0000:00:1f\.0\): GPU is lost "
+                                                 r"\(NVML error 15\)$")
+            self.assertEqual(d["slots"][1]["gpu"]["index"], 0)
+
+        warns = agent.matches(GPU_WARN_RE)
+        about1 = [w for w in warns if re.search(r"GPU 1 \(NVIDIA L4\).*GPU is lost", w)]
+        self.assertEqual(len(about1), 1, "want one warning about the lost GPU, got:\n" + "\n".join(warns))
+        self.assertIn(docs[-1]["gpus"][1]["error"], about1[0])
+        self.assertEqual([w for w in warns if w not in about1], [], "other warnings:\n" + "\n".join(warns))
+        self.assertEqual(len(self.nvml_calls("init")), 1)
+
+    def test_missing_library_is_a_quiet_cpu_host(self):
+        missing = self.env.path("no-such-dir", "libnvidia-ml.so.1")
+        agent, sub = self.start([A10G], nvml_library=missing)
+        st = self.status(sub)
+        self.assertEqual((st["platform"]["arch"], st["platform"]["class"]), ("x86_64", "x86-cpu"), st)
+        docs = self.telemetry(sub, 3, since=time.monotonic())
+        for d in docs:
+            self.assertEqual(d["gpus"], [])
+            self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "error": "no such GPU on this host"})
+        agent.wait_log(r"\b0 GPUs found")
+        self.assertTrue(agent.alive())
+        # hal/gpu_nvml.c: a library dlopen() cannot load means "no NVIDIA GPU here" (-ENODEV), which
+        # hal_gpus_open() skips without a word: a CPU host must not warn about NVML every start,
+        # nor mention it at all (at debug level neither).
+        self.assertEqual(agent.matches(r"(?i)nvml|nvidia|libnvidia|" + re.escape(missing)), [])
+        self.assertEqual(agent.matches(WARN_RE + r".*(?i:GPU backend)"), [])
+        self.assertFalse(os.path.exists(self.nvml_log), "the fake was loaded after all")
+        self.assertEqual(agent.stop(), 0)
+
+
+class GpuProbe(harness.IntegrationTest):
+    needs_mqtt = False
+
+    def setUp(self):
+        super().setUp()
+        self.lib = harness.fake_nvml_library()
+        if not self.lib:
+            self.fail("RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
+
+    def probe(self, root, slots, gpus, nvml_library=None):
+        env = self.env
+        script = harness.write_nvml_script(env.path("nvml.script"), gpus)
+        cfg = env.config(8883, name="probe.json", slots=slots,
+                         extra={"gpu": {"nvml_library": nvml_library or self.lib}})
+        r = env.run([harness.agent_binary(), "--probe", "--root", root, "--config", cfg],
+                    env_vars={"FAKE_NVML_SCRIPT": script})
+        self.assertIsNone(harness.SANITIZER_RE.search(r.stderr), "sanitizer report:\n" + r.stderr)
+        return r
+
+    def test_probe_processes_and_slot_gpus(self):
+        # GPU 1 is shared by s1 and s2: its processes are billed to the slot whose cgroup holds
+        # them, from the fixture's /proc/<pid>/cgroup (4242: slot-0.scope, 4343: slot-1.scope).
+        # 4250 is listed by the driver but has no /proc entry (it exited): billed to nobody.
+        l4 = dict(L4, procs="4242:1073741824,4343:536870912,4250:4096", gprocs="4242:2147483648,4343:-")
+        slots = [
+            {"id": "s0", "scale": "cpu-4", "gpu": 0},
+            {"id": "s1", "scale": "cpu-8", "cgroup": "render.slice/slot-0.scope", "gpu": 1},
+            {"id": "s2", "scale": "cpu-8", "cgroup": "render.slice/slot-1.scope", "gpu": 1},
+            {"id": "s3", "scale": "cpu-4", "gpu": 7},
+        ]
+        r = self.probe(ROOT, slots, [A10G, l4])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["platform"]["arch"], doc["platform"]["class"]), ("x86_64", "x86-gpu"))
+        exp = [harness.nvml_expected(A10G, 0, with_procs=True), harness.nvml_expected(l4, 1, with_procs=True)]
+        self.assertEqual(doc["gpus"], exp)
+        self.assertEqual(exp[0]["processes"], [{"pid": 4242, "vram_bytes": 2147483648}, {"pid": 4250},
+                                               {"pid": 4301, "vram_bytes": 268435456}])
+        self.assertNotIn("errors", doc)
+        self.assertEqual(doc["slots"], [
+            {"id": "s0", "scale": "cpu-4",
+             "gpu": {"index": 0, "shared": False, "util_pct": harness.fixed(A10G["util"], 1),
+                     "vram_used_bytes": A10G["vram_used"]}},
+            dict({"id": "s1", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 2147483648}},
+                 **harness.cgroup_expected(ROOT, "render.slice/slot-0.scope")),
+            dict({"id": "s2", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 536870912}},
+                 **harness.cgroup_expected(ROOT, "render.slice/slot-1.scope")),
+            {"id": "s3", "scale": "cpu-4", "gpu": {"index": 7, "error": "no such GPU on this host"}},
+        ])
+
+    def test_probe_lost_gpu_is_an_error(self):
+        r = self.probe(ROOT, [{"id": "s0", "scale": "cpu-4", "gpu": 1}], [A10G, lost(L4)])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["gpus"][0], harness.nvml_expected(A10G, 0, with_procs=True))
+        err = doc["gpus"][1]["error"]
+        self.assertIn("GPU is lost", err)
+        self.assertEqual(doc["errors"], [err])
+        self.assertIn(err, r.stderr)
+        self.assertEqual(doc["slots"], [{"id": "s0", "scale": "cpu-4", "gpu": {"index": 1, "shared": False}}])
+
+    def test_probe_missing_library(self):
+        r = self.probe(ROOT, [{"id": "s0", "scale": "cpu-4", "gpu": 0}], [A10G],
+                       nvml_library=self.env.path("missing", "libnvidia-ml.so.1"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["platform"]["arch"], doc["platform"]["class"]), ("x86_64", "x86-cpu"))
+        self.assertEqual(doc["gpus"], [])
+        self.assertEqual(doc["slots"], [{"id": "s0", "scale": "cpu-4",
+                                         "gpu": {"index": 0, "error": "no such GPU on this host"}}])
+
+
+if __name__ == "__main__":
+    harness.main()
