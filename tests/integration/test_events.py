@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""test_events: the events topic with a real broker: a slot that cannot have its scale raises
+slot_nonconformant (also after the agent connects late), and real traffic over a slot's interface
+above its cap raises bandwidth_over_cap after the configured seconds, then bandwidth_normal once
+the traffic stops; a signal hovering at the cap raises nothing."""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+SCALES = {
+    # Slot on loopback with a 1 Mbps cap: the broker's own traffic stays far below it.
+    "lo-1": {"class": "x86-cpu", "vcpu": 1, "ram_gb": 1, "bandwidth_mbps": 1},
+    # A scale no test machine can give.
+    "huge": {"class": "x86-cpu", "vcpu": 1024, "ram_gb": 1, "bandwidth_mbps": 6},
+}
+
+
+def blast(stop, mbps):
+    """Sends UDP datagrams to a closed loopback port at about `mbps` until `stop` is set."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    payload = b"x" * 1200
+    per_tick = max(1, int(mbps * 1e6 / 8 / len(payload) / 100))  # 100 bursts a second
+    try:
+        while not stop.is_set():
+            for _ in range(per_tick):
+                try:
+                    s.sendto(payload, ("127.0.0.1", 9))
+                except OSError:
+                    pass
+            time.sleep(0.01)
+    finally:
+        s.close()
+
+
+class Events(harness.IntegrationTest):
+    def test_nonconformant_slot_and_bandwidth_hysteresis(self):
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker)
+        cfg = env.config(broker.port, interval_ms=250,
+                         slots=[{"id": "s0", "scale": "lo-1", "iface": "lo"}, {"id": "s1", "scale": "huge"}],
+                         extra={"scales": SCALES, "events": {"bandwidth_over_s": 2, "bandwidth_under_s": 2}})
+        agent = env.agent(cfg)
+        agent.wait_connected()
+
+        found = sub.wait_doc("/events", lambda d: d.get("event") == "slot_nonconformant", timeout=10)
+        self.assertIsNotNone(found, "no slot_nonconformant\n" + sub.describe())
+        ev = found[1]
+        self.assertEqual(ev["slot"], "s1")
+        self.assertEqual(ev["scale"], "huge")
+        self.assertRegex(ev["reason"], r"^vcpu: needs 1024, \d+ left of \d+ \(short by \d+\)$")
+        self.assertEqual((ev["v"], ev["type"], ev["node"], ev["region"]), (1, "event", env.node, env.region))
+        tele = sub.wait_doc("/telemetry", lambda d: "conformant" in d["slots"][1], timeout=5)[1]
+        self.assertFalse(tele["slots"][1]["conformant"])
+        self.assertTrue(tele["slots"][0]["conformant"])
+
+        # Quiet loopback: under the cap, no bandwidth event.
+        time.sleep(1.5)
+        self.assertEqual([d for _, d in sub.docs("/events") if d["event"].startswith("bandwidth")], [])
+
+        # 8 Mbps of real traffic on lo for 4 s: over the 1 Mbps cap for 2 s in a row -> one event.
+        stop = threading.Event()
+        t0 = time.monotonic()
+        th = threading.Thread(target=blast, args=(stop, 8), daemon=True)
+        th.start()
+        try:
+            found = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_over_cap", timeout=10)
+        finally:
+            time.sleep(max(0, 4 - (time.monotonic() - t0)))
+            stop.set()
+            th.join()
+        self.assertIsNotNone(found, "no bandwidth_over_cap\n" + sub.describe())
+        took, over = found[0] - t0, found[1]
+        self.assertGreaterEqual(took, 2.0, "raised after %.2f s, before the 2 s hysteresis" % took)
+        self.assertEqual((over["slot"], over["cap_mbps"], over["for_s"]), ("s0", 1, 2))
+        self.assertGreater(over["mbps"], 1)
+        tele = sub.wait_doc("/telemetry", lambda d: d["slots"][0].get("bandwidth_over_cap") is True, timeout=5)[1]
+        self.assertGreater(tele["slots"][0]["usage_pct"]["bandwidth"], 100)
+
+        normal = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_normal", timeout=10)
+        self.assertIsNotNone(normal, "no bandwidth_normal\n" + sub.describe())
+        kinds = [d["event"] for _, d in sub.docs("/events") if d["event"].startswith("bandwidth")]
+        self.assertEqual(kinds, ["bandwidth_over_cap", "bandwidth_normal"])
+        self.assertEqual(agent.terminate(timeout=2.0)[0], 0)
+        agent.check_sanitizers()
+
+
+if __name__ == "__main__":
+    harness.main()
