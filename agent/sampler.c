@@ -25,6 +25,12 @@ static void sample_clear(struct host_sample *h) {
 }
 
 void sampler_done(struct sampler *s) {
+        hal_cpu_reader_free(s->cpu_reader);
+        hal_mem_reader_free(s->mem_reader);
+        hal_net_reader_free(s->net_reader);
+        s->cpu_reader = NULL;
+        s->mem_reader = NULL;
+        s->net_reader = NULL;
         sample_clear(&s->cur);
         sample_clear(&s->prev);
         free(s->gpus);
@@ -157,18 +163,32 @@ const struct host_sample *sampler_tick(struct sampler *s) {
         h->mono_usec = plat_now_mono_usec();
         h->real_usec = plat_now_real_usec();
 
+        /* Each reader is made by the first tick that needs it (sampler_init() cannot fail); only
+         * memory can stop that, and the metric then fails as a read would, retried with backoff. */
         if (metric_due(s, &s->cpu)) {
-                r = hal_cpu_read(s->root_fd, &h->cpu, err, sizeof(err));
+                r = s->cpu_reader ? 0 : hal_cpu_reader_new(s->root_fd, &s->cpu_reader);
+                if (r < 0)
+                        snprintf(err, sizeof(err), "out of memory");
+                else
+                        r = hal_cpu_reader_read(s->cpu_reader, &h->cpu, err, sizeof(err));
                 h->has_cpu = r >= 0;
                 metric_result(s, &s->cpu, r, err);
         }
         if (metric_due(s, &s->mem)) {
-                r = hal_mem_read(s->root_fd, &h->mem, err, sizeof(err));
+                r = s->mem_reader ? 0 : hal_mem_reader_new(s->root_fd, &s->mem_reader);
+                if (r < 0)
+                        snprintf(err, sizeof(err), "out of memory");
+                else
+                        r = hal_mem_reader_read(s->mem_reader, &h->mem, err, sizeof(err));
                 h->has_mem = r >= 0;
                 metric_result(s, &s->mem, r, err);
         }
         if (metric_due(s, &s->net)) {
-                r = hal_net_read(s->root_fd, &h->net, err, sizeof(err));
+                r = s->net_reader ? 0 : hal_net_reader_new(s->root_fd, &s->net_reader);
+                if (r < 0)
+                        snprintf(err, sizeof(err), "out of memory");
+                else
+                        r = hal_net_reader_read(s->net_reader, &h->net, err, sizeof(err));
                 if (r >= 0) {
                         h->net_rates = calloc(h->net.n ? h->net.n : 1, sizeof(*h->net_rates));
                         if (!h->net_rates) {

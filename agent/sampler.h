@@ -45,6 +45,11 @@ struct metric_health {
 struct sampler {
         int root_fd; /* borrowed */
         uint64_t tick;
+        /* /proc/stat, meminfo and net/dev, kept open between ticks (owned; NULL until the first
+         * tick that reads them) */
+        struct hal_cpu_reader *cpu_reader;
+        struct hal_mem_reader *mem_reader;
+        struct hal_net_reader *net_reader;
         struct host_sample cur, prev;
         struct metric_health cpu, mem, net;
         struct hal_gpus *hal_gpus; /* borrowed, may be NULL */
@@ -53,8 +58,10 @@ struct sampler {
         char (*gpu_errors)[HAL_GPU_ERR_MAX]; /* last error logged per GPU, "" when healthy */
 };
 
-/* root_fd is borrowed and must outlive the sampler. */
+/* root_fd is borrowed and must outlive the sampler. Opens nothing: each file is opened by the first
+ * tick that reads it. */
 void sampler_init(struct sampler *s, int root_fd);
+/* Closes the files; also safe on a zeroed sampler that was never initialised. */
 void sampler_done(struct sampler *s);
 
 /* Samples these GPUs on every tick from now on (borrowed; NULL for none). */

@@ -16,7 +16,7 @@ int usage_init(struct usage *u, int root_fd, const struct cfg *c) {
 
         if (!slots)
                 return -ENOMEM;
-        free(u->slots);
+        usage_done(u);
         *u = (struct usage){ .root_fd = root_fd,
                              .cgroup_version = hal_cgroup_detect(root_fd),
                              .n = c->n_slots,
@@ -32,9 +32,16 @@ int usage_init(struct usage *u, int root_fd, const struct cfg *c) {
 }
 
 void usage_done(struct usage *u) {
+        for (size_t i = 0; i < u->n; i++)
+                hal_cgroup_close(u->slots[i].cg_handle);
+        for (size_t i = 0; i < u->n_pids; i++)
+                free(u->pids[i].cgroup);
         free(u->slots);
+        free(u->pids);
         u->slots = NULL;
         u->n = 0;
+        u->pids = NULL;
+        u->n_pids = u->cap_pids = 0;
 }
 
 bool usage_cgroup_contains(const char *slot_cg, const char *proc_cg) {
@@ -50,6 +57,33 @@ bool usage_cgroup_contains(const char *slot_cg, const char *proc_cg) {
         return n && strncmp(slot_cg, proc_cg, n) == 0 && (proc_cg[n] == '\0' || proc_cg[n] == '/');
 }
 
+/* Samples the slot's open cgroup, or opens it: -ENOENT when it does not exist. A slot without a
+ * session costs one openat() per tick; one whose scope was removed since the last tick (session
+ * over, maybe a new one started already) is closed and opened again at once. */
+static int sample_cgroup(struct usage *u, const struct cfg_slot *sl, struct usage_slot *us, char *err,
+                         size_t errlen) {
+        int r;
+
+        if (us->cg_handle) {
+                r = hal_cgroup_sample(us->cg_handle, &us->cg, err, errlen);
+                if (r != -ENOENT)
+                        return r;
+                hal_cgroup_close(us->cg_handle);
+                us->cg_handle = NULL;
+        }
+        r = hal_cgroup_open(u->root_fd, u->cgroup_version, sl->cgroup, &us->cg_handle, err, errlen);
+        if (r < 0)
+                return r;
+        /* Another cgroup than the last tick's: its CPU counter is no base for a rate. */
+        us->has_prev = false;
+        r = hal_cgroup_sample(us->cg_handle, &us->cg, err, errlen);
+        if (r == -ENOENT) {
+                hal_cgroup_close(us->cg_handle);
+                us->cg_handle = NULL;
+        }
+        return r;
+}
+
 static void slot_cgroup(struct usage *u, const struct cfg_slot *sl, struct usage_slot *us, uint64_t mono) {
         char err[USAGE_ERR_MAX] = "";
         int r;
@@ -59,7 +93,7 @@ static void slot_cgroup(struct usage *u, const struct cfg_slot *sl, struct usage
                 us->cg_state = NULL;
                 return;
         }
-        r = hal_cgroup_read(u->root_fd, u->cgroup_version, sl->cgroup, &us->cg, err, sizeof(err));
+        r = sample_cgroup(u, sl, us, err, sizeof(err));
         if (r == -ENOENT) {
                 /* No session in the slot: its scope does not exist. Normal, not an error. */
                 us->cg_state = "absent";
@@ -105,8 +139,104 @@ static void slot_cgroup(struct usage *u, const struct cfg_slot *sl, struct usage
         us->prev_mono_usec = mono;
 }
 
-/* VRAM of a shared GPU's processes, summed per slot by cgroup. A process whose cgroup cannot
- * be read (it exited between the GPU listing and now) is skipped. */
+static int pid_cmp(const void *a, const void *b) {
+        const struct usage_pid *x = a, *y = b;
+
+        return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* The remembered entry of pid, or NULL: the first n_sorted entries are sorted, the rest are the
+ * pids new this tick. */
+static struct usage_pid *pid_find(struct usage *u, size_t n_sorted, int32_t pid) {
+        struct usage_pid key = { .pid = pid }, *e = NULL;
+
+        if (n_sorted > 0)
+                e = bsearch(&key, u->pids, n_sorted, sizeof(key), pid_cmp);
+
+        for (size_t i = n_sorted; !e && i < u->n_pids; i++)
+                if (u->pids[i].pid == pid)
+                        e = &u->pids[i];
+        return e;
+}
+
+/* Reads where the process lives. One that cannot be read (it exited between the GPU listing and
+ * now, or lives in another pid namespace) is left unattributed until its next recheck. */
+static void pid_read(struct usage *u, struct usage_pid *e) {
+        char path[PATH_MAX];
+
+        free(e->cgroup);
+        e->cgroup = NULL;
+        if (hal_cgroup_of_pid(u->root_fd, e->pid, path, sizeof(path), NULL, 0) >= 0)
+                e->cgroup = strdup(path); /* out of memory: unattributed, like an unreadable one */
+        e->recheck_tick = u->tick + USAGE_PID_RECHECK_TICKS;
+}
+
+static struct usage_pid *pid_add(struct usage *u, int32_t pid) {
+        struct usage_pid *e;
+
+        if (u->n_pids == u->cap_pids) {
+                size_t cap = u->cap_pids ? u->cap_pids * 2 : 16;
+                struct usage_pid *a = realloc(u->pids, cap * sizeof(*a));
+
+                if (!a)
+                        return NULL;
+                u->pids = a;
+                u->cap_pids = cap;
+        }
+        e = &u->pids[u->n_pids++];
+        *e = (struct usage_pid){ .pid = pid };
+        pid_read(u, e);
+        /* Spread the rechecks of pids that showed up together over the following ticks. */
+        e->recheck_tick = u->tick + 1 + (uint32_t)pid % USAGE_PID_RECHECK_TICKS;
+        return e;
+}
+
+static bool gpu_has_shared_slot(const struct usage *u, const struct cfg *c, int index) {
+        for (size_t i = 0; i < u->n && i < c->n_slots; i++)
+                if (c->slots[i].gpu == index && u->slots[i].gpu_shared)
+                        return true;
+        return false;
+}
+
+/* Brings the remembered pids up to this tick's GPU process lists: new pids are read, due ones
+ * rechecked, unlisted ones forgotten. */
+static void pids_update(struct usage *u, const struct cfg *c, const struct host_sample *h) {
+        size_t n_sorted = u->n_pids, kept = 0;
+
+        for (size_t i = 0; i < u->n_pids; i++)
+                u->pids[i].listed = false;
+        for (unsigned g = 0; g < h->n_gpus; g++) {
+                const struct hal_gpu_sample *gs = &h->gpus[g];
+
+                if (!(gs->present & HAL_GPU_PROCS) || !gpu_has_shared_slot(u, c, (int)g))
+                        continue;
+                for (size_t p = 0; p < gs->n_procs; p++) {
+                        struct usage_pid *e;
+
+                        if (gs->procs[p].vram_bytes == UINT64_MAX)
+                                continue;
+                        e = pid_find(u, n_sorted, gs->procs[p].pid);
+                        if (!e)
+                                e = pid_add(u, gs->procs[p].pid);
+                        else if (!e->listed && u->tick >= e->recheck_tick)
+                                pid_read(u, e);
+                        if (e)
+                                e->listed = true;
+                }
+        }
+        for (size_t i = 0; i < u->n_pids; i++) {
+                if (!u->pids[i].listed) {
+                        free(u->pids[i].cgroup);
+                        continue;
+                }
+                u->pids[kept++] = u->pids[i];
+        }
+        u->n_pids = kept;
+        if (kept > 0)
+                qsort(u->pids, kept, sizeof(*u->pids), pid_cmp);
+}
+
+/* VRAM of a shared GPU's processes, summed per slot by cgroup. */
 static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g, int index) {
         for (size_t i = 0; i < c->n_slots; i++)
                 if (c->slots[i].gpu == index && u->slots[i].gpu_shared) {
@@ -116,14 +246,16 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
         if (!(g->present & HAL_GPU_PROCS))
                 return;
         for (size_t p = 0; p < g->n_procs; p++) {
-                char path[PATH_MAX];
+                const struct usage_pid *e;
 
-                if (g->procs[p].vram_bytes == UINT64_MAX ||
-                    hal_cgroup_of_pid(u->root_fd, g->procs[p].pid, path, sizeof(path), NULL, 0) < 0)
+                if (g->procs[p].vram_bytes == UINT64_MAX)
+                        continue;
+                e = pid_find(u, u->n_pids, g->procs[p].pid);
+                if (!e || !e->cgroup)
                         continue;
                 for (size_t i = 0; i < c->n_slots; i++)
                         if (c->slots[i].gpu == index && u->slots[i].gpu_shared && c->slots[i].cgroup &&
-                            usage_cgroup_contains(c->slots[i].cgroup, path)) {
+                            usage_cgroup_contains(c->slots[i].cgroup, e->cgroup)) {
                                 u->slots[i].gpu_vram_bytes += g->procs[p].vram_bytes;
                                 break;
                         }
@@ -135,12 +267,9 @@ void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, u
 
         for (size_t i = 0; i < u->n && i < c->n_slots; i++)
                 slot_cgroup(u, &c->slots[i], &u->slots[i], mono_usec);
-        for (unsigned g = 0; g < h->n_gpus; g++) {
-                bool shared = false;
-
-                for (size_t i = 0; i < u->n && i < c->n_slots; i++)
-                        shared |= c->slots[i].gpu == (int)g && u->slots[i].gpu_shared;
-                if (shared)
+        pids_update(u, c, h);
+        for (unsigned g = 0; g < h->n_gpus; g++)
+                if (gpu_has_shared_slot(u, c, (int)g))
                         attribute_gpu(u, c, &h->gpus[g], (int)g);
-        }
+        u->tick++;
 }

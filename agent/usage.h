@@ -30,17 +30,38 @@ struct usage_slot {
         /* previous tick, for rates */
         bool has_prev;
         uint64_t prev_cpu_usec, prev_mono_usec;
+
+        /* The slot's cgroup, kept open from the tick that finds it until one finds it removed
+         * (owned; NULL meanwhile). */
+        struct hal_cgroup *cg_handle;
 };
+
+/* Where a GPU process lives, remembered between ticks: /proc/<pid>/cgroup is read when the pid
+ * first shows up in a GPU's process list, then again every USAGE_PID_RECHECK_TICKS ticks in case
+ * the pid was reused, and forgotten on the first tick it is not listed. */
+struct usage_pid {
+        int32_t pid;
+        bool listed;           /* by some GPU this tick */
+        uint64_t recheck_tick; /* read again from this tick on */
+        char *cgroup;          /* owned; NULL when it could not be read (process gone) */
+};
+
+#define USAGE_PID_RECHECK_TICKS 16
 
 struct usage {
         int root_fd; /* borrowed */
         enum hal_cgroup_version cgroup_version;
         size_t n; /* == cfg->n_slots */
         struct usage_slot *slots;
+        uint64_t tick;
+        size_t n_pids, cap_pids;
+        struct usage_pid *pids; /* sorted by pid between ticks; owned */
 };
 
-/* Slot state follows cfg's slots by position; call again after a reload. root_fd is borrowed. */
+/* Slot state follows cfg's slots by position; call again after a reload (it closes the cgroups of
+ * the previous call and starts over). u must be zeroed before the first call. root_fd is borrowed. */
 int usage_init(struct usage *u, int root_fd, const struct cfg *c);
+/* Closes the slots' cgroups and frees everything; safe on a zeroed or done usage. */
 void usage_done(struct usage *u);
 
 /* Measures every slot; uses the sampler's current sample for GPU processes. */

@@ -33,9 +33,32 @@ struct hal_cgroup_sample {
  * <root>/sys/fs/cgroup/cpu,cpuacct (or cpuacct) exists, else none. */
 enum hal_cgroup_version hal_cgroup_detect(int root_fd);
 
-/* Reads the cgroup at `path` (relative to the cgroup mount, e.g. "render.slice/slot-0.scope").
- * -ENOENT when the cgroup does not exist (slot idle, or not created yet); -EPROTO with err
- * naming the file when a file is malformed. */
+/* A cgroup kept open between samples: its directory (one per v1 hierarchy) and files stay open and
+ * each sample is a pread() per file, into the stack. A file found missing (controller not enabled
+ * there) is looked for again every HAL_CGROUP_REPROBE_SAMPLES samples, not on each; a v1 hierarchy
+ * that lacked the cgroup at open is not looked at again (the next open does). */
+struct hal_cgroup;
+
+#define HAL_CGROUP_REPROBE_SAMPLES 64
+
+/* Opens the cgroup at `path` (relative to the cgroup mount, e.g. "render.slice/slot-0.scope"; a
+ * leading '/' is allowed, '..' is not: -EINVAL). -ENOENT when the cgroup does not exist (slot idle,
+ * or not created yet), -EOPNOTSUPP for HAL_CGROUP_NONE. root_fd is only used here. On success
+ * *ret is the caller's, to close with hal_cgroup_close(). */
+int hal_cgroup_open(int root_fd, enum hal_cgroup_version v, const char *path, struct hal_cgroup **ret,
+                    char *err, size_t errlen);
+
+/* Reads every file of the cgroup. -ENOENT when the cgroup was removed since it was opened (a new
+ * one at the same path is a new cgroup: close this handle and open again); -EPROTO with err naming
+ * the file when a file is malformed; -errno naming it when it cannot be read. *ret is written only
+ * on success. */
+int hal_cgroup_sample(struct hal_cgroup *h, struct hal_cgroup_sample *ret, char *err, size_t errlen);
+
+/* Closes every fd of the handle and frees it; NULL is a no-op. */
+void hal_cgroup_close(struct hal_cgroup *h);
+
+/* One sample of the cgroup at `path`: hal_cgroup_open(), hal_cgroup_sample(), hal_cgroup_close(),
+ * with their errors. */
 int hal_cgroup_read(int root_fd, enum hal_cgroup_version v, const char *path, struct hal_cgroup_sample *ret,
                     char *err, size_t errlen);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define STAT_PATH "/proc/stat"
@@ -166,12 +167,16 @@ int hal_cpu_parse(const char *buf, size_t len, struct hal_cpu_sample *ret, char 
         return 0;
 }
 
-int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errlen) {
-        _cleanup_free_ char *buf = NULL;
+struct hal_cpu_reader {
+        struct plat_file file;
+};
+
+static int read_through(struct plat_file *f, struct hal_cpu_sample *ret, char *err, size_t errlen) {
+        const char *buf;
         size_t len;
         int r;
 
-        r = plat_read_file_at(root_fd, STAT_PATH, STAT_MAX_BYTES, &buf, &len);
+        r = plat_file_read(f, &buf, &len);
         if (r == -EFBIG) {
                 plat_errf(err, errlen, STAT_PATH ": larger than %d bytes", STAT_MAX_BYTES);
                 return r;
@@ -181,4 +186,36 @@ int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errl
                 return r;
         }
         return hal_cpu_parse(buf, len, ret, err, errlen);
+}
+
+int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errlen) {
+        struct plat_file f;
+        int r;
+
+        plat_file_init(&f, root_fd, STAT_PATH, STAT_MAX_BYTES, true);
+        r = read_through(&f, ret, err, errlen);
+        plat_file_done(&f);
+        return r;
+}
+
+int hal_cpu_reader_new(int root_fd, struct hal_cpu_reader **ret) {
+        struct hal_cpu_reader *r = malloc(sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        /* /proc/stat is printed in one piece (single_open_size), so one pread() is the whole file. */
+        plat_file_init(&r->file, root_fd, STAT_PATH, STAT_MAX_BYTES, true);
+        *ret = r;
+        return 0;
+}
+
+int hal_cpu_reader_read(struct hal_cpu_reader *r, struct hal_cpu_sample *ret, char *err, size_t errlen) {
+        return read_through(&r->file, ret, err, errlen);
+}
+
+void hal_cpu_reader_free(struct hal_cpu_reader *r) {
+        if (!r)
+                return;
+        plat_file_done(&r->file);
+        free(r);
 }

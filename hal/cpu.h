@@ -16,3 +16,14 @@ int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errl
 
 /* The parser behind hal_cpu_read, for tests and fuzzing. buf need not be NUL-terminated. */
 int hal_cpu_parse(const char *buf, size_t len, struct hal_cpu_sample *ret, char *err, size_t errlen);
+
+/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
+ * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
+ * failed open or read opens it again. Errors and messages are those of hal_cpu_read(). */
+struct hal_cpu_reader;
+
+/* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_cpu_reader_free(). */
+int hal_cpu_reader_new(int root_fd, struct hal_cpu_reader **ret);
+int hal_cpu_reader_read(struct hal_cpu_reader *r, struct hal_cpu_sample *ret, char *err, size_t errlen);
+/* NULL is a no-op. */
+void hal_cpu_reader_free(struct hal_cpu_reader *r);

@@ -1,7 +1,6 @@
 /* mem.c: host memory from /proc/meminfo (MemTotal, MemAvailable). */
 #include "mem.h"
 
-#include "cleanup.h"
 #include "fileio.h"
 #include "strutil.h"
 
@@ -9,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MEMINFO_PATH "/proc/meminfo"
@@ -133,12 +133,16 @@ int hal_mem_parse(const char *buf, size_t len, struct hal_mem_sample *ret, char 
         return 0;
 }
 
-int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errlen) {
-        _cleanup_free_ char *buf = NULL;
+struct hal_mem_reader {
+        struct plat_file file;
+};
+
+static int read_through(struct plat_file *f, struct hal_mem_sample *ret, char *err, size_t errlen) {
+        const char *buf;
         size_t len;
         int r;
 
-        r = plat_read_file_at(root_fd, MEMINFO_PATH, MEMINFO_MAX_BYTES, &buf, &len);
+        r = plat_file_read(f, &buf, &len);
         if (r == -EFBIG) {
                 plat_errf(err, errlen, MEMINFO_PATH ": larger than %d bytes", MEMINFO_MAX_BYTES);
                 return r;
@@ -148,4 +152,36 @@ int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errl
                 return r;
         }
         return hal_mem_parse(buf, len, ret, err, errlen);
+}
+
+int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errlen) {
+        struct plat_file f;
+        int r;
+
+        plat_file_init(&f, root_fd, MEMINFO_PATH, MEMINFO_MAX_BYTES, true);
+        r = read_through(&f, ret, err, errlen);
+        plat_file_done(&f);
+        return r;
+}
+
+int hal_mem_reader_new(int root_fd, struct hal_mem_reader **ret) {
+        struct hal_mem_reader *r = malloc(sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        /* /proc/meminfo is printed in one piece (single_open), so one pread() is the whole file. */
+        plat_file_init(&r->file, root_fd, MEMINFO_PATH, MEMINFO_MAX_BYTES, true);
+        *ret = r;
+        return 0;
+}
+
+int hal_mem_reader_read(struct hal_mem_reader *r, struct hal_mem_sample *ret, char *err, size_t errlen) {
+        return read_through(&r->file, ret, err, errlen);
+}
+
+void hal_mem_reader_free(struct hal_mem_reader *r) {
+        if (!r)
+                return;
+        plat_file_done(&r->file);
+        free(r);
 }

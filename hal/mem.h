@@ -12,3 +12,14 @@ struct hal_mem_sample {
 /* Reads <root>/proc/meminfo. -EPROTO when a field is malformed or missing (err names it). */
 int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errlen);
 int hal_mem_parse(const char *buf, size_t len, struct hal_mem_sample *ret, char *err, size_t errlen);
+
+/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
+ * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
+ * failed open or read opens it again. Errors and messages are those of hal_mem_read(). */
+struct hal_mem_reader;
+
+/* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_mem_reader_free(). */
+int hal_mem_reader_new(int root_fd, struct hal_mem_reader **ret);
+int hal_mem_reader_read(struct hal_mem_reader *r, struct hal_mem_sample *ret, char *err, size_t errlen);
+/* NULL is a no-op. */
+void hal_mem_reader_free(struct hal_mem_reader *r);

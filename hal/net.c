@@ -218,12 +218,16 @@ int hal_net_parse(const char *buf, size_t len, struct hal_net_sample *ret, char 
         return 0;
 }
 
-int hal_net_read(int root_fd, struct hal_net_sample *ret, char *err, size_t errlen) {
-        _cleanup_free_ char *buf = NULL;
+struct hal_net_reader {
+        struct plat_file file;
+};
+
+static int read_through(struct plat_file *f, struct hal_net_sample *ret, char *err, size_t errlen) {
+        const char *buf;
         size_t len;
         int r;
 
-        r = plat_read_file_at(root_fd, NETDEV_PATH, NETDEV_MAX_BYTES, &buf, &len);
+        r = plat_file_read(f, &buf, &len);
         if (r == -EFBIG) {
                 plat_errf(err, errlen, NETDEV_PATH ": larger than %d bytes", NETDEV_MAX_BYTES);
                 return r;
@@ -233,6 +237,39 @@ int hal_net_read(int root_fd, struct hal_net_sample *ret, char *err, size_t errl
                 return r;
         }
         return hal_net_parse(buf, len, ret, err, errlen);
+}
+
+/* /proc/net/dev is a seq file with a record per interface: it comes a page or so per read, so it
+ * is read to EOF, never in one pread(). */
+int hal_net_read(int root_fd, struct hal_net_sample *ret, char *err, size_t errlen) {
+        struct plat_file f;
+        int r;
+
+        plat_file_init(&f, root_fd, NETDEV_PATH, NETDEV_MAX_BYTES, false);
+        r = read_through(&f, ret, err, errlen);
+        plat_file_done(&f);
+        return r;
+}
+
+int hal_net_reader_new(int root_fd, struct hal_net_reader **ret) {
+        struct hal_net_reader *r = malloc(sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        plat_file_init(&r->file, root_fd, NETDEV_PATH, NETDEV_MAX_BYTES, false);
+        *ret = r;
+        return 0;
+}
+
+int hal_net_reader_read(struct hal_net_reader *r, struct hal_net_sample *ret, char *err, size_t errlen) {
+        return read_through(&r->file, ret, err, errlen);
+}
+
+void hal_net_reader_free(struct hal_net_reader *r) {
+        if (!r)
+                return;
+        plat_file_done(&r->file);
+        free(r);
 }
 
 void hal_net_sample_done(struct hal_net_sample *s) {

@@ -25,3 +25,14 @@ void hal_net_sample_done(struct hal_net_sample *s);
 
 /* Borrowed pointer into s, or NULL. */
 const struct hal_net_iface *hal_net_find(const struct hal_net_sample *s, const char *name);
+
+/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
+ * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
+ * failed open or read opens it again. Errors and messages are those of hal_net_read(). */
+struct hal_net_reader;
+
+/* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_net_reader_free(). */
+int hal_net_reader_new(int root_fd, struct hal_net_reader **ret);
+int hal_net_reader_read(struct hal_net_reader *r, struct hal_net_sample *ret, char *err, size_t errlen);
+/* NULL is a no-op. */
+void hal_net_reader_free(struct hal_net_reader *r);

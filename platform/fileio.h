@@ -1,6 +1,7 @@
 /* fileio.h: bounded whole-file reads relative to a directory fd (re-rootable for tests). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Reads all of `path` (relative to dir_fd; AT_FDCWD or an absolute path work too) into a
@@ -10,3 +11,40 @@ int plat_read_file_at(int dir_fd, const char *path, size_t max_bytes, char **ret
 
 /* Opens `path` as a directory fd (O_PATH|O_DIRECTORY|O_CLOEXEC); returns the fd or -errno. */
 int plat_open_dir(const char *path);
+
+/* Re-reading a small file through an fd kept open, with pread() at offset 0: procfs seq files and
+ * cgroupfs attributes print their content afresh on every read from offset 0. The caller's buffer
+ * of `size` bytes takes at most size - 1 bytes and a NUL after them; a file that fills it is
+ * -EFBIG (the buffer holds a cut-off copy then, and *ret_len is not written). */
+
+/* Reads until pread() returns 0. Any file: seq files that print one record per item (/proc/net/dev,
+ * a line per interface) hand out about a page per call. */
+int plat_pread_all(int fd, char *buf, size_t size, size_t *ret_len);
+
+/* One pread(): a short read is the whole file. Only for regular files and for virtual files the
+ * kernel prints in one piece (cgroupfs attributes, /proc/stat, /proc/meminfo, /proc/<pid>/cgroup),
+ * where it saves the second call that would only find EOF. */
+int plat_pread_once(int fd, char *buf, size_t size, size_t *ret_len);
+
+/* One file read again and again (a /proc file sampled every tick): opened relative to dir_fd on the
+ * first read, kept open, read with pread() into a buffer that is kept and grows to fit. After a
+ * failed open or read the next read opens the file again. Members are private. */
+struct plat_file {
+        int dir_fd;       /* borrowed */
+        const char *path; /* borrowed; a leading '/' stays under dir_fd */
+        size_t max_bytes;
+        bool once; /* plat_pread_once() suffices (see above) */
+        int fd;    /* -1 while closed */
+        char *buf; /* owned, cap bytes */
+        size_t cap;
+};
+
+/* Sets f up closed; nothing to fail. `once`: the file is one of those plat_pread_once() reads. */
+void plat_file_init(struct plat_file *f, int dir_fd, const char *path, size_t max_bytes, bool once);
+
+/* The whole file, NUL-terminated, in *ret_buf (borrowed: valid until the next read or done).
+ * -EFBIG when it holds more than max_bytes, -ENOMEM, or -errno of the open or the read. */
+int plat_file_read(struct plat_file *f, const char **ret_buf, size_t *ret_len);
+
+/* Closes the file and frees the buffer; f may be read again (it reopens). */
+void plat_file_done(struct plat_file *f);

@@ -77,6 +77,136 @@ static void test_missing_file_and_missing_dir_give_errno(void **state) {
         free(buf);
 }
 
+static void test_pread_all_reads_from_offset_zero_whatever_the_file_position(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        _cleanup_close_ int fd = -1;
+        char buf[64];
+        size_t len = 0;
+
+        (void)state;
+        put("values", "4294967296\n", 11);
+        fd = openat(root, "values", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(lseek(fd, 5, SEEK_SET), 5);
+        assert_int_equal(plat_pread_all(fd, buf, sizeof(buf), &len), 0);
+        assert_int_equal(len, 11);
+        assert_string_equal(buf, "4294967296\n");
+        /* Rewritten in place (as cgroupfs and procfs print afresh): the same fd reads the new text. */
+        put("values", "7\n", 2);
+        assert_int_equal(plat_pread_once(fd, buf, sizeof(buf), &len), 0);
+        assert_int_equal(len, 2);
+        assert_string_equal(buf, "7\n");
+        assert_int_equal(plat_pread_all(fd, buf, sizeof(buf), &len), 0);
+        assert_string_equal(buf, "7\n");
+}
+
+static void test_pread_limit_keeps_room_for_the_nul_and_full_is_efbig(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        _cleanup_close_ int fd = -1;
+        char buf[8];
+        size_t len = 99;
+
+        (void)state;
+        put("seven", "1234567", 7);
+        fd = openat(root, "seven", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(plat_pread_all(fd, buf, 8, &len), 0);
+        assert_int_equal(len, 7);
+        assert_string_equal(buf, "1234567");
+        assert_int_equal(plat_pread_once(fd, buf, 8, &len), 0);
+        assert_int_equal(len, 7);
+        len = 99;
+        assert_int_equal(plat_pread_all(fd, buf, 7, &len), -EFBIG);
+        assert_int_equal(plat_pread_once(fd, buf, 7, &len), -EFBIG);
+        assert_int_equal(len, 99);
+        assert_int_equal(plat_pread_once(fd, buf, 0, &len), -EINVAL);
+        put("seven", "", 0);
+        assert_int_equal(plat_pread_all(fd, buf, 1, &len), 0);
+        assert_int_equal(len, 0);
+        assert_string_equal(buf, "");
+}
+
+static void test_pread_errors_are_errno(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        char buf[16];
+        size_t len;
+
+        (void)state;
+        assert_int_equal(plat_pread_all(-1, buf, sizeof(buf), &len), -EBADF);
+        /* An O_PATH directory fd has no read. */
+        assert_int_equal(plat_pread_once(root, buf, sizeof(buf), &len), -EBADF);
+}
+
+static void test_pread_all_gets_every_page_of_a_seq_file_one_pread_gets_one(void **state) {
+        _cleanup_close_ int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = malloc(1 << 22);
+        size_t all = 0, once = 0;
+
+        (void)state;
+        assert_true(fd >= 0);
+        assert_non_null(buf);
+        /* A record per mapping: far more than a page, handed out about a page per read. */
+        assert_int_equal(plat_pread_all(fd, buf, 1 << 22, &all), 0);
+        assert_true(all > 4096);
+        assert_int_equal(buf[all - 1], '\n');
+        assert_int_equal(strlen(buf), all);
+        assert_int_equal(plat_pread_once(fd, buf, 1 << 22, &once), 0);
+        assert_true(once < all);
+}
+
+static void test_file_keeps_fd_grows_buffer_and_reopens_after_failure(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        _cleanup_free_ char *big = malloc(10000);
+        struct plat_file f;
+        const char *buf;
+        size_t len;
+
+        (void)state;
+        assert_non_null(big);
+        plat_file_init(&f, root, "/later", 10000, true);
+        assert_int_equal(plat_file_read(&f, &buf, &len), -ENOENT);
+        put("later", "one\n", 4);
+        assert_int_equal(plat_file_read(&f, &buf, &len), 0);
+        assert_int_equal(len, 4);
+        assert_string_equal(buf, "one\n");
+        /* Past the first buffer: it grows, and the same fd sees the new content. */
+        memset(big, 'b', 10000);
+        put("later", big, 10000);
+        assert_int_equal(plat_file_read(&f, &buf, &len), 0);
+        assert_int_equal(len, 10000);
+        assert_int_equal(buf[10000], '\0');
+        put("later", big, 9000);
+        assert_int_equal(plat_file_read(&f, &buf, &len), 0);
+        assert_int_equal(len, 9000);
+        plat_file_done(&f);
+
+        /* Over max_bytes is -EFBIG, and the file can still be read once it shrinks. */
+        put("later", big, 10000);
+        plat_file_init(&f, root, "later", 9999, false);
+        assert_int_equal(plat_file_read(&f, &buf, &len), -EFBIG);
+        put("later", "two\n", 4);
+        assert_int_equal(plat_file_read(&f, &buf, &len), 0);
+        assert_string_equal(buf, "two\n");
+        plat_file_done(&f);
+        plat_file_done(&f); /* twice is harmless */
+}
+
+static void test_file_reads_a_proc_file_again_and_again(void **state) {
+        _cleanup_close_ int root = plat_open_dir("/");
+        struct plat_file f;
+        const char *buf;
+        size_t len;
+
+        (void)state;
+        plat_file_init(&f, root, "/proc/self/stat", 4096, true);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(plat_file_read(&f, &buf, &len), 0);
+                assert_true(len > 10);
+                assert_int_equal(buf[len - 1], '\n');
+        }
+        plat_file_done(&f);
+}
+
 static int setup(void **state) {
         (void)state;
         return mkdtemp(dir) ? 0 : -1;
@@ -95,6 +225,12 @@ int main(void) {
                 cmocka_unit_test(test_reads_whole_file_relative_to_root_even_with_leading_slash),
                 cmocka_unit_test(test_limit_is_exact_and_oversize_is_efbig),
                 cmocka_unit_test(test_missing_file_and_missing_dir_give_errno),
+                cmocka_unit_test(test_pread_all_reads_from_offset_zero_whatever_the_file_position),
+                cmocka_unit_test(test_pread_limit_keeps_room_for_the_nul_and_full_is_efbig),
+                cmocka_unit_test(test_pread_errors_are_errno),
+                cmocka_unit_test(test_pread_all_gets_every_page_of_a_seq_file_one_pread_gets_one),
+                cmocka_unit_test(test_file_keeps_fd_grows_buffer_and_reopens_after_failure),
+                cmocka_unit_test(test_file_reads_a_proc_file_again_and_again),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

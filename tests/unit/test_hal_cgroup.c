@@ -9,8 +9,16 @@
 #include "cleanup.h"
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <unistd.h>
 
 /* A sample no reader would produce: failures must leave it as it is. */
 static const struct hal_cgroup_sample sentinel = {
@@ -22,8 +30,14 @@ static const struct hal_cgroup_sample sentinel = {
         .cpu_quota_cores = 5.0,
 };
 
+/* Member by member: a struct copy need not copy the padding after `present`. */
 static void assert_untouched(const struct hal_cgroup_sample *s) {
-        assert_memory_equal(s, &sentinel, sizeof(*s));
+        assert_int_equal(s->present, sentinel.present);
+        assert_int_equal(s->cpu_usage_usec, sentinel.cpu_usage_usec);
+        assert_int_equal(s->mem_current_bytes, sentinel.mem_current_bytes);
+        assert_int_equal(s->mem_max_bytes, sentinel.mem_max_bytes);
+        assert_int_equal(s->pids_current, sentinel.pids_current);
+        assert_true(s->cpu_quota_cores == sentinel.cpu_quota_cores);
 }
 
 static void test_detect_v2_v1_hybrid_and_none(void **state) {
@@ -301,6 +315,206 @@ static void test_pid_gone_bad_or_garbage(void **state) {
         assert_string_equal(path, "untouched");
 }
 
+/* Open fds of this process, to see what a handle holds and that closing it lets all of them go. */
+static int count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static void test_handle_keeps_files_open_and_reads_new_values(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        struct hal_cgroup *h = NULL;
+        char err[256] = "";
+        int before = count_fds();
+
+        tu_put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 10\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/memory.current", "4096\n");
+        assert_int_equal(hal_cgroup_open(sc->fd, HAL_CGROUP_V2, "/slot", &h, err, sizeof(err)), 0);
+        assert_non_null(h);
+        /* The directory and the two files there; the three missing ones hold nothing. */
+        assert_int_equal(count_fds(), before + 3);
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_MEM);
+        assert_int_equal(s.cpu_usage_usec, 10);
+        assert_int_equal(s.mem_current_bytes, 4096);
+        /* Rewritten in place, as the kernel does on every read: the open files see it. */
+        tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 2500\nuser_usec 1\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/memory.current", "8192\n");
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.cpu_usage_usec, 2500);
+        assert_int_equal(s.mem_current_bytes, 8192);
+        assert_int_equal(count_fds(), before + 3);
+        assert_string_equal(err, "");
+        hal_cgroup_close(h);
+        assert_int_equal(count_fds(), before);
+        hal_cgroup_close(NULL);
+}
+
+static void test_handle_looks_for_missing_files_only_every_reprobe_period(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        struct hal_cgroup *h = NULL;
+        char err[256];
+
+        tu_put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        tu_put(sc->fd, "sys/fs/cgroup/slot/cpu.stat", "usage_usec 1\n");
+        assert_int_equal(hal_cgroup_open(sc->fd, HAL_CGROUP_V2, "slot", &h, err, sizeof(err)), 0);
+        /* The pids controller is enabled after the cgroup was opened. */
+        tu_put(sc->fd, "sys/fs/cgroup/slot/pids.current", "3\n");
+        for (int i = 1; i < HAL_CGROUP_REPROBE_SAMPLES; i++) {
+                assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+                assert_int_equal(s.present, HAL_CG_CPU);
+        }
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.present, HAL_CG_CPU | HAL_CG_PIDS);
+        assert_int_equal(s.pids_current, 3);
+        hal_cgroup_close(h);
+}
+
+static void test_handle_of_removed_cgroup_is_enoent_and_a_new_open_finds_the_new_one(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_cgroup_sample s = sentinel;
+        struct hal_cgroup *h = NULL, *h2 = NULL;
+        char err[256], dir[128];
+
+        tu_put(sc->fd, "sys/fs/cgroup/cgroup.controllers", "cpu\n");
+        tu_put(sc->fd, "sys/fs/cgroup/render.slice/slot/cpu.stat", "usage_usec 5\n");
+        assert_int_equal(hal_cgroup_open(sc->fd, HAL_CGROUP_V2, "render.slice/slot", &h, err, sizeof(err)),
+                         0);
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.cpu_usage_usec, 5);
+        /* The session ends: its scope goes. The open files would still read; the handle must not. */
+        snprintf(dir, sizeof(dir), "%s/sys/fs/cgroup/render.slice/slot", sc->path);
+        tu_rm_rf(dir);
+        s = sentinel;
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), -ENOENT);
+        assert_string_equal(err, "/sys/fs/cgroup/render.slice/slot: cgroup was removed");
+        assert_untouched(&s);
+        /* A new session makes a new scope at the same path: the old handle stays on the old one. */
+        tu_put(sc->fd, "sys/fs/cgroup/render.slice/slot/cpu.stat", "usage_usec 9\n");
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), -ENOENT);
+        hal_cgroup_close(h);
+        assert_int_equal(hal_cgroup_open(sc->fd, HAL_CGROUP_V2, "render.slice/slot", &h2, err, sizeof(err)),
+                         0);
+        assert_int_equal(hal_cgroup_sample(h2, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.cpu_usage_usec, 9);
+        hal_cgroup_close(h2);
+}
+
+static void test_handle_open_failures_leave_ret_alone(void **state) {
+        _cleanup_close_ int root = tu_open_host("x86-cpu");
+        struct hal_cgroup *h = NULL;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_open(root, HAL_CGROUP_V2, "render.slice/slot-9.scope", &h, err, sizeof(err)),
+                -ENOENT);
+        assert_string_equal(err, "/sys/fs/cgroup/render.slice/slot-9.scope: no such cgroup");
+        assert_int_equal(hal_cgroup_open(root, HAL_CGROUP_V2, "a/../b", &h, err, sizeof(err)), -EINVAL);
+        assert_int_equal(hal_cgroup_open(root, HAL_CGROUP_NONE, "x", &h, err, sizeof(err)), -EOPNOTSUPP);
+        assert_int_equal(hal_cgroup_open(root, (enum hal_cgroup_version)9, "x", &h, err, sizeof(err)),
+                         -EINVAL);
+        assert_null(h);
+}
+
+static void test_handle_v1_holds_one_directory_per_hierarchy(void **state) {
+        _cleanup_close_ int root = tu_open_host("x86-cpu-cgv1");
+        struct hal_cgroup_sample s = sentinel, once = sentinel;
+        struct hal_cgroup *h = NULL;
+        char err[256] = "";
+        int before = count_fds();
+
+        (void)state;
+        assert_int_equal(
+                hal_cgroup_open(root, HAL_CGROUP_V1, "render.slice/slot-0.scope", &h, err, sizeof(err)), 0);
+        /* cpu and cpuacct share "cpu,cpuacct"; memory and pids have their own: 3 directories, 6 files. */
+        assert_int_equal(count_fds(), before + 9);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+                assert_int_equal(hal_cgroup_read(root, HAL_CGROUP_V1, "render.slice/slot-0.scope", &once,
+                                                 err, sizeof(err)),
+                                 0);
+                assert_int_equal(s.present, once.present);
+                assert_int_equal(s.cpu_usage_usec, once.cpu_usage_usec);
+                assert_int_equal(s.mem_current_bytes, once.mem_current_bytes);
+                assert_int_equal(s.mem_max_bytes, once.mem_max_bytes);
+                assert_int_equal(s.pids_current, once.pids_current);
+                assert_true(s.cpu_quota_cores == once.cpu_quota_cores);
+        }
+        assert_int_equal(s.cpu_usage_usec, UINT64_C(8123456789));
+        hal_cgroup_close(h);
+        assert_int_equal(count_fds(), before);
+}
+
+/* On cgroupfs a removed cgroup fails reads of its open files with ENODEV. Needs a cgroup this
+ * process may create (root on most hosts): skipped elsewhere. */
+static void test_handle_on_cgroupfs_sees_rmdir_as_removed(void **state) {
+        _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        enum hal_cgroup_version v = hal_cgroup_detect(root);
+        struct hal_cgroup_sample s = sentinel;
+        struct hal_cgroup *h = NULL;
+        char name[64], dir[128], err[256];
+        struct statfs sf;
+
+        (void)state;
+        snprintf(name, sizeof(name), "ra-test-hal-cgroup-%d", (int)getpid());
+        if (v == HAL_CGROUP_V2)
+                snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s", name);
+        else if (v == HAL_CGROUP_V1)
+                snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s",
+                         access("/sys/fs/cgroup/cpu,cpuacct", F_OK) == 0 ? "cpu,cpuacct" : "cpuacct", name);
+        else
+                skip();
+        if (mkdir(dir, 0755) < 0)
+                skip(); /* not root, read-only, or in a container without delegation */
+        if (statfs(dir, &sf) < 0 || (sf.f_type != CGROUP2_SUPER_MAGIC && sf.f_type != CGROUP_SUPER_MAGIC)) {
+                rmdir(dir);
+                skip();
+        }
+        assert_int_equal(hal_cgroup_open(root, v, name, &h, err, sizeof(err)), 0);
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
+        assert_true(s.present & HAL_CG_CPU);
+        assert_int_equal(rmdir(dir), 0);
+        s = sentinel;
+        assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), -ENOENT);
+        assert_non_null(strstr(err, ": cgroup was removed"));
+        assert_untouched(&s);
+        hal_cgroup_close(h);
+}
+
+static void test_pid_file_past_a_page_is_read_whole_and_past_the_limit_is_efbig(void **state) {
+        struct tu_scratch *sc = *state;
+        _cleanup_free_ char *text = malloc(80 * 1024);
+        char path[128] = "untouched", err[256], dir[200];
+        size_t n = 0;
+
+        assert_non_null(text);
+        /* Named v1 hierarchies with long paths push the unified line past the first page. */
+        memset(dir, 'd', sizeof(dir) - 1);
+        dir[sizeof(dir) - 1] = '\0';
+        for (int i = 1; i <= 40; i++)
+                n += (size_t)snprintf(text + n, 80 * 1024 - n, "%d:name=h%d:/%s\n", i, i, dir);
+        n += (size_t)snprintf(text + n, 80 * 1024 - n, "0::/render.slice/slot-3.scope\n");
+        assert_true(n > 4096);
+        tu_put(sc->fd, "proc/77/cgroup", text);
+        assert_int_equal(hal_cgroup_of_pid(sc->fd, 77, path, sizeof(path), err, sizeof(err)), 0);
+        assert_string_equal(path, "render.slice/slot-3.scope");
+        while (n < 65 * 1024)
+                n += (size_t)snprintf(text + n, 80 * 1024 - n, "9:name=x:/%s\n", dir);
+        tu_put(sc->fd, "proc/77/cgroup", text);
+        assert_int_equal(hal_cgroup_of_pid(sc->fd, 77, path, sizeof(path), err, sizeof(err)), -EFBIG);
+        assert_string_equal(err, "/proc/77/cgroup: larger than 65536 bytes");
+}
+
 /* Parses s from a heap copy of exactly len bytes, no NUL: ASan catches any overread. */
 static int parse_pid_n(const char *s, size_t len, char *path, size_t pathlen, char *err, size_t errlen) {
         _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
@@ -418,8 +632,22 @@ int main(void) {
                                                 tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_v2_unreadable_file_is_an_error_not_absent,
                                                 tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_handle_keeps_files_open_and_reads_new_values,
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_handle_looks_for_missing_files_only_every_reprobe_period, tu_scratch_setup,
+                        tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_handle_of_removed_cgroup_is_enoent_and_a_new_open_finds_the_new_one,
+                        tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test(test_handle_open_failures_leave_ret_alone),
+                cmocka_unit_test(test_handle_v1_holds_one_directory_per_hierarchy),
+                cmocka_unit_test(test_handle_on_cgroupfs_sees_rmdir_as_removed),
                 cmocka_unit_test(test_pid_cgroup_v2_and_v1),
                 cmocka_unit_test(test_pid_gone_bad_or_garbage),
+                cmocka_unit_test_setup_teardown(
+                        test_pid_file_past_a_page_is_read_whole_and_past_the_limit_is_efbig,
+                        tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_parse_pid_file_picks_cpuacct_then_v2_then_first_v1),
                 cmocka_unit_test(test_parse_pid_file_rejects_malformed),
                 cmocka_unit_test(test_parse_pid_file_path_must_fit),

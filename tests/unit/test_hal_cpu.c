@@ -10,6 +10,8 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
@@ -122,6 +124,56 @@ static void test_read_missing_stat_returns_enoent_with_path(void **state) {
         assert_int_equal(hal_cpu_read(root, &s, err, sizeof(err)), -ENOENT);
         assert_non_null(strstr(err, "/proc/stat: "));
         assert_untouched(&s);
+}
+
+static void test_reader_keeps_stat_open_reads_fresh_and_reopens_after_failure(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_cpu_reader *r = NULL;
+        struct hal_cpu_sample s = sentinel;
+        char err[256];
+
+        assert_int_equal(hal_cpu_reader_new(sc->fd, &r), 0);
+        /* Not there yet: the error of hal_cpu_read(), and the next read tries the open again. */
+        assert_int_equal(hal_cpu_reader_read(r, &s, err, sizeof(err)), -ENOENT);
+        assert_string_equal(err, "/proc/stat: No such file or directory");
+        assert_untouched(&s);
+        tu_put(sc->fd, "proc/stat", "cpu  10 0 5 100 1 0 0 0 0 0\ncpu0 10 0 5 100 1 0 0 0 0 0\n");
+        assert_int_equal(hal_cpu_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.total_jiffies, 116);
+        /* Rewritten in place, as the kernel prints it afresh: the open file reads the new counters. */
+        tu_put(sc->fd, "proc/stat",
+               "cpu  20 0 5 200 1 0 0 0 0 0\ncpu0 10 0 5 100 1 0 0 0 0 0\ncpu1 1 0 0 1\n");
+        assert_int_equal(hal_cpu_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.total_jiffies, 226);
+        assert_int_equal(s.cores, 2);
+        /* Malformed content: the message of hal_cpu_read(). */
+        tu_put(sc->fd, "proc/stat", "cpu  1 2\n");
+        assert_int_equal(hal_cpu_reader_read(r, &s, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "/proc/stat:1: cpu line has 2 fields, expected at least 4");
+        hal_cpu_reader_free(r);
+        hal_cpu_reader_free(NULL);
+}
+
+static void test_reader_reads_a_stat_larger_than_its_first_buffer(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_cpu_reader *r = NULL;
+        struct hal_cpu_sample s = sentinel;
+        char err[256], *text = malloc(64 * 1024);
+        size_t n = 0;
+
+        assert_non_null(text);
+        n += (size_t)snprintf(text + n, 64 * 1024 - n, "cpu  1 0 0 1 0 0 0 0 0 0\n");
+        for (int i = 0; i < 512; i++)
+                n += (size_t)snprintf(text + n, 64 * 1024 - n, "cpu%d 1 0 0 1 0 0 0 0 0 0\n", i);
+        assert_true(n > 8192);
+        tu_put(sc->fd, "proc/stat", text);
+        assert_int_equal(hal_cpu_reader_new(sc->fd, &r), 0);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(hal_cpu_reader_read(r, &s, err, sizeof(err)), 0);
+                assert_int_equal(s.cores, 512);
+        }
+        hal_cpu_reader_free(r);
+        free(text);
 }
 
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
@@ -295,6 +347,11 @@ int main(void) {
                 cmocka_unit_test(test_read_stat_without_cpuN_lines_is_error_not_zero_cores),
                 cmocka_unit_test(test_read_empty_stat_names_file),
                 cmocka_unit_test(test_read_missing_stat_returns_enoent_with_path),
+                cmocka_unit_test_setup_teardown(
+                        test_reader_keeps_stat_open_reads_fresh_and_reopens_after_failure, tu_scratch_setup,
+                        tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_reads_a_stat_larger_than_its_first_buffer,
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_parse_stops_at_len_of_unterminated_buffer),
                 cmocka_unit_test(test_parse_linux_2_4_four_fields_sums_what_is_present),
                 cmocka_unit_test(test_parse_linux_2_6_0_seven_fields_counts_iowait_as_idle),

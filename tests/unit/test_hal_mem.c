@@ -82,6 +82,29 @@ static void test_read_missing_meminfo_returns_enoent_with_path(void **state) {
         assert_untouched(&s);
 }
 
+static void test_reader_keeps_meminfo_open_reads_fresh_and_reopens_after_failure(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_mem_reader *r = NULL;
+        struct hal_mem_sample s = sentinel;
+        char err[256];
+
+        assert_int_equal(hal_mem_reader_new(sc->fd, &r), 0);
+        assert_int_equal(hal_mem_reader_read(r, &s, err, sizeof(err)), -ENOENT);
+        assert_string_equal(err, "/proc/meminfo: No such file or directory");
+        assert_untouched(&s);
+        tu_put(sc->fd, "proc/meminfo", "MemTotal: 100 kB\nMemAvailable: 40 kB\n");
+        assert_int_equal(hal_mem_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.available_bytes, 40 * 1024);
+        tu_put(sc->fd, "proc/meminfo", "MemTotal: 100 kB\nMemFree: 1 kB\nMemAvailable: 30 kB\n");
+        assert_int_equal(hal_mem_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.available_bytes, 30 * 1024);
+        tu_put(sc->fd, "proc/meminfo", "MemTotal: 100 kB\n");
+        assert_int_equal(hal_mem_reader_read(r, &s, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "/proc/meminfo: MemAvailable missing");
+        hal_mem_reader_free(r);
+        hal_mem_reader_free(NULL);
+}
+
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
         static const char text[] = "MemTotal: 4 kB\nMemAvailable: 2 kB\nMemTotal: 9 kB\n";
         size_t len = strlen("MemTotal: 4 kB\nMemAvailable: 2 kB\n");
@@ -227,6 +250,9 @@ int main(void) {
                 cmocka_unit_test(test_read_meminfo_without_available_names_field),
                 cmocka_unit_test(test_read_empty_meminfo_names_file),
                 cmocka_unit_test(test_read_missing_meminfo_returns_enoent_with_path),
+                cmocka_unit_test_setup_teardown(
+                        test_reader_keeps_meminfo_open_reads_fresh_and_reopens_after_failure,
+                        tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_parse_stops_at_len_of_unterminated_buffer),
                 cmocka_unit_test(test_parse_ignores_other_keys_and_lines_without_colon),
                 cmocka_unit_test(test_parse_duplicate_key_names_both_lines),

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HEADER                                                                                          \
@@ -135,6 +136,39 @@ static void test_read_missing_netdev_returns_enoent_with_path(void **state) {
         assert_int_equal(hal_net_read(root, &s, err, sizeof(err)), -ENOENT);
         assert_non_null(strstr(err, "/proc/net/dev: "));
         assert_untouched(&s);
+}
+
+static void test_reader_keeps_netdev_open_and_reads_all_of_a_long_list(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_net_reader *r = NULL;
+        struct hal_net_sample s = SENTINEL;
+        char err[256], *text = malloc(64 * 1024);
+        size_t n = 0;
+
+        assert_non_null(text);
+        assert_int_equal(hal_net_reader_new(sc->fd, &r), 0);
+        assert_int_equal(hal_net_reader_read(r, &s, err, sizeof(err)), -ENOENT);
+        assert_string_equal(err, "/proc/net/dev: No such file or directory");
+        assert_untouched(&s);
+        /* Three hundred interfaces: several times what the first buffer holds. */
+        n += (size_t)snprintf(text + n, 64 * 1024 - n, HEADER);
+        for (int i = 0; i < 300; i++)
+                n += (size_t)snprintf(text + n, 64 * 1024 - n, "veth%d: %d" ZEROS7 " %d" ZEROS7 "\n", i, i,
+                                      2 * i);
+        assert_true(n > 3 * 4096);
+        tu_put(sc->fd, "proc/net/dev", text);
+        assert_int_equal(hal_net_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.n, 300);
+        assert_iface(hal_net_find(&s, "veth199"), "veth199", 199, 398);
+        hal_net_sample_done(&s);
+        tu_put(sc->fd, "proc/net/dev", HEADER "lo: 5" ZEROS7 " 6" ZEROS7 "\n");
+        assert_int_equal(hal_net_reader_read(r, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.n, 1);
+        assert_iface(&s.ifaces[0], "lo", 5, 6);
+        hal_net_sample_done(&s);
+        hal_net_reader_free(r);
+        hal_net_reader_free(NULL);
+        free(text);
 }
 
 static void test_parse_stops_at_len_of_unterminated_buffer(void **state) {
@@ -333,6 +367,8 @@ int main(void) {
                 cmocka_unit_test(test_read_garbage_counter_names_file_line_and_counter),
                 cmocka_unit_test(test_read_empty_netdev_names_file),
                 cmocka_unit_test(test_read_missing_netdev_returns_enoent_with_path),
+                cmocka_unit_test_setup_teardown(test_reader_keeps_netdev_open_and_reads_all_of_a_long_list,
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_parse_stops_at_len_of_unterminated_buffer),
                 cmocka_unit_test(test_parse_wide_counter_glued_to_colon),
                 cmocka_unit_test(test_parse_fifteen_byte_name_fits_sixteen_does_not),

@@ -168,6 +168,44 @@ static void test_broken_file_drops_only_that_metric_and_backs_off(void **state) 
         assert_true(h->has_mem);
 }
 
+static void test_proc_files_stay_open_and_one_missing_at_first_is_read_once_there(void **state) {
+        struct fx *f = *state;
+        const struct host_sample *h;
+        char p[128];
+        uint64_t t = 10;
+
+        put_host(f, 100, 900, 1, 1);
+        snprintf(p, sizeof(p), "%s/proc/meminfo", f->dir);
+        assert_int_equal(unlink(p), 0);
+        plat_clock_set_fake(t * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_false(h->has_mem);
+        assert_non_null(strstr(f->s.mem.error, "/proc/meminfo: No such file or directory"));
+        assert_true(h->has_cpu);
+        /* /proc/stat is not opened again on each tick: unlinked, it is still the file read. */
+        snprintf(p, sizeof(p), "%s/proc/stat", f->dir);
+        assert_int_equal(unlink(p), 0);
+        plat_clock_set_fake(++t * USEC_PER_SEC, 1);
+        h = sampler_tick(&f->s);
+        assert_true(h->has_cpu);
+        assert_int_equal(h->cpu.total_jiffies, 1000);
+        put(f, "proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:    2000000 kB\n");
+        for (int i = 0; i < 4 && !h->has_mem; i++) {
+                plat_clock_set_fake(++t * USEC_PER_SEC, 1);
+                h = sampler_tick(&f->s);
+        }
+        assert_true(h->has_mem);
+        assert_int_equal(h->mem.available_bytes, 2000000ULL * 1024);
+}
+
+static void test_done_is_safe_on_a_zeroed_sampler(void **state) {
+        struct sampler s = { 0 };
+
+        (void)state;
+        sampler_done(&s);
+        sampler_done(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_first_sample_has_counters_but_no_rates, setup,
@@ -178,6 +216,10 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_broken_file_drops_only_that_metric_and_backs_off, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_proc_files_stay_open_and_one_missing_at_first_is_read_once_there, setup,
+                        teardown),
+                cmocka_unit_test(test_done_is_safe_on_a_zeroed_sampler),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include "sampler.h"
 #include "usage.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,210 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         cfg_free(c);
 }
 
+static int count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static void put_usage(const char *dir, const char *scope, unsigned long long usec) {
+        char cmd[512];
+
+        snprintf(cmd, sizeof(cmd),
+                 "mkdir -p %1$s/sys/fs/cgroup/render.slice/%2$s && printf 'usage_usec %3$llu\\n' > "
+                 "%1$s/sys/fs/cgroup/render.slice/%2$s/cpu.stat",
+                 dir, scope, usec);
+        sh(cmd);
+}
+
+static void test_scope_recreated_between_ticks_is_read_at_once_without_a_rate(void **state) {
+        char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
+        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
+        struct sampler s;
+        struct usage u = { 0 };
+        int fd;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/sys/fs/cgroup && touch %s/sys/fs/cgroup/cgroup.controllers",
+                 dir, dir);
+        sh(cmd);
+        put_usage(dir, "s0.scope", 1000000);
+        fd = plat_open_dir(dir);
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        usage_tick(&u, c, &s, 10 * USEC_PER_SEC);
+        put_usage(dir, "s0.scope", 3000000);
+        usage_tick(&u, c, &s, 12 * USEC_PER_SEC);
+        assert_true(u.slots[0].has_cores);
+        assert_float_equal(u.slots[0].cores_used, 1.0, 1e-9);
+        /* One session ends and the next starts within a tick: a new scope at the same path whose
+         * counter happens to be higher. It is read this tick, but is no base for a rate. */
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/sys/fs/cgroup/render.slice/s0.scope", dir);
+        sh(cmd);
+        put_usage(dir, "s0.scope", 9000000);
+        usage_tick(&u, c, &s, 13 * USEC_PER_SEC);
+        assert_true(u.slots[0].has_cg);
+        assert_string_equal(u.slots[0].cg_state, "ok");
+        assert_int_equal(u.slots[0].cg.cpu_usage_usec, 9000000);
+        assert_false(u.slots[0].has_cores);
+        put_usage(dir, "s0.scope", 9500000);
+        usage_tick(&u, c, &s, 14 * USEC_PER_SEC);
+        assert_true(u.slots[0].has_cores);
+        assert_float_equal(u.slots[0].cores_used, 0.5, 1e-9);
+
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        sh(cmd);
+        cfg_free(c);
+}
+
+static void test_absent_scope_is_found_on_the_tick_after_it_appears(void **state) {
+        char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
+        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
+        struct sampler s;
+        struct usage u = { 0 };
+        int fd;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/sys/fs/cgroup && touch %s/sys/fs/cgroup/cgroup.controllers",
+                 dir, dir);
+        sh(cmd);
+        fd = plat_open_dir(dir);
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        for (int i = 1; i <= 3; i++) {
+                usage_tick(&u, c, &s, (uint64_t)i * USEC_PER_SEC);
+                assert_string_equal(u.slots[0].cg_state, "absent");
+        }
+        put_usage(dir, "s0.scope", 42);
+        usage_tick(&u, c, &s, 4 * USEC_PER_SEC);
+        assert_string_equal(u.slots[0].cg_state, "ok");
+        assert_int_equal(u.slots[0].cg.cpu_usage_usec, 42);
+
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        sh(cmd);
+        cfg_free(c);
+}
+
+static void test_init_again_and_done_close_every_cgroup(void **state) {
+        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\"},"
+                                 "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\"}");
+        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+        struct usage u = { 0 };
+        struct sampler s;
+        int before;
+
+        (void)state;
+        usage_done(&u); /* zeroed: nothing to do */
+        sampler_init(&s, fd);
+        before = count_fds();
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        usage_tick(&u, c, &s, USEC_PER_SEC);
+        assert_string_equal(u.slots[1].cg_state, "ok");
+        assert_true(count_fds() > before);
+        /* A reload starts over: the cgroups of the old slot list are closed. */
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        assert_int_equal(count_fds(), before);
+        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
+        usage_done(&u);
+        assert_int_equal(count_fds(), before);
+        sampler_done(&s);
+        close(fd);
+        cfg_free(c);
+}
+
+static void put_pid(const char *dir, int pid, const char *cgroup) {
+        char cmd[512];
+
+        snprintf(cmd, sizeof(cmd), "mkdir -p %1$s/proc/%2$d && echo 0::/%3$s > %1$s/proc/%2$d/cgroup", dir,
+                 pid, cgroup);
+        sh(cmd);
+}
+
+static void test_gpu_process_cgroup_is_read_when_listed_then_rechecked(void **state) {
+        char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
+        struct cfg *c =
+                load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0},"
+                         "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\",\"gpu\":0}");
+        static struct hal_gpu_sample g[1];
+        struct sampler s;
+        struct usage u = { 0 };
+        uint64_t t = 1;
+        int fd, ticks;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/sys/fs/cgroup && touch %s/sys/fs/cgroup/cgroup.controllers",
+                 dir, dir);
+        sh(cmd);
+        put_pid(dir, 700, "render.slice/s0.scope");
+        put_pid(dir, 800, "render.slice/s1.scope/app");
+        fd = plat_open_dir(dir);
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_PROCS, .n_procs = 2 };
+        g[0].procs[0] = (struct hal_gpu_proc){ .pid = 800, .vram_bytes = 20 };
+        g[0].procs[1] = (struct hal_gpu_proc){ .pid = 700, .vram_bytes = 1000 };
+        s.cur.n_gpus = 1;
+        s.cur.gpus = g;
+        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
+        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+        assert_int_equal(u.n_pids, 2);
+
+        /* pid 700 exits and a process of s1 gets its number without missing a listing: the
+         * remembered cgroup holds until the recheck, which comes within USAGE_PID_RECHECK_TICKS. */
+        put_pid(dir, 700, "render.slice/s1.scope");
+        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
+        for (ticks = 1; ticks <= USAGE_PID_RECHECK_TICKS && u.slots[0].gpu_vram_bytes != 0; ticks++)
+                usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_true(ticks <= USAGE_PID_RECHECK_TICKS);
+        assert_int_equal(u.slots[0].gpu_vram_bytes, 0);
+        assert_int_equal(u.slots[1].gpu_vram_bytes, 1020);
+
+        /* A pid missing from one listing is forgotten, and read afresh when it is back. */
+        g[0].n_procs = 1;
+        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(u.n_pids, 1);
+        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+        put_pid(dir, 700, "render.slice/s0.scope");
+        g[0].n_procs = 2;
+        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
+        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+
+        /* Gone from /proc: unattributed, not an error. */
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/proc/900", dir);
+        sh(cmd);
+        g[0].procs[0] = (struct hal_gpu_proc){ .pid = 900, .vram_bytes = 5 };
+        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        assert_true(u.slots[0].has_gpu_vram);
+        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
+        assert_int_equal(u.slots[1].gpu_vram_bytes, 0);
+
+        s.cur.n_gpus = 0;
+        s.cur.gpus = NULL;
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        sh(cmd);
+        cfg_free(c);
+}
+
 static void test_cgroup_containment_respects_path_components(void **state) {
         (void)state;
         assert_true(usage_cgroup_contains("render.slice/slot-1.scope", "render.slice/slot-1.scope"));
@@ -158,6 +363,10 @@ int main(void) {
                 cmocka_unit_test(test_broken_cgroup_file_is_an_error_naming_it),
                 cmocka_unit_test(test_shared_gpu_vram_is_attributed_by_process_cgroup),
                 cmocka_unit_test(test_cgroup_containment_respects_path_components),
+                cmocka_unit_test(test_scope_recreated_between_ticks_is_read_at_once_without_a_rate),
+                cmocka_unit_test(test_absent_scope_is_found_on_the_tick_after_it_appears),
+                cmocka_unit_test(test_init_again_and_done_close_every_cgroup),
+                cmocka_unit_test(test_gpu_process_cgroup_is_read_when_listed_then_rechecked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
