@@ -163,7 +163,7 @@ static int check_config(const char *path, const char *root) {
 /* One sample of raw counters, with GPUs and, given a config, each slot's counters. A file that
  * cannot be read is named in "errors" and on stderr, and the exit code says so. */
 static int probe(const char *root, const char *config_path) {
-        const char *errors[3 + ONESHOT_GPU_ERRORS + HAL_GPU_MAX + CFG_MAX_SLOTS];
+        const char *errors[4 + ONESHOT_GPU_ERRORS + HAL_GPU_MAX + CFG_MAX_SLOTS];
         _cleanup_free_ char *doc = NULL;
         struct cfg *c = NULL;
         size_t n_errors = 0;
@@ -190,6 +190,8 @@ static int probe(const char *root, const char *config_path) {
                 for (size_t i = 0; i < o.usage.n; i++)
                         if (o.usage.slots[i].cg_error[0])
                                 errors[n_errors++] = o.usage.slots[i].cg_error;
+                if (o.usage.attr_error[0])
+                        errors[n_errors++] = o.usage.attr_error;
                 doc = tele_probe_json(&o.platform, h, c, &o.sampler, c ? &o.usage : NULL, errors, n_errors);
                 if (doc)
                         printf("%s\n", doc);

@@ -34,8 +34,10 @@ int usage_init(struct usage *u, int root_fd, const struct cfg *c) {
 void usage_done(struct usage *u) {
         for (size_t i = 0; i < u->n; i++)
                 hal_cgroup_close(u->slots[i].cg_handle);
-        for (size_t i = 0; i < u->n_pids; i++)
+        for (size_t i = 0; i < u->n_pids; i++) {
                 free(u->pids[i].cgroup);
+                free(u->pids[i].error_msg);
+        }
         free(u->slots);
         free(u->pids);
         u->slots = NULL;
@@ -159,15 +161,24 @@ static struct usage_pid *pid_find(struct usage *u, size_t n_sorted, int32_t pid)
         return e;
 }
 
-/* Reads where the process lives. One that cannot be read (it exited between the GPU listing and
- * now, or lives in another pid namespace) is left unattributed until its next recheck. */
+/* Reads where the process lives. One that exited between the GPU listing and now (or lives in
+ * another pid namespace) is left unattributed until its next recheck; one whose file is there
+ * but unreadable or malformed is an error, reported. */
 static void pid_read(struct usage *u, struct usage_pid *e) {
-        char path[PATH_MAX];
+        char path[PATH_MAX], err[USAGE_ERR_MAX] = "";
+        int r;
 
         free(e->cgroup);
-        e->cgroup = NULL;
-        if (hal_cgroup_of_pid(u->root_fd, e->pid, path, sizeof(path), NULL, 0) >= 0)
-                e->cgroup = strdup(path); /* out of memory: unattributed, like an unreadable one */
+        free(e->error_msg);
+        e->cgroup = e->error_msg = NULL;
+        e->error = 0;
+        r = hal_cgroup_of_pid(u->root_fd, e->pid, path, sizeof(path), err, sizeof(err));
+        if (r >= 0)
+                e->cgroup = strdup(path); /* out of memory: unattributed, like a process that is gone */
+        else if (r != -ESRCH && r != -ENOENT) {
+                e->error = r;
+                e->error_msg = strdup(err[0] ? err : strerror(-r));
+        }
         e->recheck_tick = u->tick + USAGE_PID_RECHECK_TICKS;
 }
 
@@ -227,6 +238,7 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
         for (size_t i = 0; i < u->n_pids; i++) {
                 if (!u->pids[i].listed) {
                         free(u->pids[i].cgroup);
+                        free(u->pids[i].error_msg);
                         continue;
                 }
                 u->pids[kept++] = u->pids[i];
@@ -251,6 +263,17 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
                 if (g->procs[p].vram_bytes == UINT64_MAX)
                         continue;
                 e = pid_find(u, u->n_pids, g->procs[p].pid);
+                if (e && e->error < 0) {
+                        /* Part of this GPU's VRAM belongs to an unknown slot: no slot's figure
+                         * would be right. */
+                        for (size_t i = 0; i < c->n_slots; i++)
+                                if (c->slots[i].gpu == index && u->slots[i].gpu_shared)
+                                        u->slots[i].has_gpu_vram = false;
+                        if (!u->attr_error[0])
+                                snprintf(u->attr_error, sizeof(u->attr_error), "%s",
+                                         e->error_msg ? e->error_msg : "?");
+                        continue;
+                }
                 if (!e || !e->cgroup)
                         continue;
                 for (size_t i = 0; i < c->n_slots; i++)
@@ -268,8 +291,15 @@ void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, u
         for (size_t i = 0; i < u->n && i < c->n_slots; i++)
                 slot_cgroup(u, &c->slots[i], &u->slots[i], mono_usec);
         pids_update(u, c, h);
+        u->attr_error[0] = '\0';
         for (unsigned g = 0; g < h->n_gpus; g++)
                 if (gpu_has_shared_slot(u, c, (int)g))
                         attribute_gpu(u, c, &h->gpus[g], (int)g);
+        if (u->attr_error[0] && strcmp(u->attr_error, u->attr_logged) != 0)
+                log_warn("cannot tell which slot a GPU process belongs to: %s; the shared GPU's slots "
+                         "report no "
+                         "VRAM figure until it reads again",
+                         u->attr_error);
+        snprintf(u->attr_logged, sizeof(u->attr_logged), "%s", u->attr_error);
         u->tick++;
 }

@@ -43,7 +43,9 @@ struct usage_pid {
         int32_t pid;
         bool listed;           /* by some GPU this tick */
         uint64_t recheck_tick; /* read again from this tick on */
-        char *cgroup;          /* owned; NULL when it could not be read (process gone) */
+        char *cgroup;          /* owned; NULL when it could not be read */
+        int error;             /* < 0 when /proc/<pid>/cgroup was there but unreadable or malformed */
+        char *error_msg;       /* owned, with error */
 };
 
 #define USAGE_PID_RECHECK_TICKS 16
@@ -56,6 +58,10 @@ struct usage {
         uint64_t tick;
         size_t n_pids, cap_pids;
         struct usage_pid *pids; /* sorted by pid between ticks; owned */
+        /* A GPU process whose cgroup could not be read (not one that exited): its VRAM cannot
+         * be attributed, so the shared slots of its GPU report none this tick. "" when none. */
+        char attr_error[USAGE_ERR_MAX];
+        char attr_logged[USAGE_ERR_MAX];
 };
 
 /* Slot state follows cfg's slots by position; call again after a reload (it closes the cgroups of

@@ -42,11 +42,9 @@ CORRUPT_GPU_CGROUP_FILES = {
     "cgroup-memmax-garbage": "sys/fs/cgroup/render.slice/slot-0.scope/memory.max",
     "cgroup-pidfile-garbage": "proc/77/cgroup",
 }
-# Known agent bugs (see the expectedFailure tests below): the broken file is in neither "errors" nor
-# the exit status; the value says whether stderr names it at least. Remove an entry once fixed.
-#  - cgroup-pidfile-garbage: agent/usage.c attribute_gpu() skips any hal_cgroup_of_pid() failure
-#    silently, a malformed /proc/<pid>/cgroup included.
-KNOWN_UNREPORTED = {"cgroup-pidfile-garbage": False}
+# Fixtures whose broken file a known agent bug leaves out of "errors" and the exit status (the value
+# says whether stderr names it at least); give such a bug an expectedFailure test. None at present.
+KNOWN_UNREPORTED = {}
 
 
 def names_file(error, broken):
@@ -646,12 +644,9 @@ class Cli(harness.IntegrationTest):
         self.check_corrupt_gpu_cgroup(name, os.path.join(harness.FIXTURES, "corrupt", name),
                                       CORRUPT_GPU_CGROUP_FILES[name], strict=True)
 
-    @unittest.expectedFailure
     def test_probe_malformed_pid_cgroup_is_an_error(self):
-        """agent/usage.c attribute_gpu(): every hal_cgroup_of_pid() failure is skipped silently,
-        meant for a process that exited (-ESRCH); a malformed /proc/<pid>/cgroup (-EPROTO) is skipped
-        too, so that process's VRAM is billed to no slot and nothing says why. Remove the decorator
-        and cgroup-pidfile-garbage from KNOWN_UNREPORTED once fixed."""
+        """A malformed /proc/<pid>/cgroup of a GPU process is an error of the probe (a process that
+        exited is not): its VRAM cannot be attributed, and the probe says why."""
         name = "cgroup-pidfile-garbage"
         self.check_corrupt_gpu_cgroup(name, os.path.join(harness.FIXTURES, "corrupt", name),
                                       CORRUPT_GPU_CGROUP_FILES[name], strict=True)

@@ -144,6 +144,40 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         cfg_free(c);
 }
 
+static void test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why(void **state) {
+        struct cfg *c = load_cfg(
+                "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
+                "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0}");
+        int fd = plat_open_dir(RA_FIXTURES "/hosts/corrupt/cgroup-pidfile-garbage");
+        static struct hal_gpu_sample g[1];
+        struct sampler s;
+        struct usage u = { 0 };
+
+        (void)state;
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        /* pid 77's /proc/77/cgroup is garbage: which slot its 1 GiB belongs to is unknown. */
+        g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_PROCS, .n_procs = 1 };
+        g[0].procs[0] = (struct hal_gpu_proc){ .pid = 77, .vram_bytes = 1 << 30 };
+        s.cur.n_gpus = 1;
+        s.cur.gpus = g;
+        usage_tick(&u, c, &s, USEC_PER_SEC);
+        assert_false(u.slots[0].has_gpu_vram);
+        assert_false(u.slots[1].has_gpu_vram);
+        assert_non_null(strstr(u.attr_error, "/proc/77/cgroup"));
+        /* A process that is simply gone is no error. */
+        g[0].procs[0].pid = 99999;
+        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
+        assert_true(u.slots[0].has_gpu_vram);
+        assert_string_equal(u.attr_error, "");
+        s.cur.n_gpus = 0;
+        s.cur.gpus = NULL;
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        cfg_free(c);
+}
+
 static int count_fds(void) {
         DIR *d = opendir("/proc/self/fd");
         int n = 0;
@@ -362,6 +396,7 @@ int main(void) {
                 cmocka_unit_test(test_cores_used_is_cpu_time_over_wall_time),
                 cmocka_unit_test(test_broken_cgroup_file_is_an_error_naming_it),
                 cmocka_unit_test(test_shared_gpu_vram_is_attributed_by_process_cgroup),
+                cmocka_unit_test(test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why),
                 cmocka_unit_test(test_cgroup_containment_respects_path_components),
                 cmocka_unit_test(test_scope_recreated_between_ticks_is_read_at_once_without_a_rate),
                 cmocka_unit_test(test_absent_scope_is_found_on_the_tick_after_it_appears),
