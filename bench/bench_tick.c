@@ -4,9 +4,11 @@
 #include "fileio.h"
 #include "gpu.h"
 #include "log.h"
+#include "platform_class.h"
 #include "sampler.h"
 #include "telemetry.h"
 #include "usage.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -92,9 +94,12 @@ int main(int argc, char **argv) {
         struct hal_gpu_options go = { .nvml_path = FAKE_NVML_PATH };
         struct hal_gpus *gpus = NULL;
         struct usage u = { 0 };
+        struct watch w = { 0 };
+        struct hal_platform p = { .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
+        struct spec_host host;
         struct cfg *c = NULL;
         struct sampler s;
-        uint64_t t_sample = 0, t_usage = 0, t_json = 0, wall0, wall1;
+        uint64_t t_sample = 0, t_usage = 0, t_watch = 0, t_json = 0, wall0, wall1;
         int ticks = argc > 1 ? atoi(argv[1]) : 2000, fd;
         bool quiet = argc > 2 && strcmp(argv[2], "--quiet") == 0;
 
@@ -121,21 +126,27 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench: cannot set up the fake GPU or the slots\n");
                 return 1;
         }
+        sampler_tick(&s);
+        watch_host_from_sample(c, &p, &s.cur, &host);
+        watch_plan(&w, c, &host);
         wall0 = plat_now_mono_usec();
         for (int i = 0; i < ticks; i++) {
-                uint64_t a = cpu_ns(), b, d, e;
+                uint64_t a = cpu_ns(), b, d, d2, e;
                 char *doc;
 
                 sampler_tick(&s);
                 b = cpu_ns();
                 usage_tick(&u, c, &s, s.cur.mono_usec);
                 d = cpu_ns();
-                doc = tele_telemetry_json(c, &s, &u, NULL, (uint64_t)i);
+                watch_tick(&w, c, &s, &u, s.cur.mono_usec);
+                d2 = cpu_ns();
+                doc = tele_telemetry_json(c, &s, &u, &w, (uint64_t)i);
                 free(doc);
                 e = cpu_ns();
                 t_sample += b - a;
                 t_usage += d - b;
-                t_json += e - d;
+                t_watch += d2 - d;
+                t_json += e - d2;
         }
         wall1 = plat_now_mono_usec();
         if (!quiet) {
@@ -145,10 +156,13 @@ int main(int argc, char **argv) {
                 printf("%-34s %10s\n", "phase", "CPU us/tick");
                 printf("%-34s %10.1f\n", "host sample (/proc, GPU)", (double)t_sample / n / 1000);
                 printf("%-34s %10.1f\n", "slots (cgroups, GPU attribution)", (double)t_usage / n / 1000);
+                printf("%-34s %10.1f\n", "scales (limits, hysteresis, events)", (double)t_watch / n / 1000);
                 printf("%-34s %10.1f\n", "telemetry document", (double)t_json / n / 1000);
-                printf("%-34s %10.1f\n", "total", (double)(t_sample + t_usage + t_json) / n / 1000);
+                printf("%-34s %10.1f\n", "total",
+                       (double)(t_sample + t_usage + t_watch + t_json) / n / 1000);
                 printf("%-34s %10.1f\n", "wall time per tick", (double)(wall1 - wall0) / n);
         }
+        watch_done(&w);
         usage_done(&u);
         sampler_done(&s);
         hal_gpus_free(gpus);
