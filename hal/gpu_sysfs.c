@@ -111,7 +111,6 @@ int hal_gpu_sysfs_pci_id(int dir_fd, const char *label, const char *file, uint32
                          size_t errlen) {
         _cleanup_free_ char *buf = NULL;
         char q[PLAT_QUOTE_MAX];
-        uint32_t v = 0;
         size_t len;
         int r;
 
@@ -124,26 +123,8 @@ int hal_gpu_sysfs_pci_id(int dir_fd, const char *label, const char *file, uint32
                 return r;
         }
         len = chomp(buf, len);
-        /* "0x" and one to eight hex digits: 32 bits hold every PCI vendor, device and class code. */
-        if (len < 3 || len > 10 || buf[0] != '0' || buf[1] != 'x')
-                goto bad;
-        for (size_t i = 2; i < len; i++) {
-                char c = buf[i];
-                unsigned d;
-
-                if (c >= '0' && c <= '9')
-                        d = (unsigned)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        d = (unsigned)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        d = (unsigned)(c - 'A' + 10);
-                else
-                        goto bad;
-                v = v << 4 | d;
-        }
-        *ret = v;
-        return 0;
-bad:
+        if (plat_parse_hex_u32(buf, len, ret) == 0)
+                return 0;
         plat_errf(err, errlen, "%s/%s: '%s' is not a hex PCI id like 0x1002", label, file,
                   plat_quote(buf, len, q));
         return -EPROTO;

@@ -87,7 +87,6 @@ static int read_pci_id(int drm_fd, const char *card, const char *attr, uint32_t 
                        size_t errlen) {
         _cleanup_free_ char *buf = NULL;
         char path[NAME_MAX + 32], q[PLAT_QUOTE_MAX];
-        uint32_t v = 0;
         size_t len;
         int r;
 
@@ -102,26 +101,8 @@ static int read_pci_id(int drm_fd, const char *card, const char *attr, uint32_t 
         }
         if (len > 0 && buf[len - 1] == '\n')
                 len--;
-        /* "0x" and one to eight hex digits: 32 bits hold every PCI vendor and class code. */
-        if (len < 3 || len > 10 || buf[0] != '0' || buf[1] != 'x')
-                goto bad;
-        for (size_t i = 2; i < len; i++) {
-                char c = buf[i];
-                unsigned d;
-
-                if (c >= '0' && c <= '9')
-                        d = (unsigned)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        d = (unsigned)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        d = (unsigned)(c - 'A' + 10);
-                else
-                        goto bad;
-                v = v << 4 | d;
-        }
-        *ret = v;
-        return 0;
-bad:
+        if (plat_parse_hex_u32(buf, len, ret) == 0)
+                return 0;
         plat_errf(err, errlen, "/" DRM_PATH "/%s: '%s' is not a hex PCI id like 0x10de", path,
                   plat_quote(buf, len, q));
         return -EPROTO;

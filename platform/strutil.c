@@ -34,6 +34,29 @@ int plat_parse_u64(const char *s, size_t len, uint64_t *ret) {
         return 0;
 }
 
+int plat_parse_hex_u32(const char *s, size_t len, uint32_t *ret) {
+        uint32_t v = 0;
+
+        if (len < 3 || len > 10 || s[0] != '0' || s[1] != 'x')
+                return -EPROTO;
+        for (size_t i = 2; i < len; i++) {
+                char c = s[i];
+                unsigned d;
+
+                if (c >= '0' && c <= '9')
+                        d = (unsigned)(c - '0');
+                else if (c >= 'a' && c <= 'f')
+                        d = (unsigned)(c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                        d = (unsigned)(c - 'A' + 10);
+                else
+                        return -EPROTO;
+                v = v << 4 | d;
+        }
+        *ret = v;
+        return 0;
+}
+
 size_t plat_strlcpy(char *dst, const char *src, size_t size) {
         size_t n = strlen(src);
 

@@ -12,6 +12,9 @@ void plat_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((fo
 /* Strict unsigned decimal parse of [s, s+len): digits only, no sign, no overflow. */
 int plat_parse_u64(const char *s, size_t len, uint64_t *ret);
 
+/* Strict "0x" + 1..8 hex digits parse of [s, s+len) (sysfs PCI ids: "0x10de", "0x030000"). */
+int plat_parse_hex_u32(const char *s, size_t len, uint32_t *ret);
+
 /* Copies with truncation; always NUL-terminates when size > 0. Returns strlen(src). */
 size_t plat_strlcpy(char *dst, const char *src, size_t size);
 

@@ -69,12 +69,31 @@ static void test_quote_and_tokens_stay_inside_the_buffer(void **state) {
                          PLAT_QUOTE_MAX - 1);
 }
 
+static void test_parse_hex_u32_takes_sysfs_pci_ids_only(void **state) {
+        uint32_t v = 0;
+
+        (void)state;
+        assert_int_equal(plat_parse_hex_u32("0x10de", 6, &v), 0);
+        assert_int_equal(v, 0x10de);
+        assert_int_equal(plat_parse_hex_u32("0x030000", 8, &v), 0);
+        assert_int_equal(v, 0x030000);
+        assert_int_equal(plat_parse_hex_u32("0xFFFFFFFF", 10, &v), 0);
+        assert_int_equal(v, 0xffffffffu);
+        assert_int_equal(plat_parse_hex_u32("0x100000000", 11, &v), -EPROTO);
+        assert_int_equal(plat_parse_hex_u32("0x", 2, &v), -EPROTO);
+        assert_int_equal(plat_parse_hex_u32("10de", 4, &v), -EPROTO);
+        assert_int_equal(plat_parse_hex_u32("0x10dg", 6, &v), -EPROTO);
+        assert_int_equal(plat_parse_hex_u32("0x1002zz", 6, &v), 0); /* only [s, s+len) */
+        assert_int_equal(v, 0x1002);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_u64_is_strict),
                 cmocka_unit_test(test_strlcpy_truncates_and_terminates),
                 cmocka_unit_test(test_errf_tolerates_null_buffer),
                 cmocka_unit_test(test_quote_and_tokens_stay_inside_the_buffer),
+                cmocka_unit_test(test_parse_hex_u32_takes_sysfs_pci_ids_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
