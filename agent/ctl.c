@@ -109,8 +109,11 @@ static void print_status(const cJSON *s) {
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "errors"))
                 printf("  read err  %s\n", e->valuestring);
         printf("  slots     %d\n", cJSON_GetArraySize(slots));
-        cJSON_ArrayForEach(e, slots)
+        cJSON_ArrayForEach(e, slots) {
                 printf("    %-12s scale %-6s iface %s\n", str(e, "id"), str(e, "scale"), str(e, "iface"));
+                if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "conformant")))
+                        printf("    %-12s does not meet its scale: %s\n", "", str(e, "nonconformant"));
+        }
 }
 
 /* "[#####-----]" for a percentage (clamped to the bar; over 100 shows as full and '!'). */
