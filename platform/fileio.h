@@ -1,8 +1,10 @@
-/* fileio.h: bounded whole-file reads relative to a directory fd (re-rootable for tests). */
+/* fileio.h: bounded whole-file reads and atomic replaces relative to a directory fd (re-rootable for tests).
+ */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Reads all of `path` (relative to dir_fd; AT_FDCWD or an absolute path work too) into a
  * NUL-terminated buffer. Fails with -EFBIG if the file holds more than max_bytes, leaving
@@ -48,3 +50,11 @@ int plat_file_read(struct plat_file *f, const char **ret_buf, size_t *ret_len);
 
 /* Closes the file and frees the buffer; f may be read again (it reopens). */
 void plat_file_done(struct plat_file *f);
+
+/* Replaces dir_fd/name with the len bytes at buf, all or nothing: they go to a temporary file
+ * beside it (name.tmp.XXXXXX, mode `mode` regardless of the umask), which is fsync'ed, renamed
+ * over name, and the directory fsync'ed, so that after a crash name holds either the old or the
+ * new content, never a mix. `name` is a plain file name (no '/'): -EINVAL otherwise. dir_fd may be
+ * an O_PATH fd (plat_open_dir) or AT_FDCWD. Returns 0 or -errno; on failure the temporary file
+ * is removed and name is untouched. */
+int plat_write_atomic_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode);

@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -207,6 +208,88 @@ static void test_file_reads_a_proc_file_again_and_again(void **state) {
         plat_file_done(&f);
 }
 
+/* Names in the test directory that hold ".tmp.": temporary files left behind. */
+static int count_temp_files(void) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strstr(de->d_name, ".tmp."))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_write_atomic_creates_and_replaces_with_exact_mode_and_no_temp_left(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        mode_t old_umask = umask(077);
+        char *buf = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        (void)state;
+        assert_int_equal(plat_write_atomic_at(root, "state.json", "{\"v\":1}", 7, 0644), 0);
+        umask(old_umask);
+        assert_int_equal(plat_read_file_at(root, "state.json", 100, &buf, &len), 0);
+        assert_string_equal(buf, "{\"v\":1}");
+        free(buf);
+        assert_int_equal(fstatat(root, "state.json", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 0644); /* not narrowed by the umask */
+        /* Replaced by shorter content: nothing of the old tail survives. */
+        assert_int_equal(plat_write_atomic_at(root, "state.json", "{}", 2, 0600), 0);
+        assert_int_equal(plat_read_file_at(root, "state.json", 100, &buf, &len), 0);
+        assert_int_equal(len, 2);
+        assert_string_equal(buf, "{}");
+        free(buf);
+        assert_int_equal(fstatat(root, "state.json", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(plat_write_atomic_at(root, "empty", "", 0, 0600), 0);
+        assert_int_equal(fstatat(root, "empty", &st, 0), 0);
+        assert_int_equal(st.st_size, 0);
+        assert_int_equal(count_temp_files(), 0);
+}
+
+static void test_write_atomic_rejects_names_that_are_not_plain_file_names(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        char longname[300];
+
+        (void)state;
+        memset(longname, 'x', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        assert_int_equal(plat_write_atomic_at(root, "", "x", 1, 0600), -EINVAL);
+        assert_int_equal(plat_write_atomic_at(root, "a/b", "x", 1, 0600), -EINVAL);
+        assert_int_equal(plat_write_atomic_at(root, "..", "x", 1, 0600), -EINVAL);
+        assert_int_equal(plat_write_atomic_at(root, ".", "x", 1, 0600), -EINVAL);
+        assert_int_equal(plat_write_atomic_at(root, longname, "x", 1, 0600), -EINVAL);
+        assert_int_equal(plat_write_atomic_at(-1, "f", "x", 1, 0600), -EBADF);
+        assert_int_equal(count_temp_files(), 0);
+}
+
+static void test_write_atomic_failure_leaves_target_and_no_temp_file(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        struct stat st;
+        char p[256];
+
+        (void)state;
+        /* The rename fails (a file cannot replace a non-empty directory): the temporary file,
+         * already written and synced, must go. */
+        snprintf(p, sizeof(p), "%s/busy", dir);
+        assert_int_equal(mkdir(p, 0755), 0);
+        put("busy/inside", "x", 1);
+        assert_int_equal(plat_write_atomic_at(root, "busy", "new", 3, 0600), -EISDIR);
+        assert_int_equal(fstatat(root, "busy/inside", &st, 0), 0);
+        assert_int_equal(count_temp_files(), 0);
+        /* The directory is read-only (skipped as root, who may write anyway). */
+        if (geteuid() != 0) {
+                snprintf(p, sizeof(p), "%s/ro", dir);
+                assert_int_equal(mkdir(p, 0555), 0);
+                _cleanup_close_ int ro = plat_open_dir(p);
+                assert_int_equal(plat_write_atomic_at(ro, "f", "x", 1, 0600), -EACCES);
+        }
+}
+
 static int setup(void **state) {
         (void)state;
         return mkdtemp(dir) ? 0 : -1;
@@ -231,6 +314,9 @@ int main(void) {
                 cmocka_unit_test(test_pread_all_gets_every_page_of_a_seq_file_one_pread_gets_one),
                 cmocka_unit_test(test_file_keeps_fd_grows_buffer_and_reopens_after_failure),
                 cmocka_unit_test(test_file_reads_a_proc_file_again_and_again),
+                cmocka_unit_test(test_write_atomic_creates_and_replaces_with_exact_mode_and_no_temp_left),
+                cmocka_unit_test(test_write_atomic_rejects_names_that_are_not_plain_file_names),
+                cmocka_unit_test(test_write_atomic_failure_leaves_target_and_no_temp_file),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

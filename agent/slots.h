@@ -1,0 +1,213 @@
+/* slots.h: the per-slot session state machine, the admission authority, persisted before every ack. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* FREE -> RESERVED(user, lock ttl) -> ACTIVE(user) -> GRACE(user, reconnect window) -> ENDING -> FREE.
+ * BLOCKED: the slot's occupancy is unknown (its persisted state was unreadable); it takes no
+ * sessions until an operator unblocks it (see docs/sessions.md). */
+enum slots_state {
+        SLOTS_FREE,
+        SLOTS_RESERVED,
+        SLOTS_ACTIVE,
+        SLOTS_GRACE,
+        SLOTS_ENDING,
+        SLOTS_BLOCKED,
+};
+
+/* Stable error codes of the wire contract; slots_code_str() gives the wire name. */
+enum slots_code {
+        SLOTS_OK = 0,
+        SLOTS_NO_IDLE,           /* the slot is busy with another user, not admissible, or none is free */
+        SLOTS_SLOW_DOWN,         /* the user's session is ending: retry shortly */
+        SLOTS_LOCK_TIMEOUT,      /* start without a live reservation */
+        SLOTS_SESSION_NOT_FOUND, /* no such session (or viewer) */
+        SLOTS_ROLE_LIMIT,        /* the slot has its cap of viewers */
+        SLOTS_STOPPING,          /* the agent is shutting down */
+        SLOTS_DRAINING,          /* the node takes no new sessions */
+        SLOTS_BAD_REQUEST,       /* malformed user id, slot, reason, role or address */
+        SLOTS_FORBIDDEN,         /* the session belongs to another user */
+        SLOTS_INTERNAL,          /* the state could not be persisted: nothing changed */
+};
+
+/* "NO_IDLE", "SLOW_DOWN", ...; "INTERNAL" for values out of range. Static storage. */
+const char *slots_code_str(enum slots_code c);
+/* "free", "reserved", "active", "grace", "ending", "blocked". Static storage. */
+const char *slots_state_str(enum slots_state s);
+
+/* Hard limits on outside input. */
+#define SLOTS_MAX 64         /* slots per node (matches CFG_MAX_SLOTS) */
+#define SLOTS_USER_MAX 64    /* user id bytes; [A-Za-z0-9._@:-] only */
+#define SLOTS_TOKEN_MAX 32   /* reason and role bytes; [a-z0-9_] only */
+#define SLOTS_VIEWERS_MAX 16 /* hard cap on viewers per slot, whatever the config says */
+#define SLOTS_SESSION_LEN 32 /* session ids: 32 lower-case hex digits */
+#define SLOTS_ID_MAX 64      /* slot id bytes */
+#define SLOTS_IP_MAX 46      /* INET6_ADDRSTRLEN */
+#define SLOTS_STATE_FILE "slots.json"
+#define SLOTS_STATE_MAX_BYTES (256 * 1024)
+#define SLOTS_GRACE_MIN_S 40
+#define SLOTS_GRACE_MAX_S 3600
+
+#define SLOTS_MSG_MAX 256 /* room for any message the module writes */
+
+/* Both clocks, passed into every call so tests inject time. mono drives timeouts while the agent
+ * runs; real (wall clock) is what the state file holds, so deadlines survive a restart. */
+struct slots_clock {
+        uint64_t mono_usec;
+        uint64_t real_usec;
+};
+
+struct slots_limits {
+        uint64_t lock_ttl_usec;          /* RESERVED without start: freed after this; default 30 s */
+        uint64_t grace_usec;             /* reconnect window; default 120 s, 40..3600 s */
+        uint64_t max_session_usec;       /* from start to forced end; 0 = none */
+        uint64_t heartbeat_timeout_usec; /* ACTIVE without heartbeat -> GRACE; 0 = none */
+        uint64_t idle_usec;              /* ACTIVE without user input -> ENDING; 0 = none */
+        unsigned viewers_max;            /* per slot, at most SLOTS_VIEWERS_MAX; default 4 */
+};
+
+/* Fills the defaults above. */
+void slots_limits_default(struct slots_limits *l);
+
+/* Whether slot i may take sessions now (watch_slot_admissible in the agent). */
+typedef bool (*slots_admissible_fn)(void *userdata, size_t slot);
+
+struct slots_config {
+        size_t n_slots;              /* 1..SLOTS_MAX */
+        const char *const *slot_ids; /* borrowed for the call; copied */
+        struct slots_limits limits;  /* validated by slots_new */
+        int state_dir_fd;      /* borrowed, must outlive the slots; -1: nothing persisted (tests, fuzz) */
+        const char *state_dir; /* its path, for messages only (copied); NULL: "state dir" */
+        slots_admissible_fn admissible; /* NULL: every slot is admissible */
+        void *userdata;
+};
+
+/* What a call changed, for the caller's events and replies. */
+enum slots_event_kind {
+        SLOTS_EV_NONE,      /* nothing changed (an idempotent repeat) */
+        SLOTS_EV_RESERVE,   /* FREE -> RESERVED, or a RESERVED lock renewed by its user */
+        SLOTS_EV_TAKEOVER,  /* the same user connected again to ACTIVE: the old client is evicted */
+        SLOTS_EV_RESUME,    /* the same user back within the GRACE window: GRACE -> ACTIVE */
+        SLOTS_EV_START,     /* RESERVED -> ACTIVE */
+        SLOTS_EV_HEARTBEAT, /* ACTIVE stays ACTIVE */
+        SLOTS_EV_GRACE,     /* ACTIVE -> GRACE (client lost or heartbeat timeout) */
+        SLOTS_EV_ENDING,    /* ACTIVE/GRACE -> ENDING: the caller enforces, then slots_release */
+        SLOTS_EV_FREED,     /* -> FREE (reservation ended or expired, ENDING released) */
+        SLOTS_EV_VIEWER_JOIN,
+        SLOTS_EV_VIEWER_LEAVE,
+        SLOTS_EV_DRAIN,
+        SLOTS_EV_UNDRAIN,
+        SLOTS_EV_UNBLOCK, /* BLOCKED -> FREE by an operator */
+};
+
+const char *slots_event_str(enum slots_event_kind k);
+
+struct slots_event {
+        enum slots_event_kind kind;
+        size_t slot;            /* index; (size_t)-1 for node-wide events (drain) */
+        enum slots_state state; /* the slot's state after the event */
+        char user[SLOTS_USER_MAX + 1];
+        char session[SLOTS_SESSION_LEN + 1];
+        char viewer[SLOTS_USER_MAX + 1];  /* viewer events */
+        char reason[SLOTS_TOKEN_MAX + 1]; /* GRACE, ENDING and FREED: why */
+        char client_ip[SLOTS_IP_MAX];     /* RESERVE, TAKEOVER and RESUME: the new client's, "" unknown */
+};
+
+/* A session named by id, or by its user, or both (then they must agree, else FORBIDDEN). */
+struct slots_ref {
+        const char *session; /* NULL: by user */
+        const char *user;    /* NULL: by session */
+};
+
+/* A read-only view of one slot. */
+struct slots_info {
+        const char *id; /* borrowed from the slots */
+        enum slots_state state;
+        const char *user;    /* "" when FREE or BLOCKED */
+        const char *session; /* "" when FREE or BLOCKED */
+        const char *client_ip;
+        uint64_t deadline_real_usec; /* RESERVED: lock expiry; GRACE: window end; else 0 */
+        uint64_t started_real_usec;  /* ACTIVE/GRACE/ENDING: start; else 0 */
+        size_t n_viewers;
+        const char *end_reason; /* ENDING: why; else "" */
+};
+
+struct slots;
+
+/* Validates the config: -EINVAL with a message in msg (may be NULL) for a bad slot count, slot id
+ * or limit. Every slot starts FREE; slots_load restores the persisted state. Caller frees. */
+int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, size_t msg_len);
+void slots_free(struct slots *s);
+
+/* Restores state_dir/slots.json (absent: every slot stays FREE, the file is written). ACTIVE
+ * stays ACTIVE, GRACE keeps its wall-clock deadline, an expired RESERVED becomes FREE, a slot the
+ * file names that the config lacks is dropped. A file that cannot be read or parsed is
+ * -EBADMSG (unparsable) or -errno with msg naming the file and the fault; then every slot is
+ * BLOCKED, the file is kept aside as slots.json.corrupt-<unix seconds>, and the blocked state
+ * is persisted: no slot is ever freed by accident, the agent keeps running and reporting. */
+int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_len);
+
+/* The parser of slots_load without any I/O: buf (len bytes, no NUL needed) replaces the state
+ * only when it is entirely valid; otherwise -EBADMSG, msg says what is wrong, s is unchanged. */
+int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clock now, char *msg,
+                  size_t msg_len);
+
+/* The operations. Each returns SLOTS_OK and fills *ret_ev (may be NULL) with what changed, or a
+ * code and a one-line message in msg (may be NULL; SLOTS_MSG_MAX is enough). A transition is
+ * written to the state file before the call returns SLOTS_OK; when that write fails the call
+ * returns SLOTS_INTERNAL and the state in memory is as before the call. */
+
+/* Books a slot for user: `slot_id` (NULL: the first free admissible slot) and `client_ip` (NULL or
+ * an IPv4/IPv6 literal). A user who already holds a slot gets that slot back: the lock renewed
+ * (RESERVED), a takeover (ACTIVE) or a resume (GRACE). */
+enum slots_code slots_reserve(struct slots *s, const char *user, const char *slot_id, const char *client_ip,
+                              struct slots_clock now, struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* RESERVED -> ACTIVE; ACTIVE is an idempotent repeat (EV_NONE). */
+enum slots_code slots_start(struct slots *s, struct slots_ref ref, struct slots_clock now,
+                            struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* The streaming process is alive; `input`: the user did something (resets the idle timeout). */
+enum slots_code slots_heartbeat(struct slots *s, struct slots_ref ref, bool input, struct slots_clock now,
+                                struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* ACTIVE -> GRACE for the reconnect window; GRACE again is EV_NONE. */
+enum slots_code slots_client_lost(struct slots *s, struct slots_ref ref, struct slots_clock now,
+                                  struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* RESERVED -> FREE; ACTIVE/GRACE -> ENDING (reason: [a-z0-9_]{1,32}); ENDING again is EV_NONE. */
+enum slots_code slots_end(struct slots *s, struct slots_ref ref, const char *reason, struct slots_clock now,
+                          struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* ENDING -> FREE once the caller has enforced the end (or had nothing to enforce). */
+enum slots_code slots_release(struct slots *s, struct slots_ref ref, struct slots_clock now,
+                              struct slots_event *ret_ev, char *msg, size_t msg_len);
+/* A viewer joins the ACTIVE/GRACE session of ref with a role ([a-z0-9_]{1,32}); joining again
+ * changes the role. Over the cap: ROLE_LIMIT. */
+enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const char *viewer,
+                                  const char *role, struct slots_clock now, struct slots_event *ret_ev,
+                                  char *msg, size_t msg_len);
+enum slots_code slots_viewer_leave(struct slots *s, struct slots_ref ref, const char *viewer,
+                                   struct slots_clock now, struct slots_event *ret_ev, char *msg,
+                                   size_t msg_len);
+/* Draining: new users get DRAINING; users holding a slot keep it and may reconnect. Persisted. */
+enum slots_code slots_drain(struct slots *s, bool drain, struct slots_clock now, struct slots_event *ret_ev,
+                            char *msg, size_t msg_len);
+/* BLOCKED -> FREE: an operator vouches that nobody plays in slot_id. */
+enum slots_code slots_unblock(struct slots *s, const char *slot_id, struct slots_clock now,
+                              struct slots_event *ret_ev, char *msg, size_t msg_len);
+
+/* Shutting down: reserve, start and viewer_join get STOPPING from now on. Not persisted. */
+void slots_set_stopping(struct slots *s);
+
+/* Applies the timeouts: RESERVED past its lock ttl -> FREE (reserve_expired); GRACE past its
+ * window -> ENDING (grace_expired); ACTIVE/GRACE past max session length -> ENDING (max_length);
+ * ACTIVE idle -> ENDING (idle); ACTIVE without heartbeat -> GRACE (heartbeat_timeout). At most
+ * one event per slot, written to ret_ev (room for `cap`; SLOTS_MAX always suffices; events past
+ * cap are applied on the next call). Returns the number of events, or -errno when persisting
+ * failed (then nothing changed and the next call tries again). */
+int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *ret_ev, size_t cap);
+
+size_t slots_count(const struct slots *s);
+bool slots_draining(const struct slots *s);
+/* Slot i (< slots_count) in *ret; the strings are borrowed until the next call that changes s. */
+void slots_get(const struct slots *s, size_t i, struct slots_info *ret);
+/* The index of slot `id`, or -ENOENT. */
+int slots_find(const struct slots *s, const char *id);
