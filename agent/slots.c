@@ -1,60 +1,16 @@
 /* slots.c: the per-slot session state machine, the admission authority, persisted before every ack. */
-#include "slots.h"
+#include "slots_internal.h"
 
 #include "cleanup.h"
-#include "fileio.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-
-struct viewer {
-        char user[SLOTS_USER_MAX + 1];
-        char role[SLOTS_TOKEN_MAX + 1];
-};
-
-/* Times are kept twice: mono decides while the agent runs (wall-clock jumps move no deadline),
- * real is what the file holds. Mono values may wrap below zero after a restart: they are only
- * ever compared by unsigned difference. */
-struct slot {
-        char id[SLOTS_ID_MAX + 1];
-        enum slots_state state;
-        char user[SLOTS_USER_MAX + 1];
-        char session[SLOTS_SESSION_LEN + 1];
-        char client_ip[SLOTS_IP_MAX];
-        char end_reason[SLOTS_TOKEN_MAX + 1];
-        uint64_t deadline_mono, deadline_real;  /* RESERVED: lock expiry; GRACE: window end */
-        uint64_t started_mono, started_real;    /* ACTIVE, GRACE, ENDING */
-        uint64_t last_hb_mono, last_input_mono; /* ACTIVE: not persisted, reset on restore */
-        size_t n_viewers;
-        struct viewer viewers[SLOTS_VIEWERS_MAX];
-};
-
-/* Sessions whose reservation expired lately: a late start gets LOCK_TIMEOUT, not SESSION_NOT_FOUND. */
-#define EXPIRED_RING (2 * SLOTS_MAX)
-
-struct slots {
-        size_t n;
-        struct slot *slot;
-        struct slot *saved; /* the state before the call in progress, put back when persisting fails */
-        bool draining, saved_draining;
-        bool stopping;
-        struct slots_limits lim;
-        int dir_fd;
-        char *state_dir;
-        slots_admissible_fn admissible;
-        void *userdata;
-        char expired[EXPIRED_RING][SLOTS_SESSION_LEN + 1];
-        size_t expired_next;
-};
 
 static const char *const code_names[] = {
         [SLOTS_OK] = "OK",
@@ -74,13 +30,13 @@ const char *slots_code_str(enum slots_code c) {
         return (unsigned)c < ELEMENTSOF(code_names) ? code_names[c] : "INTERNAL";
 }
 
-static const char *const state_names[] = {
+const char *const slots__state_names[SLOTS_STATE_COUNT] = {
         [SLOTS_FREE] = "free",   [SLOTS_RESERVED] = "reserved", [SLOTS_ACTIVE] = "active",
         [SLOTS_GRACE] = "grace", [SLOTS_ENDING] = "ending",     [SLOTS_BLOCKED] = "blocked",
 };
 
 const char *slots_state_str(enum slots_state s) {
-        return (unsigned)s < ELEMENTSOF(state_names) ? state_names[s] : "unknown";
+        return (unsigned)s < ELEMENTSOF(slots__state_names) ? slots__state_names[s] : "unknown";
 }
 
 static const char *const event_names[] = {
@@ -112,7 +68,7 @@ void slots_limits_default(struct slots_limits *l) {
         };
 }
 
-__attribute__((format(printf, 3, 4))) static void say(char *msg, size_t len, const char *fmt, ...) {
+void slots__say(char *msg, size_t len, const char *fmt, ...) {
         va_list ap;
 
         if (!msg || len == 0)
@@ -122,19 +78,13 @@ __attribute__((format(printf, 3, 4))) static void say(char *msg, size_t len, con
         va_end(ap);
 }
 
-#define FAIL(code, ...)                         \
-        ({                                      \
-                say(msg, msg_len, __VA_ARGS__); \
-                (code);                         \
-        })
-
-static void copy(char *dst, size_t size, const char *src) {
+void slots__copy(char *dst, size_t size, const char *src) {
         snprintf(dst, size, "%s", src ? src : "");
 }
 
 /* ---- validation of outside input ---- */
 
-static bool valid_user(const char *u) {
+bool slots__valid_user(const char *u) {
         size_t n;
 
         if (!u)
@@ -148,7 +98,7 @@ static bool valid_user(const char *u) {
         return true;
 }
 
-static bool valid_token(const char *t) {
+bool slots__valid_token(const char *t) {
         size_t n;
 
         if (!t)
@@ -162,7 +112,7 @@ static bool valid_token(const char *t) {
         return true;
 }
 
-static bool valid_session(const char *id) {
+bool slots__valid_session(const char *id) {
         if (!id || strnlen(id, SLOTS_SESSION_LEN + 1) != SLOTS_SESSION_LEN)
                 return false;
         for (size_t i = 0; i < SLOTS_SESSION_LEN; i++)
@@ -171,7 +121,7 @@ static bool valid_session(const char *id) {
         return true;
 }
 
-static bool valid_ip(const char *ip) {
+bool slots__valid_ip(const char *ip) {
         unsigned char a[16];
 
         if (!ip || strnlen(ip, SLOTS_IP_MAX) >= SLOTS_IP_MAX)
@@ -179,7 +129,7 @@ static bool valid_ip(const char *ip) {
         return inet_pton(AF_INET, ip, a) == 1 || inet_pton(AF_INET6, ip, a) == 1;
 }
 
-static bool valid_slot_id(const char *id) {
+bool slots__valid_slot_id(const char *id) {
         size_t n = id ? strnlen(id, SLOTS_ID_MAX + 1) : 0;
 
         return n > 0 && n <= SLOTS_ID_MAX;
@@ -213,7 +163,7 @@ int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, siz
                 return FAIL(-EINVAL, "slots: viewers cap %u is over the hard limit %d", l->viewers_max,
                             SLOTS_VIEWERS_MAX);
         for (size_t i = 0; i < cfg->n_slots; i++) {
-                if (!valid_slot_id(cfg->slot_ids[i]))
+                if (!slots__valid_slot_id(cfg->slot_ids[i]))
                         return FAIL(-EINVAL, "slots: slot %zu: id must be 1..%d bytes", i, SLOTS_ID_MAX);
                 for (size_t j = 0; j < i; j++)
                         if (!strcmp(cfg->slot_ids[i], cfg->slot_ids[j]))
@@ -232,7 +182,7 @@ int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, siz
                 return -ENOMEM;
         }
         for (size_t i = 0; i < s->n; i++)
-                copy(s->slot[i].id, sizeof(s->slot[i].id), cfg->slot_ids[i]);
+                slots__copy(s->slot[i].id, sizeof(s->slot[i].id), cfg->slot_ids[i]);
         s->lim = *l;
         s->dir_fd = cfg->state_dir_fd;
         s->admissible = cfg->admissible;
@@ -250,74 +200,6 @@ void slots_free(struct slots *s) {
         free(s);
 }
 
-/* ---- persistence ---- */
-
-static bool add_num(cJSON *o, const char *k, uint64_t v) {
-        return cJSON_AddNumberToObject(o, k, (double)v) != NULL;
-}
-
-static cJSON *slot_json(const struct slot *sl) {
-        cJSON *o = cJSON_CreateObject(), *vs;
-        bool ok;
-
-        if (!o)
-                return NULL;
-        ok = cJSON_AddStringToObject(o, "id", sl->id) &&
-             cJSON_AddStringToObject(o, "state", state_names[sl->state]);
-        if (ok && sl->state != SLOTS_FREE && sl->state != SLOTS_BLOCKED)
-                ok = cJSON_AddStringToObject(o, "user", sl->user) &&
-                     cJSON_AddStringToObject(o, "session", sl->session) &&
-                     cJSON_AddStringToObject(o, "client_ip", sl->client_ip);
-        if (ok && (sl->state == SLOTS_RESERVED || sl->state == SLOTS_GRACE))
-                ok = add_num(o, "deadline", sl->deadline_real);
-        if (ok && (sl->state == SLOTS_ACTIVE || sl->state == SLOTS_GRACE || sl->state == SLOTS_ENDING))
-                ok = add_num(o, "started", sl->started_real);
-        if (ok && sl->state == SLOTS_ENDING)
-                ok = cJSON_AddStringToObject(o, "reason", sl->end_reason) != NULL;
-        if (ok && sl->n_viewers > 0) {
-                vs = cJSON_AddArrayToObject(o, "viewers");
-                ok = vs != NULL;
-                for (size_t i = 0; ok && i < sl->n_viewers; i++) {
-                        cJSON *v = cJSON_CreateObject();
-
-                        ok = v && cJSON_AddItemToArray(vs, v) &&
-                             cJSON_AddStringToObject(v, "user", sl->viewers[i].user) &&
-                             cJSON_AddStringToObject(v, "role", sl->viewers[i].role);
-                }
-        }
-        if (!ok) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
-
-static int persist(struct slots *s) {
-        _cleanup_free_ char *text = NULL;
-        cJSON *root, *arr;
-        bool ok;
-
-        if (s->dir_fd < 0)
-                return 0;
-        root = cJSON_CreateObject();
-        ok = root && cJSON_AddNumberToObject(root, "v", 1) &&
-             cJSON_AddBoolToObject(root, "draining", s->draining) &&
-             (arr = cJSON_AddArrayToObject(root, "slots"));
-        for (size_t i = 0; ok && i < s->n; i++) {
-                cJSON *o = slot_json(&s->slot[i]);
-
-                ok = o && cJSON_AddItemToArray(arr, o);
-                if (o && !ok)
-                        cJSON_Delete(o);
-        }
-        if (ok)
-                text = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (!text)
-                return -ENOMEM;
-        return plat_write_atomic_at(s->dir_fd, SLOTS_STATE_FILE, text, strlen(text), 0600);
-}
-
 /* Every mutating call: begin() before touching the state, commit() before acknowledging. */
 static void begin(struct slots *s) {
         memcpy(s->saved, s->slot, s->n * sizeof(*s->slot));
@@ -330,7 +212,7 @@ static void rollback(struct slots *s) {
 }
 
 static enum slots_code commit(struct slots *s, char *msg, size_t msg_len) {
-        int r = persist(s);
+        int r = slots__persist(s);
 
         if (r >= 0)
                 return SLOTS_OK;
@@ -356,7 +238,7 @@ static void new_session_id(char out[SLOTS_SESSION_LEN + 1]) {
                 snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static void clear_session(struct slot *sl) {
+void slots__clear_session(struct slot *sl) {
         char id[SLOTS_ID_MAX + 1];
 
         memcpy(id, sl->id, sizeof(id));
@@ -378,19 +260,19 @@ static void event(const struct slots *s, struct slots_event *ev, enum slots_even
                 return;
         sl = &s->slot[i];
         ev->state = sl->state;
-        copy(ev->user, sizeof(ev->user), sl->user);
-        copy(ev->session, sizeof(ev->session), sl->session);
-        copy(ev->client_ip, sizeof(ev->client_ip), sl->client_ip);
-        copy(ev->reason, sizeof(ev->reason), reason);
+        slots__copy(ev->user, sizeof(ev->user), sl->user);
+        slots__copy(ev->session, sizeof(ev->session), sl->session);
+        slots__copy(ev->client_ip, sizeof(ev->client_ip), sl->client_ip);
+        slots__copy(ev->reason, sizeof(ev->reason), reason);
 }
 
-static bool holds_session(const struct slot *sl) {
+bool slots__holds_session(const struct slot *sl) {
         return sl->state != SLOTS_FREE && sl->state != SLOTS_BLOCKED;
 }
 
 static int find_user(const struct slots *s, const char *user) {
         for (size_t i = 0; i < s->n; i++)
-                if (holds_session(&s->slot[i]) && !strcmp(s->slot[i].user, user))
+                if (slots__holds_session(&s->slot[i]) && !strcmp(s->slot[i].user, user))
                         return (int)i;
         return -1;
 }
@@ -403,7 +285,7 @@ static bool recently_expired(const struct slots *s, const char *session) {
 }
 
 static void remember_expired(struct slots *s, const char *session) {
-        copy(s->expired[s->expired_next], sizeof(s->expired[0]), session);
+        slots__copy(s->expired[s->expired_next], sizeof(s->expired[0]), session);
         s->expired_next = (s->expired_next + 1) % EXPIRED_RING;
 }
 
@@ -414,14 +296,14 @@ static enum slots_code lookup(const struct slots *s, struct slots_ref ref, size_
 
         if (!ref.session && !ref.user)
                 return FAIL(SLOTS_BAD_REQUEST, "name the session or the user");
-        if (ref.session && !valid_session(ref.session))
+        if (ref.session && !slots__valid_session(ref.session))
                 return FAIL(SLOTS_BAD_REQUEST, "session id must be %d lower-case hex digits",
                             SLOTS_SESSION_LEN);
-        if (ref.user && !valid_user(ref.user))
+        if (ref.user && !slots__valid_user(ref.user))
                 return FAIL(SLOTS_BAD_REQUEST, "user id must be 1..%d of [A-Za-z0-9._@:-]", SLOTS_USER_MAX);
         if (ref.session) {
                 for (size_t k = 0; k < s->n; k++)
-                        if (holds_session(&s->slot[k]) && !strcmp(s->slot[k].session, ref.session))
+                        if (slots__holds_session(&s->slot[k]) && !strcmp(s->slot[k].session, ref.session))
                                 i = (int)k;
                 if (i < 0)
                         return FAIL(SLOTS_SESSION_NOT_FOUND, "no session %s", ref.session);
@@ -452,15 +334,15 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
         int want = -1, i;
         enum slots_code c;
 
-        if (!valid_user(user))
+        if (!slots__valid_user(user))
                 return FAIL(SLOTS_BAD_REQUEST, "user id must be 1..%d of [A-Za-z0-9._@:-]", SLOTS_USER_MAX);
-        if (client_ip && !valid_ip(client_ip))
+        if (client_ip && !slots__valid_ip(client_ip))
                 return FAIL(SLOTS_BAD_REQUEST, "client_ip is not an IPv4 or IPv6 address");
         if (slot_id) {
                 want = slots_find(s, slot_id);
                 if (want < 0)
                         return FAIL(SLOTS_BAD_REQUEST, "no slot \"%s\" on this node",
-                                    SHOWN(slot_id, valid_slot_id(slot_id)));
+                                    SHOWN(slot_id, slots__valid_slot_id(slot_id)));
         }
         if (s->stopping)
                 return FAIL(SLOTS_STOPPING, "the agent is stopping; it takes no sessions");
@@ -490,7 +372,7 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
                 }
                 if (sl->state == SLOTS_ACTIVE)
                         sl->last_hb_mono = sl->last_input_mono = now.mono_usec;
-                copy(sl->client_ip, sizeof(sl->client_ip), client_ip);
+                slots__copy(sl->client_ip, sizeof(sl->client_ip), client_ip);
                 c = commit(s, msg, msg_len);
                 if (c == SLOTS_OK)
                         event(s, ret_ev, kind, (size_t)i, NULL);
@@ -527,10 +409,10 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
         }
         begin(s);
         sl = &s->slot[i];
-        clear_session(sl);
+        slots__clear_session(sl);
         sl->state = SLOTS_RESERVED;
-        copy(sl->user, sizeof(sl->user), user);
-        copy(sl->client_ip, sizeof(sl->client_ip), client_ip);
+        slots__copy(sl->user, sizeof(sl->user), user);
+        slots__copy(sl->client_ip, sizeof(sl->client_ip), client_ip);
         new_session_id(sl->session);
         sl->deadline_mono = now.mono_usec + s->lim.lock_ttl_usec;
         sl->deadline_real = now.real_usec + s->lim.lock_ttl_usec;
@@ -618,7 +500,7 @@ static void enter_grace(struct slots *s, struct slot *sl, struct slots_clock now
 
 static void enter_ending(struct slot *sl, const char *reason) {
         sl->state = SLOTS_ENDING;
-        copy(sl->end_reason, sizeof(sl->end_reason), reason);
+        slots__copy(sl->end_reason, sizeof(sl->end_reason), reason);
         sl->deadline_mono = sl->deadline_real = 0;
         /* Viewers go with the host's session. */
         sl->n_viewers = 0;
@@ -653,7 +535,7 @@ enum slots_code slots_end(struct slots *s, struct slots_ref ref, const char *rea
         size_t i;
 
         (void)now;
-        if (!valid_token(reason))
+        if (!slots__valid_token(reason))
                 return FAIL(SLOTS_BAD_REQUEST, "reason must be 1..%d of [a-z0-9_]", SLOTS_TOKEN_MAX);
         c = lookup(s, ref, &i, msg, msg_len);
         if (c != SLOTS_OK)
@@ -668,7 +550,7 @@ enum slots_code slots_end(struct slots *s, struct slots_ref ref, const char *rea
                 /* Nothing runs yet, nothing to enforce. The event names the user who held it. */
                 event(s, &ev, SLOTS_EV_FREED, i, reason);
                 ev.state = SLOTS_FREE;
-                clear_session(sl);
+                slots__clear_session(sl);
         } else {
                 enter_ending(sl, reason);
                 event(s, &ev, SLOTS_EV_ENDING, i, reason);
@@ -691,10 +573,10 @@ enum slots_code slots_release(struct slots *s, struct slots_ref ref, struct slot
                 return c;
         if (s->slot[i].state != SLOTS_ENDING)
                 return FAIL(SLOTS_BAD_REQUEST, "session %s in slot %s is %s, not ending: end it first",
-                            s->slot[i].session, s->slot[i].id, state_names[s->slot[i].state]);
+                            s->slot[i].session, s->slot[i].id, slots__state_names[s->slot[i].state]);
         event(s, &ev, SLOTS_EV_FREED, i, s->slot[i].end_reason);
         begin(s);
-        clear_session(&s->slot[i]);
+        slots__clear_session(&s->slot[i]);
         c = commit(s, msg, msg_len);
         if (c != SLOTS_OK)
                 return c;
@@ -711,7 +593,7 @@ static enum slots_code viewer_slot(const struct slots *s, struct slots_ref ref, 
         const struct slot *sl;
         size_t i;
 
-        if (!valid_user(viewer))
+        if (!slots__valid_user(viewer))
                 return FAIL(SLOTS_BAD_REQUEST, "viewer id must be 1..%d of [A-Za-z0-9._@:-]",
                             SLOTS_USER_MAX);
         c = lookup(s, ref, &i, msg, msg_len);
@@ -739,7 +621,7 @@ enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const c
         (void)now;
         if (s->stopping)
                 return FAIL(SLOTS_STOPPING, "the agent is stopping; it takes no viewers");
-        if (!valid_token(role))
+        if (!slots__valid_token(role))
                 return FAIL(SLOTS_BAD_REQUEST, "role must be 1..%d of [a-z0-9_]", SLOTS_TOKEN_MAX);
         c = viewer_slot(s, ref, viewer, &i, msg, msg_len);
         if (c != SLOTS_OK)
@@ -761,15 +643,15 @@ enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const c
         begin(s);
         if (k == sl->n_viewers) {
                 sl->n_viewers++;
-                copy(sl->viewers[k].user, sizeof(sl->viewers[k].user), viewer);
+                slots__copy(sl->viewers[k].user, sizeof(sl->viewers[k].user), viewer);
         }
-        copy(sl->viewers[k].role, sizeof(sl->viewers[k].role), role);
+        slots__copy(sl->viewers[k].role, sizeof(sl->viewers[k].role), role);
         c = commit(s, msg, msg_len);
         if (c != SLOTS_OK)
                 return c;
         event(s, ret_ev, SLOTS_EV_VIEWER_JOIN, i, NULL);
         if (ret_ev)
-                copy(ret_ev->viewer, sizeof(ret_ev->viewer), viewer);
+                slots__copy(ret_ev->viewer, sizeof(ret_ev->viewer), viewer);
         return SLOTS_OK;
 }
 
@@ -799,7 +681,7 @@ enum slots_code slots_viewer_leave(struct slots *s, struct slots_ref ref, const 
                 return c;
         event(s, ret_ev, SLOTS_EV_VIEWER_LEAVE, i, NULL);
         if (ret_ev)
-                copy(ret_ev->viewer, sizeof(ret_ev->viewer), viewer);
+                slots__copy(ret_ev->viewer, sizeof(ret_ev->viewer), viewer);
         return SLOTS_OK;
 }
 
@@ -829,12 +711,12 @@ enum slots_code slots_unblock(struct slots *s, const char *slot_id, struct slots
         i = slot_id ? slots_find(s, slot_id) : -1;
         if (i < 0)
                 return FAIL(SLOTS_BAD_REQUEST, "no slot \"%s\" on this node",
-                            SHOWN(slot_id, valid_slot_id(slot_id)));
+                            SHOWN(slot_id, slots__valid_slot_id(slot_id)));
         if (s->slot[i].state != SLOTS_BLOCKED)
                 return FAIL(SLOTS_BAD_REQUEST, "slot %s is %s, not blocked", s->slot[i].id,
-                            state_names[s->slot[i].state]);
+                            slots__state_names[s->slot[i].state]);
         begin(s);
-        clear_session(&s->slot[i]);
+        slots__clear_session(&s->slot[i]);
         c = commit(s, msg, msg_len);
         if (c == SLOTS_OK)
                 event(s, ret_ev, SLOTS_EV_UNBLOCK, (size_t)i, NULL);
@@ -859,7 +741,7 @@ int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *re
                 if (sl->state == SLOTS_RESERVED && passed(t, sl->deadline_mono)) {
                         event(s, &evs[n++], SLOTS_EV_FREED, i, "reserve_expired");
                         evs[n - 1].state = SLOTS_FREE;
-                        clear_session(sl);
+                        slots__clear_session(sl);
                 } else if ((sl->state == SLOTS_ACTIVE || sl->state == SLOTS_GRACE) && l->max_session_usec &&
                            t - sl->started_mono >= l->max_session_usec) {
                         enter_ending(sl, "max_length");
@@ -879,7 +761,7 @@ int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *re
         }
         if (n == 0)
                 return 0;
-        r = persist(s);
+        r = slots__persist(s);
         if (r < 0) {
                 rollback(s);
                 return r;
@@ -920,259 +802,10 @@ void slots_get(const struct slots *s, size_t i, struct slots_info *ret) {
 }
 
 int slots_find(const struct slots *s, const char *id) {
-        if (!valid_slot_id(id))
+        if (!slots__valid_slot_id(id))
                 return -ENOENT;
         for (size_t i = 0; i < s->n; i++)
                 if (!strcmp(s->slot[i].id, id))
                         return (int)i;
         return -ENOENT;
-}
-
-/* ---- restore ---- */
-
-/* 2^53: past it a JSON number is no longer an exact integer. */
-#define MAX_EXACT 9007199254740992.0
-
-static bool get_time(const cJSON *o, const char *k, uint64_t *ret) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= MAX_EXACT) ||
-            floor(v->valuedouble) != v->valuedouble)
-                return false;
-        *ret = (uint64_t)v->valuedouble;
-        return true;
-}
-
-static const char *get_str(const cJSON *o, const char *k) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-        return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* A wall-clock deadline as a mono one; a deadline further away than `span` (the clock went back
- * while we were down) is cut to span, so that no slot stays booked for ever. */
-static void restore_deadline(struct slot *sl, struct slots_clock now, uint64_t span) {
-        uint64_t left = sl->deadline_real > now.real_usec ? sl->deadline_real - now.real_usec : 0;
-
-        if (left > span) {
-                left = span;
-                sl->deadline_real = now.real_usec + span;
-        }
-        sl->deadline_mono = now.mono_usec + left;
-}
-
-#define BAD(...)                                \
-        do {                                    \
-                say(msg, msg_len, __VA_ARGS__); \
-                r = -EBADMSG;                   \
-                goto out;                       \
-        } while (0)
-
-static int parse_slot(const cJSON *o, size_t k, struct slot *sl, char *msg, size_t msg_len) {
-        const char *st = get_str(o, "state"), *user, *session, *ip, *reason;
-        const cJSON *vs, *v;
-        int r = 0;
-
-        sl->state = SLOTS_BLOCKED + 1;
-        for (size_t j = 0; st && j < ELEMENTSOF(state_names); j++)
-                if (!strcmp(st, state_names[j]))
-                        sl->state = (enum slots_state)j;
-        if (sl->state > SLOTS_BLOCKED)
-                BAD("slots[%zu].state: want one of free, reserved, active, grace, ending, blocked", k);
-        if (sl->state == SLOTS_FREE || sl->state == SLOTS_BLOCKED)
-                goto out;
-        user = get_str(o, "user");
-        session = get_str(o, "session");
-        ip = get_str(o, "client_ip");
-        if (!valid_user(user))
-                BAD("slots[%zu].user: missing or not a valid user id", k);
-        if (!valid_session(session))
-                BAD("slots[%zu].session: missing or not %d hex digits", k, SLOTS_SESSION_LEN);
-        if (ip && *ip && !valid_ip(ip))
-                BAD("slots[%zu].client_ip: not an IP address", k);
-        copy(sl->user, sizeof(sl->user), user);
-        copy(sl->session, sizeof(sl->session), session);
-        copy(sl->client_ip, sizeof(sl->client_ip), ip);
-        if ((sl->state == SLOTS_RESERVED || sl->state == SLOTS_GRACE) &&
-            !get_time(o, "deadline", &sl->deadline_real))
-                BAD("slots[%zu].deadline: missing or not a time in microseconds", k);
-        if (sl->state != SLOTS_RESERVED && !get_time(o, "started", &sl->started_real))
-                BAD("slots[%zu].started: missing or not a time in microseconds", k);
-        if (sl->state == SLOTS_ENDING) {
-                reason = get_str(o, "reason");
-                if (!valid_token(reason))
-                        BAD("slots[%zu].reason: missing or not a reason token", k);
-                copy(sl->end_reason, sizeof(sl->end_reason), reason);
-        }
-        vs = cJSON_GetObjectItemCaseSensitive(o, "viewers");
-        if (!vs)
-                goto out;
-        if (!cJSON_IsArray(vs) || cJSON_GetArraySize(vs) > SLOTS_VIEWERS_MAX)
-                BAD("slots[%zu].viewers: not an array of at most %d viewers", k, SLOTS_VIEWERS_MAX);
-        if (cJSON_GetArraySize(vs) > 0 && sl->state != SLOTS_ACTIVE && sl->state != SLOTS_GRACE)
-                BAD("slots[%zu].viewers: a %s slot has no viewers", k, state_names[sl->state]);
-        cJSON_ArrayForEach(v, vs) {
-                const char *vu = get_str(v, "user"), *role = get_str(v, "role");
-
-                if (!valid_user(vu) || !valid_token(role) || !strcmp(vu, sl->user))
-                        BAD("slots[%zu].viewers[%zu]: want a user id other than the host's and a role", k,
-                            sl->n_viewers);
-                for (size_t j = 0; j < sl->n_viewers; j++)
-                        if (!strcmp(sl->viewers[j].user, vu))
-                                BAD("slots[%zu].viewers[%zu]: viewer listed twice", k, sl->n_viewers);
-                copy(sl->viewers[sl->n_viewers].user, sizeof(sl->viewers[0].user), vu);
-                copy(sl->viewers[sl->n_viewers].role, sizeof(sl->viewers[0].role), role);
-                sl->n_viewers++;
-        }
-out:
-        return r;
-}
-
-int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clock now, char *msg,
-                  size_t msg_len) {
-        _cleanup_free_ struct slot *tmp = NULL;
-        _cleanup_free_ bool *seen = NULL;
-        const cJSON *v, *arr, *o, *dr;
-        cJSON *root = NULL;
-        size_t k = 0;
-        int r = 0;
-
-        if (len > SLOTS_STATE_MAX_BYTES)
-                return FAIL(-EBADMSG, "%zu bytes, more than the %d a state file may hold", len,
-                            SLOTS_STATE_MAX_BYTES);
-        tmp = calloc(s->n, sizeof(*tmp));
-        seen = calloc(s->n, sizeof(*seen));
-        if (!tmp || !seen)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n; i++)
-                copy(tmp[i].id, sizeof(tmp[i].id), s->slot[i].id);
-        if (len == 0)
-                BAD("empty file");
-        root = cJSON_ParseWithLength(buf, len);
-        if (!root)
-                BAD("not JSON (truncated or corrupt)");
-        if (!cJSON_IsObject(root))
-                BAD("not a JSON object");
-        v = cJSON_GetObjectItemCaseSensitive(root, "v");
-        if (!cJSON_IsNumber(v) || v->valuedouble != 1)
-                BAD("\"v\": missing or not 1 (a state file of another version)");
-        dr = cJSON_GetObjectItemCaseSensitive(root, "draining");
-        if (dr && !cJSON_IsBool(dr))
-                BAD("\"draining\": not true or false");
-        arr = cJSON_GetObjectItemCaseSensitive(root, "slots");
-        if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > SLOTS_MAX)
-                BAD("\"slots\": missing or not an array of at most %d slots", SLOTS_MAX);
-        cJSON_ArrayForEach(o, arr) {
-                struct slot one;
-                const char *id;
-                int i = -1;
-
-                if (!cJSON_IsObject(o))
-                        BAD("slots[%zu]: not an object", k);
-                id = get_str(o, "id");
-                if (!valid_slot_id(id))
-                        BAD("slots[%zu].id: missing or not 1..%d bytes", k, SLOTS_ID_MAX);
-                memset(&one, 0, sizeof(one));
-                r = parse_slot(o, k, &one, msg, msg_len);
-                if (r < 0)
-                        goto out;
-                for (size_t j = 0; j < s->n; j++)
-                        if (!strcmp(tmp[j].id, id))
-                                i = (int)j;
-                /* A slot the config no longer has can hold nobody here: dropped. */
-                if (i >= 0) {
-                        if (seen[i])
-                                BAD("slots[%zu].id: slot \"%s\" listed twice", k, id);
-                        seen[i] = true;
-                        copy(one.id, sizeof(one.id), id);
-                        tmp[i] = one;
-                }
-                k++;
-        }
-        for (size_t i = 0; i < s->n; i++)
-                for (size_t j = 0; j < i; j++)
-                        if (holds_session(&tmp[i]) && holds_session(&tmp[j]) &&
-                            (!strcmp(tmp[i].user, tmp[j].user) || !strcmp(tmp[i].session, tmp[j].session)))
-                                BAD("slots %s and %s hold the same user or session", tmp[j].id, tmp[i].id);
-        for (size_t i = 0; i < s->n; i++) {
-                struct slot *sl = &tmp[i];
-                uint64_t ago;
-
-                if (sl->state == SLOTS_RESERVED) {
-                        if (sl->deadline_real <= now.real_usec) {
-                                clear_session(sl);
-                                continue;
-                        }
-                        restore_deadline(sl, now, s->lim.lock_ttl_usec);
-                } else if (sl->state == SLOTS_GRACE) {
-                        restore_deadline(sl, now, s->lim.grace_usec);
-                }
-                if (sl->state == SLOTS_ACTIVE || sl->state == SLOTS_GRACE || sl->state == SLOTS_ENDING) {
-                        /* Started ago: a start in the future (the clock went back) counts as now. */
-                        ago = sl->started_real < now.real_usec ? now.real_usec - sl->started_real : 0;
-                        sl->started_mono = now.mono_usec - ago; /* may wrap: compared by difference */
-                        /* Nobody could heartbeat while the agent was down. */
-                        sl->last_hb_mono = sl->last_input_mono = now.mono_usec;
-                }
-        }
-        memcpy(s->slot, tmp, s->n * sizeof(*tmp));
-        s->draining = cJSON_IsTrue(dr);
-out:
-        cJSON_Delete(root);
-        return r;
-}
-
-int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_len) {
-        _cleanup_free_ char *buf = NULL;
-        char why[SLOTS_MSG_MAX] = "", aside[64];
-        size_t len = 0;
-        int r, w;
-
-        if (s->dir_fd < 0)
-                return 0;
-        r = plat_read_file_at(s->dir_fd, SLOTS_STATE_FILE, SLOTS_STATE_MAX_BYTES, &buf, &len);
-        if (r == -ENOENT) {
-                /* First start: every slot FREE, and the file exists from now on. */
-                r = persist(s);
-                if (r < 0)
-                        return FAIL(r, "%s/%s: cannot write: %s", s->state_dir, SLOTS_STATE_FILE,
-                                    strerror(-r));
-                return 0;
-        }
-        if (r == -EFBIG) {
-                snprintf(why, sizeof(why), "more than %d bytes", SLOTS_STATE_MAX_BYTES);
-                r = -EBADMSG;
-        } else if (r < 0)
-                snprintf(why, sizeof(why), "cannot read: %s", strerror(-r));
-        else
-                r = slots_restore(s, buf, len, now, why, sizeof(why));
-        if (r == -ENOMEM)
-                return FAIL(r, "%s/%s: out of memory", s->state_dir, SLOTS_STATE_FILE);
-        if (r >= 0) {
-                /* Written back at once: an expired reservation freed here stays freed. */
-                r = persist(s);
-                if (r < 0)
-                        return FAIL(r, "%s/%s: cannot write: %s", s->state_dir, SLOTS_STATE_FILE,
-                                    strerror(-r));
-                return 0;
-        }
-        /* Who plays where is unknown: block every slot rather than free one by accident. */
-        for (size_t i = 0; i < s->n; i++) {
-                clear_session(&s->slot[i]);
-                s->slot[i].state = SLOTS_BLOCKED;
-        }
-        snprintf(aside, sizeof(aside), "%s.corrupt-%" PRIu64, SLOTS_STATE_FILE, now.real_usec / 1000000);
-        if (renameat(s->dir_fd, SLOTS_STATE_FILE, s->dir_fd, aside) < 0) {
-                w = -errno;
-                /* Not written over: the file may be all there is to go by. */
-                return FAIL(r,
-                            "%s/%s: %s; every slot is blocked until an operator unblocks it (could not "
-                            "keep the file aside: %s)",
-                            s->state_dir, SLOTS_STATE_FILE, why, strerror(-w));
-        }
-        w = persist(s);
-        return FAIL(r,
-                    "%s/%s: %s; kept aside as %s, every slot is blocked until an operator unblocks it%s%s",
-                    s->state_dir, SLOTS_STATE_FILE, why, aside,
-                    w < 0 ? "; cannot write the new state: " : "", w < 0 ? strerror(-w) : "");
 }
