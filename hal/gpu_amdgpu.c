@@ -27,8 +27,6 @@
 /* DRM primary nodes are card0..card255; more directory entries than this are not looked at. */
 #define CARDS_MAX 256
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
 struct amd_gpu {
         int dev_fd;     /* O_PATH, card<N>/device */
         char label[48]; /* "/sys/class/drm/card<N>/device", for messages */
@@ -203,27 +201,18 @@ static int probe_card(int drm_fd, const char *card, struct amd_gpu *g, char *err
 static int amd_open(int root_fd, const struct hal_gpu_options *o, void **ret_ctx, unsigned *ret_count,
                     char *err, size_t errlen) {
         _cleanup_(amd_closep) struct amd_ctx *c = NULL;
-        _cleanup_(closedirp) DIR *d = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_closedir_ DIR *d = NULL;
         unsigned cards[CARDS_MAX], ncards = 0;
         int r;
 
         (void)o;
-        fd = openat(root_fd, DRM_PATH, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                if (r == -ENOENT)
-                        return -ENODEV; /* no DRM driver loaded: a headless host */
+        r = plat_opendir_at(root_fd, DRM_PATH, &d);
+        if (r == -ENOENT)
+                return -ENODEV; /* no DRM driver loaded: a headless host */
+        if (r < 0) {
                 plat_errf(err, errlen, "/" DRM_PATH ": %s", strerror(-r));
                 return r;
         }
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                plat_errf(err, errlen, "/" DRM_PATH ": %s", strerror(-r));
-                return r;
-        }
-        fd = -1; /* d owns it now */
         r = list_cards(d, cards, &ncards, err, errlen);
         if (r < 0)
                 return r;
@@ -254,26 +243,18 @@ static int amd_open(int root_fd, const struct hal_gpu_options *o, void **ret_ctx
 
 /* The first hwmon<N> directory of the device, or -ENOENT when the driver registered none. */
 static int open_hwmon(const struct amd_gpu *g, struct hal_gpu_sample *s, char ret_label[static 96]) {
-        _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         _cleanup_close_ int fd = -1;
         uint64_t best = UINT64_MAX;
         char name[32];
         int r;
 
-        fd = openat(g->dev_fd, "hwmon", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
+        r = plat_opendir_at(g->dev_fd, "hwmon", &d);
+        if (r < 0) {
                 if (r != -ENOENT)
                         hal_gpu_sysfs_note(s, r, "%s/hwmon: %s", g->label, strerror(-r));
                 return r;
         }
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                hal_gpu_sysfs_note(s, r, "%s/hwmon: %s", g->label, strerror(-r));
-                return r;
-        }
-        fd = -1;
         for (struct dirent *de; (de = readdir(d));) {
                 uint64_t v;
 

@@ -26,8 +26,6 @@
 /* devfreq devices on an SoC: GPU, NPU, memory controller, a few buses. */
 #define DEVFREQ_MAX 64
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
 struct mali_ctx {
         int kbase_fd;   /* O_PATH, or -1 without kbase */
         int devfreq_fd; /* O_PATH, or -1 without a GPU devfreq device */
@@ -75,26 +73,17 @@ static int cmp_str(const void *a, const void *b) {
 /* Opens the first devfreq device (by name) that is a GPU: its name says so ("fb000000.gpu"),
  * or its device tree node's compatible does ("arm,mali-bifrost"). -ENOENT when there is none. */
 static int open_devfreq(int root_fd, struct mali_ctx *c, char *err, size_t errlen) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_closedir_ DIR *d = NULL;
         char *names[DEVFREQ_MAX];
         size_t n = 0;
         int r = -ENOENT;
 
-        fd = openat(root_fd, DEVFREQ_PATH, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
+        r = plat_opendir_at(root_fd, DEVFREQ_PATH, &d);
+        if (r < 0) {
                 if (r != -ENOENT)
                         plat_errf(err, errlen, "/" DEVFREQ_PATH ": %s", strerror(-r));
                 return r;
         }
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                plat_errf(err, errlen, "/" DEVFREQ_PATH ": %s", strerror(-r));
-                return r;
-        }
-        fd = -1; /* d owns it now */
         for (struct dirent *de; n < DEVFREQ_MAX && (de = readdir(d));) {
                 if (de->d_name[0] == '.')
                         continue;

@@ -24,8 +24,6 @@
 #define PCI_VENDOR_AMD 0x1002
 #define PCI_BASE_CLASS_DISPLAY 0x03
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
 /* The arch name lands in telemetry and log lines: one short printable word. */
 static int copy_arch(const char *s, size_t len, const char *source, char ret[static ARCH_MAX], char *err,
                      size_t errlen) {
@@ -120,28 +118,19 @@ static bool is_card_name(const char *name) {
 }
 
 static int count_gpus(int root_fd, unsigned *ret, char *err, size_t errlen) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         unsigned n = 0;
         int r;
 
-        fd = openat(root_fd, DRM_PATH, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                if (r == -ENOENT) {
-                        *ret = 0; /* no DRM driver loaded: a headless host */
-                        return 0;
-                }
+        r = plat_opendir_at(root_fd, DRM_PATH, &d);
+        if (r == -ENOENT) {
+                *ret = 0; /* no DRM driver loaded: a headless host */
+                return 0;
+        }
+        if (r < 0) {
                 plat_errf(err, errlen, "/" DRM_PATH ": %s", strerror(-r));
                 return r;
         }
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                plat_errf(err, errlen, "/" DRM_PATH ": %s", strerror(-r));
-                return r;
-        }
-        fd = -1; /* d owns it now */
 
         for (;;) {
                 uint32_t vendor, class;

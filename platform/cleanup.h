@@ -1,6 +1,7 @@
 /* cleanup.h: scope-bound cleanup helpers (__attribute__((cleanup))) in the style of systemd. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,13 @@ static inline void plat_fclosep(FILE **f) {
                 fclose(*f);
 }
 
+static inline void plat_closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_closedir_ _cleanup_(plat_closedirp)
 #define _cleanup_free_ _cleanup_(plat_freep)
 #define _cleanup_close_ _cleanup_(plat_closep)
 #define _cleanup_fclose_ _cleanup_(plat_fclosep)

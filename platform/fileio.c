@@ -67,6 +67,20 @@ int plat_read_file_at(int dir_fd, const char *path, size_t max_bytes, char **ret
         return 0;
 }
 
+int plat_opendir_at(int dir_fd, const char *path, DIR **ret) {
+        _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d)
+                return -errno;
+        TAKE_FD(fd); /* d owns it now */
+        *ret = d;
+        return 0;
+}
+
 int plat_open_dir(const char *path) {
         int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         return fd < 0 ? -errno : fd;

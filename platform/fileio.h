@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -10,6 +11,10 @@
  * NUL-terminated buffer. Fails with -EFBIG if the file holds more than max_bytes, leaving
  * nothing half-read. On success *ret_buf is caller-freed and *ret_len excludes the NUL. */
 int plat_read_file_at(int dir_fd, const char *path, size_t max_bytes, char **ret_buf, size_t *ret_len);
+
+/* Opens `path` (relative to dir_fd) as a directory stream for readdir(). 0 and *ret (caller
+ * closes, e.g. with _cleanup_closedir_), or -errno (-ENOENT when it does not exist). */
+int plat_opendir_at(int dir_fd, const char *path, DIR **ret);
 
 /* Opens `path` as a directory fd (O_PATH|O_DIRECTORY|O_CLOEXEC); returns the fd or -errno. */
 int plat_open_dir(const char *path);

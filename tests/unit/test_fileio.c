@@ -303,11 +303,29 @@ static int teardown(void **state) {
         return system(cmd);
 }
 
+static void test_opendir_at_lists_relative_to_root_and_reports_errno(void **state) {
+        _cleanup_close_ int root = plat_open_dir(dir);
+        _cleanup_closedir_ DIR *d = NULL;
+        DIR *none = NULL;
+        bool seen = false;
+
+        (void)state;
+        put("listed", "x", 1);
+        assert_int_equal(plat_opendir_at(root, ".", &d), 0);
+        for (struct dirent *de; (de = readdir(d));)
+                seen |= strcmp(de->d_name, "listed") == 0;
+        assert_true(seen);
+        assert_int_equal(plat_opendir_at(root, "missing", &none), -ENOENT);
+        assert_int_equal(plat_opendir_at(root, "listed", &none), -ENOTDIR);
+        assert_null(none);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reads_whole_file_relative_to_root_even_with_leading_slash),
                 cmocka_unit_test(test_limit_is_exact_and_oversize_is_efbig),
                 cmocka_unit_test(test_missing_file_and_missing_dir_give_errno),
+                cmocka_unit_test(test_opendir_at_lists_relative_to_root_and_reports_errno),
                 cmocka_unit_test(test_pread_all_reads_from_offset_zero_whatever_the_file_position),
                 cmocka_unit_test(test_pread_limit_keeps_room_for_the_nul_and_full_is_efbig),
                 cmocka_unit_test(test_pread_errors_are_errno),
