@@ -147,12 +147,7 @@ static bool passed(uint64_t now, uint64_t deadline) {
 
 /* ---- construction ---- */
 
-int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, size_t msg_len) {
-        const struct slots_limits *l = &cfg->limits;
-        struct slots *s;
-
-        if (cfg->n_slots == 0 || cfg->n_slots > SLOTS_MAX)
-                return FAIL(-EINVAL, "slots: %zu slots configured, want 1..%d", cfg->n_slots, SLOTS_MAX);
+static int check_limits(const struct slots_limits *l, char *msg, size_t msg_len) {
         if (l->grace_usec < SLOTS_GRACE_MIN_S * UINT64_C(1000000) ||
             l->grace_usec > SLOTS_GRACE_MAX_S * UINT64_C(1000000))
                 return FAIL(-EINVAL, "slots: reconnect window %" PRIu64 " s is outside %d..%d s",
@@ -162,6 +157,18 @@ int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, siz
         if (l->viewers_max > SLOTS_VIEWERS_MAX)
                 return FAIL(-EINVAL, "slots: viewers cap %u is over the hard limit %d", l->viewers_max,
                             SLOTS_VIEWERS_MAX);
+        return 0;
+}
+
+int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, size_t msg_len) {
+        struct slots *s;
+        int r;
+
+        if (cfg->n_slots == 0 || cfg->n_slots > SLOTS_MAX)
+                return FAIL(-EINVAL, "slots: %zu slots configured, want 1..%d", cfg->n_slots, SLOTS_MAX);
+        r = check_limits(&cfg->limits, msg, msg_len);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < cfg->n_slots; i++) {
                 if (!slots__valid_slot_id(cfg->slot_ids[i]))
                         return FAIL(-EINVAL, "slots: slot %zu: id must be 1..%d bytes", i, SLOTS_ID_MAX);
@@ -183,7 +190,7 @@ int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, siz
         }
         for (size_t i = 0; i < s->n; i++)
                 slots__copy(s->slot[i].id, sizeof(s->slot[i].id), cfg->slot_ids[i]);
-        s->lim = *l;
+        s->lim = cfg->limits;
         s->dir_fd = cfg->state_dir_fd;
         s->admissible = cfg->admissible;
         s->userdata = cfg->userdata;
@@ -200,8 +207,12 @@ void slots_free(struct slots *s) {
         free(s);
 }
 
-/* Every mutating call: begin() before touching the state, commit() before acknowledging. */
+/* Every mutating call: begin() before touching the state, commit() before acknowledging. Inside a
+ * batch the snapshot is the one taken at slots_batch_begin and commit() only marks the state dirty:
+ * slots_batch_commit writes once for the whole batch. */
 static void begin(struct slots *s) {
+        if (s->batch)
+                return;
         memcpy(s->saved, s->slot, s->n * sizeof(*s->slot));
         s->saved_draining = s->draining;
 }
@@ -212,7 +223,13 @@ static void rollback(struct slots *s) {
 }
 
 static enum slots_code commit(struct slots *s, char *msg, size_t msg_len) {
-        int r = slots__persist(s);
+        int r;
+
+        if (s->batch) {
+                s->batch_dirty = true;
+                return SLOTS_OK;
+        }
+        r = slots__persist(s);
 
         if (r >= 0)
                 return SLOTS_OK;
@@ -723,6 +740,43 @@ enum slots_code slots_unblock(struct slots *s, const char *slot_id, struct slots
         return c;
 }
 
+int slots_set_limits(struct slots *s, const struct slots_limits *l, char *msg, size_t msg_len) {
+        int r = check_limits(l, msg, msg_len);
+
+        if (r < 0)
+                return r;
+        s->lim = *l;
+        return 0;
+}
+
+void slots_batch_begin(struct slots *s) {
+        if (s->batch)
+                return;
+        begin(s);
+        s->batch = true;
+        s->batch_dirty = false;
+}
+
+bool slots_in_batch(const struct slots *s) {
+        return s->batch;
+}
+
+int slots_batch_commit(struct slots *s, char *msg, size_t msg_len) {
+        int r;
+
+        if (!s->batch)
+                return 0;
+        s->batch = false;
+        if (!s->batch_dirty)
+                return 0;
+        r = slots__persist(s);
+        if (r >= 0)
+                return 1;
+        rollback(s);
+        return FAIL(r, "cannot write %s/%s: %s; every change since the last write is undone", s->state_dir,
+                    SLOTS_STATE_FILE, strerror(-r));
+}
+
 void slots_set_stopping(struct slots *s) {
         s->stopping = true;
 }
@@ -761,10 +815,14 @@ int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *re
         }
         if (n == 0)
                 return 0;
-        r = slots__persist(s);
-        if (r < 0) {
-                rollback(s);
-                return r;
+        if (s->batch)
+                s->batch_dirty = true;
+        else {
+                r = slots__persist(s);
+                if (r < 0) {
+                        rollback(s);
+                        return r;
+                }
         }
         for (size_t k = 0; k < n; k++) {
                 if (evs[k].kind == SLOTS_EV_FREED)

@@ -194,6 +194,19 @@ enum slots_code slots_drain(struct slots *s, bool drain, struct slots_clock now,
 enum slots_code slots_unblock(struct slots *s, const char *slot_id, struct slots_clock now,
                               struct slots_event *ret_ev, char *msg, size_t msg_len);
 
+/* New limits (a reload), checked as slots_new does; deadlines already running keep their values. */
+int slots_set_limits(struct slots *s, const struct slots_limits *l, char *msg, size_t msg_len);
+
+/* Group commit. Between slots_batch_begin and slots_batch_commit the operations (and slots_expire)
+ * change the state in memory only and return SLOTS_OK without writing; slots_batch_commit writes the
+ * state once for all of them. The caller must hold back every acknowledgement and event of the batch
+ * until the commit: on failure (-errno, msg says what) every change since slots_batch_begin is
+ * undone and each held acknowledgement becomes an INTERNAL error. Returns 1 when it wrote, 0 when
+ * nothing had changed (or no batch was open). Nested begins are one batch. */
+void slots_batch_begin(struct slots *s);
+int slots_batch_commit(struct slots *s, char *msg, size_t msg_len);
+bool slots_in_batch(const struct slots *s);
+
 /* Shutting down: reserve, start and viewer_join get STOPPING from now on. Not persisted. */
 void slots_set_stopping(struct slots *s);
 

@@ -38,6 +38,7 @@ struct slots {
         struct slot *saved; /* the state before the call in progress, put back when persisting fails */
         bool draining, saved_draining;
         bool stopping;
+        bool batch, batch_dirty; /* inside slots_batch_begin..commit; something changed */
         struct slots_limits lim;
         int dir_fd;
         char *state_dir;

@@ -550,6 +550,94 @@ static struct slots *restart(struct fx *f, int expect) {
         return s;
 }
 
+/* The number of times slots.json was replaced: each replace makes a new inode. */
+static ino_t state_inode(struct fx *f) {
+        struct stat st;
+
+        assert_int_equal(fstatat(f->dir->fd, SLOTS_STATE_FILE, &st, 0), 0);
+        return st.st_ino;
+}
+
+static void test_batch_writes_once_for_many_operations(void **state) {
+        struct fx *f = *state;
+        struct slots_event evs[SLOTS_MAX];
+        ino_t before = state_inode(f);
+
+        slots_batch_begin(f->s);
+        assert_true(slots_in_batch(f->s));
+        assert_int_equal(reserve(f, "alice", "s0"), SLOTS_OK);
+        assert_int_equal(slots_start(f->s, by_user("alice"), f->now, &f->ev, f->msg, sizeof(f->msg)), SLOTS_OK);
+        assert_int_equal(reserve(f, "bob", NULL), SLOTS_OK);
+        /* Decisions inside the batch see its own changes: carol cannot take alice's slot. */
+        assert_int_equal(reserve(f, "carol", "s0"), SLOTS_NO_IDLE);
+        assert_int_equal(state_inode(f), before); /* nothing written yet */
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 1);
+        assert_false(slots_in_batch(f->s));
+        assert_int_not_equal(state_inode(f), before);
+        /* A batch that changed nothing writes nothing. */
+        before = state_inode(f);
+        slots_batch_begin(f->s);
+        assert_int_equal(reserve(f, "carol", "s0"), SLOTS_NO_IDLE);
+        assert_int_equal(slots_expire(f->s, f->now, evs, SLOTS_MAX), 0);
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 0);
+        assert_int_equal(state_inode(f), before);
+        /* What was committed is what a restart finds. */
+        {
+                struct slots *s2 = restart(f, 0);
+                struct slots_info info;
+
+                slots_get(s2, 0, &info);
+                assert_int_equal(info.state, SLOTS_ACTIVE);
+                assert_string_equal(info.user, "alice");
+                slots_get(s2, 1, &info);
+                assert_int_equal(info.state, SLOTS_RESERVED);
+                slots_free(s2);
+        }
+}
+
+static void test_failed_batch_commit_undoes_the_whole_batch(void **state) {
+        struct fx *f = *state;
+        struct slots_event evs[SLOTS_MAX];
+
+        play(f, "alice", "s0");
+        assert_int_equal(reserve(f, "carol", "s2"), SLOTS_OK);
+        assert_int_equal(unlinkat(f->dir->fd, SLOTS_STATE_FILE, 0), 0);
+        tu_put(f->dir->fd, SLOTS_STATE_FILE "/block", "x");
+        slots_batch_begin(f->s);
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_OK);
+        assert_int_equal(slots_end(f->s, by_user("alice"), "user", f->now, &f->ev, f->msg, sizeof(f->msg)),
+                         SLOTS_OK);
+        assert_int_equal(slots_drain(f->s, true, f->now, &f->ev, f->msg, sizeof(f->msg)), SLOTS_OK);
+        advance(f, 31 * SEC);
+        assert_int_equal(slots_expire(f->s, f->now, evs, SLOTS_MAX), 2); /* carol's and bob's locks */
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), -EISDIR);
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.json"));
+        assert_non_null(strstr(f->msg, "undone"));
+        assert_int_equal(state_of(f, 0), SLOTS_ACTIVE);
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        assert_int_equal(state_of(f, 2), SLOTS_RESERVED);
+        assert_false(slots_draining(f->s));
+        /* Outside a batch, operations write (and fail) one by one again. */
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_INTERNAL);
+        tu_rm_rf_below(f);
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_OK);
+}
+
+static void test_limits_can_change_while_running(void **state) {
+        struct fx *f = *state;
+        struct slots_limits l;
+
+        slots_limits_default(&l);
+        l.lock_ttl_usec = 2 * SEC;
+        assert_int_equal(slots_set_limits(f->s, &l, f->msg, sizeof(f->msg)), 0);
+        assert_int_equal(reserve(f, "alice", NULL), SLOTS_OK);
+        advance(f, 3 * SEC);
+        assert_int_equal(slots_expire(f->s, f->now, NULL, SLOTS_MAX), 1);
+        l.grace_usec = 10 * SEC; /* under the 40 s floor */
+        assert_int_equal(slots_set_limits(f->s, &l, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "reconnect window"));
+}
+
 static void test_state_round_trips_through_the_file(void **state) {
         struct fx *f = *state;
         struct slots_info a, b;
@@ -938,6 +1026,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expire_cap_defers_the_rest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_write_returns_internal_and_changes_nothing,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_batch_writes_once_for_many_operations, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_failed_batch_commit_undoes_the_whole_batch, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_limits_can_change_while_running, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_round_trips_through_the_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_recovery_keeps_active_and_grace_deadline_and_frees_expired_reservation, setup,
