@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -764,4 +765,99 @@ int hal_cgroup_of_pid(int root_fd, int32_t pid, char *ret_path, size_t len, char
         if (r < 0)
                 plat_errf(err, errlen, "%s: %s", path, msg);
         return r;
+}
+
+/* v1 hierarchies a slot's processes may be found in, most likely first. */
+static const char *const kill_v1_hiers[] = { "pids", "cpu,cpuacct", "cpuacct", "memory", "cpu", "freezer" };
+
+/* SIGKILLs every pid listed in the cgroup's cgroup.procs (v1 has no cgroup.kill). A process that
+ * forks meanwhile escapes this pass; the caller checks hal_cgroup_populated and tries again. */
+static int kill_listed(int dir_fd, const char *label, char *err, size_t errlen) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r, n = 0;
+
+        r = plat_read_file_at(dir_fd, "cgroup.procs", PID_FILE_MAX, &buf, &len);
+        if (r < 0) {
+                plat_errf(err, errlen, "%s/cgroup.procs: %s", label, strerror(-r));
+                return r;
+        }
+        for (char *p = buf, *end; *p; p = end) {
+                long pid = strtol(p, &end, 10);
+
+                if (end == p)
+                        break;
+                if (pid > 1 && kill((pid_t)pid, SIGKILL) == 0)
+                        n++;
+        }
+        return n;
+}
+
+/* Opens <root>/sys/fs/cgroup/<hier>/<path> as a directory to read and write in; -1 when absent. */
+static int open_cgroup_rw(int root_fd, const char *hier, const char *path, char *label, size_t len) {
+        char rel[PATH_MAX];
+
+        rel_path(hier, path, rel, sizeof(rel));
+        snprintf(label, len, "/%s", rel);
+        return openat(root_fd, rel, O_DIRECTORY | O_CLOEXEC);
+}
+
+int hal_cgroup_kill(int root_fd, const char *path, char *err, size_t errlen) {
+        static const char *const v2_hiers[] = { "", "unified" };
+        char label[PATH_MAX + 1];
+        int r;
+
+        r = check_path(path, &path, err, errlen);
+        if (r < 0)
+                return r;
+        if (!*path) {
+                plat_errf(err, errlen, "refusing to kill the root cgroup");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(v2_hiers); i++) {
+                _cleanup_close_ int fd = open_cgroup_rw(root_fd, v2_hiers[i], path, label, sizeof(label));
+
+                if (fd < 0)
+                        continue;
+                r = plat_write_file_at(fd, "cgroup.kill", "1", 1);
+                if (r >= 0)
+                        return 0;
+                if (r != -ENOENT) {
+                        plat_errf(err, errlen, "%s/cgroup.kill: %s", label, strerror(-r));
+                        return r;
+                }
+                /* A kernel older than 5.14 has no cgroup.kill; cgroup.procs lists the pids. */
+                return kill_listed(fd, label, err, errlen);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(kill_v1_hiers); i++) {
+                _cleanup_close_ int fd =
+                        open_cgroup_rw(root_fd, kill_v1_hiers[i], path, label, sizeof(label));
+
+                if (fd >= 0)
+                        return kill_listed(fd, label, err, errlen);
+        }
+        return -ENOENT;
+}
+
+int hal_cgroup_populated(int root_fd, const char *path) {
+        static const char *const hiers[] = { "", "unified", "pids", "cpu,cpuacct", "cpuacct", "memory" };
+        char rel[PATH_MAX];
+
+        if (check_path(path, &path, NULL, 0) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(hiers); i++) {
+                _cleanup_free_ char *buf = NULL;
+                size_t len;
+                int r;
+
+                rel_path(hiers[i], path, rel, sizeof(rel));
+                strncat(rel, "/cgroup.procs", sizeof(rel) - strlen(rel) - 1);
+                r = plat_read_file_at(root_fd, rel, PID_FILE_MAX, &buf, &len);
+                if (r == -ENOENT || r == -ENOTDIR)
+                        continue;
+                if (r < 0)
+                        return r;
+                return strspn(buf, " \n") < len;
+        }
+        return -ENOENT;
 }

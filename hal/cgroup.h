@@ -78,3 +78,14 @@ int hal_cgroup_parse_pid_file(const char *buf, size_t len, char *ret_path, size_
  * missing or repeated. */
 int hal_cgroup_parse_cpu_stat(const char *buf, size_t len, uint64_t *ret_usage_usec, char *err,
                               size_t errlen);
+
+/* Kills every process of the cgroup at `path` (relative to the cgroup mount; not the root cgroup):
+ * writes 1 to its cgroup.kill (v2, or the unified hierarchy of a hybrid host; Linux 5.14+), else
+ * SIGKILLs each pid its cgroup.procs lists (v1, older kernels; a process forking meanwhile may
+ * escape a pass: check hal_cgroup_populated and call again). Returns >= 0 (the pids signalled, 0
+ * when the kernel killed), -ENOENT when no hierarchy has the cgroup (nothing runs there), or
+ * -errno with err naming the file. */
+int hal_cgroup_kill(int root_fd, const char *path, char *err, size_t errlen);
+
+/* 1 when the cgroup at `path` has processes, 0 when it has none, -ENOENT when no hierarchy has it. */
+int hal_cgroup_populated(int root_fd, const char *path);

@@ -263,3 +263,15 @@ int plat_write_atomic_at(int dir_fd, const char *name, const void *buf, size_t l
                 return -errno;
         return 0;
 }
+
+int plat_write_file_at(int dir_fd, const char *path, const void *buf, size_t len) {
+        _cleanup_close_ int fd = openat(dir_fd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = write(fd, buf, len);
+        if (n < 0)
+                return -errno;
+        return (size_t)n == len ? 0 : -EIO;
+}

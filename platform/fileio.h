@@ -56,6 +56,10 @@ int plat_file_read(struct plat_file *f, const char **ret_buf, size_t *ret_len);
 /* Closes the file and frees the buffer; f may be read again (it reopens). */
 void plat_file_done(struct plat_file *f);
 
+/* Writes buf to the existing file `path` under dir_fd in one write(2) (no create, no truncate):
+ * for kernel control files such as cgroup.kill. -errno; a short write is -EIO. */
+int plat_write_file_at(int dir_fd, const char *path, const void *buf, size_t len);
+
 /* Replaces dir_fd/name with the len bytes at buf, all or nothing: they go to a temporary file
  * beside it (name.tmp.XXXXXX, mode `mode` regardless of the umask), which is fsync'ed, renamed
  * over name, and the directory fsync'ed, so that after a crash name holds either the old or the

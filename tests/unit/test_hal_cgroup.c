@@ -7,16 +7,19 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "fileio.h"
 #include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <linux/magic.h>
 #include <unistd.h>
 
@@ -611,8 +614,77 @@ static void test_parse_cpu_stat_needs_one_well_formed_usage_line(void **state) {
         assert_int_equal(u, 7);
 }
 
+static void test_kill_writes_cgroup_kill_of_the_slot(void **state) {
+        struct tu_scratch *t = *state;
+        char err[256] = "", buf[8] = "";
+        int fd;
+
+        tu_put(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.kill", "");
+        assert_int_equal(hal_cgroup_kill(t->fd, "/render.slice/slot-0.scope", err, sizeof(err)), 0);
+        fd = openat(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.kill", O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, buf, sizeof(buf)), 1);
+        close(fd);
+        assert_string_equal(buf, "1");
+        /* The unified hierarchy of a hybrid host is found too. */
+        tu_put(t->fd, "sys/fs/cgroup/unified/render.slice/slot-1.scope/cgroup.kill", "");
+        assert_int_equal(hal_cgroup_kill(t->fd, "render.slice/slot-1.scope", err, sizeof(err)), 0);
+        /* Nothing to kill where no hierarchy has the cgroup; never the root or outside the mount. */
+        assert_int_equal(hal_cgroup_kill(t->fd, "render.slice/slot-9.scope", err, sizeof(err)), -ENOENT);
+        assert_int_equal(hal_cgroup_kill(t->fd, "/", err, sizeof(err)), -EINVAL);
+        assert_int_equal(hal_cgroup_kill(t->fd, "render.slice/../..", err, sizeof(err)), -EINVAL);
+        assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-9.scope"), -ENOENT);
+        tu_put(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.procs", "\n");
+        assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-0.scope"), 0);
+        tu_put(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.procs", "4242\n");
+        assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-0.scope"), 1);
+}
+
+/* The real thing, where this machine lets a test make a cgroup: a process in it dies. */
+static void test_kill_ends_every_process_of_a_real_cgroup(void **state) {
+        static const char *const mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+        char dir[128], procs[160], name[64], err[256] = "", pidtxt[32];
+        const char *mount = NULL;
+        int root, status;
+        pid_t child;
+
+        (void)state;
+        snprintf(name, sizeof(name), "ra-test-kill-%d", (int)getpid());
+        for (size_t i = 0; i < 2 && !mount; i++) {
+                char probe[96];
+
+                snprintf(probe, sizeof(probe), "%s/cgroup.procs", mounts[i]);
+                snprintf(dir, sizeof(dir), "%s/%s", mounts[i], name);
+                if (access(probe, W_OK) == 0 && mkdir(dir, 0755) == 0)
+                        mount = mounts[i];
+        }
+        if (!mount)
+                skip(); /* no writable cgroup v2 hierarchy here */
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                pause();
+                _exit(0);
+        }
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        snprintf(pidtxt, sizeof(pidtxt), "%d", (int)child);
+        root = open("/", O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(plat_write_file_at(AT_FDCWD, procs, pidtxt, strlen(pidtxt)), 0);
+        assert_int_equal(hal_cgroup_populated(root, name), 1);
+        assert_true(hal_cgroup_kill(root, name, err, sizeof(err)) >= 0);
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+        assert_int_equal(hal_cgroup_populated(root, name), 0);
+        close(root);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_kill_writes_cgroup_kill_of_the_slot, tu_scratch_setup,
+                                                tu_scratch_teardown),
+                cmocka_unit_test(test_kill_ends_every_process_of_a_real_cgroup),
                 cmocka_unit_test(test_detect_v2_v1_hybrid_and_none),
                 cmocka_unit_test(test_v2_slot_reads_every_file),
                 cmocka_unit_test(test_v2_max_memory_is_uint64_max_and_max_cpu_is_no_quota),
