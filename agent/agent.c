@@ -10,12 +10,14 @@
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "sessions.h"
 #include "strutil.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <mosquitto.h>
 #include <signal.h>
@@ -23,10 +25,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define TOPIC_MAX 256
 #define EVENTS_PENDING_MAX 64
+#define CMD_PAYLOAD_MAX (64 * 1024)
+#define CMD_HELD_MAX 256
+
+/* An MQTT command reply waiting for the group commit its command is part of. */
+struct held_reply {
+        char *topic;
+        char *line;
+        void *corr;
+        size_t corr_len;
+        bool needs_commit;
+};
 
 struct agent {
         sd_event *event;
@@ -44,12 +58,17 @@ struct agent {
         uint64_t events_dropped;
         struct link *link;
         struct diag *diag;
+        bool control_activated; /* the control socket came from systemd (socket activation) */
+        struct sessions *sessions;
+        struct held_reply held[CMD_HELD_MAX];
+        size_t n_held;
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
         uint64_t telemetry_seq, telemetry_published;
         uint64_t started_real_usec, started_mono_usec;
         enum link_state announced;
         char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
+        char topic_cmd[TOPIC_MAX], topic_cmd_reply[TOPIC_MAX];
 };
 
 /* Tells systemd what the agent is doing whenever the broker link changes state (or when forced,
@@ -134,10 +153,26 @@ static void on_event(const char *type, cJSON *fields, void *ud) {
 }
 
 static void on_connected(struct link *l, void *ud) {
-        (void)l;
+        struct agent *a = ud;
+        int r = link_subscribe(l, a->topic_cmd, 1);
+
+        if (r < 0)
+                log_warn("cannot subscribe to %s: %s; MQTT commands are not taken", a->topic_cmd,
+                         strerror(-r));
         publish_status(ud);
         flush_events(ud);
         announce(ud, false);
+}
+
+/* The plan needs what the host offers, so it is made on the first sample, and again at once
+ * after a reload (from the last sample): until then no slot is admissible. */
+static void plan(struct agent *a) {
+        struct spec_host host;
+
+        if (a->watch.planned || a->sampler.tick == 0)
+                return;
+        watch_host_from_sample(a->cfg, &a->platform, &a->sampler.cur, &host);
+        watch_plan(&a->watch, a->cfg, &host);
 }
 
 static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
@@ -154,14 +189,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
 
         sampler_tick(&a->sampler);
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
-        /* The plan needs what the host offers, so it is made on the first sample (and again
-         * after each reload). */
-        if (!a->watch.planned) {
-                struct spec_host host;
-
-                watch_host_from_sample(a->cfg, &a->platform, &a->sampler.cur, &host);
-                watch_plan(&a->watch, a->cfg, &host);
-        }
+        plan(a);
         watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         announce(a, false);
@@ -172,6 +200,9 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
                 a->telemetry_published++;
         return 0;
 }
+
+static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
+                       const char *response_topic, const void *corr, size_t corr_len, void *ud);
 
 static int start_link(struct agent *a) {
         _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
@@ -186,6 +217,7 @@ static int start_link(struct agent *a) {
                 .client_id = a->cfg->node_id,
                 .will_topic = a->topic_status,
                 .will_payload = will,
+                .on_message = on_message,
         };
         int r;
 
@@ -193,7 +225,9 @@ static int start_link(struct agent *a) {
                 return -ENOMEM;
         if (tele_topic(a->cfg, "status", a->topic_status, sizeof(a->topic_status)) < 0 ||
             tele_topic(a->cfg, "telemetry", a->topic_telemetry, sizeof(a->topic_telemetry)) < 0 ||
-            tele_topic(a->cfg, "events", a->topic_events, sizeof(a->topic_events)) < 0)
+            tele_topic(a->cfg, "events", a->topic_events, sizeof(a->topic_events)) < 0 ||
+            tele_topic(a->cfg, "cmd", a->topic_cmd, sizeof(a->topic_cmd)) < 0 ||
+            tele_topic(a->cfg, "cmd/reply", a->topic_cmd_reply, sizeof(a->topic_cmd_reply)) < 0)
                 return -ENAMETOOLONG;
         if (!a->cfg->mqtt.tls)
                 log_warn("mqtt.tls is false: telemetry goes to %s:%u in clear text and the broker is not "
@@ -281,12 +315,20 @@ static cJSON *status_json(struct agent *a) {
                                 errs = cJSON_AddArrayToObject(m, "errors");
                         cJSON_AddItemToArray(errs, cJSON_CreateString(mh[i]->error));
                 }
-        slots = cJSON_AddArrayToObject(o, "slots");
+        if (a->sessions)
+                cJSON_AddItemToObject(o, "sessions", sessions_summary_json(a->sessions));
+        slots = a->sessions ? sessions_slots_json(a->sessions) : cJSON_CreateArray();
+        cJSON_AddItemToObject(o, "slots", slots);
         for (size_t i = 0; i < a->cfg->n_slots; i++) {
-                cJSON *j = cJSON_CreateObject();
+                cJSON *j = cJSON_GetArrayItem(slots, (int)i);
 
-                cJSON_AddStringToObject(j, "id", a->cfg->slots[i].id);
-                cJSON_AddStringToObject(j, "scale", a->cfg->slots[i].scale);
+                if (!j) {
+                        j = cJSON_CreateObject();
+                        cJSON_AddStringToObject(j, "id", a->cfg->slots[i].id);
+                        cJSON_AddStringToObject(j, "scale", a->cfg->slots[i].scale);
+                        cJSON_AddItemToArray(slots, j);
+                }
+
                 if (a->cfg->slots[i].iface)
                         cJSON_AddStringToObject(j, "iface", a->cfg->slots[i].iface);
                 if (a->watch.planned && i < a->watch.n) {
@@ -295,18 +337,56 @@ static cJSON *status_json(struct agent *a) {
                                 cJSON_AddStringToObject(j, "nonconformant",
                                                         a->watch.slots[i].verdict.reason);
                 }
-                cJSON_AddItemToArray(slots, j);
         }
         return o;
 }
 
-static cJSON *on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
-                         const char **ret_code, char *msg, size_t msglen) {
-        struct agent *a = ud;
+/* Whether the peer may change sessions: root, the agent's own user, or control.allow. */
+static bool peer_may_change(const struct cfg *c, const struct plat_peer *p) {
+        _cleanup_free_ char *status = NULL;
+        char path[64];
+        const char *g;
+        size_t len;
+
+        if (!p)
+                return false;
+        if (p->uid == 0 || p->uid == geteuid())
+                return true;
+        for (size_t i = 0; i < c->control_allow.n_uids; i++)
+                if (c->control_allow.uids[i] == p->uid)
+                        return true;
+        for (size_t i = 0; i < c->control_allow.n_gids; i++)
+                if (c->control_allow.gids[i] == p->gid)
+                        return true;
+        if (c->control_allow.n_gids == 0)
+                return false;
+        /* SO_PEERCRED has the primary group only; the supplementary ones are in /proc. */
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+        if (plat_read_file_at(AT_FDCWD, path, 64 * 1024, &status, &len) < 0 ||
+            !(g = strstr(status, "\nGroups:")))
+                return false;
+        for (g += 8; *g && *g != '\n';) {
+                char *end;
+                unsigned long gid = strtoul(g, &end, 10);
+
+                if (end == g)
+                        break;
+                for (size_t i = 0; i < c->control_allow.n_gids; i++)
+                        if (c->control_allow.gids[i] == gid)
+                                return true;
+                g = end;
+        }
+        return false;
+}
+
+static cJSON *status_json(struct agent *a);
+
+/* Every op, whoever asks: the socket and MQTT handlers check who may before calling this. */
+static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *ret_held,
+                       const char **ret_code, char *msg, size_t msglen) {
+        bool mutates;
         cJSON *res;
 
-        (void)req;
-        (void)peer;
         if (strcmp(op, "status") == 0) {
                 res = cJSON_CreateObject();
                 cJSON_AddItemToObject(res, "status", status_json(a));
@@ -318,9 +398,132 @@ static cJSON *on_request(const char *op, const cJSON *req, const struct plat_pee
                                       tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
                 return res;
         }
+        if (sessions_handles(op, &mutates)) {
+                if (!a->sessions) {
+                        *ret_code = "NO_IDLE";
+                        snprintf(msg, msglen, "this node has no slots configured");
+                        return NULL;
+                }
+                return sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
+        }
         *ret_code = "BAD_REQUEST";
-        snprintf(msg, msglen, "unknown op \"%.64s\" (known: status, spec)", op);
+        snprintf(msg, msglen,
+                 "unknown op \"%.64s\" (known: status, spec, slots, sessions, reserve, start, heartbeat, "
+                 "client_lost, end, disconnect, release, viewer_join, viewer_leave, report_bytes, drain, "
+                 "undrain, unblock)",
+                 op);
         return NULL;
+}
+
+static cJSON *on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
+        struct agent *a = ud;
+        bool mutates = false;
+
+        if (sessions_handles(op, &mutates) && mutates && !peer_may_change(a->cfg, peer)) {
+                *ret_code = "FORBIDDEN";
+                snprintf(msg, msglen,
+                         "op %s changes sessions: uid %u is not root, the agent's user, or in control.allow",
+                         op, peer ? (unsigned)peer->uid : 0U);
+                return NULL;
+        }
+        return dispatch(a, op, req, ret_held, ret_code, msg, msglen);
+}
+
+/* MQTT commands: the broker authenticated the sender (its ACL decides who may publish on cmd). */
+static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
+        static const char *const allowed[] = { "disconnect", "drain", "undrain", "status" };
+
+        (void)peer;
+        for (size_t i = 0; i < ELEMENTSOF(allowed); i++)
+                if (!strcmp(op, allowed[i]))
+                        return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
+        *ret_code = "FORBIDDEN";
+        snprintf(msg, msglen,
+                 "op \"%.64s\" is not taken over MQTT (commands: disconnect, drain, undrain, status)", op);
+        return NULL;
+}
+
+static void send_reply(struct agent *a, struct held_reply *h) {
+        int r = link_publish_ex(a->link, h->topic, h->line, strlen(h->line), 1, h->corr, h->corr_len, NULL);
+
+        if (r < 0)
+                log_warn("cannot publish the reply on %s: %s; the command's sender will not hear back",
+                         h->topic, strerror(-r));
+        free(h->topic);
+        free(h->line);
+        free(h->corr);
+}
+
+static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
+                       const char *response_topic, const void *corr, size_t corr_len, void *ud) {
+        struct agent *a = ud;
+        struct held_reply h = { 0 };
+        bool held = false;
+
+        (void)l;
+        if (strcmp(topic, a->topic_cmd))
+                return;
+        if (len > CMD_PAYLOAD_MAX)
+                len = CMD_PAYLOAD_MAX + 1; /* refused as too long by the line handler */
+        h.line = diag_handle_line(payload, len, NULL, on_mqtt_op, a, &held);
+        h.topic = strdup(response_topic ? response_topic : a->topic_cmd_reply);
+        if (corr_len && (h.corr = malloc(corr_len)))
+                memcpy(h.corr, corr, corr_len);
+        h.corr_len = h.corr ? corr_len : 0;
+        h.needs_commit = held;
+        if (!h.line || !h.topic) {
+                free(h.line);
+                free(h.topic);
+                free(h.corr);
+                return;
+        }
+        log_info("MQTT command on %s answered: %.200s", topic, h.line);
+        if ((held || a->n_held) && a->n_held == CMD_HELD_MAX)
+                (void)sessions_flush(a->sessions); /* sends every held reply; this one is written too */
+        else if (held || a->n_held) {
+                a->held[a->n_held++] = h;
+                return;
+        }
+        send_reply(a, &h);
+}
+
+/* The group commit is done: held replies go out on both channels, or fail with INTERNAL. */
+static void on_committed(bool ok, const char *msg, void *ud) {
+        struct agent *a = ud;
+
+        if (!ok)
+                log_err("session state not written: %s; the operations of this batch are refused", msg);
+        if (a->diag)
+                diag_committed(a->diag, ok, msg);
+        for (size_t i = 0; i < a->n_held; i++) {
+                struct held_reply *h = &a->held[i];
+
+                if (h->needs_commit && !ok) {
+                        cJSON *r = cJSON_Parse(h->line), *e = cJSON_CreateObject(), *err;
+
+                        cJSON_AddItemToObject(e, "id", cJSON_DetachItemFromObject(r, "id"));
+                        cJSON_AddFalseToObject(e, "ok");
+                        err = cJSON_AddObjectToObject(e, "error");
+                        cJSON_AddStringToObject(err, "code", "INTERNAL");
+                        cJSON_AddStringToObject(err, "message", msg);
+                        free(h->line);
+                        h->line = cJSON_PrintUnformatted(e);
+                        cJSON_Delete(r);
+                        cJSON_Delete(e);
+                        if (!h->line)
+                                h->line = strdup("{\"ok\":false}");
+                }
+                send_reply(a, h);
+        }
+        a->n_held = 0;
+}
+
+static bool slot_admissible(void *ud, size_t i) {
+        struct agent *a = ud;
+
+        return watch_slot_admissible(&a->watch, i);
 }
 
 static void log_problems(const struct cfg_problems *p) {
@@ -329,6 +532,41 @@ static void log_problems(const struct cfg_problems *p) {
 }
 
 /* SIGHUP: the new file replaces the running config only when it is valid as a whole. */
+static const struct sessions_hooks session_hooks = {
+        .event = on_event,
+        .committed = on_committed,
+        .admissible = slot_admissible,
+};
+
+/* Sessions follow the new config (limits, enforcement, slots); a node that gets its first slots
+ * starts taking sessions, one that loses them all must have none running. */
+static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size_t len) {
+        char warning[SLOTS_MSG_MAX];
+        struct sessions_hooks h = session_hooks;
+        int r;
+
+        h.userdata = a;
+        if (a->sessions && n->n_slots)
+                return sessions_reconfigure(a->sessions, n, why, len);
+        if (a->sessions) {
+                cJSON *sum = sessions_summary_json(a->sessions);
+                bool idle = cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "slots"), "free")->valuedouble ==
+                            (double)a->cfg->n_slots;
+
+                cJSON_Delete(sum);
+                if (!idle)
+                        return snprintf(why, len, "the new config has no slots while sessions are held"),
+                               -EBUSY;
+                sessions_free(a->sessions);
+                a->sessions = NULL;
+                return 0;
+        }
+        r = sessions_new(a->event, n, a->root_fd, &h, &a->sessions, warning, why, len);
+        if (r >= 0 && warning[0])
+                log_err("%s", warning);
+        return r;
+}
+
 static void reload(struct agent *a) {
         struct cfg_problems problems = { 0 };
         struct cfg *n = NULL, *old;
@@ -348,7 +586,24 @@ static void reload(struct agent *a) {
                 return;
         }
         relink = !cfg_link_equal(a->cfg, n);
-        if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
+        if (a->sessions || n->n_slots) {
+                char why[256] = "";
+
+                r = reload_sessions(a, n, why, sizeof(why));
+                if (r < 0) {
+                        log_err("reload of %s rejected: %s; the running configuration stays in force",
+                                a->config_path, why);
+                        cfg_free(n);
+                        sd_notify(false, "READY=1");
+                        announce(a, true);
+                        return;
+                }
+        }
+        if (a->control_activated && !plat_streq_ptr(a->cfg->control_socket, n->control_socket))
+                log_warn("control.socket changed to %s, but the control socket comes from systemd "
+                         "(render-agent.socket): change ListenStream= there",
+                         n->control_socket);
+        else if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
                 struct diag *d = NULL;
 
                 r = diag_new(a->event, n->control_socket, on_request, a, &d);
@@ -375,6 +630,7 @@ static void reload(struct agent *a) {
                         "previous "
                         "ones");
         cfg_free(old);
+        plan(a);
         if (relink) {
                 r = start_link(a);
                 if (r < 0)
@@ -400,8 +656,43 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         }
         log_notice("received %s; stopping", strsignal((int)si->ssi_signo));
         sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        if (a->sessions)
+                sessions_stop(a->sessions);
         stop_link(a, "stopped");
         return sd_event_exit(a->event, 0);
+}
+
+/* The control socket: the one systemd passes (named "control", else the first Unix stream
+ * socket), or control.socket bound here. */
+static int open_control(struct agent *a) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names), fd = -1, r;
+
+        for (int i = 0; i < n; i++) {
+                int cand = SD_LISTEN_FDS_START + i;
+
+                if (sd_is_socket_unix(cand, SOCK_STREAM, 1, NULL, 0) <= 0)
+                        continue;
+                if (fd < 0 || (names && names[i] && !strcmp(names[i], "control")))
+                        fd = cand;
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+        if (fd >= 0) {
+                r = diag_new_fd(a->event, fd, on_request, a, &a->diag);
+                if (r < 0) {
+                        log_err("cannot serve the control socket passed by systemd: %s", strerror(-r));
+                        return r;
+                }
+                a->control_activated = true;
+                log_info("control socket passed by systemd (socket activation); control.socket is not used");
+                return 0;
+        }
+        r = diag_new(a->event, a->cfg->control_socket, on_request, a, &a->diag);
+        if (r < 0)
+                log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
+        return r;
 }
 
 static int setup(struct agent *a, const struct agent_options *o) {
@@ -448,6 +739,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD); /* enforcement hooks are reaped by sd-event child sources */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
@@ -459,11 +751,22 @@ static int setup(struct agent *a, const struct agent_options *o) {
         if (r < 0)
                 return r;
 
-        r = diag_new(a->event, a->cfg->control_socket, on_request, a, &a->diag);
-        if (r < 0) {
-                log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
-                return r;
+        if (a->cfg->n_slots) {
+                char warning[SLOTS_MSG_MAX], why[256];
+                struct sessions_hooks h = session_hooks;
+
+                h.userdata = a;
+                r = sessions_new(a->event, a->cfg, a->root_fd, &h, &a->sessions, warning, why, sizeof(why));
+                if (r < 0) {
+                        log_err("cannot start sessions: %s", why);
+                        return r;
+                }
+                if (warning[0])
+                        log_err("%s", warning);
         }
+        r = open_control(a);
+        if (r < 0)
+                return r;
         sd_event_now(a->event, CLOCK_MONOTONIC, &a->next_sample_usec);
         r = sd_event_add_time(a->event, &a->sample_timer, CLOCK_MONOTONIC, a->next_sample_usec, 1000,
                               on_sample, a);
@@ -495,6 +798,7 @@ int agent_run(const struct agent_options *o) {
                 if (r < 0)
                         log_err("event loop failed: %s", strerror(-r));
         }
+        sessions_free(a.sessions); /* writes what is pending, before the link goes */
         stop_link(&a, "stopped");
         diag_free(a.diag);
         sd_event_source_disable_unref(a.sample_timer);

@@ -8,8 +8,10 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,6 +502,133 @@ static void parse_events(struct ctx *x, const cJSON *root, struct cfg *c) {
                  &c->events.memory_pressure_pct);
 }
 
+static const char *const enforcement_names[] = { "none", "cgroup_kill", "exec", NULL };
+
+/* sessions.enforcement_exec: an argv array, the command an absolute path. */
+static void parse_exec(struct ctx *x, const cJSON *v, struct cfg_sessions *ss) {
+        size_t n = 0;
+        const cJSON *a;
+
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > CFG_EXEC_MAX_ARGS) {
+                problem(x,
+                        "sessions.enforcement_exec: must be an array of 1..%d strings, the command (an "
+                        "absolute path) and its arguments",
+                        CFG_EXEC_MAX_ARGS);
+                return;
+        }
+        cJSON_ArrayForEach(a, v) {
+                const char *why = NULL;
+
+                if (!cJSON_IsString(a) || strlen(a->valuestring) > CFG_MAX_STRING) {
+                        problem(x, "sessions.enforcement_exec[%zu]: must be a string of at most %d bytes", n,
+                                CFG_MAX_STRING);
+                        return;
+                }
+                if (n == 0 && !check_abs_path(a->valuestring, &why)) {
+                        problem(x, "sessions.enforcement_exec[0]: the command %s (got \"%s\")", why,
+                                a->valuestring);
+                        return;
+                }
+                ss->exec_argv[n] = strdup(a->valuestring);
+                if (!ss->exec_argv[n++]) {
+                        x->oom = true;
+                        return;
+                }
+        }
+}
+
+static void parse_sessions(struct ctx *x, const cJSON *root, struct cfg *c) {
+        static const char *const keys[] = {
+                "lock_ttl_s",  "grace_s",     "max_session_s",    "heartbeat_timeout_s",   "idle_s",
+                "viewers_max", "enforcement", "enforcement_exec", "enforcement_timeout_s", NULL
+        };
+        struct cfg_sessions *ss = &c->sessions;
+        const cJSON *e = get_object(x, root, "sessions", false), *v;
+
+        if (!e)
+                return;
+        check_keys(x, e, "sessions", keys);
+        get_uint(x, e, "lock_ttl_s", "sessions.lock_ttl_s", 1, 3600, &ss->lock_ttl_s);
+        get_uint(x, e, "grace_s", "sessions.grace_s", 40, 3600, &ss->grace_s);
+        get_uint(x, e, "max_session_s", "sessions.max_session_s", 0, 30 * 86400, &ss->max_session_s);
+        get_uint(x, e, "heartbeat_timeout_s", "sessions.heartbeat_timeout_s", 0, 3600,
+                 &ss->heartbeat_timeout_s);
+        get_uint(x, e, "idle_s", "sessions.idle_s", 0, 86400, &ss->idle_s);
+        get_uint(x, e, "viewers_max", "sessions.viewers_max", 0, 16, &ss->viewers_max);
+        get_uint(x, e, "enforcement_timeout_s", "sessions.enforcement_timeout_s", 1, 300,
+                 &ss->enforcement_timeout_s);
+        v = cJSON_GetObjectItemCaseSensitive(e, "enforcement");
+        if (v) {
+                size_t k;
+
+                for (k = 0; cJSON_IsString(v) && enforcement_names[k]; k++)
+                        if (!strcmp(v->valuestring, enforcement_names[k]))
+                                break;
+                if (!cJSON_IsString(v) || !enforcement_names[k])
+                        problem(x, "sessions.enforcement: must be \"none\", \"cgroup_kill\" or \"exec\"");
+                else
+                        ss->enforcement = (enum cfg_enforcement)k;
+        }
+        v = cJSON_GetObjectItemCaseSensitive(e, "enforcement_exec");
+        if (v && ss->enforcement != CFG_ENFORCE_EXEC)
+                problem(x, "sessions.enforcement_exec: only used with \"enforcement\": \"exec\"");
+        else if (v)
+                parse_exec(x, v, ss);
+        else if (ss->enforcement == CFG_ENFORCE_EXEC)
+                problem(x, "sessions.enforcement_exec: required with \"enforcement\": \"exec\"");
+}
+
+/* control.allow: "user:NAME", "group:NAME", "uid:N" or "gid:N". */
+static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
+        const cJSON *a;
+        size_t i = 0;
+
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > CFG_MAX_ALLOW) {
+                problem(x, "control.allow: must be an array of at most %d entries", CFG_MAX_ALLOW);
+                return;
+        }
+        cJSON_ArrayForEach(a, v) {
+                const char *s = cJSON_IsString(a) ? a->valuestring : "";
+                bool group = !strncmp(s, "group:", 6) || !strncmp(s, "gid:", 4);
+                const char *arg = strchr(s, ':') ? strchr(s, ':') + 1 : "";
+                uint64_t id = 0;
+                bool ok = true;
+
+                if (!strncmp(s, "uid:", 4) || !strncmp(s, "gid:", 4)) {
+                        ok = plat_parse_u64(arg, strlen(arg), &id) >= 0 && id < UINT32_MAX;
+                        if (!ok)
+                                problem(x, "control.allow[%zu]: \"%s\" is not a numeric id", i, s);
+                } else if (!strncmp(s, "user:", 5) && *arg && strlen(arg) < 256) {
+                        struct passwd *pw = getpwnam(arg);
+
+                        if (!pw) {
+                                problem(x, "control.allow[%zu]: no user \"%s\" on this host", i, arg);
+                                ok = false;
+                        } else
+                                id = pw->pw_uid;
+                } else if (!strncmp(s, "group:", 6) && *arg && strlen(arg) < 256) {
+                        struct group *gr = getgrnam(arg);
+
+                        if (!gr) {
+                                problem(x, "control.allow[%zu]: no group \"%s\" on this host", i, arg);
+                                ok = false;
+                        } else
+                                id = gr->gr_gid;
+                } else {
+                        problem(x,
+                                "control.allow[%zu]: must be \"user:NAME\", \"group:NAME\", \"uid:N\" or "
+                                "\"gid:N\"",
+                                i);
+                        ok = false;
+                }
+                if (ok && group)
+                        al->gids[al->n_gids++] = (uint32_t)id;
+                else if (ok)
+                        al->uids[al->n_uids++] = (uint32_t)id;
+                i++;
+        }
+}
+
 static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
         static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", NULL };
         struct cfg_slot *slot = &c->slots[i];
@@ -626,6 +755,9 @@ static int set_defaults(struct cfg *c, const char *path) {
                                          .memory_pressure_pct = 90 };
         c->state_dir = strdup("/var/lib/render-agent");
         c->control_socket = strdup("/run/render-agent/agent.sock");
+        c->sessions = (struct cfg_sessions){
+                .lock_ttl_s = 30, .grace_s = 120, .viewers_max = 4, .enforcement_timeout_s = 10
+        };
         if (!c->path || !c->mqtt.topic_prefix || !c->state_dir || !c->control_socket)
                 return -ENOMEM;
         return 0;
@@ -633,8 +765,9 @@ static int set_defaults(struct cfg *c, const char *path) {
 
 int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
               struct cfg_problems *problems) {
-        static const char *const top_keys[] = { "node",   "sampling",  "mqtt",    "gpu",   "scales",
-                                                "events", "state_dir", "control", "slots", NULL };
+        static const char *const top_keys[] = { "node",     "sampling", "mqtt",      "gpu",
+                                                "scales",   "events",   "state_dir", "control",
+                                                "sessions", "slots",    NULL };
         _cleanup_free_ char *pathcopy = strdup(path);
         struct ctx x = { .path = path, .problems = problems };
         const char *end = NULL;
@@ -687,14 +820,26 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
         get_string(&x, root, "state_dir", "state_dir", false, check_abs_path, &c->state_dir);
         sect = get_object(&x, root, "control", false);
         if (sect) {
-                check_keys(&x, sect, "control", (const char *const[]){ "socket", NULL });
+                const cJSON *allow = cJSON_GetObjectItemCaseSensitive(sect, "allow");
+
+                check_keys(&x, sect, "control", (const char *const[]){ "socket", "allow", NULL });
                 get_string(&x, sect, "socket", "control.socket", false, check_abs_path, &c->control_socket);
                 if (strlen(c->control_socket) >= 108)
                         problem(&x, "control.socket: longer than a Unix socket path may be (107 bytes)");
+                if (allow)
+                        parse_allow(&x, allow, &c->control_allow);
         }
+        parse_sessions(&x, root, c);
         parse_scales(&x, root, c);
         parse_events(&x, root, c);
         parse_slots(&x, root, c);
+        if (c->sessions.enforcement == CFG_ENFORCE_CGROUP_KILL)
+                for (size_t i = 0; i < c->n_slots; i++)
+                        if (c->slots[i].id && !c->slots[i].cgroup)
+                                problem(&x,
+                                        "slots[%zu].cgroup: required with sessions.enforcement "
+                                        "\"cgroup_kill\" (slot %s has none to kill)",
+                                        i, c->slots[i].id);
         cJSON_Delete(root);
 
         if (x.oom) {
@@ -749,6 +894,8 @@ void cfg_free(struct cfg *c) {
         free(c->scales);
         free(c->state_dir);
         free(c->control_socket);
+        for (size_t i = 0; c->sessions.exec_argv[i]; i++)
+                free(c->sessions.exec_argv[i]);
         free(c);
 }
 

@@ -44,6 +44,37 @@ struct cfg_events {
         unsigned memory_pressure_pct; /* slot memory at this share of its limit */
 };
 
+/* What happens to a session's processes when the agent ends it (evict, expiry, disconnect). */
+enum cfg_enforcement {
+        CFG_ENFORCE_NONE,        /* nothing: the streaming service ends the session itself */
+        CFG_ENFORCE_CGROUP_KILL, /* write 1 to the slot cgroup's cgroup.kill */
+        CFG_ENFORCE_EXEC,        /* run enforcement_exec with SLOT, USER_ID, SESSION, REASON */
+};
+
+#define CFG_EXEC_MAX_ARGS 16
+
+struct cfg_sessions {
+        unsigned lock_ttl_s;          /* RESERVED without start is freed after this */
+        unsigned grace_s;             /* reconnect window, 40..3600 */
+        unsigned max_session_s;       /* 0: no limit */
+        unsigned heartbeat_timeout_s; /* 0: heartbeats not required */
+        unsigned idle_s;              /* 0: no idle limit */
+        unsigned viewers_max;
+        enum cfg_enforcement enforcement;
+        char *exec_argv[CFG_EXEC_MAX_ARGS + 1]; /* NULL-terminated; exec only */
+        unsigned enforcement_timeout_s;
+};
+
+#define CFG_MAX_ALLOW 32
+
+/* Who may change sessions over the control socket, besides root (read-only ops are open to
+ * whoever can connect: the socket's mode and group decide that). Names resolved at load. */
+struct cfg_allow {
+        size_t n_uids, n_gids;
+        uint32_t uids[CFG_MAX_ALLOW];
+        uint32_t gids[CFG_MAX_ALLOW];
+};
+
 struct cfg {
         char *path;
         char *node_id;
@@ -56,6 +87,8 @@ struct cfg {
         struct spec_scale *scales; /* the catalog: built-ins, overridden or extended by `scales` */
         char *state_dir;
         char *control_socket;
+        struct cfg_allow control_allow;
+        struct cfg_sessions sessions;
         size_t n_slots;
         struct cfg_slot *slots;
 };

@@ -15,33 +15,53 @@
 #define CTL_MAX_REPLY (4 * 1024 * 1024)
 
 /* Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable. */
-enum { EXIT_AGENT_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+enum {
+        EXIT_AGENT_ERROR = 1,
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3,
+        EXIT_NO_CAPACITY = 4,
+        EXIT_SLOW_DOWN = 5
+};
 
 static void usage(FILE *f) {
-        fprintf(f, "Usage: render-agentctl [--socket PATH] [--json] COMMAND\n"
-                   "Field diagnostics for render-agent.\n\n"
-                   "Commands:\n"
-                   "  status      version, uptime, broker link, sampling health and slots\n"
-                   "  spec        the scale catalog, and each slot's plan and usage against its limits\n\n"
+        fprintf(f, "Usage: render-agentctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+                   "Field diagnostics and session control for render-agent.\n\n"
+                   "Diagnostics:\n"
+                   "  status                 version, uptime, broker link, sampling, sessions and slots\n"
+                   "  spec                   the scale catalog, and each slot's plan and usage\n"
+                   "  slots                  every slot: state, user, session, deadlines, viewers\n"
+                   "  sessions               every held session with its viewers and bytes\n\n"
+                   "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
+                   "session id when it is 32 hex digits, else a user):\n"
+                   "  reserve USER [--slot SLOT] [--client-ip IP]\n"
+                   "  start TARGET           the reserved session starts streaming\n"
+                   "  heartbeat TARGET [--input]\n"
+                   "  client-lost TARGET     the client went away: the reconnect window opens\n"
+                   "  end TARGET [--reason R]\n"
+                   "  disconnect TARGET [--reason R]   an operator ends the session (enforced)\n"
+                   "  viewer-join TARGET --viewer V [--role R]\n"
+                   "  viewer-leave TARGET --viewer V\n"
+                   "  release --slot SLOT    give back an ending slot whose enforcement keeps failing\n"
+                   "  drain | undrain        stop or resume taking new users on this node\n"
+                   "  unblock SLOT           free a slot blocked after unreadable state (check it first)\n\n"
                    "Options:\n"
-                   "  -s, --socket PATH   control socket (default " CTL_DEFAULT_SOCKET ")\n"
+                   "  -s, --socket PATH   control socket (default " CTL_DEFAULT_SOCKET
+                   ", or $RENDER_AGENT_SOCKET)\n"
                    "  -j, --json          print the agent's JSON reply as is\n"
                    "  -h, --help          this text\n\n"
-                   "Exit status: 0 ok, 1 the agent refused the request, 2 usage, 3 agent unreachable.\n");
+                   "Exit status: 0 ok, 1 the agent refused the request, 2 usage, 3 agent unreachable,\n"
+                   "4 no capacity (NO_IDLE, DRAINING, STOPPING: try another node), 5 SLOW_DOWN (retry).\n");
 }
 
 /* Sends one request line and reads one reply line. */
-static int roundtrip(const char *path, const char *op, char **ret) {
+static int roundtrip(const char *path, const char *req, char **ret) {
         _cleanup_close_ int fd = plat_unix_connect(path);
         _cleanup_free_ char *buf = NULL;
-        char req[128];
-        size_t len = 0, cap = 0;
-        int n;
+        size_t len = 0, cap = 0, n = strlen(req);
 
         if (fd < 0)
                 return fd;
-        n = snprintf(req, sizeof(req), "{\"id\":1,\"op\":\"%s\"}\n", op);
-        if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
                 return -errno;
         for (;;) {
                 ssize_t k;
@@ -88,6 +108,7 @@ static void print_status(const cJSON *s) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(s, "broker");
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(s, "sampling");
         const cJSON *slots = cJSON_GetObjectItemCaseSensitive(s, "slots"), *e;
+        const cJSON *sess = cJSON_GetObjectItemCaseSensitive(s, "sessions");
         double up = num(s, "uptime_s");
 
         printf("render-agent %s (pid %.0f), node %s in %s, %s/%s\n", str(s, "version"), num(s, "pid"),
@@ -108,9 +129,21 @@ static void print_status(const cJSON *s) {
                num(m, "interval_ms"), num(m, "ticks"), num(m, "telemetry_published"));
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "errors"))
                 printf("  read err  %s\n", e->valuestring);
+        if (sess) {
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(sess, "slots");
+
+                printf("  sessions  %.0f active, %.0f grace, %.0f reserved, %.0f ending, %.0f free, %.0f "
+                       "blocked%s\n",
+                       num(n, "active"), num(n, "grace"), num(n, "reserved"), num(n, "ending"),
+                       num(n, "free"), num(n, "blocked"),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sess, "draining")) ? "; DRAINING" : "");
+                if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sess, "last_error")))
+                        printf("  last err  %s\n", str(sess, "last_error"));
+        }
         printf("  slots     %d\n", cJSON_GetArraySize(slots));
         cJSON_ArrayForEach(e, slots) {
-                printf("    %-12s scale %-6s iface %s\n", str(e, "id"), str(e, "scale"), str(e, "iface"));
+                printf("    %-12s scale %-6s %-9s %-16s iface %s\n", str(e, "id"), str(e, "scale"),
+                       str(e, "state"), str(e, "user"), str(e, "iface"));
                 if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "conformant")))
                         printf("    %-12s does not meet its scale: %s\n", "", str(e, "nonconformant"));
         }
@@ -189,6 +222,165 @@ static void print_spec(const cJSON *s) {
         }
 }
 
+static void print_time_left(const cJSON *e, const char *key, const char *label) {
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, key)))
+                printf(" %s %s", label, str(e, key));
+}
+
+/* One line per slot; `session_view`: the sessions listing (slot named "slot", bytes shown). */
+static void print_slot_line(const cJSON *e, bool session_view) {
+        const cJSON *v, *viewers = cJSON_GetObjectItemCaseSensitive(e, "viewers"), *b;
+
+        printf("  %-10s %-7s %-9s %-16s %-32s", str(e, session_view ? "slot" : "id"), str(e, "scale"),
+               str(e, "state"), str(e, "user"), str(e, "session"));
+        print_time_left(e, "started", "since");
+        print_time_left(e, "deadline", "until");
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "reason")))
+                printf(" (%s)", str(e, "reason"));
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "enforcing")))
+                printf(" enforcing");
+        printf("\n");
+        if (cJSON_GetArraySize(viewers) > 0) {
+                printf("  %-10s viewers:", "");
+                cJSON_ArrayForEach(v, viewers) printf(" %s (%s)", str(v, "user"), str(v, "role"));
+                printf("\n");
+        }
+        b = cJSON_GetObjectItemCaseSensitive(e, "bytes");
+        if (b)
+                printf("  %-10s bytes: player %.0f, viewers %.0f, push %.0f\n", "", num(b, "player"),
+                       num(b, "viewers"), num(b, "push"));
+}
+
+static void print_slot_header(bool session_view) {
+        printf("  %-10s %-7s %-9s %-16s %-32s\n", session_view ? "slot" : "id", "scale", "state", "user",
+               "session");
+}
+
+static void print_list(const cJSON *list, bool session_view) {
+        const cJSON *e;
+
+        if (session_view && cJSON_GetArraySize(list) == 0) {
+                printf("no sessions\n");
+                return;
+        }
+        print_slot_header(session_view);
+        cJSON_ArrayForEach(e, list) print_slot_line(e, session_view);
+}
+
+/* The reply to a session op: what the slot is now. */
+static void print_op_reply(const char *op, const cJSON *r) {
+        if (cJSON_GetObjectItemCaseSensitive(r, "draining")) {
+                printf("node is %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "draining"))
+                                               ? "draining: new users are refused"
+                                               : "taking new users");
+                return;
+        }
+        printf("%s: slot %s is %s", op, str(r, "slot"), str(r, "state"));
+        if (strcmp(str(r, "user"), "-"))
+                printf(", user %s", str(r, "user"));
+        if (strcmp(str(r, "session"), "-"))
+                printf(", session %s", str(r, "session"));
+        print_time_left(r, "deadline", "until");
+        printf("\n");
+}
+
+static int exit_code_for(const char *code) {
+        if (!strcmp(code, "NO_IDLE") || !strcmp(code, "DRAINING") || !strcmp(code, "STOPPING"))
+                return EXIT_NO_CAPACITY;
+        if (!strcmp(code, "SLOW_DOWN"))
+                return EXIT_SLOW_DOWN;
+        return EXIT_AGENT_ERROR;
+}
+
+/* A session id is 32 lower-case hex digits; anything else given bare names a user. */
+static bool looks_like_session(const char *s) {
+        return strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
+}
+
+struct command {
+        const char *name; /* as typed */
+        const char *op;   /* on the wire */
+        bool target;      /* takes TARGET */
+        bool user_arg;    /* reserve: USER first */
+        bool slot_arg;    /* unblock: SLOT first */
+};
+
+static const struct command commands[] = {
+        { "status", "status", false, false, false },
+        { "spec", "spec", false, false, false },
+        { "slots", "slots", false, false, false },
+        { "sessions", "sessions", false, false, false },
+        { "reserve", "reserve", false, true, false },
+        { "start", "start", true, false, false },
+        { "heartbeat", "heartbeat", true, false, false },
+        { "client-lost", "client_lost", true, false, false },
+        { "end", "end", true, false, false },
+        { "disconnect", "disconnect", true, false, false },
+        { "viewer-join", "viewer_join", true, false, false },
+        { "viewer-leave", "viewer_leave", true, false, false },
+        { "release", "release", true, false, false },
+        { "drain", "drain", false, false, false },
+        { "undrain", "undrain", false, false, false },
+        { "unblock", "unblock", false, false, true },
+};
+
+/* The request for a command and its arguments (argv[0] is the command); NULL after a usage error. */
+static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "session", required_argument, NULL, 'S' },
+                { "user", required_argument, NULL, 'u' },
+                { "slot", required_argument, NULL, 'l' },
+                { "client-ip", required_argument, NULL, 'c' },
+                { "reason", required_argument, NULL, 'r' },
+                { "viewer", required_argument, NULL, 'v' },
+                { "role", required_argument, NULL, 'R' },
+                { "input", no_argument, NULL, 'i' },
+                {},
+        };
+        cJSON *req = cJSON_CreateObject();
+        int c;
+
+        cJSON_AddNumberToObject(req, "id", 1);
+        cJSON_AddStringToObject(req, "op", cmd->op);
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                const char *key = c == 'S'   ? "session"
+                                  : c == 'u' ? "user"
+                                  : c == 'l' ? "slot"
+                                  : c == 'c' ? "client_ip"
+                                  : c == 'r' ? "reason"
+                                  : c == 'v' ? "viewer"
+                                  : c == 'R' ? "role"
+                                             : NULL;
+
+                if (c == 'i') {
+                        cJSON_AddTrueToObject(req, "input");
+                        continue;
+                }
+                if (!key) {
+                        cJSON_Delete(req);
+                        return NULL;
+                }
+                cJSON_DeleteItemFromObject(req, key);
+                cJSON_AddStringToObject(req, key, optarg);
+        }
+        for (; optind < argc; optind++) {
+                const char *a = argv[optind];
+                const char *key = cmd->user_arg   ? "user"
+                                  : cmd->slot_arg ? "slot"
+                                  : cmd->target   ? (looks_like_session(a) ? "session" : "user")
+                                                  : NULL;
+
+                if (!key || cJSON_GetObjectItemCaseSensitive(req, key)) {
+                        fprintf(stderr, "render-agentctl: %s: unexpected argument \"%s\"\n", cmd->name, a);
+                        cJSON_Delete(req);
+                        return NULL;
+                }
+                cJSON_AddStringToObject(req, key, a);
+        }
+        return req;
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "socket", required_argument, NULL, 's' },
@@ -198,13 +390,15 @@ int main(int argc, char **argv) {
         };
         const char *path =
                 getenv("RENDER_AGENT_SOCKET") ? getenv("RENDER_AGENT_SOCKET") : CTL_DEFAULT_SOCKET;
-        _cleanup_free_ char *reply = NULL;
+        _cleanup_free_ char *reply = NULL, *text = NULL;
+        const struct command *cmd = NULL;
         bool json = false;
         const cJSON *ok;
-        cJSON *r;
+        cJSON *r, *req;
         int c, rc;
 
-        while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) >= 0) {
+        /* "+": options after the command are the command's. */
+        while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 's':
                         path = optarg;
@@ -220,36 +414,53 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 }
         }
-        if (optind != argc - 1 ||
-            (strcmp(argv[optind], "status") != 0 && strcmp(argv[optind], "spec") != 0)) {
+        for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
+                if (!strcmp(argv[optind], commands[i].name))
+                        cmd = &commands[i];
+        if (!cmd) {
                 if (optind < argc)
                         fprintf(stderr, "render-agentctl: unknown command \"%s\"\n", argv[optind]);
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        rc = roundtrip(path, argv[optind], &reply);
+        req = build_request(cmd, argc - optind, argv + optind);
+        if (!req) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        text = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!text)
+                return EXIT_AGENT_ERROR;
+        rc = roundtrip(path, text, &reply);
         if (rc < 0) {
                 fprintf(stderr, "render-agentctl: cannot talk to render-agent on %s: %s\n", path,
                         strerror(-rc));
                 return EXIT_UNREACHABLE;
-        }
-        if (json) {
-                printf("%s\n", reply);
-                return 0;
         }
         r = cJSON_Parse(reply);
         ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
         if (!cJSON_IsTrue(ok)) {
                 const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
 
-                fprintf(stderr, "render-agentctl: %s: %s\n", str(e, "code"), str(e, "message"));
+                rc = exit_code_for(str(e, "code"));
+                if (json)
+                        printf("%s\n", reply);
+                else
+                        fprintf(stderr, "render-agentctl: %s: %s\n", str(e, "code"), str(e, "message"));
                 cJSON_Delete(r);
-                return EXIT_AGENT_ERROR;
+                return rc;
         }
-        if (strcmp(argv[optind], "spec") == 0)
+        if (json)
+                printf("%s\n", reply);
+        else if (!strcmp(cmd->op, "spec"))
                 print_spec(cJSON_GetObjectItemCaseSensitive(r, "spec"));
-        else
+        else if (!strcmp(cmd->op, "status"))
                 print_status(cJSON_GetObjectItemCaseSensitive(r, "status"));
+        else if (!strcmp(cmd->op, "slots") || !strcmp(cmd->op, "sessions"))
+                print_list(cJSON_GetObjectItemCaseSensitive(r, cmd->op), !strcmp(cmd->op, "sessions"));
+        else
+                print_op_reply(cmd->name, r);
         cJSON_Delete(r);
         return 0;
 }

@@ -16,6 +16,14 @@
 
 #define DIAG_MAX_OUT (1024 * 1024)
 
+/* A reply waiting for the group commit (or behind one that is). */
+struct held {
+        cJSON *reply;
+        bool needs_commit;
+};
+
+#define DIAG_MAX_HELD 1024
+
 struct diag_client {
         struct diag *d;
         int fd;
@@ -26,6 +34,8 @@ struct diag_client {
         bool discarding; /* inside an oversized line: drop bytes up to its newline */
         char *out;
         size_t out_len, out_off;
+        struct held *held;
+        size_t n_held;
         struct diag_client *next;
 };
 
@@ -38,6 +48,7 @@ struct diag {
         void *userdata;
         struct diag_client *clients;
         unsigned n_clients;
+        bool owns_path; /* bound here (unlinked at free), not passed by systemd */
 };
 
 static cJSON *error_reply(const cJSON *id, const char *code, const char *msg) {
@@ -58,38 +69,41 @@ static char *print_reply(cJSON *r) {
         return s;
 }
 
-char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
-                       void *userdata) {
+/* The reply tree for one request line; *held as the handler set it. */
+static cJSON *handle(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
+                     void *userdata, bool *held) {
         _cleanup_free_ char *copy = NULL;
         const cJSON *id, *op;
         const char *code = "INTERNAL";
         char msg[256] = "";
         cJSON *req, *res, *reply;
 
+        *held = false;
         if (len > DIAG_MAX_LINE)
-                return print_reply(error_reply(NULL, "BAD_REQUEST", "request line longer than 65536 bytes"));
+                return error_reply(NULL, "BAD_REQUEST", "request line longer than 65536 bytes");
         if (memchr(line, '\0', len))
-                return print_reply(error_reply(NULL, "BAD_REQUEST", "request contains a NUL byte"));
+                return error_reply(NULL, "BAD_REQUEST", "request contains a NUL byte");
         copy = strndup(line, len);
         if (!copy)
                 return NULL;
         req = cJSON_Parse(copy);
         if (!req || !cJSON_IsObject(req)) {
                 cJSON_Delete(req);
-                return print_reply(error_reply(NULL, "BAD_REQUEST", "request is not a JSON object"));
+                return error_reply(NULL, "BAD_REQUEST", "request is not a JSON object");
         }
         id = cJSON_GetObjectItemCaseSensitive(req, "id");
         op = cJSON_GetObjectItemCaseSensitive(req, "op");
         if (!cJSON_IsString(op)) {
                 reply = error_reply(id, "BAD_REQUEST", "request has no \"op\" string");
                 cJSON_Delete(req);
-                return print_reply(reply);
+                return reply;
         }
-        res = fn(op->valuestring, req, peer, userdata, &code, msg, sizeof(msg));
+        res = fn(op->valuestring, req, peer, userdata, held, &code, msg, sizeof(msg));
         if (!res) {
+                *held = false;
                 reply = error_reply(id, code, msg[0] ? msg : "request failed");
                 cJSON_Delete(req);
-                return print_reply(reply);
+                return reply;
         }
         reply = cJSON_CreateObject();
         cJSON_AddItemToObject(reply, "id", id ? cJSON_Duplicate(id, true) : cJSON_CreateNull());
@@ -101,7 +115,17 @@ char *diag_handle_line(const char *line, size_t len, const struct plat_peer *pee
         }
         cJSON_Delete(res);
         cJSON_Delete(req);
-        return print_reply(reply);
+        return reply;
+}
+
+char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
+                       void *userdata, bool *ret_held) {
+        bool held;
+        char *s = print_reply(handle(line, len, peer, fn, userdata, &held));
+
+        if (ret_held)
+                *ret_held = held;
+        return s;
 }
 
 static void client_free(struct diag_client *c) {
@@ -116,6 +140,9 @@ static void client_free(struct diag_client *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         close(c->fd);
+        for (size_t i = 0; i < c->n_held; i++)
+                cJSON_Delete(c->held[i].reply);
+        free(c->held);
         free(c->in);
         free(c->out);
         free(c);
@@ -160,11 +187,63 @@ static int flush_out(struct diag_client *c) {
 }
 
 static int answer(struct diag_client *c, const char *line, size_t len) {
-        _cleanup_free_ char *reply = diag_handle_line(line, len, &c->peer, c->d->fn, c->d->userdata);
+        _cleanup_free_ char *text = NULL;
+        bool held;
+        cJSON *reply = handle(line, len, &c->peer, c->d->fn, c->d->userdata, &held);
 
         if (!reply)
                 return -ENOMEM;
-        return queue_out(c, reply);
+        if (held || c->n_held) {
+                struct held *nh;
+
+                if (c->n_held == DIAG_MAX_HELD) {
+                        cJSON_Delete(reply);
+                        return -ENOBUFS;
+                }
+                nh = realloc(c->held, (c->n_held + 1) * sizeof(*nh));
+                if (!nh) {
+                        cJSON_Delete(reply);
+                        return -ENOMEM;
+                }
+                c->held = nh;
+                c->held[c->n_held++] = (struct held){ .reply = reply, .needs_commit = held };
+                return 0;
+        }
+        text = print_reply(reply);
+        return text ? queue_out(c, text) : -ENOMEM;
+}
+
+void diag_committed(struct diag *d, bool ok, const char *msg) {
+        struct diag_client *c, *next;
+
+        for (c = d->clients; c; c = next) {
+                int r = 0;
+
+                next = c->next;
+                for (size_t i = 0; i < c->n_held; i++) {
+                        cJSON *reply = c->held[i].reply;
+                        _cleanup_free_ char *text = NULL;
+
+                        if (c->held[i].needs_commit && !ok) {
+                                cJSON *e = error_reply(cJSON_GetObjectItemCaseSensitive(reply, "id"),
+                                                       "INTERNAL",
+                                                       msg ? msg : "the change could not be written");
+
+                                cJSON_Delete(reply);
+                                reply = e;
+                        }
+                        text = print_reply(reply);
+                        if (r >= 0)
+                                r = text ? queue_out(c, text) : -ENOMEM;
+                }
+                free(c->held);
+                c->held = NULL;
+                c->n_held = 0;
+                if (r >= 0)
+                        r = flush_out(c);
+                if (r < 0)
+                        client_free(c);
+        }
 }
 
 /* Splits what arrived into lines; an oversized line gets an error reply and is skipped. */
@@ -272,6 +351,32 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         return 0;
 }
 
+static int diag_alloc(sd_event *e, diag_handler_fn fn, void *userdata, struct diag **ret) {
+        struct diag *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return -ENOMEM;
+        d->event = sd_event_ref(e);
+        d->fn = fn;
+        d->userdata = userdata;
+        d->fd = -1;
+        *ret = d;
+        return 0;
+}
+
+static int diag_listen(struct diag *d, int fd, struct diag **ret) {
+        int r;
+
+        d->fd = fd;
+        r = sd_event_add_io(d->event, &d->listen_io, d->fd, EPOLLIN, on_accept, d);
+        if (r < 0) {
+                diag_free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
 int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, struct diag **ret) {
         _cleanup_free_ char *dir = strdup(path);
         struct diag *d;
@@ -281,31 +386,30 @@ int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, 
                 return -ENOMEM;
         if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
                 return -errno;
-        d = calloc(1, sizeof(*d));
-        if (!d)
-                return -ENOMEM;
-        d->event = sd_event_ref(e);
-        d->fn = fn;
-        d->userdata = userdata;
-        d->fd = -1;
+        r = diag_alloc(e, fn, userdata, &d);
+        if (r < 0)
+                return r;
         d->path = strdup(path);
         if (!d->path) {
                 diag_free(d);
                 return -ENOMEM;
         }
-        r = plat_unix_listen(path, 0660, 16);
+        r = plat_unix_listen(path, 0660, DIAG_MAX_CLIENTS);
         if (r < 0) {
                 diag_free(d);
                 return r;
         }
-        d->fd = r;
-        r = sd_event_add_io(e, &d->listen_io, d->fd, EPOLLIN, on_accept, d);
-        if (r < 0) {
-                diag_free(d);
+        d->owns_path = true;
+        return diag_listen(d, r, ret);
+}
+
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, void *userdata, struct diag **ret) {
+        struct diag *d;
+        int r = diag_alloc(e, fn, userdata, &d);
+
+        if (r < 0)
                 return r;
-        }
-        *ret = d;
-        return 0;
+        return diag_listen(d, fd, ret);
 }
 
 void diag_free(struct diag *d) {
@@ -314,10 +418,10 @@ void diag_free(struct diag *d) {
         while (d->clients)
                 client_free(d->clients);
         sd_event_source_disable_unref(d->listen_io);
-        if (d->fd >= 0) {
+        if (d->fd >= 0)
                 close(d->fd);
+        if (d->fd >= 0 && d->owns_path)
                 unlink(d->path);
-        }
         sd_event_unref(d->event);
         free(d->path);
         free(d);

@@ -4,6 +4,7 @@
 #include "unixsock.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
@@ -14,16 +15,27 @@
 struct diag;
 
 /* Answers one request. On success returns an object whose members are merged into the reply
- * next to "id" and "ok" (the diag module frees it). On failure returns NULL with *ret_code set
- * to a stable code ("BAD_REQUEST", "FORBIDDEN", ...) and msg filled. */
+ * next to "id" and "ok" (the diag module frees it), and sets *ret_held when the reply
+ * acknowledges a change that is not on disk yet: it is sent at the next diag_committed. On
+ * failure returns NULL with *ret_code set to a stable code ("BAD_REQUEST", "FORBIDDEN", ...) and
+ * msg filled. */
 typedef cJSON *(*diag_handler_fn)(const char *op, const cJSON *req, const struct plat_peer *peer,
-                                  void *userdata, const char **ret_code, char *msg, size_t msglen);
+                                  void *userdata, bool *ret_held, const char **ret_code, char *msg,
+                                  size_t msglen);
 
 /* Listens on `path` (mode 0660; the parent directory is created 0755 when missing). */
 int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, struct diag **ret);
+/* Serves an already listening socket fd (systemd socket activation; takes ownership of the fd);
+ * its file is systemd's and is not unlinked at free. */
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, void *userdata, struct diag **ret);
 void diag_free(struct diag *d);
 
-/* Answers one request line (no newline) as a reply line (caller frees, no newline); used by the
- * socket clients and by tests and the fuzzer directly. */
+/* The group commit the held replies waited for is done: each is sent as it was (ok) or replaced
+ * by an INTERNAL error carrying msg. Replies queued behind a held one on the same connection wait
+ * with it, so each client sees its replies in request order. */
+void diag_committed(struct diag *d, bool ok, const char *msg);
+
+/* Answers one request line (no newline) as a reply line (caller frees, no newline); used by
+ * tests and the fuzzer directly. *ret_held (may be NULL): as diag_handler_fn's. */
 char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
-                       void *userdata);
+                       void *userdata, bool *ret_held);

@@ -32,6 +32,8 @@ struct link {
         int protocol;
         uint64_t connects;
         link_connected_fn on_connected;
+        link_message_fn on_message;
+        link_published_fn on_published;
         void *userdata;
 
         char *host, *ca_file, *cert_file, *key_file, *client_id, *will_topic, *will_payload;
@@ -359,6 +361,33 @@ static void schedule_retry(struct link *l) {
         }
 }
 
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
+                       const mosquitto_property *props) {
+        struct link *l = ud;
+        char *resp = NULL;
+        void *corr = NULL;
+        uint16_t corr_len = 0;
+
+        (void)m;
+        if (!l->on_message)
+                return;
+        (void)mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
+        (void)mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len, false);
+        l->on_message(l, msg->topic, msg->payload, (size_t)msg->payloadlen, resp, corr, corr_len,
+                      l->userdata);
+        free(resp);
+        free(corr);
+}
+
+static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const mosquitto_property *props) {
+        struct link *l = ud;
+
+        (void)m;
+        (void)props;
+        if (l->on_published)
+                l->on_published(l, mid, reason < 0x80, l->userdata);
+}
+
 static int setup_mosq(struct link *l) {
         int rc;
 
@@ -368,6 +397,8 @@ static int setup_mosq(struct link *l) {
         mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, l->protocol);
         mosquitto_connect_v5_callback_set(l->mosq, on_connect);
         mosquitto_log_callback_set(l->mosq, on_log);
+        mosquitto_message_v5_callback_set(l->mosq, on_message);
+        mosquitto_publish_v5_callback_set(l->mosq, on_publish);
         rc = mosquitto_will_set(l->mosq, l->will_topic, (int)strlen(l->will_payload), l->will_payload, 1,
                                 true);
         if (rc != MOSQ_ERR_SUCCESS)
@@ -396,6 +427,8 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
                 return -ENOMEM;
         l->event = sd_event_ref(e);
         l->on_connected = on_connected;
+        l->on_message = o->on_message;
+        l->on_published = o->on_published;
         l->userdata = userdata;
         l->protocol = MQTT_PROTOCOL_V5;
         l->port = o->port;
@@ -444,6 +477,43 @@ int link_publish(struct link *l, const char *topic, const char *payload, size_t 
         if (l->state != LINK_CONNECTED)
                 return -ENOTCONN;
         rc = mosquitto_publish(l->mosq, NULL, topic, (int)len, payload, qos, retain);
+        if (rc != MOSQ_ERR_SUCCESS)
+                return link_errno_from_mosq(rc);
+        update_io(l);
+        return 0;
+}
+
+int link_publish_ex(struct link *l, const char *topic, const void *payload, size_t len, int qos,
+                    const void *corr, size_t corr_len, int *ret_mid) {
+        mosquitto_property *props = NULL;
+        int rc, mid = 0;
+
+        if (l->state != LINK_CONNECTED)
+                return -ENOTCONN;
+        if (corr_len > UINT16_MAX)
+                return -EINVAL;
+        if (corr_len && l->protocol == MQTT_PROTOCOL_V5) {
+                rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
+                                                   (uint16_t)corr_len);
+                if (rc != MOSQ_ERR_SUCCESS)
+                        return link_errno_from_mosq(rc);
+        }
+        rc = mosquitto_publish_v5(l->mosq, &mid, topic, (int)len, payload, qos, false, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_SUCCESS)
+                return link_errno_from_mosq(rc);
+        update_io(l);
+        if (ret_mid)
+                *ret_mid = mid;
+        return 0;
+}
+
+int link_subscribe(struct link *l, const char *topic, int qos) {
+        int rc;
+
+        if (l->state != LINK_CONNECTED)
+                return -ENOTCONN;
+        rc = mosquitto_subscribe(l->mosq, NULL, topic, qos);
         if (rc != MOSQ_ERR_SUCCESS)
                 return link_errno_from_mosq(rc);
         update_io(l);

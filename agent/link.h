@@ -19,6 +19,15 @@ enum link_state {
 /* Called once per accepted CONNACK; the agent publishes its retained status from here. */
 typedef void (*link_connected_fn)(struct link *l, void *userdata);
 
+/* A message on a subscribed topic. MQTT 5 request/response: response_topic and correlation data
+ * as the sender set them (NULL, 0 when absent or on 3.1.1). Everything is borrowed for the call. */
+typedef void (*link_message_fn)(struct link *l, const char *topic, const void *payload, size_t len,
+                                const char *response_topic, const void *corr, size_t corr_len,
+                                void *userdata);
+/* The broker acknowledged QoS 1 publish `mid` (PUBACK); ok false when it refused it (MQTT 5
+ * reason code >= 0x80): the message was not taken and must be sent again. */
+typedef void (*link_published_fn)(struct link *l, int mid, bool ok, void *userdata);
+
 struct link_options {
         const char *host;
         unsigned port;
@@ -28,6 +37,8 @@ struct link_options {
         const char *client_id;
         const char *will_topic; /* retained last will (status = offline) */
         const char *will_payload;
+        link_message_fn on_message;     /* may be NULL */
+        link_published_fn on_published; /* may be NULL */
 };
 
 /* Strings in opts are copied. The link does nothing until link_start(). */
@@ -39,6 +50,14 @@ int link_start(struct link *l);
 
 /* Publishes when connected; -ENOTCONN otherwise (callers decide what that means for them). */
 int link_publish(struct link *l, const char *topic, const char *payload, size_t len, int qos, bool retain);
+
+/* As link_publish, and *ret_mid (may be NULL) the message id that on_published reports. With
+ * correlation data (corr_len > 0, MQTT 5 only: ignored on 3.1.1) for replies to requests. */
+int link_publish_ex(struct link *l, const char *topic, const void *payload, size_t len, int qos,
+                    const void *corr, size_t corr_len, int *ret_mid);
+
+/* Subscribes (after each connect: call it from on_connected). -ENOTCONN when not connected. */
+int link_subscribe(struct link *l, const char *topic, int qos);
 
 /* Publishes a last message (the retained offline status), disconnects and flushes what the
  * socket takes without blocking; then the link is idle. */

@@ -281,6 +281,7 @@ static void event(const struct slots *s, struct slots_event *ev, enum slots_even
         slots__copy(ev->session, sizeof(ev->session), sl->session);
         slots__copy(ev->client_ip, sizeof(ev->client_ip), sl->client_ip);
         slots__copy(ev->reason, sizeof(ev->reason), reason);
+        ev->started_real_usec = sl->started_real;
 }
 
 bool slots__holds_session(const struct slot *sl) {
@@ -857,6 +858,12 @@ void slots_get(const struct slots *s, size_t i, struct slots_info *ret) {
                 .n_viewers = sl->n_viewers,
                 .end_reason = sl->end_reason,
         };
+}
+
+void slots_get_viewer(const struct slots *s, size_t i, size_t k, const char **ret_user,
+                      const char **ret_role) {
+        *ret_user = s->slot[i].viewers[k].user;
+        *ret_role = s->slot[i].viewers[k].role;
 }
 
 int slots_find(const struct slots *s, const char *id) {

@@ -113,6 +113,7 @@ struct slots_event {
         char viewer[SLOTS_USER_MAX + 1];  /* viewer events */
         char reason[SLOTS_TOKEN_MAX + 1]; /* GRACE, ENDING and FREED: why */
         char client_ip[SLOTS_IP_MAX];     /* RESERVE, TAKEOVER and RESUME: the new client's, "" unknown */
+        uint64_t started_real_usec;       /* when the session started (wall clock); 0 before START */
 };
 
 /* A session named by id, or by its user, or both (then they must agree, else FORBIDDEN). */
@@ -222,5 +223,8 @@ size_t slots_count(const struct slots *s);
 bool slots_draining(const struct slots *s);
 /* Slot i (< slots_count) in *ret; the strings are borrowed until the next call that changes s. */
 void slots_get(const struct slots *s, size_t i, struct slots_info *ret);
+/* Viewer k (< n_viewers of slots_get) of slot i; borrowed as slots_get's strings. */
+void slots_get_viewer(const struct slots *s, size_t i, size_t k, const char **ret_user,
+                      const char **ret_role);
 /* The index of slot `id`, or -ENOENT. */
 int slots_find(const struct slots *s, const char *id);

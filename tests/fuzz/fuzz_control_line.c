@@ -8,7 +8,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
-                      const char **ret_code, char *msg, size_t msglen) {
+                      bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
+        (void)ret_held;
         (void)req;
         (void)peer;
         (void)ud;
@@ -21,7 +22,7 @@ static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct plat_peer peer = { .pid = 1, .uid = 0, .gid = 0 };
-        char *reply = diag_handle_line((const char *)data, size, &peer, handler, NULL);
+        char *reply = diag_handle_line((const char *)data, size, &peer, handler, NULL, NULL);
         cJSON *j;
 
         /* Every line gets exactly one reply that is itself a JSON object with "ok". */

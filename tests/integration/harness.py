@@ -425,6 +425,8 @@ class Broker:
             "require_certificate true",
             "use_identity_as_username true",
             "allow_anonymous false",
+            # A QoS 1 subscriber that falls behind a burst (a race of 32 clients) loses nothing.
+            "max_queued_messages 0",
         ]
         if os.geteuid() == 0:
             lines.insert(0, "user root")
@@ -487,7 +489,7 @@ class Broker:
 class Subscriber:
     """mosquitto_sub on render/# collecting (monotonic time, topic, payload) in a thread."""
 
-    def __init__(self, env, broker, topic="render/#", cert=None, key=None):
+    def __init__(self, env, broker, topic="render/#", cert=None, key=None, qos=0):
         self.env = env
         self.broker = broker
         self.messages = []
@@ -499,7 +501,7 @@ class Subscriber:
         # stdbuf: mosquitto_sub's debug lines (SUBACK) are otherwise block-buffered into the pipe.
         argv = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["mosquitto_sub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
                 "--cert", cert or pki["client_cert"], "--key", key or pki["client_key"], "-t", topic, "-v",
-                "-V", "mqttv5", "-i", self.client_id, "-d"]
+                "-V", "mqttv5", "-i", self.client_id, "-d", "-q", str(qos)]
         self.proc = Proc(env, "mosquitto_sub", argv, stdout=False)
         self.debug = []
         self.thread = threading.Thread(target=self._reader, daemon=True)

@@ -78,7 +78,8 @@ class Ctl(harness.IntegrationTest):
                          (self.agent.pid, env.node, env.region))
         self.assertRegex(r.stdout, r"broker +localhost:%d TLS, connected \(MQTT 5, 1 connects\)" % self.broker.port)
         self.assertIn("config    %s" % self.agent.config_path, r.stdout)
-        self.assertRegex(r.stdout, r"slots +2\n +s0 +scale cpu-4 +iface lo\n +s1 +scale cpu-8 +iface -")
+        self.assertRegex(r.stdout, r"sessions +0 active, 0 grace, 0 reserved, 0 ending, 2 free, 0 blocked\n"
+                         r"  slots +2\n +s0 +scale cpu-4 +free +- +iface lo\n +s1 +scale cpu-8 +free +- +iface -")
 
         r = self.ctl("--socket", self.sock, "--json", "status")
         self.assertEqual(r.returncode, 0, r.stderr)

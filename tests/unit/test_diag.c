@@ -15,11 +15,15 @@
 #include <unistd.h>
 
 static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
-                      const char **ret_code, char *msg, size_t msglen) {
+                      bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
         cJSON *r;
 
         (void)req;
         (void)ud;
+        if (strcmp(op, "hold") == 0) {
+                *ret_held = true;
+                return cJSON_CreateObject();
+        }
         if (strcmp(op, "echo") == 0) {
                 r = cJSON_CreateObject();
                 cJSON_AddNumberToObject(r, "uid", peer ? (double)peer->uid : -1);
@@ -31,7 +35,7 @@ static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *
 }
 
 static void expect_reply(const char *line, const char *want) {
-        char *got = diag_handle_line(line, strlen(line), NULL, handler, NULL);
+        char *got = diag_handle_line(line, strlen(line), NULL, handler, NULL, NULL);
 
         assert_non_null(got);
         assert_string_equal(got, want);
@@ -68,10 +72,10 @@ static void test_oversized_and_nul_lines_are_refused(void **state) {
         (void)state;
         memset(big, ' ', DIAG_MAX_LINE + 1);
         big[DIAG_MAX_LINE + 1] = '\0';
-        got = diag_handle_line(big, DIAG_MAX_LINE + 1, NULL, handler, NULL);
+        got = diag_handle_line(big, DIAG_MAX_LINE + 1, NULL, handler, NULL, NULL);
         assert_non_null(strstr(got, "longer than 65536 bytes"));
         free(got);
-        got = diag_handle_line("{\"op\":\0}", 8, NULL, handler, NULL);
+        got = diag_handle_line("{\"op\":\0}", 8, NULL, handler, NULL, NULL);
         assert_non_null(strstr(got, "NUL byte"));
         free(got);
         free(big);
@@ -146,12 +150,62 @@ static void test_socket_serves_lines_and_survives_garbage(void **state) {
         assert_int_equal(system(path), 0);
 }
 
+/* Nothing arrives within a few loop turns. */
+static void expect_silence(sd_event *e, int fd) {
+        char c;
+
+        for (int i = 0; i < 20; i++)
+                sd_event_run(e, 1000);
+        assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT), -1);
+        assert_int_equal(errno, EAGAIN);
+}
+
+static void test_held_replies_wait_for_the_commit_in_request_order(void **state) {
+        char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128];
+        struct diag *d = NULL;
+        sd_event *e = NULL;
+        int lfd, fd;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/agent.sock", dir);
+        assert_int_equal(sd_event_new(&e), 0);
+        /* As systemd passes it: a socket already listening. */
+        lfd = plat_unix_listen(path, 0660, 16);
+        assert_true(lfd >= 0);
+        assert_int_equal(diag_new_fd(e, lfd, handler, NULL, &d), 0);
+        fd = plat_unix_connect(path);
+        assert_true(fd >= 0);
+
+        assert_int_equal(send(fd, "{\"id\":1,\"op\":\"hold\"}\n{\"id\":2,\"op\":\"echo\"}\n", 42, 0), 42);
+        expect_silence(e, fd); /* the echo waits behind the held reply */
+        diag_committed(d, true, NULL);
+        assert_string_equal(read_line(e, fd), "{\"id\":1,\"ok\":true}");
+        assert_non_null(strstr(read_line(e, fd), "\"id\":2,\"ok\":true"));
+        /* A failed commit turns the held acknowledgement into INTERNAL, and only that one. */
+        assert_int_equal(send(fd, "{\"id\":3,\"op\":\"hold\"}\n{\"id\":4,\"op\":\"echo\"}\n", 42, 0), 42);
+        expect_silence(e, fd);
+        diag_committed(d, false, "cannot write slots.json: No space left on device");
+        assert_string_equal(read_line(e, fd),
+                            "{\"id\":3,\"ok\":false,\"error\":{\"code\":\"INTERNAL\","
+                            "\"message\":\"cannot write slots.json: No space left on device\"}}");
+        assert_non_null(strstr(read_line(e, fd), "\"id\":4,\"ok\":true"));
+
+        close(fd);
+        diag_free(d);
+        assert_int_equal(access(path, F_OK), 0); /* a passed socket is systemd's to remove */
+        sd_event_unref(e);
+        snprintf(path, sizeof(path), "rm -rf %s", dir);
+        assert_int_equal(system(path), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reply_keeps_id_and_merges_result),
                 cmocka_unit_test(test_bad_requests_get_stable_error_codes),
                 cmocka_unit_test(test_oversized_and_nul_lines_are_refused),
                 cmocka_unit_test(test_socket_serves_lines_and_survives_garbage),
+                cmocka_unit_test(test_held_replies_wait_for_the_commit_in_request_order),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -566,7 +566,8 @@ static void test_batch_writes_once_for_many_operations(void **state) {
         slots_batch_begin(f->s);
         assert_true(slots_in_batch(f->s));
         assert_int_equal(reserve(f, "alice", "s0"), SLOTS_OK);
-        assert_int_equal(slots_start(f->s, by_user("alice"), f->now, &f->ev, f->msg, sizeof(f->msg)), SLOTS_OK);
+        assert_int_equal(slots_start(f->s, by_user("alice"), f->now, &f->ev, f->msg, sizeof(f->msg)),
+                         SLOTS_OK);
         assert_int_equal(reserve(f, "bob", NULL), SLOTS_OK);
         /* Decisions inside the batch see its own changes: carol cannot take alice's slot. */
         assert_int_equal(reserve(f, "carol", "s0"), SLOTS_NO_IDLE);
@@ -1026,8 +1027,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expire_cap_defers_the_rest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_write_returns_internal_and_changes_nothing,
                                                 setup, teardown),
-                cmocka_unit_test_setup_teardown(test_batch_writes_once_for_many_operations, setup,
-                                                teardown),
+                cmocka_unit_test_setup_teardown(test_batch_writes_once_for_many_operations, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_batch_commit_undoes_the_whole_batch, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_limits_can_change_while_running, setup, teardown),

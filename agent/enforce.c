@@ -1,0 +1,210 @@
+/* enforce.c: ending a session's processes (cgroup.kill or an exec hook) before its slot is reused. */
+#include "enforce.h"
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "strutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define USEC_PER_SEC_U 1000000ULL
+
+struct hook {
+        pid_t pid; /* 0: none running */
+        sd_event_source *child, *timeout;
+        char session[64];
+        bool timed_out;
+};
+
+struct enforce {
+        sd_event *event;
+        int root_fd;
+        const struct cfg *cfg;
+        enforce_done_fn done;
+        void *userdata;
+        struct hook hooks[CFG_MAX_SLOTS];
+};
+
+int enforce_new(sd_event *e, int root_fd, enforce_done_fn done, void *userdata, struct enforce **ret) {
+        struct enforce *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return -ENOMEM;
+        f->event = sd_event_ref(e);
+        f->root_fd = root_fd;
+        f->done = done;
+        f->userdata = userdata;
+        *ret = f;
+        return 0;
+}
+
+static void hook_clear(struct hook *h) {
+        h->child = sd_event_source_disable_unref(h->child);
+        h->timeout = sd_event_source_disable_unref(h->timeout);
+        h->pid = 0;
+        h->timed_out = false;
+}
+
+void enforce_free(struct enforce *f) {
+        if (!f)
+                return;
+        for (size_t i = 0; i < CFG_MAX_SLOTS; i++)
+                if (f->hooks[i].pid > 0) {
+                        (void)kill(-f->hooks[i].pid, SIGKILL);
+                        hook_clear(&f->hooks[i]);
+                }
+        sd_event_unref(f->event);
+        free(f);
+}
+
+void enforce_configure(struct enforce *f, const struct cfg *cfg) {
+        f->cfg = cfg;
+}
+
+bool enforce_running(const struct enforce *f, size_t slot) {
+        return slot < CFG_MAX_SLOTS && f->hooks[slot].pid > 0;
+}
+
+static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud);
+static int on_hook_timeout(sd_event_source *s, uint64_t usec, void *ud);
+
+/* Runs cfg->sessions.exec_argv in a new process group with the session in its environment. */
+static int spawn(struct enforce *f, size_t slot, const char *user, const char *session, const char *reason,
+                 pid_t *ret) {
+        const struct cfg *c = f->cfg;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                sigset_t all;
+
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL); /* the agent blocks what sd-event handles */
+                (void)setpgid(0, 0);
+                if (null >= 0) {
+                        dup2(null, STDIN_FILENO);
+                        dup2(null, STDOUT_FILENO);
+                }
+                setenv("SLOT", c->slots[slot].id, 1);
+                setenv("USER_ID", user, 1);
+                setenv("SESSION", session, 1);
+                setenv("REASON", reason, 1);
+                setenv("NODE", c->node_id, 1);
+                execv(c->sessions.exec_argv[0], c->sessions.exec_argv);
+                _exit(127);
+        }
+        (void)setpgid(pid, pid); /* also from here: no race with the kill at the timeout */
+        *ret = pid;
+        return 0;
+}
+
+static void finish(struct enforce *f, size_t slot, int r, const char *msg) {
+        char session[64];
+
+        plat_strlcpy(session, f->hooks[slot].session, sizeof(session));
+        hook_clear(&f->hooks[slot]);
+        f->done(slot, session, r, msg, f->userdata);
+}
+
+int enforce_start(struct enforce *f, size_t slot, const char *user, const char *session,
+                  const char *reason) {
+        const struct cfg *c = f->cfg;
+        struct hook *h = &f->hooks[slot];
+        char msg[ENFORCE_MSG_MAX] = "";
+        uint64_t now;
+        int r;
+
+        if (slot >= c->n_slots || slot >= CFG_MAX_SLOTS)
+                return -EINVAL;
+        if (h->pid > 0)
+                return 0;
+        plat_strlcpy(h->session, session, sizeof(h->session));
+        switch (c->sessions.enforcement) {
+        case CFG_ENFORCE_NONE:
+                finish(f, slot, 0, "");
+                return 0;
+        case CFG_ENFORCE_CGROUP_KILL:
+                r = hal_cgroup_kill(f->root_fd, c->slots[slot].cgroup, msg, sizeof(msg));
+                if (r == -ENOENT)
+                        r = 0; /* no such cgroup: nothing runs there */
+                if (r < 0 && !msg[0])
+                        snprintf(msg, sizeof(msg), "cgroup %s: %s", c->slots[slot].cgroup, strerror(-r));
+                finish(f, slot, r < 0 ? r : 0, msg);
+                return r < 0 ? r : 0;
+        case CFG_ENFORCE_EXEC:
+                break;
+        }
+        r = spawn(f, slot, user, session, reason, &h->pid);
+        if (r >= 0) {
+                r = sd_event_add_child(f->event, &h->child, h->pid, WEXITED, on_hook_exit, f);
+                if (r >= 0) {
+                        sd_event_now(f->event, CLOCK_MONOTONIC, &now);
+                        r = sd_event_add_time(f->event, &h->timeout, CLOCK_MONOTONIC,
+                                              now + c->sessions.enforcement_timeout_s * USEC_PER_SEC_U,
+                                              100000, on_hook_timeout, f);
+                }
+                if (r >= 0) {
+                        sd_event_source_set_description(h->child, c->slots[slot].id);
+                        return 0;
+                }
+                (void)kill(-h->pid, SIGKILL);
+                (void)waitpid(h->pid, NULL, 0);
+        }
+        snprintf(msg, sizeof(msg), "cannot run %s: %s", c->sessions.exec_argv[0], strerror(-r));
+        finish(f, slot, r, msg);
+        return r;
+}
+
+/* The slot whose hook owns source s. */
+static size_t slot_of_source(struct enforce *f, sd_event_source *s) {
+        for (size_t i = 0; i < CFG_MAX_SLOTS; i++)
+                if (f->hooks[i].child == s || f->hooks[i].timeout == s)
+                        return i;
+        return SIZE_MAX;
+}
+
+static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud) {
+        struct enforce *f = ud;
+        size_t slot = slot_of_source(f, s);
+        const char *cmd = f->cfg->sessions.exec_argv[0];
+        char msg[ENFORCE_MSG_MAX];
+
+        if (slot == SIZE_MAX)
+                return 0;
+        if (si->si_code == CLD_EXITED && si->si_status == 0) {
+                finish(f, slot, 0, "");
+                return 0;
+        }
+        if (f->hooks[slot].timed_out)
+                snprintf(msg, sizeof(msg), "%s did not finish within %u s and was killed", cmd,
+                         f->cfg->sessions.enforcement_timeout_s);
+        else if (si->si_code == CLD_EXITED && si->si_status == 127)
+                snprintf(msg, sizeof(msg), "%s could not be run (exit status 127)", cmd);
+        else if (si->si_code == CLD_EXITED)
+                snprintf(msg, sizeof(msg), "%s failed with exit status %d", cmd, si->si_status);
+        else
+                snprintf(msg, sizeof(msg), "%s was killed by signal %d", cmd, si->si_status);
+        finish(f, slot, f->hooks[slot].timed_out ? -ETIMEDOUT : -EIO, msg);
+        return 0;
+}
+
+static int on_hook_timeout(sd_event_source *s, uint64_t usec, void *ud) {
+        struct enforce *f = ud;
+        size_t slot = slot_of_source(f, s);
+
+        (void)usec;
+        if (slot == SIZE_MAX)
+                return 0;
+        f->hooks[slot].timed_out = true;
+        (void)kill(-f->hooks[slot].pid, SIGKILL); /* the exit is reported by on_hook_exit */
+        return 0;
+}

@@ -1,0 +1,88 @@
+/* sessions.h: the admission service: session ops from the control socket and MQTT commands, group-
+ * committed to the slots state machine, turned into events, forced ends enforced before reuse. */
+#pragma once
+
+#include "config.h"
+#include "slots.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+/* Operations in one group commit at most; past it the batch is written at once. */
+#define SESSIONS_BATCH_MAX 256
+/* Byte counters a streaming process may report per slot (player, viewers, push targets). */
+#define SESSIONS_PEERS_MAX 32
+/* How long a failed enforcement waits before it is tried again. */
+#define SESSIONS_RETRY_USEC (10 * 1000000ULL)
+
+enum sessions_flow {
+        SESSIONS_FLOW_PLAYER,  /* the host user's own stream */
+        SESSIONS_FLOW_VIEWERS, /* every viewer of the session, summed */
+        SESSIONS_FLOW_PUSH,    /* push streaming targets */
+        SESSIONS_FLOWS,
+};
+
+const char *sessions_flow_str(enum sessions_flow f);
+
+struct sessions_hooks {
+        /* A session event for the events topic; takes ownership of `fields`. */
+        void (*event)(const char *type, cJSON *fields, void *userdata);
+        /* Each transition once it is on disk (metering); may be NULL. */
+        void (*transition)(const struct slots_event *ev, void *userdata);
+        /* Bytes slot i moved on `flow` between two reports (wall clock, usec); may be NULL. */
+        void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
+                      uint64_t to_real_usec, void *userdata);
+        /* After each group commit: ok, or why every reply held since the last one must fail. */
+        void (*committed)(bool ok, const char *msg, void *userdata);
+        /* Whether slot i may take sessions (its host meets its scale); NULL: always. */
+        bool (*admissible)(void *userdata, size_t slot);
+        /* Whether new sessions must be refused for a reason of the caller's (the metering spool
+         * cannot take records); returns the reason or NULL; may be NULL. */
+        const char *(*refuse_new)(void *userdata);
+        void *userdata;
+};
+
+struct sessions;
+
+/* Opens <cfg->state_dir> (made 0700 when missing) and restores slots.json. A state file that
+ * cannot be read leaves every slot BLOCKED (see docs/sessions.md): that is not an error here, the
+ * agent runs on; *ret_warning (room for SLOTS_MSG_MAX) says what happened, "" when nothing did.
+ * -errno with msg when the state dir cannot be used at all. cfg is borrowed until
+ * sessions_reconfigure or sessions_free. */
+int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct sessions_hooks *hooks,
+                 struct sessions **ret, char *ret_warning, char *msg, size_t msg_len);
+/* Writes what is pending, kills running enforcement hooks. NULL is a no-op. */
+void sessions_free(struct sessions *s);
+
+/* A reloaded config. The slot list must be the same ids in the same order as before, unless no
+ * slot that holds a session disappears and nothing is pending: then the state is reopened.
+ * -EBUSY (a held slot would go) or -EINVAL (bad limits) with msg; the old config stays. */
+int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len);
+
+/* True when `op` is a session op; *ret_mutates: it needs control.allow on the socket. */
+bool sessions_handles(const char *op, bool *ret_mutates);
+
+/* Answers one request. On success the reply's members (caller frees) and *ret_held: the reply
+ * acknowledges a transition that is not on disk yet; hold it until hooks->committed. On refusal
+ * NULL, *ret_code a stable code (slots_code_str names) and msg. */
+cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bool *ret_held,
+                        const char **ret_code, char *msg, size_t msg_len);
+
+/* Writes the open batch now (tests; the agent's stop). Returns slots_batch_commit's result. */
+int sessions_flush(struct sessions *s);
+/* Shutting down: new sessions get STOPPING; pending changes are written. */
+void sessions_stop(struct sessions *s);
+
+/* Each slot: id, scale, state, user, session, times, viewers (status and the `slots` op). */
+cJSON *sessions_slots_json(const struct sessions *s);
+/* Each held session with its viewers and byte totals (the `sessions` op). */
+cJSON *sessions_list_json(const struct sessions *s);
+/* Counts by state, draining, commits, the last error. */
+cJSON *sessions_summary_json(const struct sessions *s);
+
+/* Slots occupied now (ACTIVE and GRACE), for metering. */
+size_t sessions_occupied(const struct sessions *s, bool *ret_occupied, size_t n);
+const struct slots *sessions_slots(const struct sessions *s);
