@@ -1,5 +1,6 @@
 /* ctl.c: render-agentctl: field diagnostics over the agent's local control socket. */
 #include "cleanup.h"
+#include "ctl_cmds.h"
 #include "unixsock.h"
 
 #include <cjson/cJSON.h>
@@ -44,6 +45,12 @@ static void usage(FILE *f) {
                    "  release --slot SLOT    give back an ending slot whose enforcement keeps failing\n"
                    "  drain | undrain        stop or resume taking new users on this node\n"
                    "  unblock SLOT           free a slot blocked after unreadable state (check it first)\n\n"
+                   "Without an agent:\n"
+                   "  enroll [--config PATH] [--node ID] [--dir DIR] [--force]\n"
+                   "                         make the device key (0600) and a CSR (CN = node id)\n"
+                   "  verify [--cert FILE | --key FILE] [--json] [FILE|-]\n"
+                   "                         check metering records: signatures, seq gaps, duplicates, "
+                   "chain\n\n"
                    "Options:\n"
                    "  -s, --socket PATH   control socket (default " CTL_DEFAULT_SOCKET
                    ", or $RENDER_AGENT_SOCKET)\n"
@@ -342,7 +349,7 @@ static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
 
         cJSON_AddNumberToObject(req, "id", 1);
         cJSON_AddStringToObject(req, "op", cmd->op);
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc then forgets the "+" scan of main's options */
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 const char *key = c == 'S'   ? "session"
                                   : c == 'u' ? "user"
@@ -414,6 +421,11 @@ int main(int argc, char **argv) {
                         return EXIT_USAGE;
                 }
         }
+        /* These two work without an agent: key enrolment and checking published records. */
+        if (optind < argc && !strcmp(argv[optind], "enroll"))
+                return ctl_enroll(argc - optind, argv + optind);
+        if (optind < argc && !strcmp(argv[optind], "verify"))
+                return ctl_verify(argc - optind, argv + optind);
         for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
                 if (!strcmp(argv[optind], commands[i].name))
                         cmd = &commands[i];

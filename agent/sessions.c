@@ -713,13 +713,25 @@ static struct peer_counter *counter(struct slot_bytes *b, enum sessions_flow flo
         return &b->peers[b->n++];
 }
 
+/* The counter a checked counters[] entry c reports, added when new; NULL when b is full. */
+static struct peer_counter *counter_of(struct slot_bytes *b, const cJSON *c, enum sessions_flow *ret_flow) {
+        const char *fl = cJSON_GetObjectItemCaseSensitive(c, "flow")->valuestring;
+        const cJSON *peer = cJSON_GetObjectItemCaseSensitive(c, "peer");
+        enum sessions_flow flow = !strcmp(fl, "player")   ? SESSIONS_FLOW_PLAYER
+                                  : !strcmp(fl, "viewer") ? SESSIONS_FLOW_VIEWERS
+                                                          : SESSIONS_FLOW_PUSH;
+
+        *ret_flow = flow;
+        return counter(b, flow, flow == SESSIONS_FLOW_PLAYER ? "" : peer->valuestring);
+}
+
 /* report_bytes: cumulative byte counters per peer since it joined; deltas go to metering. */
 static cJSON *op_report_bytes(struct req_ctx *x) {
         struct sessions *s = x->s;
         struct slots_ref ref = { 0 };
         const cJSON *counters, *c;
         struct slots_info info;
-        struct slot_bytes *b;
+        struct slot_bytes *b, saved;
         uint64_t now = plat_now_real_usec(), from;
         size_t i, k = 0;
         cJSON *o, *t;
@@ -770,20 +782,22 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                 plat_strlcpy(b->session, info.session, sizeof(b->session));
         }
         from = b->last_real ? b->last_real : info.started_real_usec ? info.started_real_usec : now;
-        k = 0;
+        /* Every peer gets its counter before any is counted: a report past the cap counts nothing. */
+        saved = *b;
         cJSON_ArrayForEach(c, counters) {
-                const char *fl = cJSON_GetObjectItemCaseSensitive(c, "flow")->valuestring;
-                const cJSON *peer = cJSON_GetObjectItemCaseSensitive(c, "peer");
-                enum sessions_flow flow = !strcmp(fl, "player")   ? SESSIONS_FLOW_PLAYER
-                                          : !strcmp(fl, "viewer") ? SESSIONS_FLOW_VIEWERS
-                                                                  : SESSIONS_FLOW_PUSH;
-                struct peer_counter *pc =
-                        counter(b, flow, flow == SESSIONS_FLOW_PLAYER ? "" : peer->valuestring);
-                uint64_t v = (uint64_t)cJSON_GetObjectItemCaseSensitive(c, "bytes")->valuedouble, d;
+                enum sessions_flow flow;
 
-                if (!pc)
+                if (!counter_of(b, c, &flow)) {
+                        *b = saved;
                         return REFUSE(x, "ROLE_LIMIT", "session %s reports more than %d peers", info.session,
                                       SESSIONS_PEERS_MAX);
+                }
+        }
+        cJSON_ArrayForEach(c, counters) {
+                enum sessions_flow flow;
+                struct peer_counter *pc = counter_of(b, c, &flow);
+                uint64_t v = (uint64_t)cJSON_GetObjectItemCaseSensitive(c, "bytes")->valuedouble, d;
+
                 /* A counter that went down was restarted by its process: it counts from zero. */
                 d = v >= pc->last ? v - pc->last : v;
                 pc->last = v;

@@ -1,7 +1,8 @@
 # common.sh: helpers shared by scripts/test and scripts/demo (sourced, not run).
 
 # The Debian packages the build, the tests and the demo need.
-RA_BUILD_PACKAGES=(build-essential cmake pkg-config libmosquitto-dev libcjson-dev libsystemd-dev libcmocka-dev)
+RA_BUILD_PACKAGES=(build-essential cmake pkg-config libmosquitto-dev libcjson-dev libsystemd-dev libcmocka-dev
+                   libmbedtls-dev)
 RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl python3 procps)
 RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
 

@@ -374,6 +374,211 @@ static void test_link_equal_detects_broker_and_certificate_changes(void **state)
         cfg_free(a);
 }
 
+#define MQTT_OK "\"mqtt\":{\"host\":\"h\"," TLS_OK "}"
+
+/* Every sessions.* number and the enforcement mode (not the hook's argv) as in want. */
+static void expect_sessions(const struct cfg_sessions *got, const struct cfg_sessions *want) {
+        assert_int_equal(got->lock_ttl_s, want->lock_ttl_s);
+        assert_int_equal(got->grace_s, want->grace_s);
+        assert_int_equal(got->max_session_s, want->max_session_s);
+        assert_int_equal(got->heartbeat_timeout_s, want->heartbeat_timeout_s);
+        assert_int_equal(got->idle_s, want->idle_s);
+        assert_int_equal(got->viewers_max, want->viewers_max);
+        assert_int_equal(got->enforcement, want->enforcement);
+        assert_int_equal(got->enforcement_timeout_s, want->enforcement_timeout_s);
+}
+
+static void test_sessions_and_allow_defaults_when_absent(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK "}", &c, &p), 0);
+        expect_sessions(&c->sessions, &(struct cfg_sessions){ .lock_ttl_s = 30,
+                                                              .grace_s = 120,
+                                                              .viewers_max = 4,
+                                                              .enforcement = CFG_ENFORCE_NONE,
+                                                              .enforcement_timeout_s = 10 });
+        assert_null(c->sessions.exec_argv[0]);
+        assert_int_equal(c->control_allow.n_uids, 0);
+        assert_int_equal(c->control_allow.n_gids, 0);
+        cfg_free(c);
+}
+
+static void test_sessions_and_allow_keys_are_read(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"sessions\":{\"lock_ttl_s\":5,\"grace_s\":40,"
+                               "\"max_session_s\":7200,\"heartbeat_timeout_s\":15,\"idle_s\":600,"
+                               "\"viewers_max\":0,\"enforcement\":\"exec\",\"enforcement_exec\":["
+                               "\"/usr/lib/render-agent/end-session\",\"--force\",\"\"],"
+                               "\"enforcement_timeout_s\":300},"
+                               "\"control\":{\"socket\":\"/run/x.sock\",\"allow\":[\"user:root\","
+                               "\"group:root\",\"uid:1000\",\"gid:50\",\"uid:4294967294\"]}}",
+                               &c, &p),
+                         0);
+        expect_sessions(&c->sessions, &(struct cfg_sessions){ .lock_ttl_s = 5,
+                                                              .grace_s = 40,
+                                                              .max_session_s = 7200,
+                                                              .heartbeat_timeout_s = 15,
+                                                              .idle_s = 600,
+                                                              .viewers_max = 0,
+                                                              .enforcement = CFG_ENFORCE_EXEC,
+                                                              .enforcement_timeout_s = 300 });
+        assert_string_equal(c->sessions.exec_argv[0], "/usr/lib/render-agent/end-session");
+        assert_string_equal(c->sessions.exec_argv[1], "--force");
+        assert_string_equal(c->sessions.exec_argv[2], "");
+        assert_null(c->sessions.exec_argv[3]);
+        assert_int_equal(c->control_allow.n_uids, 3);
+        assert_int_equal(c->control_allow.uids[0], 0);
+        assert_int_equal(c->control_allow.uids[1], 1000);
+        assert_int_equal(c->control_allow.uids[2], 4294967294u);
+        assert_int_equal(c->control_allow.n_gids, 2);
+        assert_int_equal(c->control_allow.gids[0], 0);
+        assert_int_equal(c->control_allow.gids[1], 50);
+        cfg_free(c);
+        /* cgroup_kill with a cgroup for every slot is complete. */
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"sessions\":{\"enforcement\":\"cgroup_kill\"},"
+                               "\"slots\":[{\"id\":\"s0\",\"scale\":\"S\",\"cgroup\":\"render.slice/s0\"}]}",
+                               &c, &p),
+                         0);
+        assert_int_equal(c->sessions.enforcement, CFG_ENFORCE_CGROUP_KILL);
+        assert_null(c->sessions.exec_argv[0]);
+        cfg_free(c);
+}
+
+/* Expects the single problem `text` for a config whose "sessions" object has `members`. */
+static void expect_sessions_problem(const char *members, const char *text) {
+        char json[2048];
+
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"sessions\":{%s}}", members);
+        expect_problem(json, text);
+}
+
+static void test_sessions_limits_name_the_key_and_range(void **state) {
+        (void)state;
+        expect_sessions_problem("\"lock_ttl_s\":0", ": sessions.lock_ttl_s: must be 1..3600 (got 0)");
+        expect_sessions_problem("\"lock_ttl_s\":3601", ": sessions.lock_ttl_s: must be 1..3600 (got 3601)");
+        expect_sessions_problem("\"grace_s\":39", ": sessions.grace_s: must be 40..3600 (got 39)");
+        expect_sessions_problem("\"grace_s\":3601", ": sessions.grace_s: must be 40..3600 (got 3601)");
+        expect_sessions_problem("\"max_session_s\":2592001",
+                                ": sessions.max_session_s: must be 0..2592000 (got 2592001)");
+        expect_sessions_problem("\"heartbeat_timeout_s\":3601",
+                                ": sessions.heartbeat_timeout_s: must be 0..3600 (got 3601)");
+        expect_sessions_problem("\"idle_s\":86401", ": sessions.idle_s: must be 0..86400 (got 86401)");
+        expect_sessions_problem("\"idle_s\":-1", ": sessions.idle_s: must be 0..86400 (got -1)");
+        expect_sessions_problem("\"viewers_max\":17", ": sessions.viewers_max: must be 0..16 (got 17)");
+        expect_sessions_problem("\"viewers_max\":2.5", ": sessions.viewers_max: must be 0..16 (got 2.5)");
+        expect_sessions_problem("\"enforcement_timeout_s\":0",
+                                ": sessions.enforcement_timeout_s: must be 1..300 (got 0)");
+        expect_sessions_problem("\"enforcement_timeout_s\":301",
+                                ": sessions.enforcement_timeout_s: must be 1..300 (got 301)");
+        expect_sessions_problem("\"grace_s\":\"120\"",
+                                ": sessions.grace_s: must be an integer 40..3600 (got a string)");
+        expect_sessions_problem("\"lock_tll_s\":30", ": sessions.lock_tll_s: unknown key");
+        expect_problem("{" NODE_OK "," MQTT_OK ",\"sessions\":[]}",
+                       ": sessions: must be an object (got an array)");
+}
+
+static void test_enforcement_values_and_exec_rules(void **state) {
+        char many[1024];
+        size_t len;
+
+        (void)state;
+        expect_sessions_problem("\"enforcement\":\"kill\"",
+                                ": sessions.enforcement: must be \"none\", \"cgroup_kill\" or \"exec\"");
+        expect_sessions_problem("\"enforcement\":1",
+                                ": sessions.enforcement: must be \"none\", \"cgroup_kill\" or \"exec\"");
+        expect_sessions_problem("\"enforcement\":\"exec\"",
+                                ": sessions.enforcement_exec: required with \"enforcement\": \"exec\"");
+        expect_sessions_problem("\"enforcement_exec\":[\"/bin/true\"]",
+                                ": sessions.enforcement_exec: only used with \"enforcement\": \"exec\"");
+        expect_sessions_problem("\"enforcement\":\"none\",\"enforcement_exec\":[\"/bin/true\"]",
+                                ": sessions.enforcement_exec: only used with \"enforcement\": \"exec\"");
+        expect_sessions_problem("\"enforcement\":\"exec\",\"enforcement_exec\":[\"hooks/end.sh\",\"-x\"]",
+                                ": sessions.enforcement_exec[0]: the command must be an absolute path (got "
+                                "\"hooks/end.sh\")");
+        expect_sessions_problem("\"enforcement\":\"exec\",\"enforcement_exec\":[\"/bin/end\",5]",
+                                ": sessions.enforcement_exec[1]: must be a string of at most 4096 bytes");
+        expect_sessions_problem(
+                "\"enforcement\":\"exec\",\"enforcement_exec\":[]",
+                ": sessions.enforcement_exec: must be an array of 1..16 strings, the command "
+                "(an absolute path) and its arguments");
+        expect_sessions_problem(
+                "\"enforcement\":\"exec\",\"enforcement_exec\":\"/bin/end\"",
+                ": sessions.enforcement_exec: must be an array of 1..16 strings, the command "
+                "(an absolute path) and its arguments");
+        len = (size_t)snprintf(many, sizeof(many),
+                               "\"enforcement\":\"exec\",\"enforcement_exec\":[\"/bin/end\"");
+        for (int i = 1; i <= CFG_EXEC_MAX_ARGS; i++)
+                len += (size_t)snprintf(many + len, sizeof(many) - len, ",\"a%d\"", i);
+        snprintf(many + len, sizeof(many) - len, "]");
+        expect_sessions_problem(many, ": sessions.enforcement_exec: must be an array of 1..16 strings, the "
+                                      "command (an absolute path) and its arguments");
+}
+
+static void test_cgroup_kill_needs_every_slot_cgroup(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"sessions\":{\"enforcement\":\"cgroup_kill\"},"
+                               "\"slots\":[{\"id\":\"s0\",\"scale\":\"S\",\"cgroup\":\"render.slice/s0\"},"
+                               "{\"id\":\"s1\",\"scale\":\"S\"},{\"id\":\"s2\",\"scale\":\"S\"}]}",
+                               &c, &p),
+                         -EINVAL);
+        assert_null(c);
+        assert_true(has_problem(
+                &p, ": slots[1].cgroup: required with sessions.enforcement \"cgroup_kill\" (slot "
+                    "s1 has none to kill)"));
+        assert_true(has_problem(
+                &p, ": slots[2].cgroup: required with sessions.enforcement \"cgroup_kill\" (slot "
+                    "s2 has none to kill)"));
+        assert_int_equal(p.n, 2);
+        cfg_problems_done(&p);
+}
+
+/* Expects the single problem `text` for a config whose control.allow is `allow`. */
+static void expect_allow_problem(const char *allow, const char *text) {
+        char json[4096];
+
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"control\":{\"allow\":%s}}", allow);
+        expect_problem(json, text);
+}
+
+static void test_control_allow_forms_and_limits(void **state) {
+        static const char form[] = ": must be \"user:NAME\", \"group:NAME\", \"uid:N\" or \"gid:N\"";
+        char want[256], many[1024];
+        size_t len;
+
+        (void)state;
+        expect_allow_problem("[\"user:ra-no-such-user\"]",
+                             ": control.allow[0]: no user \"ra-no-such-user\" on this host");
+        expect_allow_problem("[\"uid:0\",\"group:ra-no-such-group\"]",
+                             ": control.allow[1]: no group \"ra-no-such-group\" on this host");
+        expect_allow_problem("[\"uid:abc\"]", ": control.allow[0]: \"uid:abc\" is not a numeric id");
+        expect_allow_problem("[\"gid:-1\"]", ": control.allow[0]: \"gid:-1\" is not a numeric id");
+        expect_allow_problem("[\"uid:\"]", ": control.allow[0]: \"uid:\" is not a numeric id");
+        /* (uid_t)-1 means "no change" to the kernel, never a caller. */
+        expect_allow_problem("[\"uid:4294967295\"]",
+                             ": control.allow[0]: \"uid:4294967295\" is not a numeric id");
+        snprintf(want, sizeof(want), ": control.allow[0]%s", form);
+        expect_allow_problem("[\"root\"]", want);
+        expect_allow_problem("[\"user:\"]", want);
+        expect_allow_problem("[\"group:\"]", want);
+        expect_allow_problem("[42]", want);
+        snprintf(want, sizeof(want), ": control.allow[1]%s", form);
+        expect_allow_problem("[\"user:root\",\"name:root\"]", want);
+        expect_allow_problem("\"user:root\"", ": control.allow: must be an array of at most 32 entries");
+        len = (size_t)snprintf(many, sizeof(many), "[\"uid:0\"");
+        for (int i = 1; i <= CFG_MAX_ALLOW; i++)
+                len += (size_t)snprintf(many + len, sizeof(many) - len, ",\"uid:%d\"", i);
+        snprintf(many + len, sizeof(many) - len, "]");
+        expect_allow_problem(many, ": control.allow: must be an array of at most 32 entries");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_documented_defaults),
@@ -391,6 +596,12 @@ int main(void) {
                 cmocka_unit_test(test_unreadable_and_oversized_files),
                 cmocka_unit_test(test_nul_byte_is_rejected),
                 cmocka_unit_test(test_link_equal_detects_broker_and_certificate_changes),
+                cmocka_unit_test(test_sessions_and_allow_defaults_when_absent),
+                cmocka_unit_test(test_sessions_and_allow_keys_are_read),
+                cmocka_unit_test(test_sessions_limits_name_the_key_and_range),
+                cmocka_unit_test(test_enforcement_values_and_exec_rules),
+                cmocka_unit_test(test_cgroup_kill_needs_every_slot_cgroup),
+                cmocka_unit_test(test_control_allow_forms_and_limits),
         };
         return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -1,0 +1,693 @@
+/* billing.c: billing windows: peak concurrency per wall-clock window and bandwidth per minute, pure math. */
+#include "billing.h"
+
+#include "strutil.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SEC UINT64_C(1000000)
+#define SECONDS_PER_MINUTE 60
+
+struct flow_acc {
+        uint64_t bytes;     /* late included */
+        uint64_t late;      /* bytes of closed minutes */
+        uint64_t late_peak; /* the highest rate (bytes/s) among the late spans */
+        uint64_t sec[SECONDS_PER_MINUTE];
+};
+
+struct slot_minute {
+        bool any;
+        struct flow_acc flow[BILLING_FLOWS];
+};
+
+/* A minute still open for bytes: the current one and those waiting late_usec for late reports. */
+struct minute {
+        bool active;
+        bool clock_step, partial;
+        uint64_t start;
+        struct slot_minute *slots; /* n_slots of them, inside billing.minute_mem */
+};
+
+struct billing {
+        size_t n_slots, n_scales;
+        char (*ids)[BILLING_ID_MAX + 1];
+        char (*scales)[BILLING_SCALE_MAX + 1];
+        size_t *scale_of; /* slot -> scale */
+        bool *occupied;
+        uint32_t count;        /* occupied slots */
+        uint32_t *scale_count; /* occupied slots by scale */
+        uint64_t window_usec, late_usec;
+        billing_emit_fn emit;
+        void *userdata;
+
+        /* The module's place on the wall-clock line. It moves with the monotonic clock at offset
+         * `off` (wall - monotonic, adopted at the last step) and never goes back: after a
+         * backward step it stays put, time still accruing, until the wall clock catches up.
+         * Invariant after every call: pos >= mono + off. */
+        uint64_t mono, pos;
+        int64_t off;
+
+        /* The open window: its figures are the record's. */
+        struct billing_window win;
+        struct billing_scale_figures *fig;
+
+        uint64_t first_minute; /* minutes before it predate the module: bytes for them are late */
+        bool first_partial;
+        size_t n_ring;
+        struct minute *ring; /* minute m lives at ring[(m / 60 s) % n_ring] */
+        struct slot_minute *minute_mem;
+
+        bool busy;   /* inside the emit callback */
+        bool closed; /* flushed */
+        struct billing_stats stats;
+};
+
+static const char *const flow_names[BILLING_FLOWS] = {
+        [BILLING_PLAYER] = "player",
+        [BILLING_VIEWERS] = "viewers",
+        [BILLING_PUSH] = "push",
+};
+
+const char *billing_flow_str(enum billing_flow f) {
+        return (unsigned)f < BILLING_FLOWS ? flow_names[f] : NULL;
+}
+
+void billing_config_default(struct billing_config *c) {
+        c->window_usec = BILLING_WINDOW_DEFAULT_USEC;
+        c->late_usec = BILLING_LATE_DEFAULT_USEC;
+}
+
+static uint64_t align_down(uint64_t t, uint64_t unit) {
+        return t / unit * unit;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+        return a > b ? a : b;
+}
+
+static bool valid_time(struct billing_time t) {
+        return t.mono_usec <= BILLING_TIME_MAX_USEC && t.real_usec <= BILLING_TIME_MAX_USEC;
+}
+
+/* Where the monotonic instant `mono` lies on the wall-clock line, before holding. */
+static uint64_t line_pos(const struct billing *b, uint64_t mono) {
+        int64_t p = (int64_t)mono + b->off;
+
+        return p > 0 ? (uint64_t)p : 0;
+}
+
+static void emit_record(struct billing *b, const struct billing_record *r) {
+        b->busy = true;
+        b->emit(b->userdata, r);
+        b->busy = false;
+        b->stats.records++;
+}
+
+/* ---- concurrency windows ---- */
+
+/* A window opens with the occupancy carried in: that is its peak until something starts. */
+static void window_open(struct billing *b, uint64_t start) {
+        b->win = (struct billing_window){
+                .start_usec = start,
+                .window_usec = b->window_usec,
+                .n_windows = 1,
+                .peak = b->count,
+                .n_scales = b->n_scales,
+                .scales = b->fig,
+        };
+        for (size_t i = 0; i < b->n_scales; i++)
+                b->fig[i] =
+                        (struct billing_scale_figures){ .scale = b->scales[i], .peak = b->scale_count[i] };
+}
+
+static void window_emit(struct billing *b) {
+        struct billing_record r = { .kind = BILLING_WINDOW, .window = b->win };
+
+        emit_record(b, &r);
+}
+
+/* dt microseconds pass at the current occupancy, inside the open window. */
+static void accrue(struct billing *b, uint64_t dt) {
+        if (dt == 0)
+                return;
+        b->win.covered_usec += dt;
+        b->win.slot_usec += b->count * dt;
+        for (size_t i = 0; i < b->n_scales; i++)
+                b->fig[i].slot_usec += b->scale_count[i] * dt;
+}
+
+/* Time flows from pos to target: each window end passed closes that window. */
+static void run_to(struct billing *b, uint64_t target) {
+        for (;;) {
+                uint64_t end = b->win.start_usec + b->window_usec;
+
+                if (target < end)
+                        break;
+                accrue(b, end - b->pos);
+                b->pos = end;
+                window_emit(b);
+                window_open(b, end);
+        }
+        accrue(b, target - b->pos);
+        b->pos = target;
+}
+
+/* The wall clock stepped forward to target: no time passes. The open window closes at the step;
+ * the windows it jumped over wholly go out as one record (n_windows of them, covered 0, the
+ * occupancy carried through them as their peak), however far the step. */
+static void jump_to(struct billing *b, uint64_t target) {
+        uint64_t end = b->win.start_usec + b->window_usec;
+        uint64_t start = align_down(target, b->window_usec);
+
+        if (target >= end) {
+                window_emit(b);
+                if (start > end) {
+                        window_open(b, end);
+                        b->win.n_windows = (start - end) / b->window_usec;
+                        b->win.clock_step = true;
+                        window_emit(b);
+                }
+                window_open(b, start);
+                b->win.clock_step = true;
+        }
+        b->pos = target;
+}
+
+/* ---- bandwidth minutes ---- */
+
+/* The oldest minute still open: a minute closes once pos is late_usec past its end, and minutes
+ * before the module started were never open. */
+static uint64_t minute_lo(const struct billing *b) {
+        uint64_t lim = BILLING_MINUTE_USEC + b->late_usec;
+        uint64_t lo =
+                b->pos >= lim ? align_down(b->pos - lim, BILLING_MINUTE_USEC) + BILLING_MINUTE_USEC : 0;
+
+        return max_u64(lo, b->first_minute);
+}
+
+/* The ring entry of open minute `start` (minute_lo <= start <= pos). The ring has room for every
+ * open minute, so an entry in use for another minute has been closed already. */
+static struct minute *minute_get(struct billing *b, uint64_t start) {
+        struct minute *m = &b->ring[start / BILLING_MINUTE_USEC % b->n_ring];
+
+        if (m->active && m->start == start)
+                return m;
+        assert(!m->active);
+        memset(m->slots, 0, b->n_slots * sizeof(*m->slots));
+        m->active = true;
+        m->start = start;
+        m->clock_step = false;
+        m->partial = start == b->first_minute && b->first_partial;
+        return m;
+}
+
+static struct minute *minute_current(struct billing *b) {
+        return minute_get(b, align_down(b->pos, BILLING_MINUTE_USEC));
+}
+
+static uint64_t flow_peak(const struct flow_acc *a) {
+        uint64_t peak = a->late_peak;
+
+        for (size_t i = 0; i < SECONDS_PER_MINUTE; i++)
+                peak = max_u64(peak, a->sec[i]);
+        return peak;
+}
+
+static void minute_emit(struct billing *b, struct minute *m) {
+        for (size_t i = 0; i < b->n_slots; i++) {
+                const struct slot_minute *sm = &m->slots[i];
+                struct billing_record r = { .kind = BILLING_MINUTE };
+
+                if (!sm->any)
+                        continue;
+                r.minute = (struct billing_minute){
+                        .start_usec = m->start,
+                        .slot_id = b->ids[i],
+                        .slot = i,
+                        .clock_step = m->clock_step,
+                        .partial = m->partial,
+                };
+                for (size_t f = 0; f < BILLING_FLOWS; f++)
+                        r.minute.flow[f] = (struct billing_flow_figures){
+                                .bytes = sm->flow[f].bytes,
+                                .late_bytes = sm->flow[f].late,
+                                .peak_bytes_1s = flow_peak(&sm->flow[f]),
+                        };
+                emit_record(b, &r);
+        }
+        m->active = false;
+}
+
+/* Emits, oldest first, every open minute that starts before `before`. */
+static void minutes_close(struct billing *b, uint64_t before) {
+        for (;;) {
+                struct minute *oldest = NULL;
+
+                for (size_t i = 0; i < b->n_ring; i++) {
+                        struct minute *m = &b->ring[i];
+
+                        if (m->active && m->start < before && (!oldest || m->start < oldest->start))
+                                oldest = m;
+                }
+                if (!oldest)
+                        return;
+                minute_emit(b, oldest);
+        }
+}
+
+static struct flow_acc *flow_at(struct minute *m, size_t slot, enum billing_flow f) {
+        m->slots[slot].any = true;
+        return &m->slots[slot].flow[f];
+}
+
+/* amount bytes in the wall-clock second that holds t (an open minute). */
+static void add_to_second(struct billing *b, size_t slot, enum billing_flow f, uint64_t t, uint64_t amount) {
+        struct flow_acc *a;
+
+        if (amount == 0)
+                return;
+        a = flow_at(minute_get(b, align_down(t, BILLING_MINUTE_USEC)), slot, f);
+        a->bytes += amount;
+        a->sec[t % BILLING_MINUTE_USEC / SEC] += amount;
+}
+
+/* amount bytes that moved over span_usec of closed minutes: they go to the current minute, and
+ * count in its peak at their own average rate (over at least a second), not piled on one of its
+ * seconds, which would make a peak nobody saw. */
+static void add_late(struct billing *b, size_t slot, enum billing_flow f, uint64_t amount,
+                     uint64_t span_usec) {
+        struct flow_acc *a;
+
+        if (amount == 0)
+                return;
+        a = flow_at(minute_current(b), slot, f);
+        a->bytes += amount;
+        a->late += amount;
+        a->late_peak =
+                max_u64(a->late_peak, (uint64_t)((unsigned __int128)amount * SEC / max_u64(span_usec, SEC)));
+        b->stats.late_bytes += amount;
+}
+
+/* The bytes of [start, start + span) up to start + part, rounded down: differences of these sum
+ * to exactly `bytes` however the span is cut. */
+static uint64_t share(uint64_t bytes, uint64_t part, uint64_t span) {
+        return (uint64_t)((unsigned __int128)bytes * part / span);
+}
+
+/* Spreads bytes evenly over [end - span, end) (span 0: the instant end) by wall-clock second. The
+ * loop runs over open minutes only, a few hundred seconds at most, whatever the span. */
+static void spread(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes, uint64_t span,
+                   uint64_t end) {
+        uint64_t lo = minute_lo(b), start, x;
+
+        span = span < end ? span : end;
+        if (span == 0) {
+                if (end < lo)
+                        add_late(b, slot, f, bytes, 0);
+                else
+                        add_to_second(b, slot, f, end, bytes);
+                return;
+        }
+        start = end - span;
+        x = start;
+        if (x < lo) {
+                x = end < lo ? end : lo;
+                add_late(b, slot, f, share(bytes, x - start, span), x - start);
+        }
+        while (x < end) {
+                uint64_t next = align_down(x, SEC) + SEC;
+
+                next = next < end ? next : end;
+                add_to_second(b, slot, f, x,
+                              share(bytes, next - start, span) - share(bytes, x - start, span));
+                x = next;
+        }
+}
+
+/* ---- the clock ---- */
+
+/* Brings the module to `now`: time accrues, windows and minutes that ended close, and a wall-clock
+ * step is detected and applied (docs/billing-windows.md, "Clock steps"). */
+static void sync_clock(struct billing *b, struct billing_time now) {
+        uint64_t mono = max_u64(now.mono_usec, b->mono);
+        uint64_t target = max_u64(line_pos(b, mono), b->pos);
+        int64_t off, delta;
+
+        /* Held after a backward step: the time passes where the module stands. */
+        accrue(b, (mono - b->mono) - (target - b->pos));
+        run_to(b, target);
+        b->mono = mono;
+        minutes_close(b, minute_lo(b));
+
+        off = (int64_t)now.real_usec - (int64_t)now.mono_usec;
+        delta = off - b->off;
+        if (delta <= (int64_t)BILLING_STEP_TOLERANCE_USEC && delta >= -(int64_t)BILLING_STEP_TOLERANCE_USEC)
+                return;
+        b->off = off;
+        if (delta > 0)
+                b->stats.steps_forward++;
+        else
+                b->stats.steps_back++;
+        b->win.clock_step = true;
+        minute_current(b)->clock_step = true;
+        target = line_pos(b, mono);
+        if (target <= b->pos)
+                return; /* back (or forward, but not past a backward hold): wait for the wall clock */
+        jump_to(b, target);
+        minutes_close(b, minute_lo(b));
+        minute_current(b)->clock_step = true;
+}
+
+/* ---- the calls ---- */
+
+static int enter(const struct billing *b) {
+        if (b->busy)
+                return -EBUSY;
+        if (b->closed)
+                return -ESHUTDOWN;
+        return 0;
+}
+
+static bool valid_name(const char *s, size_t max) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strnlen(s, max + 1);
+        if (n == 0 || n > max)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+static const char *quoted(const char *s, char q[static PLAT_QUOTE_MAX]) {
+        return s ? plat_quote(s, strnlen(s, PLAT_QUOTE_MAX), q) : "(null)";
+}
+
+static int check_slots(const struct billing_config *c, char *msg, size_t msg_len) {
+        char q[PLAT_QUOTE_MAX];
+
+        for (size_t i = 0; i < c->n_slots; i++) {
+                if (!valid_name(c->slot_ids[i], BILLING_ID_MAX)) {
+                        plat_errf(msg, msg_len, "billing: slot %zu: id '%s' is not 1..%d printable bytes", i,
+                                  quoted(c->slot_ids[i], q), BILLING_ID_MAX);
+                        return -EINVAL;
+                }
+                if (!valid_name(c->slot_scales[i], BILLING_SCALE_MAX)) {
+                        plat_errf(msg, msg_len, "billing: slot %s: scale '%s' is not 1..%d printable bytes",
+                                  c->slot_ids[i], quoted(c->slot_scales[i], q), BILLING_SCALE_MAX);
+                        return -EINVAL;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(c->slot_ids[i], c->slot_ids[j]) == 0) {
+                                plat_errf(msg, msg_len, "billing: slot id %s appears twice", c->slot_ids[i]);
+                                return -EINVAL;
+                        }
+        }
+        return 0;
+}
+
+static int check_config(const struct billing_config *c, char *msg, size_t msg_len) {
+        uint64_t w = c->window_usec;
+
+        if (!c->emit) {
+                plat_errf(msg, msg_len, "billing: no emit callback");
+                return -EINVAL;
+        }
+        if (c->n_slots == 0 || c->n_slots > BILLING_SLOTS_MAX || !c->slot_ids || !c->slot_scales) {
+                plat_errf(msg, msg_len, "billing: %zu slots%s; 1..%d with ids and scales are allowed",
+                          c->n_slots, c->slot_ids && c->slot_scales ? "" : " without ids or scales",
+                          BILLING_SLOTS_MAX);
+                return -EINVAL;
+        }
+        /* Windows must tile every UTC day alike, so that window starts are the same on every node. */
+        if (w % SEC != 0 || w < SEC || w > BILLING_DAY_USEC || BILLING_DAY_USEC % w != 0) {
+                plat_errf(msg, msg_len,
+                          "billing: window of %" PRIu64
+                          " us: must be whole seconds, 1 s to 1 day, and divide "
+                          "a day (86400 s)",
+                          w);
+                return -EINVAL;
+        }
+        if (c->late_usec > BILLING_LATE_MAX_USEC) {
+                plat_errf(msg, msg_len,
+                          "billing: lateness of %" PRIu64 " us is over the limit of %" PRIu64 " s",
+                          c->late_usec, BILLING_LATE_MAX_USEC / SEC);
+                return -EINVAL;
+        }
+        return check_slots(c, msg, msg_len);
+}
+
+void billing_free(struct billing *b) {
+        if (!b)
+                return;
+        free(b->ids);
+        free(b->scales);
+        free(b->scale_of);
+        free(b->occupied);
+        free(b->scale_count);
+        free(b->fig);
+        free(b->ring);
+        free(b->minute_mem);
+        free(b);
+}
+
+int billing_new(const struct billing_config *c, struct billing_time now, struct billing **ret, char *msg,
+                size_t msg_len) {
+        struct billing *b;
+        size_t n;
+        int r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        r = check_config(c, msg, msg_len);
+        if (r < 0)
+                return r;
+        if (!valid_time(now)) {
+                plat_errf(msg, msg_len, "billing: a time past the year 9999");
+                return -EINVAL;
+        }
+
+        n = c->n_slots;
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        /* An open minute is at most 60 s + late old, so this many minutes are ever open at once. */
+        b->n_ring = 2 + c->late_usec / BILLING_MINUTE_USEC;
+        b->ids = calloc(n, sizeof(*b->ids));
+        b->scales = calloc(n, sizeof(*b->scales));
+        b->scale_of = calloc(n, sizeof(*b->scale_of));
+        b->occupied = calloc(n, sizeof(*b->occupied));
+        b->scale_count = calloc(n, sizeof(*b->scale_count));
+        b->fig = calloc(n, sizeof(*b->fig));
+        b->ring = calloc(b->n_ring, sizeof(*b->ring));
+        b->minute_mem = calloc(b->n_ring * n, sizeof(*b->minute_mem));
+        if (!b->ids || !b->scales || !b->scale_of || !b->occupied || !b->scale_count || !b->fig ||
+            !b->ring || !b->minute_mem) {
+                billing_free(b);
+                return -ENOMEM;
+        }
+        b->n_slots = n;
+        for (size_t i = 0; i < n; i++) {
+                size_t s = 0;
+
+                plat_strlcpy(b->ids[i], c->slot_ids[i], sizeof(b->ids[i]));
+                while (s < b->n_scales && strcmp(b->scales[s], c->slot_scales[i]) != 0)
+                        s++;
+                if (s == b->n_scales)
+                        plat_strlcpy(b->scales[b->n_scales++], c->slot_scales[i], sizeof(b->scales[s]));
+                b->scale_of[i] = s;
+        }
+        for (size_t i = 0; i < b->n_ring; i++)
+                b->ring[i].slots = b->minute_mem + i * n;
+        b->window_usec = c->window_usec;
+        b->late_usec = c->late_usec;
+        b->emit = c->emit;
+        b->userdata = c->userdata;
+
+        b->mono = now.mono_usec;
+        b->pos = now.real_usec;
+        b->off = (int64_t)now.real_usec - (int64_t)now.mono_usec;
+        window_open(b, align_down(b->pos, b->window_usec));
+        b->win.partial = b->pos != b->win.start_usec;
+        b->first_minute = align_down(b->pos, BILLING_MINUTE_USEC);
+        b->first_partial = b->pos != b->first_minute;
+        *ret = b;
+        return 0;
+}
+
+/* The start of every call but billing_new: refuses what it must, notes the record count (the
+ * call returns how many it emitted), and with `sync` brings the module to `now`. */
+static int begin(struct billing *b, struct billing_time now, bool sync, uint64_t *ret_before) {
+        int r;
+
+        if (!b || !valid_time(now))
+                return -EINVAL;
+        r = enter(b);
+        if (r < 0)
+                return r;
+        *ret_before = b->stats.records;
+        if (sync)
+                sync_clock(b, now);
+        return 0;
+}
+
+static int emitted_since(const struct billing *b, uint64_t before) {
+        return (int)(b->stats.records - before);
+}
+
+int billing_occupancy(struct billing *b, size_t slot, bool occupied, struct billing_time now) {
+        uint64_t before;
+        size_t s;
+        int r;
+
+        if (b && slot >= b->n_slots)
+                return -EINVAL;
+        r = begin(b, now, true, &before);
+        if (r < 0)
+                return r;
+        if (b->occupied[slot] == occupied)
+                return emitted_since(b, before);
+        b->occupied[slot] = occupied;
+        s = b->scale_of[slot];
+        if (occupied) {
+                b->count++;
+                b->scale_count[s]++;
+                b->win.peak = b->win.peak > b->count ? b->win.peak : b->count;
+                b->fig[s].peak = b->fig[s].peak > b->scale_count[s] ? b->fig[s].peak : b->scale_count[s];
+        } else {
+                b->count--;
+                b->scale_count[s]--;
+        }
+        return emitted_since(b, before);
+}
+
+int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
+                  struct billing_time from, struct billing_time to) {
+        uint64_t before;
+        int r;
+
+        if ((b && slot >= b->n_slots) || (unsigned)f >= BILLING_FLOWS || !valid_time(from) ||
+            from.mono_usec > to.mono_usec)
+                return -EINVAL;
+        /* A report that ended before the latest call brings no news of the clock: its wall time
+         * was read before whatever step the module has seen since. */
+        r = begin(b, to, b && to.mono_usec >= b->mono, &before);
+        if (r < 0)
+                return r;
+        if (bytes > 0)
+                spread(b, slot, f, bytes, to.mono_usec - from.mono_usec, line_pos(b, to.mono_usec));
+        return emitted_since(b, before);
+}
+
+int billing_tick(struct billing *b, struct billing_time now) {
+        uint64_t before;
+        int r = begin(b, now, true, &before);
+
+        return r < 0 ? r : emitted_since(b, before);
+}
+
+int billing_flush(struct billing *b, struct billing_time now) {
+        uint64_t before;
+        int r = begin(b, now, true, &before);
+
+        if (r < 0)
+                return r;
+        b->win.partial = true;
+        window_emit(b);
+        for (size_t i = 0; i < b->n_ring; i++)
+                if (b->ring[i].active && b->ring[i].start + BILLING_MINUTE_USEC > b->pos)
+                        b->ring[i].partial = true;
+        minutes_close(b, UINT64_MAX);
+        b->closed = true;
+        return emitted_since(b, before);
+}
+
+void billing_get_stats(const struct billing *b, struct billing_stats *ret) {
+        *ret = b->stats;
+}
+
+/* ---- JSON ---- */
+
+const char *billing_record_type(const struct billing_record *r) {
+        return r->kind == BILLING_WINDOW ? "concurrency_window" : "bandwidth_minute";
+}
+
+/* Window and minute starts are whole seconds: "2026-11-24T10:00:00Z". */
+static const char *format_utc(uint64_t usec, char *buf, size_t len) {
+        time_t secs = (time_t)(usec / SEC);
+        struct tm tm;
+
+        gmtime_r(&secs, &tm);
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+        return buf;
+}
+
+/* Microseconds as seconds: exact in a double below 2^53 us (285 years), printed exactly by cJSON. */
+static double seconds(uint64_t usec) {
+        return (double)usec / (double)SEC;
+}
+
+static int window_json(const struct billing_window *w, cJSON *o) {
+        char ts[32];
+        cJSON *by_scale;
+
+        if (!cJSON_AddStringToObject(o, "window_start", format_utc(w->start_usec, ts, sizeof(ts))) ||
+            !cJSON_AddNumberToObject(o, "window_s", seconds(w->window_usec)) ||
+            !cJSON_AddNumberToObject(o, "windows", (double)w->n_windows) ||
+            !cJSON_AddNumberToObject(o, "covered_s", seconds(w->covered_usec)) ||
+            !cJSON_AddNumberToObject(o, "peak", w->peak) ||
+            !cJSON_AddNumberToObject(o, "slot_seconds", seconds(w->slot_usec)))
+                return -ENOMEM;
+        by_scale = cJSON_AddObjectToObject(o, "by_scale");
+        if (!by_scale)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_scales; i++) {
+                cJSON *s = cJSON_AddObjectToObject(by_scale, w->scales[i].scale);
+
+                if (!s || !cJSON_AddNumberToObject(s, "peak", w->scales[i].peak) ||
+                    !cJSON_AddNumberToObject(s, "slot_seconds", seconds(w->scales[i].slot_usec)))
+                        return -ENOMEM;
+        }
+        if (!cJSON_AddBoolToObject(o, "clock_step", w->clock_step) ||
+            !cJSON_AddBoolToObject(o, "partial", w->partial))
+                return -ENOMEM;
+        return 0;
+}
+
+static int minute_json(const struct billing_minute *m, cJSON *o) {
+        char ts[32];
+
+        if (!cJSON_AddStringToObject(o, "minute", format_utc(m->start_usec, ts, sizeof(ts))) ||
+            !cJSON_AddStringToObject(o, "slot", m->slot_id))
+                return -ENOMEM;
+        for (size_t f = 0; f < BILLING_FLOWS; f++) {
+                const struct billing_flow_figures *ff = &m->flow[f];
+                cJSON *j = cJSON_AddObjectToObject(o, flow_names[f]);
+
+                /* Mbps with 6 decimals is exact: 8 bits per byte over 10^6. */
+                if (!j || !cJSON_AddNumberToObject(j, "bytes", (double)ff->bytes) ||
+                    !cJSON_AddNumberToObject(j, "peak_mbps", (double)ff->peak_bytes_1s * 8 / 1e6) ||
+                    !cJSON_AddNumberToObject(j, "late_bytes", (double)ff->late_bytes))
+                        return -ENOMEM;
+        }
+        if (!cJSON_AddBoolToObject(o, "clock_step", m->clock_step) ||
+            !cJSON_AddBoolToObject(o, "partial", m->partial))
+                return -ENOMEM;
+        return 0;
+}
+
+int billing_record_json(const struct billing_record *r, cJSON *obj) {
+        if (!r || !obj)
+                return -EINVAL;
+        return r->kind == BILLING_WINDOW ? window_json(&r->window, obj) : minute_json(&r->minute, obj);
+}

@@ -1,0 +1,173 @@
+/* billing.h: billing windows: peak concurrency per wall-clock window and bandwidth per minute, pure math. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* A pure module: no I/O, no logging, no clock of its own. Every call takes the time and may hand
+ * records that it closed to the emit callback of the config. docs/billing-windows.md states the
+ * rules (alignment, clock steps, late bytes, restarts) and what the central side may assume.
+ *
+ * Units: times are microseconds (wall clock: since the Unix epoch, UTC); bytes are bytes.
+ * Durations come from the monotonic clock, alignment from the wall clock. */
+
+/* Hard limits on what the caller hands in. */
+#define BILLING_SLOTS_MAX 256 /* slots per module (the agent has at most 64) */
+#define BILLING_ID_MAX 64     /* slot id bytes */
+#define BILLING_SCALE_MAX 32  /* scale name bytes */
+#define BILLING_DAY_USEC (86400 * UINT64_C(1000000))
+#define BILLING_MINUTE_USEC (60 * UINT64_C(1000000))
+#define BILLING_WINDOW_DEFAULT_USEC (3600 * UINT64_C(1000000))
+#define BILLING_LATE_DEFAULT_USEC (10 * UINT64_C(1000000))
+#define BILLING_LATE_MAX_USEC (120 * UINT64_C(1000000))
+/* Times past the year 9999 are refused (they cannot be real and would overflow the arithmetic). */
+#define BILLING_TIME_MAX_USEC (UINT64_C(253402300800) * UINT64_C(1000000))
+/* A change of (wall - monotonic) larger than this between two calls is a clock step; smaller
+ * ones are the jitter of reading two clocks one after the other and are ignored. */
+#define BILLING_STEP_TOLERANCE_USEC (100 * UINT64_C(1000))
+#define BILLING_MSG_MAX 256 /* room for any message the module writes */
+
+enum billing_flow {
+        BILLING_PLAYER,  /* the player's own stream */
+        BILLING_VIEWERS, /* every viewer of the slot, summed; the player's bytes excluded */
+        BILLING_PUSH,    /* push streaming (restream) out of the slot */
+        BILLING_FLOWS,
+};
+
+/* "player", "viewers", "push"; NULL out of range. Static storage. */
+const char *billing_flow_str(enum billing_flow f);
+
+/* Both clocks, read together. */
+struct billing_time {
+        uint64_t mono_usec; /* CLOCK_MONOTONIC */
+        uint64_t real_usec; /* CLOCK_REALTIME */
+};
+
+enum billing_record_kind {
+        BILLING_WINDOW, /* concurrency_window */
+        BILLING_MINUTE, /* bandwidth_minute */
+};
+
+struct billing_scale_figures {
+        const char *scale;  /* borrowed from the module */
+        uint32_t peak;      /* most slots of this scale occupied at one instant */
+        uint64_t slot_usec; /* integral of this scale's occupied slots over the covered time */
+};
+
+/* One concurrency window [start, start + n_windows * window_usec). */
+struct billing_window {
+        uint64_t start_usec;   /* wall clock, a multiple of window_usec */
+        uint64_t window_usec;  /* the configured window */
+        uint64_t n_windows;    /* 1; more only for the windows a forward clock step skipped */
+        uint64_t covered_usec; /* monotonic time these figures cover: window_usec for a whole window */
+        uint32_t peak;         /* most slots occupied at one instant, occupancy carried in included */
+        uint64_t slot_usec;    /* integral of occupied slots over the covered time */
+        size_t n_scales;
+        const struct billing_scale_figures *scales; /* borrowed for the callback; config order */
+        bool clock_step;                            /* a clock step happened while it was open */
+        bool partial; /* the agent started or stopped inside it: covers only part of it */
+};
+
+struct billing_flow_figures {
+        uint64_t bytes;         /* late_bytes included */
+        uint64_t late_bytes;    /* bytes of minutes already closed, added here (see the doc) */
+        uint64_t peak_bytes_1s; /* the most bytes in one wall-clock second of the minute */
+};
+
+/* One slot's bandwidth in one wall-clock minute; emitted only when some flow had bytes. */
+struct billing_minute {
+        uint64_t start_usec; /* wall clock, a multiple of 60 s */
+        const char *slot_id; /* borrowed for the callback */
+        size_t slot;         /* its index in the config */
+        struct billing_flow_figures flow[BILLING_FLOWS];
+        bool clock_step; /* a clock step happened while it was the current minute */
+        bool partial;    /* the agent started or stopped inside it */
+};
+
+struct billing_record {
+        enum billing_record_kind kind;
+        union {
+                struct billing_window window;
+                struct billing_minute minute;
+        };
+};
+
+/* Called for each record as it closes. The record and what it points to are borrowed for the
+ * call: copy what you keep. It must not call back into the module (such calls get -EBUSY). */
+typedef void (*billing_emit_fn)(void *userdata, const struct billing_record *r);
+
+struct billing_config {
+        size_t n_slots;                 /* 1..BILLING_SLOTS_MAX */
+        const char *const *slot_ids;    /* borrowed for the call; copied. Unique, 1..BILLING_ID_MAX bytes */
+        const char *const *slot_scales; /* borrowed for the call; copied. 1..BILLING_SCALE_MAX bytes */
+        uint64_t window_usec;           /* whole seconds, 1 s..1 day, dividing a day; default 3600 s */
+        uint64_t late_usec;             /* how long a minute waits for late bytes, 0..120 s; default 10 s */
+        billing_emit_fn emit;           /* required */
+        void *userdata;
+};
+
+/* Fills window_usec and late_usec with their defaults; leaves the rest alone. */
+void billing_config_default(struct billing_config *c);
+
+struct billing;
+
+/* Validates the config (-EINVAL with a message in msg, which may be NULL) and starts the first
+ * window and minute at `now`; every slot starts unoccupied. After a restart, call
+ * billing_occupancy at the same `now` for each slot the persisted state says is occupied: they
+ * count in the peak from that instant. Caller frees. */
+int billing_new(const struct billing_config *c, struct billing_time now, struct billing **ret, char *msg,
+                size_t msg_len);
+void billing_free(struct billing *b);
+
+/* Every call below first closes what ended by `now` (billing_bytes: by `to`, unless that is older
+ * than the latest call), handing the records to emit, and returns the number of records
+ * emitted, or -EINVAL (bad argument or time: nothing changed), -EBUSY (called from the emit
+ * callback), -ESHUTDOWN (after billing_flush). A `now` older than the previous call's counts as
+ * the previous call's time. */
+
+/* Slot `slot` became occupied (ACTIVE, GRACE) or not at `now`. Repeats are harmless. Changes at
+ * the same microsecond apply in call order: start-then-stop counts in the peak, stop-then-start
+ * (a handover) does not count twice. */
+int billing_occupancy(struct billing *b, size_t slot, bool occupied, struct billing_time now);
+
+/* `bytes` moved on flow `f` of slot `slot` during [from, to]: the span's length comes from the
+ * monotonic clock, its place from the wall clock at `to`. `to` is normally now; an earlier `to`
+ * (a report that arrives late) does not move the module's clock. The bytes are spread evenly
+ * over the seconds the span covers (from == to: an instant), so minute sums and 1-second peaks
+ * are the same whatever the reporting cadence. Bytes for a minute already closed go to the
+ * current minute as late_bytes: never lost. -EINVAL when from is after to. */
+int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
+                  struct billing_time from, struct billing_time to);
+
+/* Closes every window that ended at or before `now` and every minute that ended late_usec or
+ * more before it. Call it every second or so. */
+int billing_tick(struct billing *b, struct billing_time now);
+
+/* Shutting down: emits the open window and every open minute with bytes (those not yet ended
+ * marked partial); the module takes nothing after (-ESHUTDOWN). */
+int billing_flush(struct billing *b, struct billing_time now);
+
+struct billing_stats {
+        uint64_t steps_forward; /* wall-clock steps seen */
+        uint64_t steps_back;
+        uint64_t late_bytes; /* bytes added to a later minute than their own */
+        uint64_t records;    /* records emitted */
+};
+
+void billing_get_stats(const struct billing *b, struct billing_stats *ret);
+
+/* "concurrency_window" or "bandwidth_minute". Static storage. */
+const char *billing_record_type(const struct billing_record *r);
+
+/* Adds the record's members to obj (the caller's object; the caller adds v, type, node, seq, prev
+ * and ts around them):
+ *   {"window_start":"2026-11-24T10:00:00Z","window_s":3600,"windows":1,"covered_s":3600,"peak":74,
+ *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},"clock_step":false,
+ *    "partial":false}
+ *   {"minute":"2026-11-24T10:01:00Z","slot":"s0","player":{"bytes":..,"peak_mbps":..,"late_bytes":0},
+ *    "viewers":{..},"push":{..},"clock_step":false,"partial":false}
+ * Returns 0 or -ENOMEM (obj may then hold some of the members). */
+int billing_record_json(const struct billing_record *r, cJSON *obj);

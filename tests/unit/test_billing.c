@@ -1,0 +1,887 @@
+/* test_billing.c: billing windows: peak concurrency, slot-seconds, minute bandwidth, clock steps, restarts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "billing.h"
+#include "cleanup.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEC UINT64_C(1000000)
+#define MSEC UINT64_C(1000)
+/* 2023-11-14T00:00:00Z: a day start, so every window and minute of the tests starts at BASE + k. */
+#define BASE (UINT64_C(1699920000) * SEC)
+#define MONO0 (UINT64_C(5000) * SEC)
+#define MAX_REC 64
+#define MAX_SCALES 4
+#define N_IDS 80
+
+static char id_buf[N_IDS][8];
+static const char *ids[N_IDS];
+static const char *all_s[N_IDS];
+
+/* A record as the callback saw it, with what it borrowed copied. */
+struct rec {
+        struct billing_record r;
+        struct billing_scale_figures scales[MAX_SCALES];
+        char names[MAX_SCALES][BILLING_SCALE_MAX + 1];
+        char slot_id[BILLING_ID_MAX + 1];
+};
+
+struct fx {
+        struct billing *b;
+        struct billing_time now;
+        struct rec rec[MAX_REC];
+        size_t n;
+        char msg[BILLING_MSG_MAX];
+        bool reenter;   /* the callback calls back in */
+        int reenter_rc; /* and what that call returned */
+};
+
+static void collect(void *userdata, const struct billing_record *r) {
+        struct fx *f = userdata;
+        struct rec *c;
+
+        assert_true(f->n < MAX_REC);
+        if (f->reenter)
+                f->reenter_rc = billing_tick(f->b, f->now);
+        c = &f->rec[f->n++];
+        c->r = *r;
+        if (r->kind == BILLING_MINUTE) {
+                snprintf(c->slot_id, sizeof(c->slot_id), "%s", r->minute.slot_id);
+                c->r.minute.slot_id = c->slot_id;
+                return;
+        }
+        assert_true(r->window.n_scales <= MAX_SCALES);
+        for (size_t i = 0; i < r->window.n_scales; i++) {
+                c->scales[i] = r->window.scales[i];
+                snprintf(c->names[i], sizeof(c->names[i]), "%s", r->window.scales[i].scale);
+                c->scales[i].scale = c->names[i];
+        }
+        c->r.window.scales = c->scales;
+}
+
+static int setup(void **state) {
+        struct fx *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        for (size_t i = 0; i < N_IDS; i++) {
+                snprintf(id_buf[i], sizeof(id_buf[i]), "s%zu", i);
+                ids[i] = id_buf[i];
+                all_s[i] = "S";
+        }
+        f->now = (struct billing_time){ .mono_usec = MONO0, .real_usec = BASE };
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fx *f = *state;
+
+        billing_free(f->b);
+        free(f);
+        return 0;
+}
+
+static struct billing_config config(void *userdata, size_t n, uint64_t window_s, uint64_t late_s,
+                                    const char *const *scales) {
+        return (struct billing_config){ .n_slots = n,
+                                        .slot_ids = ids,
+                                        .slot_scales = scales ? scales : all_s,
+                                        .window_usec = window_s * SEC,
+                                        .late_usec = late_s * SEC,
+                                        .emit = collect,
+                                        .userdata = userdata };
+}
+
+static void start(struct fx *f, size_t n, uint64_t window_s, uint64_t late_s, const char *const *scales) {
+        struct billing_config c = config(f, n, window_s, late_s, scales);
+
+        assert_int_equal(billing_new(&c, f->now, &f->b, f->msg, sizeof(f->msg)), 0);
+}
+
+/* Both clocks to BASE + t (no step so far). */
+static void at(struct fx *f, uint64_t t) {
+        f->now = (struct billing_time){ .mono_usec = MONO0 + t, .real_usec = BASE + t };
+}
+
+/* Time passes: both clocks move. */
+static void advance(struct fx *f, uint64_t d) {
+        f->now.mono_usec += d;
+        f->now.real_usec += d;
+}
+
+/* Time passes d, then the wall clock is set `wall` away from where it was. */
+static void stepped(struct fx *f, uint64_t d, int64_t wall) {
+        advance(f, d);
+        f->now.real_usec = (uint64_t)((int64_t)f->now.real_usec + wall);
+}
+
+static void occ(struct fx *f, size_t slot, bool on) {
+        assert_true(billing_occupancy(f->b, slot, on, f->now) >= 0);
+}
+
+static int tick(struct fx *f) {
+        int r = billing_tick(f->b, f->now);
+
+        assert_true(r >= 0);
+        return r;
+}
+
+static void bytes_over(struct fx *f, size_t slot, enum billing_flow fl, uint64_t n, uint64_t span) {
+        struct billing_time from = { f->now.mono_usec - span, f->now.real_usec - span };
+
+        assert_true(billing_bytes(f->b, slot, fl, n, from, f->now) >= 0);
+}
+
+static size_t count_kind(const struct fx *f, enum billing_record_kind k) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < f->n; i++)
+                n += f->rec[i].r.kind == k;
+        return n;
+}
+
+/* The one window record that starts at BASE + t; fails the test when there is none or several. */
+static const struct billing_window *window_at(const struct fx *f, uint64_t t) {
+        const struct billing_window *found = NULL;
+
+        for (size_t i = 0; i < f->n; i++)
+                if (f->rec[i].r.kind == BILLING_WINDOW && f->rec[i].r.window.start_usec == BASE + t) {
+                        assert_null(found);
+                        found = &f->rec[i].r.window;
+                }
+        assert_non_null(found);
+        return found;
+}
+
+/* The window at BASE + t has these figures; returns it for more checks. */
+static const struct billing_window *expect_window(const struct fx *f, uint64_t t, uint64_t covered,
+                                                  uint64_t slot_usec, uint32_t peak, bool clock_step) {
+        const struct billing_window *w = window_at(f, t);
+
+        assert_int_equal(w->covered_usec, covered);
+        assert_int_equal(w->slot_usec, slot_usec);
+        assert_int_equal(w->peak, peak);
+        assert_int_equal(w->clock_step, clock_step);
+        return w;
+}
+
+static const struct billing_minute *minute_at(const struct fx *f, size_t slot, uint64_t t) {
+        const struct billing_minute *found = NULL;
+
+        for (size_t i = 0; i < f->n; i++)
+                if (f->rec[i].r.kind == BILLING_MINUTE && f->rec[i].r.minute.slot == slot &&
+                    f->rec[i].r.minute.start_usec == BASE + t) {
+                        assert_null(found);
+                        found = &f->rec[i].r.minute;
+                }
+        assert_non_null(found);
+        return found;
+}
+
+/* ---- concurrency windows ---- */
+
+/* The product's worked example: an hour in thirds peaking at 25, 10 and 74 users is billed 74. */
+static void test_hour_of_thirds_peaking_25_10_74_reports_74(void **state) {
+        struct fx *f = *state;
+        const struct billing_window *w;
+
+        start(f, N_IDS, 3600, 10, NULL);
+        /* First third: 25 users arrive 10 s apart and all leave at 1200 s. */
+        for (size_t i = 0; i < 25; i++) {
+                at(f, i * 10 * SEC);
+                occ(f, i, true);
+        }
+        at(f, 1200 * SEC);
+        for (size_t i = 0; i < 25; i++)
+                occ(f, i, false);
+        /* Second third: 10 users from 1200 s to 2400 s (handover at the same microsecond). */
+        for (size_t i = 0; i < 10; i++)
+                occ(f, i, true);
+        at(f, 2400 * SEC);
+        for (size_t i = 0; i < 10; i++)
+                occ(f, i, false);
+        /* Last third: 74 users arrive i s + i us after 2400 s, all leave at 3500 s. */
+        for (size_t i = 0; i < 74; i++) {
+                at(f, (2400 + i) * SEC + i);
+                occ(f, i, true);
+        }
+        at(f, 3500 * SEC);
+        for (size_t i = 0; i < 74; i++)
+                occ(f, i, false);
+        assert_int_equal(f->n, 0);
+        at(f, 3600 * SEC);
+        assert_int_equal(tick(f), 1);
+
+        /* 25*1200 - 10*(0+..+24) + 10*1200 + 74*1100 - (0+..+73) s - (0+..+73) us */
+        w = expect_window(f, 0, 3600 * SEC, (27000 + 12000 + 78699) * SEC - 2701, 74, false);
+        assert_int_equal(w->window_usec, 3600 * SEC);
+        assert_int_equal(w->n_windows, 1);
+        assert_false(w->partial);
+        assert_int_equal(w->n_scales, 1);
+        assert_int_equal(w->scales[0].peak, 74);
+        assert_int_equal(w->scales[0].slot_usec, w->slot_usec);
+}
+
+static void test_session_across_windows_counts_in_every_window_it_spans(void **state) {
+        struct fx *f = *state;
+
+        start(f, 2, 10, 10, NULL);
+        at(f, 5 * SEC);
+        occ(f, 0, true);
+        at(f, 25 * SEC);
+        occ(f, 0, false);
+        at(f, 40 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_WINDOW), 4);
+        expect_window(f, 0, 10 * SEC, 5 * SEC, 1, false);
+        /* The middle window sees no event at all: the carried occupancy is its peak. */
+        expect_window(f, 10 * SEC, 10 * SEC, 10 * SEC, 1, false);
+        expect_window(f, 20 * SEC, 10 * SEC, 5 * SEC, 1, false);
+        /* An idle window is still reported: the central side sees the node was up. */
+        expect_window(f, 30 * SEC, 10 * SEC, 0, 0, false);
+}
+
+static void test_session_of_10ms_counts_in_peak(void **state) {
+        struct fx *f = *state;
+
+        start(f, 2, 10, 10, NULL);
+        at(f, 3 * SEC);
+        occ(f, 1, true);
+        advance(f, 10 * MSEC);
+        occ(f, 1, false);
+        at(f, 10 * SEC);
+        assert_int_equal(tick(f), 1);
+        expect_window(f, 0, 10 * SEC, 10 * MSEC, 1, false);
+}
+
+static void test_changes_at_one_microsecond_apply_in_call_order(void **state) {
+        struct fx *f = *state;
+
+        start(f, 3, 10, 10, NULL);
+        at(f, 2 * SEC);
+        /* A handover (stop, then start) never counts two; a start before a stop does. */
+        occ(f, 0, true);
+        occ(f, 0, false);
+        occ(f, 1, true);
+        occ(f, 1, false);
+        occ(f, 2, true);
+        occ(f, 0, true);
+        occ(f, 2, false);
+        occ(f, 0, false);
+        at(f, 10 * SEC);
+        tick(f);
+        assert_int_equal(window_at(f, 0)->peak, 2);
+        assert_int_equal(window_at(f, 0)->slot_usec, 0);
+}
+
+static void test_repeated_occupancy_counts_once(void **state) {
+        struct fx *f = *state;
+
+        start(f, 2, 10, 10, NULL);
+        occ(f, 0, true);
+        advance(f, SEC);
+        occ(f, 0, true); /* GRACE after ACTIVE: still one occupied slot */
+        occ(f, 1, false);
+        at(f, 10 * SEC);
+        tick(f);
+        assert_int_equal(window_at(f, 0)->peak, 1);
+        assert_int_equal(window_at(f, 0)->slot_usec, 10 * SEC);
+}
+
+static void test_figures_split_by_scale(void **state) {
+        static const char *const scales[] = { "S", "S", "M", "L" };
+        struct fx *f = *state;
+        const struct billing_window *w;
+
+        start(f, 4, 60, 10, scales);
+        occ(f, 0, true);
+        occ(f, 2, true);
+        at(f, 5 * SEC);
+        occ(f, 1, true);
+        at(f, 10 * SEC);
+        occ(f, 0, false);
+        at(f, 15 * SEC);
+        occ(f, 1, false);
+        at(f, 20 * SEC);
+        occ(f, 2, false);
+        at(f, 60 * SEC);
+        tick(f);
+        w = window_at(f, 0);
+        assert_int_equal(w->peak, 3);
+        assert_int_equal(w->slot_usec, 40 * SEC);
+        assert_int_equal(w->n_scales, 3);
+        assert_string_equal(w->scales[0].scale, "S");
+        assert_int_equal(w->scales[0].peak, 2);
+        assert_int_equal(w->scales[0].slot_usec, 20 * SEC);
+        assert_string_equal(w->scales[1].scale, "M");
+        assert_int_equal(w->scales[1].peak, 1);
+        assert_int_equal(w->scales[1].slot_usec, 20 * SEC);
+        assert_string_equal(w->scales[2].scale, "L");
+        assert_int_equal(w->scales[2].peak, 0);
+        assert_int_equal(w->scales[2].slot_usec, 0);
+}
+
+static void test_tick_with_nothing_due_emits_nothing(void **state) {
+        struct fx *f = *state;
+
+        start(f, 2, 3600, 10, NULL);
+        occ(f, 0, true);
+        for (uint64_t t = 1; t < 3600; t += 7) {
+                at(f, t * SEC);
+                assert_int_equal(tick(f), 0);
+        }
+        assert_int_equal(f->n, 0);
+        at(f, 3600 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(tick(f), 0);
+        assert_int_equal(f->n, 1);
+}
+
+static void test_window_must_tile_a_day(void **state) {
+        static const uint64_t bad[] = { 0, 7 * SEC, 1500 * MSEC, 500 * MSEC, 2 * 86400 * SEC, 86401 * SEC };
+        static const uint64_t good[] = { SEC, 900 * SEC, 3600 * SEC, 86400 * SEC };
+        struct fx *f = *state;
+        struct billing_config c = config(f, 2, 3600, 10, NULL);
+        struct billing *b = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                c.window_usec = bad[i];
+                f->msg[0] = '\0';
+                assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+                assert_null(b);
+                assert_non_null(strstr(f->msg, "divide a day"));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                c.window_usec = good[i];
+                assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), 0);
+                billing_free(b);
+                b = NULL;
+        }
+        billing_config_default(&c);
+        assert_int_equal(c.window_usec, 3600 * SEC);
+        assert_int_equal(c.late_usec, 10 * SEC);
+}
+
+static void test_config_refuses_bad_slots_and_lateness(void **state) {
+        static const char *const dup_ids[] = { "s0", "s0" };
+        static const char *const long_scale[] = { "S", "a-scale-name-longer-than-thirty-two-bytes" };
+        static const char *const blank_id[] = { "s0", "" };
+        struct fx *f = *state;
+        struct billing_config c = config(f, 2, 3600, 10, NULL);
+        struct billing *b = NULL;
+
+        c.late_usec = 121 * SEC;
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "lateness"));
+        c = config(f, 2, 3600, 10, NULL);
+        c.slot_ids = dup_ids;
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "s0 appears twice"));
+        c.slot_ids = blank_id;
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "slot 1: id"));
+        c = config(f, 2, 3600, 10, long_scale);
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "slot s1: scale"));
+        c = config(f, BILLING_SLOTS_MAX + 1, 3600, 10, NULL);
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        c = config(f, 2, 3600, 10, NULL);
+        c.emit = NULL;
+        assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_null(b);
+}
+
+static void test_bad_arguments_change_nothing(void **state) {
+        struct fx *f = *state;
+        struct billing_time later = f->now;
+
+        start(f, 2, 10, 10, NULL);
+        later.mono_usec += SEC;
+        assert_int_equal(billing_occupancy(f->b, 2, true, f->now), -EINVAL);
+        assert_int_equal(billing_bytes(f->b, 0, BILLING_FLOWS, 1, f->now, f->now), -EINVAL);
+        assert_int_equal(billing_bytes(f->b, 0, BILLING_PLAYER, 1, later, f->now), -EINVAL);
+        later.real_usec = BILLING_TIME_MAX_USEC + 1;
+        assert_int_equal(billing_tick(f->b, later), -EINVAL);
+        at(f, 10 * SEC);
+        tick(f);
+        assert_int_equal(window_at(f, 0)->peak, 0);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 0);
+}
+
+/* ---- restarts ---- */
+
+static void test_start_inside_a_window_reports_it_partial_and_flush_reports_the_rest(void **state) {
+        struct fx *f = *state;
+        struct billing_stats st;
+
+        at(f, 1800 * SEC + 500 * MSEC);
+        start(f, 2, 3600, 10, NULL);
+        occ(f, 0, true); /* re-seeded from the persisted slot state */
+        bytes_over(f, 0, BILLING_PLAYER, 100, 0);
+        /* The first sample after a restart may reach back before it: late, never a minute of its own. */
+        bytes_over(f, 0, BILLING_VIEWERS, 4000, 40 * SEC);
+        at(f, 3600 * SEC);
+        tick(f);
+        assert_int_equal(window_at(f, 0)->peak, 1);
+        assert_int_equal(window_at(f, 0)->covered_usec, 1799 * SEC + 500 * MSEC);
+        assert_true(window_at(f, 0)->partial);
+        assert_true(minute_at(f, 0, 1800 * SEC)->partial);
+        assert_int_equal(minute_at(f, 0, 1800 * SEC)->flow[BILLING_VIEWERS].bytes, 4000);
+        assert_int_equal(minute_at(f, 0, 1800 * SEC)->flow[BILLING_VIEWERS].late_bytes, 3950);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+
+        at(f, 3700 * SEC);
+        bytes_over(f, 0, BILLING_PUSH, 300, SEC);
+        assert_int_equal(billing_flush(f->b, f->now), 2);
+        assert_true(window_at(f, 3600 * SEC)->partial);
+        assert_int_equal(window_at(f, 3600 * SEC)->covered_usec, 100 * SEC);
+        assert_int_equal(window_at(f, 3600 * SEC)->slot_usec, 100 * SEC);
+        assert_int_equal(minute_at(f, 0, 3660 * SEC)->flow[BILLING_PUSH].bytes, 300);
+        assert_true(minute_at(f, 0, 3660 * SEC)->partial);
+        assert_int_equal(billing_tick(f->b, f->now), -ESHUTDOWN);
+        assert_int_equal(billing_occupancy(f->b, 1, true, f->now), -ESHUTDOWN);
+        billing_get_stats(f->b, &st);
+        assert_int_equal(st.records, f->n);
+}
+
+/* ---- bandwidth minutes ---- */
+
+/* The rate of 5-second block k: changes every block, up and down. */
+static uint64_t block_rate(uint64_t k) {
+        return 100000 * (1 + k * 7 % 13);
+}
+
+/* Slot 0 is reported every 5 s, 3 s after each span ends; slot 1 every 0.5 s on time. Both carry
+ * the same traffic, so both minutes must come out the same. */
+static void test_five_second_and_half_second_reports_give_the_same_minutes(void **state) {
+        struct fx *f = *state;
+        uint64_t sum[2] = { 0, 0 }, peak[2] = { 0, 0 };
+
+        start(f, 2, 3600, 10, NULL);
+        for (uint64_t u = 500 * MSEC; u <= 130 * SEC; u += 500 * MSEC) {
+                uint64_t k = (u - 500 * MSEC) / (5 * SEC);
+                struct billing_time from, to;
+
+                at(f, u);
+                bytes_over(f, 1, BILLING_VIEWERS, block_rate(k) / 2, 500 * MSEC);
+                if (u >= 8 * SEC && u % (5 * SEC) == 3 * SEC) {
+                        uint64_t end = u - 3 * SEC;
+
+                        from = (struct billing_time){ MONO0 + end - 5 * SEC, BASE + end - 5 * SEC };
+                        to = (struct billing_time){ MONO0 + end, BASE + end };
+                        assert_true(billing_bytes(f->b, 0, BILLING_VIEWERS,
+                                                  block_rate(end / (5 * SEC) - 1) * 5, from, to) >= 0);
+                }
+        }
+        for (uint64_t k = 0; k < 24; k++) {
+                sum[k / 12] += block_rate(k) * 5;
+                peak[k / 12] = block_rate(k) > peak[k / 12] ? block_rate(k) : peak[k / 12];
+        }
+        at(f, 200 * SEC);
+        tick(f);
+        for (size_t m = 0; m < 2; m++)
+                for (size_t slot = 0; slot < 2; slot++) {
+                        const struct billing_minute *r = minute_at(f, slot, m * 60 * SEC);
+
+                        assert_int_equal(r->flow[BILLING_VIEWERS].bytes, sum[m]);
+                        assert_int_equal(r->flow[BILLING_VIEWERS].peak_bytes_1s, peak[m]);
+                        assert_int_equal(r->flow[BILLING_VIEWERS].late_bytes, 0);
+                        assert_int_equal(r->flow[BILLING_PLAYER].bytes, 0);
+                }
+}
+
+static void test_report_spanning_two_minutes_is_split_by_time(void **state) {
+        struct fx *f = *state;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 61500 * MSEC);
+        bytes_over(f, 0, BILLING_PLAYER, 3000, 3 * SEC);
+        at(f, 60500 * MSEC + 60 * SEC);
+        bytes_over(f, 0, BILLING_PUSH, 1001, 1500 * MSEC);
+        at(f, 300 * SEC);
+        tick(f);
+        assert_int_equal(minute_at(f, 0, 0)->flow[BILLING_PLAYER].bytes, 1500);
+        assert_int_equal(minute_at(f, 0, 0)->flow[BILLING_PLAYER].peak_bytes_1s, 1000);
+        assert_int_equal(minute_at(f, 0, 60 * SEC)->flow[BILLING_PLAYER].bytes, 1500);
+        assert_int_equal(minute_at(f, 0, 60 * SEC)->flow[BILLING_PLAYER].peak_bytes_1s, 1000);
+        /* 1001 bytes over [119 s, 120.5 s): two thirds before the boundary, rounded down. */
+        assert_int_equal(minute_at(f, 0, 60 * SEC)->flow[BILLING_PUSH].bytes, 667);
+        assert_int_equal(minute_at(f, 0, 120 * SEC)->flow[BILLING_PUSH].bytes, 334);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 3);
+}
+
+static void test_minute_without_bytes_has_no_record(void **state) {
+        struct fx *f = *state;
+
+        start(f, 3, 3600, 10, NULL);
+        at(f, 10 * SEC);
+        bytes_over(f, 1, BILLING_PLAYER, 0, SEC);
+        bytes_over(f, 2, BILLING_VIEWERS, 5, SEC);
+        at(f, 600 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(minute_at(f, 2, 0)->flow[BILLING_VIEWERS].bytes, 5);
+        assert_string_equal(minute_at(f, 2, 0)->slot_id, "s2");
+}
+
+static void test_bytes_of_a_closed_minute_go_to_the_current_one_as_late(void **state) {
+        struct fx *f = *state;
+        struct billing_time from = { MONO0 + 30 * SEC, BASE + 30 * SEC };
+        struct billing_time to = { MONO0 + 31 * SEC, BASE + 31 * SEC };
+        const struct billing_flow_figures *fl;
+        struct billing_stats st;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 125 * SEC);
+        tick(f);
+        /* A report for [30 s, 31 s) arrives at 125 s: minute 0 closed at 70 s. */
+        assert_true(billing_bytes(f->b, 0, BILLING_PLAYER, 1000, from, to) >= 0);
+        /* One for [50 s, 130 s) at 130 s: its part up to 120 s is late (minute 1 closed at 130 s). */
+        at(f, 130 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 8000, 80 * SEC);
+        /* Late on the push flow: an instant and half a second count as if spread over one second. */
+        from.mono_usec = to.mono_usec = MONO0 + 40 * SEC;
+        assert_true(billing_bytes(f->b, 0, BILLING_PUSH, 2000, from, to) >= 0);
+        from.mono_usec -= 500 * MSEC;
+        assert_true(billing_bytes(f->b, 0, BILLING_PUSH, 1500, from, to) >= 0);
+        at(f, 300 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+        fl = &minute_at(f, 0, 120 * SEC)->flow[BILLING_PLAYER];
+        assert_int_equal(fl->bytes, 9000);
+        assert_int_equal(fl->late_bytes, 1000 + 7000);
+        /* The peak: the late spans at their own rate (1000 B/s, 100 B/s), the rest 100 B/s. */
+        assert_int_equal(fl->peak_bytes_1s, 1000);
+        fl = &minute_at(f, 0, 120 * SEC)->flow[BILLING_PUSH];
+        assert_int_equal(fl->bytes, 3500);
+        assert_int_equal(fl->late_bytes, 3500);
+        assert_int_equal(fl->peak_bytes_1s, 2000);
+        billing_get_stats(f->b, &st);
+        assert_int_equal(st.late_bytes, 11500);
+}
+
+/* ---- clock steps ---- */
+
+static void test_step_forward_closes_the_window_and_reports_skipped_windows_once(void **state) {
+        struct fx *f = *state;
+        struct billing_stats st;
+        uint64_t next = BASE;
+
+        start(f, 2, 10, 10, NULL);
+        at(f, 2 * SEC);
+        occ(f, 0, true);
+        stepped(f, 4 * SEC, 100 * (int64_t)SEC); /* at 6 s the wall clock jumps to 106 s */
+        assert_int_equal(tick(f), 2);
+        expect_window(f, 0, 6 * SEC, 4 * SEC, 1, true);
+        /* The nine windows jumped over: one record, no time, the occupancy carried through. */
+        assert_int_equal(expect_window(f, 10 * SEC, 0, 0, 1, true)->n_windows, 9);
+
+        advance(f, 14 * SEC); /* wall 120 s */
+        assert_int_equal(tick(f), 2);
+        expect_window(f, 100 * SEC, 4 * SEC, 4 * SEC, 1, true);
+        expect_window(f, 110 * SEC, 10 * SEC, 10 * SEC, 1, false);
+        /* Every window from 0 to 120 s is in exactly one record. */
+        for (size_t i = 0; i < f->n; i++) {
+                assert_int_equal(f->rec[i].r.window.start_usec, next);
+                next += f->rec[i].r.window.n_windows * 10 * SEC;
+        }
+        assert_int_equal(next, BASE + 120 * SEC);
+        billing_get_stats(f->b, &st);
+        assert_int_equal(st.steps_forward, 1);
+}
+
+static void test_step_back_keeps_the_window_open_until_the_wall_clock_passes_its_end(void **state) {
+        struct fx *f = *state;
+        struct billing_stats st;
+
+        start(f, 2, 10, 10, NULL);
+        occ(f, 0, true);
+        at(f, 15 * SEC);
+        assert_int_equal(tick(f), 1);
+        stepped(f, SEC, -8 * (int64_t)SEC); /* at 16 s the wall clock goes back to 8 s */
+        assert_int_equal(tick(f), 0);
+        advance(f, 7 * SEC); /* wall 15 s */
+        assert_int_equal(tick(f), 0);
+        advance(f, 5 * SEC - 1); /* wall 20 s - 1 us */
+        assert_int_equal(tick(f), 0);
+        advance(f, 1);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(count_kind(f, BILLING_WINDOW), 2);
+        window_at(f, 0); /* once, never again */
+        /* 6 s before the step, 8 s while the wall clock caught up, 4 s after. */
+        expect_window(f, 10 * SEC, 18 * SEC, 18 * SEC, 1, true);
+        advance(f, 10 * SEC);
+        tick(f);
+        expect_window(f, 20 * SEC, 10 * SEC, 10 * SEC, 1, false);
+        billing_get_stats(f->b, &st);
+        assert_int_equal(st.steps_back, 1);
+}
+
+static void test_minutes_align_to_the_wall_clock_across_steps(void **state) {
+        struct fx *f = *state;
+        const struct billing_minute *m;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 30 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 1000, SEC);
+        stepped(f, 500 * MSEC, 45 * (int64_t)SEC); /* wall 75.5 s */
+        advance(f, SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 2000, SEC); /* [75.5 s, 76.5 s) on the new wall clock */
+        m = minute_at(f, 0, 0);
+        assert_int_equal(m->flow[BILLING_PLAYER].bytes, 1000);
+        assert_true(m->clock_step);
+
+        stepped(f, 500 * MSEC, -70 * (int64_t)SEC); /* wall 7 s: minute 0 is closed */
+        advance(f, SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 500, SEC);
+        advance(f, 200 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 2);
+        m = minute_at(f, 0, 60 * SEC);
+        assert_int_equal(m->flow[BILLING_PLAYER].bytes, 2500);
+        assert_int_equal(m->flow[BILLING_PLAYER].late_bytes, 500);
+        assert_int_equal(m->flow[BILLING_PLAYER].peak_bytes_1s, 1000);
+        assert_true(m->clock_step);
+}
+
+static void test_delayed_report_read_before_a_step_is_not_a_step(void **state) {
+        struct fx *f = *state;
+        struct billing_time from = { MONO0 + 29 * SEC, BASE + 29 * SEC };
+        struct billing_time to = { MONO0 + 30 * SEC, BASE + 30 * SEC };
+        struct billing_stats st;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 30 * SEC);
+        stepped(f, 500 * MSEC, 45 * (int64_t)SEC);
+        tick(f);
+        /* This report's readings predate the step the module saw at 30.5 s. */
+        assert_true(billing_bytes(f->b, 0, BILLING_PLAYER, 700, from, to) >= 0);
+        advance(f, SEC);
+        tick(f);
+        billing_get_stats(f->b, &st);
+        assert_int_equal(st.steps_forward, 1);
+        assert_int_equal(st.steps_back, 0);
+        advance(f, 300 * SEC);
+        tick(f);
+        assert_int_equal(minute_at(f, 0, 60 * SEC)->flow[BILLING_PLAYER].bytes, 700);
+}
+
+/* ---- JSON ---- */
+
+static void expect_json(const struct billing_record *r, const char *want) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(r, o), 0);
+        s = cJSON_PrintUnformatted(o);
+        assert_non_null(s);
+        assert_string_equal(s, want);
+        free(s);
+        cJSON_Delete(o);
+}
+
+static void test_records_as_json(void **state) {
+        static const char *const scales[] = { "S", "M" };
+        struct fx *f = *state;
+
+        start(f, 2, 60, 10, scales);
+        occ(f, 0, true);
+        at(f, 3 * SEC);
+        bytes_over(f, 1, BILLING_VIEWERS, 1000001, 0);
+        at(f, 30500 * MSEC);
+        occ(f, 0, false);
+        at(f, 70 * SEC);
+        assert_int_equal(tick(f), 2);
+        assert_string_equal(billing_record_type(&f->rec[0].r), "concurrency_window");
+        expect_json(
+                &f->rec[0].r,
+                "{\"window_start\":\"2023-11-14T00:00:00Z\",\"window_s\":60,\"windows\":1,\"covered_s\":60,"
+                "\"peak\":1,\"slot_seconds\":30.5,\"by_scale\":{\"S\":{\"peak\":1,\"slot_seconds\":30.5},"
+                "\"M\":{\"peak\":0,\"slot_seconds\":0}},\"clock_step\":false,\"partial\":false}");
+        assert_string_equal(billing_record_type(&f->rec[1].r), "bandwidth_minute");
+        expect_json(&f->rec[1].r, "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
+                                  "\"player\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},"
+                                  "\"viewers\":{\"bytes\":1000001,\"peak_mbps\":8.000008,\"late_bytes\":0},"
+                                  "\"push\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},\"clock_step\":"
+                                  "false,\"partial\":false}");
+}
+
+static void test_calls_from_the_callback_are_refused(void **state) {
+        struct fx *f = *state;
+
+        start(f, 1, 10, 10, NULL);
+        f->reenter = true;
+        at(f, 10 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(f->reenter_rc, -EBUSY);
+        /* and the module is usable again once the callback returned */
+        f->reenter = false;
+        at(f, 20 * SEC);
+        assert_int_equal(tick(f), 1);
+}
+
+/* ---- properties over random event sequences ---- */
+
+struct prop {
+        uint64_t bytes, slot_usec, covered_usec;
+        uint64_t next_window; /* where the next window record must start */
+        uint64_t next_minute[4];
+        uint64_t window_usec;
+        uint32_t peak[64]; /* by window index since BASE: checked against the reference */
+        bool check_peaks;
+};
+
+static void prop_collect(void *userdata, const struct billing_record *r) {
+        struct prop *p = userdata;
+
+        if (r->kind == BILLING_MINUTE) {
+                const struct billing_minute *m = &r->minute;
+
+                /* Never a minute twice, and in order. */
+                assert_true(m->start_usec >= p->next_minute[m->slot]);
+                p->next_minute[m->slot] = m->start_usec + BILLING_MINUTE_USEC;
+                for (size_t f = 0; f < BILLING_FLOWS; f++)
+                        p->bytes += m->flow[f].bytes;
+                return;
+        }
+        /* Never a window twice, none left out. */
+        assert_int_equal(r->window.start_usec, p->next_window);
+        p->next_window += r->window.n_windows * p->window_usec;
+        p->slot_usec += r->window.slot_usec;
+        p->covered_usec += r->window.covered_usec;
+        if (p->check_peaks)
+                assert_int_equal(r->window.peak, p->peak[(r->window.start_usec - BASE) / p->window_usec]);
+}
+
+static uint64_t rnd(uint64_t *s) {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
+/* One random run; with steps, the peaks are not checked (the reference would be the module). */
+static void random_run(uint64_t seed, bool steps) {
+        static const uint64_t windows[] = { 1, 2, 5, 10, 60 };
+        static const uint64_t lates[] = { 0, 10, 120 };
+        struct prop p = { 0 };
+        struct billing_config c = config(&p, 4, 0, 0, NULL);
+        struct billing_time now = { MONO0, BASE }, last[4][BILLING_FLOWS];
+        uint64_t fed = 0, occupied_usec = 0, since[4] = { 0 };
+        bool on[4] = { false };
+        uint32_t count = 0;
+        struct billing *b = NULL;
+
+        c.emit = prop_collect;
+        c.window_usec = windows[rnd(&seed) % ELEMENTSOF(windows)] * SEC;
+        c.late_usec = lates[rnd(&seed) % ELEMENTSOF(lates)] * SEC;
+        p = (struct prop){ .next_window = BASE, .window_usec = c.window_usec, .check_peaks = !steps };
+        assert_int_equal(billing_new(&c, now, &b, NULL, 0), 0);
+        for (size_t s = 0; s < 4; s++)
+                for (size_t f = 0; f < BILLING_FLOWS; f++)
+                        last[s][f] = now;
+        while (now.real_usec < BASE + 60 * c.window_usec - 5 * SEC) {
+                uint64_t d = rnd(&seed) % (3 * SEC), r = rnd(&seed);
+                size_t slot = r % 4;
+                uint64_t w0 = (now.real_usec - BASE) / c.window_usec, w1;
+
+                now.mono_usec += d;
+                now.real_usec += d;
+                if (steps && r % 50 == 0)
+                        now.real_usec += rnd(&seed) % (200 * SEC) - 100 * SEC; /* -100 s .. +100 s */
+                w1 = steps ? 0 : (now.real_usec - BASE) / c.window_usec;
+                /* Reference peaks: a window entered starts at the count carried in. */
+                for (uint64_t w = w0 + 1; !steps && w <= w1; w++)
+                        p.peak[w] = count;
+                if (r / 4 % 3 == 0) {
+                        on[slot] = !on[slot];
+                        assert_true(billing_occupancy(b, slot, on[slot], now) >= 0);
+                        if (on[slot]) {
+                                since[slot] = now.mono_usec;
+                                count++;
+                                p.peak[w1] = count > p.peak[w1] ? count : p.peak[w1];
+                        } else {
+                                occupied_usec += now.mono_usec - since[slot];
+                                count--;
+                        }
+                } else {
+                        enum billing_flow f = r / 16 % BILLING_FLOWS;
+                        uint64_t n = rnd(&seed) % 5000000;
+
+                        assert_true(billing_bytes(b, slot, f, n, last[slot][f], now) >= 0);
+                        last[slot][f] = now;
+                        fed += n;
+                }
+                assert_true(billing_tick(b, now) >= 0);
+        }
+        for (size_t s = 0; s < 4; s++)
+                if (on[s])
+                        occupied_usec += now.mono_usec - since[s];
+        assert_true(billing_flush(b, now) >= 0);
+        assert_int_equal(p.bytes, fed);
+        assert_int_equal(p.slot_usec, occupied_usec);
+        assert_int_equal(p.covered_usec, now.mono_usec - MONO0);
+        billing_free(b);
+}
+
+static void test_random_runs_keep_every_byte_and_slot_second(void **state) {
+        (void)state;
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+                random_run(seed * 0x9e3779b97f4a7c15u, false);
+                random_run(seed * 0x9e3779b97f4a7c15u + 1, true);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_hour_of_thirds_peaking_25_10_74_reports_74, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_session_across_windows_counts_in_every_window_it_spans,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_session_of_10ms_counts_in_peak, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_changes_at_one_microsecond_apply_in_call_order, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_repeated_occupancy_counts_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_figures_split_by_scale, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tick_with_nothing_due_emits_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_window_must_tile_a_day, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_config_refuses_bad_slots_and_lateness, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_arguments_change_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_start_inside_a_window_reports_it_partial_and_flush_reports_the_rest, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_five_second_and_half_second_reports_give_the_same_minutes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_report_spanning_two_minutes_is_split_by_time, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_minute_without_bytes_has_no_record, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bytes_of_a_closed_minute_go_to_the_current_one_as_late,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_step_forward_closes_the_window_and_reports_skipped_windows_once, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_step_back_keeps_the_window_open_until_the_wall_clock_passes_its_end, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_minutes_align_to_the_wall_clock_across_steps, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_delayed_report_read_before_a_step_is_not_a_step, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_records_as_json, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_calls_from_the_callback_are_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_random_runs_keep_every_byte_and_slot_second, setup,
+                                                teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,878 @@
+/* test_sessions.c: the admission service on a real sd-event loop and a scratch state dir: held replies
+ * and group commit, SLOW_DOWN, events, enforcement, byte reports, refusals, reload and restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "clock.h"
+#include "config.h"
+#include "fileio.h"
+#include "sessions.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEC UINT64_C(1000000)
+#define T0 (UINT64_C(1700000000) * SEC) /* the pinned wall clock at the start of each test */
+#define SLOTS3 \
+        "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s1\",\"scale\":\"S\"},{\"id\":\"s2\",\"scale\":\"S\"}"
+#define MAX_EVENTS 64
+
+struct event_rec {
+        char type[32];
+        cJSON *fields; /* owned */
+};
+
+struct bytes_rec {
+        size_t slot;
+        enum sessions_flow flow;
+        uint64_t bytes, from, to;
+};
+
+/* The service on a loop, with a scratch state dir, a pinned clock and every hook recorded. */
+struct fx {
+        struct tu_scratch *dir;
+        char state_dir[96];
+        int state_fd;
+        struct cfg *cfgs[4]; /* the service borrows them: freed at teardown */
+        size_t n_cfgs;
+        sd_event *e;
+        struct sessions *s;
+        char warning[SLOTS_MSG_MAX];
+        uint64_t mono, real;
+        struct event_rec events[MAX_EVENTS];
+        size_t n_events, n_transitions, n_bytes;
+        unsigned n_ok, n_failed;
+        char commit_msg[SLOTS_MSG_MAX];
+        struct bytes_rec bytes[2 * SESSIONS_PEERS_MAX];
+        const char *refuse;
+        cJSON *reply; /* the last request's */
+        bool held;
+        const char *code;
+        char msg[SLOTS_MSG_MAX];
+};
+
+static void on_event(const char *type, cJSON *fields, void *userdata) {
+        struct fx *f = userdata;
+
+        assert_true(f->n_events < MAX_EVENTS);
+        snprintf(f->events[f->n_events].type, sizeof(f->events[0].type), "%s", type);
+        f->events[f->n_events++].fields = fields;
+}
+
+static void on_transition(const struct slots_event *ev, void *userdata) {
+        (void)ev;
+        ((struct fx *)userdata)->n_transitions++;
+}
+
+static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
+                     void *userdata) {
+        struct fx *f = userdata;
+
+        assert_true(f->n_bytes < ELEMENTSOF(f->bytes));
+        f->bytes[f->n_bytes++] = (struct bytes_rec){ slot, flow, bytes, from, to };
+}
+
+static void on_committed(bool ok, const char *msg, void *userdata) {
+        struct fx *f = userdata;
+
+        if (ok) {
+                f->n_ok++;
+                return;
+        }
+        f->n_failed++;
+        snprintf(f->commit_msg, sizeof(f->commit_msg), "%s", msg);
+}
+
+static const char *refuse_new(void *userdata) {
+        return ((struct fx *)userdata)->refuse;
+}
+
+static const struct sessions_hooks hooks = { .event = on_event,
+                                             .transition = on_transition,
+                                             .bytes = on_bytes,
+                                             .committed = on_committed,
+                                             .refuse_new = refuse_new };
+
+static uint64_t real_mono(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void advance(struct fx *f, uint64_t usec) {
+        f->mono += usec;
+        f->real += usec;
+        plat_clock_set_fake(f->mono, f->real);
+}
+
+/* A config on the fixture's state dir with these "sessions" members and slots; kept until teardown. */
+static struct cfg *make_cfg(struct fx *f, const char *sessions, const char *slots) {
+        struct cfg_problems p = { 0 };
+        struct cfg *c = NULL;
+        char buf[4096];
+        int n;
+
+        n = snprintf(buf, sizeof(buf),
+                     "{\"node\":{\"id\":\"render-01\",\"region\":\"eu-west\"},"
+                     "\"mqtt\":{\"host\":\"localhost\",\"tls\":false},\"state_dir\":\"%s\","
+                     "\"sessions\":{%s},\"slots\":[%s]}",
+                     f->state_dir, sessions, slots);
+        assert_true(n > 0 && (size_t)n < sizeof(buf));
+        if (cfg_parse("/etc/render-agent/agent.json", buf, (size_t)n, &c, &p) < 0)
+                for (size_t i = 0; i < p.n; i++)
+                        print_message("config: %s\n", p.msgs[i]);
+        cfg_problems_done(&p);
+        assert_non_null(c);
+        assert_true(f->n_cfgs < ELEMENTSOF(f->cfgs));
+        f->cfgs[f->n_cfgs++] = c;
+        return c;
+}
+
+/* Runs whatever is ready now (the commit, a due tick), without waiting. */
+static void settle(struct fx *f) {
+        for (int i = 0; sd_event_run(f->e, 0) > 0; i++)
+                assert_true(i < 1000);
+}
+
+static void open_service(struct fx *f, const struct cfg *c) {
+        struct sessions_hooks h = hooks;
+        char msg[256] = "";
+
+        h.userdata = f;
+        assert_int_equal(sessions_new(f->e, c, f->dir->fd, &h, &f->s, f->warning, msg, sizeof(msg)), 0);
+        settle(f);
+}
+
+static int setup_with(void **state, const char *sessions) {
+        struct fx *f = calloc(1, sizeof(*f));
+        void *d = NULL;
+
+        assert_non_null(f);
+        tu_scratch_setup(&d);
+        f->dir = d;
+        snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->dir->path);
+        assert_int_equal(mkdirat(f->dir->fd, "state", 0700), 0);
+        f->state_fd = plat_open_dir(f->state_dir);
+        assert_true(f->state_fd >= 0);
+        f->mono = 1000 * SEC;
+        f->real = T0;
+        plat_clock_set_fake(f->mono, f->real);
+        assert_true(sd_event_new(&f->e) >= 0);
+        open_service(f, make_cfg(f, sessions, SLOTS3));
+        *state = f;
+        return 0;
+}
+
+static int setup(void **state) {
+        return setup_with(state, "");
+}
+
+static int setup_ttl1(void **state) {
+        return setup_with(state, "\"lock_ttl_s\":1");
+}
+
+static int teardown(void **state) {
+        struct fx *f = *state;
+        void *d = f->dir;
+
+        sessions_free(f->s);
+        sd_event_unref(f->e);
+        for (size_t i = 0; i < f->n_events; i++)
+                cJSON_Delete(f->events[i].fields);
+        for (size_t i = 0; i < f->n_cfgs; i++)
+                cfg_free(f->cfgs[i]);
+        cJSON_Delete(f->reply);
+        close(f->state_fd);
+        free(f);
+        plat_clock_set_fake(0, 0);
+        return tu_scratch_teardown(&d);
+}
+
+/* One request (json NULL: {}); the reply stays in f->reply, the refusal in f->code and f->msg. */
+static cJSON *call(struct fx *f, const char *op, const char *json) {
+        cJSON *req = cJSON_Parse(json ? json : "{}");
+
+        assert_non_null(req);
+        cJSON_Delete(f->reply);
+        f->reply = NULL; /* a hook's failed assertion jumps out of the request */
+        f->code = NULL;
+        f->msg[0] = '\0';
+        f->reply = sessions_request(f->s, op, req, &f->held, &f->code, f->msg, sizeof(f->msg));
+        cJSON_Delete(req);
+        return f->reply;
+}
+
+static cJSON *expect_ok(struct fx *f, const char *op, const char *json) {
+        if (!call(f, op, json))
+                print_message("%s %s: %s: %s\n", op, json, f->code, f->msg);
+        assert_non_null(f->reply);
+        return f->reply;
+}
+
+static void expect_refused(struct fx *f, const char *op, const char *json, const char *code) {
+        assert_null(call(f, op, json));
+        assert_non_null(f->code);
+        if (strcmp(f->code, code))
+                print_message("%s %s: %s: %s\n", op, json, f->code, f->msg);
+        assert_string_equal(f->code, code);
+        assert_false(f->held);
+}
+
+static const char *str(const cJSON *o, const char *key) {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+
+        return v ? v : "";
+}
+
+static double num(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        assert_true(cJSON_IsNumber(v));
+        return v->valuedouble;
+}
+
+static struct slots_info info_of(struct fx *f, size_t i) {
+        struct slots_info info;
+
+        slots_get(sessions_slots(f->s), i, &info);
+        return info;
+}
+
+static enum slots_state state_of(struct fx *f, size_t i) {
+        return info_of(f, i).state;
+}
+
+/* A member of the summary; the summary is freed before this returns. */
+static double summary_num(struct fx *f, const char *key) {
+        cJSON *o = sessions_summary_json(f->s);
+        double v = num(o, key);
+
+        cJSON_Delete(o);
+        return v;
+}
+
+/* reserve + start for user on slot, committed; the session id in ret (SLOTS_SESSION_LEN + 1). */
+static void play(struct fx *f, const char *user, const char *slot, char *ret) {
+        char req[160];
+
+        snprintf(req, sizeof(req), "{\"user\":\"%s\",\"slot\":\"%s\"}", user, slot);
+        expect_ok(f, "reserve", req);
+        snprintf(ret, SLOTS_SESSION_LEN + 1, "%s", str(f->reply, "session"));
+        assert_int_equal(strlen(ret), SLOTS_SESSION_LEN);
+        settle(f);
+        snprintf(req, sizeof(req), "{\"session\":\"%s\"}", ret);
+        expect_ok(f, "start", req);
+        settle(f);
+}
+
+/* Waits (real time, up to 5 s) for the periodic tick's commit: the next one is a second away. */
+static void sync_tick(struct fx *f) {
+        unsigned before = f->n_ok + f->n_failed;
+        uint64_t deadline = real_mono() + 5 * SEC;
+
+        while (f->n_ok + f->n_failed == before) {
+                assert_true(real_mono() < deadline);
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        }
+        settle(f);
+}
+
+static size_t count_events(const struct fx *f, const char *type) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < f->n_events; i++)
+                n += !strcmp(f->events[i].type, type);
+        return n;
+}
+
+/* The last event of type, or NULL. */
+static const cJSON *last_event(const struct fx *f, const char *type) {
+        for (size_t i = f->n_events; i-- > 0;)
+                if (!strcmp(f->events[i].type, type))
+                        return f->events[i].fields;
+        return NULL;
+}
+
+/* Runs the loop (real time, up to 5 s) until an event of type has come. */
+static const cJSON *run_until_event(struct fx *f, const char *type) {
+        uint64_t deadline = real_mono() + 5 * SEC;
+
+        while (!count_events(f, type)) {
+                assert_true(real_mono() < deadline);
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        }
+        return last_event(f, type);
+}
+
+/* The types of the events from index `from` on, joined with spaces (static storage). */
+static const char *types_since(const struct fx *f, size_t from) {
+        static char buf[1024];
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = from; i < f->n_events && len < sizeof(buf); i++)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i > from ? " " : "",
+                                        f->events[i].type);
+        return buf;
+}
+
+static ino_t state_inode(struct fx *f) {
+        struct stat st;
+
+        assert_int_equal(fstatat(f->state_fd, SLOTS_STATE_FILE, &st, 0), 0);
+        return st.st_ino;
+}
+
+/* ---- group commit ---- */
+
+static void test_replies_are_held_until_one_commit_writes_the_whole_batch(void **state) {
+        struct fx *f = *state;
+        ino_t before;
+        unsigned ok;
+
+        sync_tick(f);
+        before = state_inode(f);
+        ok = f->n_ok;
+        expect_ok(f, "reserve", "{\"user\":\"alice\"}");
+        assert_true(f->held);
+        expect_ok(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s2\"}");
+        assert_true(f->held);
+        expect_ok(f, "slots", NULL);
+        assert_false(f->held); /* a read acknowledges nothing */
+        /* Nothing is on disk or announced yet. */
+        assert_int_equal(f->n_ok, ok);
+        assert_int_equal(f->n_events, 0);
+        assert_int_equal(f->n_transitions, 0);
+        assert_true(state_inode(f) == before);
+        settle(f);
+        assert_int_equal(f->n_ok, ok + 1);
+        assert_int_equal(f->n_failed, 0);
+        assert_true(state_inode(f) != before);
+        assert_int_equal(summary_num(f, "commits"), 1);
+        assert_string_equal(types_since(f, 0), "session_reserve session_reserve");
+        assert_int_equal(f->n_transitions, 2);
+        assert_int_equal(state_of(f, 0), SLOTS_RESERVED);
+        assert_int_equal(state_of(f, 2), SLOTS_RESERVED);
+}
+
+static void test_failed_commit_fails_the_batch_undoes_it_and_emits_nothing(void **state) {
+        struct fx *f = *state;
+        char alice[SLOTS_SESSION_LEN + 1], path[160];
+        size_t events, transitions;
+        unsigned ok;
+        cJSON *sum;
+
+        play(f, "alice", "s0", alice);
+        sync_tick(f);
+        events = f->n_events;
+        transitions = f->n_transitions;
+        ok = f->n_ok;
+        /* slots.json turned into a non-empty directory: the atomic replace cannot rename over it. */
+        assert_int_equal(unlinkat(f->state_fd, SLOTS_STATE_FILE, 0), 0);
+        tu_put(f->state_fd, SLOTS_STATE_FILE "/block", "x");
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        assert_true(f->held);
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"user\"}");
+        assert_true(f->held);
+        settle(f);
+        assert_int_equal(f->n_failed, 1);
+        assert_int_equal(f->n_ok, ok);
+        snprintf(path, sizeof(path), "%s/slots.json", f->state_dir);
+        assert_non_null(strstr(f->commit_msg, path));
+        assert_int_equal(f->n_events, events);
+        assert_int_equal(f->n_transitions, transitions);
+        /* Both ops are undone: alice still plays, bob holds nothing. */
+        assert_int_equal(state_of(f, 0), SLOTS_ACTIVE);
+        assert_string_equal(info_of(f, 0).session, alice);
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        sum = sessions_summary_json(f->s);
+        assert_int_equal(num(sum, "commit_failures"), 1);
+        assert_string_equal(str(sum, "last_error"), f->commit_msg);
+        cJSON_Delete(sum);
+        /* Once the file can be written the same ops go through (no user is left "in flight"). */
+        tu_rm_rf(path);
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        settle(f);
+        assert_int_equal(f->n_failed, 1);
+        assert_string_equal(types_since(f, events), "session_reserve");
+        assert_int_equal(state_of(f, 1), SLOTS_RESERVED);
+}
+
+static void test_second_op_of_a_user_in_the_batch_gets_slow_down(void **state) {
+        struct fx *f = *state;
+
+        expect_ok(f, "reserve", "{\"user\":\"alice\"}");
+        expect_refused(f, "reserve", "{\"user\":\"alice\"}", "SLOW_DOWN");
+        assert_non_null(strstr(f->msg, "user alice is in flight"));
+        expect_refused(f, "start", "{\"user\":\"alice\"}", "SLOW_DOWN");
+        /* Another user is not held back by alice's op. */
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        settle(f);
+        expect_ok(f, "start", "{\"user\":\"alice\"}");
+        assert_true(f->held);
+        expect_refused(f, "client_lost", "{\"user\":\"alice\"}", "SLOW_DOWN");
+        /* A heartbeat changes nothing on disk and is never held back. */
+        expect_ok(f, "heartbeat", "{\"user\":\"alice\"}");
+        assert_false(f->held);
+        settle(f);
+        expect_ok(f, "client_lost", "{\"user\":\"alice\"}");
+        settle(f);
+        assert_int_equal(state_of(f, 0), SLOTS_GRACE);
+}
+
+/* ---- events ---- */
+
+static void test_events_follow_the_commit_with_their_type_names(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], req[96];
+        const cJSON *ev;
+
+        expect_ok(f, "reserve", "{\"user\":\"alice\",\"slot\":\"s1\",\"client_ip\":\"192.0.2.7\"}");
+        snprintf(sess, sizeof(sess), "%s", str(f->reply, "session"));
+        assert_int_equal(f->n_events, 0);
+        settle(f);
+        assert_string_equal(types_since(f, 0), "session_reserve");
+        ev = f->events[0].fields;
+        assert_string_equal(str(ev, "slot"), "s1");
+        assert_string_equal(str(ev, "state"), "reserved");
+        assert_string_equal(str(ev, "user"), "alice");
+        assert_string_equal(str(ev, "session"), sess);
+        assert_string_equal(str(ev, "client_ip"), "192.0.2.7");
+        snprintf(req, sizeof(req), "{\"session\":\"%s\"}", sess);
+        advance(f, 5 * SEC);
+        expect_ok(f, "start", req);
+        settle(f);
+        assert_string_equal(str(last_event(f, "session_start"), "started"), "2023-11-14T22:13:25.000Z");
+        expect_ok(f, "reserve", "{\"user\":\"alice\",\"client_ip\":\"192.0.2.8\"}");
+        settle(f);
+        assert_string_equal(str(last_event(f, "session_takeover"), "client_ip"), "192.0.2.8");
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
+        assert_string_equal(str(last_event(f, "viewer_join"), "viewer"), "v1");
+        expect_ok(f, "viewer_leave", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
+        expect_ok(f, "client_lost", req);
+        settle(f);
+        expect_ok(f, "reserve", "{\"user\":\"alice\"}");
+        settle(f);
+        expect_ok(f, "drain", NULL);
+        settle(f);
+        assert_null(cJSON_GetObjectItemCaseSensitive(last_event(f, "node_drain"), "slot"));
+        expect_ok(f, "undrain", NULL);
+        settle(f);
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"evicted\"}");
+        settle(f);
+        assert_string_equal(types_since(f, 0), "session_reserve session_start session_takeover viewer_join "
+                                               "viewer_leave session_grace session_resume node_drain "
+                                               "node_undrain session_ending session_end");
+        ev = last_event(f, "session_end");
+        assert_string_equal(str(ev, "reason"), "evicted");
+        assert_string_equal(str(ev, "state"), "free");
+        assert_string_equal(str(ev, "session"), sess);
+        assert_string_equal(str(last_event(f, "session_grace"), "reason"), "client_lost");
+}
+
+static void test_reserve_expires_on_the_timer_after_lock_ttl(void **state) {
+        struct fx *f = *state;
+        const cJSON *ev;
+
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        settle(f);
+        assert_int_equal(state_of(f, 0), SLOTS_RESERVED);
+        advance(f, 2 * SEC);
+        ev = run_until_event(f, "reserve_expired");
+        assert_string_equal(str(ev, "user"), "bob");
+        assert_string_equal(str(ev, "slot"), "s0");
+        assert_string_equal(str(ev, "reason"), "reserve_expired");
+        assert_int_equal(count_events(f, "session_end"), 0);
+        assert_int_equal(state_of(f, 0), SLOTS_FREE);
+}
+
+/* ---- enforcement ---- */
+
+static void test_enforcement_none_frees_in_the_same_batch(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        size_t from;
+        unsigned ok;
+
+        play(f, "alice", "s0", sess);
+        sync_tick(f);
+        from = f->n_events;
+        ok = f->n_ok;
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"evicted\"}");
+        assert_true(f->held);
+        assert_string_equal(str(f->reply, "state"), "free");
+        assert_string_equal(str(f->reply, "event"), "ending");
+        settle(f);
+        assert_int_equal(f->n_ok, ok + 1);
+        assert_string_equal(types_since(f, from), "session_ending session_end");
+        assert_int_equal(state_of(f, 0), SLOTS_FREE);
+}
+
+/* Reopens the service with enforcement "exec" running a script (body) written to the scratch dir. */
+static void use_exec_hook(struct fx *f, const char *body) {
+        char text[512], cmd[128], out[128], sessions[512];
+
+        snprintf(text, sizeof(text), "#!/bin/sh\n%s\n", body);
+        tu_put(f->dir->fd, "hook.sh", text);
+        assert_int_equal(fchmodat(f->dir->fd, "hook.sh", 0755, 0), 0);
+        snprintf(cmd, sizeof(cmd), "%s/hook.sh", f->dir->path);
+        snprintf(out, sizeof(out), "%s/hook.out", f->dir->path);
+        snprintf(sessions, sizeof(sessions), "\"enforcement\":\"exec\",\"enforcement_exec\":[\"%s\",\"%s\"]",
+                 cmd, out);
+        sessions_free(f->s);
+        open_service(f, make_cfg(f, sessions, SLOTS3));
+}
+
+static const char *hook_out(struct fx *f) {
+        static char buf[512];
+        _cleanup_close_ int fd = openat(f->dir->fd, "hook.out", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+
+        buf[n > 0 ? n : 0] = '\0';
+        return buf;
+}
+
+static void test_exec_enforcement_runs_the_hook_then_frees(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], want[160];
+        size_t from;
+
+        /* The hook waits for the test's go, so the test sees the slot while it runs. */
+        use_exec_hook(f, "while [ ! -e \"$1.go\" ]; do sleep 0.05; done\n"
+                         "echo \"$SLOT $USER_ID $SESSION $REASON $NODE\" >> \"$1\"");
+        play(f, "alice", "s1", sess);
+        from = f->n_events;
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"evicted\"}");
+        assert_string_equal(str(f->reply, "state"), "ending");
+        settle(f);
+        assert_string_equal(types_since(f, from), "session_ending");
+        assert_int_equal(state_of(f, 1), SLOTS_ENDING);
+        expect_refused(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s1\"}", "NO_IDLE");
+        tu_put(f->dir->fd, "hook.out.go", "");
+        run_until_event(f, "session_end");
+        assert_string_equal(types_since(f, from), "session_ending session_end");
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        snprintf(want, sizeof(want), "s1 alice %s evicted render-01\n", sess);
+        assert_string_equal(hook_out(f), want);
+}
+
+static void test_failed_enforcement_is_reported_once_and_release_frees(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        const cJSON *ev;
+        uint64_t deadline;
+
+        use_exec_hook(f, "echo run >> \"$1\"; exit 3");
+        play(f, "alice", "s0", sess);
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"idle\"}");
+        settle(f);
+        ev = run_until_event(f, "enforcement_failed");
+        assert_string_equal(str(ev, "slot"), "s0");
+        assert_string_equal(str(ev, "session"), sess);
+        assert_non_null(strstr(str(ev, "error"), "hook.sh failed with exit status 3"));
+        assert_int_equal(num(ev, "retry_s"), 10);
+        assert_int_equal(state_of(f, 0), SLOTS_ENDING);
+        /* Past the retry delay the hook runs again and fails again: no second event. */
+        advance(f, SESSIONS_RETRY_USEC + SEC);
+        deadline = real_mono() + 5 * SEC;
+        while (strcmp(hook_out(f), "run\nrun\n")) {
+                assert_true(real_mono() < deadline);
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        }
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        assert_int_equal(count_events(f, "enforcement_failed"), 1);
+        assert_int_equal(state_of(f, 0), SLOTS_ENDING);
+        /* An operator who has ended the processes by hand frees the slot. */
+        expect_ok(f, "release", "{\"user\":\"alice\"}");
+        assert_true(f->held);
+        settle(f);
+        assert_string_equal(str(last_event(f, "session_end"), "reason"), "idle");
+        assert_int_equal(state_of(f, 0), SLOTS_FREE);
+}
+
+/* ---- report_bytes ---- */
+
+static void expect_bytes(const struct fx *f, size_t k, enum sessions_flow flow, uint64_t bytes,
+                         uint64_t from, uint64_t to) {
+        assert_true(k < f->n_bytes);
+        assert_int_equal(f->bytes[k].slot, 1);
+        assert_int_equal(f->bytes[k].flow, flow);
+        assert_int_equal(f->bytes[k].bytes, bytes);
+        assert_int_equal(f->bytes[k].from, from);
+        assert_int_equal(f->bytes[k].to, to);
+}
+
+static void test_report_bytes_turns_counters_into_deltas(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        const cJSON *totals;
+
+        play(f, "alice", "s1", sess);
+        advance(f, 60 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":500},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":0}]}");
+        assert_false(f->held);
+        /* The first report counts from the session's start; a zero delta is not reported. */
+        assert_int_equal(f->n_bytes, 2);
+        expect_bytes(f, 0, SESSIONS_FLOW_PLAYER, 1000, T0, T0 + 60 * SEC);
+        expect_bytes(f, 1, SESSIONS_FLOW_VIEWERS, 500, T0, T0 + 60 * SEC);
+        advance(f, 60 * SEC);
+        /* The viewer's process restarted: its counter went down and counts from zero. */
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1500},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":400},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v2\",\"bytes\":7}]}");
+        assert_int_equal(f->n_bytes, 5);
+        expect_bytes(f, 2, SESSIONS_FLOW_PLAYER, 500, T0 + 60 * SEC, T0 + 120 * SEC);
+        expect_bytes(f, 3, SESSIONS_FLOW_VIEWERS, 400, T0 + 60 * SEC, T0 + 120 * SEC);
+        expect_bytes(f, 4, SESSIONS_FLOW_VIEWERS, 7, T0 + 60 * SEC, T0 + 120 * SEC);
+        totals = cJSON_GetObjectItemCaseSensitive(f->reply, "bytes");
+        assert_int_equal(num(totals, "player"), 1500);
+        assert_int_equal(num(totals, "viewers"), 907);
+        assert_int_equal(num(totals, "push"), 0);
+        /* The same counters again moved nothing. */
+        expect_ok(f, "report_bytes",
+                  "{\"slot\":\"s1\",\"counters\":[{\"flow\":\"player\",\"bytes\":1500}]}");
+        assert_int_equal(f->n_bytes, 5);
+        /* A new session of the same user starts every counter afresh. */
+        expect_ok(f, "end", "{\"user\":\"alice\"}");
+        settle(f);
+        play(f, "alice", "s1", sess);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":2500}]}");
+        assert_int_equal(f->n_bytes, 6);
+        expect_bytes(f, 5, SESSIONS_FLOW_PLAYER, 2500, T0 + 120 * SEC, T0 + 130 * SEC);
+        assert_int_equal(num(cJSON_GetObjectItemCaseSensitive(f->reply, "bytes"), "viewers"), 0);
+}
+
+static void test_report_bytes_refuses_bad_input_and_changes_nothing(void **state) {
+        static const char *const bad[] = {
+                "{\"user\":\"alice\",\"counters\":\"x\"}",
+                "{\"user\":\"alice\"}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000},{\"flow\":\"audio\","
+                "\"bytes\":1}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000},{\"flow\":"
+                "\"viewer\","
+                "\"bytes\":1}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000},{\"flow\":"
+                "\"viewer\","
+                "\"peer\":\"\",\"bytes\":1}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":-1}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1.5}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":\"9000\"}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1e300}]}",
+        };
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], big[4096];
+        size_t len;
+
+        play(f, "alice", "s1", sess);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":100}]}");
+        assert_int_equal(f->n_bytes, 1);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                expect_refused(f, "report_bytes", bad[i], "BAD_REQUEST");
+                assert_int_equal(f->n_bytes, 1);
+        }
+        expect_refused(f, "report_bytes", "{\"user\":\"bob\",\"counters\":[]}", "SESSION_NOT_FOUND");
+        expect_refused(f, "report_bytes",
+                       "{\"session\":\"00000000000000000000000000000000\",\"counters\":[]}",
+                       "SESSION_NOT_FOUND");
+        /* Nothing of the refused reports was counted: the player moved 9000 - 100 since the first. */
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000}]}");
+        assert_int_equal(f->n_bytes, 2);
+        assert_int_equal(f->bytes[1].bytes, 8900);
+        /* More counters in one report than a slot may have. */
+        len = (size_t)snprintf(big, sizeof(big), "{\"user\":\"alice\",\"counters\":[");
+        for (int k = 0; k <= SESSIONS_PEERS_MAX; k++)
+                len += (size_t)snprintf(big + len, sizeof(big) - len,
+                                        "%s{\"flow\":\"viewer\",\"peer\":\"v%d\",\"bytes\":1}", k ? "," : "",
+                                        k);
+        snprintf(big + len, sizeof(big) - len, "]}");
+        expect_refused(f, "report_bytes", big, "BAD_REQUEST");
+        assert_non_null(strstr(f->msg, "at most 32"));
+        assert_int_equal(f->n_bytes, 2);
+}
+
+static void test_report_bytes_refuses_peers_past_the_cap_whole(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], req[4096];
+        size_t len;
+
+        play(f, "alice", "s1", sess);
+        /* The player and 31 viewers: the slot's 32 counters. */
+        len = (size_t)snprintf(req, sizeof(req),
+                               "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":10}");
+        for (int k = 1; k < SESSIONS_PEERS_MAX; k++)
+                len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                        ",{\"flow\":\"viewer\",\"peer\":\"v%d\",\"bytes\":1}", k);
+        snprintf(req + len, sizeof(req) - len, "]}");
+        expect_ok(f, "report_bytes", req);
+        assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX);
+        /* A 33rd peer is refused, and the player's bytes in the same report are not counted. */
+        expect_refused(f, "report_bytes",
+                       "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":50},"
+                       "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":5}]}",
+                       "ROLE_LIMIT");
+        assert_non_null(strstr(f->msg, "more than 32 peers"));
+        assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":50}]}");
+        assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX + 1);
+        assert_int_equal(f->bytes[SESSIONS_PEERS_MAX].bytes, 40);
+}
+
+/* ---- refusals, reload, restart ---- */
+
+static void test_refuse_new_turns_new_users_away_but_not_holders(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s0", sess);
+        f->refuse = "the metering spool is full";
+        expect_refused(f, "reserve", "{\"user\":\"bob\"}", "NO_IDLE");
+        assert_string_equal(f->msg, "the node takes no new sessions: the metering spool is full");
+        /* alice holds a slot: she may connect again (a takeover). */
+        expect_ok(f, "reserve", "{\"user\":\"alice\"}");
+        assert_string_equal(str(f->reply, "event"), "takeover");
+        settle(f);
+        f->refuse = NULL;
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+}
+
+static void test_reconfigure_sets_limits_and_refuses_to_drop_held_slots(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], msg[256] = "";
+        const struct cfg *two;
+        cJSON *list;
+
+        play(f, "alice", "s1", sess);
+        /* The same slots: new limits apply at once. */
+        assert_int_equal(
+                sessions_reconfigure(f->s, make_cfg(f, "\"viewers_max\":1", SLOTS3), msg, sizeof(msg)), 0);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
+        expect_refused(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v2\"}", "ROLE_LIMIT");
+        /* Dropping s1, which alice holds, is refused and changes nothing. */
+        assert_int_equal(sessions_reconfigure(f->s,
+                                              make_cfg(f, "",
+                                                       "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s2\","
+                                                       "\"scale\":\"S\"}"),
+                                              msg, sizeof(msg)),
+                         -EBUSY);
+        assert_non_null(strstr(msg, "slot s1 is active (user alice)"));
+        assert_int_equal(slots_count(sessions_slots(f->s)), 3);
+        /* Dropping the free s2 is fine; alice keeps her session. */
+        two = make_cfg(f, "", "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s1\",\"scale\":\"S\"}");
+        assert_int_equal(sessions_reconfigure(f->s, two, msg, sizeof(msg)), 0);
+        assert_int_equal(slots_count(sessions_slots(f->s)), 2);
+        assert_int_equal(state_of(f, 1), SLOTS_ACTIVE);
+        assert_string_equal(info_of(f, 1).session, sess);
+        list = sessions_list_json(f->s);
+        assert_int_equal(cJSON_GetArraySize(list), 1);
+        cJSON_Delete(list);
+        expect_refused(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s2\"}", "BAD_REQUEST");
+}
+
+static void test_restart_keeps_an_active_session(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s2", sess);
+        sessions_free(f->s);
+        f->s = NULL;
+        open_service(f, f->cfgs[0]);
+        assert_string_equal(f->warning, "");
+        assert_int_equal(state_of(f, 2), SLOTS_ACTIVE);
+        assert_string_equal(info_of(f, 2).session, sess);
+        assert_string_equal(info_of(f, 2).user, "alice");
+        expect_refused(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s2\"}", "NO_IDLE");
+}
+
+static void test_corrupt_state_blocks_every_slot_until_unblocked(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s0", sess);
+        sessions_free(f->s);
+        f->s = NULL;
+        tu_put(f->state_fd, SLOTS_STATE_FILE, "{\"v\":1,\"slots\":[{\"id\":");
+        open_service(f, f->cfgs[0]);
+        assert_non_null(strstr(f->warning, "slots.json: not JSON (truncated or corrupt)"));
+        assert_non_null(strstr(f->warning, "every slot is blocked"));
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(state_of(f, i), SLOTS_BLOCKED);
+        expect_refused(f, "reserve", "{\"user\":\"bob\"}", "NO_IDLE");
+        assert_non_null(strstr(f->msg, "blocked"));
+        expect_refused(f, "unblock", NULL, "BAD_REQUEST");
+        expect_ok(f, "unblock", "{\"slot\":\"s1\"}");
+        assert_true(f->held);
+        settle(f);
+        assert_string_equal(str(last_event(f, "slot_unblock"), "slot"), "s1");
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        assert_int_equal(state_of(f, 0), SLOTS_BLOCKED);
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        assert_string_equal(str(f->reply, "slot"), "s1");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(
+                        test_replies_are_held_until_one_commit_writes_the_whole_batch, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_failed_commit_fails_the_batch_undoes_it_and_emits_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_second_op_of_a_user_in_the_batch_gets_slow_down, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_events_follow_the_commit_with_their_type_names, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_reserve_expires_on_the_timer_after_lock_ttl, setup_ttl1,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_enforcement_none_frees_in_the_same_batch, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_exec_enforcement_runs_the_hook_then_frees, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_failed_enforcement_is_reported_once_and_release_frees,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_report_bytes_turns_counters_into_deltas, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_report_bytes_refuses_bad_input_and_changes_nothing,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_report_bytes_refuses_peers_past_the_cap_whole, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_refuse_new_turns_new_users_away_but_not_holders, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_reconfigure_sets_limits_and_refuses_to_drop_held_slots,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_restart_keeps_an_active_session, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_state_blocks_every_slot_until_unblocked, setup,
+                                                teardown),
+        };
+        sigset_t chld;
+
+        /* sd_event_add_child (the exec hooks) needs SIGCHLD blocked, as the agent does at start. */
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
