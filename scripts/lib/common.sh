@@ -5,6 +5,24 @@ RA_BUILD_PACKAGES=(build-essential cmake pkg-config libmosquitto-dev libcjson-de
                    libmbedtls-dev)
 RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl python3 procps)
 RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
+# scripts/package (dpkg-shlibdeps, dpkg-buildflags; CPack needs `file`), and its tests (tests/package/,
+# scripts/test-arm64): systemd for systemd-analyze, systemd-container and debootstrap for the
+# container test_sandbox.sh boots.
+RA_PACKAGE_PACKAGES=(dpkg-dev file)
+RA_PACKAGE_TEST_PACKAGES=(lintian man-db systemd systemd-container debootstrap)
+# scripts/test-arm64: the cross compiler, qemu, and the arm64 dev packages (multiarch :arm64).
+RA_ARM64_PACKAGES=(gcc-aarch64-linux-gnu qemu-user libc6:arm64 libmosquitto-dev:arm64 libcjson-dev:arm64
+                   libsystemd-dev:arm64 libcmocka-dev:arm64 libmbedtls-dev:arm64)
+
+# ensure_foreign_arch ARCH: lets dpkg install ARCH packages (refreshes the lists once, when added).
+ensure_foreign_arch() {
+        dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        echo "==> adding dpkg architecture $1"
+        "${sudo[@]}" dpkg --add-architecture "$1"
+        "${sudo[@]}" apt-get update -qq
+}
 
 # ensure_packages PKG...: installs the ones that are missing, non-interactively; idempotent.
 ensure_packages() {

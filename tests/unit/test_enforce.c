@@ -310,7 +310,9 @@ static void test_free_kills_the_hook_process_group(void **state) {
         int status;
 
         /* Orphans of the killed shell come to this process, so the test can see how they died. */
-        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        /* qemu-user (the arm64 test run) does not emulate this prctl. */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+                skip();
         script(x, "tree.sh", "echo $$ > \"$1/shell.pid\"; sleep 30 & echo $! > \"$1/child.pid\"; wait", cmd,
                sizeof(cmd));
         snprintf(dir, sizeof(dir), "%s", x->root->path);

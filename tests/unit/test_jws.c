@@ -252,6 +252,27 @@ static void test_kid_of_another_key_is_refused_naming_both(void **state) {
         free(line);
 }
 
+/* fmt with %1$s, %2$s and %3$s replaced by a, b and c. Not printf: a format that skips an
+ * argument (%1$s and %3$s only) is undefined there, and fortified glibc aborts on it. */
+static void fill(char *out, size_t len, const char *fmt, const char *a, const char *b, const char *c) {
+        const char *args[] = { a, b, c };
+        size_t n = 0;
+
+        for (const char *p = fmt; *p && n + 1 < len; p++) {
+                if (p[0] == '%' && p[1] >= '1' && p[1] <= '3' && p[2] == '$' && p[3] == 's') {
+                        const char *v = args[p[1] - '1'];
+                        size_t k = strlen(v);
+
+                        assert_true(n + k < len);
+                        memcpy(out + n, v, k);
+                        n += k;
+                        p += 3;
+                } else
+                        out[n++] = *p;
+        }
+        out[n] = '\0';
+}
+
 static void test_malformed_records_are_refused_with_a_reason(void **state) {
         struct fx *f = *state;
         char *good = NULL, *out = NULL, *h64, *p64, *line, *sig;
@@ -300,10 +321,7 @@ static void test_malformed_records_are_refused_with_a_reason(void **state) {
         sig = member(good, "signature");
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 /* Positional arguments: each format uses the members it needs. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-                snprintf(bad, sizeof(bad), cases[i].fmt, h64, p64, sig);
-#pragma GCC diagnostic pop
+                fill(bad, sizeof(bad), cases[i].fmt, h64, p64, sig);
                 assert_int_equal(verify(f, bad, f->key, &out, &n), -EPROTO);
                 if (!strstr(f->msg, cases[i].says))
                         fail_msg("case %zu: got \"%s\", want \"%s\"", i, f->msg, cases[i].says);
