@@ -47,7 +47,7 @@ struct sessions_hooks {
 
 struct sessions;
 
-/* Opens <cfg->state_dir> (made 0700 when missing) and restores slots.json. A state file that
+/* Opens <cfg->state_dir> (made 0700 when missing) and restores slots.state. A state file that
  * cannot be read leaves every slot BLOCKED (see docs/sessions.md): that is not an error here, the
  * agent runs on; *ret_warning (room for SLOTS_MSG_MAX) says what happened, "" when nothing did.
  * -errno with msg when the state dir cannot be used at all. cfg is borrowed until

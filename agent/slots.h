@@ -38,15 +38,15 @@ const char *slots_code_str(enum slots_code c);
 const char *slots_state_str(enum slots_state s);
 
 /* Hard limits on outside input. */
-#define SLOTS_MAX 64         /* slots per node (matches CFG_MAX_SLOTS) */
-#define SLOTS_USER_MAX 64    /* user id bytes; [A-Za-z0-9._@:-] only */
-#define SLOTS_TOKEN_MAX 32   /* reason and role bytes; [a-z0-9_] only */
-#define SLOTS_VIEWERS_MAX 16 /* hard cap on viewers per slot, whatever the config says */
-#define SLOTS_SESSION_LEN 32 /* session ids: 32 lower-case hex digits */
-#define SLOTS_ID_MAX 64      /* slot id bytes */
-#define SLOTS_IP_MAX 46      /* INET6_ADDRSTRLEN */
-#define SLOTS_STATE_FILE "slots.json"
-#define SLOTS_STATE_MAX_BYTES (256 * 1024)
+#define SLOTS_MAX 64                       /* slots per node (matches CFG_MAX_SLOTS) */
+#define SLOTS_USER_MAX 64                  /* user id bytes; [A-Za-z0-9._@:-] only */
+#define SLOTS_TOKEN_MAX 32                 /* reason and role bytes; [a-z0-9_] only */
+#define SLOTS_VIEWERS_MAX 16               /* hard cap on viewers per slot, whatever the config says */
+#define SLOTS_SESSION_LEN 32               /* session ids: 32 lower-case hex digits */
+#define SLOTS_ID_MAX 64                    /* slot id bytes */
+#define SLOTS_IP_MAX 46                    /* INET6_ADDRSTRLEN */
+#define SLOTS_STATE_FILE "slots.state"     /* two checksummed copies of the state (docs/sessions.md) */
+#define SLOTS_STATE_MAX_BYTES (256 * 1024) /* the JSON of the state, in each copy */
 #define SLOTS_GRACE_MIN_S 40
 #define SLOTS_GRACE_MAX_S 3600
 
@@ -142,12 +142,15 @@ struct slots;
 int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, size_t msg_len);
 void slots_free(struct slots *s);
 
-/* Restores state_dir/slots.json (absent: every slot stays FREE, the file is written). ACTIVE
- * stays ACTIVE, GRACE keeps its wall-clock deadline, an expired RESERVED becomes FREE, a slot the
- * file names that the config lacks is dropped. A file that cannot be read or parsed is
- * -EBADMSG (unparsable) or -errno with msg naming the file and the fault; then every slot is
- * BLOCKED, the file is kept aside as slots.json.corrupt-<unix seconds>, and the blocked state
- * is persisted: no slot is ever freed by accident, the agent keeps running and reporting. */
+/* Restores state_dir/slots.state: of its two copies, the valid one written last (absent: a
+ * slots.json of an older agent is read, written as slots.state and renamed slots.json.migrated;
+ * neither: every slot stays FREE, the file is written). ACTIVE stays ACTIVE, GRACE keeps its
+ * wall-clock deadline, an expired RESERVED becomes FREE, a slot the file names that the config
+ * lacks is dropped. One torn copy is what a crash mid-write leaves, and no error. A file that
+ * cannot be read or parsed (both copies invalid, or the newest one's JSON) is -EBADMSG
+ * (unparsable) or -errno with msg naming the file and the fault; then every slot is BLOCKED, the
+ * file is kept aside as <file>.corrupt-<unix seconds>, and the blocked state is persisted: no slot
+ * is ever freed by accident, the agent keeps running and reporting. */
 int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_len);
 
 /* The parser of slots_load without any I/O: buf (len bytes, no NUL needed) replaces the state

@@ -46,6 +46,10 @@ struct slots {
         void *userdata;
         char expired[EXPIRED_RING][SLOTS_SESSION_LEN + 1];
         size_t expired_next;
+        /* slots.state (slots_store.c): the generation of the newest copy on disk (0: none yet) and
+         * the region the next write goes to, the one not holding it. Zeroed by slots_new. */
+        uint64_t store_gen;
+        size_t store_next;
 };
 
 #define SLOTS_STATE_COUNT (SLOTS_BLOCKED + 1)
@@ -64,8 +68,38 @@ bool slots__valid_slot_id(const char *id);
 bool slots__holds_session(const struct slot *sl);
 void slots__clear_session(struct slot *sl);
 
-/* Writes the whole state to slots.json (atomic replace, fsync); -errno. A no-op without a state dir. */
+/* Writes the whole state to the region of slots.state not holding the newest copy, and
+ * fdatasyncs it; creates the file (atomically, preallocated) when it is missing. -errno; on
+ * failure the newest copy on disk is still the one before. A no-op without a state dir. */
 int slots__persist(struct slots *s);
+
+/* slots.state: two regions of SLOTS__REGION_BYTES at offsets 0 and SLOTS__REGION_BYTES, each a
+ * header and a JSON payload (what slots_restore reads). Header, little-endian: magic u32 ("RAST"),
+ * version u32, generation u64, payload length u32, CRC-32C u32 over the 16 bytes of version,
+ * generation and length as stored, then the payload. A region whose header or CRC does not check
+ * is invalid; the valid region of the higher generation is the state. Regions are 4 KiB-aligned
+ * and share no block, so a torn write of one cannot touch the other. */
+#define SLOTS__LEGACY_FILE "slots.json" /* one JSON copy, replaced atomically (before slots.state) */
+#define SLOTS__MAGIC UINT32_C(0x54534152)
+#define SLOTS__VERSION 1
+#define SLOTS__HDR_BYTES 24
+#define SLOTS__REGION_BYTES (SLOTS_STATE_MAX_BYTES + 4096)
+#define SLOTS__FILE_BYTES (2 * SLOTS__REGION_BYTES)
+
+/* A valid region of a slots.state image. */
+struct slots__frame {
+        size_t region;       /* 0 or 1 */
+        uint64_t gen;        /* >= 1 */
+        const char *payload; /* borrowed from the image; len bytes, no NUL */
+        size_t len;
+};
+
+/* The newest valid region of the len bytes at image (any length: a region it cuts short is
+ * invalid). 0 and *ret, or -EBADMSG when neither region is valid, msg saying why for each. */
+int slots__frame_pick(const void *image, size_t len, struct slots__frame *ret, char *msg, size_t msg_len);
+/* The header of a region holding the len bytes at payload (len <= SLOTS_STATE_MAX_BYTES) as generation gen.
+ */
+void slots__frame_header(uint8_t hdr[SLOTS__HDR_BYTES], uint64_t gen, const void *payload, size_t len);
 
 /* Fills the caller's message buffer (named msg, msg_len in the function) and yields code. */
 #define FAIL(code, ...)                                \

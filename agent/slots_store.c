@@ -1,11 +1,13 @@
-/* slots_store.c: the session state on disk: slots.json written before every ack, and read back after a
- * restart. */
+/* slots_store.c: the session state on disk: slots.state, two checksummed copies written in turn, one
+ * fdatasync before every ack, and read back after a restart. */
 #include "slots_internal.h"
 
 #include "cleanup.h"
+#include "crc32c.h"
 #include "fileio.h"
 
 #include <cjson/cJSON.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* ---- persistence ---- */
 
@@ -56,13 +60,12 @@ static cJSON *slot_json(const struct slot *sl) {
         return o;
 }
 
-int slots__persist(struct slots *s) {
-        _cleanup_free_ char *text = NULL;
+/* The state as one line of JSON (what slots_restore reads); NULL when out of memory. Caller frees. */
+static char *state_json(const struct slots *s) {
+        char *text = NULL;
         cJSON *root, *arr;
         bool ok;
 
-        if (s->dir_fd < 0)
-                return 0;
         root = cJSON_CreateObject();
         ok = root && cJSON_AddNumberToObject(root, "v", 1) &&
              cJSON_AddBoolToObject(root, "draining", s->draining) &&
@@ -77,9 +80,181 @@ int slots__persist(struct slots *s) {
         if (ok)
                 text = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
+        return text;
+}
+
+/* ---- slots.state: the region framing ---- */
+
+static uint32_t get32(const uint8_t *p) {
+        uint32_t v;
+
+        memcpy(&v, p, sizeof(v));
+        return le32toh(v);
+}
+
+static void set32(uint8_t *p, uint32_t v) {
+        v = htole32(v);
+        memcpy(p, &v, sizeof(v));
+}
+
+/* The CRC of a header (its version, generation and length as stored) and the payload after it. */
+static uint32_t frame_crc(const uint8_t *hdr, const void *payload, size_t len) {
+        return plat_crc32c(plat_crc32c(0, hdr + 4, 16), payload, len);
+}
+
+void slots__frame_header(uint8_t hdr[SLOTS__HDR_BYTES], uint64_t gen, const void *payload, size_t len) {
+        uint64_t g = htole64(gen);
+
+        set32(hdr, SLOTS__MAGIC);
+        set32(hdr + 4, SLOTS__VERSION);
+        memcpy(hdr + 8, &g, sizeof(g));
+        set32(hdr + 16, (uint32_t)len);
+        set32(hdr + 20, frame_crc(hdr, payload, len));
+}
+
+/* Checks the region of `avail` bytes at p (NULL when avail is 0): NULL and *ret filled when it is
+ * valid, else what is wrong with it. */
+static const char *frame_fault(const uint8_t *p, size_t avail, struct slots__frame *ret) {
+        static const uint8_t zero[SLOTS__HDR_BYTES];
+        uint64_t gen;
+        uint32_t len;
+
+        if (avail < SLOTS__HDR_BYTES)
+                return avail ? "cut short" : "missing";
+        if (get32(p) != SLOTS__MAGIC)
+                return memcmp(p, zero, sizeof(zero)) ? "no magic" : "never written";
+        if (get32(p + 4) != SLOTS__VERSION)
+                return "of another version";
+        memcpy(&gen, p + 8, sizeof(gen));
+        gen = le64toh(gen);
+        len = get32(p + 16);
+        if (gen == 0 || len > SLOTS_STATE_MAX_BYTES)
+                return "a bad header";
+        if (len > avail - SLOTS__HDR_BYTES)
+                return "cut short";
+        if (frame_crc(p, p + SLOTS__HDR_BYTES, len) != get32(p + 20))
+                return "a bad CRC (a torn write)";
+        ret->gen = gen;
+        ret->payload = (const char *)p + SLOTS__HDR_BYTES;
+        ret->len = len;
+        return NULL;
+}
+
+int slots__frame_pick(const void *image, size_t len, struct slots__frame *ret, char *msg, size_t msg_len) {
+        struct slots__frame f[2] = { { .region = 0 }, { .region = 1 } };
+        const char *fault[2];
+        size_t best = 2;
+
+        for (size_t k = 0; k < 2; k++) {
+                size_t off = k * SLOTS__REGION_BYTES, avail = len > off ? len - off : 0;
+
+                if (avail > SLOTS__REGION_BYTES)
+                        avail = SLOTS__REGION_BYTES;
+                fault[k] = frame_fault(avail ? (const uint8_t *)image + off : NULL, avail, &f[k]);
+                if (!fault[k] && (best == 2 || f[k].gen > f[best].gen))
+                        best = k;
+        }
+        if (best == 2)
+                return FAIL(-EBADMSG, "no valid copy: region 0 %s, region 1 %s", fault[0], fault[1]);
+        *ret = f[best];
+        return 0;
+}
+
+/* ---- slots.state: the writes ---- */
+
+/* Writes all of iov at off, going on after a short write. */
+static int pwritev_all(int fd, struct iovec *iov, int n_iov, off_t off) {
+        while (n_iov > 0) {
+                ssize_t n = pwritev(fd, iov, n_iov, off);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                off += n;
+                for (; n_iov > 0 && (size_t)n >= iov->iov_len; iov++, n_iov--)
+                        n -= (ssize_t)iov->iov_len;
+                if (n_iov > 0) {
+                        iov->iov_base = (char *)iov->iov_base + n;
+                        iov->iov_len -= (size_t)n;
+                }
+        }
+        return 0;
+}
+
+/* In place: the file has its full size and every block written since its creation, so fdatasync
+ * flushes these data blocks and no metadata (no journal commit): one device flush. */
+static int write_region(int fd, size_t k, uint8_t *hdr, char *payload, size_t len) {
+        static const uint8_t zero[SLOTS__HDR_BYTES];
+        struct iovec iov[2] = { { .iov_base = hdr, .iov_len = SLOTS__HDR_BYTES },
+                                { .iov_base = payload, .iov_len = len } };
+        off_t off = (off_t)(k * SLOTS__REGION_BYTES);
+        ssize_t ignored;
+        int r;
+
+        r = pwritev_all(fd, iov, 2, off);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r >= 0)
+                return 0;
+        /* The page cache may now hold a valid copy of a change the caller undoes, which an agent
+         * restarted before the next write would take for the newest state: spoil its header. The
+         * other region still holds the state before, whatever reached the disk. */
+        ignored = pwrite(fd, zero, sizeof(zero), off);
+        (void)ignored;
+        return r;
+}
+
+/* The file as a whole, atomically (temporary file, fsync, rename, fsync of the directory): a crash
+ * leaves no file or a complete one, never one with neither region valid. Every block is written
+ * (zeros, not a sparse hole or fallocate's unwritten extents) so that no later write in place
+ * allocates or converts anything: later fdatasyncs carry no metadata. */
+static int create_file(struct slots *s, size_t k, const uint8_t *hdr, const char *payload, size_t len) {
+        _cleanup_free_ uint8_t *image = calloc(1, SLOTS__FILE_BYTES);
+        uint8_t *region;
+
+        if (!image)
+                return -ENOMEM;
+        region = image + k * SLOTS__REGION_BYTES;
+        memcpy(region, hdr, SLOTS__HDR_BYTES);
+        memcpy(region + SLOTS__HDR_BYTES, payload, len);
+        return plat_write_atomic_at(s->dir_fd, SLOTS_STATE_FILE, image, SLOTS__FILE_BYTES, 0600);
+}
+
+int slots__persist(struct slots *s) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t hdr[SLOTS__HDR_BYTES];
+        uint64_t gen = s->store_gen + 1;
+        size_t k = s->store_next, len;
+        int r;
+
+        if (s->dir_fd < 0)
+                return 0;
+        text = state_json(s);
         if (!text)
                 return -ENOMEM;
-        return plat_write_atomic_at(s->dir_fd, SLOTS_STATE_FILE, text, strlen(text), 0600);
+        len = strlen(text);
+        if (len > SLOTS_STATE_MAX_BYTES)
+                return -EFBIG;
+        slots__frame_header(hdr, gen, text, len);
+        /* Opened for each write, not kept open: a file removed or replaced meanwhile is noticed
+         * (and made again), never written through a stale descriptor. The open costs microseconds,
+         * the flush a hundred. */
+        fd = openat(s->dir_fd, SLOTS_STATE_FILE, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd >= 0)
+                r = write_region(fd, k, hdr, text, len);
+        else if (errno == ENOENT)
+                r = create_file(s, k, hdr, text, len);
+        else
+                r = -errno;
+        if (r < 0)
+                return r;
+        s->store_gen = gen;
+        s->store_next = 1 - k;
+        return 0;
 }
 
 /* ---- restore ---- */
@@ -276,15 +451,43 @@ out:
         return r;
 }
 
+/* The state in the len bytes at buf: slots.state's newest copy, or (legacy) the JSON of an older
+ * agent's slots.json. */
+static int restore_file(struct slots *s, bool legacy, const char *buf, size_t len, struct slots_clock now,
+                        char *msg, size_t msg_len) {
+        struct slots__frame fr;
+        int r;
+
+        if (legacy)
+                return slots_restore(s, buf, len, now, msg, msg_len);
+        r = slots__frame_pick(buf, len, &fr, msg, msg_len);
+        if (r < 0)
+                return r;
+        /* Written after this copy from now on, even when its JSON turns out bad: what is written
+         * next must outrank it. */
+        s->store_gen = fr.gen;
+        s->store_next = 1 - fr.region;
+        return slots_restore(s, fr.payload, fr.len, now, msg, msg_len);
+}
+
 int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_len) {
         _cleanup_free_ char *buf = NULL;
         char why[SLOTS_MSG_MAX] = "", aside[64];
-        size_t len = 0;
+        const char *name = SLOTS_STATE_FILE;
+        size_t len = 0, max = SLOTS__FILE_BYTES;
+        bool legacy = false;
         int r, w;
 
         if (s->dir_fd < 0)
                 return 0;
-        r = plat_read_file_at(s->dir_fd, SLOTS_STATE_FILE, SLOTS_STATE_MAX_BYTES, &buf, &len);
+        r = plat_read_file_at(s->dir_fd, name, max, &buf, &len);
+        if (r == -ENOENT) {
+                /* An agent from before slots.state: its file is migrated once it has been read. */
+                legacy = true;
+                name = SLOTS__LEGACY_FILE;
+                max = SLOTS_STATE_MAX_BYTES;
+                r = plat_read_file_at(s->dir_fd, name, max, &buf, &len);
+        }
         if (r == -ENOENT) {
                 /* First start: every slot FREE, and the file exists from now on. */
                 r = slots__persist(s);
@@ -294,20 +497,24 @@ int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_le
                 return 0;
         }
         if (r == -EFBIG) {
-                snprintf(why, sizeof(why), "more than %d bytes", SLOTS_STATE_MAX_BYTES);
+                snprintf(why, sizeof(why), "more than %zu bytes", max);
                 r = -EBADMSG;
         } else if (r < 0)
                 snprintf(why, sizeof(why), "cannot read: %s", strerror(-r));
         else
-                r = slots_restore(s, buf, len, now, why, sizeof(why));
+                r = restore_file(s, legacy, buf, len, now, why, sizeof(why));
         if (r == -ENOMEM)
-                return FAIL(r, "%s/%s: out of memory", s->state_dir, SLOTS_STATE_FILE);
+                return FAIL(r, "%s/%s: out of memory", s->state_dir, name);
         if (r >= 0) {
                 /* Written back at once: an expired reservation freed here stays freed. */
                 r = slots__persist(s);
                 if (r < 0)
                         return FAIL(r, "%s/%s: cannot write: %s", s->state_dir, SLOTS_STATE_FILE,
                                     strerror(-r));
+                /* slots.state is durable now and read first: a slots.json that could not be
+                 * renamed is never read again, so a failure here changes nothing. */
+                if (legacy)
+                        (void)renameat(s->dir_fd, name, s->dir_fd, SLOTS__LEGACY_FILE ".migrated");
                 return 0;
         }
         /* Who plays where is unknown: block every slot rather than free one by accident. */
@@ -315,18 +522,18 @@ int slots_load(struct slots *s, struct slots_clock now, char *msg, size_t msg_le
                 slots__clear_session(&s->slot[i]);
                 s->slot[i].state = SLOTS_BLOCKED;
         }
-        snprintf(aside, sizeof(aside), "%s.corrupt-%" PRIu64, SLOTS_STATE_FILE, now.real_usec / 1000000);
-        if (renameat(s->dir_fd, SLOTS_STATE_FILE, s->dir_fd, aside) < 0) {
+        snprintf(aside, sizeof(aside), "%s.corrupt-%" PRIu64, name, now.real_usec / 1000000);
+        if (renameat(s->dir_fd, name, s->dir_fd, aside) < 0) {
                 w = -errno;
                 /* Not written over: the file may be all there is to go by. */
                 return FAIL(r,
                             "%s/%s: %s; every slot is blocked until an operator unblocks it (could not "
                             "keep the file aside: %s)",
-                            s->state_dir, SLOTS_STATE_FILE, why, strerror(-w));
+                            s->state_dir, name, why, strerror(-w));
         }
         w = slots__persist(s);
         return FAIL(r,
                     "%s/%s: %s; kept aside as %s, every slot is blocked until an operator unblocks it%s%s",
-                    s->state_dir, SLOTS_STATE_FILE, why, aside,
-                    w < 0 ? "; cannot write the new state: " : "", w < 0 ? strerror(-w) : "");
+                    s->state_dir, name, why, aside, w < 0 ? "; cannot write the new state: " : "",
+                    w < 0 ? strerror(-w) : "");
 }

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -23,6 +24,43 @@ import harness  # noqa: E402
 # 8 cores and 64 GB in the captured host: four 1-vCPU slots all meet their scale.
 FIXTURE_ROOT = os.path.join(harness.FIXTURES, "x86-cpu")
 FOUR_SLOTS = [{"id": "s%d" % i, "scale": "cpu-4"} for i in range(4)]
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), bit by bit: slow, and plenty for one state file."""
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+STATE_REGION_BYTES = 256 * 1024 + 4096  # SLOTS__REGION_BYTES
+
+
+def read_slot_state(path):
+    """The state in an agent's slots.state (docs/sessions.md, "Persistence"): two regions of
+    STATE_REGION_BYTES, each a 24-byte little-endian header (magic b"RAST", version u32 = 1,
+    generation u64, payload length u32, CRC-32C u32 over header bytes 4..19 then the payload)
+    followed by the JSON payload. The valid region of the higher generation is the state; a region
+    that does not check (a write torn by a crash) is skipped. None when neither is valid."""
+    with open(path, "rb") as f:
+        image = f.read()
+    best = None
+    for off in (0, STATE_REGION_BYTES):
+        hdr = image[off:off + 24]
+        if len(hdr) < 24:
+            continue
+        magic, version, gen, length, crc = struct.unpack("<4sIQII", hdr)
+        payload = image[off + 24:off + 24 + length]
+        if magic != b"RAST" or version != 1 or gen == 0 or len(payload) != length:
+            continue
+        if crc32c(payload, crc32c(hdr[4:20])) != crc:
+            continue
+        if best is None or gen > best[0]:
+            best = (gen, payload)
+    return json.loads(best[1]) if best else None
 
 
 class Client:
@@ -224,8 +262,8 @@ class Sessions(harness.IntegrationTest):
             agent.proc.kill()  # SIGKILL while clients are mid-operation
             started = dict(race.started)
         race.join()
-        with open(env.path("state", "slots.json")) as f:
-            on_disk = json.load(f)
+        on_disk = read_slot_state(env.path("state", "slots.state"))
+        self.assertIsNotNone(on_disk, "no valid copy in slots.state after kill -9")
         agent2 = env.agent(cfg, args=["--root", FIXTURE_ROOT])
         agent2.wait_connected()
         c = Client(sock)

@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "config.h"
+#include "crc32c.h"
 #include "fileio.h"
 #include "sessions.h"
 #include "testutil.h"
@@ -330,22 +331,24 @@ static const char *types_since(const struct fx *f, size_t from) {
         return buf;
 }
 
-static ino_t state_inode(struct fx *f) {
-        struct stat st;
+/* A checksum of the whole state file: it changes with every write (each adds a generation). */
+static uint32_t state_sum(struct fx *f) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
 
-        assert_int_equal(fstatat(f->state_fd, SLOTS_STATE_FILE, &st, 0), 0);
-        return st.st_ino;
+        assert_int_equal(plat_read_file_at(f->state_fd, SLOTS_STATE_FILE, 1 << 20, &buf, &len), 0);
+        return plat_crc32c(0, buf, len);
 }
 
 /* ---- group commit ---- */
 
 static void test_replies_are_held_until_one_commit_writes_the_whole_batch(void **state) {
         struct fx *f = *state;
-        ino_t before;
+        uint32_t before;
         unsigned ok;
 
         sync_tick(f);
-        before = state_inode(f);
+        before = state_sum(f);
         ok = f->n_ok;
         expect_ok(f, "reserve", "{\"user\":\"alice\"}");
         assert_true(f->held);
@@ -357,11 +360,11 @@ static void test_replies_are_held_until_one_commit_writes_the_whole_batch(void *
         assert_int_equal(f->n_ok, ok);
         assert_int_equal(f->n_events, 0);
         assert_int_equal(f->n_transitions, 0);
-        assert_true(state_inode(f) == before);
+        assert_true(state_sum(f) == before);
         settle(f);
         assert_int_equal(f->n_ok, ok + 1);
         assert_int_equal(f->n_failed, 0);
-        assert_true(state_inode(f) != before);
+        assert_true(state_sum(f) != before);
         assert_int_equal(summary_num(f, "commits"), 1);
         assert_string_equal(types_since(f, 0), "session_reserve session_reserve");
         assert_int_equal(f->n_transitions, 2);
@@ -381,7 +384,7 @@ static void test_failed_commit_fails_the_batch_undoes_it_and_emits_nothing(void 
         events = f->n_events;
         transitions = f->n_transitions;
         ok = f->n_ok;
-        /* slots.json turned into a non-empty directory: the atomic replace cannot rename over it. */
+        /* slots.state turned into a non-empty directory: it cannot be opened for writing. */
         assert_int_equal(unlinkat(f->state_fd, SLOTS_STATE_FILE, 0), 0);
         tu_put(f->state_fd, SLOTS_STATE_FILE "/block", "x");
         expect_ok(f, "reserve", "{\"user\":\"bob\"}");
@@ -391,7 +394,7 @@ static void test_failed_commit_fails_the_batch_undoes_it_and_emits_nothing(void 
         settle(f);
         assert_int_equal(f->n_failed, 1);
         assert_int_equal(f->n_ok, ok);
-        snprintf(path, sizeof(path), "%s/slots.json", f->state_dir);
+        snprintf(path, sizeof(path), "%s/" SLOTS_STATE_FILE, f->state_dir);
         assert_non_null(strstr(f->commit_msg, path));
         assert_int_equal(f->n_events, events);
         assert_int_equal(f->n_transitions, transitions);
@@ -819,7 +822,7 @@ static void test_corrupt_state_blocks_every_slot_until_unblocked(void **state) {
         f->s = NULL;
         tu_put(f->state_fd, SLOTS_STATE_FILE, "{\"v\":1,\"slots\":[{\"id\":");
         open_service(f, f->cfgs[0]);
-        assert_non_null(strstr(f->warning, "slots.json: not JSON (truncated or corrupt)"));
+        assert_non_null(strstr(f->warning, "slots.state: no valid copy"));
         assert_non_null(strstr(f->warning, "every slot is blocked"));
         for (size_t i = 0; i < 3; i++)
                 assert_int_equal(state_of(f, i), SLOTS_BLOCKED);

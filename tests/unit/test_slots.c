@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
+#include "crc32c.h"
 #include "fileio.h"
 #include "slots.h"
+#include "slots_internal.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -15,7 +17,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -503,7 +507,7 @@ static void test_expire_cap_defers_the_rest(void **state) {
         assert_int_equal(slots_expire(f->s, f->now, evs, 1), 0);
 }
 
-/* Takes the directory standing in for slots.json away again. */
+/* Takes the directory standing in for slots.state away again. */
 static void tu_rm_rf_below(struct fx *f) {
         char p[128];
 
@@ -517,11 +521,11 @@ static void test_failed_write_returns_internal_and_changes_nothing(void **state)
 
         play(f, "alice", "s0");
         assert_int_equal(reserve(f, "carol", "s2"), SLOTS_OK);
-        /* slots.json turned into a non-empty directory: the atomic replace cannot rename over it. */
+        /* slots.state turned into a non-empty directory: it cannot be opened for writing. */
         assert_int_equal(unlinkat(f->dir->fd, SLOTS_STATE_FILE, 0), 0);
         tu_put(f->dir->fd, SLOTS_STATE_FILE "/block", "x");
         assert_int_equal(reserve(f, "bob", NULL), SLOTS_INTERNAL);
-        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.json"));
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.state"));
         assert_non_null(strstr(f->msg, "nothing changed"));
         assert_int_equal(state_of(f, 1), SLOTS_FREE);
         assert_int_equal(slots_client_lost(f->s, by_user("alice"), f->now, &f->ev, f->msg, sizeof(f->msg)),
@@ -550,18 +554,55 @@ static struct slots *restart(struct fx *f, int expect) {
         return s;
 }
 
-/* The number of times slots.json was replaced: each replace makes a new inode. */
-static ino_t state_inode(struct fx *f) {
+/* The generation of the newest copy in slots.state: each write adds one. */
+static uint64_t state_gen(struct fx *f) {
+        _cleanup_free_ char *buf = NULL;
+        struct slots__frame fr;
+        size_t len;
+
+        assert_int_equal(plat_read_file_at(f->dir->fd, SLOTS_STATE_FILE, SLOTS__FILE_BYTES, &buf, &len), 0);
+        assert_int_equal(slots__frame_pick(buf, len, &fr, f->msg, sizeof(f->msg)), 0);
+        return fr.gen;
+}
+
+/* A slots.state as an agent that crashed would have left it: `json` as generation gen in region k,
+ * the other region as it was (zeros for a new file). */
+static void put_copy(struct fx *f, size_t k, uint64_t gen, const char *json) {
+        _cleanup_close_ int fd = openat(f->dir->fd, SLOTS_STATE_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        uint8_t hdr[SLOTS__HDR_BYTES];
+        off_t off = (off_t)(k * SLOTS__REGION_BYTES);
+
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, SLOTS__FILE_BYTES), 0);
+        slots__frame_header(hdr, gen, json, strlen(json));
+        assert_int_equal(pwrite(fd, hdr, sizeof(hdr), off), (ssize_t)sizeof(hdr));
+        assert_int_equal(pwrite(fd, json, strlen(json), off + SLOTS__HDR_BYTES), (ssize_t)strlen(json));
+}
+
+/* Only `json`, as the first write of a new file. */
+static void put_state(struct fx *f, const char *json) {
+        assert_int_equal(unlinkat(f->dir->fd, SLOTS_STATE_FILE, 0), 0);
+        put_copy(f, 0, 1, json);
+}
+
+/* Overwrites one byte of slots.state, as a torn write or a bad sector would. */
+static void poke(struct fx *f, off_t off, uint8_t byte) {
+        _cleanup_close_ int fd = openat(f->dir->fd, SLOTS_STATE_FILE, O_WRONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, &byte, 1, off), 1);
+}
+
+static bool exists(struct fx *f, const char *name) {
         struct stat st;
 
-        assert_int_equal(fstatat(f->dir->fd, SLOTS_STATE_FILE, &st, 0), 0);
-        return st.st_ino;
+        return fstatat(f->dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static void test_batch_writes_once_for_many_operations(void **state) {
         struct fx *f = *state;
         struct slots_event evs[SLOTS_MAX];
-        ino_t before = state_inode(f);
+        uint64_t before = state_gen(f);
 
         slots_batch_begin(f->s);
         assert_true(slots_in_batch(f->s));
@@ -571,17 +612,17 @@ static void test_batch_writes_once_for_many_operations(void **state) {
         assert_int_equal(reserve(f, "bob", NULL), SLOTS_OK);
         /* Decisions inside the batch see its own changes: carol cannot take alice's slot. */
         assert_int_equal(reserve(f, "carol", "s0"), SLOTS_NO_IDLE);
-        assert_int_equal(state_inode(f), before); /* nothing written yet */
+        assert_int_equal(state_gen(f), before); /* nothing written yet */
         assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 1);
         assert_false(slots_in_batch(f->s));
-        assert_int_not_equal(state_inode(f), before);
+        assert_int_equal(state_gen(f), before + 1); /* one write for the four operations */
         /* A batch that changed nothing writes nothing. */
-        before = state_inode(f);
+        before = state_gen(f);
         slots_batch_begin(f->s);
         assert_int_equal(reserve(f, "carol", "s0"), SLOTS_NO_IDLE);
         assert_int_equal(slots_expire(f->s, f->now, evs, SLOTS_MAX), 0);
         assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 0);
-        assert_int_equal(state_inode(f), before);
+        assert_int_equal(state_gen(f), before);
         /* What was committed is what a restart finds. */
         {
                 struct slots *s2 = restart(f, 0);
@@ -612,7 +653,7 @@ static void test_failed_batch_commit_undoes_the_whole_batch(void **state) {
         advance(f, 31 * SEC);
         assert_int_equal(slots_expire(f->s, f->now, evs, SLOTS_MAX), 2); /* carol's and bob's locks */
         assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), -EISDIR);
-        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.json"));
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.state"));
         assert_non_null(strstr(f->msg, "undone"));
         assert_int_equal(state_of(f, 0), SLOTS_ACTIVE);
         assert_int_equal(state_of(f, 1), SLOTS_FREE);
@@ -693,7 +734,7 @@ static void test_recovery_keeps_active_and_grace_deadline_and_frees_expired_rese
                  "{\"id\":\"gone\",\"state\":\"active\",\"user\":\"dave\",\"session\":"
                  "\"dddddddddddddddddddddddddddddddd\",\"started\":1}]}",
                  t - 3600 * SEC, t - 600 * SEC, t + 50 * SEC, t - 1);
-        tu_put(f->dir->fd, SLOTS_STATE_FILE, json);
+        put_state(f, json);
         /* A restart after a reboot: the monotonic clock starts again near zero. */
         f->now.mono_usec = 5 * SEC;
         s2 = restart(f, 0);
@@ -812,24 +853,133 @@ static void test_corrupt_state_is_refused_with_a_message_and_changes_nothing(voi
         }
 }
 
-static void test_truncated_file_blocks_every_slot_keeps_it_aside_until_unblocked(void **state) {
+static uint32_t le32_at(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The format docs/sessions.md gives (and tests/integration/test_sessions.py reads), decoded by hand:
+ * a preallocated file of two regions, written in turn, each write one generation more. */
+static void test_state_file_holds_two_checksummed_copies_written_in_turn(void **state) {
         struct fx *f = *state;
-        _cleanup_free_ char *full = NULL, *big = NULL;
+
+        for (uint64_t gen = 1; gen <= 4; gen++) {
+                _cleanup_free_ char *buf = NULL;
+                const uint8_t *r;
+                size_t len;
+                uint32_t n;
+
+                assert_int_equal(plat_read_file_at(f->dir->fd, SLOTS_STATE_FILE, 1 << 20, &buf, &len), 0);
+                assert_int_equal(len, SLOTS__FILE_BYTES);
+                assert_int_equal(SLOTS__FILE_BYTES, 2 * (256 * 1024 + 4096));
+                /* Generation 1 (first start) in region 0, 2 in region 1, 3 in region 0... */
+                r = (const uint8_t *)buf + ((gen - 1) % 2) * SLOTS__REGION_BYTES;
+                assert_memory_equal(r, "RAST", 4);
+                assert_int_equal(le32_at(r + 4), 1);
+                assert_int_equal(le32_at(r + 8), gen);
+                assert_int_equal(le32_at(r + 12), 0);
+                n = le32_at(r + 16);
+                assert_int_equal(le32_at(r + 20), plat_crc32c(plat_crc32c(0, r + 4, 16), r + 24, n));
+                assert_memory_equal(r + 24, "{\"v\":1,", 7);
+                assert_int_equal(r[24 + n - 1], '}');
+                if (gen == 4)
+                        break;
+                /* The next write leaves this copy alone: the other region gets the next state. */
+                assert_int_equal(reserve(f, gen == 2 ? "bob" : "alice", NULL), SLOTS_OK);
+                {
+                        _cleanup_free_ char *after = NULL;
+
+                        assert_int_equal(
+                                plat_read_file_at(f->dir->fd, SLOTS_STATE_FILE, 1 << 20, &after, &len), 0);
+                        assert_memory_equal(after + (r - (const uint8_t *)buf), r, 24 + n);
+                }
+        }
+        assert_false(exists(f, SLOTS__LEGACY_FILE));
+}
+
+static void test_torn_newest_copy_restores_the_one_before_without_error(void **state) {
+        struct fx *f = *state;
         struct slots *s2;
-        struct stat st;
-        size_t len;
+        char id[SLOTS_SESSION_LEN + 1];
+        uint64_t gen;
+
+        memcpy(id, play(f, "alice", "s0"), sizeof(id));
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_OK);
+        gen = state_gen(f);
+        /* Bob's reservation is the newest copy; a crash mid-write tore its payload. */
+        poke(f, (off_t)(((gen - 1) % 2) * SLOTS__REGION_BYTES + SLOTS__HDR_BYTES + 10), 'x');
+        s2 = restart(f, 0);
+        assert_string_equal(f->msg, "");
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 0), SLOTS_ACTIVE);
+        assert_string_equal(user_of(&(struct fx){ .s = s2 }, 0), "alice");
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 1), SLOTS_FREE); /* never acknowledged */
+        /* Nothing kept aside; the state read was written again, over the torn copy, outranking it. */
+        assert_false(exists(f, "slots.state.corrupt-1700000000"));
+        assert_int_equal(state_gen(f), gen);
+        slots_free(s2);
+        /* A torn header (the magic gone) is the same. */
+        poke(f, (off_t)(((gen - 1) % 2) * SLOTS__REGION_BYTES), 0);
+        s2 = restart(f, 0);
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 0), SLOTS_ACTIVE);
+        assert_int_equal(state_gen(f), gen);
+        assert_int_equal(slots_heartbeat(s2, by_session(id), true, f->now, NULL, NULL, 0), SLOTS_OK);
+        slots_free(s2);
+}
+
+/* A write the kernel cuts short (RLIMIT_FSIZE: EFBIG past the limit, a full disk would be ENOSPC)
+ * fails the operation and leaves the copy before as the newest. */
+static void test_write_cut_short_leaves_the_state_before(void **state) {
+        struct fx *f = *state;
+        struct rlimit old, lim;
+        struct slots *s2;
+        uint64_t gen;
 
         play(f, "alice", "s0");
-        assert_int_equal(plat_read_file_at(f->dir->fd, SLOTS_STATE_FILE, 1 << 20, &full, &len), 0);
-        /* Cut in the middle, as a disk that lied about its flush would leave it. */
-        tu_put_bytes(f->dir->fd, SLOTS_STATE_FILE, full, len / 2);
+        gen = state_gen(f);
+        if (gen % 2 == 0) /* the next write must go to region 1, which the limit cuts */
+                assert_int_equal(reserve(f, "carol", "s2"), SLOTS_OK);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        lim = old;
+        lim.rlim_cur = SLOTS__REGION_BYTES + 100;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_INTERNAL);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+        signal(SIGXFSZ, SIG_DFL);
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.state"));
+        assert_non_null(strstr(f->msg, "File too large"));
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        s2 = restart(f, 0);
+        assert_string_equal(user_of(&(struct fx){ .s = s2 }, 0), "alice");
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 1), SLOTS_FREE);
+        slots_free(s2);
+        /* The failed write is tried again by the next operation, in the same region. */
+        assert_int_equal(reserve(f, "bob", "s1"), SLOTS_OK);
+        s2 = restart(f, 0);
+        assert_string_equal(user_of(&(struct fx){ .s = s2 }, 1), "bob");
+        slots_free(s2);
+}
+
+static void test_both_copies_invalid_block_every_slot_keep_the_file_aside_until_unblocked(void **state) {
+        struct fx *f = *state;
+        _cleanup_free_ char *big = NULL;
+        struct slots *s2;
+        struct stat st;
+
+        play(f, "alice", "s0");
+        /* Both copies damaged, as a disk that lied about its flushes could leave them. */
+        poke(f, SLOTS__HDR_BYTES + 3, '#');
+        poke(f, SLOTS__REGION_BYTES + SLOTS__HDR_BYTES + 3, '#');
         s2 = restart(f, -EBADMSG);
-        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.json: not JSON (truncated or corrupt)"));
-        assert_non_null(strstr(f->msg, "kept aside as slots.json.corrupt-1700000000"));
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.state: no valid copy: region 0 a bad "
+                                       "CRC (a torn write), region 1 a bad CRC (a torn write)"));
+        assert_non_null(strstr(f->msg, "kept aside as slots.state.corrupt-1700000000"));
         for (size_t i = 0; i < 3; i++)
                 assert_int_equal(state_of(&(struct fx){ .s = s2 }, i), SLOTS_BLOCKED);
-        assert_int_equal(fstatat(f->dir->fd, "slots.json.corrupt-1700000000", &st, 0), 0);
-        assert_int_equal((size_t)st.st_size, len / 2);
+        assert_int_equal(fstatat(f->dir->fd, "slots.state.corrupt-1700000000", &st, 0), 0);
+        assert_int_equal((size_t)st.st_size, SLOTS__FILE_BYTES);
+        /* The blocked state went to a new file (its first write: no generation in the old one
+         * could be trusted). */
+        assert_int_equal(state_gen(f), 1);
         /* Nobody gets a blocked slot, not even the user who was in it. */
         assert_int_equal(slots_reserve(s2, "bob", "s0", NULL, f->now, NULL, f->msg, sizeof(f->msg)),
                          SLOTS_NO_IDLE);
@@ -845,19 +995,64 @@ static void test_truncated_file_blocks_every_slot_keeps_it_aside_until_unblocked
         assert_int_equal(slots_reserve(s2, "bob", NULL, NULL, f->now, &f->ev, NULL, 0), SLOTS_OK);
         assert_int_equal(f->ev.slot, 1);
         slots_free(s2);
-        /* Garbage that is not even text, and a file too large, go the same way. */
+        /* A copy that checks but whose JSON does not (another version) is no better: the copy before
+         * is not taken instead, it may free a slot that is busy now. */
+        put_copy(f, 1, 99, "{\"v\":2,\"slots\":[]}");
+        advance(f, 1 * SEC);
+        s2 = restart(f, -EBADMSG);
+        assert_non_null(strstr(f->msg, "slots.state: \"v\": missing or not 1"));
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 1), SLOTS_BLOCKED);
+        assert_int_equal(state_gen(f), 100);
+        slots_free(s2);
+        /* Garbage that is not even a header, and a file too large, go the same way. */
         tu_put_bytes(f->dir->fd, SLOTS_STATE_FILE, "\x00\xff\x01", 3);
         advance(f, 1 * SEC);
         s2 = restart(f, -EBADMSG);
+        assert_non_null(strstr(f->msg, "no valid copy: region 0 cut short, region 1 missing"));
         assert_int_equal(state_of(&(struct fx){ .s = s2 }, 1), SLOTS_BLOCKED);
         slots_free(s2);
-        big = calloc(1, SLOTS_STATE_MAX_BYTES + 10);
+        big = calloc(1, SLOTS__FILE_BYTES + 10);
         assert_non_null(big);
-        memset(big, ' ', SLOTS_STATE_MAX_BYTES + 9);
+        memset(big, ' ', SLOTS__FILE_BYTES + 9);
         tu_put(f->dir->fd, SLOTS_STATE_FILE, big);
         advance(f, 1 * SEC);
         s2 = restart(f, -EBADMSG);
-        assert_non_null(strstr(f->msg, "more than"));
+        assert_non_null(strstr(f->msg, "more than 532480 bytes"));
+        slots_free(s2);
+}
+
+static void test_slots_json_of_an_older_agent_is_migrated_once(void **state) {
+        struct fx *f = *state;
+        struct slots *s2;
+
+        assert_int_equal(unlinkat(f->dir->fd, SLOTS_STATE_FILE, 0), 0);
+        tu_put(f->dir->fd, SLOTS__LEGACY_FILE,
+               "{\"v\":1,\"draining\":true,\"slots\":[{\"id\":\"s1\",\"state\":\"active\",\"user\":"
+               "\"alice\",\"session\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"started\":1}]}");
+        s2 = restart(f, 0);
+        assert_string_equal(f->msg, "");
+        assert_string_equal(user_of(&(struct fx){ .s = s2 }, 1), "alice");
+        assert_true(slots_draining(s2));
+        assert_false(exists(f, SLOTS__LEGACY_FILE));
+        assert_true(exists(f, SLOTS__LEGACY_FILE ".migrated"));
+        assert_int_equal(state_gen(f), 1);
+        slots_free(s2);
+        /* From now on slots.state is the state, even with a slots.json beside it. */
+        tu_put(f->dir->fd, SLOTS__LEGACY_FILE, "{\"v\":1,\"slots\":[]}");
+        s2 = restart(f, 0);
+        assert_string_equal(user_of(&(struct fx){ .s = s2 }, 1), "alice");
+        slots_free(s2);
+        /* A corrupt slots.json is kept aside under its own name, like a corrupt slots.state. */
+        assert_int_equal(unlinkat(f->dir->fd, SLOTS_STATE_FILE, 0), 0);
+        tu_put(f->dir->fd, SLOTS__LEGACY_FILE, "{\"v\":1,\"slots\":[{\"id\":");
+        s2 = restart(f, -EBADMSG);
+        assert_non_null(strstr(f->msg, "/var/lib/render-agent/slots.json: not JSON (truncated or corrupt); "
+                                       "kept aside as slots.json.corrupt-1700000000"));
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 1), SLOTS_BLOCKED);
+        assert_false(exists(f, SLOTS__LEGACY_FILE));
+        slots_free(s2);
+        s2 = restart(f, 0);
+        assert_int_equal(state_of(&(struct fx){ .s = s2 }, 0), SLOTS_BLOCKED);
         slots_free(s2);
 }
 
@@ -1039,9 +1234,17 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_corrupt_state_is_refused_with_a_message_and_changes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_state_file_holds_two_checksummed_copies_written_in_turn,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_torn_newest_copy_restores_the_one_before_without_error,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_cut_short_leaves_the_state_before, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(
-                        test_truncated_file_blocks_every_slot_keeps_it_aside_until_unblocked, setup,
+                        test_both_copies_invalid_block_every_slot_keep_the_file_aside_until_unblocked, setup,
                         teardown),
+                cmocka_unit_test_setup_teardown(test_slots_json_of_an_older_agent_is_migrated_once, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_config_is_validated, setup, teardown),
                 cmocka_unit_test(test_codes_have_stable_names),
                 cmocka_unit_test_setup_teardown(test_random_operations_never_put_two_users_on_one_slot,
