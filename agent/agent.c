@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "link.h"
 #include "log.h"
+#include "meter.h"
 #include "platform_class.h"
 #include "sampler.h"
 #include "sessions.h"
@@ -60,6 +61,7 @@ struct agent {
         struct diag *diag;
         bool control_activated; /* the control socket came from systemd (socket activation) */
         struct sessions *sessions;
+        struct meter *meter;
         struct held_reply held[CMD_HELD_MAX];
         size_t n_held;
         sd_event_source *sample_timer;
@@ -68,7 +70,7 @@ struct agent {
         uint64_t started_real_usec, started_mono_usec;
         enum link_state announced;
         char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
-        char topic_cmd[TOPIC_MAX], topic_cmd_reply[TOPIC_MAX];
+        char topic_cmd[TOPIC_MAX], topic_cmd_reply[TOPIC_MAX], topic_metering[TOPIC_MAX];
 };
 
 /* Tells systemd what the agent is doing whenever the broker link changes state (or when forced,
@@ -79,14 +81,15 @@ static void announce(struct agent *a, bool force) {
         if (st == a->announced && !force)
                 return;
         a->announced = st;
+        /* The broker of the current attempt: with mqtt.brokers it changes on failover. */
         if (st == LINK_CONNECTED)
-                sd_notifyf(false, "STATUS=Connected to %s:%u; telemetry every %u ms", a->cfg->mqtt.host,
-                           a->cfg->mqtt.port, a->cfg->sampling_interval_ms);
+                sd_notifyf(false, "STATUS=Connected to %s; telemetry every %u ms", link_broker(a->link),
+                           a->cfg->sampling_interval_ms);
         else if (st == LINK_BACKOFF)
-                sd_notifyf(false, "STATUS=Broker %s:%u unreachable (%s); sampling goes on, retrying",
-                           a->cfg->mqtt.host, a->cfg->mqtt.port, link_last_error(a->link));
+                sd_notifyf(false, "STATUS=No broker reachable (last: %s); sampling goes on, retrying",
+                           link_last_error(a->link));
         else
-                sd_notifyf(false, "STATUS=Connecting to %s:%u", a->cfg->mqtt.host, a->cfg->mqtt.port);
+                sd_notifyf(false, "STATUS=Connecting to %s", link_broker(a->link));
 }
 
 static void publish_status(struct agent *a) {
@@ -103,7 +106,7 @@ static void publish_status(struct agent *a) {
 /* Events go out at QoS 1 while connected. Offline, the last EVENTS_PENDING_MAX wait for the next
  * connection (older ones are dropped and counted: events are alarms, not billing records). */
 static void publish_event(struct agent *a, char *doc) {
-        if (link_publish(a->link, a->topic_events, doc, strlen(doc), 1, false) >= 0) {
+        if (a->link && link_publish(a->link, a->topic_events, doc, strlen(doc), 1, false) >= 0) {
                 free(doc);
                 return;
         }
@@ -161,6 +164,7 @@ static void on_connected(struct link *l, void *ud) {
                          strerror(-r));
         publish_status(ud);
         flush_events(ud);
+        meter_connected(a->meter);
         announce(ud, false);
 }
 
@@ -204,6 +208,13 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
 static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
                        const char *response_topic, const void *corr, size_t corr_len, void *ud);
 
+static void on_published(struct link *l, int mid, bool ok, void *ud) {
+        struct agent *a = ud;
+
+        (void)l;
+        meter_published(a->meter, mid, ok);
+}
+
 static int start_link(struct agent *a) {
         _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
         struct link_options o = {
@@ -218,8 +229,16 @@ static int start_link(struct agent *a) {
                 .will_topic = a->topic_status,
                 .will_payload = will,
                 .on_message = on_message,
+                .on_published = on_published,
         };
+        struct link_broker brokers[CFG_MAX_BROKERS];
         int r;
+
+        for (size_t i = 0; i < a->cfg->mqtt.n_brokers; i++)
+                brokers[i] =
+                        (struct link_broker){ a->cfg->mqtt.brokers[i].host, a->cfg->mqtt.brokers[i].port };
+        o.brokers = brokers;
+        o.n_brokers = a->cfg->mqtt.n_brokers;
 
         if (!will)
                 return -ENOMEM;
@@ -227,7 +246,8 @@ static int start_link(struct agent *a) {
             tele_topic(a->cfg, "telemetry", a->topic_telemetry, sizeof(a->topic_telemetry)) < 0 ||
             tele_topic(a->cfg, "events", a->topic_events, sizeof(a->topic_events)) < 0 ||
             tele_topic(a->cfg, "cmd", a->topic_cmd, sizeof(a->topic_cmd)) < 0 ||
-            tele_topic(a->cfg, "cmd/reply", a->topic_cmd_reply, sizeof(a->topic_cmd_reply)) < 0)
+            tele_topic(a->cfg, "cmd/reply", a->topic_cmd_reply, sizeof(a->topic_cmd_reply)) < 0 ||
+            tele_topic(a->cfg, "metering", a->topic_metering, sizeof(a->topic_metering)) < 0)
                 return -ENAMETOOLONG;
         if (!a->cfg->mqtt.tls)
                 log_warn("mqtt.tls is false: telemetry goes to %s:%u in clear text and the broker is not "
@@ -236,6 +256,7 @@ static int start_link(struct agent *a) {
         r = link_new(a->event, &o, on_connected, a, &a->link);
         if (r < 0)
                 return r;
+        meter_set_link(a->meter, a->link, a->topic_metering);
         a->announced = LINK_IDLE;
         return link_start(a->link);
 }
@@ -246,6 +267,7 @@ static void stop_link(struct agent *a, const char *reason) {
         if (!a->link)
                 return;
         off = tele_status_json(a->cfg, NULL, false, reason, plat_now_real_usec());
+        meter_set_link(a->meter, NULL, NULL);
         link_stop(a->link, a->topic_status, off);
         link_free(a->link);
         a->link = NULL;
@@ -303,6 +325,8 @@ static cJSON *status_json(struct agent *a) {
         cJSON_AddNumberToObject(l, "mqtt_version", a->link ? link_protocol_version(a->link) : 0);
         cJSON_AddNumberToObject(l, "connects", (double)link_connects(a->link));
         cJSON_AddStringToObject(l, "last_error", link_last_error(a->link));
+        if (a->link)
+                cJSON_AddStringToObject(l, "current", link_broker(a->link));
         m = cJSON_AddObjectToObject(o, "sampling");
         cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
         cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
@@ -317,6 +341,8 @@ static cJSON *status_json(struct agent *a) {
                 }
         if (a->sessions)
                 cJSON_AddItemToObject(o, "sessions", sessions_summary_json(a->sessions));
+        if (a->meter)
+                cJSON_AddItemToObject(o, "metering", meter_status_json(a->meter));
         slots = a->sessions ? sessions_slots_json(a->sessions) : cJSON_CreateArray();
         cJSON_AddItemToObject(o, "slots", slots);
         for (size_t i = 0; i < a->cfg->n_slots; i++) {
@@ -495,6 +521,10 @@ static void on_committed(bool ok, const char *msg, void *ud) {
 
         if (!ok)
                 log_err("session state not written: %s; the operations of this batch are refused", msg);
+        /* The batch's records (session_start, session_end...) are on disk before any reply says
+         * the transition happened. */
+        if (ok && a->meter)
+                (void)meter_sync(a->meter);
         if (a->diag)
                 diag_committed(a->diag, ok, msg);
         for (size_t i = 0; i < a->n_held; i++) {
@@ -532,11 +562,80 @@ static void log_problems(const struct cfg_problems *p) {
 }
 
 /* SIGHUP: the new file replaces the running config only when it is valid as a whole. */
+static void on_transition(const struct slots_event *ev, void *ud) {
+        meter_transition(((struct agent *)ud)->meter, ev);
+}
+
+static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
+                     void *ud) {
+        meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from, to);
+}
+
+static void on_push(size_t slot, const char *session, const char *target, bool started, void *ud) {
+        meter_push(((struct agent *)ud)->meter, slot, session, target, started);
+}
+
+static const char *refuse_new(void *ud) {
+        struct agent *a = ud;
+
+        return a->meter ? meter_refusal(a->meter) : "metering is not running (see the log)";
+}
+
+static void on_meter_alarm(const char *what, const char *msg, void *ud) {
+        cJSON *f = cJSON_CreateObject();
+
+        log_err("%s", msg);
+        cJSON_AddStringToObject(f, "alarm", what);
+        cJSON_AddStringToObject(f, "message", msg);
+        on_event("metering_alarm", f, ud);
+}
+
 static const struct sessions_hooks session_hooks = {
         .event = on_event,
+        .transition = on_transition,
+        .bytes = on_bytes,
+        .push = on_push,
         .committed = on_committed,
         .admissible = slot_admissible,
+        .refuse_new = refuse_new,
 };
+
+/* Metering follows the node, its slots and the metering settings: when any of them changed, the
+ * open windows are closed (partial) and the meter starts again on the same spool. */
+static bool meter_config_equal(const struct cfg *a, const struct cfg *b) {
+        if (!plat_streq_ptr(a->node_id, b->node_id) || !plat_streq_ptr(a->node_region, b->node_region) ||
+            !plat_streq_ptr(a->state_dir, b->state_dir) || a->n_slots != b->n_slots ||
+            a->metering.window_s != b->metering.window_s || a->metering.late_s != b->metering.late_s ||
+            a->metering.spool_max_mb != b->metering.spool_max_mb ||
+            a->metering.inflight != b->metering.inflight ||
+            !plat_streq_ptr(a->metering.key_file, b->metering.key_file) ||
+            !plat_streq_ptr(a->metering.cert_file, b->metering.cert_file) ||
+            !plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) ||
+            !plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) || a->mqtt.tls_stamp != b->mqtt.tls_stamp)
+                return false;
+        for (size_t i = 0; i < a->n_slots; i++)
+                if (strcmp(a->slots[i].id, b->slots[i].id) || strcmp(a->slots[i].scale, b->slots[i].scale))
+                        return false;
+        return true;
+}
+
+static int open_meter(struct agent *a, const struct cfg *c) {
+        struct meter_hooks h = { .alarm = on_meter_alarm, .userdata = a };
+        char why[METER_MSG_MAX];
+        int r;
+
+        r = meter_new(a->event, c, a->sessions ? sessions_slots(a->sessions) : NULL, &h, &a->meter, why,
+                      sizeof(why));
+        if (r < 0) {
+                log_err("cannot start metering: %s", why);
+                return r;
+        }
+        if (a->link)
+                meter_set_link(a->meter, a->link, a->topic_metering);
+        if (meter_refusal(a->meter))
+                log_err("metering: %s; new sessions are refused", meter_refusal(a->meter));
+        return 0;
+}
 
 /* Sessions follow the new config (limits, enforcement, slots); a node that gets its first slots
  * starts taking sessions, one that loses them all must have none running. */
@@ -623,6 +722,13 @@ static void reload(struct agent *a) {
                 log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
         if (relink)
                 stop_link(a, "reconfigured");
+        if (!meter_config_equal(a->cfg, n)) {
+                meter_free(a->meter);
+                a->meter = NULL;
+                if (open_meter(a, n) < 0)
+                        log_err("metering stopped after reload; new sessions are refused until it runs "
+                                "again");
+        }
         old = a->cfg;
         a->cfg = n;
         if (!plat_streq_ptr(old->gpu.nvml_library, n->gpu.nvml_library) && open_gpus(a) < 0)
@@ -658,6 +764,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         if (a->sessions)
                 sessions_stop(a->sessions);
+        meter_stop(a->meter);
         stop_link(a, "stopped");
         return sd_event_exit(a->event, 0);
 }
@@ -742,6 +849,8 @@ static int setup(struct agent *a, const struct agent_options *o) {
         sigaddset(&mask, SIGCHLD); /* enforcement hooks are reaped by sd-event child sources */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+        /* A file size limit must fail the write (EFBIG: the spool fails closed), not kill us. */
+        signal(SIGXFSZ, SIG_IGN);
         if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
             (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
             (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0)
@@ -764,6 +873,9 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 if (warning[0])
                         log_err("%s", warning);
         }
+        r = open_meter(a, a->cfg);
+        if (r < 0)
+                return r;
         r = open_control(a);
         if (r < 0)
                 return r;
@@ -799,6 +911,7 @@ int agent_run(const struct agent_options *o) {
                         log_err("event loop failed: %s", strerror(-r));
         }
         sessions_free(a.sessions); /* writes what is pending, before the link goes */
+        meter_free(a.meter);       /* the open windows as partial records, all synced */
         stop_link(&a, "stopped");
         diag_free(a.diag);
         sd_event_source_disable_unref(a.sample_timer);

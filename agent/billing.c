@@ -333,7 +333,7 @@ static void spread(struct billing *b, size_t slot, enum billing_flow f, uint64_t
 /* ---- the clock ---- */
 
 /* Brings the module to `now`: time accrues, windows and minutes that ended close, and a wall-clock
- * step is detected and applied (docs/billing-windows.md, "Clock steps"). */
+ * step is detected and applied (docs/metering.md, "Clock steps"). */
 static void sync_clock(struct billing *b, struct billing_time now) {
         uint64_t mono = max_u64(now.mono_usec, b->mono);
         uint64_t target = max_u64(line_pos(b, mono), b->pos);

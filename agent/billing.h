@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 
 /* A pure module: no I/O, no logging, no clock of its own. Every call takes the time and may hand
- * records that it closed to the emit callback of the config. docs/billing-windows.md states the
+ * records that it closed to the emit callback of the config. docs/metering.md ("Billing windows") states the
  * rules (alignment, clock steps, late bytes, restarts) and what the central side may assume.
  *
  * Units: times are microseconds (wall clock: since the Unix epoch, UTC); bytes are bytes.

@@ -5,6 +5,7 @@
 #include "fileio.h"
 #include "strutil.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -283,15 +285,143 @@ static void get_file(struct ctx *x, const cJSON *obj, const char *key, const cha
                  (uint64_t)st.st_mtim.tv_sec * 1000000000u ^ (uint64_t)st.st_mtim.tv_nsec;
 }
 
+#define BROKER_FORMS "\"host\", \"host:port\" or \"[IPv6]:port\""
+
+/* One mqtt.brokers entry: "host", "host:port", "[IPv6]" or "[IPv6]:port"; the port defaults to
+ * def_port. A bare IPv6 address is refused: its last group would read as a port. Returns 0 with
+ * *ret_host (caller frees) and *ret_port, -EINVAL with *why, or -ENOMEM. */
+static int split_broker(const char *s, unsigned def_port, char **ret_host, unsigned *ret_port,
+                        const char **why) {
+        const char *host = s, *port_s = NULL, *host_why = "";
+        char v6[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        uint64_t port = def_port;
+        size_t host_len;
+        char *h;
+
+        if (strlen(s) > 253 + 2 + 6) {
+                *why = "longer than a host name and a port can be (261 characters)";
+                return -EINVAL;
+        }
+        if (s[0] == '[') {
+                const char *close = strchr(s, ']');
+
+                host = s + 1;
+                host_len = close ? (size_t)(close - host) : 0;
+                if (!close || host_len == 0 || host_len >= sizeof(v6)) {
+                        *why = "must be an IPv6 address in brackets, e.g. \"[2001:db8::1]:8883\"";
+                        return -EINVAL;
+                }
+                memcpy(v6, host, host_len);
+                v6[host_len] = '\0';
+                if (inet_pton(AF_INET6, v6, &a6) != 1) {
+                        *why = "the brackets must hold an IPv6 address";
+                        return -EINVAL;
+                }
+                if (close[1] == ':')
+                        port_s = close + 2;
+                else if (close[1] != '\0') {
+                        *why = "only \":port\" may follow the ']'";
+                        return -EINVAL;
+                }
+        } else {
+                const char *colon = strchr(s, ':');
+
+                if (colon && strchr(colon + 1, ':')) {
+                        *why = "an IPv6 address must be in brackets, e.g. \"[2001:db8::1]:8883\"";
+                        return -EINVAL;
+                }
+                host_len = colon ? (size_t)(colon - s) : strlen(s);
+                port_s = colon ? colon + 1 : NULL;
+                if (host_len == 0) {
+                        *why = "the host is missing";
+                        return -EINVAL;
+                }
+        }
+        if (port_s && (plat_parse_u64(port_s, strlen(port_s), &port) < 0 || port < 1 || port > 65535)) {
+                *why = "the port must be 1..65535";
+                return -EINVAL;
+        }
+        h = strndup(host, host_len);
+        if (!h)
+                return -ENOMEM;
+        if (!check_host(h, &host_why) || strpbrk(h, "[]")) {
+                free(h);
+                *why = strpbrk(s, "[]") && s[0] != '[' ? "'[' and ']' only go around an IPv6 address"
+                                                       : host_why;
+                return -EINVAL;
+        }
+        *ret_host = h;
+        *ret_port = (unsigned)port;
+        return 0;
+}
+
+/* mqtt.brokers: entry i goes to brokers[i], so messages and duplicates name the file's index.
+ * The same host (names compare case-insensitively) and port twice is a mistake, not more
+ * redundancy. */
+static void parse_brokers(struct ctx *x, const cJSON *arr, struct cfg_mqtt *m) {
+        const cJSON *e;
+        size_t n, i = 0;
+
+        if (!cJSON_IsArray(arr)) {
+                problem(x, "mqtt.brokers: must be an array of 1..%d strings " BROKER_FORMS " (got %s)",
+                        CFG_MAX_BROKERS, type_name(arr));
+                return;
+        }
+        n = (size_t)cJSON_GetArraySize(arr);
+        if (n == 0 || n > CFG_MAX_BROKERS) {
+                problem(x, "mqtt.brokers: must list 1..%d brokers (got %zu)", CFG_MAX_BROKERS, n);
+                return;
+        }
+        cJSON_ArrayForEach(e, arr) {
+                struct cfg_broker *b = &m->brokers[i];
+                const char *why = NULL;
+                int r;
+
+                if (!cJSON_IsString(e)) {
+                        problem(x, "mqtt.brokers[%zu]: must be a string " BROKER_FORMS " (got %s)", i,
+                                type_name(e));
+                        i++;
+                        continue;
+                }
+                r = split_broker(e->valuestring, m->port, &b->host, &b->port, &why);
+                if (r == -ENOMEM) {
+                        x->oom = true;
+                        return;
+                }
+                if (r < 0)
+                        problem(x, "mqtt.brokers[%zu]: %s (got \"%.270s\")", i, why, e->valuestring);
+                for (size_t j = 0; r >= 0 && j < i; j++)
+                        if (m->brokers[j].host && strcasecmp(m->brokers[j].host, b->host) == 0 &&
+                            m->brokers[j].port == b->port) {
+                                problem(x,
+                                        "mqtt.brokers[%zu]: \"%s\" is the same broker as mqtt.brokers[%zu]",
+                                        i, e->valuestring, j);
+                                break;
+                        }
+                i++;
+        }
+        m->n_brokers = n;
+}
+
 static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
-        static const char *const keys[] = { "host", "port", "tls", "keepalive_s", "topic_prefix", NULL };
+        static const char *const keys[] = { "host",        "brokers",      "port", "tls",
+                                            "keepalive_s", "topic_prefix", NULL };
         static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file", NULL };
-        const cJSON *m = get_object(x, root, "mqtt", true), *tls;
+        const cJSON *m = get_object(x, root, "mqtt", true), *tls, *brokers;
+        _cleanup_free_ char *host = NULL;
 
         if (!m)
                 return;
         check_keys(x, m, "mqtt", keys);
-        get_string(x, m, "host", "mqtt.host", true, check_host, &c->mqtt.host);
+        brokers = cJSON_GetObjectItemCaseSensitive(m, "brokers");
+        if (brokers && cJSON_GetObjectItemCaseSensitive(m, "host"))
+                problem(x, "mqtt.brokers: give either mqtt.host (one broker) or mqtt.brokers (a list), not "
+                           "both");
+        else if (!brokers && !cJSON_GetObjectItemCaseSensitive(m, "host"))
+                problem(x, "mqtt.host: required key is missing (or mqtt.brokers: a list of brokers tried "
+                           "in order)");
+        get_string(x, m, "host", "mqtt.host", false, check_host, &host);
         get_uint(x, m, "keepalive_s", "mqtt.keepalive_s", 5, 3600, &c->mqtt.keepalive_s);
         get_string(x, m, "topic_prefix", "mqtt.topic_prefix", false, check_topic_prefix,
                    &c->mqtt.topic_prefix);
@@ -312,7 +442,17 @@ static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
         } else {
                 problem(x, "mqtt.tls: must be an object or false (got %s)", type_name(tls));
         }
+        /* mqtt.port is the port of mqtt.host, or the default of mqtt.brokers' entries. */
         get_uint(x, m, "port", "mqtt.port", 1, 65535, &c->mqtt.port);
+        if (brokers)
+                parse_brokers(x, brokers, &c->mqtt);
+        else if (host) {
+                c->mqtt.brokers[0] = (struct cfg_broker){ .host = TAKE_PTR(host), .port = c->mqtt.port };
+                c->mqtt.n_brokers = 1;
+        }
+        c->mqtt.host = c->mqtt.brokers[0].host;
+        if (c->mqtt.host)
+                c->mqtt.port = c->mqtt.brokers[0].port;
 }
 
 static void parse_gpu(struct ctx *x, const cJSON *root, struct cfg *c) {
@@ -578,6 +718,31 @@ static void parse_sessions(struct ctx *x, const cJSON *root, struct cfg *c) {
                 problem(x, "sessions.enforcement_exec: required with \"enforcement\": \"exec\"");
 }
 
+static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
+        static const char *const keys[] = { "window_s",  "late_s", "spool_max_mb", "inflight", "key_file",
+                                            "cert_file", NULL };
+        struct cfg_metering *m = &c->metering;
+        const cJSON *e = get_object(x, root, "metering", false);
+        uint64_t unused = 0;
+
+        if (!e)
+                return;
+        check_keys(x, e, "metering", keys);
+        get_uint(x, e, "window_s", "metering.window_s", 1, 86400, &m->window_s);
+        if (86400 % m->window_s)
+                problem(x,
+                        "metering.window_s: must divide a day (86400 s) so windows align to UTC days (got "
+                        "%u)",
+                        m->window_s);
+        get_uint(x, e, "late_s", "metering.late_s", 0, 120, &m->late_s);
+        get_uint(x, e, "spool_max_mb", "metering.spool_max_mb", 1, 1024 * 1024, &m->spool_max_mb);
+        get_uint(x, e, "inflight", "metering.inflight", 1, 1000, &m->inflight);
+        if (cJSON_GetObjectItemCaseSensitive(e, "key_file"))
+                get_file(x, e, "key_file", "metering.key_file", &m->key_file, &unused);
+        if (cJSON_GetObjectItemCaseSensitive(e, "cert_file"))
+                get_file(x, e, "cert_file", "metering.cert_file", &m->cert_file, &unused);
+}
+
 /* control.allow: "user:NAME", "group:NAME", "uid:N" or "gid:N". */
 static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
         const cJSON *a;
@@ -755,6 +920,8 @@ static int set_defaults(struct cfg *c, const char *path) {
                                          .memory_pressure_pct = 90 };
         c->state_dir = strdup("/var/lib/render-agent");
         c->control_socket = strdup("/run/render-agent/agent.sock");
+        c->metering =
+                (struct cfg_metering){ .window_s = 3600, .late_s = 10, .spool_max_mb = 256, .inflight = 64 };
         c->sessions = (struct cfg_sessions){
                 .lock_ttl_s = 30, .grace_s = 120, .viewers_max = 4, .enforcement_timeout_s = 10
         };
@@ -767,7 +934,7 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
               struct cfg_problems *problems) {
         static const char *const top_keys[] = { "node",     "sampling", "mqtt",      "gpu",
                                                 "scales",   "events",   "state_dir", "control",
-                                                "sessions", "slots",    NULL };
+                                                "sessions", "metering", "slots",     NULL };
         _cleanup_free_ char *pathcopy = strdup(path);
         struct ctx x = { .path = path, .problems = problems };
         const char *end = NULL;
@@ -830,6 +997,7 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
                         parse_allow(&x, allow, &c->control_allow);
         }
         parse_sessions(&x, root, c);
+        parse_metering(&x, root, c);
         parse_scales(&x, root, c);
         parse_events(&x, root, c);
         parse_slots(&x, root, c);
@@ -885,7 +1053,8 @@ void cfg_free(struct cfg *c) {
         free(c->path);
         free(c->node_id);
         free(c->node_region);
-        free(c->mqtt.host);
+        for (size_t i = 0; i < CFG_MAX_BROKERS; i++) /* mqtt.host is brokers[0]'s */
+                free(c->mqtt.brokers[i].host);
         free(c->mqtt.ca_file);
         free(c->mqtt.cert_file);
         free(c->mqtt.key_file);
@@ -894,6 +1063,8 @@ void cfg_free(struct cfg *c) {
         free(c->scales);
         free(c->state_dir);
         free(c->control_socket);
+        free(c->metering.key_file);
+        free(c->metering.cert_file);
         for (size_t i = 0; c->sessions.exec_argv[i]; i++)
                 free(c->sessions.exec_argv[i]);
         free(c);
@@ -914,8 +1085,14 @@ const struct cfg_slot *cfg_find_slot(const struct cfg *c, const char *id) {
 }
 
 bool cfg_link_equal(const struct cfg *a, const struct cfg *b) {
+        if (a->mqtt.n_brokers != b->mqtt.n_brokers)
+                return false;
+        /* The order matters too: it is the order of failover. */
+        for (size_t i = 0; i < a->mqtt.n_brokers; i++)
+                if (!plat_streq_ptr(a->mqtt.brokers[i].host, b->mqtt.brokers[i].host) ||
+                    a->mqtt.brokers[i].port != b->mqtt.brokers[i].port)
+                        return false;
         return plat_streq_ptr(a->node_id, b->node_id) && plat_streq_ptr(a->node_region, b->node_region) &&
-               plat_streq_ptr(a->mqtt.host, b->mqtt.host) && a->mqtt.port == b->mqtt.port &&
                a->mqtt.tls == b->mqtt.tls && plat_streq_ptr(a->mqtt.ca_file, b->mqtt.ca_file) &&
                plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) &&
                plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) &&

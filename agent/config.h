@@ -19,10 +19,21 @@ struct cfg_slot {
         int gpu;      /* GPU index, -1 when the slot has none */
 };
 
-struct cfg_mqtt {
-        char *host;
+#define CFG_MAX_BROKERS 8
+
+struct cfg_broker {
+        char *host; /* name or address; an IPv6 address without its brackets */
         unsigned port;
-        bool tls; /* false only when the file says "tls": false */
+};
+
+struct cfg_mqtt {
+        /* The brokers in the order they are tried: mqtt.brokers, or mqtt.host and mqtt.port as
+         * the only one. Each owns its host. */
+        size_t n_brokers;
+        struct cfg_broker brokers[CFG_MAX_BROKERS];
+        char *host;    /* borrowed: brokers[0].host, for what names one broker */
+        unsigned port; /* brokers[0].port */
+        bool tls;      /* false only when the file says "tls": false */
         char *ca_file;
         char *cert_file;
         char *key_file;
@@ -65,6 +76,16 @@ struct cfg_sessions {
         unsigned enforcement_timeout_s;
 };
 
+/* Billing-grade records (docs/metering.md). */
+struct cfg_metering {
+        unsigned window_s;     /* concurrency window, divides a day; default 3600 */
+        unsigned late_s;       /* how long a minute waits for late byte reports; default 10 */
+        unsigned spool_max_mb; /* cap on the spool's bytes; default 256 */
+        unsigned inflight;     /* records published and not yet acknowledged; default 64 */
+        char *key_file;        /* the signing key; NULL: mqtt.tls.key_file */
+        char *cert_file;       /* its certificate (kid); NULL: mqtt.tls.cert_file */
+};
+
 #define CFG_MAX_ALLOW 32
 
 /* Who may change sessions over the control socket, besides root (read-only ops are open to
@@ -89,6 +110,7 @@ struct cfg {
         char *control_socket;
         struct cfg_allow control_allow;
         struct cfg_sessions sessions;
+        struct cfg_metering metering;
         size_t n_slots;
         struct cfg_slot *slots;
 };

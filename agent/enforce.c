@@ -136,6 +136,13 @@ int enforce_start(struct enforce *f, size_t slot, const char *user, const char *
                 r = hal_cgroup_kill(f->root_fd, c->slots[slot].cgroup, msg, sizeof(msg));
                 if (r == -ENOENT)
                         r = 0; /* no such cgroup: nothing runs there */
+                /* Without cgroup.kill (v1, old kernels) pids were signalled one by one: one that
+                 * forked meanwhile escapes; then this is a failure and is tried again. */
+                if (r > 0 && hal_cgroup_populated(f->root_fd, c->slots[slot].cgroup) == 1) {
+                        snprintf(msg, sizeof(msg), "cgroup %s still has processes after %d were killed",
+                                 c->slots[slot].cgroup, r);
+                        r = -EAGAIN;
+                }
                 if (r < 0 && !msg[0])
                         snprintf(msg, sizeof(msg), "cgroup %s: %s", c->slots[slot].cgroup, strerror(-r));
                 finish(f, slot, r < 0 ? r : 0, msg);

@@ -1,10 +1,12 @@
 /* link.c: the MQTT connection to the central broker, driven from the sd-event loop. */
 #include "link.h"
 
+#include "clock.h"
 #include "log.h"
 #include "strutil.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
@@ -19,6 +21,14 @@
 #define BACKOFF_FLOOR_USEC (100 * 1000ULL)
 #define MISC_INTERVAL_USEC (1000 * 1000ULL)
 #define LINK_ERR_MAX 512
+#define LINK_NAME_MAX (253 + 2 + 7) /* "[" host "]:" port */
+
+struct link_target {
+        char *host;
+        unsigned port;
+        char name[LINK_NAME_MAX];      /* "host:port", "[v6]:port": for logs and status */
+        char logged_key[LINK_ERR_MAX]; /* cause of its last failure logged as a warning */
+};
 
 struct link {
         sd_event *event;
@@ -35,15 +45,23 @@ struct link {
         link_message_fn on_message;
         link_published_fn on_published;
         void *userdata;
+        int stop_mid; /* link_stop: the offline status, acknowledged last */
+        bool stop_acked;
 
-        char *host, *ca_file, *cert_file, *key_file, *client_id, *will_topic, *will_payload;
-        unsigned port, keepalive_s;
+        struct link_target *brokers;
+        size_t n_brokers;
+        size_t cur;      /* the broker of the current or last attempt */
+        size_t next;     /* the broker the retry timer dials */
+        size_t home;     /* where a round of attempts starts: the last broker that worked */
+        size_t dialled;  /* the broker libmosquitto holds (connect_async), SIZE_MAX for none */
+        bool retry_same; /* the broker wants MQTT 3.1.1: the same one again, not the next */
+        char *ca_file, *cert_file, *key_file, *client_id, *will_topic, *will_payload;
+        unsigned keepalive_s;
         bool tls;
 
         char tls_detail[LINK_ERR_MAX]; /* first error libmosquitto logged during this attempt */
         char refusal[LINK_ERR_MAX];    /* the broker's CONNACK reason, when it said no */
-        char last_error[LINK_ERR_MAX]; /* reason of the last failed attempt */
-        char logged_key[LINK_ERR_MAX]; /* cause of the last failure logged as a warning */
+        char last_error[LINK_ERR_MAX + LINK_NAME_MAX]; /* "broker: reason" of the last failure */
 };
 
 int link_errno_from_mosq(int e) {
@@ -92,6 +110,24 @@ uint64_t link_backoff_usec(unsigned attempt, uint32_t rnd) {
         return d < BACKOFF_FLOOR_USEC ? BACKOFF_FLOOR_USEC : d;
 }
 
+size_t link_next_broker(size_t n, size_t current, size_t home, bool lost, bool *ret_backoff) {
+        size_t next;
+
+        if (n <= 1 || current >= n) {
+                *ret_backoff = true;
+                return 0;
+        }
+        /* A lost connection backs off first: when a cluster member restarts, its nodes must not
+         * all dial the others in the same instant. */
+        if (lost) {
+                *ret_backoff = true;
+                return current;
+        }
+        next = (current + 1) % n;
+        *ret_backoff = next == home % n;
+        return next;
+}
+
 static uint32_t random_u32(void) {
         uint32_t v;
 
@@ -104,7 +140,7 @@ static void link_drop_io(struct link *l) {
         l->io = sd_event_source_disable_unref(l->io);
 }
 
-static void schedule_retry(struct link *l);
+static void schedule_next(struct link *l, size_t next, bool backoff);
 
 static int update_io(struct link *l);
 
@@ -114,9 +150,11 @@ static int update_io(struct link *l);
  * broker rejects the client certificate after the client's side of the handshake is done, and
  * what the client sees then varies (reset, EOF, an alert) from one attempt to the next. */
 static void attempt_failed(struct link *l, const char *what, bool handshake) {
-        char reason[LINK_ERR_MAX];
+        struct link_target *b = &l->brokers[l->cur];
+        bool lost = l->state == LINK_CONNECTED, backoff;
+        char reason[LINK_ERR_MAX], then[LINK_ERR_MAX];
         const char *key;
-        size_t n;
+        size_t n, next;
 
         plat_strlcpy(reason, l->refusal[0] ? l->refusal : what, sizeof(reason));
         n = strlen(reason);
@@ -128,8 +166,15 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
                 snprintf(reason, sizeof(reason),
                          "the broker's certificate is not trusted by mqtt.tls.ca_file or does not name %s "
                          "(%s)",
-                         l->host, l->tls_detail);
+                         b->host, l->tls_detail);
                 key = "tls: broker certificate not trusted";
+        } else if (handshake && strstr(l->tls_detail, "host name verification failed")) {
+                /* libmosquitto's own check, after OpenSSL trusted the chain. */
+                snprintf(reason, sizeof(reason),
+                         "the broker's certificate does not name %s: list the broker by a name (or IP "
+                         "address) its certificate has (%s)",
+                         b->host, l->tls_detail);
+                key = "tls: broker certificate names another host";
         } else if (handshake) {
                 n = strlen(reason);
                 if (l->tls_detail[0])
@@ -147,21 +192,38 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
                         key = what;
                 }
         }
-        plat_strlcpy(l->last_error, reason, sizeof(l->last_error));
+        snprintf(l->last_error, sizeof(l->last_error), "%s: %s", b->name, reason);
         l->tls_detail[0] = l->refusal[0] = '\0';
         link_drop_io(l);
-        if (l->state == LINK_CONNECTED) {
-                log_warn("lost the MQTT connection to %s:%u: %s; reconnecting with backoff", l->host,
-                         l->port, l->last_error);
-                plat_strlcpy(l->logged_key, "lost", sizeof(l->logged_key));
-        } else if (strcmp(key, l->logged_key) != 0) {
-                log_warn("MQTT broker %s:%u: %s; reconnecting with backoff (0.5 s doubling to 60 s), "
-                         "further failures for the same cause are logged at debug level",
-                         l->host, l->port, l->last_error);
-                plat_strlcpy(l->logged_key, key, sizeof(l->logged_key));
+
+        if (l->retry_same) {
+                next = l->cur;
+                backoff = true;
+                l->retry_same = false;
         } else
-                log_debug("MQTT broker %s:%u: %s", l->host, l->port, l->last_error);
-        schedule_retry(l);
+                next = link_next_broker(l->n_brokers, l->cur, l->home, lost, &backoff);
+        if (l->n_brokers == 1)
+                snprintf(then, sizeof(then), "reconnecting with backoff%s",
+                         lost ? "" : " (0.5 s doubling to 60 s)");
+        else if (!backoff)
+                snprintf(then, sizeof(then), "trying %s next", l->brokers[next].name);
+        else
+                snprintf(then, sizeof(then),
+                         "every broker failed; retrying from %s after a backoff (0.5 s doubling to 60 s)",
+                         l->brokers[next].name);
+
+        if (lost) {
+                log_warn("lost the MQTT connection to %s: %s; %s", b->name, reason,
+                         l->n_brokers == 1 ? then : "reconnecting with backoff, then the other brokers");
+                plat_strlcpy(b->logged_key, "lost", sizeof(b->logged_key));
+        } else if (strcmp(key, b->logged_key) != 0) {
+                log_warn("MQTT broker %s: %s; %s, further failures %sfor the same cause are logged at debug "
+                         "level",
+                         b->name, reason, then, l->n_brokers > 1 ? "of this broker " : "");
+                plat_strlcpy(b->logged_key, key, sizeof(b->logged_key));
+        } else
+                log_debug("MQTT broker %s: %s; %s", b->name, reason, then);
+        schedule_next(l, next, backoff);
 }
 
 static void on_log(struct mosquitto *m, void *ud, int level, const char *msg) {
@@ -178,24 +240,32 @@ static void on_log(struct mosquitto *m, void *ud, int level, const char *msg) {
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *props) {
         struct link *l = ud;
+        const char *name = l->brokers[l->cur].name;
         char why[LINK_ERR_MAX];
 
         (void)m;
         (void)flags;
         (void)props;
         if (rc == MOSQ_ERR_SUCCESS) {
-                bool was_failing = l->logged_key[0] != '\0';
+                bool was_failing = false;
 
+                /* Every broker's failures are news again after a success: a later failover that
+                 * meets them says so once more. */
+                for (size_t i = 0; i < l->n_brokers; i++) {
+                        was_failing |= l->brokers[i].logged_key[0] != '\0';
+                        l->brokers[i].logged_key[0] = '\0';
+                }
                 l->state = LINK_CONNECTED;
                 l->attempt = 0;
+                l->home = l->cur;
                 l->connects++;
-                l->last_error[0] = l->logged_key[0] = l->tls_detail[0] = '\0';
+                l->last_error[0] = l->tls_detail[0] = '\0';
                 if (was_failing || l->connects == 1)
-                        log_notice("connected to MQTT broker %s:%u (MQTT %s, %s)", l->host, l->port,
+                        log_notice("connected to MQTT broker %s (MQTT %s, %s)", name,
                                    l->protocol == MQTT_PROTOCOL_V5 ? "5" : "3.1.1",
                                    l->tls ? "TLS, mutual auth" : "no TLS");
                 else
-                        log_info("reconnected to MQTT broker %s:%u", l->host, l->port);
+                        log_info("reconnected to MQTT broker %s", name);
                 if (l->on_connected)
                         l->on_connected(l, l->userdata);
                 return;
@@ -203,10 +273,11 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         /* A 3.1.1-only broker answers a v5 CONNECT with return code 1 (unacceptable protocol
          * version); v5 brokers may say 132. Fall back once, then stay on 3.1.1. */
         if (l->protocol == MQTT_PROTOCOL_V5 && (rc == 1 || rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
-                log_notice("MQTT broker %s:%u does not speak MQTT 5; using 3.1.1", l->host, l->port);
+                log_notice("MQTT broker %s does not speak MQTT 5; using 3.1.1", name);
                 l->protocol = MQTT_PROTOCOL_V311;
                 mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
                 l->attempt = 0;
+                l->retry_same = true;
         }
         snprintf(why, sizeof(why), "broker refused the connection: %s",
                  l->protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
@@ -310,14 +381,22 @@ static int update_io(struct link *l) {
 }
 
 static void connect_now(struct link *l) {
+        const struct link_target *b;
         int rc;
 
+        l->cur = l->next;
+        b = &l->brokers[l->cur];
         l->state = LINK_CONNECTING;
         l->tcp_pending = true;
         l->tls_detail[0] = l->refusal[0] = '\0';
-        rc = l->connects == 0 && l->attempt == 0
-                     ? mosquitto_connect_async(l->mosq, l->host, (int)l->port, (int)l->keepalive_s)
-                     : mosquitto_reconnect_async(l->mosq);
+        /* reconnect_async dials the host libmosquitto holds; another broker takes connect_async,
+         * which also makes TLS verify the new host's name. */
+        if (l->dialled == l->cur)
+                rc = mosquitto_reconnect_async(l->mosq);
+        else
+                rc = mosquitto_connect_async(l->mosq, b->host, (int)b->port, (int)l->keepalive_s);
+        /* After a failure, whichever call it was, libmosquitto's host is not known to be set. */
+        l->dialled = rc == MOSQ_ERR_SUCCESS ? l->cur : SIZE_MAX;
         if (rc != MOSQ_ERR_SUCCESS) {
                 int err = rc == MOSQ_ERR_ERRNO ? errno : 0;
                 char what[LINK_ERR_MAX];
@@ -344,11 +423,18 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *ud) {
         return 0;
 }
 
-static void schedule_retry(struct link *l) {
-        uint64_t delay = link_backoff_usec(l->attempt, random_u32()), now;
+/* Arms the retry timer for broker `next`: after the backoff delay, or in this loop's next
+ * iteration when switching brokers within a round (not from here: this runs inside socket
+ * handlers, and one attempt's failure must not nest the next attempt's). */
+static void schedule_next(struct link *l, size_t next, bool backoff) {
+        uint64_t delay = 0, now;
 
-        if (l->attempt < 64)
-                l->attempt++;
+        if (backoff) {
+                delay = link_backoff_usec(l->attempt, random_u32());
+                if (l->attempt < 64)
+                        l->attempt++;
+        }
+        l->next = next;
         l->state = LINK_BACKOFF;
         sd_event_now(l->event, CLOCK_MONOTONIC, &now);
         if (l->retry_timer) {
@@ -384,6 +470,8 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const
 
         (void)m;
         (void)props;
+        if (mid == l->stop_mid)
+                l->stop_acked = true;
         if (l->on_published)
                 l->on_published(l, mid, reason < 0x80, l->userdata);
 }
@@ -409,10 +497,39 @@ static int setup_mosq(struct link *l) {
                         /* 1 = SSL_VERIFY_PEER; "tlsv1.2" means TLS 1.2 or newer. */
                         rc = mosquitto_tls_opts_set(l->mosq, 1, "tlsv1.2", NULL);
                 if (rc == MOSQ_ERR_SUCCESS)
-                        /* false: the broker's certificate must name mqtt.host. */
+                        /* false: each broker's certificate must name the host dialled. */
                         rc = mosquitto_tls_insecure_set(l->mosq, false);
                 if (rc != MOSQ_ERR_SUCCESS)
                         return link_errno_from_mosq(rc);
+        }
+        return 0;
+}
+
+/* Copies the broker list (or the single host/port) into l->brokers. */
+static int copy_brokers(struct link *l, const struct link_options *o) {
+        const struct link_broker single = { .host = o->host, .port = o->port };
+        const struct link_broker *list = o->n_brokers ? o->brokers : &single;
+        size_t n = o->n_brokers ? o->n_brokers : 1;
+
+        if (n > LINK_MAX_BROKERS)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!list[i].host || !list[i].host[0] || strlen(list[i].host) > 253 || list[i].port < 1 ||
+                    list[i].port > 65535)
+                        return -EINVAL;
+        l->brokers = calloc(n, sizeof(*l->brokers));
+        if (!l->brokers)
+                return -ENOMEM;
+        l->n_brokers = n;
+        for (size_t i = 0; i < n; i++) {
+                struct link_target *b = &l->brokers[i];
+
+                b->host = strdup(list[i].host);
+                if (!b->host)
+                        return -ENOMEM;
+                b->port = list[i].port;
+                snprintf(b->name, sizeof(b->name), strchr(b->host, ':') ? "[%s]:%u" : "%s:%u", b->host,
+                         b->port);
         }
         return 0;
 }
@@ -425,16 +542,21 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        l->dialled = SIZE_MAX;
         l->event = sd_event_ref(e);
         l->on_connected = on_connected;
         l->on_message = o->on_message;
         l->on_published = o->on_published;
         l->userdata = userdata;
         l->protocol = MQTT_PROTOCOL_V5;
-        l->port = o->port;
+        l->stop_mid = -1;
         l->keepalive_s = o->keepalive_s;
         l->tls = o->tls;
-        l->host = strdup(o->host);
+        r = copy_brokers(l, o);
+        if (r < 0) {
+                link_free(l);
+                return r;
+        }
         l->client_id = strdup(o->client_id);
         l->will_topic = strdup(o->will_topic);
         l->will_payload = strdup(o->will_payload);
@@ -443,7 +565,7 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
                 l->cert_file = strdup(o->cert_file);
                 l->key_file = strdup(o->key_file);
         }
-        if (!l->host || !l->client_id || !l->will_topic || !l->will_payload ||
+        if (!l->client_id || !l->will_topic || !l->will_payload ||
             (o->tls && (!l->ca_file || !l->cert_file || !l->key_file))) {
                 link_free(l);
                 return -ENOMEM;
@@ -525,13 +647,33 @@ void link_stop(struct link *l, const char *topic, const char *payload) {
                 return;
         if (l->state == LINK_CONNECTED) {
                 /* Best effort within the shutdown budget: a few non-blocking writes. */
-                if (topic && payload)
-                        mosquitto_publish(l->mosq, NULL, topic, (int)strlen(payload), payload, 1, true);
+                /* The broker acknowledges the offline status last, after everything sent before it.
+                 * Wait for that (up to 300 ms): acknowledgements left unread when the socket closes
+                 * make the kernel reset the connection, and the broker would lose our DISCONNECT
+                 * with it and publish the will ("connection lost") over the status. */
+                l->stop_mid = -1;
+                l->stop_acked = false;
+                if (topic && payload &&
+                    mosquitto_publish(l->mosq, &l->stop_mid, topic, (int)strlen(payload), payload, 1,
+                                      true) == MOSQ_ERR_SUCCESS)
+                        for (uint64_t end = plat_now_mono_usec() + 300000;
+                             !l->stop_acked && mosquitto_socket(l->mosq) >= 0 && plat_now_mono_usec() < end;)
+                                if (mosquitto_loop(l->mosq, 50, 1) != MOSQ_ERR_SUCCESS)
+                                        break;
                 mosquitto_disconnect(l->mosq);
-                for (int i = 0; i < 8 && mosquitto_socket(l->mosq) >= 0 && mosquitto_want_write(l->mosq);
-                     i++)
+                /* Everything queued goes out before the DISCONNECT (the last metering records, the
+                 * offline status): the socket gets up to 300 ms to take it, then the broker sees a
+                 * lost connection and publishes the will instead. */
+                for (uint64_t end = plat_now_mono_usec() + 300000; mosquitto_socket(l->mosq) >= 0 &&
+                                                                   mosquitto_want_write(l->mosq) &&
+                                                                   plat_now_mono_usec() < end;) {
+                        struct pollfd p = { .fd = mosquitto_socket(l->mosq), .events = POLLOUT };
+
+                        if (poll(&p, 1, 50) < 0 && errno != EINTR)
+                                break;
                         if (mosquitto_loop_write(l->mosq, 1) != MOSQ_ERR_SUCCESS)
                                 break;
+                }
         }
         link_drop_io(l);
         l->retry_timer = sd_event_source_disable_unref(l->retry_timer);
@@ -548,7 +690,9 @@ void link_free(struct link *l) {
         if (l->mosq)
                 mosquitto_destroy(l->mosq);
         sd_event_unref(l->event);
-        free(l->host);
+        for (size_t i = 0; i < l->n_brokers; i++)
+                free(l->brokers[i].host);
+        free(l->brokers);
         free(l->ca_file);
         free(l->cert_file);
         free(l->key_file);
@@ -578,6 +722,10 @@ const char *link_state_to_string(enum link_state s) {
 
 const char *link_last_error(const struct link *l) {
         return l ? l->last_error : "";
+}
+
+const char *link_broker(const struct link *l) {
+        return l ? l->brokers[l->cur].name : "";
 }
 
 int link_protocol_version(const struct link *l) {

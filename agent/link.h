@@ -28,9 +28,27 @@ typedef void (*link_message_fn)(struct link *l, const char *topic, const void *p
  * reason code >= 0x80): the message was not taken and must be sent again. */
 typedef void (*link_published_fn)(struct link *l, int mid, bool ok, void *userdata);
 
-struct link_options {
-        const char *host;
+#define LINK_MAX_BROKERS 8
+
+/* One broker address. With TLS its certificate must name `host` (verified per broker). */
+struct link_broker {
+        const char *host; /* name or address; an IPv6 address without brackets */
         unsigned port;
+};
+
+/* Failover, with several brokers:
+ * - brokers are tried in order; after a failed attempt the next one is tried at once;
+ * - after a full round of failures the link backs off (link_backoff_usec, growing per round)
+ *   before the next round, which starts from the same broker as the failed one did;
+ * - once connected the link stays on that broker, even when one listed before it comes back;
+ * - after losing a connection it backs off, then starts again from the broker that was working
+ *   (it may have been a blip), then the others in order, wrapping around.
+ * link_next_broker() is that rule; the link applies it after every failed attempt. */
+struct link_options {
+        const char *host; /* the broker when n_brokers is 0 */
+        unsigned port;
+        const struct link_broker *brokers; /* 0..LINK_MAX_BROKERS; copied */
+        size_t n_brokers;
         bool tls;
         const char *ca_file, *cert_file, *key_file;
         unsigned keepalive_s;
@@ -65,14 +83,23 @@ void link_stop(struct link *l, const char *topic, const char *payload);
 
 enum link_state link_get_state(const struct link *l);
 const char *link_state_to_string(enum link_state s);
-/* The reason of the last failed attempt ("" when none since the last success); borrowed. */
+/* The reason of the last failed attempt, naming its broker ("mqtt-1:8883: cannot connect: ..."),
+ * or "" when none since the last success; borrowed. */
 const char *link_last_error(const struct link *l);
+/* "host:port" ("[v6]:port") of the broker of the current or last attempt: while connected, the
+ * broker in use; borrowed. */
+const char *link_broker(const struct link *l);
 int link_protocol_version(const struct link *l); /* 5 or 4 (3.1.1) */
 uint64_t link_connects(const struct link *l);    /* successful connections so far */
 
 /* Reconnect delay: full jitter over min(60 s, 0.5 s * 2^attempt), never under 100 ms so a
  * failing broker is never hammered. `rnd` is a uniform random 32-bit value. */
 uint64_t link_backoff_usec(unsigned attempt, uint32_t rnd);
+
+/* The failover rule above for n brokers: `current` the broker just tried (or just lost: `lost`
+ * true), `home` the one a round starts from (the last that worked; 0 before any did). Returns the
+ * broker to try next; *ret_backoff says whether to wait for the backoff delay first. */
+size_t link_next_broker(size_t n, size_t current, size_t home, bool lost, bool *ret_backoff);
 
 /* Maps a MOSQ_ERR_* code to a negative errno (the one place that does). */
 int link_errno_from_mosq(int mosq_err);

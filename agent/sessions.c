@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "enforce.h"
 #include "fileio.h"
+#include "log.h"
 #include "strutil.h"
 
 #include <errno.h>
@@ -34,6 +35,10 @@ struct slot_bytes {
         size_t n;
         struct peer_counter peers[SESSIONS_PEERS_MAX];
         uint64_t total[SESSIONS_FLOWS];
+        /* The session was running before these counters were (agent restart, slots reopened):
+         * its first report may hold bytes an earlier run already counted, so it only sets the
+         * baseline. At most one report interval goes uncounted; nothing is counted twice. */
+        bool baseline;
 };
 
 struct sessions {
@@ -52,6 +57,7 @@ struct sessions {
         uint64_t retry_at[SLOTS_MAX];     /* mono: when a failed enforcement is tried again */
         bool failure_reported[SLOTS_MAX]; /* one enforcement_failed event per session */
         uint64_t commits, commit_failures;
+        uint64_t epoch_real; /* when the byte counters started (sessions_new, slots reopened) */
         char last_error[SLOTS_MSG_MAX];
 };
 
@@ -105,10 +111,23 @@ static void add_time(cJSON *o, const char *key, uint64_t real_usec) {
                 cJSON_AddStringToObject(o, key, plat_format_rfc3339_ms(real_usec, ts, sizeof(ts)));
 }
 
+/* The session's push targets stop with it. */
+static void stop_pushes(struct sessions *s, const struct slots_event *ev) {
+        const struct slot_bytes *b = &s->bytes[ev->slot];
+
+        if (!s->hooks.push || strcmp(b->session, ev->session))
+                return;
+        for (size_t k = 0; k < b->n; k++)
+                if (b->peers[k].flow == SESSIONS_FLOW_PUSH)
+                        s->hooks.push(ev->slot, ev->session, b->peers[k].id, false, s->hooks.userdata);
+}
+
 static void emit(struct sessions *s, const struct slots_event *ev) {
         const char *type = event_type(ev);
         cJSON *f;
 
+        if (ev->kind == SLOTS_EV_ENDING)
+                stop_pushes(s, ev);
         if (s->hooks.transition)
                 s->hooks.transition(ev, s->hooks.userdata);
         if (!type || !s->hooks.event)
@@ -195,10 +214,10 @@ static int commit(struct sessions *s) {
         }
         if (r > 0)
                 s->commits++;
-        if (s->hooks.committed)
-                s->hooks.committed(true, NULL, s->hooks.userdata);
         for (size_t k = 0; k < n; k++)
                 emit(s, &done[k]);
+        if (s->hooks.committed)
+                s->hooks.committed(true, NULL, s->hooks.userdata);
         /* Only now is the end on disk: a restart would enforce it again, never forget it. */
         for (size_t k = 0; k < n; k++)
                 if (done[k].kind == SLOTS_EV_ENDING)
@@ -219,6 +238,12 @@ static void on_enforced(size_t slot, const char *session, int r, const char *why
         char msg[SLOTS_MSG_MAX];
 
         if (r < 0) {
+                if (!s->failure_reported[slot])
+                        log_warn("slot %s: enforcing the end of session %s failed: %s; the slot stays "
+                                 "ending and "
+                                 "is tried again every %llu s (render-agentctl release frees it by hand)",
+                                 s->cfg->slots[slot].id, session, why,
+                                 (unsigned long long)(SESSIONS_RETRY_USEC / 1000000));
                 s->retry_at[slot] = plat_now_mono_usec() + SESSIONS_RETRY_USEC;
                 snprintf(s->last_error, sizeof(s->last_error), "slot %s: enforcement failed: %s",
                          s->cfg->slots[slot].id, why);
@@ -341,6 +366,7 @@ int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct s
         s->cfg = cfg;
         s->root_fd = root_fd;
         s->hooks = *hooks;
+        s->epoch_real = plat_now_real_usec();
         s->state_fd = plat_open_dir(cfg->state_dir);
         if (s->state_fd < 0) {
                 r = s->state_fd;
@@ -424,9 +450,10 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
                 slots_get(s->slots, i, &info);
                 if (info.state != SLOTS_FREE && !cfg_find_slot(cfg, info.id))
                         return plat_errf(msg, msg_len,
-                                         "slot %s is %s (user %s) and the new config drops it; end its "
-                                         "session first",
-                                         info.id, slots_state_str(info.state), info.user),
+                                         "slot %s is %s%s%s and the new config drops it; %s first", info.id,
+                                         slots_state_str(info.state), info.user[0] ? ", user " : "",
+                                         info.user,
+                                         info.state == SLOTS_BLOCKED ? "unblock it" : "end its session"),
                                -EBUSY;
                 if (enforce_running(s->enforce, i))
                         return plat_errf(msg, msg_len,
@@ -446,6 +473,7 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
         s->cfg = cfg;
         enforce_configure(s->enforce, cfg);
         memset(s->bytes, 0, sizeof(s->bytes));
+        s->epoch_real = plat_now_real_usec();
         memset(s->retry_at, 0, sizeof(s->retry_at));
         if (warning[0])
                 plat_strlcpy(s->last_error, warning, sizeof(s->last_error));
@@ -654,6 +682,20 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
                         return REFUSE(x, "BAD_REQUEST", "\"input\" must be true or false");
                 c = slots_heartbeat(s->slots, ref, cJSON_IsTrue(input), now, &ev, x->msg, x->msg_len);
         } else if (!strcmp(op, "release")) {
+                /* A hook still at work could act on the next user: it finishes (or is killed at
+                 * its timeout) first. */
+                for (size_t i = 0; i < slots_count(s->slots); i++) {
+                        struct slots_info info;
+
+                        slots_get(s->slots, i, &info);
+                        if (info.session[0] && ref.session && !strcmp(info.session, ref.session) &&
+                            enforce_running(s->enforce, i))
+                                return REFUSE(
+                                        x, "SLOW_DOWN",
+                                        "the enforcement hook of slot %s is still running; it is killed at "
+                                        "its timeout (%u s), retry then",
+                                        info.id, s->cfg->sessions.enforcement_timeout_s);
+                }
                 c = slots_release(s->slots, ref, now, &ev, x->msg, x->msg_len);
         } else
                 c = slots_end(s->slots, ref,
@@ -733,7 +775,7 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         struct slots_info info;
         struct slot_bytes *b, saved;
         uint64_t now = plat_now_real_usec(), from;
-        size_t i, k = 0;
+        size_t i, k = 0, first_new;
         cJSON *o, *t;
 
         if (!ref_of(x, &ref))
@@ -780,10 +822,12 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         if (strcmp(b->session, info.session)) {
                 memset(b, 0, sizeof(*b));
                 plat_strlcpy(b->session, info.session, sizeof(b->session));
+                b->baseline = info.started_real_usec && info.started_real_usec < s->epoch_real;
         }
         from = b->last_real ? b->last_real : info.started_real_usec ? info.started_real_usec : now;
         /* Every peer gets its counter before any is counted: a report past the cap counts nothing. */
         saved = *b;
+        first_new = b->n;
         cJSON_ArrayForEach(c, counters) {
                 enum sessions_flow flow;
 
@@ -793,19 +837,23 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                                       SESSIONS_PEERS_MAX);
                 }
         }
+        for (size_t p = first_new; s->hooks.push && p < b->n; p++)
+                if (b->peers[p].flow == SESSIONS_FLOW_PUSH)
+                        s->hooks.push(i, info.session, b->peers[p].id, true, s->hooks.userdata);
         cJSON_ArrayForEach(c, counters) {
                 enum sessions_flow flow;
                 struct peer_counter *pc = counter_of(b, c, &flow);
                 uint64_t v = (uint64_t)cJSON_GetObjectItemCaseSensitive(c, "bytes")->valuedouble, d;
 
                 /* A counter that went down was restarted by its process: it counts from zero. */
-                d = v >= pc->last ? v - pc->last : v;
+                d = b->baseline ? 0 : v >= pc->last ? v - pc->last : v;
                 pc->last = v;
                 b->total[flow] += d;
                 if (d && s->hooks.bytes)
                         s->hooks.bytes(i, flow, d, from, now, s->hooks.userdata);
         }
         b->last_real = now;
+        b->baseline = false;
         o = slot_reply(s, i, NULL, "slot");
         t = cJSON_AddObjectToObject(o, "bytes");
         for (int f = 0; f < SESSIONS_FLOWS; f++)

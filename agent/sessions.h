@@ -35,7 +35,12 @@ struct sessions_hooks {
         /* Bytes slot i moved on `flow` between two reports (wall clock, usec); may be NULL. */
         void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
                       uint64_t to_real_usec, void *userdata);
-        /* After each group commit: ok, or why every reply held since the last one must fail. */
+        /* A push target of slot i's session started (first bytes reported for it) or stopped (the
+         * session ended); may be NULL. */
+        void (*push)(size_t slot, const char *session, const char *target, bool started, void *userdata);
+        /* After each group commit: ok, or why every reply held since the last one must fail. The
+         * commit's events and transitions have been handed out before it is called, so whatever
+         * they made (metering records) can be made durable here, before any reply goes out. */
         void (*committed)(bool ok, const char *msg, void *userdata);
         /* Whether slot i may take sessions (its host meets its scale); NULL: always. */
         bool (*admissible)(void *userdata, size_t slot);

@@ -1,5 +1,5 @@
 /* bench_admission.c: admission cycles (reserve + start + end) per second and op latency, over the
- * control socket of a real render-agent whose state is fsync'd to disk on every group commit. */
+ * control socket of a real render-agent whose state is flushed to disk (fdatasync) on every group commit. */
 #include "cleanup.h"
 #include "unixsock.h"
 
@@ -274,13 +274,13 @@ int main(int argc, char **argv) {
         qsort(op_lat, n_op, sizeof(op_lat[0]), cmp_u64);
         qsort(cycle_lat, n_cycle, sizeof(cycle_lat[0]), cmp_u64);
         printf("clients (one slot each)         %d\n", clients);
-        printf("state dir                       %s (fsync on every group commit)\n", state_base);
+        printf("state dir                       %s (fdatasync on every group commit)\n", state_base);
         printf("seconds                         %.2f\n", seconds);
         printf("cycles (reserve+start+end)      %llu\n", (unsigned long long)cycles);
         printf("cycles/s                        %.0f\n", (double)cycles / seconds);
         printf("ops/s                           %.0f\n", (double)n_op / seconds);
         printf("refused ops                     %llu\n", (unsigned long long)errors);
-        printf("slots.json writes               %.0f (%.1f ops per write)\n", commits,
+        printf("slots.state writes              %.0f (%.1f ops per write)\n", commits,
                commits > 0 ? (double)n_op / commits : 0);
         printf("op latency us p50/p99/max       %.0f / %.0f / %.0f\n", pct(op_lat, n_op, 0.5),
                pct(op_lat, n_op, 0.99), pct(op_lat, n_op, 1.0));

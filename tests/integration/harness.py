@@ -640,7 +640,7 @@ class Notify:
 class Agent:
     """render-agent --config FILE --log-level debug, with its stderr in a file."""
 
-    def __init__(self, env, config_path, extra_env=None, args=None):
+    def __init__(self, env, config_path, extra_env=None, args=None, wrapper=None):
         self.env = env
         self.config_path = config_path
         e = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
@@ -649,7 +649,8 @@ class Agent:
              "JOURNAL_STREAM": None, "LISTEN_FDS": None, "LISTEN_PID": None}
         if extra_env:
             e.update(extra_env)
-        argv = [agent_binary(), "--config", config_path, "--log-level", "debug"] + (args or [])
+        # wrapper: a command that execs the agent in place (prlimit ...), so the pid stays the agent's.
+        argv = list(wrapper or []) + [agent_binary(), "--config", config_path, "--log-level", "debug"] + (args or [])
         self.proc = Proc(env, "render-agent", argv, env_vars=e)
         self.pid = self.proc.pid
         self.checked = False
@@ -807,11 +808,11 @@ class Env:
         write_atomic(path, json.dumps(cfg, indent=2) + "\n")
         return path
 
-    def agent(self, config_path, notify=None, extra_env=None, args=None):
+    def agent(self, config_path, notify=None, extra_env=None, args=None, wrapper=None):
         e = dict(extra_env or {})
         if notify is not None:
             e["NOTIFY_SOCKET"] = notify.path
-        a = Agent(self, config_path, e, args)
+        a = Agent(self, config_path, e, args, wrapper)
         self.agents.append(a)
         return a
 

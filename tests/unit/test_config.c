@@ -579,6 +579,204 @@ static void test_control_allow_forms_and_limits(void **state) {
         expect_allow_problem(many, ": control.allow: must be an array of at most 32 entries");
 }
 
+/* Parses a config whose mqtt section is `mqtt` (TLS_OK appended); returns it (caller frees). */
+static struct cfg *parse_mqtt_ok(const char *mqtt) {
+        char json[4096];
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        snprintf(json, sizeof(json), "{" NODE_OK ",\"mqtt\":{%s," TLS_OK "}}", mqtt);
+        assert_int_equal(parse(json, &c, &p), 0);
+        assert_int_equal(p.n, 0);
+        return c;
+}
+
+/* Expects the single problem `text` for an mqtt section `mqtt` (TLS_OK appended). */
+static void expect_mqtt_problem(const char *mqtt, const char *text) {
+        char json[4096];
+
+        snprintf(json, sizeof(json), "{" NODE_OK ",\"mqtt\":{%s," TLS_OK "}}", mqtt);
+        expect_problem(json, text);
+}
+
+static void test_brokers_list_keeps_order_and_defaults_port_to_mqtt_port(void **state) {
+        struct cfg *c;
+
+        (void)state;
+        c = parse_mqtt_ok("\"port\":9000,\"brokers\":[\"mqtt-1.example\",\"10.0.0.2:18883\","
+                          "\"[2001:db8::1]:8884\",\"[::1]\"]");
+        assert_int_equal(c->mqtt.n_brokers, 4);
+        assert_string_equal(c->mqtt.brokers[0].host, "mqtt-1.example");
+        assert_int_equal(c->mqtt.brokers[0].port, 9000);
+        assert_string_equal(c->mqtt.brokers[1].host, "10.0.0.2");
+        assert_int_equal(c->mqtt.brokers[1].port, 18883);
+        assert_string_equal(c->mqtt.brokers[2].host, "2001:db8::1");
+        assert_int_equal(c->mqtt.brokers[2].port, 8884);
+        assert_string_equal(c->mqtt.brokers[3].host, "::1");
+        assert_int_equal(c->mqtt.brokers[3].port, 9000);
+        /* What prints one broker prints the first. */
+        assert_ptr_equal(c->mqtt.host, c->mqtt.brokers[0].host);
+        assert_int_equal(c->mqtt.port, 9000);
+        cfg_free(c);
+
+        c = parse_mqtt_ok("\"brokers\":[\"b:1\",\"a\"]");
+        assert_int_equal(c->mqtt.brokers[1].port, 8883);
+        assert_int_equal(c->mqtt.port, 1);
+        cfg_free(c);
+}
+
+static void test_brokers_default_port_is_1883_without_tls(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"brokers\":[\"a\",\"b:2\"],\"tls\":false}}", &c, &p),
+                         0);
+        assert_int_equal(c->mqtt.n_brokers, 2);
+        assert_int_equal(c->mqtt.brokers[0].port, 1883);
+        assert_int_equal(c->mqtt.brokers[1].port, 2);
+        cfg_free(c);
+}
+
+static void test_mqtt_host_is_the_only_broker(void **state) {
+        struct cfg *c;
+
+        (void)state;
+        c = parse_mqtt_ok("\"host\":\"broker.example\",\"port\":18883");
+        assert_int_equal(c->mqtt.n_brokers, 1);
+        assert_string_equal(c->mqtt.brokers[0].host, "broker.example");
+        assert_int_equal(c->mqtt.brokers[0].port, 18883);
+        assert_ptr_equal(c->mqtt.host, c->mqtt.brokers[0].host);
+        assert_int_equal(c->mqtt.port, 18883);
+        cfg_free(c);
+}
+
+static void test_host_and_brokers_are_mutually_exclusive(void **state) {
+        (void)state;
+        expect_mqtt_problem(
+                "\"host\":\"a\",\"brokers\":[\"b\"]",
+                ": mqtt.brokers: give either mqtt.host (one broker) or mqtt.brokers (a list), not "
+                "both");
+        expect_mqtt_problem(
+                "\"port\":1",
+                ": mqtt.host: required key is missing (or mqtt.brokers: a list of brokers tried in "
+                "order)");
+}
+
+static void test_brokers_list_shape_is_checked(void **state) {
+        char many[512];
+        size_t len;
+
+        (void)state;
+        expect_mqtt_problem("\"brokers\":\"a:1\"",
+                            ": mqtt.brokers: must be an array of 1..8 strings \"host\", "
+                            "\"host:port\" or \"[IPv6]:port\" (got a string)");
+        expect_mqtt_problem("\"brokers\":[]", ": mqtt.brokers: must list 1..8 brokers (got 0)");
+        len = (size_t)snprintf(many, sizeof(many), "\"brokers\":[\"h0\"");
+        for (int i = 1; i <= CFG_MAX_BROKERS; i++)
+                len += (size_t)snprintf(many + len, sizeof(many) - len, ",\"h%d\"", i);
+        snprintf(many + len, sizeof(many) - len, "]");
+        expect_mqtt_problem(many, ": mqtt.brokers: must list 1..8 brokers (got 9)");
+        expect_mqtt_problem("\"brokers\":[\"a\",8883]", ": mqtt.brokers[1]: must be a string \"host\", "
+                                                        "\"host:port\" or \"[IPv6]:port\" (got a number)");
+}
+
+/* Expects the single problem "mqtt.brokers[1]: <why> (got "<entry>")" for brokers ["ok", entry]. */
+static void expect_bad_broker(const char *entry_json, const char *why, const char *entry) {
+        char mqtt[1024], want[1024];
+
+        snprintf(mqtt, sizeof(mqtt), "\"brokers\":[\"ok\",%s]", entry_json);
+        snprintf(want, sizeof(want), ": mqtt.brokers[1]: %s (got \"%s\")", why, entry);
+        expect_mqtt_problem(mqtt, want);
+}
+
+static void test_bad_broker_entries_name_the_index_and_the_rule(void **state) {
+        static const char port[] = "the port must be 1..65535";
+        static const char v6[] = "an IPv6 address must be in brackets, e.g. \"[2001:db8::1]:8883\"";
+        static const char host[] =
+                "must be a host name or address of at most 253 characters, without spaces";
+
+        (void)state;
+        expect_bad_broker("\"h:0\"", port, "h:0");
+        expect_bad_broker("\"h:65536\"", port, "h:65536");
+        expect_bad_broker("\"h:\"", port, "h:");
+        expect_bad_broker("\"h:+1\"", port, "h:+1");
+        expect_bad_broker("\"h:88x\"", port, "h:88x");
+        expect_bad_broker("\"[::1]:0\"", port, "[::1]:0");
+        expect_bad_broker("\"::1\"", v6, "::1");
+        expect_bad_broker("\"2001:db8::1:8883\"", v6, "2001:db8::1:8883");
+        expect_bad_broker("\"[::1\"", "must be an IPv6 address in brackets, e.g. \"[2001:db8::1]:8883\"",
+                          "[::1");
+        expect_bad_broker("\"[]:1\"", "must be an IPv6 address in brackets, e.g. \"[2001:db8::1]:8883\"",
+                          "[]:1");
+        expect_bad_broker("\"[mqtt-1]:1\"", "the brackets must hold an IPv6 address", "[mqtt-1]:1");
+        expect_bad_broker("\"[::1]8883\"", "only \":port\" may follow the ']'", "[::1]8883");
+        expect_bad_broker("\":8883\"", "the host is missing", ":8883");
+        expect_bad_broker("\"\"", "the host is missing", "");
+        expect_bad_broker("\"mqtt 1:8883\"", host, "mqtt 1:8883");
+        expect_bad_broker("\"a/b\"", host, "a/b");
+        expect_bad_broker("\"mqtt]:1\"", "'[' and ']' only go around an IPv6 address", "mqtt]:1");
+}
+
+static void test_overlong_broker_entry_is_refused(void **state) {
+        char mqtt[1024], want[1024], name[300];
+
+        (void)state;
+        memset(name, 'a', 262);
+        name[262] = '\0';
+        snprintf(mqtt, sizeof(mqtt), "\"brokers\":[\"%s\"]", name);
+        snprintf(
+                want, sizeof(want),
+                ": mqtt.brokers[0]: longer than a host name and a port can be (261 characters) (got \"%s\")",
+                name);
+        expect_mqtt_problem(mqtt, want);
+        /* 254 characters of host fit the entry's limit but not a host name's. */
+        name[254] = '\0';
+        snprintf(mqtt, sizeof(mqtt), "\"brokers\":[\"%s\"]", name);
+        snprintf(want, sizeof(want),
+                 ": mqtt.brokers[0]: must be a host name or address of at most 253 characters, without "
+                 "spaces (got \"%s\")",
+                 name);
+        expect_mqtt_problem(mqtt, want);
+}
+
+static void test_duplicate_brokers_are_refused_after_port_defaulting(void **state) {
+        (void)state;
+        /* "b" is b:8883 like "B:8883": host names compare case-insensitively. */
+        expect_mqtt_problem("\"brokers\":[\"a\",\"B:8883\",\"b\"]",
+                            ": mqtt.brokers[2]: \"b\" is the same broker as mqtt.brokers[1]");
+        expect_mqtt_problem("\"port\":1,\"brokers\":[\"[::1]\",\"[::1]:1\"]",
+                            ": mqtt.brokers[1]: \"[::1]:1\" is the same broker as mqtt.brokers[0]");
+        /* Same host, other port: another broker. */
+        cfg_free(parse_mqtt_ok("\"brokers\":[\"a:1\",\"a:2\"]"));
+}
+
+static void test_link_equal_compares_the_broker_list_in_order(void **state) {
+        struct cfg *a, *b;
+
+        (void)state;
+        a = parse_mqtt_ok("\"brokers\":[\"x\",\"y:2\"]");
+        b = parse_mqtt_ok("\"brokers\":[\"x\",\"y:2\"]");
+        assert_true(cfg_link_equal(a, b));
+        cfg_free(b);
+        b = parse_mqtt_ok("\"brokers\":[\"y:2\",\"x\"]"); /* failover order changed */
+        assert_false(cfg_link_equal(a, b));
+        cfg_free(b);
+        b = parse_mqtt_ok("\"brokers\":[\"x\",\"y:3\"]");
+        assert_false(cfg_link_equal(a, b));
+        cfg_free(b);
+        b = parse_mqtt_ok("\"brokers\":[\"x\"]");
+        assert_false(cfg_link_equal(a, b));
+        cfg_free(b);
+        /* mqtt.host "x" is the list ["x"]: the same link. */
+        cfg_free(a);
+        a = parse_mqtt_ok("\"brokers\":[\"x\"]");
+        b = parse_mqtt_ok("\"host\":\"x\"");
+        assert_true(cfg_link_equal(a, b));
+        cfg_free(b);
+        cfg_free(a);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_documented_defaults),
@@ -602,6 +800,15 @@ int main(void) {
                 cmocka_unit_test(test_enforcement_values_and_exec_rules),
                 cmocka_unit_test(test_cgroup_kill_needs_every_slot_cgroup),
                 cmocka_unit_test(test_control_allow_forms_and_limits),
+                cmocka_unit_test(test_brokers_list_keeps_order_and_defaults_port_to_mqtt_port),
+                cmocka_unit_test(test_brokers_default_port_is_1883_without_tls),
+                cmocka_unit_test(test_mqtt_host_is_the_only_broker),
+                cmocka_unit_test(test_host_and_brokers_are_mutually_exclusive),
+                cmocka_unit_test(test_brokers_list_shape_is_checked),
+                cmocka_unit_test(test_bad_broker_entries_name_the_index_and_the_rule),
+                cmocka_unit_test(test_overlong_broker_entry_is_refused),
+                cmocka_unit_test(test_duplicate_brokers_are_refused_after_port_defaulting),
+                cmocka_unit_test(test_link_equal_compares_the_broker_list_in_order),
         };
         return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

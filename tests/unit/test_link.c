@@ -1,4 +1,4 @@
-/* test_link.c: MQTT link pieces that need no broker: backoff, error mapping, offline behaviour. */
+/* test_link.c: MQTT link pieces that need no real broker: backoff, failover order, error mapping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +7,44 @@
 
 #include "link.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <mosquitto.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A link to 127.0.0.1:1, where nothing listens. */
+static const struct link_options base_options = {
+        .host = "127.0.0.1",
+        .port = 1,
+        .tls = false,
+        .keepalive_s = 30,
+        .client_id = "t",
+        .will_topic = "a/b/status",
+        .will_payload = "{}",
+};
+
+/* Tests that run a link get an event loop in *state, and libmosquitto initialised. */
+static int loop_setup(void **state) {
+        sd_event *e = NULL;
+
+        mosquitto_lib_init();
+        if (sd_event_new(&e) < 0)
+                return -1;
+        *state = e;
+        return 0;
+}
+
+static int loop_teardown(void **state) {
+        sd_event_unref(*state);
+        mosquitto_lib_cleanup();
+        return 0;
+}
 
 static void test_backoff_cap_doubles_from_half_a_second_to_a_minute(void **state) {
         (void)state;
@@ -46,21 +81,10 @@ static void test_mosquitto_errors_map_to_errno(void **state) {
 }
 
 static void test_unstarted_link_refuses_publish_and_reports_idle(void **state) {
-        struct link_options o = {
-                .host = "127.0.0.1",
-                .port = 1,
-                .tls = false,
-                .keepalive_s = 30,
-                .client_id = "t",
-                .will_topic = "a/b/status",
-                .will_payload = "{}",
-        };
-        sd_event *e = NULL;
+        struct link_options o = base_options;
+        sd_event *e = *state;
         struct link *l = NULL;
 
-        (void)state;
-        mosquitto_lib_init();
-        assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
         assert_int_equal(link_get_state(l), LINK_IDLE);
         assert_string_equal(link_state_to_string(link_get_state(l)), "idle");
@@ -70,26 +94,13 @@ static void test_unstarted_link_refuses_publish_and_reports_idle(void **state) {
         link_stop(l, NULL, NULL);
         link_free(l);
         link_free(NULL);
-        sd_event_unref(e);
-        mosquitto_lib_cleanup();
 }
 
 static void test_refused_connection_goes_to_backoff_with_reason(void **state) {
-        struct link_options o = {
-                .host = "127.0.0.1",
-                .port = 1,
-                .tls = false,
-                .keepalive_s = 30,
-                .client_id = "t",
-                .will_topic = "a/b/status",
-                .will_payload = "{}",
-        };
-        sd_event *e = NULL;
+        struct link_options o = base_options;
+        sd_event *e = *state;
         struct link *l = NULL;
 
-        (void)state;
-        mosquitto_lib_init();
-        assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
         assert_int_equal(link_start(l), 0);
         /* Nothing listens on port 1: the attempt fails without blocking the loop. */
@@ -98,8 +109,248 @@ static void test_refused_connection_goes_to_backoff_with_reason(void **state) {
         assert_int_equal(link_get_state(l), LINK_BACKOFF);
         assert_non_null(strstr(link_last_error(l), "refused"));
         link_free(l);
-        sd_event_unref(e);
-        mosquitto_lib_cleanup();
+}
+
+/* One step of the failover rule: from (n, current, home, lost) to (want, backoff). */
+struct next_case {
+        size_t n, current, home;
+        bool lost;
+        size_t want;
+        bool backoff;
+};
+
+static void expect_next(const struct next_case *cases, size_t n_cases) {
+        for (size_t i = 0; i < n_cases; i++) {
+                const struct next_case *k = &cases[i];
+                bool backoff = !k->backoff;
+
+                print_message("case %zu: n=%zu current=%zu home=%zu lost=%d\n", i, k->n, k->current, k->home,
+                              k->lost);
+                assert_int_equal(link_next_broker(k->n, k->current, k->home, k->lost, &backoff), k->want);
+                assert_int_equal(backoff, k->backoff);
+        }
+}
+
+static void test_next_broker_follows_the_failover_rule(void **state) {
+        static const struct next_case cases[] = {
+                /* First round, from broker 0: 0 -> 1 -> 2 at once, then 0 after the backoff. */
+                { 3, 0, 0, false, 1, false },
+                { 3, 1, 0, false, 2, false },
+                { 3, 2, 0, false, 0, true },
+                /* A round that starts at broker 1 (the last that worked) wraps round to it. */
+                { 3, 1, 1, false, 2, false },
+                { 3, 2, 1, false, 0, false },
+                { 3, 0, 1, false, 1, true },
+                /* A lost connection: the same broker after the backoff; if it fails, the others
+                 * follow at once. */
+                { 3, 2, 2, true, 2, true },
+                { 3, 2, 2, false, 0, false },
+                /* One broker: always it, always after the backoff. */
+                { 1, 0, 0, false, 0, true },
+                { 1, 0, 0, true, 0, true },
+                /* Out of range: start over. */
+                { 2, 5, 0, false, 0, true },
+        };
+
+        (void)state;
+        expect_next(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_broker_list_is_checked_and_named(void **state) {
+        struct link_broker many[LINK_MAX_BROKERS + 1];
+        struct link_options o = base_options;
+        const struct link_broker v6[] = { { "::1", 8883 }, { "mqtt-2", 1 } };
+        const struct link_broker bad_port[] = { { "a", 0 } }, no_host[] = { { NULL, 1 } };
+        sd_event *e = *state;
+        struct link *l = NULL;
+
+        /* Without a list, host and port are the one broker. */
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
+        assert_string_equal(link_broker(l), "127.0.0.1:1");
+        link_free(l);
+        o.brokers = v6;
+        o.n_brokers = 2;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
+        assert_string_equal(link_broker(l), "[::1]:8883");
+        link_free(l);
+        l = NULL;
+        for (size_t i = 0; i < LINK_MAX_BROKERS + 1; i++)
+                many[i] = (struct link_broker){ "h", (unsigned)i + 1 };
+        o.brokers = many;
+        o.n_brokers = LINK_MAX_BROKERS + 1;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), -EINVAL);
+        o.brokers = bad_port;
+        o.n_brokers = 1;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), -EINVAL);
+        o.brokers = no_host;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), -EINVAL);
+        assert_null(l);
+        assert_string_equal(link_broker(NULL), "");
+}
+
+/* A loopback TCP socket bound to a free port: connections to it are refused until it listens. */
+static int bound_socket(unsigned *ret_port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        *ret_port = ntohs(a.sin_port);
+        return fd;
+}
+
+/* A broker just good enough for the link: accepts one client and answers CONNACK (MQTT 5,
+ * success, no properties) without reading what the client sends. */
+struct fake_broker {
+        int listen_fd, conn_fd;
+        sd_event_source *src;
+};
+
+static int fake_broker_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
+        static const unsigned char connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+        struct fake_broker *f = ud;
+
+        (void)s;
+        (void)revents;
+        f->conn_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(f->conn_fd >= 0);
+        assert_int_equal(write(f->conn_fd, connack, sizeof(connack)), (ssize_t)sizeof(connack));
+        return 0;
+}
+
+static void fake_broker_listen(sd_event *e, struct fake_broker *f, int fd) {
+        *f = (struct fake_broker){ .listen_fd = fd, .conn_fd = -1 };
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(sd_event_add_io(e, &f->src, fd, EPOLLIN, fake_broker_accept, f), 0);
+}
+
+/* Gone: the connection reset, the port refusing. */
+static void fake_broker_close(struct fake_broker *f) {
+        f->src = sd_event_source_disable_unref(f->src);
+        if (f->conn_fd >= 0)
+                close(f->conn_fd);
+        close(f->listen_fd);
+        f->conn_fd = f->listen_fd = -1;
+}
+
+/* Runs the loop until the link is connected (true) or `ms` pass (false), appending the broker
+ * of each failed attempt that differs from the one before to seen ("name|" each). */
+static bool run_until_connected(sd_event *e, struct link *l, int ms, char *seen, size_t seen_len) {
+        char last[600] = "";
+
+        for (int i = 0; i < ms / 5; i++) {
+                const char *err = link_last_error(l);
+
+                if (link_get_state(l) == LINK_CONNECTED)
+                        return true;
+                if (*err && strcmp(err, last) != 0) {
+                        size_t n = strlen(seen);
+
+                        snprintf(last, sizeof(last), "%s", err);
+                        snprintf(seen + n, seen_len - n, "%.*s|", (int)strcspn(err, " ") - 1, err);
+                }
+                sd_event_run(e, 5000);
+        }
+        return link_get_state(l) == LINK_CONNECTED;
+}
+
+static void test_failover_tries_in_order_stays_and_restarts_from_the_working_broker(void **state) {
+        struct link_options o = base_options;
+        struct link_broker list[2];
+        struct fake_broker fb = { .listen_fd = -1, .conn_fd = -1 }, fa = { .listen_fd = -1, .conn_fd = -1 };
+        unsigned pa, pb;
+        int sa = bound_socket(&pa), sb = bound_socket(&pb);
+        char a[32], b[32], seen[512] = "", want[128];
+        sd_event *e = *state;
+        struct link *l = NULL;
+
+        snprintf(a, sizeof(a), "127.0.0.1:%u", pa);
+        snprintf(b, sizeof(b), "127.0.0.1:%u", pb);
+        list[0] = (struct link_broker){ "127.0.0.1", pa };
+        list[1] = (struct link_broker){ "127.0.0.1", pb };
+        o.brokers = list;
+        o.n_brokers = 2;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
+
+        /* A refuses, B answers: the link moves on to B. */
+        fake_broker_listen(e, &fb, sb);
+        assert_int_equal(link_start(l), 0);
+        assert_true(run_until_connected(e, l, 3000, seen, sizeof(seen)));
+        assert_string_equal(link_broker(l), b);
+        snprintf(want, sizeof(want), "%s|", a);
+        assert_string_equal(seen, want);
+        assert_string_equal(link_last_error(l), "");
+
+        /* A comes up: the link stays on B. */
+        fake_broker_listen(e, &fa, sa);
+        for (int i = 0; i < 20; i++)
+                sd_event_run(e, 5000);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+        assert_string_equal(link_broker(l), b);
+        assert_int_equal(link_connects(l), 1);
+
+        /* B goes: the link tries B again first, then A, and lands on A. */
+        fake_broker_close(&fb);
+        seen[0] = '\0';
+        for (int i = 0; i < 100 && link_get_state(l) == LINK_CONNECTED; i++)
+                sd_event_run(e, 5000);
+        assert_true(run_until_connected(e, l, 3000, seen, sizeof(seen)));
+        assert_string_equal(link_broker(l), a);
+        assert_int_equal(link_connects(l), 2);
+        /* B's loss, then B refusing (another message, the same broker), then A. */
+        snprintf(want, sizeof(want), "%s|%s|", b, b);
+        assert_string_equal(seen, want);
+
+        link_free(l);
+        fake_broker_close(&fa);
+}
+
+static void test_refused_brokers_are_retried_in_order_with_backoff_between_rounds(void **state) {
+        struct link_options o = base_options;
+        struct link_broker list[2];
+        unsigned pa, pb;
+        int sa = bound_socket(&pa), sb = bound_socket(&pb);
+        char last[600] = "", seen[512] = "", want[256];
+        uint64_t t_b = 0, gap = 0;
+        int attempts = 0;
+        sd_event *e = *state;
+        struct link *l = NULL;
+
+        list[0] = (struct link_broker){ "127.0.0.1", pa };
+        list[1] = (struct link_broker){ "127.0.0.1", pb };
+        o.brokers = list;
+        o.n_brokers = 2;
+        assert_int_equal(link_new(e, &o, NULL, NULL, &l), 0);
+        assert_int_equal(link_start(l), 0);
+        /* Two rounds: A, B, (backoff), A, B. */
+        for (int i = 0; i < 600 && attempts < 4; i++) {
+                const char *err = link_last_error(l);
+                uint64_t now;
+
+                sd_event_now(e, CLOCK_MONOTONIC, &now);
+                if (*err && strcmp(err, last) != 0) {
+                        size_t n = strlen(seen);
+
+                        snprintf(last, sizeof(last), "%s", err);
+                        snprintf(seen + n, sizeof(seen) - n, "%.*s|", (int)strcspn(err, " ") - 1, err);
+                        attempts++;
+                        if ((unsigned)atoi(strchr(err, ':') + 1) == pb && !t_b)
+                                t_b = now;
+                        else if (t_b && !gap)
+                                gap = now - t_b;
+                }
+                sd_event_run(e, 5000);
+        }
+        snprintf(want, sizeof(want), "127.0.0.1:%u|127.0.0.1:%u|127.0.0.1:%u|127.0.0.1:%u|", pa, pb, pa, pb);
+        assert_string_equal(seen, want);
+        /* Between rounds the backoff waits at least its 100 ms floor. */
+        assert_true(gap >= 100000);
+        assert_int_equal(link_connects(l), 0);
+        link_free(l);
+        close(sa);
+        close(sb);
 }
 
 int main(void) {
@@ -107,8 +358,19 @@ int main(void) {
                 cmocka_unit_test(test_backoff_cap_doubles_from_half_a_second_to_a_minute),
                 cmocka_unit_test(test_backoff_is_full_jitter_with_a_floor),
                 cmocka_unit_test(test_mosquitto_errors_map_to_errno),
-                cmocka_unit_test(test_unstarted_link_refuses_publish_and_reports_idle),
-                cmocka_unit_test(test_refused_connection_goes_to_backoff_with_reason),
+                cmocka_unit_test_setup_teardown(test_unstarted_link_refuses_publish_and_reports_idle,
+                                                loop_setup, loop_teardown),
+                cmocka_unit_test_setup_teardown(test_refused_connection_goes_to_backoff_with_reason,
+                                                loop_setup, loop_teardown),
+                cmocka_unit_test(test_next_broker_follows_the_failover_rule),
+                cmocka_unit_test_setup_teardown(test_broker_list_is_checked_and_named, loop_setup,
+                                                loop_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_failover_tries_in_order_stays_and_restarts_from_the_working_broker, loop_setup,
+                        loop_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_refused_brokers_are_retried_in_order_with_backoff_between_rounds, loop_setup,
+                        loop_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

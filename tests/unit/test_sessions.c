@@ -784,7 +784,8 @@ static void test_reconfigure_sets_limits_and_refuses_to_drop_held_slots(void **s
                                                        "\"scale\":\"S\"}"),
                                               msg, sizeof(msg)),
                          -EBUSY);
-        assert_non_null(strstr(msg, "slot s1 is active (user alice)"));
+        assert_non_null(
+                strstr(msg, "slot s1 is active, user alice and the new config drops it; end its session"));
         assert_int_equal(slots_count(sessions_slots(f->s)), 3);
         /* Dropping the free s2 is fine; alice keeps her session. */
         two = make_cfg(f, "", "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s1\",\"scale\":\"S\"}");

@@ -1,0 +1,714 @@
+/* meter.c: billing-grade records from session transitions and billing windows: hash-chained,
+ * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) as
+ * they are published, delivered at least once. */
+#include "meter.h"
+
+#include "billing.h"
+#include "cleanup.h"
+#include "clock.h"
+#include "crypto.h"
+#include "fileio.h"
+#include "jws.h"
+#include "log.h"
+#include "spool.h"
+#include "strutil.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TIMER_USEC (1000 * 1000ULL)
+#define TOPIC_MAX 256
+
+struct pending {
+        char type[32];
+        cJSON *fields;
+};
+
+struct slot_view {
+        char id[SLOTS_ID_MAX + 1];
+        char scale[64];
+        bool in_grace;
+        size_t n_viewers;
+        char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
+};
+
+struct inflight {
+        int mid;
+        uint64_t id;
+};
+
+struct meter {
+        sd_event *event;
+        char *node, *region, *state_dir;
+        size_t n_slots;
+        struct slot_view slot[SLOTS_MAX];
+        unsigned max_inflight;
+        int state_fd;
+        struct spool *spool;
+        struct plat_signer *signer;
+        struct billing *billing;
+        struct meter_hooks hooks;
+        char prev[PLAT_SHA256_HEX_LEN + 1]; /* SHA-256 of the newest record's payload */
+        struct pending pending[METER_PENDING_MAX];
+        size_t n_pending;
+        uint64_t lost;
+        struct link *link;
+        char topic[TOPIC_MAX];
+        struct inflight *inflight;
+        size_t n_inflight;
+        uint64_t published, acked, made;
+        sd_event_source *sync_src, *timer;
+        bool alarmed_full, unsynced;
+        char refusal[METER_MSG_MAX];
+        char last_error[METER_MSG_MAX];
+};
+
+static struct billing_time now_both(void) {
+        return (struct billing_time){ .mono_usec = plat_now_mono_usec(), .real_usec = plat_now_real_usec() };
+}
+
+static void alarm_(struct meter *m, const char *what, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void alarm_(struct meter *m, const char *what, const char *fmt, ...) {
+        char msg[METER_MSG_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        plat_strlcpy(m->last_error, msg, sizeof(m->last_error));
+        if (m->hooks.alarm)
+                m->hooks.alarm(what, msg, m->hooks.userdata);
+}
+
+/* ---- making records ---- */
+
+/* Spools one record's payload: seq is the spool's next id, prev the hash of the payload before.
+ * The payload is signed when it is published (deterministic ES256: a redelivery is the same
+ * bytes), so making a record costs an append, not a signature: session ops stay fast. */
+static int append(struct meter *m, const char *type, const cJSON *fields) {
+        _cleanup_free_ char *text = NULL;
+        uint8_t digest[PLAT_SHA256_LEN];
+        uint64_t seq, id;
+        char ts[40];
+        cJSON *o, *f;
+        int r;
+
+        seq = spool_next_id(m->spool);
+        o = cJSON_CreateObject();
+        if (!o)
+                return -ENOMEM;
+        cJSON_AddNumberToObject(o, "v", 1);
+        cJSON_AddStringToObject(o, "type", type);
+        cJSON_AddStringToObject(o, "node", m->node);
+        cJSON_AddStringToObject(o, "region", m->region);
+        cJSON_AddNumberToObject(o, "seq", (double)seq);
+        cJSON_AddStringToObject(o, "prev", m->prev);
+        cJSON_AddStringToObject(o, "ts", plat_format_rfc3339_ms(plat_now_real_usec(), ts, sizeof(ts)));
+        cJSON_ArrayForEach(f, fields) cJSON_AddItemToObject(o, f->string, cJSON_Duplicate(f, true));
+        text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text)
+                return -ENOMEM;
+        if (strlen(text) > JWS_PAYLOAD_MAX)
+                return -EMSGSIZE;
+        r = spool_append(m->spool, text, strlen(text), &id);
+        if (r < 0)
+                return r;
+        /* The spool numbers records; seq was read just before, in the same loop turn. */
+        if (id != seq)
+                log_err("metering: spool gave id %" PRIu64 " to the record made as seq %" PRIu64, id, seq);
+        plat_sha256(text, strlen(text), digest);
+        plat_sha256_hex(digest, m->prev);
+        m->made++;
+        m->unsynced = true;
+        sd_event_source_set_enabled(m->sync_src, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static void refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void refuse(struct meter *m, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(m->refusal, sizeof(m->refusal), fmt, ap);
+        va_end(ap);
+}
+
+/* A record that the spool could not take waits in memory, in order, and new sessions are
+ * refused until every waiting record is in the spool. */
+static void keep(struct meter *m, const char *type, cJSON *fields, int why) {
+        if (m->n_pending == METER_PENDING_MAX) {
+                if (m->lost++ == 0)
+                        alarm_(m, "records_lost",
+                               "metering: %d records wait for the spool; a %s record is lost (and every "
+                               "further one until the spool takes records again)",
+                               METER_PENDING_MAX, type);
+                cJSON_Delete(fields);
+                return;
+        }
+        m->pending[m->n_pending].fields = fields;
+        plat_strlcpy(m->pending[m->n_pending].type, type, sizeof(m->pending[0].type));
+        m->n_pending++;
+        if (!m->alarmed_full) {
+                m->alarmed_full = true;
+                alarm_(m, "spool_full",
+                       "metering: a %s record cannot be spooled (%s); it waits in memory, new sessions are "
+                       "refused until the spool takes records again",
+                       type, strerror(-why));
+        }
+        refuse(m, "billing records cannot be spooled (%s)", strerror(-why));
+}
+
+/* Makes a record: in order behind any that wait. Takes ownership of fields. */
+static void record(struct meter *m, const char *type, cJSON *fields) {
+        int r;
+
+        if (!fields)
+                return;
+        if (m->n_pending == 0) {
+                r = append(m, type, fields);
+                if (r >= 0) {
+                        cJSON_Delete(fields);
+                        return;
+                }
+                keep(m, type, fields, r);
+                return;
+        }
+        keep(m, type, fields, -ENOSPC);
+}
+
+/* Moves waiting records into the spool, oldest first, as far as it takes them. */
+static void drain_pending(struct meter *m) {
+        size_t k = 0;
+
+        while (k < m->n_pending && append(m, m->pending[k].type, m->pending[k].fields) >= 0)
+                cJSON_Delete(m->pending[k++].fields);
+        memmove(m->pending, m->pending + k, (m->n_pending - k) * sizeof(m->pending[0]));
+        m->n_pending -= k;
+        if (m->n_pending == 0 && m->alarmed_full) {
+                m->alarmed_full = false;
+                m->refusal[0] = '\0';
+                log_notice("metering: the spool takes records again; new sessions are admitted");
+        }
+}
+
+static cJSON *session_fields(const struct meter *m, const struct slots_event *ev) {
+        cJSON *f = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(f, "slot", m->slot[ev->slot].id);
+        cJSON_AddStringToObject(f, "scale", m->slot[ev->slot].scale);
+        cJSON_AddStringToObject(f, "user", ev->user);
+        cJSON_AddStringToObject(f, "session", ev->session);
+        return f;
+}
+
+static void add_time(cJSON *o, const char *key, uint64_t real_usec) {
+        char ts[40];
+
+        cJSON_AddStringToObject(o, key, plat_format_rfc3339_ms(real_usec, ts, sizeof(ts)));
+}
+
+static void viewer_record(struct meter *m, const struct slots_event *ev, const char *viewer, bool join,
+                          const char *reason) {
+        cJSON *f = session_fields(m, ev);
+
+        cJSON_AddStringToObject(f, "viewer", viewer);
+        if (reason)
+                cJSON_AddStringToObject(f, "reason", reason);
+        record(m, join ? "viewer_join" : "viewer_leave", f);
+}
+
+static void grace_end(struct meter *m, const struct slots_event *ev, const char *reason) {
+        cJSON *f;
+
+        if (!m->slot[ev->slot].in_grace)
+                return;
+        m->slot[ev->slot].in_grace = false;
+        f = session_fields(m, ev);
+        cJSON_AddStringToObject(f, "reason", reason);
+        record(m, "grace_end", f);
+}
+
+static void occupancy(struct meter *m, size_t slot, bool occupied) {
+        if (m->billing)
+                (void)billing_occupancy(m->billing, slot, occupied, now_both());
+}
+
+void meter_transition(struct meter *m, const struct slots_event *ev) {
+        struct slot_view *sv;
+        uint64_t now = plat_now_real_usec();
+        cJSON *f;
+
+        if (!m || ev->slot >= m->n_slots)
+                return;
+        sv = &m->slot[ev->slot];
+        switch (ev->kind) {
+        case SLOTS_EV_START:
+                occupancy(m, ev->slot, true);
+                f = session_fields(m, ev);
+                if (ev->client_ip[0])
+                        cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
+                add_time(f, "started", ev->started_real_usec ? ev->started_real_usec : now);
+                record(m, "session_start", f);
+                break;
+        case SLOTS_EV_TAKEOVER:
+                occupancy(m, ev->slot, true);
+                break;
+        case SLOTS_EV_RESUME:
+                occupancy(m, ev->slot, true);
+                grace_end(m, ev, "resumed");
+                break;
+        case SLOTS_EV_GRACE:
+                sv->in_grace = true;
+                f = session_fields(m, ev);
+                cJSON_AddStringToObject(f, "reason", ev->reason);
+                record(m, "grace_start", f);
+                break;
+        case SLOTS_EV_ENDING:
+                occupancy(m, ev->slot, false);
+                grace_end(m, ev, ev->reason);
+                for (size_t k = 0; k < sv->n_viewers; k++)
+                        viewer_record(m, ev, sv->viewers[k], false, "session_end");
+                sv->n_viewers = 0;
+                f = session_fields(m, ev);
+                add_time(f, "started", ev->started_real_usec);
+                add_time(f, "ended", now);
+                cJSON_AddNumberToObject(f, "duration_s",
+                                        ev->started_real_usec && now > ev->started_real_usec
+                                                ? (double)((now - ev->started_real_usec) / 1000) / 1000.0
+                                                : 0.0);
+                cJSON_AddStringToObject(f, "reason", ev->reason);
+                record(m, "session_end", f);
+                break;
+        case SLOTS_EV_FREED:
+                occupancy(m, ev->slot, false);
+                if (!strcmp(ev->reason, "reserve_expired"))
+                        record(m, "reserve_expired", session_fields(m, ev));
+                break;
+        case SLOTS_EV_VIEWER_JOIN:
+                for (size_t k = 0; k < sv->n_viewers; k++)
+                        if (!strcmp(sv->viewers[k], ev->viewer))
+                                return; /* a new role, not a new viewer */
+                if (sv->n_viewers < SLOTS_VIEWERS_MAX)
+                        plat_strlcpy(sv->viewers[sv->n_viewers++], ev->viewer, sizeof(sv->viewers[0]));
+                viewer_record(m, ev, ev->viewer, true, NULL);
+                break;
+        case SLOTS_EV_VIEWER_LEAVE:
+                for (size_t k = 0; k < sv->n_viewers; k++)
+                        if (!strcmp(sv->viewers[k], ev->viewer)) {
+                                memmove(sv->viewers[k], sv->viewers[k + 1],
+                                        (sv->n_viewers - k - 1) * sizeof(sv->viewers[0]));
+                                sv->n_viewers--;
+                                break;
+                        }
+                viewer_record(m, ev, ev->viewer, false, "left");
+                break;
+        default:
+                break;
+        }
+}
+
+void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started) {
+        cJSON *f;
+
+        if (!m || slot >= m->n_slots)
+                return;
+        f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "slot", m->slot[slot].id);
+        cJSON_AddStringToObject(f, "session", session);
+        cJSON_AddStringToObject(f, "target", target);
+        record(m, started ? "push_start" : "push_stop", f);
+}
+
+void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
+                 uint64_t from_real_usec, uint64_t to_real_usec) {
+        struct billing_time to = now_both(), from = to;
+        static const enum billing_flow map[SESSIONS_FLOWS] = { BILLING_PLAYER, BILLING_VIEWERS,
+                                                               BILLING_PUSH };
+
+        if (!m || !m->billing || flow >= SESSIONS_FLOWS)
+                return;
+        /* The span's length in monotonic time, from the wall-clock times the report carries. */
+        (void)to_real_usec;
+        if (from_real_usec < to.real_usec && to.real_usec - from_real_usec < to.mono_usec) {
+                from.real_usec = from_real_usec;
+                from.mono_usec = to.mono_usec - (to.real_usec - from_real_usec);
+        }
+        (void)billing_bytes(m->billing, slot, map[flow], bytes, from, to);
+}
+
+static void on_billing_record(void *ud, const struct billing_record *r) {
+        struct meter *m = ud;
+        cJSON *f = cJSON_CreateObject();
+
+        if (f && billing_record_json(r, f) < 0) {
+                cJSON_Delete(f);
+                alarm_(m, "records_lost", "metering: out of memory making a %s record",
+                       billing_record_type(r));
+                return;
+        }
+        record(m, billing_record_type(r), f);
+}
+
+/* ---- durability and delivery ---- */
+
+static void pump(struct meter *m);
+
+int meter_sync(struct meter *m) {
+        int r;
+
+        if (!m || !m->unsynced)
+                return 0;
+        sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        r = spool_sync(m->spool);
+        if (r < 0) {
+                alarm_(m, "spool_broken",
+                       "metering: the spool could not be synced: %s; it is reopened and what it holds is "
+                       "delivered from there",
+                       strerror(-r));
+                refuse(m, "the metering spool failed to sync (%s)", strerror(-r));
+                return r;
+        }
+        m->unsynced = false;
+        pump(m);
+        return r;
+}
+
+static int on_sync(sd_event_source *s, void *ud) {
+        (void)s;
+        (void)meter_sync(ud);
+        return 0;
+}
+
+static void pump(struct meter *m) {
+        while (m->link && m->n_inflight < m->max_inflight && link_get_state(m->link) == LINK_CONNECTED) {
+                _cleanup_free_ void *buf = NULL;
+                size_t len;
+                uint64_t id;
+                int mid = 0, r;
+
+                _cleanup_free_ char *line = NULL;
+
+                if (!m->signer)
+                        return; /* records stay in the spool until there is a key to sign them */
+                r = spool_read_next(m->spool, &buf, &len, &id);
+                if (r < 0)
+                        return;
+                r = jws_sign(m->signer, buf, len, &line);
+                if (r < 0) {
+                        alarm_(m, "sign_failed", "metering: cannot sign record %" PRIu64 ": %s", id,
+                               strerror(-r));
+                        spool_rewind(m->spool);
+                        return;
+                }
+                r = link_publish_ex(m->link, m->topic, line, strlen(line), 1, NULL, 0, &mid);
+                if (r < 0) {
+                        /* Sent again after the next connect (meter_connected rewinds). */
+                        plat_strlcpy(m->last_error, "publish failed; records are sent again on reconnect",
+                                     sizeof(m->last_error));
+                        return;
+                }
+                m->inflight[m->n_inflight++] = (struct inflight){ .mid = mid, .id = id };
+                m->published++;
+        }
+}
+
+void meter_set_link(struct meter *m, struct link *l, const char *topic) {
+        if (!m)
+                return;
+        m->link = l;
+        m->n_inflight = 0;
+        if (topic)
+                plat_strlcpy(m->topic, topic, sizeof(m->topic));
+}
+
+void meter_connected(struct meter *m) {
+        if (!m)
+                return;
+        m->n_inflight = 0; /* acks for the old connection's mids would name other records now */
+        spool_rewind(m->spool);
+        pump(m);
+}
+
+void meter_published(struct meter *m, int mid, bool ok) {
+        if (!m)
+                return;
+        for (size_t k = 0; k < m->n_inflight; k++) {
+                if (m->inflight[k].mid != mid)
+                        continue;
+                if (ok) {
+                        (void)spool_ack(m->spool, m->inflight[k].id);
+                        m->acked++;
+                } else
+                        plat_strlcpy(m->last_error, "the broker refused a metering record; it is sent again",
+                                     sizeof(m->last_error));
+                m->inflight[k] = m->inflight[--m->n_inflight];
+                if (!ok)
+                        spool_rewind(m->spool);
+                pump(m);
+                return;
+        }
+}
+
+/* Every second: close billing windows, retry what waits, write the ack cursor. */
+static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
+        struct meter *m = ud;
+        struct spool_stats st;
+
+        sd_event_source_set_time(s, usec + TIMER_USEC);
+        if (m->billing)
+                (void)billing_tick(m->billing, now_both());
+        if (m->n_pending)
+                drain_pending(m);
+        spool_stats(m->spool, &st);
+        if (st.broken) {
+                char msg[METER_MSG_MAX];
+                struct spool_recovery rec;
+                struct spool_options o = { .max_bytes = st.max_bytes };
+                struct spool *n = NULL;
+
+                if (spool_open(m->state_fd, m->state_dir, &o, &n, &rec, msg, sizeof(msg)) >= 0) {
+                        spool_close(m->spool);
+                        m->spool = n;
+                        m->refusal[0] = '\0';
+                        m->n_inflight = 0;
+                        log_notice("metering: spool reopened after a failed sync (%" PRIu64
+                                   " records pending)",
+                                   rec.pending);
+                }
+        }
+        (void)spool_flush_cursor(m->spool);
+        pump(m);
+        return 0;
+}
+
+/* ---- construction ---- */
+
+/* seq and prev continue from the newest record in the spool (the chain survives restarts). */
+static int restore_chain(struct meter *m, char *msg, size_t msg_len) {
+        _cleanup_free_ void *buf = NULL;
+        uint8_t digest[PLAT_SHA256_LEN];
+        size_t len;
+        uint64_t id;
+        int r;
+
+        memset(m->prev, '0', PLAT_SHA256_HEX_LEN);
+        m->prev[PLAT_SHA256_HEX_LEN] = '\0';
+        r = spool_last(m->spool, &buf, &len, &id);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return snprintf(msg, msg_len, "cannot read the spool's newest record: %s", strerror(-r)), r;
+        plat_sha256(buf, len, digest);
+        plat_sha256_hex(digest, m->prev);
+        return 0;
+}
+
+static void recovery_alarms(struct meter *m, const struct spool_recovery *rec) {
+        if (spool_recovery_alarm(rec))
+                alarm_(m, "spool_recovered",
+                       "metering spool recovered with damage: %u corrupt region(s) quarantined, %" PRIu64
+                       " record id(s) lost (%" PRIu64 "..%" PRIu64 "): %s",
+                       rec->quarantined, rec->lost_ids, rec->lost_first, rec->lost_last, rec->msg);
+        else if (rec->torn || rec->warnings || rec->cursor_reset)
+                log_warn("metering spool: %s", rec->msg[0] ? rec->msg : "recovered (torn tail cut)");
+}
+
+int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, const struct meter_hooks *h,
+              struct meter **ret, char *msg, size_t msg_len) {
+        struct spool_options so = { .max_bytes = (uint64_t)cfg->metering.spool_max_mb << 20 };
+        const char *ids[SLOTS_MAX], *scales[SLOTS_MAX];
+        struct billing_config bc = { 0 };
+        struct spool_recovery rec;
+        const char *key = cfg->metering.key_file ? cfg->metering.key_file : cfg->mqtt.key_file;
+        const char *cert = cfg->metering.key_file ? cfg->metering.cert_file : cfg->mqtt.cert_file;
+        struct billing_time now = now_both();
+        char why[METER_MSG_MAX];
+        struct meter *m;
+        uint64_t t;
+        int r;
+
+        if (cfg->n_slots > SLOTS_MAX)
+                return -EINVAL;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(e);
+        m->hooks = *h;
+        m->state_fd = -1;
+        m->node = strdup(cfg->node_id);
+        m->region = strdup(cfg->node_region);
+        m->state_dir = strdup(cfg->state_dir);
+        m->max_inflight = cfg->metering.inflight;
+        m->inflight = calloc(m->max_inflight, sizeof(*m->inflight));
+        if (!m->node || !m->region || !m->state_dir || !m->inflight) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        m->n_slots = cfg->n_slots;
+        for (size_t i = 0; i < cfg->n_slots; i++) {
+                plat_strlcpy(m->slot[i].id, cfg->slots[i].id, sizeof(m->slot[i].id));
+                plat_strlcpy(m->slot[i].scale, cfg->slots[i].scale, sizeof(m->slot[i].scale));
+                ids[i] = m->slot[i].id;
+                scales[i] = m->slot[i].scale;
+        }
+        m->state_fd = plat_open_dir(cfg->state_dir);
+        if (m->state_fd < 0) {
+                r = m->state_fd;
+                snprintf(msg, msg_len, "cannot open the state dir %s: %s", cfg->state_dir, strerror(-r));
+                goto fail;
+        }
+        r = spool_open(m->state_fd, cfg->state_dir, &so, &m->spool, &rec, msg, msg_len);
+        if (r < 0)
+                goto fail;
+        recovery_alarms(m, &rec);
+        r = restore_chain(m, msg, msg_len);
+        if (r < 0)
+                goto fail;
+        /* Without a key records are still made and kept: they wait in the spool (and new sessions
+         * are refused only once it is full) until a key is configured and the agent reloaded. */
+        if (!key)
+                alarm_(m, "no_key",
+                       "metering: no signing key (set mqtt.tls.key_file or metering.key_file); records are "
+                       "kept in "
+                       "the spool, unpublished, until there is one");
+        else if (plat_signer_load(key, cert, &m->signer, why, sizeof(why)) < 0)
+                alarm_(m, "no_key",
+                       "metering: %s; records are kept in the spool, unpublished, until the key is fixed "
+                       "and the "
+                       "agent reloaded",
+                       why);
+        if (cfg->n_slots) {
+                billing_config_default(&bc);
+                bc.n_slots = cfg->n_slots;
+                bc.slot_ids = ids;
+                bc.slot_scales = scales;
+                bc.window_usec = cfg->metering.window_s * 1000000ULL;
+                bc.late_usec = cfg->metering.late_s * 1000000ULL;
+                bc.emit = on_billing_record;
+                bc.userdata = m;
+                r = billing_new(&bc, now, &m->billing, msg, msg_len);
+                if (r < 0)
+                        goto fail;
+                for (size_t i = 0; slots && i < slots_count(slots) && i < m->n_slots; i++) {
+                        struct slots_info info;
+
+                        slots_get(slots, i, &info);
+                        m->slot[i].in_grace = info.state == SLOTS_GRACE;
+                        if (info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)
+                                (void)billing_occupancy(m->billing, i, true, now);
+                        for (size_t k = 0; k < info.n_viewers && k < SLOTS_VIEWERS_MAX; k++) {
+                                const char *user, *role;
+
+                                slots_get_viewer(slots, i, k, &user, &role);
+                                plat_strlcpy(m->slot[i].viewers[m->slot[i].n_viewers++], user,
+                                             sizeof(m->slot[i].viewers[0]));
+                        }
+                }
+        }
+        sd_event_now(e, CLOCK_MONOTONIC, &t);
+        r = sd_event_add_defer(e, &m->sync_src, on_sync, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->sync_src, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(e, &m->timer, CLOCK_MONOTONIC, t + TIMER_USEC, 100000, on_timer, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->timer, SD_EVENT_ON);
+        if (r < 0) {
+                snprintf(msg, msg_len, "cannot set up the metering timers: %s", strerror(-r));
+                goto fail;
+        }
+        *ret = m;
+        return 0;
+fail:
+        meter_free(m);
+        return r;
+}
+
+void meter_stop(struct meter *m) {
+        if (!m)
+                return;
+        if (m->billing) {
+                (void)billing_flush(m->billing, now_both());
+                billing_free(m->billing);
+                m->billing = NULL;
+        }
+        if (m->n_pending)
+                drain_pending(m);
+        (void)meter_sync(m); /* and publishes what the link still takes */
+}
+
+void meter_free(struct meter *m) {
+        if (!m)
+                return;
+        if (m->billing)
+                (void)billing_flush(m->billing, now_both());
+        if (m->spool) {
+                if (m->n_pending)
+                        drain_pending(m);
+                if (m->unsynced)
+                        (void)spool_sync(m->spool);
+                (void)spool_flush_cursor(m->spool);
+        }
+        if (m->n_pending)
+                log_err("metering: %zu records could not be spooled before the agent stopped; they are lost",
+                        m->n_pending);
+        for (size_t k = 0; k < m->n_pending; k++)
+                cJSON_Delete(m->pending[k].fields);
+        billing_free(m->billing);
+        spool_close(m->spool);
+        plat_signer_free(m->signer);
+        sd_event_source_disable_unref(m->sync_src);
+        sd_event_source_disable_unref(m->timer);
+        if (m->state_fd >= 0)
+                close(m->state_fd);
+        sd_event_unref(m->event);
+        free(m->inflight);
+        free(m->node);
+        free(m->region);
+        free(m->state_dir);
+        free(m);
+}
+
+const char *meter_refusal(const struct meter *m) {
+        return m && m->refusal[0] ? m->refusal : NULL;
+}
+
+cJSON *meter_status_json(const struct meter *m) {
+        cJSON *o = cJSON_CreateObject(), *sp;
+        struct spool_stats st;
+
+        spool_stats(m->spool, &st);
+        cJSON_AddNumberToObject(o, "next_seq", (double)st.next_id);
+        if (m->signer)
+                cJSON_AddStringToObject(o, "kid", plat_signer_kid(m->signer));
+        cJSON_AddNumberToObject(o, "records_made", (double)m->made);
+        cJSON_AddNumberToObject(o, "published", (double)m->published);
+        cJSON_AddNumberToObject(o, "acked", (double)m->acked);
+        cJSON_AddNumberToObject(o, "in_flight", (double)m->n_inflight);
+        cJSON_AddNumberToObject(o, "waiting_in_memory", (double)m->n_pending);
+        cJSON_AddNumberToObject(o, "lost", (double)m->lost);
+        sp = cJSON_AddObjectToObject(o, "spool");
+        cJSON_AddNumberToObject(sp, "pending", (double)st.pending);
+        cJSON_AddNumberToObject(sp, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(sp, "max_bytes", (double)st.max_bytes);
+        cJSON_AddNumberToObject(sp, "acked_seq", (double)st.acked);
+        cJSON_AddNumberToObject(sp, "segments", (double)st.segments);
+        cJSON_AddNumberToObject(sp, "quarantined", (double)st.quarantined);
+        cJSON_AddBoolToObject(sp, "full", st.full);
+        if (m->refusal[0])
+                cJSON_AddStringToObject(o, "refusing_sessions", m->refusal);
+        if (m->last_error[0])
+                cJSON_AddStringToObject(o, "last_error", m->last_error);
+        return o;
+}

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""test_metering: billing records with real processes. Sessions, viewers, push and bytes make
+signed records that arrive on .../metering and that render-agentctl verify accepts (signatures,
+contiguous seq, hash chain); the broker is down for a minute while sessions churn and the agent is
+kill -9'd several times: once the broker is back every record of every acknowledged session
+arrives, seq is contiguous from 1 and the chain verifies, redeliveries carrying the same seq; a
+spool that hits a file size limit raises an alarm, refuses new sessions, corrupts nothing, and
+delivers everything once the limit is gone."""
+
+import json
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from test_sessions import Client, code  # noqa: E402
+
+SLOTS = [{"id": "s0", "scale": "cpu-4"}, {"id": "s1", "scale": "cpu-8"}]
+METERING = {"metering": {"window_s": 2, "late_s": 0}}
+OUTAGE_S = float(os.environ.get("RA_OUTAGE_S", "60"))
+
+
+def b64url_json(s):
+    import base64
+    return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+
+
+class Metering(harness.IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.lines = []
+
+    def records(self, sub, unique=False):
+        """(line, payload) of every record received so far; unique: one per seq (at least once
+        delivery repeats records, with the same seq and bytes)."""
+        out, seen = [], set()
+        for _, topic, payload in sub.on("/metering"):
+            p = b64url_json(json.loads(payload)["payload"])
+            if unique and p["seq"] in seen:
+                continue
+            seen.add(p["seq"])
+            out.append((payload, p))
+        return out
+
+    def verify(self, lines):
+        """render-agentctl verify over the lines; returns (exit status, its JSON summary)."""
+        path = self.env.path("records-%d.jws" % len(self.lines))
+        self.lines.append(path)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = self.env.run([harness.ctl_binary(), "verify", "--json", "--cert", self.env.pki["client_cert"], path])
+        try:
+            return r.returncode, json.loads(r.stdout)
+        except ValueError:
+            raise AssertionError("verify printed no JSON (exit %d): %s %s" % (r.returncode, r.stdout, r.stderr))
+
+    def status(self, sock):
+        c = Client(sock)
+        st = c.call("status")["status"]
+        c.close()
+        return st
+
+    def up(self, sock):
+        """The agent answers on its control socket (after a restart the old socket file may linger)."""
+        try:
+            return self.status(sock)
+        except (OSError, ConnectionError):
+            return None
+
+    def start(self, cfg, wrapper=None):
+        """An agent connected to the broker with its slots planned; (agent, control socket)."""
+        agent = self.env.agent(cfg, wrapper=wrapper)
+        agent.wait_connected()
+        sock = self.env.path("agent.sock")
+        harness.wait_for(lambda: all(s.get("conformant") for s in self.status(sock)["slots"]), 10,
+                         what="slots planned")
+        return agent, sock
+
+    def test_records_are_signed_chained_and_verify(self):
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
+        cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
+        agent, sock = self.start(cfg)
+        c = Client(sock)
+        sess = c.call("reserve", user="alice", client_ip="192.0.2.10")["session"]
+        self.assertTrue(c.call("start", session=sess)["ok"])
+        self.assertTrue(c.call("viewer_join", session=sess, viewer="vic", role="viewer")["ok"])
+        r = c.call("report_bytes", session=sess, counters=[{"flow": "player", "bytes": 750000},
+                                                          {"flow": "viewer", "peer": "vic", "bytes": 250000},
+                                                          {"flow": "push", "peer": "rtmp-a", "bytes": 125000}])
+        self.assertTrue(r["ok"], r)
+        time.sleep(2.5)  # a whole 2 s concurrency window with alice in it
+        self.assertTrue(c.call("end", session=sess, reason="user_quit")["ok"])
+        c.close()
+        # Stopping closes the open minute as a partial bandwidth_minute: every record is out.
+        start = agent.line_count()
+        agent.terminate(timeout=5)
+        agent = env.agent(cfg)
+        agent.wait_connected(start=0)
+        want = {"session_start", "viewer_join", "push_start", "push_stop", "viewer_leave", "session_end",
+                "concurrency_window", "bandwidth_minute"}
+        harness.wait_for(lambda: want <= {p["type"] for _, p in self.records(sub)}, 15,
+                         what="every record type (%s)" % sorted({p["type"] for _, p in self.records(sub)}))
+        recs = self.records(sub, unique=True)
+        by_type = {}
+        for _, p in recs:
+            by_type.setdefault(p["type"], []).append(p)
+        for _, p in recs:
+            self.assertEqual((p["v"], p["node"], p["region"]), (1, env.node, env.region))
+            self.assertRegex(p["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        s0 = by_type["session_start"][0]
+        self.assertEqual((s0["slot"], s0["scale"], s0["user"], s0["session"], s0["client_ip"]),
+                         ("s0", "cpu-4", "alice", sess, "192.0.2.10"))
+        end = by_type["session_end"][0]
+        self.assertEqual((end["reason"], end["session"]), ("user_quit", sess))
+        self.assertGreater(end["duration_s"], 2.0)
+        self.assertEqual(by_type["push_start"][0]["target"], "rtmp-a")
+        self.assertEqual(by_type["viewer_leave"][0]["reason"], "session_end")
+        peaks = [w["peak"] for w in by_type["concurrency_window"]]
+        self.assertIn(1, peaks)  # alice occupied a slot in some whole window
+        bw = [m for m in by_type["bandwidth_minute"] if m["slot"] == "s0"]
+        self.assertEqual(sum(m["player"]["bytes"] for m in bw), 750000)
+        self.assertEqual(sum(m["viewers"]["bytes"] for m in bw), 250000)
+        self.assertEqual(sum(m["push"]["bytes"] for m in bw), 125000)
+        # seq 1..N contiguous across the restart, the chain intact, every signature good.
+        seqs = sorted({p["seq"] for _, p in recs})
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        rc, summary = self.verify([line for line, _ in recs])
+        self.assertEqual(rc, 0, summary)
+
+    def test_broker_outage_and_kill_9_lose_nothing(self):
+        env = self.env
+        broker = env.broker()
+        cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
+        agent, sock = self.start(cfg)
+        broker.stop()
+        acked = set()  # sessions whose start and end the agent acknowledged
+        kills = 0
+        t_end = time.monotonic() + OUTAGE_S
+        n = 0
+        while time.monotonic() < t_end:
+            try:
+                c = Client(sock, timeout=5)
+                for _ in range(5):
+                    n += 1
+                    user = "u%d" % n
+                    r = c.call("reserve", user=user)
+                    if not r["ok"]:
+                        continue
+                    s = r["session"]
+                    if c.call("start", session=s)["ok"] and c.call("end", session=s, reason="churn")["ok"]:
+                        acked.add(s)
+                c.close()
+            except (OSError, ConnectionError, ValueError):
+                pass
+            time.sleep(0.2)
+            if time.monotonic() > t_end - OUTAGE_S + (kills + 1) * OUTAGE_S / 4 and kills < 3:
+                agent.proc.kill()  # SIGKILL, while records wait in the spool for the broker
+                kills += 1
+                agent = env.agent(cfg)
+                harness.wait_for(lambda: self.up(sock), 10, what="agent back")
+        self.assertEqual(kills, 3)
+        self.assertGreater(len(acked), 20)
+        broker.restart()
+        sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
+        # A fresh agent connects at once (the one running may be deep in its reconnect backoff).
+        agent.proc.kill()
+        agent = env.agent(cfg)
+        agent.wait_connected()
+        st = None
+
+        def delivered():
+            nonlocal st
+            st = (self.up(sock) or {}).get("metering")
+            return st is not None and st["spool"]["pending"] == 0 and st["next_seq"] > 1
+
+        harness.wait_for(delivered, 30, what="spool drained")
+        last = st["next_seq"] - 1
+        harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15,
+                         what="%d records at the subscriber" % last)
+        recs = self.records(sub)
+        seqs = sorted({p["seq"] for _, p in recs})
+        self.assertEqual(seqs, list(range(1, last + 1)))
+        started = {p["session"] for _, p in recs if p["type"] == "session_start"}
+        ended = {p["session"] for _, p in recs if p["type"] == "session_end"}
+        self.assertEqual(acked - started, set())
+        self.assertEqual(acked - ended, set())
+        # Redeliveries (at least once) carry the same seq and the same bytes: verify says so.
+        rc, summary = self.verify([line for line, _ in recs])
+        self.assertEqual(rc, 0, summary)
+
+    def test_spool_at_a_file_size_limit_fails_closed_and_loses_nothing(self):
+        env = self.env
+        broker = env.broker()
+        events = env.subscriber(broker, topic=env.topic("events"), qos=1)
+        sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
+        cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
+        # No file may grow past 800 kB: the slot state (two 260 KiB regions) fits, a spool segment
+        # (they roll over at 4 MiB) takes ~2,000 records, then every append gets EFBIG; acks do not
+        # make room in the segment being written.
+        agent, sock = self.start(cfg, wrapper=["prlimit", "--fsize=800000:unlimited"])
+        c = Client(sock)
+        refused = None
+        acked = set()
+        for i in range(5000):
+            r = c.call("reserve", user="f%d" % i, slot="s0")
+            if not r["ok"]:
+                refused = r
+                break
+            s = r["session"]
+            c.call("start", session=s)
+            if c.call("end", session=s)["ok"]:
+                acked.add(s)
+        self.assertIsNotNone(refused, "the spool never filled")
+        self.assertEqual(code(refused), "NO_IDLE")
+        self.assertIn("cannot be spooled", refused["error"]["message"])
+        st = self.status(sock)["metering"]
+        self.assertIn("cannot be spooled", st["refusing_sessions"])
+        self.assertTrue(st["spool"]["full"])
+        self.assertGreater(st["waiting_in_memory"], 0)
+        alarm = events.wait_doc("/events", lambda d: d.get("event") == "metering_alarm", timeout=10)
+        self.assertIsNotNone(alarm, events.describe())
+        self.assertEqual(alarm[1]["alarm"], "spool_full")
+        self.assertIn("File too large", alarm[1]["message"])
+        # The limit goes: the records that waited move into the spool, sessions are admitted again.
+        r = env.run(["prlimit", "--pid", str(agent.pid), "--fsize=unlimited:unlimited"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.wait_for(lambda: "refusing_sessions" not in self.status(sock)["metering"], 10,
+                         what="sessions admitted again")
+        c.close()
+        c = Client(sock)
+        self.assertTrue(c.call("reserve", user="after", slot="s0")["ok"])
+        c.close()
+        harness.wait_for(lambda: self.status(sock)["metering"]["spool"]["pending"] == 0, 30, what="drained")
+        last = self.status(sock)["metering"]["next_seq"] - 1
+        harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15, what="all records")
+        recs = self.records(sub)
+        self.assertEqual(sorted({p["seq"] for _, p in recs}), list(range(1, last + 1)))
+        started = {p["session"] for _, p in recs if p["type"] == "session_start"}
+        ended = {p["session"] for _, p in recs if p["type"] == "session_end"}
+        self.assertEqual(acked - started, set())
+        self.assertEqual(acked - ended, set())
+        self.assertEqual(self.status(sock)["metering"]["lost"], 0)
+        rc, summary = self.verify([line for line, _ in recs])
+        self.assertEqual(rc, 0, summary)
+
+
+if __name__ == "__main__":
+    harness.main()
