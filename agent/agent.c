@@ -3,6 +3,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "cmd.h"
 #include "config.h"
 #include "diag.h"
 #include "fileio.h"
@@ -11,6 +12,7 @@
 #include "meter.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "selfstat.h"
 #include "sessions.h"
 #include "strutil.h"
 #include "telemetry.h"
@@ -31,7 +33,6 @@
 
 #define TOPIC_MAX 256
 #define EVENTS_PENDING_MAX 64
-#define CMD_PAYLOAD_MAX (64 * 1024)
 #define CMD_HELD_MAX 256
 
 /* An MQTT command reply waiting for the group commit its command is part of. */
@@ -66,7 +67,9 @@ struct agent {
         size_t n_held;
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
-        uint64_t telemetry_seq, telemetry_published;
+        struct tele_ticks ticks; /* the sampling tick's own duration */
+        bool self_unreadable;    /* said once: the agent's own CPU/RSS cannot be read */
+        uint64_t telemetry_seq, telemetry_published, telemetry_skipped;
         uint64_t started_real_usec, started_mono_usec;
         enum link_state announced;
         char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
@@ -179,17 +182,28 @@ static void plan(struct agent *a) {
         watch_plan(&a->watch, a->cfg, &host);
 }
 
-static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
-        struct agent *a = ud;
-        _cleanup_free_ char *doc = NULL;
-        uint64_t interval = a->cfg->sampling_interval_ms * USEC_PER_MSEC;
+/* The agent's own cost, for status and telemetry: a part that cannot be read is left out. */
+static void self_cost(struct agent *a, struct tele_self *ret) {
+        char why[128];
+        uint64_t now = plat_now_mono_usec();
 
-        /* Fixed cadence: the next tick is due one interval after this one was due, so the
-         * schedule does not drift by the handler's own run time; after a stall, skip ahead. */
-        a->next_sample_usec += interval;
-        if (a->next_sample_usec <= usec)
-                a->next_sample_usec = usec + interval;
-        sd_event_source_set_time(s, a->next_sample_usec);
+        *ret = (struct tele_self){ .has_tick = a->ticks.count > 0,
+                                   .tick_usec = a->ticks.last_usec,
+                                   .tick_max_usec = tele_ticks_max(&a->ticks, now) };
+        ret->has_usage = plat_self_usage(&ret->usage, why, sizeof(why)) >= 0;
+        if (!ret->has_usage && !a->self_unreadable) {
+                a->self_unreadable = true;
+                log_warn("cannot read the agent's own cost: %s; status and telemetry go without it", why);
+        }
+        if (a->meter) {
+                ret->has_spool = true;
+                meter_backlog(a->meter, &ret->spool_records, &ret->spool_bytes);
+        }
+}
+
+static void sample(struct agent *a) {
+        _cleanup_free_ char *doc = NULL;
+        struct tele_self self;
 
         sampler_tick(&a->sampler);
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
@@ -198,10 +212,34 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
         a->telemetry_seq++;
         announce(a, false);
         if (link_get_state(a->link) != LINK_CONNECTED)
-                return 0; /* telemetry is "latest wins": nothing is queued while offline */
-        doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
+                return; /* telemetry is "latest wins": nothing is queued while offline */
+        /* ...nor behind a broker slower than the stream: libmosquitto would queue samples without
+         * bound and metering would fall behind them. This one is skipped. */
+        if (link_backlogged(a->link)) {
+                a->telemetry_skipped++;
+                return;
+        }
+        self_cost(a, &self);
+        doc = tele_telemetry_json_ex(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, &self);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
+}
+
+static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
+        struct agent *a = ud;
+        uint64_t interval = a->cfg->sampling_interval_ms * USEC_PER_MSEC, t0 = plat_now_mono_usec(), t1;
+
+        /* Fixed cadence: the next tick is due one interval after this one was due, so the
+         * schedule does not drift by the handler's own run time; after a stall, skip ahead. */
+        a->next_sample_usec += interval;
+        if (a->next_sample_usec <= usec)
+                a->next_sample_usec = usec + interval;
+        sd_event_source_set_time(s, a->next_sample_usec);
+        sample(a);
+        /* Its own cost, from the handler's start to its end: a telemetry document carries the
+         * previous tick's, the one that has ended. */
+        t1 = plat_now_mono_usec();
+        tele_ticks_add(&a->ticks, t1, t1 - t0);
         return 0;
 }
 
@@ -305,6 +343,7 @@ static int open_gpus(struct agent *a) {
 static cJSON *status_json(struct agent *a) {
         cJSON *o = cJSON_CreateObject(), *l, *m, *slots;
         const struct metric_health *mh[] = { &a->sampler.cpu, &a->sampler.mem, &a->sampler.net };
+        struct tele_self self;
         char ts[32];
 
         cJSON_AddStringToObject(o, "version", RA_VERSION);
@@ -331,6 +370,7 @@ static cJSON *status_json(struct agent *a) {
         cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
         cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
         cJSON_AddNumberToObject(m, "telemetry_published", (double)a->telemetry_published);
+        cJSON_AddNumberToObject(m, "telemetry_skipped", (double)a->telemetry_skipped);
         for (size_t i = 0; i < ELEMENTSOF(mh); i++)
                 if (mh[i]->error[0]) {
                         cJSON *errs = cJSON_GetObjectItem(m, "errors");
@@ -343,6 +383,8 @@ static cJSON *status_json(struct agent *a) {
                 cJSON_AddItemToObject(o, "sessions", sessions_summary_json(a->sessions));
         if (a->meter)
                 cJSON_AddItemToObject(o, "metering", meter_status_json(a->meter));
+        self_cost(a, &self);
+        cJSON_AddItemToObject(o, "self", tele_self_json(&self));
         slots = a->sessions ? sessions_slots_json(a->sessions) : cJSON_CreateArray();
         cJSON_AddItemToObject(o, "slots", slots);
         for (size_t i = 0; i < a->cfg->n_slots; i++) {
@@ -456,19 +498,12 @@ static cJSON *on_request(const char *op, const cJSON *req, const struct plat_pee
         return dispatch(a, op, req, ret_held, ret_code, msg, msglen);
 }
 
-/* MQTT commands: the broker authenticated the sender (its ACL decides who may publish on cmd). */
+/* MQTT commands that agent/cmd.c lets through: the broker authenticated the sender (its ACL
+ * decides who may publish on cmd). */
 static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
                          bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
-        static const char *const allowed[] = { "disconnect", "drain", "undrain", "status" };
-
         (void)peer;
-        for (size_t i = 0; i < ELEMENTSOF(allowed); i++)
-                if (!strcmp(op, allowed[i]))
-                        return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
-        *ret_code = "FORBIDDEN";
-        snprintf(msg, msglen,
-                 "op \"%.64s\" is not taken over MQTT (commands: disconnect, drain, undrain, status)", op);
-        return NULL;
+        return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
 }
 
 static void send_reply(struct agent *a, struct held_reply *h) {
@@ -491,9 +526,7 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
         (void)l;
         if (strcmp(topic, a->topic_cmd))
                 return;
-        if (len > CMD_PAYLOAD_MAX)
-                len = CMD_PAYLOAD_MAX + 1; /* refused as too long by the line handler */
-        h.line = diag_handle_line(payload, len, NULL, on_mqtt_op, a, &held);
+        h.line = cmd_handle_payload(payload, len, on_mqtt_op, a, &held);
         h.topic = strdup(response_topic ? response_topic : a->topic_cmd_reply);
         if (corr_len && (h.corr = malloc(corr_len)))
                 memcpy(h.corr, corr, corr_len);

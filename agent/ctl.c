@@ -111,6 +111,36 @@ static double num(const cJSON *o, const char *k) {
         return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* The agent's own cost ("self"); a part the agent could not read is absent there and here. */
+static void print_cost(const cJSON *self, double up) {
+        const char *sep = "";
+
+        if (!cJSON_IsObject(self))
+                return;
+        printf("  cost     ");
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(self, "cpu_usec"))) {
+                double cpu = num(self, "cpu_usec") / 1e6;
+
+                printf(" CPU %.2f s", cpu);
+                if (up > 0)
+                        printf(" (%.3f%% of a core)", 100 * cpu / up);
+                printf(", RSS %.1f MiB (peak %.1f MiB)", num(self, "rss_bytes") / 1048576,
+                       num(self, "peak_rss_bytes") / 1048576);
+                sep = ";";
+        }
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(self, "tick_usec"))) {
+                printf("%s tick %.0f us (max %.0f us in the last minute)", sep, num(self, "tick_usec"),
+                       num(self, "tick_max_usec"));
+                sep = ";";
+        }
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(self, "spool_records"))) {
+                printf("%s spool %.0f unacked, %.0f bytes", sep, num(self, "spool_records"),
+                       num(self, "spool_bytes"));
+                sep = ";";
+        }
+        printf("%s\n", *sep ? "" : " unknown (not read yet)");
+}
+
 static void print_status(const cJSON *s) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(s, "broker");
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(s, "sampling");
@@ -136,6 +166,7 @@ static void print_status(const cJSON *s) {
                num(m, "interval_ms"), num(m, "ticks"), num(m, "telemetry_published"));
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "errors"))
                 printf("  read err  %s\n", e->valuestring);
+        print_cost(cJSON_GetObjectItemCaseSensitive(s, "self"), up);
         if (sess) {
                 const cJSON *n = cJSON_GetObjectItemCaseSensitive(sess, "slots");
 

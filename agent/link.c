@@ -630,6 +630,10 @@ int link_publish_ex(struct link *l, const char *topic, const void *payload, size
         return 0;
 }
 
+bool link_backlogged(const struct link *l) {
+        return l && l->state == LINK_CONNECTED && mosquitto_want_write(l->mosq);
+}
+
 int link_subscribe(struct link *l, const char *topic, int qos) {
         int rc;
 

@@ -74,6 +74,9 @@ int link_publish(struct link *l, const char *topic, const char *payload, size_t 
 int link_publish_ex(struct link *l, const char *topic, const void *payload, size_t len, int qos,
                     const void *corr, size_t corr_len, int *ret_mid);
 
+/* True when bytes are still queued for the broker (the socket did not take everything yet). */
+bool link_backlogged(const struct link *l);
+
 /* Subscribes (after each connect: call it from on_connected). -ENOTCONN when not connected. */
 int link_subscribe(struct link *l, const char *topic, int qos);
 

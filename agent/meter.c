@@ -33,6 +33,8 @@ struct slot_view {
         char id[SLOTS_ID_MAX + 1];
         char scale[64];
         bool in_grace;
+        char session[SLOTS_SESSION_LEN + 1]; /* the session started_mono belongs to */
+        uint64_t started_mono;               /* its start on the monotonic clock; 0: unknown */
         size_t n_viewers;
         char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
 };
@@ -49,7 +51,9 @@ struct meter {
         struct slot_view slot[SLOTS_MAX];
         unsigned max_inflight;
         int state_fd;
-        struct spool *spool;
+        struct spool *spool; /* NULL only while a broken spool could not be opened again */
+        uint64_t spool_max_bytes;
+        bool reopen_alarmed;
         struct plat_signer *signer;
         struct billing *billing;
         struct meter_hooks hooks;
@@ -100,6 +104,8 @@ static int append(struct meter *m, const char *type, const cJSON *fields) {
         cJSON *o, *f;
         int r;
 
+        if (!m->spool)
+                return -EIO;
         seq = spool_next_id(m->spool);
         o = cJSON_CreateObject();
         if (!o)
@@ -164,7 +170,10 @@ static void keep(struct meter *m, const char *type, cJSON *fields, int why) {
                        "refused until the spool takes records again",
                        type, strerror(-why));
         }
-        refuse(m, "billing records cannot be spooled (%s)", strerror(-why));
+        /* why is 0 for a record that waits behind others without being tried: the refusal keeps
+         * naming the failure that started the wait. */
+        if (why)
+                refuse(m, "billing records cannot be spooled (%s)", strerror(-why));
 }
 
 /* Makes a record: in order behind any that wait. Takes ownership of fields. */
@@ -182,7 +191,7 @@ static void record(struct meter *m, const char *type, cJSON *fields) {
                 keep(m, type, fields, r);
                 return;
         }
-        keep(m, type, fields, -ENOSPC);
+        keep(m, type, fields, 0);
 }
 
 /* Moves waiting records into the spool, oldest first, as far as it takes them. */
@@ -221,6 +230,8 @@ static void viewer_record(struct meter *m, const struct slots_event *ev, const c
         cJSON *f = session_fields(m, ev);
 
         cJSON_AddStringToObject(f, "viewer", viewer);
+        if (join && ev->role[0])
+                cJSON_AddStringToObject(f, "role", ev->role);
         if (reason)
                 cJSON_AddStringToObject(f, "reason", reason);
         record(m, join ? "viewer_join" : "viewer_leave", f);
@@ -242,6 +253,17 @@ static void occupancy(struct meter *m, size_t slot, bool occupied) {
                 (void)billing_occupancy(m->billing, slot, occupied, now_both());
 }
 
+/* How long the session ran: by the monotonic clock when it started in this run (a wall-clock step
+ * must not bill an hour that did not pass), else by the wall clock (it started before a restart). */
+static uint64_t duration_usec(const struct slot_view *sv, const struct slots_event *ev, uint64_t now_real) {
+        uint64_t mono = plat_now_mono_usec();
+
+        if (sv->started_mono && !strcmp(sv->session, ev->session) && mono >= sv->started_mono)
+                return mono - sv->started_mono;
+        return ev->started_real_usec && now_real > ev->started_real_usec ? now_real - ev->started_real_usec
+                                                                         : 0;
+}
+
 void meter_transition(struct meter *m, const struct slots_event *ev) {
         struct slot_view *sv;
         uint64_t now = plat_now_real_usec();
@@ -253,6 +275,8 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
         switch (ev->kind) {
         case SLOTS_EV_START:
                 occupancy(m, ev->slot, true);
+                plat_strlcpy(sv->session, ev->session, sizeof(sv->session));
+                sv->started_mono = plat_now_mono_usec();
                 f = session_fields(m, ev);
                 if (ev->client_ip[0])
                         cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
@@ -282,9 +306,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 add_time(f, "started", ev->started_real_usec);
                 add_time(f, "ended", now);
                 cJSON_AddNumberToObject(f, "duration_s",
-                                        ev->started_real_usec && now > ev->started_real_usec
-                                                ? (double)((now - ev->started_real_usec) / 1000) / 1000.0
-                                                : 0.0);
+                                        (double)(duration_usec(sv, ev, now) / 1000) / 1000.0);
                 cJSON_AddStringToObject(f, "reason", ev->reason);
                 record(m, "session_end", f);
                 break;
@@ -368,6 +390,8 @@ int meter_sync(struct meter *m) {
         if (!m || !m->unsynced)
                 return 0;
         sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        if (!m->spool)
+                return -EIO;
         r = spool_sync(m->spool);
         if (r < 0) {
                 alarm_(m, "spool_broken",
@@ -389,7 +413,8 @@ static int on_sync(sd_event_source *s, void *ud) {
 }
 
 static void pump(struct meter *m) {
-        while (m->link && m->n_inflight < m->max_inflight && link_get_state(m->link) == LINK_CONNECTED) {
+        while (m->spool && m->link && m->n_inflight < m->max_inflight &&
+               link_get_state(m->link) == LINK_CONNECTED) {
                 _cleanup_free_ void *buf = NULL;
                 size_t len;
                 uint64_t id;
@@ -434,7 +459,8 @@ void meter_connected(struct meter *m) {
         if (!m)
                 return;
         m->n_inflight = 0; /* acks for the old connection's mids would name other records now */
-        spool_rewind(m->spool);
+        if (m->spool)
+                spool_rewind(m->spool);
         pump(m);
 }
 
@@ -444,48 +470,79 @@ void meter_published(struct meter *m, int mid, bool ok) {
         for (size_t k = 0; k < m->n_inflight; k++) {
                 if (m->inflight[k].mid != mid)
                         continue;
-                if (ok) {
+                if (ok && m->spool) {
                         (void)spool_ack(m->spool, m->inflight[k].id);
                         m->acked++;
                 } else
                         plat_strlcpy(m->last_error, "the broker refused a metering record; it is sent again",
                                      sizeof(m->last_error));
                 m->inflight[k] = m->inflight[--m->n_inflight];
-                if (!ok)
+                if (!ok && m->spool)
                         spool_rewind(m->spool);
                 pump(m);
                 return;
         }
 }
 
+static int restore_chain(struct meter *m, char *msg, size_t msg_len);
+static void recovery_alarms(struct meter *m, const struct spool_recovery *rec);
+
+/* After a failed sync the spool's view of the file may be wrong (the kernel may have dropped the
+ * pages): it is closed and opened again, which recovers from what is really on disk. Until that
+ * works every second try fails and new sessions stay refused. */
+static void reopen_if_broken(struct meter *m) {
+        struct spool_options o = { .max_bytes = m->spool_max_bytes };
+        struct spool_recovery rec;
+        char msg[METER_MSG_MAX];
+        int r;
+
+        if (m->spool) {
+                struct spool_stats st;
+
+                spool_stats(m->spool, &st);
+                if (!st.broken)
+                        return;
+                spool_close(m->spool); /* its lock must go before the directory is opened again */
+                m->spool = NULL;
+        }
+        r = spool_open(m->state_fd, m->state_dir, &o, &m->spool, &rec, msg, sizeof(msg));
+        if (r >= 0)
+                r = restore_chain(m, msg, sizeof(msg));
+        if (r < 0) {
+                spool_close(m->spool);
+                m->spool = NULL;
+                refuse(m, "the metering spool cannot be opened again: %s", msg);
+                if (!m->reopen_alarmed)
+                        alarm_(m, "spool_broken",
+                               "metering: the spool cannot be opened again: %s; tried every second, new "
+                               "sessions "
+                               "are refused meanwhile",
+                               msg);
+                m->reopen_alarmed = true;
+                return;
+        }
+        recovery_alarms(m, &rec);
+        m->reopen_alarmed = false;
+        m->n_inflight = 0;
+        m->unsynced = false;
+        if (!m->n_pending)
+                m->refusal[0] = '\0';
+        log_notice("metering: spool opened again after a failed sync (%" PRIu64 " records pending)",
+                   rec.pending);
+}
+
 /* Every second: close billing windows, retry what waits, write the ack cursor. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         struct meter *m = ud;
-        struct spool_stats st;
 
         sd_event_source_set_time(s, usec + TIMER_USEC);
         if (m->billing)
                 (void)billing_tick(m->billing, now_both());
+        reopen_if_broken(m);
         if (m->n_pending)
                 drain_pending(m);
-        spool_stats(m->spool, &st);
-        if (st.broken) {
-                char msg[METER_MSG_MAX];
-                struct spool_recovery rec;
-                struct spool_options o = { .max_bytes = st.max_bytes };
-                struct spool *n = NULL;
-
-                if (spool_open(m->state_fd, m->state_dir, &o, &n, &rec, msg, sizeof(msg)) >= 0) {
-                        spool_close(m->spool);
-                        m->spool = n;
-                        m->refusal[0] = '\0';
-                        m->n_inflight = 0;
-                        log_notice("metering: spool reopened after a failed sync (%" PRIu64
-                                   " records pending)",
-                                   rec.pending);
-                }
-        }
-        (void)spool_flush_cursor(m->spool);
+        if (m->spool)
+                (void)spool_flush_cursor(m->spool);
         pump(m);
         return 0;
 }
@@ -566,6 +623,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 snprintf(msg, msg_len, "cannot open the state dir %s: %s", cfg->state_dir, strerror(-r));
                 goto fail;
         }
+        m->spool_max_bytes = so.max_bytes;
         r = spool_open(m->state_fd, cfg->state_dir, &so, &m->spool, &rec, msg, msg_len);
         if (r < 0)
                 goto fail;
@@ -684,11 +742,21 @@ const char *meter_refusal(const struct meter *m) {
         return m && m->refusal[0] ? m->refusal : NULL;
 }
 
+void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_bytes) {
+        struct spool_stats st = { 0 };
+
+        if (m->spool)
+                spool_stats(m->spool, &st);
+        *ret_records = st.pending;
+        *ret_bytes = st.bytes;
+}
+
 cJSON *meter_status_json(const struct meter *m) {
         cJSON *o = cJSON_CreateObject(), *sp;
-        struct spool_stats st;
+        struct spool_stats st = { 0 };
 
-        spool_stats(m->spool, &st);
+        if (m->spool)
+                spool_stats(m->spool, &st);
         cJSON_AddNumberToObject(o, "next_seq", (double)st.next_id);
         if (m->signer)
                 cJSON_AddStringToObject(o, "kid", plat_signer_kid(m->signer));

@@ -65,3 +65,6 @@ void meter_published(struct meter *m, int mid, bool ok);
 const char *meter_refusal(const struct meter *m);
 /* Spool backlog, seq, kid, in flight, delivered, what is failing. */
 cJSON *meter_status_json(const struct meter *m);
+/* The spool's backlog for telemetry: records not yet acknowledged by the broker, and the bytes of
+ * its segment files (acknowledged records stay there until their segment is deleted). */
+void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_bytes);

@@ -150,6 +150,8 @@ static void emit(struct sessions *s, const struct slots_event *ev) {
                 cJSON_AddStringToObject(f, "reason", ev->reason);
         if (ev->viewer[0])
                 cJSON_AddStringToObject(f, "viewer", ev->viewer);
+        if (ev->role[0])
+                cJSON_AddStringToObject(f, "role", ev->role);
         if (ev->client_ip[0] &&
             (ev->kind == SLOTS_EV_RESERVE || ev->kind == SLOTS_EV_TAKEOVER || ev->kind == SLOTS_EV_RESUME))
                 cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
@@ -592,10 +594,11 @@ static cJSON *slot_reply(const struct sessions *s, size_t i, const struct slots_
         slots_get(s->slots, i, &info);
         cJSON_AddStringToObject(o, key, info.id);
         cJSON_AddStringToObject(o, "state", slots_state_str(info.state));
-        if (info.user[0])
-                cJSON_AddStringToObject(o, "user", info.user);
-        if (info.session[0])
-                cJSON_AddStringToObject(o, "session", info.session);
+        /* A session that ended and was released in the same op is still the one the reply is about. */
+        if (info.user[0] || (ev && ev->user[0]))
+                cJSON_AddStringToObject(o, "user", info.user[0] ? info.user : ev->user);
+        if (info.session[0] || (ev && ev->session[0]))
+                cJSON_AddStringToObject(o, "session", info.session[0] ? info.session : ev->session);
         if (ev)
                 cJSON_AddStringToObject(o, "event", slots_event_str(ev->kind));
         add_time(o, "deadline", info.deadline_real_usec);

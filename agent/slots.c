@@ -668,8 +668,10 @@ enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const c
         if (c != SLOTS_OK)
                 return c;
         event(s, ret_ev, SLOTS_EV_VIEWER_JOIN, i, NULL);
-        if (ret_ev)
+        if (ret_ev) {
                 slots__copy(ret_ev->viewer, sizeof(ret_ev->viewer), viewer);
+                slots__copy(ret_ev->role, sizeof(ret_ev->role), role);
+        }
         return SLOTS_OK;
 }
 

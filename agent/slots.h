@@ -111,6 +111,7 @@ struct slots_event {
         char user[SLOTS_USER_MAX + 1];
         char session[SLOTS_SESSION_LEN + 1];
         char viewer[SLOTS_USER_MAX + 1];  /* viewer events */
+        char role[SLOTS_TOKEN_MAX + 1];   /* VIEWER_JOIN: the viewer's role */
         char reason[SLOTS_TOKEN_MAX + 1]; /* GRACE, ENDING and FREED: why */
         char client_ip[SLOTS_IP_MAX];     /* RESERVE, TAKEOVER and RESUME: the new client's, "" unknown */
         uint64_t started_real_usec;       /* when the session started (wall clock); 0 before START */

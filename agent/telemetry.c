@@ -334,8 +334,58 @@ static cJSON *slot_json(const struct cfg *c, size_t i, const struct usage *u, co
         return j;
 }
 
+void tele_ticks_add(struct tele_ticks *t, uint64_t now_usec, uint64_t took_usec) {
+        uint64_t sec = now_usec / USEC_PER_SEC + 1;
+        size_t i = sec % TELE_TICK_WINDOW_S;
+
+        t->count++;
+        t->last_usec = took_usec;
+        if (t->second[i] != sec) {
+                t->second[i] = sec;
+                t->max_usec[i] = 0;
+        }
+        if (took_usec > t->max_usec[i])
+                t->max_usec[i] = took_usec;
+}
+
+uint64_t tele_ticks_max(const struct tele_ticks *t, uint64_t now_usec) {
+        uint64_t sec = now_usec / USEC_PER_SEC + 1, max = 0;
+
+        for (size_t i = 0; i < TELE_TICK_WINDOW_S; i++)
+                if (t->second[i] && t->second[i] <= sec && sec - t->second[i] < TELE_TICK_WINDOW_S &&
+                    t->max_usec[i] > max)
+                        max = t->max_usec[i];
+        return max;
+}
+
+cJSON *tele_self_json(const struct tele_self *self) {
+        cJSON *o = cJSON_CreateObject();
+
+        if (!o)
+                return NULL;
+        if (self->has_usage) {
+                add_u64(o, "cpu_usec", self->usage.cpu_usec);
+                add_u64(o, "rss_bytes", self->usage.rss_bytes);
+                add_u64(o, "peak_rss_bytes", self->usage.peak_rss_bytes);
+        }
+        if (self->has_tick) {
+                add_u64(o, "tick_usec", self->tick_usec);
+                add_u64(o, "tick_max_usec", self->tick_max_usec);
+        }
+        if (self->has_spool) {
+                add_u64(o, "spool_records", self->spool_records);
+                add_u64(o, "spool_bytes", self->spool_bytes);
+        }
+        return o;
+}
+
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
                           const struct watch *w, uint64_t seq) {
+        return tele_telemetry_json_ex(c, s, u, w, seq, NULL);
+}
+
+char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                             const struct watch *w, uint64_t seq, const struct tele_self *self) {
         const struct host_sample *h = &s->cur;
         cJSON *o = cJSON_CreateObject(), *slots;
 
@@ -372,6 +422,8 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const st
         for (size_t i = 0; i < c->n_slots; i++)
                 cJSON_AddItemToArray(slots, slot_json(c, i, u, w, s));
         add_gpus(o, h, c, false);
+        if (self)
+                cJSON_AddItemToObject(o, "self", tele_self_json(self));
         return finish(o);
 }
 

@@ -7,10 +7,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "selfstat.h"
+
 struct cfg;
 struct hal_platform;
 struct host_sample;
 struct sampler;
+struct tele_self;
 struct usage;
 struct watch;
 
@@ -30,6 +33,38 @@ char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool o
  * NULL, each slot's scale, conformance and usage against its limits. */
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
                           const struct watch *w, uint64_t seq);
+/* The same with the agent's own cost as "self" (borrowed; NULL leaves it out). */
+char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                             const struct watch *w, uint64_t seq, const struct tele_self *self);
+
+/* How long the sampling ticks take: the last one, and the longest over the last minute (kept as
+ * the longest of each second in a ring, so the window slides by the second). Zeroed is empty. */
+#define TELE_TICK_WINDOW_S 60
+struct tele_ticks {
+        uint64_t count; /* ticks that ended */
+        uint64_t last_usec;
+        uint64_t max_usec[TELE_TICK_WINDOW_S];
+        uint64_t second[TELE_TICK_WINDOW_S]; /* the second (monotonic, + 1) each bucket holds; 0: none */
+};
+
+/* A tick that ended at monotonic time now_usec took took_usec. */
+void tele_ticks_add(struct tele_ticks *t, uint64_t now_usec, uint64_t took_usec);
+/* The longest tick that ended in the minute up to now_usec; 0 when none did. */
+uint64_t tele_ticks_max(const struct tele_ticks *t, uint64_t now_usec);
+
+/* The agent's own cost ("self" in status and telemetry). A part whose has_* is false is left out:
+ * a figure that could not be read is absent, never 0. */
+struct tele_self {
+        bool has_usage;
+        struct plat_self_usage usage;
+        bool has_tick;
+        uint64_t tick_usec, tick_max_usec; /* the last tick; the longest in the last minute */
+        bool has_spool;
+        uint64_t spool_records, spool_bytes; /* see meter_backlog() */
+};
+
+/* The "self" object (caller frees; NULL when out of memory). */
+cJSON *tele_self_json(const struct tele_self *self);
 
 /* The catalog, and each slot's plan and usage against its scale (render-agentctl spec). */
 cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,

@@ -3,6 +3,7 @@
 interval, and on SIGTERM exits 0 within 1 s leaving a retained "offline"/"stopped" status."""
 
 import datetime
+import json
 import os
 import signal
 import statistics
@@ -21,6 +22,17 @@ def parse_ts(s):
     # RFC 3339 UTC with milliseconds, e.g. 2025-01-02T03:04:05.678Z
     assert s.endswith("Z"), s
     return datetime.datetime.strptime(s[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+
+
+def proc_status_vm(pid):
+    """{"VmRSS": bytes, "VmHWM": bytes, ...} from /proc/PID/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k.startswith("Vm") and v.split()[1:] == ["kB"]:
+                out[k] = int(v.split()[0]) * 1024
+    return out
 
 
 class Telemetry(harness.IntegrationTest):
@@ -107,6 +119,9 @@ class Telemetry(harness.IntegrationTest):
         self.assertIn("rx_mbps", lo)
         self.assertGreaterEqual(lo["rx_mbps"], 0)
 
+        # The agent's own cost, against what /proc says of its process afterwards.
+        self.check_self(agent, docs)
+
         # SIGTERM: exit 0 within 1 s, and the retained status turns offline/stopped.
         t_term = time.monotonic()
         rc, took = agent.terminate(timeout=1.0)
@@ -124,6 +139,38 @@ class Telemetry(harness.IntegrationTest):
         self.assertEqual(ret[1].get("state"), "offline", ret[1])
         self.assertEqual(ret[1].get("reason"), "stopped", ret[1])
         agent.wait_log(r"received Terminated; stopping", timeout=1)
+
+    def check_self(self, agent, docs):
+        cpu_then = [d["self"]["cpu_usec"] for d in docs]
+        self.assertEqual(cpu_then, sorted(cpu_then), "self.cpu_usec went backwards: %s" % cpu_then)
+        cpu_now = harness.cpu_seconds(agent.pid) * 1e6
+        vm = proc_status_vm(agent.pid)
+        tick = 1e6 / os.sysconf("SC_CLK_TCK")
+        for d in docs:
+            me = d["self"]
+            # Clock ticks truncate: what the agent said earlier is at most /proc's figure now.
+            self.assertLessEqual(me["cpu_usec"], cpu_now + 2 * tick, me)
+            self.assertGreater(me["rss_bytes"], 0, me)
+            self.assertLessEqual(me["rss_bytes"], me["peak_rss_bytes"], me)
+            self.assertLessEqual(me["peak_rss_bytes"], vm["VmHWM"], me)
+            # The spool is there (metering runs), and nothing was billed.
+            self.assertEqual(me["spool_records"], 0, me)
+            self.assertGreaterEqual(me["spool_bytes"], 0, me)
+            # A document carries the previous tick's duration: far less than the interval.
+            self.assertIn("tick_usec", me)
+            self.assertTrue(0 < me["tick_usec"] <= me["tick_max_usec"] < INTERVAL_MS * 1000, me)
+        self.assertGreater(cpu_then[-1], cpu_then[0], "no CPU time spent over %d samples" % len(docs))
+        # The same figures on the control socket, and render-agentctl's cost line.
+        r = self.env.run([harness.ctl_binary(), "--socket", self.env.path("agent.sock"), "--json", "status"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        me = json.loads(r.stdout)["status"]["self"]
+        self.assertGreaterEqual(me["cpu_usec"], cpu_then[-1])
+        self.assertEqual(sorted(me), sorted(docs[-1]["self"]))
+        r = self.env.run([harness.ctl_binary(), "--socket", self.env.path("agent.sock"), "status"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"\n  cost      CPU \d+\.\d\d s \([0-9.]+% of a core\), RSS [0-9.]+ MiB \(peak "
+                                   r"[0-9.]+ MiB\); tick \d+ us \(max \d+ us in the last minute\); spool 0 unacked, "
+                                   r"\d+ bytes\n")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,64 @@ static void test_gpus_report_present_metrics_only_and_fp32_source(void **state) 
         cfg_free(c);
 }
 
+static void test_tick_max_is_the_longest_of_the_last_minute(void **state) {
+        struct tele_ticks t = { 0 };
+        const uint64_t s = USEC_PER_SEC;
+
+        (void)state;
+        assert_int_equal(tele_ticks_max(&t, 1000 * s), 0);
+        tele_ticks_add(&t, 1000 * s + 10, 900);
+        tele_ticks_add(&t, 1000 * s + 500000, 300); /* same second: the larger stays */
+        tele_ticks_add(&t, 1030 * s, 150);
+        assert_int_equal(t.count, 3);
+        assert_int_equal(t.last_usec, 150);
+        assert_int_equal(tele_ticks_max(&t, 1030 * s), 900);
+        assert_int_equal(tele_ticks_max(&t, 1059 * s + 999999), 900);
+        /* A minute after its second, the 900 µs tick has left the window. */
+        assert_int_equal(tele_ticks_max(&t, 1060 * s), 150);
+        /* Its bucket is reused 60 s on: the old figure does not survive there. */
+        tele_ticks_add(&t, 1060 * s + 1, 200);
+        assert_int_equal(tele_ticks_max(&t, 1060 * s + 2), 200);
+        assert_int_equal(tele_ticks_max(&t, 1090 * s), 200);
+        assert_int_equal(tele_ticks_max(&t, 1120 * s), 0);
+}
+
+static void test_telemetry_self_has_the_given_parts_only(void **state) {
+        struct cfg *c = load_cfg();
+        struct sampler s = { 0 };
+        struct tele_self self = { .has_usage = true,
+                                  .usage = { .cpu_usec = 1234567,
+                                             .rss_bytes = 3 << 20,
+                                             .peak_rss_bytes = UINT64_C(18446744073709551615) },
+                                  .has_spool = true,
+                                  .spool_records = 7,
+                                  .spool_bytes = 4096 };
+        cJSON *j, *o;
+        char *doc;
+
+        (void)state;
+        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 1, &self);
+        assert_non_null(strstr(doc, "\"self\":{\"cpu_usec\":1234567,\"rss_bytes\":3145728,"
+                                    "\"peak_rss_bytes\":18446744073709551615,\"spool_records\":7,"
+                                    "\"spool_bytes\":4096}"));
+        free(doc);
+        /* A tick but nothing read: the figures are absent, never 0. */
+        self = (struct tele_self){ .has_tick = true, .tick_usec = 140, .tick_max_usec = 900 };
+        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 2, &self);
+        j = cJSON_Parse(doc);
+        o = cJSON_GetObjectItem(j, "self");
+        assert_int_equal(cJSON_GetObjectItem(o, "tick_usec")->valueint, 140);
+        assert_int_equal(cJSON_GetObjectItem(o, "tick_max_usec")->valueint, 900);
+        assert_null(cJSON_GetObjectItem(o, "cpu_usec"));
+        assert_null(cJSON_GetObjectItem(o, "spool_records"));
+        cJSON_Delete(j);
+        free(doc);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 3);
+        assert_null(strstr(doc, "\"self\""));
+        free(doc);
+        cfg_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_topics_follow_prefix_region_node),
@@ -218,6 +276,8 @@ int main(void) {
                 cmocka_unit_test(test_telemetry_has_exact_counters_rates_and_missing_ifaces),
                 cmocka_unit_test(test_probe_lists_errors_and_omits_failed_metrics),
                 cmocka_unit_test(test_gpus_report_present_metrics_only_and_fp32_source),
+                cmocka_unit_test(test_tick_max_is_the_longest_of_the_last_minute),
+                cmocka_unit_test(test_telemetry_self_has_the_given_parts_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,892 @@
+/* test_meter.c: metering records from real slot transitions on a real sd-event loop and a scratch
+ * state dir, read back from the spool: types and members, the hash chain across a restart, billing
+ * windows and minutes, fail closed under a real file size limit, no key, and meter_stop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "clock.h"
+#include "config.h"
+#include "crypto.h"
+#include "fileio.h"
+#include "meter.h"
+#include "slots.h"
+#include "spool.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEC UINT64_C(1000000)
+#define MSEC UINT64_C(1000)
+/* The pinned wall clock at the start of each test: 2023-11-14T22:14:00Z, on a minute boundary, so
+ * the first minute (and a 1 s window) is whole. */
+#define T0 (UINT64_C(1700000040) * SEC)
+#define SLOTS3 \
+        "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s1\",\"scale\":\"S\"},{\"id\":\"s2\",\"scale\":\"M\"}"
+#define ZEROS64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define MAX_ALARMS 16
+#define MAX_RECS 64
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* A scratch state dir, a key, a pinned clock, real slots, and what the meter spooled. */
+struct fx {
+        struct tu_scratch *dir;
+        char state_dir[96];
+        int state_fd;
+        char key_path[96];
+        char kid[PLAT_KID_LEN + 1];
+        struct cfg *cfgs[4]; /* the meter borrows them only for meter_new; freed at teardown */
+        size_t n_cfgs;
+        sd_event *e;
+        struct slots *slots;
+        struct meter *m;
+        uint64_t mono, real;
+        size_t n_alarms;
+        char alarm_what[MAX_ALARMS][32];
+        char alarm_msg[MAX_ALARMS][METER_MSG_MAX];
+        size_t n_recs;
+        char *raw[MAX_RECS]; /* each record's payload bytes as spooled, NUL added */
+        cJSON *rec[MAX_RECS];
+};
+
+/* No cmocka here: the hook also runs in forked children. */
+static void on_alarm(const char *what, const char *msg, void *userdata) {
+        struct fx *f = userdata;
+
+        if (f->n_alarms < MAX_ALARMS) {
+                snprintf(f->alarm_what[f->n_alarms], sizeof(f->alarm_what[0]), "%s", what);
+                snprintf(f->alarm_msg[f->n_alarms], sizeof(f->alarm_msg[0]), "%s", msg);
+        }
+        f->n_alarms++;
+}
+
+static uint64_t real_mono(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void advance(struct fx *f, uint64_t usec) {
+        f->mono += usec;
+        f->real += usec;
+        plat_clock_set_fake(f->mono, f->real);
+}
+
+/* Moves the pinned clocks to T0 + usec. */
+static void at(struct fx *f, uint64_t usec) {
+        assert_true(T0 + usec >= f->real);
+        advance(f, T0 + usec - f->real);
+}
+
+/* A config on the fixture's state dir, with the key (metering.key_file) when `key`, and these
+ * further "metering" members; kept until teardown. */
+static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
+        struct cfg_problems p = { 0 };
+        struct cfg *c = NULL;
+        char buf[2048], members[512];
+        int n;
+
+        snprintf(members, sizeof(members), "%s%s%s%s%s", key ? "\"key_file\":\"" : "",
+                 key ? f->key_path : "", key ? "\"" : "", key && metering[0] ? "," : "", metering);
+        n = snprintf(buf, sizeof(buf),
+                     "{\"node\":{\"id\":\"render-01\",\"region\":\"eu-west\"},"
+                     "\"mqtt\":{\"host\":\"localhost\",\"tls\":false},\"state_dir\":\"%s\","
+                     "\"metering\":{%s},\"slots\":[%s]}",
+                     f->state_dir, members, SLOTS3);
+        assert_true(n > 0 && (size_t)n < sizeof(buf));
+        if (cfg_parse("/etc/render-agent/agent.json", buf, (size_t)n, &c, &p) < 0)
+                for (size_t i = 0; i < p.n; i++)
+                        print_message("config: %s\n", p.msgs[i]);
+        cfg_problems_done(&p);
+        assert_non_null(c);
+        assert_true(f->n_cfgs < ELEMENTSOF(f->cfgs));
+        f->cfgs[f->n_cfgs++] = c;
+        return c;
+}
+
+/* meter_new on f->e with no link; `slots` as the agent passes them after a restart, or NULL. Returns
+ * meter_new's result (no cmocka: forked children use it). */
+static int open_meter_with(struct fx *f, const struct cfg *c, const struct slots *slots) {
+        const struct meter_hooks h = { .alarm = on_alarm, .userdata = f };
+        char msg[256] = "";
+        int r = meter_new(f->e, c, slots, &h, &f->m, msg, sizeof(msg));
+
+        if (r < 0)
+                fprintf(stderr, "meter_new: %s\n", msg);
+        else
+                meter_set_link(f->m, NULL, NULL);
+        return r;
+}
+
+static void open_meter(struct fx *f, const struct cfg *c) {
+        assert_int_equal(open_meter_with(f, c, NULL), 0);
+}
+
+static void close_meter(struct fx *f) {
+        meter_free(f->m);
+        f->m = NULL;
+}
+
+static int setup(void **state) {
+        struct fx *f = calloc(1, sizeof(*f));
+        const char *ids[] = { "s0", "s1", "s2" };
+        struct slots_config sc = { .n_slots = 3, .slot_ids = ids, .state_dir_fd = -1 };
+        struct plat_signer *signer = NULL;
+        char msg[256] = "";
+        void *d = NULL;
+
+        assert_non_null(f);
+        tu_scratch_setup(&d);
+        f->dir = d;
+        snprintf(f->state_dir, sizeof(f->state_dir), "%s/state", f->dir->path);
+        assert_int_equal(mkdirat(f->dir->fd, "state", 0700), 0);
+        f->state_fd = plat_open_dir(f->state_dir);
+        assert_true(f->state_fd >= 0);
+        /* A real P-256 key and no certificate: the kid is the key's own thumbprint. */
+        assert_int_equal(plat_signer_generate(&signer, msg, sizeof(msg)), 0);
+        assert_int_equal(plat_signer_write_key_at(signer, f->dir->fd, "device.key", false, msg, sizeof(msg)),
+                         0);
+        snprintf(f->kid, sizeof(f->kid), "%s", plat_signer_kid(signer));
+        plat_signer_free(signer);
+        snprintf(f->key_path, sizeof(f->key_path), "%s/device.key", f->dir->path);
+        f->mono = 1000 * SEC;
+        f->real = T0;
+        plat_clock_set_fake(f->mono, f->real);
+        assert_true(sd_event_new(&f->e) >= 0);
+        slots_limits_default(&sc.limits);
+        assert_int_equal(slots_new(&sc, &f->slots, msg, sizeof(msg)), 0);
+        *state = f;
+        return 0;
+}
+
+static void drop_recs(struct fx *f) {
+        for (size_t i = 0; i < f->n_recs; i++) {
+                free(f->raw[i]);
+                cJSON_Delete(f->rec[i]);
+        }
+        f->n_recs = 0;
+}
+
+static int teardown(void **state) {
+        struct fx *f = *state;
+        void *d = f->dir;
+
+        meter_free(f->m);
+        slots_free(f->slots);
+        sd_event_unref(f->e);
+        for (size_t i = 0; i < f->n_cfgs; i++)
+                cfg_free(f->cfgs[i]);
+        drop_recs(f);
+        close(f->state_fd);
+        free(f);
+        plat_clock_set_fake(0, 0);
+        return tu_scratch_teardown(&d);
+}
+
+/* ---- driving the meter with real slot transitions ---- */
+
+static struct slots_clock clk(const struct fx *f) {
+        return (struct slots_clock){ .mono_usec = f->mono, .real_usec = f->real };
+}
+
+static struct slots_ref by_user(const char *user) {
+        return (struct slots_ref){ .user = user };
+}
+
+/* What the session service's transition hook does after a successful op. */
+static enum slots_code fed(struct fx *f, enum slots_code c, const struct slots_event *ev) {
+        if (c == SLOTS_OK)
+                meter_transition(f->m, ev);
+        return c;
+}
+
+static enum slots_code reserve(struct fx *f, const char *user, const char *slot, const char *ip) {
+        struct slots_event ev;
+
+        return fed(f, slots_reserve(f->slots, user, slot, ip, clk(f), &ev, NULL, 0), &ev);
+}
+
+/* reserve + start: a session_start. */
+static enum slots_code play(struct fx *f, const char *user, const char *slot, const char *ip) {
+        struct slots_event ev;
+        enum slots_code c = reserve(f, user, slot, ip);
+
+        return c != SLOTS_OK ? c : fed(f, slots_start(f->slots, by_user(user), clk(f), &ev, NULL, 0), &ev);
+}
+
+static enum slots_code lose(struct fx *f, const char *user) {
+        struct slots_event ev;
+
+        return fed(f, slots_client_lost(f->slots, by_user(user), clk(f), &ev, NULL, 0), &ev);
+}
+
+/* slots_end then slots_release, as the service does once the end is enforced. */
+static enum slots_code end(struct fx *f, const char *user, const char *reason) {
+        struct slots_event ev;
+        enum slots_code c = fed(f, slots_end(f->slots, by_user(user), reason, clk(f), &ev, NULL, 0), &ev);
+
+        return c != SLOTS_OK ? c : fed(f, slots_release(f->slots, by_user(user), clk(f), &ev, NULL, 0), &ev);
+}
+
+static enum slots_code join(struct fx *f, const char *user, const char *viewer, const char *role) {
+        struct slots_event ev;
+
+        return fed(f, slots_viewer_join(f->slots, by_user(user), viewer, role, clk(f), &ev, NULL, 0), &ev);
+}
+
+static enum slots_code leave(struct fx *f, const char *user, const char *viewer) {
+        struct slots_event ev;
+
+        return fed(f, slots_viewer_leave(f->slots, by_user(user), viewer, clk(f), &ev, NULL, 0), &ev);
+}
+
+static void expire(struct fx *f) {
+        struct slots_event evs[SLOTS_MAX];
+        int n = slots_expire(f->slots, clk(f), evs, SLOTS_MAX);
+
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++)
+                meter_transition(f->m, &evs[i]);
+}
+
+/* The session id on slot i now (SLOTS_SESSION_LEN + 1 bytes at ret). */
+static void session_of(struct fx *f, size_t i, char *ret) {
+        struct slots_info info;
+
+        slots_get(f->slots, i, &info);
+        snprintf(ret, SLOTS_SESSION_LEN + 1, "%s", info.session);
+        assert_int_equal(strlen(ret), SLOTS_SESSION_LEN);
+}
+
+/* A member of meter_status_json (NaN when missing). No cmocka: forked children use it. */
+static double status_num(const struct meter *m, const char *key) {
+        cJSON *o = meter_status_json(m);
+        double v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key));
+
+        cJSON_Delete(o);
+        return v;
+}
+
+/* The bytes of the spool's segment files. No cmocka: forked children use it. */
+static double spool_bytes(const struct meter *m) {
+        cJSON *o = meter_status_json(m);
+        double v = cJSON_GetNumberValue(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spool"), "bytes"));
+
+        cJSON_Delete(o);
+        return v;
+}
+
+/* Runs the loop (real time: the meter's timer runs every second) until status member `key` reaches
+ * `want`, for up to 5 s. No cmocka: forked children use it. */
+static bool run_until(struct fx *f, const char *key, double want) {
+        uint64_t deadline = real_mono() + 5 * SEC;
+
+        while (status_num(f->m, key) != want) {
+                if (real_mono() >= deadline || sd_event_run(f->e, 100 * MSEC) < 0)
+                        return false;
+        }
+        return true;
+}
+
+/* Runs the loop for usec of real time: long enough for the meter's timer to have run. */
+static void run_for(struct fx *f, uint64_t usec) {
+        uint64_t deadline = real_mono() + usec;
+
+        while (real_mono() < deadline)
+                assert_true(sd_event_run(f->e, 100 * MSEC) >= 0);
+}
+
+/* ---- reading back what was spooled ---- */
+
+/* Every record in the spool (the meter must be closed: the spool is locked while open). */
+static void read_spool(struct fx *f) {
+        struct spool_recovery rec;
+        struct spool *s = NULL;
+        char msg[SPOOL_MSG_MAX] = "";
+        void *buf;
+        size_t len;
+        uint64_t id;
+
+        assert_null(f->m);
+        drop_recs(f);
+        if (spool_open(f->state_fd, f->state_dir, NULL, &s, &rec, msg, sizeof(msg)) < 0)
+                print_message("spool_open: %s\n", msg);
+        assert_non_null(s);
+        assert_false(spool_recovery_alarm(&rec));
+        while (spool_read_next(s, &buf, &len, &id) == 0) {
+                assert_true(f->n_recs < MAX_RECS);
+                f->raw[f->n_recs] = calloc(1, len + 1);
+                assert_non_null(f->raw[f->n_recs]);
+                memcpy(f->raw[f->n_recs], buf, len);
+                free(buf);
+                f->rec[f->n_recs] = cJSON_Parse(f->raw[f->n_recs]);
+                assert_non_null(f->rec[f->n_recs]);
+                f->n_recs++;
+        }
+        spool_close(s);
+}
+
+static const char *str(const cJSON *o, const char *key) {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+
+        if (!v)
+                print_message("no string member %s\n", key);
+        assert_non_null(v);
+        return v;
+}
+
+static double num(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        if (!cJSON_IsNumber(v))
+                print_message("no number member %s\n", key);
+        assert_true(cJSON_IsNumber(v));
+        return v->valuedouble;
+}
+
+static const cJSON *obj(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        assert_true(cJSON_IsObject(v));
+        return v;
+}
+
+static bool flag(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        assert_true(cJSON_IsBool(v));
+        return cJSON_IsTrue(v);
+}
+
+static bool has(const cJSON *o, const char *key) {
+        return cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
+}
+
+/* The types of the records read, joined with spaces (static storage). */
+static const char *types(const struct fx *f) {
+        static char buf[1024];
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < f->n_recs && len < sizeof(buf); i++)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? " " : "",
+                                        str(f->rec[i], "type"));
+        return buf;
+}
+
+static void expect_types(const struct fx *f, const char *want) {
+        if (strcmp(types(f), want))
+                print_message("spooled: %s\nwanted:  %s\n", types(f), want);
+        assert_string_equal(types(f), want);
+}
+
+/* seq 1, 2, 3, ... and each prev the SHA-256 of the payload before (zeros first). */
+static void expect_chain(const struct fx *f) {
+        char want[PLAT_SHA256_HEX_LEN + 1] = ZEROS64;
+        uint8_t digest[PLAT_SHA256_LEN];
+
+        for (size_t i = 0; i < f->n_recs; i++) {
+                assert_int_equal(num(f->rec[i], "seq"), i + 1);
+                assert_string_equal(str(f->rec[i], "prev"), want);
+                plat_sha256(f->raw[i], strlen(f->raw[i]), digest);
+                plat_sha256_hex(digest, want);
+        }
+}
+
+/* The members every record has, and those of a session's records. */
+static void expect_session(const cJSON *r, const char *slot, const char *scale, const char *user,
+                           const char *session) {
+        assert_int_equal(num(r, "v"), 1);
+        assert_string_equal(str(r, "node"), "render-01");
+        assert_string_equal(str(r, "region"), "eu-west");
+        assert_string_equal(str(r, "slot"), slot);
+        assert_string_equal(str(r, "scale"), scale);
+        assert_string_equal(str(r, "user"), user);
+        assert_string_equal(str(r, "session"), session);
+}
+
+static void expect_window(const cJSON *r, const char *start, double covered_s, double peak, double slot_s,
+                          bool partial) {
+        assert_string_equal(str(r, "type"), "concurrency_window");
+        assert_string_equal(str(r, "window_start"), start);
+        assert_int_equal(num(r, "window_s"), 1);
+        assert_int_equal(num(r, "windows"), 1);
+        assert_true(num(r, "covered_s") == covered_s);
+        assert_true(num(r, "peak") == peak);
+        assert_true(num(r, "slot_seconds") == slot_s);
+        assert_false(flag(r, "clock_step"));
+        assert_true(flag(r, "partial") == partial);
+}
+
+static void expect_flow(const cJSON *r, const char *flow, double bytes, double peak_mbps) {
+        const cJSON *o = obj(r, flow);
+
+        assert_true(num(o, "bytes") == bytes);
+        assert_true(num(o, "peak_mbps") == peak_mbps);
+        assert_int_equal(num(o, "late_bytes"), 0);
+}
+
+/* ---- forked children ---- */
+
+/* A child's scenario: NULL when every check held, else what failed. cmocka must not run in a
+ * child (a failed assertion would jump into the child's copy of the runner and go on with the
+ * other tests there), so children check with CHILD_CHECK and report through a pipe. */
+typedef const char *(*child_fn)(struct fx *f);
+
+#define CHILD_CHECK(cond)                                        \
+        do {                                                     \
+                if (!(cond))                                     \
+                        return "line " STR(__LINE__) ": " #cond; \
+        } while (0)
+
+/* Runs fn in a child with its own loop (an sd_event cannot cross fork) and fails the test with
+ * the child's message. The child ends with _exit: no meter_free unless fn calls it. */
+static void run_child(struct fx *f, child_fn fn) {
+        char msg[512] = "";
+        ssize_t n, got = 0;
+        int p[2], status;
+        pid_t pid;
+
+        assert_null(f->m);
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                const char *why = "sd_event_new failed";
+
+                close(p[0]);
+                if (sd_event_new(&f->e) >= 0)
+                        why = fn(f);
+                if (why)
+                        (void)!write(p[1], why, strlen(why));
+                _exit(why ? 1 : 0);
+        }
+        close(p[1]);
+        while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+                got += n;
+        close(p[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (msg[0])
+                print_message("child: %s\n", msg);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- tests ---- */
+
+static void test_transitions_make_their_records_in_order(void **state) {
+        struct fx *f = *state;
+        char s0[SLOTS_SESSION_LEN + 1], s1[SLOTS_SESSION_LEN + 1];
+        const cJSON *r;
+
+        open_meter(f, make_cfg(f, true, ""));
+        at(f, 123456);
+        assert_int_equal(play(f, "alice", "s0", "192.0.2.7"), SLOTS_OK);
+        session_of(f, 0, s0);
+        at(f, 1 * SEC);
+        assert_int_equal(join(f, "alice", "bob", "player2"), SLOTS_OK);
+        assert_int_equal(join(f, "alice", "carol", "spectator"), SLOTS_OK);
+        assert_int_equal(join(f, "alice", "bob", "spectator"), SLOTS_OK); /* a new role: no record */
+        assert_int_equal(leave(f, "alice", "carol"), SLOTS_OK);
+        meter_push(f->m, 0, s0, "rtmp-1", true);
+        at(f, 2 * SEC);
+        assert_int_equal(lose(f, "alice"), SLOTS_OK);
+        at(f, 3 * SEC);
+        assert_int_equal(reserve(f, "alice", "s0", "192.0.2.8"), SLOTS_OK); /* RESUME */
+        at(f, 4 * SEC);
+        assert_int_equal(lose(f, "alice"), SLOTS_OK);
+        meter_push(f->m, 0, s0, "rtmp-1", false);
+        at(f, 6500 * MSEC);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK); /* ENDING in grace, then FREED */
+        assert_int_equal(reserve(f, "dave", "s1", NULL), SLOTS_OK);
+        session_of(f, 1, s1);
+        at(f, 40 * SEC); /* past the 30 s lock */
+        expire(f);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f,
+                     "session_start viewer_join viewer_join viewer_leave push_start grace_start grace_end "
+                     "grace_start push_stop grace_end viewer_leave session_end reserve_expired "
+                     "concurrency_window");
+        r = f->rec[0];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "client_ip"), "192.0.2.7");
+        assert_string_equal(str(r, "started"), "2023-11-14T22:14:00.123Z");
+        assert_string_equal(str(r, "ts"), "2023-11-14T22:14:00.123Z");
+        r = f->rec[1];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "viewer"), "bob");
+        assert_string_equal(str(r, "role"), "player2");
+        assert_false(has(r, "reason"));
+        assert_string_equal(str(r, "ts"), "2023-11-14T22:14:01.000Z");
+        assert_string_equal(str(f->rec[2], "viewer"), "carol");
+        r = f->rec[3];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "viewer"), "carol");
+        assert_string_equal(str(r, "reason"), "left");
+        r = f->rec[4];
+        assert_string_equal(str(r, "slot"), "s0");
+        assert_string_equal(str(r, "session"), s0);
+        assert_string_equal(str(r, "target"), "rtmp-1");
+        r = f->rec[5];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "reason"), "client_lost");
+        r = f->rec[6];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "reason"), "resumed");
+        assert_string_equal(str(r, "ts"), "2023-11-14T22:14:03.000Z");
+        assert_string_equal(str(f->rec[8], "target"), "rtmp-1");
+        r = f->rec[9]; /* the end in grace closes the grace first, with the end's reason */
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "reason"), "user_end");
+        r = f->rec[10]; /* bob was still watching */
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "viewer"), "bob");
+        assert_string_equal(str(r, "reason"), "session_end");
+        r = f->rec[11];
+        expect_session(r, "s0", "S", "alice", s0);
+        assert_string_equal(str(r, "started"), "2023-11-14T22:14:00.123Z");
+        assert_string_equal(str(r, "ended"), "2023-11-14T22:14:06.500Z");
+        assert_true(num(r, "duration_s") == 6.376); /* 6.376544 s, in whole ms */
+        assert_string_equal(str(r, "reason"), "user_end");
+        r = f->rec[12];
+        expect_session(r, "s1", "S", "dave", s1);
+        assert_string_equal(str(r, "ts"), "2023-11-14T22:14:40.000Z");
+        expect_chain(f);
+}
+
+static void test_session_start_leaves_out_an_unknown_client_ip(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(play(f, "erin", "s2", NULL), SLOTS_OK);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window");
+        assert_string_equal(str(f->rec[0], "scale"), "M");
+        assert_string_equal(str(f->rec[0], "started"), "2023-11-14T22:14:00.000Z");
+        assert_false(has(f->rec[0], "client_ip"));
+}
+
+static void test_chain_and_seq_continue_after_a_restart(void **state) {
+        struct fx *f = *state;
+        struct cfg *c = make_cfg(f, true, "");
+        char last[PLAT_SHA256_HEX_LEN + 1];
+        uint8_t digest[PLAT_SHA256_LEN];
+
+        open_meter(f, c);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        at(f, 5 * SEC);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        close_meter(f);
+        read_spool(f);
+        expect_types(f, "session_start session_end concurrency_window");
+        expect_chain(f);
+        plat_sha256(f->raw[2], strlen(f->raw[2]), digest);
+        plat_sha256_hex(digest, last);
+
+        at(f, 10 * SEC);
+        open_meter(f, c);
+        assert_true(status_num(f->m, "next_seq") == 4);
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        close_meter(f);
+        read_spool(f);
+        expect_types(f, "session_start session_end concurrency_window session_start concurrency_window");
+        assert_int_equal(num(f->rec[3], "seq"), 4);
+        assert_string_equal(str(f->rec[3], "prev"), last);
+        expect_chain(f);
+}
+
+static void test_windows_carry_peak_and_slot_seconds_from_occupancy(void **state) {
+        struct fx *f = *state;
+        double made;
+
+        open_meter(f, make_cfg(f, true, "\"window_s\":1"));
+        at(f, 200 * MSEC);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        at(f, 500 * MSEC);
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        at(f, 1500 * MSEC); /* closes [0, 1 s) before the end is recorded */
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        at(f, 2200 * MSEC);
+        assert_int_equal(end(f, "bob", "user_end"), SLOTS_OK);
+        /* Nothing happens but time: the meter's timer closes [2 s, 3 s). */
+        at(f, 3100 * MSEC);
+        made = status_num(f->m, "records_made");
+        assert_true(made == 6);
+        assert_true(run_until(f, "records_made", made + 1));
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start session_start concurrency_window session_end concurrency_window "
+                        "session_end concurrency_window concurrency_window");
+        expect_window(f->rec[2], "2023-11-14T22:14:00Z", 1, 2, 1.3, false);
+        assert_true(num(obj(obj(f->rec[2], "by_scale"), "S"), "peak") == 2);
+        assert_true(num(obj(obj(f->rec[2], "by_scale"), "S"), "slot_seconds") == 1.3);
+        assert_true(num(obj(obj(f->rec[2], "by_scale"), "M"), "peak") == 0);
+        expect_window(f->rec[4], "2023-11-14T22:14:01Z", 1, 2, 1.5, false);
+        expect_window(f->rec[6], "2023-11-14T22:14:02Z", 1, 1, 0.2, false);
+        expect_window(f->rec[7], "2023-11-14T22:14:03Z", 0.1, 0, 0, true);
+        expect_chain(f);
+}
+
+static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, "\"late_s\":2"));
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        at(f, 10 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 1000, T0 + 9 * SEC, T0 + 10 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_VIEWERS, 300, T0 + 9 * SEC, T0 + 10 * SEC);
+        at(f, 30 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 2000, T0 + 28 * SEC, T0 + 30 * SEC);
+        meter_bytes(f->m, 1, SESSIONS_FLOW_PUSH, 4444, T0 + 29 * SEC, T0 + 30 * SEC);
+        at(f, 61 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 600, T0 + 60 * SEC, T0 + 61 * SEC);
+        /* The minute waits late_s for late reports: a tick inside them closes nothing. */
+        at(f, 61900 * MSEC);
+        run_for(f, 1200 * MSEC);
+        assert_true(status_num(f->m, "records_made") == 1);
+        at(f, 62 * SEC);
+        assert_true(run_until(f, "records_made", 3));
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f,
+                     "session_start bandwidth_minute bandwidth_minute concurrency_window bandwidth_minute");
+        assert_string_equal(str(f->rec[1], "minute"), "2023-11-14T22:14:00Z");
+        assert_string_equal(str(f->rec[1], "slot"), "s0");
+        expect_flow(f->rec[1], "player", 3000, 0.008);
+        expect_flow(f->rec[1], "viewers", 300, 0.0024);
+        expect_flow(f->rec[1], "push", 0, 0);
+        assert_false(flag(f->rec[1], "partial"));
+        assert_false(flag(f->rec[1], "clock_step"));
+        assert_string_equal(str(f->rec[2], "minute"), "2023-11-14T22:14:00Z");
+        assert_string_equal(str(f->rec[2], "slot"), "s1");
+        expect_flow(f->rec[2], "player", 0, 0);
+        expect_flow(f->rec[2], "push", 4444, 0.035552);
+        assert_false(flag(f->rec[2], "partial"));
+        /* The open minute goes out, partial, when the meter closes. */
+        assert_string_equal(str(f->rec[4], "minute"), "2023-11-14T22:15:00Z");
+        assert_string_equal(str(f->rec[4], "slot"), "s0");
+        expect_flow(f->rec[4], "player", 600, 0.0048);
+        assert_true(flag(f->rec[4], "partial"));
+        expect_chain(f);
+}
+
+/* Under a real file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: the append gets EFBIG), in a child
+ * so that the limit binds nothing else. */
+static const char *fail_closed_child(struct fx *f) {
+        struct rlimit old, lim;
+        const char *why;
+
+        signal(SIGXFSZ, SIG_IGN);
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], NULL) == 0);
+        CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
+        CHILD_CHECK(meter_sync(f->m) >= 0);
+        CHILD_CHECK(f->n_alarms == 0 && !meter_refusal(f->m));
+        /* The segment holds exactly the one record: not one byte more may be written. */
+        CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+        lim = (struct rlimit){ .rlim_cur = (rlim_t)spool_bytes(f->m), .rlim_max = old.rlim_max };
+        CHILD_CHECK(lim.rlim_cur > SPOOL_HDR_BYTES && setrlimit(RLIMIT_FSIZE, &lim) == 0);
+
+        at(f, 1 * SEC);
+        CHILD_CHECK(lose(f, "alice") == SLOTS_OK);
+        CHILD_CHECK(f->n_alarms == 1 && !strcmp(f->alarm_what[0], "spool_full"));
+        CHILD_CHECK(strstr(f->alarm_msg[0], "grace_start") && strstr(f->alarm_msg[0], strerror(EFBIG)));
+        why = meter_refusal(f->m);
+        CHILD_CHECK(why && strstr(why, strerror(EFBIG)));
+        at(f, 2 * SEC);
+        CHILD_CHECK(reserve(f, "alice", "s0", NULL) == SLOTS_OK); /* RESUME: grace_end waits behind */
+        CHILD_CHECK(join(f, "alice", "bob", "spectator") == SLOTS_OK);
+        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 3);
+        CHILD_CHECK(status_num(f->m, "records_made") == 1);
+        /* Still refused, for the same reason, and told once, while the timer retries. */
+        why = meter_refusal(f->m);
+        CHILD_CHECK(why && strstr(why, strerror(EFBIG)));
+        for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
+                CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
+        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 3 && meter_refusal(f->m));
+        CHILD_CHECK(f->n_alarms == 1);
+
+        /* Room again: the waiting records go in first, in order, and sessions are admitted. */
+        CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+        CHILD_CHECK(run_until(f, "waiting_in_memory", 0));
+        CHILD_CHECK(status_num(f->m, "records_made") == 4);
+        CHILD_CHECK(!meter_refusal(f->m));
+        CHILD_CHECK(f->n_alarms == 1);
+        at(f, 3 * SEC);
+        CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
+        close_meter(f);
+        return NULL;
+}
+
+static void test_full_spool_fails_closed_and_loses_nothing(void **state) {
+        struct fx *f = *state;
+
+        make_cfg(f, true, "");
+        run_child(f, fail_closed_child);
+
+        read_spool(f);
+        expect_types(f, "session_start grace_start grace_end viewer_join viewer_leave session_end "
+                        "concurrency_window");
+        assert_string_equal(str(f->rec[1], "reason"), "client_lost");
+        assert_string_equal(str(f->rec[2], "reason"), "resumed");
+        assert_string_equal(str(f->rec[3], "viewer"), "bob");
+        expect_chain(f);
+}
+
+static void test_without_a_key_records_are_kept_unpublished(void **state) {
+        struct fx *f = *state;
+        cJSON *st;
+
+        open_meter(f, make_cfg(f, false, ""));
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "no_key");
+        assert_non_null(strstr(f->alarm_msg[0], "no signing key"));
+        assert_null(meter_refusal(f->m));
+        st = meter_status_json(f->m);
+        assert_false(has(st, "kid"));
+        cJSON_Delete(st);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        assert_int_equal(meter_sync(f->m), 1);
+        assert_null(meter_refusal(f->m));
+        assert_int_equal(f->n_alarms, 1);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window");
+        expect_chain(f);
+}
+
+static void test_unusable_key_raises_no_key_and_keeps_records(void **state) {
+        struct fx *f = *state;
+
+        tu_put(f->dir->fd, "device.key",
+               "-----BEGIN EC PRIVATE KEY-----\nbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n");
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "no_key");
+        assert_null(meter_refusal(f->m));
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window");
+}
+
+static void test_key_file_gives_the_kid_and_no_alarm(void **state) {
+        struct fx *f = *state;
+        cJSON *st;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(f->n_alarms, 0);
+        st = meter_status_json(f->m);
+        assert_string_equal(str(st, "kid"), f->kid);
+        cJSON_Delete(st);
+}
+
+static void test_stop_flushes_the_open_window_and_minutes_as_partial(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        at(f, 5 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 500, T0 + 4 * SEC, T0 + 5 * SEC);
+        at(f, 5500 * MSEC);
+        assert_true(status_num(f->m, "records_made") == 1);
+        meter_stop(f->m);
+        assert_true(status_num(f->m, "records_made") == 3);
+        assert_true(status_num(f->m, "waiting_in_memory") == 0);
+        /* Session records still go out after the stop; the windows are done and stay done. */
+        at(f, 6 * SEC);
+        assert_int_equal(end(f, "alice", "shutdown"), SLOTS_OK);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window bandwidth_minute session_end");
+        assert_string_equal(str(f->rec[1], "window_start"), "2023-11-14T22:00:00Z");
+        assert_true(num(f->rec[1], "covered_s") == 5.5);
+        assert_true(num(f->rec[1], "peak") == 1);
+        assert_true(num(f->rec[1], "slot_seconds") == 5.5);
+        assert_true(flag(f->rec[1], "partial"));
+        assert_string_equal(str(f->rec[2], "minute"), "2023-11-14T22:14:00Z");
+        expect_flow(f->rec[2], "player", 500, 0.004);
+        assert_true(flag(f->rec[2], "partial"));
+        expect_chain(f);
+}
+
+/* A restart: the slots say who plays, who is in grace and who watches; the meter saw none of it. */
+static void test_restart_takes_occupancy_grace_and_viewers_from_the_slots(void **state) {
+        struct fx *f = *state;
+
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        assert_int_equal(join(f, "alice", "bob", "spectator"), SLOTS_OK);
+        assert_int_equal(play(f, "carol", "s1", NULL), SLOTS_OK);
+        assert_int_equal(lose(f, "carol"), SLOTS_OK);
+        at(f, 10 * SEC);
+        assert_int_equal(open_meter_with(f, make_cfg(f, true, "\"window_s\":1"), f->slots), 0);
+        at(f, 10500 * MSEC);
+        assert_int_equal(end(f, "carol", "grace_over"), SLOTS_OK);
+        at(f, 11200 * MSEC);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f,
+                     "grace_end session_end concurrency_window viewer_leave session_end concurrency_window");
+        assert_string_equal(str(f->rec[0], "user"), "carol");
+        assert_string_equal(str(f->rec[0], "reason"), "grace_over");
+        expect_window(f->rec[2], "2023-11-14T22:14:10Z", 1, 2, 1.5, false);
+        assert_string_equal(str(f->rec[3], "viewer"), "bob");
+        assert_string_equal(str(f->rec[3], "reason"), "session_end");
+        assert_string_equal(str(f->rec[4], "user"), "alice");
+        assert_true(num(f->rec[4], "duration_s") == 11.2);
+        expect_window(f->rec[5], "2023-11-14T22:14:11Z", 0.2, 1, 0.2, true);
+        expect_chain(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_transitions_make_their_records_in_order, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_session_start_leaves_out_an_unknown_client_ip, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_chain_and_seq_continue_after_a_restart, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_windows_carry_peak_and_slot_seconds_from_occupancy,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bytes_become_minutes_once_late_s_has_passed, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_full_spool_fails_closed_and_loses_nothing, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_without_a_key_records_are_kept_unpublished, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_unusable_key_raises_no_key_and_keeps_records, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_key_file_gives_the_kid_and_no_alarm, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stop_flushes_the_open_window_and_minutes_as_partial,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_restart_takes_occupancy_grace_and_viewers_from_the_slots, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

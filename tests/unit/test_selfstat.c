@@ -1,0 +1,164 @@
+/* test_selfstat.c: the agent's own cost: VmRSS/VmHWM parsing, and real figures from this process. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "selfstat.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The head of a real /proc/<pid>/status (Linux 6.1), with the memory lines in kernel order. */
+#define STATUS                                                              \
+        "Name:\trender-agent\nUmask:\t0022\nState:\tS (sleeping)\n"         \
+        "Tgid:\t4242\nPid:\t4242\nPPid:\t1\nVmPeak:\t    9060 kB\n"         \
+        "VmSize:\t    9000 kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"  \
+        "VmHWM:\t    3616 kB\nVmRSS:\t    2048 kB\nRssAnon:\t     412 kB\n" \
+        "Threads:\t1\n"
+
+/* Parses the len bytes of s from an unterminated heap copy, so ASan catches a read past len. */
+static int parse(const char *s, size_t len, uint64_t *rss, uint64_t *hwm, char *msg, size_t msg_len) {
+        _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
+
+        return plat_parse_proc_status_mem(copy, len, rss, hwm, msg, msg_len);
+}
+
+static void test_status_gives_rss_and_peak_in_bytes(void **state) {
+        uint64_t rss = 0, hwm = 0;
+        char msg[128];
+
+        (void)state;
+        assert_int_equal(parse(STATUS, strlen(STATUS), &rss, &hwm, msg, sizeof(msg)), 0);
+        assert_int_equal(rss, 2048 * 1024);
+        assert_int_equal(hwm, 3616 * 1024);
+        /* The last line needs no newline. */
+        assert_int_equal(parse("VmRSS:\t1 kB\nVmHWM:\t2 kB", 23, &rss, &hwm, msg, sizeof(msg)), 0);
+        assert_int_equal(rss, 1024);
+        assert_int_equal(hwm, 2048);
+}
+
+static void test_status_without_vm_lines_is_eproto_and_named(void **state) {
+        const char *kthread = "Name:\tkworker/0:1\nState:\tI (idle)\nThreads:\t1\n";
+        uint64_t rss = 7, hwm = 7;
+        char msg[128];
+
+        (void)state;
+        assert_int_equal(parse(kthread, strlen(kthread), &rss, &hwm, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "VmRSS"));
+        /* Out-params are written only on success. */
+        assert_int_equal(rss, 7);
+        assert_int_equal(hwm, 7);
+        /* Only len bytes count: cut before VmRSS, the copy's later lines are not seen. */
+        assert_int_equal(
+                parse(STATUS, (size_t)(strstr(STATUS, "VmRSS") - STATUS), &rss, &hwm, msg, sizeof(msg)),
+                -EPROTO);
+        assert_non_null(strstr(msg, "no VmRSS: line"));
+}
+
+static void test_status_with_malformed_figure_is_refused(void **state) {
+        static const char *const bad[] = {
+                "VmHWM:\t1 kB\nVmRSS:\t kB\n",     "VmHWM:\t1 kB\nVmRSS:\t12 MB\n",
+                "VmHWM:\t1 kB\nVmRSS:\t12\n",      "VmHWM:\t1 kB\nVmRSS:\t-3 kB\n",
+                "VmHWM:\t1 kB\nVmRSS:\t12 kB x\n", "VmHWM:\t1 kB\nVmRSS:\t1 2 kB\n",
+        };
+        uint64_t rss = 7, hwm = 7;
+        char msg[128];
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                assert_int_equal(parse(bad[i], strlen(bad[i]), &rss, &hwm, msg, sizeof(msg)), -EPROTO);
+                assert_non_null(strstr(msg, "VmRSS: "));
+        }
+        assert_int_equal(rss, 7);
+}
+
+static void test_status_figure_past_64_bits_is_erange(void **state) {
+        /* 2^64 / 1024 kB is 2^54 kB: 18014398509481984 kB does not fit in bytes. */
+        const char *big = "VmRSS:\t18014398509481984 kB\nVmHWM:\t1 kB\n";
+        const char *huge = "VmRSS:\t1 kB\nVmHWM:\t99999999999999999999 kB\n";
+        uint64_t rss = 7, hwm = 7;
+        char msg[128];
+
+        (void)state;
+        assert_int_equal(parse(big, strlen(big), &rss, &hwm, msg, sizeof(msg)), -ERANGE);
+        assert_int_equal(parse(huge, strlen(huge), &rss, &hwm, msg, sizeof(msg)), -ERANGE);
+        assert_non_null(strstr(msg, "VmHWM"));
+        assert_int_equal(rss, 7);
+}
+
+/* utime + stime of this process from /proc/self/stat, in microseconds (clock-tick resolution). */
+static uint64_t proc_stat_cpu_usec(void) {
+        unsigned long long utime, stime;
+        char buf[1024], *p;
+        FILE *f = fopen("/proc/self/stat", "r");
+
+        assert_non_null(f);
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        p = strrchr(buf, ')');
+        assert_non_null(p);
+        assert_int_equal(
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime), 2);
+        return (utime + stime) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK);
+}
+
+static void burn_cpu_ms(unsigned ms) {
+        struct timespec t0, t;
+        volatile uint64_t x = 0;
+
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        do {
+                for (int i = 0; i < 10000; i++)
+                        x += (uint64_t)i * x + 1;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        } while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t.tv_nsec - t0.tv_nsec) / 1000000 <
+                 ms);
+}
+
+static void test_self_usage_follows_cpu_work_and_memory(void **state) {
+        const size_t big = 32u << 20;
+        struct plat_self_usage a, b;
+        char msg[128] = "";
+        char *mem;
+
+        (void)state;
+        assert_int_equal(plat_self_usage(&a, msg, sizeof(msg)), 0);
+        assert_true(a.rss_bytes > 0);
+        assert_true(a.peak_rss_bytes >= a.rss_bytes);
+        burn_cpu_ms(120);
+        mem = malloc(big);
+        assert_non_null(mem);
+        memset(mem, 0x5a, big); /* resident only once touched */
+        assert_int_equal(plat_self_usage(&b, msg, sizeof(msg)), 0);
+        assert_true(b.cpu_usec >= a.cpu_usec + 100000);
+        assert_true(b.rss_bytes >= a.rss_bytes + big * 3 / 4);
+        assert_true(b.peak_rss_bytes >= b.rss_bytes);
+        /* The same clock as /proc/self/stat's ticks (which truncate): within two ticks and the
+         * time between the two reads. */
+        {
+                uint64_t ticks = proc_stat_cpu_usec(), tick = 1000000 / (uint64_t)sysconf(_SC_CLK_TCK);
+
+                assert_true(ticks <= b.cpu_usec + 2 * tick + 20000);
+                assert_true(ticks + 2 * tick + 20000 >= b.cpu_usec);
+        }
+        free(mem);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_status_gives_rss_and_peak_in_bytes),
+                cmocka_unit_test(test_status_without_vm_lines_is_eproto_and_named),
+                cmocka_unit_test(test_status_with_malformed_figure_is_refused),
+                cmocka_unit_test(test_status_figure_past_64_bits_is_erange),
+                cmocka_unit_test(test_self_usage_follows_cpu_work_and_memory),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
