@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "config.h"
+#include "crypto.h"
 #include "diag.h"
 #include "fileio.h"
 #include "link.h"
@@ -62,6 +63,7 @@ struct agent {
         struct diag *diag;
         bool control_activated; /* the control socket came from systemd (socket activation) */
         struct sessions *sessions;
+        uint64_t cert_not_after; /* the client certificate's end of validity (wall usec); 0 unknown */
         struct meter *meter;
         struct held_reply held[CMD_HELD_MAX];
         size_t n_held;
@@ -253,6 +255,31 @@ static void on_published(struct link *l, int mid, bool ok, void *ud) {
         meter_published(a->meter, mid, ok);
 }
 
+#define CERT_WARN_USEC (14 * 86400 * USEC_PER_SEC)
+
+/* A broker that refuses an expired client certificate says so nowhere the agent can read (TLS 1.3
+ * ends the handshake before it could): the agent reads its own certificate and says it. */
+static void check_certificate(struct agent *a) {
+        uint64_t not_before, now = plat_now_real_usec();
+        char msg[256], ts[40];
+
+        a->cert_not_after = 0;
+        if (!a->cfg->mqtt.tls || plat_cert_validity(a->cfg->mqtt.cert_file, &not_before, &a->cert_not_after,
+                                                    msg, sizeof(msg)) < 0)
+                return;
+        if (a->cert_not_after <= now)
+                log_err("mqtt.tls.cert_file %s expired on %s: the broker will refuse this node; install a "
+                        "new "
+                        "certificate (docs/deploy.md, enrolment) and reload",
+                        a->cfg->mqtt.cert_file, plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));
+        else if (not_before > now)
+                log_err("mqtt.tls.cert_file %s is not valid before %s: is this host's clock right?",
+                        a->cfg->mqtt.cert_file, plat_format_rfc3339_ms(not_before, ts, sizeof(ts)));
+        else if (a->cert_not_after - now < CERT_WARN_USEC)
+                log_warn("mqtt.tls.cert_file %s expires on %s; renew it before then (docs/deploy.md)",
+                         a->cfg->mqtt.cert_file, plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));
+}
+
 static int start_link(struct agent *a) {
         _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
         struct link_options o = {
@@ -287,6 +314,7 @@ static int start_link(struct agent *a) {
             tele_topic(a->cfg, "cmd/reply", a->topic_cmd_reply, sizeof(a->topic_cmd_reply)) < 0 ||
             tele_topic(a->cfg, "metering", a->topic_metering, sizeof(a->topic_metering)) < 0)
                 return -ENAMETOOLONG;
+        check_certificate(a);
         if (!a->cfg->mqtt.tls)
                 log_warn("mqtt.tls is false: telemetry goes to %s:%u in clear text and the broker is not "
                          "authenticated; use this for local tests only",
@@ -366,6 +394,11 @@ static cJSON *status_json(struct agent *a) {
         cJSON_AddStringToObject(l, "last_error", link_last_error(a->link));
         if (a->link)
                 cJSON_AddStringToObject(l, "current", link_broker(a->link));
+        if (a->cert_not_after) {
+                cJSON_AddStringToObject(l, "cert_not_after",
+                                        plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));
+                cJSON_AddBoolToObject(l, "cert_expired", a->cert_not_after <= plat_now_real_usec());
+        }
         m = cJSON_AddObjectToObject(o, "sampling");
         cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
         cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);

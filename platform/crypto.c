@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -240,6 +241,35 @@ static int parse_cert(const char *path, mbedtls_x509_crt *crt, char *msg, size_t
         if (rc < 0)
                 return fail_mbedtls(msg, msg_len, rc, "%s: not a certificate", path);
         return 0;
+}
+
+int plat_cert_validity(const char *path, uint64_t *ret_not_before, uint64_t *ret_not_after, char *msg,
+                       size_t msg_len) {
+        mbedtls_x509_crt crt;
+        int r;
+
+        mbedtls_x509_crt_init(&crt);
+        r = parse_cert(path, &crt, msg, msg_len);
+        if (r >= 0) {
+                const mbedtls_x509_time *t[2] = { &crt.valid_from, &crt.valid_to };
+                uint64_t out[2];
+
+                for (size_t i = 0; i < 2; i++) {
+                        struct tm tm = { .tm_year = t[i]->year - 1900,
+                                         .tm_mon = t[i]->mon - 1,
+                                         .tm_mday = t[i]->day,
+                                         .tm_hour = t[i]->hour,
+                                         .tm_min = t[i]->min,
+                                         .tm_sec = t[i]->sec };
+                        time_t secs = timegm(&tm);
+
+                        out[i] = secs > 0 ? (uint64_t)secs * 1000000u : 0;
+                }
+                *ret_not_before = out[0];
+                *ret_not_after = out[1];
+        }
+        mbedtls_x509_crt_free(&crt);
+        return r;
 }
 
 int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256_LEN], char *msg,

@@ -26,6 +26,10 @@ int plat_sha256(const void *buf, size_t len, uint8_t ret_digest[static PLAT_SHA2
 void plat_sha256_hex(const uint8_t digest[static PLAT_SHA256_LEN],
                      char ret_hex[static PLAT_SHA256_HEX_LEN + 1]);
 
+/* The validity of the first certificate in the PEM file at path, as wall-clock microseconds (UTC). */
+int plat_cert_validity(const char *path, uint64_t *ret_not_before, uint64_t *ret_not_after, char *msg,
+                       size_t msg_len);
+
 /* SHA-256 of the DER of the first certificate in the PEM file at path: its x5t#S256 thumbprint
  * (RFC 7515 4.1.8). */
 int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256_LEN], char *msg,

@@ -369,6 +369,8 @@ class LinkFaults(FaultTest):
         cert, key = self.install_cert(*self.issue_client_cert("expired", clock_offset_s=-10 * 86400, days=1))
         cfg = self.config(broker.port, cert=cert, key=key)
         agent = self.start(cfg, connected=False)
+        # The agent reads its own certificate: the log and the status say it expired, and when.
+        agent.wait_log(r"err: mqtt.tls.cert_file \S+ expired on \d{4}-\d\d-\d\dT", timeout=10)
         first = agent.wait_log(r"warning: MQTT broker localhost:\d+: ", timeout=15)[0]
         print("refusal as logged: %s" % first)
         self.assertRegex(first, r"expired|dropped the connection|client certificate")
@@ -379,6 +381,8 @@ class LinkFaults(FaultTest):
         self.assertIn(st["broker"]["state"], ("backoff", "connecting"), st["broker"])
         self.assertEqual(st["broker"]["connects"], 0)
         self.assertTrue(st["broker"]["last_error"], st["broker"])
+        self.assertTrue(st["broker"]["cert_expired"], st["broker"])
+        self.assertRegex(st["broker"]["cert_not_after"], r"^\d{4}-\d\d-\d\dT")
         m = st["metering"]
         self.assertEqual((m["acked"], m["lost"]), (0, 0), m)
         self.assertGreaterEqual(m["spool"]["pending"], 12, m)  # 6 starts + 6 ends, kept on disk

@@ -346,6 +346,15 @@ static void test_certificate_gives_the_kid_and_must_hold_the_key(void **state) {
         assert_int_equal(plat_signer_load(kpath, kpath, &s, msg, sizeof(msg)), -EPROTO);
         assert_non_null(strstr(msg, "k.pem: not a certificate"));
         assert_int_equal(plat_cert_thumbprint(kpath, thumb, msg, sizeof(msg)), -EPROTO);
+        /* Its validity (openssl x509 -dates): Dec 1 13:46:53 2026 .. Nov 7 13:46:53 2126 GMT. */
+        {
+                uint64_t nb = 0, na = 0;
+
+                assert_int_equal(plat_cert_validity(cpath, &nb, &na, msg, sizeof(msg)), 0);
+                assert_int_equal(nb, UINT64_C(1796132813) * 1000000);
+                assert_int_equal(na, UINT64_C(4949732813) * 1000000);
+                assert_int_equal(plat_cert_validity(kpath, &nb, &na, msg, sizeof(msg)), -EPROTO);
+        }
 }
 
 static void test_verifier_loads_certificate_public_or_private_pem(void **state) {
