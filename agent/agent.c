@@ -559,6 +559,9 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
         (void)l;
         if (strcmp(topic, a->topic_cmd))
                 return;
+        /* No room to hold one more reply: write the open batch (its replies go out) first. */
+        if (a->n_held == CMD_HELD_MAX && a->sessions)
+                (void)sessions_flush(a->sessions);
         h.line = cmd_handle_payload(payload, len, on_mqtt_op, a, &held);
         h.topic = strdup(response_topic ? response_topic : a->topic_cmd_reply);
         if (corr_len && (h.corr = malloc(corr_len)))
@@ -572,9 +575,7 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
                 return;
         }
         log_info("MQTT command on %s answered: %.200s", topic, h.line);
-        if ((held || a->n_held) && a->n_held == CMD_HELD_MAX)
-                (void)sessions_flush(a->sessions); /* sends every held reply; this one is written too */
-        else if (held || a->n_held) {
+        if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
                 a->held[a->n_held++] = h;
                 return;
         }
@@ -734,6 +735,8 @@ static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size
 
 static void reload(struct agent *a) {
         struct cfg_problems problems = { 0 };
+        struct diag *d = NULL;
+        char why[256] = "";
         struct cfg *n = NULL, *old;
         bool relink;
         int r;
@@ -751,38 +754,32 @@ static void reload(struct agent *a) {
                 return;
         }
         relink = !cfg_link_equal(a->cfg, n);
-        if (a->sessions || n->n_slots) {
-                char why[256] = "";
-
-                r = reload_sessions(a, n, why, sizeof(why));
-                if (r < 0) {
-                        log_err("reload of %s rejected: %s; the running configuration stays in force",
-                                a->config_path, why);
-                        cfg_free(n);
-                        sd_notify(false, "READY=1");
-                        announce(a, true);
-                        return;
-                }
-        }
+        /* Everything that can fail comes first, while the running config is still whole: the
+         * session service takes pointers into n, so n is freed only if nothing took it. */
         if (a->control_activated && !plat_streq_ptr(a->cfg->control_socket, n->control_socket))
                 log_warn("control.socket changed to %s, but the control socket comes from systemd "
                          "(render-agent.socket): change ListenStream= there",
                          n->control_socket);
         else if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
-                struct diag *d = NULL;
-
                 r = diag_new(a->event, n->control_socket, on_request, a, &d);
                 if (r < 0) {
-                        log_err("reload of %s rejected: cannot listen on %s: %s; the running configuration "
-                                "stays in force",
-                                a->config_path, n->control_socket, strerror(-r));
-                        cfg_free(n);
-                        sd_notify(false, "READY=1");
-                        return;
+                        snprintf(why, sizeof(why), "cannot listen on %s: %s", n->control_socket,
+                                 strerror(-r));
+                        goto reject;
                 }
+        }
+        if (a->sessions || n->n_slots) {
+                r = reload_sessions(a, n, why, sizeof(why));
+                if (r < 0)
+                        goto reject;
+        }
+        if (d) {
                 diag_free(a->diag);
                 a->diag = d;
         }
+        /* The open batch is written first: its transitions belong to the meter that saw it. */
+        if (a->sessions)
+                (void)sessions_flush(a->sessions);
         /* Slots may have moved: their usage state starts over with the new list. */
         if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_init(&a->watch, n, on_event, a) < 0)
                 log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
@@ -814,6 +811,13 @@ static void reload(struct agent *a) {
                 publish_status(a); /* slots or sampling may have changed */
         log_notice("configuration reloaded from %s (%zu slots%s)", a->config_path, a->cfg->n_slots,
                    relink ? ", broker connection renewed" : "");
+        sd_notify(false, "READY=1");
+        announce(a, true);
+        return;
+reject:
+        log_err("reload of %s rejected: %s; the running configuration stays in force", a->config_path, why);
+        diag_free(d);
+        cfg_free(n);
         sd_notify(false, "READY=1");
         announce(a, true);
 }

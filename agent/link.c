@@ -596,7 +596,7 @@ int link_start(struct link *l) {
 int link_publish(struct link *l, const char *topic, const char *payload, size_t len, int qos, bool retain) {
         int rc;
 
-        if (l->state != LINK_CONNECTED)
+        if (!l || l->state != LINK_CONNECTED)
                 return -ENOTCONN;
         rc = mosquitto_publish(l->mosq, NULL, topic, (int)len, payload, qos, retain);
         if (rc != MOSQ_ERR_SUCCESS)
@@ -610,7 +610,7 @@ int link_publish_ex(struct link *l, const char *topic, const void *payload, size
         mosquitto_property *props = NULL;
         int rc, mid = 0;
 
-        if (l->state != LINK_CONNECTED)
+        if (!l || l->state != LINK_CONNECTED)
                 return -ENOTCONN;
         if (corr_len > UINT16_MAX)
                 return -EINVAL;
@@ -637,7 +637,7 @@ bool link_backlogged(const struct link *l) {
 int link_subscribe(struct link *l, const char *topic, int qos) {
         int rc;
 
-        if (l->state != LINK_CONNECTED)
+        if (!l || l->state != LINK_CONNECTED)
                 return -ENOTCONN;
         rc = mosquitto_subscribe(l->mosq, NULL, topic, qos);
         if (rc != MOSQ_ERR_SUCCESS)

@@ -180,8 +180,12 @@ static void keep(struct meter *m, const char *type, cJSON *fields, int why) {
 static void record(struct meter *m, const char *type, cJSON *fields) {
         int r;
 
-        if (!fields)
+        if (!fields) {
+                if (m->lost++ == 0)
+                        alarm_(m, "records_lost", "metering: out of memory making a %s record; it is lost",
+                               type);
                 return;
+        }
         if (m->n_pending == 0) {
                 r = append(m, type, fields);
                 if (r >= 0) {
@@ -437,8 +441,10 @@ static void pump(struct meter *m) {
                 r = link_publish_ex(m->link, m->topic, line, strlen(line), 1, NULL, 0, &mid);
                 if (r < 0) {
                         /* Sent again after the next connect (meter_connected rewinds). */
-                        plat_strlcpy(m->last_error, "publish failed; records are sent again on reconnect",
+                        /* Handed out but not sent: the next pump starts again from the oldest unacked. */
+                        plat_strlcpy(m->last_error, "publish failed; the record is sent again",
                                      sizeof(m->last_error));
+                        spool_rewind(m->spool);
                         return;
                 }
                 m->inflight[m->n_inflight++] = (struct inflight){ .mid = mid, .id = id };

@@ -819,6 +819,17 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                     bytes->valuedouble != floor(bytes->valuedouble))
                         return REFUSE(x, "BAD_REQUEST",
                                       "counters[%zu].bytes must be a whole number of bytes, 0..2^53", k);
+                /* One counter per peer: a second would be counted twice (or read as a restart). */
+                for (const cJSON *p = counters->child; p != c; p = p->next) {
+                        const cJSON *pf = cJSON_GetObjectItemCaseSensitive(p, "flow");
+                        const cJSON *pp = cJSON_GetObjectItemCaseSensitive(p, "peer");
+
+                        if (!strcmp(pf->valuestring, flow->valuestring) &&
+                            (!strcmp(flow->valuestring, "player") ||
+                             !strcmp(pp->valuestring, peer->valuestring)))
+                                return REFUSE(x, "BAD_REQUEST",
+                                              "counters[%zu] repeats an earlier counter's peer", k);
+                }
                 k++;
         }
         b = &s->bytes[i];

@@ -317,6 +317,13 @@ class Sessions(harness.IntegrationTest):
         self.assertEqual(r["bytes"], {"player": 1000, "viewers": 10, "push": 5})
         r = c.call("report_bytes", user="alice", counters=[{"flow": "player", "bytes": 1500}])
         self.assertEqual(r["bytes"]["player"], 1500)
+        # One counter per peer: a repeated one would be counted twice; the report changes nothing.
+        r = c.call("report_bytes", user="alice", counters=[{"flow": "viewer", "peer": "v1", "bytes": 20},
+                                                          {"flow": "viewer", "peer": "v1", "bytes": 30}])
+        self.assertEqual(code(r), "BAD_REQUEST", r)
+        self.assertIn("repeats", r["error"]["message"])
+        r = c.call("report_bytes", user="alice", counters=[{"flow": "viewer", "peer": "v1", "bytes": 40}])
+        self.assertEqual(r["bytes"]["viewers"], 40)
         self.assertTrue(agent.alive())
         c.close()
 
@@ -350,6 +357,29 @@ class Sessions(harness.IntegrationTest):
         agent.proc.send(harness.signal.SIGHUP)
         agent.wait_log(r"configuration reloaded", start=start)
         self.assertTrue(as_nobody("reserve", user="mallory")["ok"])
+
+    def test_rejected_reload_keeps_serving_sessions(self):
+        # A reload that fails late (the new control socket cannot be made) must leave the running
+        # config in force everywhere, the session service included.
+        env = self.env
+        broker = env.broker()
+        agent, sock, cfg = self.agent_with(broker, FOUR_SLOTS[:1])
+        c = Client(sock)
+        self.assertTrue(c.call("reserve", user="alice")["ok"])
+        with open(cfg) as f:
+            doc = json.load(f)
+        doc["control"]["socket"] = "/proc/no-such-dir/agent.sock"
+        doc["sessions"] = {"lock_ttl_s": 5}
+        harness.write_atomic(cfg, json.dumps(doc))
+        start = agent.line_count()
+        agent.proc.send(harness.signal.SIGHUP)
+        agent.wait_log(r"reload of \S+ rejected: cannot listen on /proc/no-such-dir/agent.sock", start=start)
+        slots = c.call("slots")["slots"]
+        self.assertEqual((slots[0]["state"], slots[0]["user"], slots[0]["scale"]), ("reserved", "alice", "cpu-4"))
+        self.assertTrue(c.call("start", user="alice")["ok"])
+        self.assertTrue(c.call("end", user="alice")["ok"])
+        c.close()
+        self.assertTrue(agent.alive())
 
     def test_mqtt_commands_reply_by_response_topic_or_cmd_reply(self):
         env = self.env
