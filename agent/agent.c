@@ -635,7 +635,8 @@ static void on_transition(const struct slots_event *ev, void *ud) {
 
 static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
                      void *ud) {
-        meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from, to);
+        (void)to; /* reports are handled as they arrive: "to" is now */
+        meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from);
 }
 
 static void on_push(size_t slot, const char *session, const char *target, bool started, void *ud) {

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "cleanup.h"
+#include "crypto.h"
 #include "fileio.h"
 #include "strutil.h"
 
@@ -190,19 +191,9 @@ static void get_uint(struct ctx *x, const cJSON *obj, const char *key, const cha
 
 /* Names used in MQTT topics and journal fields: no '/', '+', '#', spaces or control characters. */
 static bool check_name(const char *s, const char **why) {
-        size_t n = strlen(s);
-
         *why = "must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit";
-        if (n > 64)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-
-                if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-                        return false;
-        }
-        return true;
+        /* The same rule as a node's certificate CN, which must match node.id. */
+        return plat_cn_ok(s);
 }
 
 static bool check_topic_prefix(const char *s, const char **why) {

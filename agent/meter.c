@@ -355,7 +355,7 @@ void meter_push(struct meter *m, size_t slot, const char *session, const char *t
 }
 
 void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
-                 uint64_t from_real_usec, uint64_t to_real_usec) {
+                 uint64_t from_real_usec) {
         struct billing_time to = now_both(), from = to;
         static const enum billing_flow map[SESSIONS_FLOWS] = { BILLING_PLAYER, BILLING_VIEWERS,
                                                                BILLING_PUSH };
@@ -363,7 +363,6 @@ void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t
         if (!m || !m->billing || flow >= SESSIONS_FLOWS)
                 return;
         /* The span's length in monotonic time, from the wall-clock times the report carries. */
-        (void)to_real_usec;
         if (from_real_usec < to.real_usec && to.real_usec - from_real_usec < to.mono_usec) {
                 from.real_usec = from_real_usec;
                 from.mono_usec = to.mono_usec - (to.real_usec - from_real_usec);

@@ -44,8 +44,9 @@ void meter_free(struct meter *m);
 
 /* Inputs, from the session service's hooks (after its commit). */
 void meter_transition(struct meter *m, const struct slots_event *ev);
+/* `bytes` moved on `flow` of slot i since from_real_usec (wall clock) until now. */
 void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
-                 uint64_t from_real_usec, uint64_t to_real_usec);
+                 uint64_t from_real_usec);
 void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started);
 
 /* Group commit: one fdatasync makes every record made so far durable, then they are published.

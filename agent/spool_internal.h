@@ -93,7 +93,6 @@ struct spool {
         uint64_t fl_acked; /* acked entries in the ring */
 };
 
-uint32_t spool__crc32c(uint32_t crc, const void *buf, size_t len);
 /* The header of a record with this id and payload. */
 void spool__header(uint8_t hdr[SPOOL_HDR_BYTES], uint64_t id, const void *payload, uint32_t len);
 /* Adds an empty segment entry at the end of the table; -ENOMEM. */

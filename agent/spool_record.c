@@ -32,11 +32,6 @@ static void put64(uint8_t *p, uint64_t v) {
         put32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* Kept for spool_internal.h's callers; the CRC itself is platform/crc32c.c, shared with slots.state. */
-uint32_t spool__crc32c(uint32_t crc, const void *buf, size_t len) {
-        return plat_crc32c(crc, buf, len);
-}
-
 void spool__header(uint8_t hdr[SPOOL_HDR_BYTES], uint64_t id, const void *payload, uint32_t len) {
         put32(hdr, SPOOL__MAGIC);
         put32(hdr + 4, len);

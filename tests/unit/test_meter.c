@@ -653,13 +653,13 @@ static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
         open_meter(f, make_cfg(f, true, "\"late_s\":2"));
         assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
         at(f, 10 * SEC);
-        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 1000, T0 + 9 * SEC, T0 + 10 * SEC);
-        meter_bytes(f->m, 0, SESSIONS_FLOW_VIEWERS, 300, T0 + 9 * SEC, T0 + 10 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 1000, T0 + 9 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_VIEWERS, 300, T0 + 9 * SEC);
         at(f, 30 * SEC);
-        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 2000, T0 + 28 * SEC, T0 + 30 * SEC);
-        meter_bytes(f->m, 1, SESSIONS_FLOW_PUSH, 4444, T0 + 29 * SEC, T0 + 30 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 2000, T0 + 28 * SEC);
+        meter_bytes(f->m, 1, SESSIONS_FLOW_PUSH, 4444, T0 + 29 * SEC);
         at(f, 61 * SEC);
-        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 600, T0 + 60 * SEC, T0 + 61 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 600, T0 + 60 * SEC);
         /* The minute waits late_s for late reports: a tick inside them closes nothing. */
         at(f, 61900 * MSEC);
         run_for(f, 1200 * MSEC);
@@ -809,7 +809,7 @@ static void test_stop_flushes_the_open_window_and_minutes_as_partial(void **stat
         open_meter(f, make_cfg(f, true, ""));
         assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
         at(f, 5 * SEC);
-        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 500, T0 + 4 * SEC, T0 + 5 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 500, T0 + 4 * SEC);
         at(f, 5500 * MSEC);
         assert_true(status_num(f->m, "records_made") == 1);
         meter_stop(f->m);
