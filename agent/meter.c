@@ -536,7 +536,8 @@ static void reopen_if_broken(struct meter *m) {
                    rec.pending);
 }
 
-/* Every second: close billing windows, retry what waits, write the ack cursor. */
+/* Every second: close billing windows, retry what waits, write the ack cursor, prepare the next
+ * spool segment. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         struct meter *m = ud;
 
@@ -546,8 +547,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         reopen_if_broken(m);
         if (m->n_pending)
                 drain_pending(m);
-        if (m->spool)
+        if (m->spool) {
                 (void)spool_flush_cursor(m->spool);
+                /* The next segment zero-filled now, not inside a commit (spool.h). */
+                (void)spool_prepare(m->spool);
+        }
         pump(m);
         return 0;
 }
@@ -774,6 +778,7 @@ cJSON *meter_status_json(const struct meter *m) {
         sp = cJSON_AddObjectToObject(o, "spool");
         cJSON_AddNumberToObject(sp, "pending", (double)st.pending);
         cJSON_AddNumberToObject(sp, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(sp, "used", (double)st.used);
         cJSON_AddNumberToObject(sp, "max_bytes", (double)st.max_bytes);
         cJSON_AddNumberToObject(sp, "acked_seq", (double)st.acked);
         cJSON_AddNumberToObject(sp, "segments", (double)st.segments);

@@ -1,5 +1,5 @@
-/* spool.c: the spool at run time: append, group commit, delivery reads, acks, the cursor, segment deletion.
- */
+/* spool.c: the spool at run time: preallocated segments, append, group commit, delivery reads, acks, the
+ * cursor, segment deletion. */
 #include "spool_internal.h"
 
 #include "cleanup.h"
@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -24,7 +26,8 @@ void spool_close(struct spool *s) {
         spool__scanner_done(&s->rd_sc);
         plat_closep(&s->rd_fd);
         plat_closep(&s->wfd);
-        plat_closep(&s->dir_fd); /* drops the lock */
+        plat_closep(&s->prep_fd); /* the file stays: the next open removes it */
+        plat_closep(&s->dir_fd);  /* drops the lock */
         free(s);
 }
 
@@ -98,15 +101,125 @@ int spool_sync(struct spool *s) {
         return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-/* Starts segment seg-<next id>.log. The old one is synced first, so that a segment which has a
- * successor always ends on a complete record: recovery then treats a bad end there as corruption,
- * not as a torn tail. An empty newest segment named for another id (recovery moved next_id past
- * it) is replaced rather than kept: names always match first records. */
-static int roll(struct spool *s) {
+/* ---- preallocated segments ---- */
+
+/* spool_prepare calls (about seconds) skipped after a failure: on a full disk each try writes up to
+ * a segment of zeros before it fails. */
+#define PREPARE_BACKOFF 60
+
+static bool no_room(int r) {
+        return r == -ENOSPC || r == -EFBIG || r == -EDQUOT;
+}
+
+/* Where the newest segment g ends: its preallocated length, or segment_bytes for a shorter one
+ * (grown as it went, or made before preallocation), which appends extend. */
+static uint64_t seg_limit(const struct spool *s, const struct spool__seg *g) {
+        return g->alloc > s->segment_bytes ? g->alloc : s->segment_bytes;
+}
+
+/* Makes SPOOL__PREP: segment_bytes of zeros written with plain writes (fallocate's unwritten
+ * extents would still need a metadata update at the first write into each) and synced, so that
+ * the fdatasync after an append into it flushes data only: no size, no block allocation. On
+ * failure nothing is left of it. */
+static int prepare_file(struct spool *s) {
+        _cleanup_close_ int fd = -1;
+        struct statvfs fs;
+        int r;
+
+        /* Less than two segments free: the zeros would take the disk's last bytes from everything
+         * else on it (if only for a moment, when they fail); a growing segment takes what it needs. */
+        if (fstatvfs(s->dir_fd, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < 2 * s->segment_bytes)
+                return -ENOSPC;
+        fd = openat(s->dir_fd, SPOOL__PREP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        r = spool__zero(fd, 0, s->segment_bytes);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(s->dir_fd, SPOOL__PREP, 0);
+                return r;
+        }
+        s->prep_fd = TAKE_FD(fd);
+        s->prep_bytes = s->segment_bytes;
+        s->bytes += s->prep_bytes;
+        return 0;
+}
+
+int spool_prepare(struct spool *s) {
+        const struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
+        int r;
+
+        if (s->broken)
+                return s->broken;
+        if (s->prep_fd >= 0 || (g && g->size <= seg_limit(s, g) / 2))
+                return 0;
+        if (s->prep_wait > 0) {
+                s->prep_wait--;
+                return 0;
+        }
+        /* No room under the cap: the roll-over makes what fits. */
+        if (s->bytes + s->segment_bytes > s->max_bytes)
+                return 0;
+        r = prepare_file(s);
+        if (r < 0) {
+                s->prep_wait = PREPARE_BACKOFF;
+                return r;
+        }
+        return 1;
+}
+
+/* Gives SPOOL__PREP the name `name`, which must not exist. */
+static int take_prepared(struct spool *s, const char *name) {
+        if (renameat2(s->dir_fd, SPOOL__PREP, s->dir_fd, name, RENAME_NOREPLACE) < 0) {
+                /* A file system without the flag: link() is as exclusive. */
+                if (errno != EINVAL || linkat(s->dir_fd, SPOOL__PREP, s->dir_fd, name, 0) < 0)
+                        return -errno;
+                (void)unlinkat(s->dir_fd, SPOOL__PREP, 0);
+        }
+        return 0;
+}
+
+/* Opens the file of a new segment `name`, *ret_alloc bytes long: the prepared one, else one made
+ * now the same way, else (no room for a segment of zeros: the cap, the disk, the file size limit)
+ * an empty one that grows as records are appended, as a nearly full disk still takes records. */
+static int new_segment_file(struct spool *s, const char *name, uint64_t need, int *ret_fd,
+                            uint64_t *ret_alloc) {
+        int fd, r;
+
+        if (s->prep_fd < 0 &&
+            s->bytes + (need > s->segment_bytes ? need : s->segment_bytes) <= s->max_bytes) {
+                r = prepare_file(s);
+                if (r < 0 && !no_room(r))
+                        return r;
+        }
+        if (s->prep_fd >= 0) {
+                r = take_prepared(s, name);
+                if (r < 0)
+                        return r;
+                *ret_fd = TAKE_FD(s->prep_fd);
+                *ret_alloc = s->prep_bytes;
+                s->prep_bytes = 0;
+                return 0;
+        }
+        fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        *ret_alloc = 0;
+        return 0;
+}
+
+/* Starts segment seg-<next id>.log for a record of need bytes. The old one is synced first, so that
+ * a segment which has a successor always ends on a complete record: recovery then treats a bad end
+ * there as corruption, not as a torn tail. An empty newest segment named for another id (recovery
+ * moved next_id past it) is replaced rather than kept: names always match first records. */
+static int roll(struct spool *s, uint64_t need) {
         struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
         bool replace = g && g->size == 0;
         char name[SPOOL_NAME_MAX], old[SPOOL_NAME_MAX];
-        int fd, r;
+        uint64_t alloc = 0;
+        int fd = -1, r;
 
         if (!replace && s->n_segs >= SPOOL_SEGMENTS_MAX)
                 return -ENOSPC;
@@ -114,12 +227,13 @@ static int roll(struct spool *s) {
         if (r < 0)
                 return r;
         spool__seg_name(name, sizeof(name), s->next_id);
-        fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return -errno;
+        r = new_segment_file(s, name, need, &fd, &alloc);
+        if (r < 0)
+                return r;
         if (replace) {
                 spool__seg_name(old, sizeof(old), g->name_id);
                 (void)unlinkat(s->dir_fd, old, 0);
+                s->bytes -= g->alloc;
                 free(g->bad);
                 if (s->rd_seg == s->n_segs - 1) {
                         plat_closep(&s->rd_fd);
@@ -129,62 +243,66 @@ static int roll(struct spool *s) {
                 *g = (struct spool__seg){ .name_id = s->next_id };
         } else if (spool__seg_push(s, s->next_id) < 0) {
                 (void)unlinkat(s->dir_fd, name, 0);
+                s->bytes -= alloc;
                 close(fd);
                 return -ENOMEM;
         }
+        s->segs[s->n_segs - 1].alloc = alloc;
         plat_closep(&s->wfd);
         s->wfd = fd;
         s->dir_dirty = true;
         return 0;
 }
 
-/* Writes both pieces at off, all or nothing: a short write is cut back. */
-static int write_record(struct spool *s, uint64_t off, const uint8_t *hdr, const void *rec, size_t len) {
-        struct iovec iov[2] = { { (void *)hdr, SPOOL_HDR_BYTES }, { (void *)rec, len } };
-        struct iovec *v = iov;
-        size_t left = SPOOL_HDR_BYTES + len;
-        uint64_t at = off;
-        int cnt = 2;
-
-        while (left > 0) {
-                ssize_t n = pwritev(s->wfd, v, cnt, (off_t)at);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        int r = n < 0 ? -errno : -EIO;
-
-                        /* A partial record must not stay: the next append starts at off. If the
-                         * cut fails, a recovery would see the rest as a torn or corrupt region. */
-                        if (at > off && ftruncate(s->wfd, (off_t)off) < 0)
-                                return break_spool(s, -EIO);
-                        return r;
-                }
-                at += (uint64_t)n;
-                left -= (size_t)n;
-                while (cnt > 0 && (size_t)n >= v->iov_len) {
-                        n -= (ssize_t)v->iov_len;
-                        v++;
-                        cnt--;
-                }
-                if (cnt > 0) {
-                        v->iov_base = (uint8_t *)v->iov_base + n;
-                        v->iov_len -= (size_t)n;
-                }
-        }
+/* Undoes the partial write of [off, at) into g's file: bytes past its preallocated end are cut off,
+ * bytes inside it are zeros again (the preallocation stays). */
+static int undo_write(struct spool *s, const struct spool__seg *g, uint64_t off, uint64_t at) {
+        if (at > g->alloc && ftruncate(s->wfd, (off_t)(off > g->alloc ? off : g->alloc)) < 0)
+                return -errno;
+        if (off < g->alloc)
+                return spool__zero(s->wfd, off, at < g->alloc ? at : g->alloc);
         return 0;
+}
+
+/* Writes both pieces at g's logical end, all or nothing: a short write is undone. */
+static int write_record(struct spool *s, const struct spool__seg *g, const uint8_t *hdr, const void *rec,
+                        size_t len) {
+        struct iovec iov[2] = { { (void *)hdr, SPOOL_HDR_BYTES }, { (void *)rec, len } };
+        uint64_t done;
+        int r = spool__pwritev_all(s->wfd, iov, 2, g->size, &done);
+
+        /* A partial record must not stay: the next append starts at g->size. If the undo fails, a
+         * recovery would see the rest as a torn or corrupt region. */
+        if (r < 0 && done > 0 && undo_write(s, g, g->size, g->size + done) < 0)
+                return break_spool(s, -EIO);
+        return r;
 }
 
 static int delete_acked(struct spool *s);
 
-static bool no_room(int r) {
-        return r == -ENOSPC || r == -EFBIG || r == -EDQUOT;
+/* Whether a record of need bytes with this id goes to a new segment: there is none, it does not fit
+ * before the newest one's end (a record longer than a whole segment goes alone into one), or the
+ * newest is an empty one named for another id. */
+static bool must_roll(const struct spool *s, uint64_t need, uint64_t id) {
+        const struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
+
+        if (!g)
+                return true;
+        if (g->size == 0)
+                return g->name_id != id;
+        return g->size + need > seg_limit(s, g);
+}
+
+/* The bytes a file alloc bytes long grows by when need bytes are written at off. */
+static uint64_t growth(uint64_t off, uint64_t need, uint64_t alloc) {
+        return off + need > alloc ? off + need - alloc : 0;
 }
 
 int spool_append(struct spool *s, const void *rec, size_t len, uint64_t *ret_id) {
         uint8_t hdr[SPOOL_HDR_BYTES];
         struct spool__seg *g;
-        uint64_t need = SPOOL_HDR_BYTES + (uint64_t)len, id = s->next_id;
+        uint64_t need = SPOOL_HDR_BYTES + (uint64_t)len, id = s->next_id, grow, want;
+        bool roll_over;
         int r;
 
         if (s->broken)
@@ -193,25 +311,34 @@ int spool_append(struct spool *s, const void *rec, size_t len, uint64_t *ret_id)
                 return -EMSGSIZE;
         if (id >= SPOOL__ID_LIMIT)
                 return -EOVERFLOW;
-        if (s->bytes + need > s->max_bytes) {
+        /* The cap counts file lengths: an append into a preallocated segment costs nothing, a new
+         * segment costs its zeros (want), or at the least its record (grow: grown as it goes). */
+        roll_over = must_roll(s, need, id);
+        if (roll_over) {
+                grow = s->prep_fd >= 0 ? growth(0, need, s->prep_bytes) : need;
+                want = s->prep_fd >= 0 ? grow : need > s->segment_bytes ? need : s->segment_bytes;
+        } else {
+                g = &s->segs[s->n_segs - 1];
+                grow = want = growth(g->size, need, g->alloc);
+        }
+        if (s->bytes + want > s->max_bytes) {
                 /* Acked segments may still be on disk, waiting for the next cursor flush. */
                 (void)spool_flush_cursor(s);
-                if (s->bytes + need > s->max_bytes) {
+                if (s->bytes + grow > s->max_bytes) {
                         s->full = true;
                         return -ENOSPC;
                 }
         }
-        g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
-        if (!g || g->size >= s->segment_bytes || (g->size == 0 && g->name_id != id)) {
-                r = roll(s);
+        if (roll_over) {
+                r = roll(s, need);
                 if (r < 0) {
                         s->full = s->full || no_room(r);
                         return r;
                 }
-                g = &s->segs[s->n_segs - 1];
         }
+        g = &s->segs[s->n_segs - 1];
         spool__header(hdr, id, rec, (uint32_t)len);
-        r = write_record(s, g->size, hdr, rec, len);
+        r = write_record(s, g, hdr, rec, len);
         if (r < 0) {
                 s->full = s->full || no_room(r);
                 return r;
@@ -224,8 +351,10 @@ int spool_append(struct spool *s, const void *rec, size_t len, uint64_t *ret_id)
         s->last_off = g->size;
         s->last_len = (uint32_t)len;
         s->last_id = id;
+        grow = growth(g->size, need, g->alloc);
         g->size += need;
-        s->bytes += need;
+        g->alloc += grow;
+        s->bytes += grow;
         s->next_id++;
         s->pending++;
         s->full = false;
@@ -293,8 +422,7 @@ void spool_rewind(struct spool *s) {
         s->rd_prev = prev;
 }
 
-/* Skips regions of the reader's segment that are known bad. */
-static uint64_t skip_bad(const struct spool__seg *g, uint64_t off) {
+uint64_t spool__skip_bad(const struct spool__seg *g, uint64_t off) {
         for (bool moved = true; moved;) {
                 moved = false;
                 for (size_t i = 0; i < g->n_bad; i++)
@@ -340,7 +468,7 @@ int spool_read_next(struct spool *s, void **ret_buf, size_t *ret_len, uint64_t *
                 if (s->rd_seg >= s->n_segs)
                         return -EAGAIN;
                 g = &s->segs[s->rd_seg];
-                s->rd_off = skip_bad(g, s->rd_off);
+                s->rd_off = spool__skip_bad(g, s->rd_off);
                 if (s->rd_off >= g->durable) {
                         /* Only a segment with a successor is complete. */
                         if (s->rd_seg + 1 >= s->n_segs)
@@ -445,7 +573,7 @@ static int delete_acked(struct spool *s) {
                         r = -errno;
                         break;
                 }
-                s->bytes -= s->segs[k].size;
+                s->bytes -= s->segs[k].alloc;
                 free(s->segs[k].bad);
                 k++;
         }
@@ -519,7 +647,7 @@ int spool_last(struct spool *s, void **ret_buf, size_t *ret_len, uint64_t *ret_i
 }
 
 void spool_stats(const struct spool *s, struct spool_stats *ret) {
-        uint64_t oldest = 0, pending = s->pending - s->fl_acked;
+        uint64_t oldest = 0, pending = s->pending - s->fl_acked, used = 0;
 
         if (s->fl_len > 0) {
                 oldest = s->fl[s->fl_head].id; /* the head is never acked: acked heads are popped */
@@ -530,8 +658,11 @@ void spool_stats(const struct spool *s, struct spool_stats *ret) {
                                 break;
                         }
         }
+        for (size_t i = 0; i < s->n_segs; i++)
+                used += s->segs[i].size;
         *ret = (struct spool_stats){
                 .bytes = s->bytes,
+                .used = used,
                 .max_bytes = s->max_bytes,
                 .pending = pending,
                 .oldest_unacked = oldest,

@@ -28,12 +28,14 @@
 struct spool;
 
 struct spool_options {
-        /* Cap on the bytes of all segment files: an append past it is refused (-ENOSPC). 0: the
+        /* Cap on the bytes of all segment files, counted as their lengths (preallocated zeros and
+         * the prepared next segment included): an append past it is refused (-ENOSPC). 0: the
          * default, 256 MiB. */
         uint64_t max_bytes;
-        /* A segment past this size is closed and a new one started. 0: the default, 4 MiB. The
-         * spool uses at most max_bytes / 4 (so that a fully acked newest segment never fills the
-         * cap on its own) and at most SPOOL_SEGMENT_BYTES_MAX. */
+        /* The length of a segment file, preallocated with zeros: a record that does not fit before
+         * its end starts a new one. 0: the default, 4 MiB. The spool uses at most max_bytes / 4 (so
+         * that a fully acked newest segment never fills the cap on its own) and at most
+         * SPOOL_SEGMENT_BYTES_MAX. */
         uint64_t segment_bytes;
 };
 
@@ -61,7 +63,10 @@ struct spool_recovery {
 bool spool_recovery_alarm(const struct spool_recovery *r);
 
 struct spool_stats {
-        uint64_t bytes;          /* in segment files (appended, synced or not) */
+        uint64_t bytes;          /* what the cap counts: the lengths of the segment files
+                                  * (preallocated zeros and the prepared next one included) */
+        uint64_t used;           /* of which records (and quarantined regions): where the next append
+                                  * goes in the newest segment, summed over the segments */
         uint64_t max_bytes;      /* the cap */
         uint64_t pending;        /* records present and not acked */
         uint64_t oldest_unacked; /* lowest id above the cursor: the next one the broker has to ack
@@ -105,6 +110,17 @@ int spool_append(struct spool *s, const void *rec, size_t len, uint64_t *ret_id)
  * breaks the spool (the kernel may have dropped the pages: only a reopen tells what is on disk). */
 int spool_sync(struct spool *s);
 
+/* Does the slow part of the next roll-over ahead of it, so that appends never wait for it: when the
+ * newest segment is past half full (or there is none) and no next segment is prepared, writes a
+ * file of segment_bytes zeros (spool/next.tmp) and syncs it; the roll-over renames it into place.
+ * Segments are preallocated so that the fdatasync of spool_sync flushes data only, never the size
+ * or the block allocation. Call about once a second (a timer): a no-op costs nothing, a preparation
+ * one segment of writes and one fdatasync. 1 prepared, 0 nothing to do (also: no room under the
+ * cap, or waiting about a minute after a failure), or -errno (the disk or the file size limit is
+ * full: -ENOSPC, -EDQUOT, -EFBIG; the spool goes on with segments that grow as records come).
+ * Without it each roll-over prepares its segment itself, in the append that needs it. */
+int spool_prepare(struct spool *s);
+
 /* Delivery. The next durable record not yet handed out and not acked: *ret_buf (caller frees),
  * *ret_len, *ret_id. -EAGAIN when there is none yet, or when SPOOL_INFLIGHT_MAX records are out
  * unacked. A record whose bytes went bad on disk since it was checked is quarantined on the way
@@ -135,3 +151,27 @@ int spool_last(struct spool *s, void **ret_buf, size_t *ret_len, uint64_t *ret_i
 
 /* Figures for status and telemetry. */
 void spool_stats(const struct spool *s, struct spool_stats *ret);
+
+/* A second reader of the spool's durable records, for work done ahead of delivery (signing while
+ * the broker is away): it hands nothing out, acks nothing and quarantines nothing
+ * (spool_read_next does all three), so delivery's state and the reader's never touch. It starts
+ * before the first record. Free it before spool_close. */
+struct spool_reader;
+
+/* s is borrowed and must outlive the reader. -ENOMEM. */
+int spool_reader_new(struct spool *s, struct spool_reader **ret);
+
+/* NULL is a no-op. */
+void spool_reader_free(struct spool_reader *r);
+
+/* The next record returned will be the first durable one with an id above after_id (0: from the
+ * start). */
+void spool_reader_seek(struct spool_reader *r, uint64_t after_id);
+
+/* The next durable record in id order: 0, *ret_buf (borrowed: valid until the next call or
+ * spool_reader_free), *ret_len, *ret_id. -EAGAIN when there is none yet (not synced, or nothing
+ * more). Regions known bad, and bytes that fail their CRC, are skipped without a word (delivery
+ * quarantines them when it gets there). Segments deleted under the reader (acked, then
+ * spool_flush_cursor) are skipped: it goes on at the first record above the last it returned, or
+ * above the seek position. -errno for a read or open error (the position stays). */
+int spool_reader_next(struct spool_reader *r, const void **ret_buf, size_t *ret_len, uint64_t *ret_id);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* Header, little-endian: magic u32 | len u32 | id u64 | crc u32, then len payload bytes. The CRC
  * is CRC-32C (Castagnoli) over the 12 bytes of len and id as stored, then the payload. The magic's
@@ -14,6 +15,9 @@
 #define SPOOL__MAGIC UINT32_C(0x314152f5) /* bytes f5 52 41 31 */
 #define SPOOL__CURSOR "cursor"
 #define SPOOL__CURSOR_MAX 128 /* bytes in the cursor file; more is corrupt */
+/* The next segment, zero-filled and synced ahead of need (spool_prepare); roll-over renames it into
+ * place. A leftover one is removed at open. */
+#define SPOOL__PREP "next.tmp"
 #define SPOOL__QDIR "quarantine"
 #define SPOOL__SEG_FILE_MAX (UINT64_C(1) << 30) /* a bigger "segment" is not one of ours */
 #define SPOOL__SCAN_BUF (256 * 1024)            /* recovery reads in pieces this size */
@@ -31,8 +35,10 @@ struct spool__seg {
         uint64_t first_id; /* of its valid records; both 0 while it holds none */
         uint64_t last_id;
         uint64_t records;         /* valid records */
-        uint64_t size;            /* bytes written (synced or not) */
+        uint64_t size;            /* bytes of records written (synced or not): the logical end */
         uint64_t durable;         /* bytes on stable storage: the reader stops here */
+        uint64_t alloc;           /* the file's length: size, then zeros to the preallocated end
+                                   * (== size in a grow-as-you-go segment) */
         struct spool__range *bad; /* quarantined regions, ascending; owned */
         size_t n_bad;
 };
@@ -65,7 +71,10 @@ struct spool {
         struct spool__seg *segs; /* ascending ids; the last one takes appends */
         size_t n_segs, cap_segs;
         int wfd;        /* the newest segment, read-write */
-        uint64_t bytes; /* sum of the segments' sizes */
+        uint64_t bytes; /* the cap's count: the segment files' lengths (alloc), and prep_bytes */
+        int prep_fd;    /* SPOOL__PREP, zero-filled and synced, or -1 */
+        uint64_t prep_bytes;
+        unsigned prep_wait; /* spool_prepare calls to skip after a failure */
         uint64_t next_id;
         uint64_t synced_id;                 /* highest durable id */
         uint64_t sync_counted;              /* synced_id when spool_sync last returned */
@@ -93,6 +102,8 @@ struct spool {
         uint64_t fl_acked; /* acked entries in the ring */
 };
 
+/* off, moved past the regions of g known to be bad. */
+uint64_t spool__skip_bad(const struct spool__seg *g, uint64_t off);
 /* The header of a record with this id and payload. */
 void spool__header(uint8_t hdr[SPOOL_HDR_BYTES], uint64_t id, const void *payload, uint32_t len);
 /* Adds an empty segment entry at the end of the table; -ENOMEM. */
@@ -103,6 +114,17 @@ void spool__seg_name(char *buf, size_t size, uint64_t id);
 int spool__scanner_init(struct spool__scanner *sc, size_t cap);
 void spool__scanner_reset(struct spool__scanner *sc, int fd);
 void spool__scanner_done(struct spool__scanner *sc);
+
+/* Writes all of v (cnt pieces, changed on the way) at off, going on after a short write. *done, set
+ * also on failure, says how many bytes went in: a failure may leave a part written. */
+int spool__pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off, uint64_t *done);
+
+/* Writes zeros over [start, end) of fd with plain writes (what a segment's unused end holds). */
+int spool__zero(int fd, uint64_t start, uint64_t end);
+
+/* The offset just past the last byte of sc's file that is not zero, looking at its first size
+ * bytes: what lies after it is a segment's zero-filled end. Uses sc's buffer (and resets it). */
+int spool__data_end(struct spool__scanner *sc, uint64_t size, uint64_t *ret);
 
 /* Reads and checks the record at off, reading nothing at or past end: 0 and *ret; -EBADMSG not a
  * valid record there (magic, length, id 0, CRC); -ENODATA it would run past end; -errno. When

@@ -1,4 +1,5 @@
-/* spool_record.c: the spool's record format: headers (CRC-32C), the bounded scanner, resync, quarantine. */
+/* spool_record.c: the spool's record format: headers (CRC-32C), the bounded scanner, resync, zero-filled
+ * ends, quarantine. */
 #include "spool_internal.h"
 
 #include "cleanup.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static uint32_t le32(const uint8_t *p) {
@@ -116,6 +118,88 @@ static int scan_get(struct spool__scanner *sc, uint64_t off, size_t n, uint64_t 
         if (got < n)
                 return -ENODATA;
         *ret = sc->buf;
+        return 0;
+}
+
+/* ---- zero-filled ends ---- */
+
+static const uint8_t zeros[64 * 1024];
+
+int spool__pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off, uint64_t *done) {
+        uint64_t at = off;
+
+        *done = 0;
+        while (cnt > 0) {
+                ssize_t n = pwritev(fd, v, cnt, (off_t)at);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                at += (uint64_t)n;
+                *done = at - off;
+                while (cnt > 0 && (size_t)n >= v->iov_len) {
+                        n -= (ssize_t)v->iov_len;
+                        v++;
+                        cnt--;
+                }
+                if (cnt > 0) {
+                        v->iov_base = (uint8_t *)v->iov_base + n;
+                        v->iov_len -= (size_t)n;
+                }
+        }
+        return 0;
+}
+
+int spool__zero(int fd, uint64_t start, uint64_t end) {
+        for (uint64_t done; start < end; start += done) {
+                struct iovec v = { (void *)zeros,
+                                   end - start < sizeof(zeros) ? (size_t)(end - start) : sizeof(zeros) };
+                int r = spool__pwritev_all(fd, &v, 1, start, &done);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int spool__data_end(struct spool__scanner *sc, uint64_t size, uint64_t *ret) {
+        uint64_t end = size;
+        int r = 0;
+
+        /* Backwards from the end, a buffer at a time: an older segment's zeros are less than a
+         * record long, only the newest one's can be most of the file. */
+        spool__scanner_reset(sc, sc->fd);
+        while (r == 0 && end > 0) {
+                size_t want = end < sc->cap ? (size_t)end : sc->cap, got = 0, i;
+                uint64_t at = end - want;
+
+                while (r == 0 && got < want) {
+                        ssize_t k = pread(sc->fd, sc->buf + got, want - got, (off_t)(at + got));
+
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                r = k < 0 ? -errno : -ENODATA; /* the file shrank under us */
+                        else
+                                got += (size_t)k;
+                }
+                if (r < 0)
+                        break;
+                /* All zero (memcmp against itself shifted by one: the library's fast compare). */
+                if (sc->buf[0] == 0 && memcmp(sc->buf, sc->buf + 1, want - 1) == 0) {
+                        end = at;
+                        continue;
+                }
+                for (i = want; sc->buf[i - 1] == 0; i--)
+                        ;
+                end = at + i;
+                break;
+        }
+        spool__scanner_reset(sc, sc->fd);
+        if (r < 0)
+                return r;
+        *ret = end;
         return 0;
 }
 

@@ -103,8 +103,10 @@ static int list_segments(struct spool *s, struct spool_recovery *rep, char *msg,
                 struct stat st;
                 uint64_t id;
 
-                /* What an atomic replace interrupted by a crash leaves behind. */
-                if (!strncmp(de->d_name, SPOOL__CURSOR ".tmp.", strlen(SPOOL__CURSOR ".tmp."))) {
+                /* What an atomic replace interrupted by a crash leaves behind, and a prepared
+                 * segment (maybe half filled: it is made again when needed). */
+                if (!strncmp(de->d_name, SPOOL__CURSOR ".tmp.", strlen(SPOOL__CURSOR ".tmp.")) ||
+                    !strcmp(de->d_name, SPOOL__PREP)) {
                         (void)unlinkat(s->dir_fd, de->d_name, 0);
                         continue;
                 }
@@ -230,19 +232,26 @@ static int take_record(struct recovery *rc, size_t i, uint64_t off, const struct
         return 0;
 }
 
-/* Cuts a torn tail off the newest segment: an append that never completed (or was never synced). */
-static int cut_tail(struct recovery *rc, int fd, const char *name, uint64_t at, uint64_t size, char *msg,
-                    size_t msg_len) {
+/* Cuts a torn tail, [at, data_end), off the newest segment: an append that never completed (or was
+ * never synced). A preallocated segment (a full segment's length) gets zeros over it and keeps its
+ * length, so that its syncs stay data-only and the cap's count does not move; a shorter one, grown
+ * as it went, is truncated (*size becomes at). */
+static int cut_tail(struct recovery *rc, int fd, const char *name, uint64_t at, uint64_t data_end,
+                    uint64_t *size, char *msg, size_t msg_len) {
         struct spool_recovery *rep = rc->rep;
+        bool zero = *size >= rc->s->segment_bytes;
+        int r = zero ? spool__zero(fd, at, data_end) : ftruncate(fd, (off_t)at) < 0 ? -errno : 0;
 
-        if (ftruncate(fd, (off_t)at) < 0)
-                FAIL(-errno, "cannot cut the torn tail off %s/%s at offset %" PRIu64 ": %s", rc->s->path,
-                     name, at, strerror(errno));
+        if (r < 0)
+                FAIL(r, "cannot cut the torn tail off %s/%s at offset %" PRIu64 ": %s", rc->s->path, name,
+                     at, strerror(-r));
         rep->torn = 1;
-        rep->torn_bytes = size - at;
+        rep->torn_bytes = (zero ? data_end : *size) - at;
         spool__say(rep->msg, sizeof(rep->msg),
-                   "cut %" PRIu64 " bytes of an incomplete record off %s/%s at offset %" PRIu64, size - at,
-                   rc->s->path, name, at);
+                   "cut %" PRIu64 " bytes of an incomplete record off %s/%s at offset %" PRIu64 "%s",
+                   rep->torn_bytes, rc->s->path, name, at, zero ? " (zeroed in place)" : "");
+        if (!zero)
+                *size = at;
         return 0;
 }
 
@@ -254,7 +263,7 @@ static int scan_segment(struct recovery *rc, size_t i, struct spool__scanner *sc
         bool newest = i + 1 == s->n_segs;
         _cleanup_close_ int fd = -1;
         char name[SPOOL_NAME_MAX];
-        uint64_t pos = 0, size;
+        uint64_t pos = 0, size, data_end, scan_end;
         struct stat st;
         int r;
 
@@ -269,12 +278,18 @@ static int scan_segment(struct recovery *rc, size_t i, struct spool__scanner *sc
                      " bytes, more than any segment the spool writes: refusing to start",
                      s->path, name, size);
         spool__scanner_reset(sc, fd);
-        for (;;) {
+        r = spool__data_end(sc, size, &data_end);
+        if (r < 0)
+                FAIL(r, "cannot read %s/%s: %s", s->path, name, strerror(-r));
+        /* Zeros from data_end on are the segment's clean end: no record starts there (a magic is
+         * not zero), but the last one may end in zero bytes, so records are read that far. */
+        scan_end = size - data_end > SPOOL__READ_BUF ? data_end + SPOOL__READ_BUF : size;
+        while (pos < data_end) {
                 struct spool__rec rec;
                 char qname[SPOOL_NAME_MAX];
                 uint64_t bad_end = 0;
                 bool stale = false;
-                int k = spool__next(sc, pos, size, rc->prev, &rec, &bad_end, &stale);
+                int k = spool__next(sc, pos, scan_end, rc->prev, &rec, &bad_end, &stale);
 
                 if (k < 0)
                         FAIL(k, "cannot read %s/%s at offset %" PRIu64 ": %s", s->path, name, pos,
@@ -286,13 +301,14 @@ static int scan_segment(struct recovery *rc, size_t i, struct spool__scanner *sc
                         pos += SPOOL_HDR_BYTES + rec.len;
                         continue;
                 }
+                if (bad_end > data_end)
+                        bad_end = data_end; /* the zeros after it are the clean end */
                 /* A torn append leaves part of one record; whole records with old ids are not
                  * what a crash leaves, and are quarantined like any corruption. */
-                if (newest && bad_end == size && !stale) {
-                        r = cut_tail(rc, fd, name, pos, size, msg, msg_len);
+                if (newest && bad_end == data_end && !stale) {
+                        r = cut_tail(rc, fd, name, pos, data_end, &size, msg, msg_len);
                         if (r < 0)
                                 return r;
-                        size = pos;
                         break;
                 }
                 if (rep->quarantined >= SPOOL_QUARANTINE_MAX)
@@ -312,7 +328,8 @@ static int scan_segment(struct recovery *rc, size_t i, struct spool__scanner *sc
                            bad_end, s->path, name, s->path, SPOOL__QDIR, qname);
                 pos = bad_end;
         }
-        g->size = g->durable = size;
+        g->size = g->durable = pos;
+        g->alloc = size;
         s->bytes += size;
         if (newest) {
                 /* Whatever a crashed predecessor wrote and never synced is read back as valid:
@@ -425,7 +442,7 @@ int spool_open(int state_dir_fd, const char *state_dir_path, const struct spool_
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->dir_fd = s->wfd = s->rd_fd = -1;
+        s->dir_fd = s->wfd = s->rd_fd = s->prep_fd = -1;
         s->max_bytes = o && o->max_bytes ? o->max_bytes : SPOOL_MAX_BYTES_DEFAULT;
         seg_bytes = o && o->segment_bytes ? o->segment_bytes : SPOOL_SEGMENT_BYTES_DEFAULT;
         if (seg_bytes > SPOOL_SEGMENT_BYTES_MAX)

@@ -1,4 +1,5 @@
-/* bench_spool.c: spool append rate with group commit at several batch sizes, fsyncs/s, and recovery cost. */
+/* bench_spool.c: spool append rate with group commit at several batch sizes, fsyncs/s, the flush cost on a
+ * preallocated segment against a growing one, and recovery cost. */
 #include "spool.h"
 
 #include <dirent.h>
@@ -8,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define REC_MIN 400
 #define REC_SPAN 200
 #define RECOVERY_RECORDS 100000
+#define FLUSH_SYNCS 2000
+#define FLUSH_BATCH 2
 
 static double now_s(void) {
         struct timespec ts;
@@ -101,6 +105,95 @@ static void append_rate(const char *parent, uint64_t batch, uint64_t n) {
         spool_close(s);
         close(fd);
         remove_dir(path);
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static void print_ms(const char *what, double *t, size_t n) {
+        double sum = 0;
+
+        qsort(t, n, sizeof(*t), cmp_double);
+        for (size_t i = 0; i < n; i++)
+                sum += t[i];
+        printf("  %-34s median %6.3f ms  p90 %6.3f ms  p99 %6.3f ms  mean %6.3f ms  max %6.3f ms\n", what,
+               t[n / 2] * 1e3, t[n * 9 / 10] * 1e3, t[n * 99 / 100] * 1e3, sum / (double)n * 1e3,
+               t[n - 1] * 1e3);
+}
+
+/* The time of spool_sync (one fdatasync) for batches of FLUSH_BATCH records: a preallocated segment
+ * (appends overwrite zeros: data only) against one that grows with each append (the size and the
+ * block allocation go to the journal too). The growing one is what an agent before preallocation
+ * left: an empty segment file at open. The two alternate, sync by sync, so both see the same disk. */
+static void flush_cost(const char *parent) {
+        static double t[2][FLUSH_SYNCS];
+        static const char *const what[2] = { "preallocated segment", "growing segment" };
+        char path[2][512], seg[600], buf[REC_MIN + REC_SPAN];
+        struct spool *s[2];
+        int fd[2], r;
+        uint64_t id;
+
+        fd[0] = fresh_dir(parent, "prealloc", path[0], sizeof(path[0]));
+        fd[1] = fresh_dir(parent, "grow", path[1], sizeof(path[1]));
+        snprintf(seg, sizeof(seg), "%s/" SPOOL_DIR, path[1]);
+        if (mkdir(seg, 0700) < 0)
+                die("mkdir", -errno, seg);
+        snprintf(seg, sizeof(seg), "%s/" SPOOL_DIR "/seg-%020d.log", path[1], 1);
+        r = open(seg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (r < 0)
+                die("create", -errno, seg);
+        close(r);
+        for (int k = 0; k < 2; k++) {
+                s[k] = open_spool(fd[k], path[k], NULL);
+                /* The first sync also makes the segment's directory entry durable: not counted. */
+                if ((r = spool_append(s[k], buf, record(0, buf), &id)) < 0 || (r = spool_sync(s[k])) < 0)
+                        die("append", r, NULL);
+        }
+        for (int i = 0; i < FLUSH_SYNCS; i++)
+                for (int k = 0; k < 2; k++) {
+                        double t0;
+
+                        for (int b = 0; b < FLUSH_BATCH; b++)
+                                if ((r = spool_append(s[k], buf, record((uint64_t)i, buf), &id)) < 0)
+                                        die("append", r, NULL);
+                        t0 = now_s();
+                        if ((r = spool_sync(s[k])) < 0)
+                                die("sync", r, NULL);
+                        t[k][i] = now_s() - t0;
+                }
+        printf("flush cost: %d syncs of %d records each, alternating, in %s\n", FLUSH_SYNCS, FLUSH_BATCH,
+               parent);
+        for (int k = 0; k < 2; k++) {
+                print_ms(what[k], t[k], FLUSH_SYNCS);
+                spool_close(s[k]);
+                close(fd[k]);
+                remove_dir(path[k]);
+        }
+}
+
+/* What spool_prepare costs (a segment of zeros written and synced): off the append path when the
+ * caller's timer calls it, inside the roll-over's append when nobody did. */
+static void prepare_cost(const char *parent) {
+        double t[5];
+
+        for (int k = 0; k < 5; k++) {
+                char path[512];
+                int fd = fresh_dir(parent, "prepare", path, sizeof(path));
+                struct spool *s = open_spool(fd, path, NULL);
+                double t0 = now_s();
+                int r = spool_prepare(s);
+
+                if (r != 1)
+                        die("prepare", r < 0 ? r : -EIO, NULL);
+                t[k] = now_s() - t0;
+                spool_close(s);
+                close(fd);
+                remove_dir(path);
+        }
+        print_ms("spool_prepare (4 MiB of zeros)", t, 5);
 }
 
 /* Drops the clean pages of every file in <path>/spool from the page cache. */
@@ -194,6 +287,8 @@ int main(int argc, char **argv) {
 
                 append_rate(parent, batches[i], n);
         }
+        flush_cost(parent);
+        prepare_cost(parent);
         recovery_cost(parent);
         return 0;
 }

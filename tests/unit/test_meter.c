@@ -281,11 +281,12 @@ static double status_num(const struct meter *m, const char *key) {
         return v;
 }
 
-/* The bytes of the spool's segment files. No cmocka: forked children use it. */
-static double spool_bytes(const struct meter *m) {
+/* Where the spool's next append goes: the bytes of its records (segments are longer: preallocated).
+ * No cmocka: forked children use it. */
+static double spool_used(const struct meter *m) {
         cJSON *o = meter_status_json(m);
         double v = cJSON_GetNumberValue(
-                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spool"), "bytes"));
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "spool"), "used"));
 
         cJSON_Delete(o);
         return v;
@@ -702,9 +703,10 @@ static const char *fail_closed_child(struct fx *f) {
         CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
         CHILD_CHECK(meter_sync(f->m) >= 0);
         CHILD_CHECK(f->n_alarms == 0 && !meter_refusal(f->m));
-        /* The segment holds exactly the one record: not one byte more may be written. */
+        /* The records end here (the segment's zeros after them do not count): nothing more may be written.
+         */
         CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
-        lim = (struct rlimit){ .rlim_cur = (rlim_t)spool_bytes(f->m), .rlim_max = old.rlim_max };
+        lim = (struct rlimit){ .rlim_cur = (rlim_t)spool_used(f->m), .rlim_max = old.rlim_max };
         CHILD_CHECK(lim.rlim_cur > SPOOL_HDR_BYTES && setrlimit(RLIMIT_FSIZE, &lim) == 0);
 
         at(f, 1 * SEC);
