@@ -47,13 +47,11 @@ static cJSON *parse_exact(const char *buf, size_t len) {
         return root;
 }
 
-int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line) {
+int jws_input_make(struct plat_signer *s, const void *payload, size_t len, struct jws_input *ret) {
         char header[sizeof("{\"alg\":\"ES256\",\"kid\":\"\"}") + PLAT_KID_LEN];
-        char h64[PLAT_B64URL_LEN(sizeof(header)) + 1], s64[PLAT_B64URL_LEN(PLAT_ES256_SIG_LEN) + 1];
-        uint8_t sig[PLAT_ES256_SIG_LEN];
+        char h64[PLAT_B64URL_LEN(sizeof(header)) + 1];
         _cleanup_free_ char *input = NULL;
         size_t hlen, plen, cap;
-        char *line;
         int r;
 
         if (len > JWS_PAYLOAD_MAX)
@@ -72,18 +70,51 @@ int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_
         r = plat_b64url_encode(payload, len, input + hlen + 1, cap - hlen - 1, &plen);
         if (r < 0)
                 return r;
-        r = plat_signer_sign(s, input, hlen + 1 + plen, sig);
+        r = plat_sha256(input, hlen + 1 + plen, ret->digest);
         if (r < 0)
                 return r;
-        r = plat_b64url_encode(sig, sizeof(sig), s64, sizeof(s64), NULL);
+        ret->hlen = hlen;
+        ret->buf = TAKE_PTR(input);
+        return 0;
+}
+
+int jws_input_line(struct jws_input *in, const uint8_t sig[static PLAT_ES256_SIG_LEN], char **ret_line) {
+        char s64[PLAT_B64URL_LEN(PLAT_ES256_SIG_LEN) + 1];
+        char *line;
+        int r;
+
+        r = plat_b64url_encode(sig, PLAT_ES256_SIG_LEN, s64, sizeof(s64), NULL);
         if (r < 0)
                 return r;
-        input[hlen] = '\0';
-        if (asprintf(&line, "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", input,
-                     input + hlen + 1, s64) < 0)
+        /* The header and payload parts print as two strings: the '.' between them becomes a NUL. */
+        in->buf[in->hlen] = '\0';
+        r = asprintf(&line, "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", in->buf,
+                     in->buf + in->hlen + 1, s64);
+        in->buf[in->hlen] = '.';
+        if (r < 0)
                 return -ENOMEM;
         *ret_line = line;
         return 0;
+}
+
+void jws_input_done(struct jws_input *in) {
+        free(in->buf);
+        in->buf = NULL;
+}
+
+int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line) {
+        uint8_t sig[PLAT_ES256_SIG_LEN];
+        struct jws_input in;
+        int r;
+
+        r = jws_input_make(s, payload, len, &in);
+        if (r < 0)
+                return r;
+        r = plat_signer_sign_digest(s, in.digest, sig);
+        if (r >= 0)
+                r = jws_input_line(&in, sig, ret_line);
+        jws_input_done(&in);
+        return r;
 }
 
 /* The line's three members. Base64url needs no JSON escapes, and refusing them keeps one spelling

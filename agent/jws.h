@@ -20,6 +20,19 @@
  * -EMSGSIZE when len > JWS_PAYLOAD_MAX, -ENOMEM, or the signer's error. */
 int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line);
 
+/* jws_sign in steps, for a caller that may hold the signature already (agent/sigcache.h): the
+ * signing input with its digest, then the line from a signature made over that digest. */
+struct jws_input {
+        char *buf;                       /* ASCII(BASE64URL(header)) '.' ASCII(BASE64URL(payload)), owned */
+        size_t hlen;                     /* where the '.' is */
+        uint8_t digest[PLAT_SHA256_LEN]; /* SHA-256 of buf: what ES256 signs */
+};
+/* -EMSGSIZE when len > JWS_PAYLOAD_MAX, -ENOMEM. Free with jws_input_done. */
+int jws_input_make(struct plat_signer *s, const void *payload, size_t len, struct jws_input *ret);
+/* The record line, as jws_sign gives it, with sig (plat_signer_sign_digest of in->digest). */
+int jws_input_line(struct jws_input *in, const uint8_t sig[static PLAT_ES256_SIG_LEN], char **ret_line);
+void jws_input_done(struct jws_input *in);
+
 /* Checks one record line (len bytes, no newline, no NUL needed) and returns its payload:
  * - the line is a JSON object with exactly the members protected, payload and signature, each a
  *   base64url string (no padding, no JSON escapes), at most JWS_LINE_MAX bytes;

@@ -1,6 +1,6 @@
 /* meter.c: billing-grade records from session transitions and billing windows: hash-chained,
- * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) as
- * they are published, delivered at least once. */
+ * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) ahead
+ * in idle time or as they are published (signing.h), delivered at least once. */
 #include "meter.h"
 
 #include "billing.h"
@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "jws.h"
 #include "log.h"
+#include "signing.h"
 #include "spool.h"
 #include "strutil.h"
 
@@ -55,6 +56,8 @@ struct meter {
         uint64_t spool_max_bytes;
         bool reopen_alarmed;
         struct plat_signer *signer;
+        struct signing *signing;
+        uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
         struct billing *billing;
         struct meter_hooks hooks;
         char prev[PLAT_SHA256_HEX_LEN + 1]; /* SHA-256 of the newest record's payload */
@@ -416,21 +419,21 @@ static int on_sync(sd_event_source *s, void *ud) {
 }
 
 static void pump(struct meter *m) {
-        while (m->spool && m->link && m->n_inflight < m->max_inflight &&
-               link_get_state(m->link) == LINK_CONNECTED) {
+        if (!m->spool || !m->signer)
+                return; /* records stay in the spool until there is a key to sign them */
+        while (m->link && link_get_state(m->link) == LINK_CONNECTED && m->n_inflight < m->max_inflight) {
                 _cleanup_free_ void *buf = NULL;
+                _cleanup_free_ char *line = NULL;
                 size_t len;
                 uint64_t id;
                 int mid = 0, r;
 
-                _cleanup_free_ char *line = NULL;
-
-                if (!m->signer)
-                        return; /* records stay in the spool until there is a key to sign them */
                 r = spool_read_next(m->spool, &buf, &len, &id);
                 if (r < 0)
-                        return;
-                r = jws_sign(m->signer, buf, len, &line);
+                        return; /* delivery is at the newest record: nothing to sign ahead */
+                if (id > m->handed_high)
+                        m->handed_high = id;
+                r = signing_line(m->signing, id, buf, len, &line);
                 if (r < 0) {
                         alarm_(m, "sign_failed", "metering: cannot sign record %" PRIu64 ": %s", id,
                                strerror(-r));
@@ -439,16 +442,17 @@ static void pump(struct meter *m) {
                 }
                 r = link_publish_ex(m->link, m->topic, line, strlen(line), 1, NULL, 0, &mid);
                 if (r < 0) {
-                        /* Sent again after the next connect (meter_connected rewinds). */
                         /* Handed out but not sent: the next pump starts again from the oldest unacked. */
                         plat_strlcpy(m->last_error, "publish failed; the record is sent again",
                                      sizeof(m->last_error));
                         spool_rewind(m->spool);
-                        return;
+                        break;
                 }
                 m->inflight[m->n_inflight++] = (struct inflight){ .mid = mid, .id = id };
                 m->published++;
         }
+        /* The link is away or its window full: what is behind gets signed meanwhile. */
+        signing_kick(m->signing, m->handed_high);
 }
 
 void meter_set_link(struct meter *m, struct link *l, const char *topic) {
@@ -507,6 +511,7 @@ static void reopen_if_broken(struct meter *m) {
                 spool_stats(m->spool, &st);
                 if (!st.broken)
                         return;
+                (void)signing_set_spool(m->signing, NULL);
                 spool_close(m->spool); /* its lock must go before the directory is opened again */
                 m->spool = NULL;
         }
@@ -527,6 +532,7 @@ static void reopen_if_broken(struct meter *m) {
                 return;
         }
         recovery_alarms(m, &rec);
+        (void)signing_set_spool(m->signing, m->spool);
         m->reopen_alarmed = false;
         m->n_inflight = 0;
         m->unsynced = false;
@@ -537,7 +543,7 @@ static void reopen_if_broken(struct meter *m) {
 }
 
 /* Every second: close billing windows, retry what waits, write the ack cursor, prepare the next
- * spool segment. */
+ * spool segment, empty the signature cache once all it holds is acked. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         struct meter *m = ud;
 
@@ -548,9 +554,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         if (m->n_pending)
                 drain_pending(m);
         if (m->spool) {
+                struct spool_stats st;
+
                 (void)spool_flush_cursor(m->spool);
                 /* The next segment zero-filled now, not inside a commit (spool.h). */
                 (void)spool_prepare(m->spool);
+                spool_stats(m->spool, &st);
+                signing_acked(m->signing, st.acked);
         }
         pump(m);
         return 0;
@@ -653,6 +663,13 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                        "and the "
                        "agent reloaded",
                        why);
+        r = signing_new(e, m->signer, m->state_fd, cfg->state_dir, &m->signing);
+        if (r >= 0)
+                r = signing_set_spool(m->signing, m->spool);
+        if (r < 0) {
+                snprintf(msg, msg_len, "cannot set up metering signatures: %s", strerror(-r));
+                goto fail;
+        }
         if (cfg->n_slots) {
                 billing_config_default(&bc);
                 bc.n_slots = cfg->n_slots;
@@ -733,6 +750,7 @@ void meter_free(struct meter *m) {
         for (size_t k = 0; k < m->n_pending; k++)
                 cJSON_Delete(m->pending[k].fields);
         billing_free(m->billing);
+        signing_free(m->signing); /* its spool reader first */
         spool_close(m->spool);
         plat_signer_free(m->signer);
         sd_event_source_disable_unref(m->sync_src);
@@ -784,6 +802,8 @@ cJSON *meter_status_json(const struct meter *m) {
         cJSON_AddNumberToObject(sp, "segments", (double)st.segments);
         cJSON_AddNumberToObject(sp, "quarantined", (double)st.quarantined);
         cJSON_AddBoolToObject(sp, "full", st.full);
+        if (m->signing)
+                cJSON_AddItemToObject(o, "signatures", signing_status_json(m->signing));
         if (m->refusal[0])
                 cJSON_AddStringToObject(o, "refusing_sessions", m->refusal);
         if (m->last_error[0])

@@ -1,6 +1,6 @@
 /* meter.h: billing-grade records from session transitions and billing windows: hash-chained,
- * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) as
- * they are published, delivered at least once. */
+ * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) ahead
+ * in idle time or as they are published, delivered at least once. */
 #pragma once
 
 #include "config.h"

@@ -395,18 +395,26 @@ int plat_signer_load(const char *key_path, const char *cert_path, struct plat_si
 
 int plat_signer_sign(struct plat_signer *s, const void *data, size_t len,
                      uint8_t ret_sig[static PLAT_ES256_SIG_LEN]) {
-        mbedtls_ecp_keypair *ec = mbedtls_pk_ec(s->pk);
-        uint8_t h[PLAT_SHA256_LEN], sig[PLAT_ES256_SIG_LEN];
-        mbedtls_mpi r, sv;
+        uint8_t h[PLAT_SHA256_LEN];
         int rc;
 
         rc = plat_sha256(data, len, h);
         if (rc < 0)
                 return rc;
+        return plat_signer_sign_digest(s, h, ret_sig);
+}
+
+int plat_signer_sign_digest(struct plat_signer *s, const uint8_t digest[static PLAT_SHA256_LEN],
+                            uint8_t ret_sig[static PLAT_ES256_SIG_LEN]) {
+        mbedtls_ecp_keypair *ec = mbedtls_pk_ec(s->pk);
+        uint8_t sig[PLAT_ES256_SIG_LEN];
+        mbedtls_mpi r, sv;
+        int rc;
+
         mbedtls_mpi_init(&r);
         mbedtls_mpi_init(&sv);
-        rc = mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &sv, &ec->d, h, sizeof(h), MBEDTLS_MD_SHA256,
-                                        mbedtls_ctr_drbg_random, &s->drbg);
+        rc = mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &sv, &ec->d, digest, PLAT_SHA256_LEN,
+                                        MBEDTLS_MD_SHA256, mbedtls_ctr_drbg_random, &s->drbg);
         /* Fixed-width big-endian halves: mbedtls pads with leading zeros, as JWA 3.4 wants. */
         if (rc == 0)
                 rc = mbedtls_mpi_write_binary(&r, sig, PLAT_P256_COORD_LEN);

@@ -56,6 +56,10 @@ int plat_signer_load(const char *key_path, const char *cert_path, struct plat_si
 int plat_signer_sign(struct plat_signer *s, const void *data, size_t len,
                      uint8_t ret_sig[static PLAT_ES256_SIG_LEN]);
 
+/* The same over a SHA-256 digest already computed (plat_sha256 of the data). */
+int plat_signer_sign_digest(struct plat_signer *s, const uint8_t digest[static PLAT_SHA256_LEN],
+                            uint8_t ret_sig[static PLAT_ES256_SIG_LEN]);
+
 /* The signer's kid (borrowed, valid until plat_signer_free), PLAT_KID_LEN characters. */
 const char *plat_signer_kid(const struct plat_signer *s);
 
