@@ -27,7 +27,9 @@ int spool_reader_new(struct spool *s, struct spool_reader **ret) {
 
         if (!r)
                 return -ENOMEM;
-        if (spool__scanner_init(&r->sc, SPOOL__SCAN_BUF) < 0) {
+        /* Room for the largest record, no more: a reader lives as long as the agent, and its walks
+         * (during outages) are rare; recovery's larger buffer would stay resident for nothing. */
+        if (spool__scanner_init(&r->sc, SPOOL__READ_BUF) < 0) {
                 free(r);
                 return -ENOMEM;
         }

@@ -81,13 +81,18 @@ def proc_status(pid):
 
 
 def proc_pss(pid):
-    """Proportional set size in bytes (/proc/PID/smaps_rollup): shared pages split among the processes
-    that map them."""
+    """From /proc/PID/smaps_rollup, in bytes: the proportional set size (shared pages split among the
+    processes that map them) and the unique set size (Private_Clean + Private_Dirty: pages no other
+    process maps, what the process alone costs the host; both move with what else runs)."""
+    out = {"Pss": None, "USS": 0}
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    return None
+            k, _, v = line.partition(":")
+            if k == "Pss":
+                out["Pss"] = int(v.split()[0]) * 1024
+            elif k in ("Private_Clean", "Private_Dirty"):
+                out["USS"] += int(v.split()[0]) * 1024
+    return out
 
 
 def collectd_conf(env, port, plain):
@@ -241,7 +246,10 @@ def main():
         row("  of which anonymous (RssAnon)", st["agent"]["RssAnon"] / MIB, st["collectd"]["RssAnon"] / MIB, "%.2f")
         row("  of which file-backed (RssFile)", st["agent"]["RssFile"] / MIB, st["collectd"]["RssFile"] / MIB,
             "%.2f")
-        row("PSS at the end, MiB (shared pages split)", pss["agent"] / MIB, pss["collectd"] / MIB, "%.2f")
+        row("PSS at the end, MiB (shared pages split)", pss["agent"]["Pss"] / MIB, pss["collectd"]["Pss"] / MIB,
+            "%.2f")
+        row("USS at the end, MiB (private pages only)", pss["agent"]["USS"] / MIB, pss["collectd"]["USS"] / MIB,
+            "%.2f")
         row("threads", st["agent"]["Threads"], st["collectd"]["Threads"], "%d", ratio=False)
         row("messages published per second", msgs["agent"][0] / win, msgs["collectd"][0] / win, "%.1f")
         row("payload bytes published per second", msgs["agent"][1] / win, msgs["collectd"][1] / win, "%.0f")
