@@ -3,16 +3,20 @@
 
 #include "clock.h"
 #include "config.h"
+#include "jsonw.h"
 #include "platform_class.h"
 #include "sampler.h"
 #include "usage.h"
 #include "watch.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+
+/* Every document is written with jsonw: as text for what is published or printed (no tree built
+ * and freed on every tick), as a cJSON tree for what goes into a control reply. Counters are raw
+ * digits (exact past 2^53, where cJSON's doubles are not); rates and percentages are fixed-point
+ * with a set number of decimals, so documents stay short and diffable. */
 
 int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len) {
         int n = snprintf(buf, len, "%s/%s/%s/%s", c->mqtt.topic_prefix, c->node_region, c->node_id, leaf);
@@ -20,99 +24,74 @@ int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len) {
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Counters are 64-bit; cJSON numbers are doubles. Raw digits keep them exact past 2^53. */
-static void add_u64(cJSON *o, const char *key, uint64_t v) {
-        char buf[24];
-
-        snprintf(buf, sizeof(buf), "%" PRIu64, v);
-        cJSON_AddRawToObject(o, key, buf);
-}
-
-/* Rates and percentages with a fixed precision, so documents stay short and diffable. */
-static void add_fixed(cJSON *o, const char *key, double v, int decimals) {
-        char buf[48];
-
-        if (!isfinite(v))
-                return;
-        snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-        cJSON_AddRawToObject(o, key, buf);
-}
-
-static void add_header(cJSON *o, const char *type, const struct cfg *c, uint64_t real_usec) {
+static void add_header(struct jsonw *j, const char *type, const struct cfg *c, uint64_t real_usec) {
         char ts[32];
 
-        cJSON_AddNumberToObject(o, "v", TELE_WIRE_VERSION);
-        cJSON_AddStringToObject(o, "type", type);
+        jsonw_number(j, "v", TELE_WIRE_VERSION);
+        jsonw_string(j, "type", type);
         if (c) {
-                cJSON_AddStringToObject(o, "node", c->node_id);
-                cJSON_AddStringToObject(o, "region", c->node_region);
+                jsonw_string(j, "node", c->node_id);
+                jsonw_string(j, "region", c->node_region);
         }
         if (real_usec)
-                cJSON_AddStringToObject(o, "ts", plat_format_rfc3339_ms(real_usec, ts, sizeof(ts)));
+                jsonw_string(j, "ts", plat_format_rfc3339_ms(real_usec, ts, sizeof(ts)));
 }
 
-static void add_platform(cJSON *o, const struct hal_platform *p) {
-        cJSON *pl = cJSON_AddObjectToObject(o, "platform");
-
-        cJSON_AddStringToObject(pl, "arch", p->arch);
-        cJSON_AddStringToObject(pl, "class", hal_class_to_string(p->cls));
-}
-
-static char *finish(cJSON *o) {
-        char *s = cJSON_PrintUnformatted(o);
-
-        cJSON_Delete(o);
-        return s;
+static void add_platform(struct jsonw *j, const struct hal_platform *p) {
+        jsonw_object(j, "platform");
+        jsonw_string(j, "arch", p->arch);
+        jsonw_string(j, "class", hal_class_to_string(p->cls));
+        jsonw_end(j);
 }
 
 char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
                        uint64_t real_usec) {
-        cJSON *o = cJSON_CreateObject(), *slots;
+        struct jsonw j;
 
-        if (!o)
-                return NULL;
-        add_header(o, "status", c, real_usec);
-        cJSON_AddStringToObject(o, "state", online ? "online" : "offline");
-        if (reason)
-                cJSON_AddStringToObject(o, "reason", reason);
-        cJSON_AddStringToObject(o, "version", RA_VERSION);
-        if (!online)
-                return finish(o);
-        add_platform(o, p);
-        cJSON_AddNumberToObject(o, "sampling_interval_ms", c->sampling_interval_ms);
-        slots = cJSON_AddArrayToObject(o, "slots");
-        for (size_t i = 0; i < c->n_slots; i++) {
-                const struct cfg_slot *s = &c->slots[i];
-                cJSON *j = cJSON_CreateObject();
+        jsonw_init(&j, false);
+        jsonw_object(&j, NULL);
+        add_header(&j, "status", c, real_usec);
+        jsonw_string(&j, "state", online ? "online" : "offline");
+        jsonw_string(&j, "reason", reason);
+        jsonw_string(&j, "version", RA_VERSION);
+        if (online) {
+                add_platform(&j, p);
+                jsonw_number(&j, "sampling_interval_ms", c->sampling_interval_ms);
+                jsonw_array(&j, "slots");
+                for (size_t i = 0; i < c->n_slots; i++) {
+                        const struct cfg_slot *s = &c->slots[i];
 
-                cJSON_AddItemToArray(slots, j);
-                cJSON_AddStringToObject(j, "id", s->id);
-                cJSON_AddStringToObject(j, "scale", s->scale);
-                if (s->cgroup)
-                        cJSON_AddStringToObject(j, "cgroup", s->cgroup);
-                if (s->iface)
-                        cJSON_AddStringToObject(j, "iface", s->iface);
-                if (s->gpu >= 0)
-                        cJSON_AddNumberToObject(j, "gpu", s->gpu);
+                        jsonw_object(&j, NULL);
+                        jsonw_string(&j, "id", s->id);
+                        jsonw_string(&j, "scale", s->scale);
+                        jsonw_string(&j, "cgroup", s->cgroup);
+                        jsonw_string(&j, "iface", s->iface);
+                        if (s->gpu >= 0)
+                                jsonw_number(&j, "gpu", s->gpu);
+                        jsonw_end(&j);
+                }
+                jsonw_end(&j);
         }
-        return finish(o);
+        jsonw_end(&j);
+        return jsonw_take_text(&j);
 }
 
-static cJSON *iface_json(const struct hal_net_iface *i, const struct net_rate *r) {
-        cJSON *j = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(j, "iface", i->name);
-        add_u64(j, "rx_bytes", i->rx_bytes);
-        add_u64(j, "tx_bytes", i->tx_bytes);
+/* An interface's counters (and, with r, its rates) as the object `key` (NULL: an array element). */
+static void add_iface(struct jsonw *j, const char *key, const struct hal_net_iface *i,
+                      const struct net_rate *r) {
+        jsonw_object(j, key);
+        jsonw_string(j, "iface", i->name);
+        jsonw_u64(j, "rx_bytes", i->rx_bytes);
+        jsonw_u64(j, "tx_bytes", i->tx_bytes);
         if (r && r->valid) {
-                add_fixed(j, "rx_mbps", r->rx_mbps, 3);
-                add_fixed(j, "tx_mbps", r->tx_mbps, 3);
+                jsonw_fixed(j, "rx_mbps", r->rx_mbps, 3);
+                jsonw_fixed(j, "tx_mbps", r->tx_mbps, 3);
         }
-        return j;
+        jsonw_end(j);
 }
 
 /* FP32 peak of GPU `index`: the config's figure, else the built-in table; says which. */
-static void add_fp32(cJSON *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c) {
+static void add_fp32(struct jsonw *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c) {
         double t = c && index < CFG_MAX_GPUS ? c->gpu.fp32_tflops[index] : 0;
         const char *source = "config";
 
@@ -121,199 +100,209 @@ static void add_fp32(cJSON *j, const struct hal_gpu_sample *g, unsigned index, c
                 source = isnan(t) ? "unknown" : "table";
         }
         if (isnan(t))
-                cJSON_AddNullToObject(j, "fp32_tflops");
+                jsonw_null(j, "fp32_tflops");
         else
-                add_fixed(j, "fp32_tflops", t, 1);
-        cJSON_AddStringToObject(j, "fp32_source", source);
+                jsonw_fixed(j, "fp32_tflops", t, 1);
+        jsonw_string(j, "fp32_source", source);
 }
 
-static cJSON *gpu_json(const struct hal_gpu_sample *g, unsigned index, const struct cfg *c,
-                       bool with_procs) {
-        cJSON *j = cJSON_CreateObject();
+static void add_gpu_procs(struct jsonw *j, const struct hal_gpu_sample *g) {
+        jsonw_array(j, "processes");
+        for (size_t i = 0; i < g->n_procs; i++) {
+                jsonw_object(j, NULL);
+                jsonw_number(j, "pid", g->procs[i].pid);
+                if (g->procs[i].vram_bytes != UINT64_MAX)
+                        jsonw_u64(j, "vram_bytes", g->procs[i].vram_bytes);
+                jsonw_end(j);
+        }
+        jsonw_end(j);
+}
 
-        cJSON_AddNumberToObject(j, "index", index);
-        cJSON_AddStringToObject(j, "backend", g->backend ? g->backend : "?");
-        cJSON_AddStringToObject(j, "name", g->name);
+static void add_gpu(struct jsonw *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c,
+                    bool with_procs) {
+        jsonw_object(j, NULL);
+        jsonw_number(j, "index", index);
+        jsonw_string(j, "backend", g->backend ? g->backend : "?");
+        jsonw_string(j, "name", g->name);
         if (g->uuid[0])
-                cJSON_AddStringToObject(j, "uuid", g->uuid);
+                jsonw_string(j, "uuid", g->uuid);
         if (g->pci_bus_id[0])
-                cJSON_AddStringToObject(j, "pci_bus_id", g->pci_bus_id);
+                jsonw_string(j, "pci_bus_id", g->pci_bus_id);
         if (g->shared_memory)
-                cJSON_AddTrueToObject(j, "shared_memory");
+                jsonw_bool(j, "shared_memory", true);
         if (g->present & HAL_GPU_UTIL)
-                add_fixed(j, "util_pct", g->util_pct, 1);
+                jsonw_fixed(j, "util_pct", g->util_pct, 1);
         if (g->present & HAL_GPU_MEM_UTIL)
-                add_fixed(j, "mem_util_pct", g->mem_util_pct, 1);
+                jsonw_fixed(j, "mem_util_pct", g->mem_util_pct, 1);
         if (g->present & HAL_GPU_ENC)
-                add_fixed(j, "enc_pct", g->enc_pct, 1);
+                jsonw_fixed(j, "enc_pct", g->enc_pct, 1);
         if (g->present & HAL_GPU_DEC)
-                add_fixed(j, "dec_pct", g->dec_pct, 1);
+                jsonw_fixed(j, "dec_pct", g->dec_pct, 1);
         if (g->present & HAL_GPU_VRAM) {
-                add_u64(j, "vram_total_bytes", g->vram_total_bytes);
-                add_u64(j, "vram_used_bytes", g->vram_used_bytes);
+                jsonw_u64(j, "vram_total_bytes", g->vram_total_bytes);
+                jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
         if (g->present & HAL_GPU_POWER)
-                add_fixed(j, "power_w", g->power_w, 1);
+                jsonw_fixed(j, "power_w", g->power_w, 1);
         if (g->present & HAL_GPU_TEMP)
-                add_fixed(j, "temp_c", g->temp_c, 1);
+                jsonw_fixed(j, "temp_c", g->temp_c, 1);
         if (g->present & HAL_GPU_CLOCK)
-                cJSON_AddNumberToObject(j, "clock_mhz", g->clock_mhz);
+                jsonw_number(j, "clock_mhz", g->clock_mhz);
         if (g->present & HAL_GPU_CLOCK_MAX)
-                cJSON_AddNumberToObject(j, "clock_max_mhz", g->clock_max_mhz);
+                jsonw_number(j, "clock_max_mhz", g->clock_max_mhz);
         if (g->present & HAL_GPU_THROTTLE)
-                add_u64(j, "throttle_reasons", g->throttle_reasons);
+                jsonw_u64(j, "throttle_reasons", g->throttle_reasons);
         add_fp32(j, g, index, c);
         if (g->present & HAL_GPU_PROCS) {
-                cJSON_AddNumberToObject(j, "process_count", (double)g->n_procs);
-                if (with_procs) {
-                        cJSON *procs = cJSON_AddArrayToObject(j, "processes");
-
-                        for (size_t i = 0; i < g->n_procs; i++) {
-                                cJSON *p = cJSON_CreateObject();
-
-                                cJSON_AddNumberToObject(p, "pid", g->procs[i].pid);
-                                if (g->procs[i].vram_bytes != UINT64_MAX)
-                                        add_u64(p, "vram_bytes", g->procs[i].vram_bytes);
-                                cJSON_AddItemToArray(procs, p);
-                        }
-                }
+                jsonw_number(j, "process_count", (double)g->n_procs);
+                if (with_procs)
+                        add_gpu_procs(j, g);
         }
         if (g->error < 0)
-                cJSON_AddStringToObject(j, "error", g->error_msg);
-        return j;
+                jsonw_string(j, "error", g->error_msg);
+        jsonw_end(j);
 }
 
-static void add_gpus(cJSON *o, const struct host_sample *h, const struct cfg *c, bool with_procs) {
-        cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
-
+static void add_gpus(struct jsonw *j, const struct host_sample *h, const struct cfg *c, bool with_procs) {
+        jsonw_array(j, "gpus");
         for (unsigned i = 0; i < h->n_gpus; i++)
-                cJSON_AddItemToArray(gpus, gpu_json(&h->gpus[i], i, c, with_procs));
+                add_gpu(j, &h->gpus[i], i, c, with_procs);
+        jsonw_end(j);
 }
 
 /* A slot's cgroup figures: rates in telemetry, raw counters in the probe. */
-static void add_slot_cgroup(cJSON *j, const struct usage_slot *us) {
-        cJSON *cg;
-
+static void add_slot_cgroup(struct jsonw *j, const struct usage_slot *us) {
         if (!us->cg_state)
                 return;
         if (!us->has_cg) {
-                cJSON_AddStringToObject(j, "cgroup_state", us->cg_state);
+                jsonw_string(j, "cgroup_state", us->cg_state);
                 if (us->cg_error[0])
-                        cJSON_AddStringToObject(j, "cgroup_error", us->cg_error);
+                        jsonw_string(j, "cgroup_error", us->cg_error);
                 return;
         }
-        cg = cJSON_AddObjectToObject(j, "cgroup");
+        jsonw_object(j, "cgroup");
         if (us->has_cores)
-                add_fixed(cg, "cores_used", us->cores_used, 3);
+                jsonw_fixed(j, "cores_used", us->cores_used, 3);
         if (us->cg.present & HAL_CG_CPU)
-                add_u64(cg, "cpu_usage_usec", us->cg.cpu_usage_usec);
+                jsonw_u64(j, "cpu_usage_usec", us->cg.cpu_usage_usec);
         if (us->cg.present & HAL_CG_CPU_MAX)
-                add_fixed(cg, "cpu_quota_cores", us->cg.cpu_quota_cores, 2);
+                jsonw_fixed(j, "cpu_quota_cores", us->cg.cpu_quota_cores, 2);
         if (us->cg.present & HAL_CG_MEM)
-                add_u64(cg, "memory_bytes", us->cg.mem_current_bytes);
+                jsonw_u64(j, "memory_bytes", us->cg.mem_current_bytes);
         if ((us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX)
-                add_u64(cg, "memory_max_bytes", us->cg.mem_max_bytes);
+                jsonw_u64(j, "memory_max_bytes", us->cg.mem_max_bytes);
         if (us->cg.present & HAL_CG_PIDS)
-                add_u64(cg, "pids", us->cg.pids_current);
+                jsonw_u64(j, "pids", us->cg.pids_current);
+        jsonw_end(j);
 }
 
 /* The slot's GPU: a dedicated one reports its own figures; a shared one the VRAM of the
  * slot's processes. */
-static void add_slot_gpu(cJSON *j, const struct cfg_slot *sl, const struct usage_slot *us,
+static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struct usage_slot *us,
                          const struct host_sample *h) {
         const struct hal_gpu_sample *g;
-        cJSON *o;
 
         if (sl->gpu < 0)
                 return;
-        o = cJSON_AddObjectToObject(j, "gpu");
-        cJSON_AddNumberToObject(o, "index", sl->gpu);
+        jsonw_object(j, "gpu");
+        jsonw_number(j, "index", sl->gpu);
         if ((unsigned)sl->gpu >= h->n_gpus) {
-                cJSON_AddStringToObject(o, "error", "no such GPU on this host");
+                jsonw_string(j, "error", "no such GPU on this host");
+                jsonw_end(j);
                 return;
         }
         g = &h->gpus[sl->gpu];
-        cJSON_AddBoolToObject(o, "shared", us->gpu_shared);
+        jsonw_bool(j, "shared", us->gpu_shared);
         if (us->gpu_shared) {
                 if (us->has_gpu_vram)
-                        add_u64(o, "vram_used_bytes", us->gpu_vram_bytes);
-                return;
+                        jsonw_u64(j, "vram_used_bytes", us->gpu_vram_bytes);
+        } else {
+                if (g->present & HAL_GPU_UTIL)
+                        jsonw_fixed(j, "util_pct", g->util_pct, 1);
+                if (g->present & HAL_GPU_VRAM)
+                        jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
-        if (g->present & HAL_GPU_UTIL)
-                add_fixed(o, "util_pct", g->util_pct, 1);
-        if (g->present & HAL_GPU_VRAM)
-                add_u64(o, "vram_used_bytes", g->vram_used_bytes);
+        jsonw_end(j);
 }
 
-static cJSON *scale_json(const struct spec_scale *sc) {
-        cJSON *j = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(j, "name", sc->name);
-        cJSON_AddStringToObject(j, "class", hal_class_to_string(sc->cls));
-        cJSON_AddNumberToObject(j, "vcpu", sc->vcpu);
-        add_u64(j, "ram_bytes", sc->ram_bytes);
+static void add_scale(struct jsonw *j, const char *key, const struct spec_scale *sc) {
+        jsonw_object(j, key);
+        jsonw_string(j, "name", sc->name);
+        jsonw_string(j, "class", hal_class_to_string(sc->cls));
+        jsonw_number(j, "vcpu", sc->vcpu);
+        jsonw_u64(j, "ram_bytes", sc->ram_bytes);
         if (sc->fp32_tflops > 0)
-                add_fixed(j, "gpu_fp32_tflops", sc->fp32_tflops, 1);
+                jsonw_fixed(j, "gpu_fp32_tflops", sc->fp32_tflops, 1);
         if (sc->vram_bytes > 0)
-                add_u64(j, "vram_bytes", sc->vram_bytes);
-        add_fixed(j, "bandwidth_mbps", sc->bandwidth_mbps, 1);
-        cJSON_AddBoolToObject(j, "published", sc->builtin);
-        return j;
+                jsonw_u64(j, "vram_bytes", sc->vram_bytes);
+        jsonw_fixed(j, "bandwidth_mbps", sc->bandwidth_mbps, 1);
+        jsonw_bool(j, "published", sc->builtin);
+        jsonw_end(j);
 }
 
-/* The slot against its scale: the plan's verdict, and usage as a share of each limit. */
-static void add_slot_spec(cJSON *j, const struct cfg *c, size_t i, const struct usage_slot *us,
-                          const struct watch *w, const struct host_sample *h) {
-        const struct cfg_slot *sl = &c->slots[i];
-        const struct spec_scale *sc = spec_find(c, sl->scale);
-        const struct watch_slot *ws = i < w->n ? &w->slots[i] : NULL;
-        cJSON *pct;
-
-        if (!sc || !ws)
-                return;
-        if (w->planned) {
-                cJSON_AddBoolToObject(j, "conformant", ws->verdict.meets);
-                if (!ws->verdict.meets)
-                        cJSON_AddStringToObject(j, "nonconformant", ws->verdict.reason);
-        }
-        pct = cJSON_AddObjectToObject(j, "usage_pct");
+/* The slot's usage as a share of each limit of its scale (members of "usage_pct"). */
+static void add_usage_pct(struct jsonw *j, const struct spec_scale *sc, const struct cfg_slot *sl,
+                          const struct usage_slot *us, const struct watch_slot *ws,
+                          const struct host_sample *h) {
+        jsonw_object(j, "usage_pct");
         if (us && us->has_cores)
-                add_fixed(pct, "cpu", spec_pct(us->cores_used, sc->vcpu), 1);
+                jsonw_fixed(j, "cpu", spec_pct(us->cores_used, sc->vcpu), 1);
         if (us && us->has_cg && (us->cg.present & HAL_CG_MEM)) {
                 uint64_t limit = (us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX
                                          ? us->cg.mem_max_bytes
                                          : sc->ram_bytes;
 
-                add_fixed(pct, "memory", spec_pct((double)us->cg.mem_current_bytes, (double)limit), 1);
+                jsonw_fixed(j, "memory", spec_pct((double)us->cg.mem_current_bytes, (double)limit), 1);
         }
         if (sl->gpu >= 0 && (unsigned)sl->gpu < h->n_gpus && sc->vram_bytes > 0) {
                 const struct hal_gpu_sample *g = &h->gpus[sl->gpu];
 
                 if (us && us->gpu_shared && us->has_gpu_vram)
-                        add_fixed(pct, "vram", spec_pct((double)us->gpu_vram_bytes, (double)sc->vram_bytes),
-                                  1);
+                        jsonw_fixed(j, "vram", spec_pct((double)us->gpu_vram_bytes, (double)sc->vram_bytes),
+                                    1);
                 else if (us && !us->gpu_shared && (g->present & HAL_GPU_VRAM))
-                        add_fixed(pct, "vram", spec_pct((double)g->vram_used_bytes, (double)sc->vram_bytes),
-                                  1);
+                        jsonw_fixed(j, "vram", spec_pct((double)g->vram_used_bytes, (double)sc->vram_bytes),
+                                    1);
                 if (us && !us->gpu_shared && (g->present & HAL_GPU_UTIL))
-                        add_fixed(pct, "gpu", g->util_pct, 1);
+                        jsonw_fixed(j, "gpu", g->util_pct, 1);
         }
-        if (ws->has_bandwidth) {
-                add_fixed(j, "bandwidth_mbps", ws->bandwidth_mbps, 3);
-                add_fixed(pct, "bandwidth", spec_pct(ws->bandwidth_mbps, sc->bandwidth_mbps), 1);
-        }
-        cJSON_AddBoolToObject(j, "bandwidth_over_cap", ws->bandwidth.raised);
+        if (ws->has_bandwidth)
+                jsonw_fixed(j, "bandwidth", spec_pct(ws->bandwidth_mbps, sc->bandwidth_mbps), 1);
+        jsonw_end(j);
 }
 
-static cJSON *slot_json(const struct cfg *c, size_t i, const struct usage *u, const struct watch *w,
-                        const struct sampler *s) {
+/* The slot against its scale: the plan's verdict, and usage as a share of each limit. The slot's
+ * own bandwidth comes after "usage_pct" (whose last member is its share). */
+static void add_slot_spec(struct jsonw *j, const struct cfg *c, size_t i, const struct usage_slot *us,
+                          const struct watch *w, const struct host_sample *h) {
+        const struct cfg_slot *sl = &c->slots[i];
+        const struct spec_scale *sc = spec_find(c, sl->scale);
+        const struct watch_slot *ws = i < w->n ? &w->slots[i] : NULL;
+
+        if (!sc || !ws)
+                return;
+        if (w->planned) {
+                jsonw_bool(j, "conformant", ws->verdict.meets);
+                if (!ws->verdict.meets)
+                        jsonw_string(j, "nonconformant", ws->verdict.reason);
+        }
+        add_usage_pct(j, sc, sl, us, ws, h);
+        if (ws->has_bandwidth)
+                jsonw_fixed(j, "bandwidth_mbps", ws->bandwidth_mbps, 3);
+        jsonw_bool(j, "bandwidth_over_cap", ws->bandwidth.raised);
+}
+
+/* Slot i as an array element; with_limits adds its scale as "limits" (the spec document). */
+static void add_slot(struct jsonw *j, const struct cfg *c, size_t i, const struct usage *u,
+                     const struct watch *w, const struct sampler *s, bool with_limits) {
         const struct cfg_slot *sl = &c->slots[i];
         const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
         const struct host_sample *h = &s->cur;
-        cJSON *j = cJSON_CreateObject();
+        const struct spec_scale *sc;
 
-        cJSON_AddStringToObject(j, "id", sl->id);
-        cJSON_AddStringToObject(j, "scale", sl->scale);
+        jsonw_object(j, NULL);
+        jsonw_string(j, "id", sl->id);
+        jsonw_string(j, "scale", sl->scale);
         if (us)
                 add_slot_cgroup(j, us);
         if (sl->iface && h->has_net) {
@@ -323,15 +312,17 @@ static cJSON *slot_json(const struct cfg *c, size_t i, const struct usage *u, co
                 /* An interface that is gone (session ended, veth deleted) is said so, not
                  * reported as idle. */
                 if (!r)
-                        cJSON_AddStringToObject(j, "iface_error", "interface not found");
+                        jsonw_string(j, "iface_error", "interface not found");
                 else
-                        cJSON_AddItemToObject(j, "net", iface_json(ni, r));
+                        add_iface(j, "net", ni, r);
         }
         if (us)
                 add_slot_gpu(j, sl, us, h);
         if (w)
                 add_slot_spec(j, c, i, us, w, h);
-        return j;
+        if (with_limits && (sc = spec_find(c, sl->scale)))
+                add_scale(j, "limits", sc);
+        jsonw_end(j);
 }
 
 void tele_ticks_add(struct tele_ticks *t, uint64_t now_usec, uint64_t took_usec) {
@@ -358,25 +349,30 @@ uint64_t tele_ticks_max(const struct tele_ticks *t, uint64_t now_usec) {
         return max;
 }
 
-cJSON *tele_self_json(const struct tele_self *self) {
-        cJSON *o = cJSON_CreateObject();
-
-        if (!o)
-                return NULL;
+static void add_self(struct jsonw *j, const char *key, const struct tele_self *self) {
+        jsonw_object(j, key);
         if (self->has_usage) {
-                add_u64(o, "cpu_usec", self->usage.cpu_usec);
-                add_u64(o, "rss_bytes", self->usage.rss_bytes);
-                add_u64(o, "peak_rss_bytes", self->usage.peak_rss_bytes);
+                jsonw_u64(j, "cpu_usec", self->usage.cpu_usec);
+                jsonw_u64(j, "rss_bytes", self->usage.rss_bytes);
+                jsonw_u64(j, "peak_rss_bytes", self->usage.peak_rss_bytes);
         }
         if (self->has_tick) {
-                add_u64(o, "tick_usec", self->tick_usec);
-                add_u64(o, "tick_max_usec", self->tick_max_usec);
+                jsonw_u64(j, "tick_usec", self->tick_usec);
+                jsonw_u64(j, "tick_max_usec", self->tick_max_usec);
         }
         if (self->has_spool) {
-                add_u64(o, "spool_records", self->spool_records);
-                add_u64(o, "spool_bytes", self->spool_bytes);
+                jsonw_u64(j, "spool_records", self->spool_records);
+                jsonw_u64(j, "spool_bytes", self->spool_bytes);
         }
-        return o;
+        jsonw_end(j);
+}
+
+cJSON *tele_self_json(const struct tele_self *self) {
+        struct jsonw j;
+
+        jsonw_init(&j, true);
+        add_self(&j, NULL, self);
+        return jsonw_take_tree(&j);
 }
 
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
@@ -387,112 +383,115 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const st
 char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
                              const struct watch *w, uint64_t seq, const struct tele_self *self) {
         const struct host_sample *h = &s->cur;
-        cJSON *o = cJSON_CreateObject(), *slots;
+        struct jsonw j;
 
-        if (!o)
-                return NULL;
-        add_header(o, "telemetry", c, h->real_usec);
-        add_u64(o, "seq", seq);
-        cJSON_AddNumberToObject(o, "interval_ms", c->sampling_interval_ms);
+        jsonw_init(&j, false);
+        jsonw_object(&j, NULL);
+        add_header(&j, "telemetry", c, h->real_usec);
+        jsonw_u64(&j, "seq", seq);
+        jsonw_number(&j, "interval_ms", c->sampling_interval_ms);
         if (h->has_cpu) {
-                cJSON *cpu = cJSON_AddObjectToObject(o, "cpu");
-
-                cJSON_AddNumberToObject(cpu, "cores", h->cpu.cores);
+                jsonw_object(&j, "cpu");
+                jsonw_number(&j, "cores", h->cpu.cores);
                 if (h->has_cpu_util)
-                        add_fixed(cpu, "util_pct", h->cpu_util_pct, 2);
+                        jsonw_fixed(&j, "util_pct", h->cpu_util_pct, 2);
+                jsonw_end(&j);
         }
         if (h->has_mem) {
-                cJSON *mem = cJSON_AddObjectToObject(o, "memory");
-
-                add_u64(mem, "total_bytes", h->mem.total_bytes);
-                add_u64(mem, "available_bytes", h->mem.available_bytes);
+                jsonw_object(&j, "memory");
+                jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
+                jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
                 if (h->mem.total_bytes && h->mem.available_bytes <= h->mem.total_bytes)
-                        add_fixed(mem, "used_pct",
-                                  100.0 * (double)(h->mem.total_bytes - h->mem.available_bytes) /
-                                          (double)h->mem.total_bytes,
-                                  2);
+                        jsonw_fixed(&j, "used_pct",
+                                    100.0 * (double)(h->mem.total_bytes - h->mem.available_bytes) /
+                                            (double)h->mem.total_bytes,
+                                    2);
+                jsonw_end(&j);
         }
         if (h->has_net) {
-                cJSON *net = cJSON_AddArrayToObject(o, "net");
-
+                jsonw_array(&j, "net");
                 for (size_t i = 0; i < h->net.n; i++)
-                        cJSON_AddItemToArray(net, iface_json(&h->net.ifaces[i], &h->net_rates[i]));
+                        add_iface(&j, NULL, &h->net.ifaces[i], &h->net_rates[i]);
+                jsonw_end(&j);
         }
-        slots = cJSON_AddArrayToObject(o, "slots");
+        jsonw_array(&j, "slots");
         for (size_t i = 0; i < c->n_slots; i++)
-                cJSON_AddItemToArray(slots, slot_json(c, i, u, w, s));
-        add_gpus(o, h, c, false);
+                add_slot(&j, c, i, u, w, s, false);
+        jsonw_end(&j);
+        add_gpus(&j, h, c, false);
         if (self)
-                cJSON_AddItemToObject(o, "self", tele_self_json(self));
-        return finish(o);
+                add_self(&j, "self", self);
+        jsonw_end(&j);
+        return jsonw_take_text(&j);
 }
 
 char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const struct cfg *c,
                       const struct sampler *s, const struct usage *u, const char *const *errors,
                       size_t n_errors) {
-        cJSON *o = cJSON_CreateObject();
+        struct jsonw j;
 
-        if (!o)
-                return NULL;
-        cJSON_AddNumberToObject(o, "v", TELE_WIRE_VERSION);
-        add_platform(o, p);
+        jsonw_init(&j, false);
+        jsonw_object(&j, NULL);
+        jsonw_number(&j, "v", TELE_WIRE_VERSION);
+        add_platform(&j, p);
         if (h->has_cpu) {
-                cJSON *cpu = cJSON_AddObjectToObject(o, "cpu");
-
-                cJSON_AddNumberToObject(cpu, "cores", h->cpu.cores);
-                add_u64(cpu, "total_jiffies", h->cpu.total_jiffies);
-                add_u64(cpu, "idle_jiffies", h->cpu.idle_jiffies);
+                jsonw_object(&j, "cpu");
+                jsonw_number(&j, "cores", h->cpu.cores);
+                jsonw_u64(&j, "total_jiffies", h->cpu.total_jiffies);
+                jsonw_u64(&j, "idle_jiffies", h->cpu.idle_jiffies);
+                jsonw_end(&j);
         }
         if (h->has_mem) {
-                cJSON *mem = cJSON_AddObjectToObject(o, "memory");
-
-                add_u64(mem, "total_bytes", h->mem.total_bytes);
-                add_u64(mem, "available_bytes", h->mem.available_bytes);
+                jsonw_object(&j, "memory");
+                jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
+                jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
+                jsonw_end(&j);
         }
         if (h->has_net) {
-                cJSON *net = cJSON_AddArrayToObject(o, "net");
-
+                jsonw_array(&j, "net");
                 for (size_t i = 0; i < h->net.n; i++)
-                        cJSON_AddItemToArray(net, iface_json(&h->net.ifaces[i], NULL));
+                        add_iface(&j, NULL, &h->net.ifaces[i], NULL);
+                jsonw_end(&j);
         }
-        add_gpus(o, h, c, true);
+        add_gpus(&j, h, c, true);
         if (c && u) {
-                cJSON *slots = cJSON_AddArrayToObject(o, "slots");
-
+                jsonw_array(&j, "slots");
                 for (size_t i = 0; i < c->n_slots; i++)
-                        cJSON_AddItemToArray(slots, slot_json(c, i, u, NULL, s));
+                        add_slot(&j, c, i, u, NULL, s, false);
+                jsonw_end(&j);
         }
         if (n_errors) {
-                cJSON *errs = cJSON_AddArrayToObject(o, "errors");
-
+                jsonw_array(&j, "errors");
                 for (size_t i = 0; i < n_errors; i++)
-                        cJSON_AddItemToArray(errs, cJSON_CreateString(errors[i]));
+                        jsonw_string(&j, NULL, errors[i]);
+                jsonw_end(&j);
         }
-        return finish(o);
+        jsonw_end(&j);
+        return jsonw_take_text(&j);
 }
 
 cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
                       const struct watch *w) {
-        cJSON *o = cJSON_CreateObject(), *cat, *slots, *host;
+        struct jsonw j;
 
-        cat = cJSON_AddArrayToObject(o, "catalog");
+        jsonw_init(&j, true);
+        jsonw_object(&j, NULL);
+        jsonw_array(&j, "catalog");
         for (size_t i = 0; i < c->n_scales; i++)
-                cJSON_AddItemToArray(cat, scale_json(&c->scales[i]));
+                add_scale(&j, NULL, &c->scales[i]);
+        jsonw_end(&j);
         if (w->planned) {
-                host = cJSON_AddObjectToObject(o, "host");
-                cJSON_AddStringToObject(host, "class", hal_class_to_string(w->host.cls));
-                cJSON_AddNumberToObject(host, "vcpu", w->host.cores);
-                add_u64(host, "ram_bytes", w->host.ram_bytes);
-                cJSON_AddNumberToObject(host, "gpus", w->host.n_gpus);
+                jsonw_object(&j, "host");
+                jsonw_string(&j, "class", hal_class_to_string(w->host.cls));
+                jsonw_number(&j, "vcpu", w->host.cores);
+                jsonw_u64(&j, "ram_bytes", w->host.ram_bytes);
+                jsonw_number(&j, "gpus", w->host.n_gpus);
+                jsonw_end(&j);
         }
-        slots = cJSON_AddArrayToObject(o, "slots");
-        for (size_t i = 0; i < c->n_slots; i++) {
-                cJSON *j = slot_json(c, i, u, w, s);
-                const struct spec_scale *sc = spec_find(c, c->slots[i].scale);
-
-                if (sc)
-                        cJSON_AddItemToObject(j, "limits", scale_json(sc));
-                cJSON_AddItemToArray(slots, j);
-        }
-        return o;
+        jsonw_array(&j, "slots");
+        for (size_t i = 0; i < c->n_slots; i++)
+                add_slot(&j, c, i, u, w, s, true);
+        jsonw_end(&j);
+        jsonw_end(&j);
+        return jsonw_take_tree(&j);
 }

@@ -12,6 +12,7 @@
 #include "sampler.h"
 #include "telemetry.h"
 #include "usage.h"
+#include "watch.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -268,6 +269,287 @@ static void test_telemetry_self_has_the_given_parts_only(void **state) {
         cfg_free(c);
 }
 
+/* One of everything a document can hold: slots with a cgroup, with one that could not be read and
+ * on a shared GPU; interfaces with and without rates; a GPU with every metric and its processes and
+ * a lost one; the plan's verdicts; the agent's own cost; strings that need escaping; a rate that is
+ * an exact tie in binary (55.25 to one decimal: printf rounds it to even). */
+#define RICH_CFG_JSON                                                                                   \
+        "{\"node\":{\"id\":\"n1\",\"region\":\"eu\"},\"sampling\":{\"interval_ms\":1000},"              \
+        "\"mqtt\":{\"host\":\"h\",\"tls\":false,\"topic_prefix\":\"fleet/x\"},"                         \
+        "\"scales\":{\"XL\":{\"class\":\"x86-gpu\",\"vcpu\":16,\"ram_gb\":64,\"gpu_fp32_tflops\":16,"   \
+        "\"vram_gb\":24,\"bandwidth_mbps\":10},\"cpu-4\":{\"vcpu\":1,\"ram_gb\":1}},"                   \
+        "\"gpu\":{\"fp32_tflops\":{\"1\":12.5}},"                                                       \
+        "\"slots\":[{\"id\":\"s0\",\"scale\":\"XL\",\"cgroup\":\"render.slice/s0.scope\","              \
+        "\"iface\":\"veth-s0\",\"gpu\":0},"                                                             \
+        "{\"id\":\"s1\",\"scale\":\"cpu-4\",\"cgroup\":\"render.slice/s1.scope\",\"iface\":\"gone0\"}," \
+        "{\"id\":\"s2\",\"scale\":\"M\",\"iface\":\"eth0\",\"gpu\":1}]}"
+
+struct rich {
+        struct cfg *c;
+        struct hal_platform platform;
+        struct sampler s;
+        struct hal_net_iface ifaces[2];
+        struct net_rate rates[2];
+        struct hal_gpu_sample gpus[2];
+        struct usage_slot us[3];
+        struct usage u;
+        struct watch_slot ws[3];
+        struct watch w;
+        struct tele_self self;
+};
+
+static void rich_init(struct rich *r) {
+        struct cfg_problems p = { 0 };
+        struct host_sample *h = &r->s.cur;
+
+        memset(r, 0, sizeof(*r));
+        assert_int_equal(cfg_parse("/etc/agent.json", RICH_CFG_JSON, strlen(RICH_CFG_JSON), &r->c, &p), 0);
+        r->platform = (struct hal_platform){ .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
+        h->real_usec = 1795518420123000ULL;
+        h->has_cpu = h->has_cpu_util = h->has_mem = h->has_net = true;
+        h->cpu = (struct hal_cpu_sample){ .total_jiffies = 1000, .idle_jiffies = 400, .cores = 8 };
+        h->cpu_util_pct = 37.5;
+        h->mem = (struct hal_mem_sample){ .total_bytes = 16000000000ULL, .available_bytes = 4000000000ULL };
+        r->ifaces[0] =
+                (struct hal_net_iface){ .name = "veth-s0", .rx_bytes = 125000, .tx_bytes = UINT64_MAX };
+        r->ifaces[1] = (struct hal_net_iface){ .name = "eth0", .rx_bytes = 1, .tx_bytes = 2 };
+        r->rates[0] = (struct net_rate){ .valid = true, .rx_mbps = 1.0, .tx_mbps = 0.0625 };
+        h->net = (struct hal_net_sample){ .n = 2, .ifaces = r->ifaces };
+        h->net_rates = r->rates;
+        r->gpus[0] = (struct hal_gpu_sample){ .backend = "nvml",
+                                              .name = "NVIDIA A10G",
+                                              .uuid = "GPU-1",
+                                              .pci_bus_id = "0000:01:00.0",
+                                              .pci_vendor = 0x10de,
+                                              .pci_device = 0x2237,
+                                              .present = (1u << 11) - 1,
+                                              .util_pct = 55.25,
+                                              .mem_util_pct = 20,
+                                              .enc_pct = 10.05,
+                                              .vram_total_bytes = 24000000000ULL,
+                                              .vram_used_bytes = 6000000000ULL,
+                                              .power_w = 149.96,
+                                              .temp_c = 61,
+                                              .clock_mhz = 1710,
+                                              .clock_max_mhz = 1710,
+                                              .throttle_reasons = 4,
+                                              .n_procs = 2,
+                                              .procs = { { 4242, 1ULL << 30 }, { 4243, UINT64_MAX } } };
+        r->gpus[1] = (struct hal_gpu_sample){ .backend = "amdgpu",
+                                              .name = "Mystery \"GPU\"\t1",
+                                              .shared_memory = true,
+                                              .error = -ENXIO,
+                                              .error_msg = "GPU is lost: \x01 gone\\" };
+        h->n_gpus = 2;
+        h->gpus = r->gpus;
+        r->us[0] = (struct usage_slot){ .has_cg = true,
+                                        .cg_state = "ok",
+                                        .cg = { .present = HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX |
+                                                           HAL_CG_PIDS | HAL_CG_CPU_MAX,
+                                                .cpu_usage_usec = 123456789,
+                                                .mem_current_bytes = 2ULL << 30,
+                                                .mem_max_bytes = 8ULL << 30,
+                                                .pids_current = 37,
+                                                .cpu_quota_cores = 4 },
+                                        .has_cores = true,
+                                        .cores_used = 1.2345 };
+        r->us[1] = (struct usage_slot){ .cg_state = "error", .cg_error = "cannot read cpu.stat: \"x\"" };
+        r->us[2] = (struct usage_slot){ .gpu_shared = true,
+                                        .has_gpu_vram = true,
+                                        .gpu_vram_bytes = 1ULL << 30 };
+        r->u = (struct usage){ .n = 3, .slots = r->us };
+        r->ws[0] = (struct watch_slot){ .verdict = { .meets = true },
+                                        .has_bandwidth = true,
+                                        .bandwidth_mbps = 12.5,
+                                        .bandwidth = { .raised = true } };
+        r->ws[1] = (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
+        r->ws[2] = (struct watch_slot){ .verdict = { .meets = true } };
+        r->w = (struct watch){
+                .planned = true,
+                .host = { .cls = HAL_CLASS_X86_GPU, .cores = 8, .ram_bytes = 16000000000ULL, .n_gpus = 2 },
+                .n = 3,
+                .slots = r->ws
+        };
+        r->self = (struct tele_self){
+                .has_usage = true,
+                .usage = { .cpu_usec = 1234, .rss_bytes = 3 << 20, .peak_rss_bytes = 4 << 20 },
+                .has_tick = true,
+                .tick_usec = 140,
+                .tick_max_usec = 900,
+                .has_spool = true
+        };
+}
+
+/* The documents of that fixture as the cJSON implementation that jsonw replaced printed them (the
+ * bytes on the wire did not change), in the pieces they share: a slot in the probe is its part of the
+ * telemetry slot, which the spec extends with its scale's limits. */
+#define RICH_NET0                                                                       \
+        "{\"iface\":\"veth-s0\",\"rx_bytes\":125000,\"tx_bytes\":18446744073709551615," \
+        "\"rx_mbps\":1.000,\"tx_mbps\":0.062}"
+
+#define RICH_CGROUP0                                                                   \
+        "{\"cores_used\":1.234,\"cpu_usage_usec\":123456789,\"cpu_quota_cores\":4.00," \
+        "\"memory_bytes\":2147483648,\"memory_max_bytes\":8589934592,\"pids\":37}"
+
+#define RICH_SLOT0                                                                       \
+        "{\"id\":\"s0\",\"scale\":\"XL\",\"cgroup\":" RICH_CGROUP0 ",\"net\":" RICH_NET0 \
+        ",\"gpu\":{\"index\":0,\"shared\":false,\"util_pct\":55.2,\"vram_used_bytes\":6000000000}"
+
+#define RICH_SLOT0_SPEC                                                                  \
+        ",\"conformant\":true,\"usage_pct\":{\"cpu\":7.7,\"memory\":25.0,\"vram\":25.0," \
+        "\"gpu\":55.2,\"bandwidth\":125.0},\"bandwidth_mbps\":12.500,\"bandwidth_over_cap\":true"
+
+#define RICH_SLOT1                                                       \
+        "{\"id\":\"s1\",\"scale\":\"cpu-4\",\"cgroup_state\":\"error\"," \
+        "\"cgroup_error\":\"cannot read cpu.stat: \\\"x\\\"\","          \
+        "\"iface_error\":\"interface not found\""
+
+#define RICH_SLOT1_SPEC                                                                       \
+        ",\"conformant\":false,\"nonconformant\":\"vcpu: needs 1, 0 left\",\"usage_pct\":{}," \
+        "\"bandwidth_over_cap\":false"
+
+#define RICH_SLOT2                                                                   \
+        "{\"id\":\"s2\",\"scale\":\"M\",\"net\":{\"iface\":\"eth0\",\"rx_bytes\":1," \
+        "\"tx_bytes\":2},\"gpu\":{\"index\":1,\"shared\":true,\"vram_used_bytes\":1073741824}"
+
+#define RICH_SLOT2_SPEC ",\"conformant\":true,\"usage_pct\":{\"vram\":17.9},\"bandwidth_over_cap\":false"
+
+#define RICH_GPU0                                                                              \
+        "{\"index\":0,\"backend\":\"nvml\",\"name\":\"NVIDIA A10G\",\"uuid\":\"GPU-1\","       \
+        "\"pci_bus_id\":\"0000:01:00.0\",\"util_pct\":55.2,\"mem_util_pct\":20.0,"             \
+        "\"enc_pct\":10.1,\"dec_pct\":0.0,\"vram_total_bytes\":24000000000,"                   \
+        "\"vram_used_bytes\":6000000000,\"power_w\":150.0,\"temp_c\":61.0,\"clock_mhz\":1710," \
+        "\"clock_max_mhz\":1710,\"throttle_reasons\":4,\"fp32_tflops\":31.2,"                  \
+        "\"fp32_source\":\"table\",\"process_count\":2"
+
+#define RICH_GPU1                                                                   \
+        "{\"index\":1,\"backend\":\"amdgpu\",\"name\":\"Mystery \\\"GPU\\\"\\t1\"," \
+        "\"shared_memory\":true,\"fp32_tflops\":12.5,\"fp32_source\":\"config\","   \
+        "\"error\":\"GPU is lost: \\u0001 gone\\\\\"}"
+
+#define RICH_SCALE_S                                                                 \
+        "{\"name\":\"S\",\"class\":\"x86-gpu\",\"vcpu\":4,\"ram_bytes\":8000000000," \
+        "\"gpu_fp32_tflops\":2.0,\"vram_bytes\":4000000000,\"bandwidth_mbps\":6.0,"  \
+        "\"published\":true}"
+
+#define RICH_SCALE_M                                                                  \
+        "{\"name\":\"M\",\"class\":\"x86-gpu\",\"vcpu\":4,\"ram_bytes\":16000000000," \
+        "\"gpu_fp32_tflops\":4.0,\"vram_bytes\":6000000000,\"bandwidth_mbps\":8.0,"   \
+        "\"published\":true}"
+
+#define RICH_SCALE_L                                                                   \
+        "{\"name\":\"L\",\"class\":\"x86-gpu\",\"vcpu\":10,\"ram_bytes\":32000000000," \
+        "\"gpu_fp32_tflops\":8.1,\"vram_bytes\":12000000000,\"bandwidth_mbps\":8.0,"   \
+        "\"published\":true}"
+
+#define RICH_SCALE_CPU4                                                                  \
+        "{\"name\":\"cpu-4\",\"class\":\"x86-cpu\",\"vcpu\":1,\"ram_bytes\":1000000000," \
+        "\"bandwidth_mbps\":6.0,\"published\":true}"
+
+#define RICH_SCALE_CPU8                                                                   \
+        "{\"name\":\"cpu-8\",\"class\":\"x86-cpu\",\"vcpu\":8,\"ram_bytes\":16000000000," \
+        "\"bandwidth_mbps\":8.0,\"published\":true}"
+
+#define RICH_SCALE_CPU16                                                                    \
+        "{\"name\":\"cpu-16\",\"class\":\"x86-cpu\",\"vcpu\":16,\"ram_bytes\":32000000000," \
+        "\"bandwidth_mbps\":8.0,\"published\":true}"
+
+#define RICH_SCALE_XL                                                                   \
+        "{\"name\":\"XL\",\"class\":\"x86-gpu\",\"vcpu\":16,\"ram_bytes\":64000000000," \
+        "\"gpu_fp32_tflops\":16.0,\"vram_bytes\":24000000000,\"bandwidth_mbps\":10.0,"  \
+        "\"published\":false}"
+
+#define RICH_SELF                                                                                \
+        "{\"cpu_usec\":1234,\"rss_bytes\":3145728,\"peak_rss_bytes\":4194304,\"tick_usec\":140," \
+        "\"tick_max_usec\":900,\"spool_records\":0,\"spool_bytes\":0}"
+
+#define RICH_PLATFORM "{\"arch\":\"x86_64\",\"class\":\"x86-gpu\"}"
+
+#define RICH_TELEMETRY                                                                                \
+        "{\"v\":1,\"type\":\"telemetry\",\"node\":\"n1\",\"region\":\"eu\","                          \
+        "\"ts\":\"2026-11-24T11:07:00.123Z\",\"seq\":7,\"interval_ms\":1000,\"cpu\":{\"cores\":8,"    \
+        "\"util_pct\":37.50},\"memory\":{\"total_bytes\":16000000000,"                                \
+        "\"available_bytes\":4000000000,\"used_pct\":75.00},\"net\":[" RICH_NET0                      \
+        ",{\"iface\":\"eth0\",\"rx_bytes\":1,\"tx_bytes\":2}],\"slots\":[" RICH_SLOT0 RICH_SLOT0_SPEC \
+        "}," RICH_SLOT1 RICH_SLOT1_SPEC "}," RICH_SLOT2 RICH_SLOT2_SPEC "}],\"gpus\":[" RICH_GPU0     \
+        "}," RICH_GPU1 "],\"self\":" RICH_SELF "}"
+
+#define RICH_PROBE                                                                                \
+        "{\"v\":1,\"platform\":" RICH_PLATFORM                                                    \
+        ",\"cpu\":{\"cores\":8,\"total_jiffies\":1000,\"idle_jiffies\":400},"                     \
+        "\"memory\":{\"total_bytes\":16000000000,\"available_bytes\":4000000000},"                \
+        "\"net\":[{\"iface\":\"veth-s0\",\"rx_bytes\":125000,\"tx_bytes\":18446744073709551615}," \
+        "{\"iface\":\"eth0\",\"rx_bytes\":1,\"tx_bytes\":2}],\"gpus\":[" RICH_GPU0                \
+        ",\"processes\":[{\"pid\":4242,\"vram_bytes\":1073741824},{\"pid\":4243}]}," RICH_GPU1    \
+        "],\"slots\":[" RICH_SLOT0 "}," RICH_SLOT1 "}," RICH_SLOT2                                \
+        "}],\"errors\":[\"/proc/meminfo: \\\"MemAvailable\\\" missing\"]}"
+
+#define RICH_STATUS                                                                             \
+        "{\"v\":1,\"type\":\"status\",\"node\":\"n1\",\"region\":\"eu\","                       \
+        "\"ts\":\"2026-11-24T11:07:00.123Z\",\"state\":\"online\",\"version\":\"" RA_VERSION    \
+        "\",\"platform\":" RICH_PLATFORM                                                        \
+        ",\"sampling_interval_ms\":1000,\"slots\":[{\"id\":\"s0\",\"scale\":\"XL\","            \
+        "\"cgroup\":\"render.slice/s0.scope\",\"iface\":\"veth-s0\",\"gpu\":0},{\"id\":\"s1\"," \
+        "\"scale\":\"cpu-4\",\"cgroup\":\"render.slice/s1.scope\",\"iface\":\"gone0\"},"        \
+        "{\"id\":\"s2\",\"scale\":\"M\",\"iface\":\"eth0\",\"gpu\":1}]}"
+
+#define RICH_SPEC                                                                                      \
+        "{\"catalog\":[" RICH_SCALE_S "," RICH_SCALE_M "," RICH_SCALE_L "," RICH_SCALE_CPU4            \
+        "," RICH_SCALE_CPU8 "," RICH_SCALE_CPU16 "," RICH_SCALE_XL                                     \
+        "],\"host\":{\"class\":\"x86-gpu\",\"vcpu\":8,\"ram_bytes\":16000000000,\"gpus\":2},"          \
+        "\"slots\":[" RICH_SLOT0 RICH_SLOT0_SPEC ",\"limits\":" RICH_SCALE_XL                          \
+        "}," RICH_SLOT1 RICH_SLOT1_SPEC ",\"limits\":" RICH_SCALE_CPU4 "}," RICH_SLOT2 RICH_SLOT2_SPEC \
+        ",\"limits\":" RICH_SCALE_M "}]}"
+
+static void test_telemetry_document_is_byte_exact(void **state) {
+        struct rich r;
+        char *doc;
+
+        (void)state;
+        rich_init(&r);
+        doc = tele_telemetry_json_ex(r.c, &r.s, &r.u, &r.w, 7, &r.self);
+        assert_string_equal(doc, RICH_TELEMETRY);
+        free(doc);
+        cfg_free(r.c);
+}
+
+static void test_probe_and_status_documents_are_byte_exact(void **state) {
+        const char *errs[] = { "/proc/meminfo: \"MemAvailable\" missing" };
+        struct rich r;
+        char *doc;
+
+        (void)state;
+        rich_init(&r);
+        doc = tele_probe_json(&r.platform, &r.s.cur, r.c, &r.s, &r.u, errs, 1);
+        assert_string_equal(doc, RICH_PROBE);
+        free(doc);
+        doc = tele_status_json(r.c, &r.platform, true, NULL, r.s.cur.real_usec);
+        assert_string_equal(doc, RICH_STATUS);
+        free(doc);
+        cfg_free(r.c);
+}
+
+/* The spec and self documents are trees (they go into a control reply): printed, the same bytes. */
+static void test_spec_and_self_trees_print_byte_exact(void **state) {
+        struct rich r;
+        cJSON *t;
+        char *doc;
+
+        (void)state;
+        rich_init(&r);
+        t = tele_spec_json(r.c, &r.s, &r.u, &r.w);
+        doc = cJSON_PrintUnformatted(t);
+        assert_string_equal(doc, RICH_SPEC);
+        free(doc);
+        cJSON_Delete(t);
+        t = tele_self_json(&r.self);
+        doc = cJSON_PrintUnformatted(t);
+        assert_string_equal(doc, RICH_SELF);
+        free(doc);
+        cJSON_Delete(t);
+        cfg_free(r.c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_topics_follow_prefix_region_node),
@@ -278,6 +560,9 @@ int main(void) {
                 cmocka_unit_test(test_gpus_report_present_metrics_only_and_fp32_source),
                 cmocka_unit_test(test_tick_max_is_the_longest_of_the_last_minute),
                 cmocka_unit_test(test_telemetry_self_has_the_given_parts_only),
+                cmocka_unit_test(test_telemetry_document_is_byte_exact),
+                cmocka_unit_test(test_probe_and_status_documents_are_byte_exact),
+                cmocka_unit_test(test_spec_and_self_trees_print_byte_exact),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
