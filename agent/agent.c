@@ -70,6 +70,7 @@ struct agent {
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
         struct tele_ticks ticks; /* the sampling tick's own duration */
+        struct plat_self self;   /* the agent's own CPU/RSS, /proc/self/status kept open */
         bool self_unreadable;    /* said once: the agent's own CPU/RSS cannot be read */
         uint64_t telemetry_seq, telemetry_published, telemetry_skipped;
         uint64_t started_real_usec, started_mono_usec;
@@ -192,7 +193,7 @@ static void self_cost(struct agent *a, struct tele_self *ret) {
         *ret = (struct tele_self){ .has_tick = a->ticks.count > 0,
                                    .tick_usec = a->ticks.last_usec,
                                    .tick_max_usec = tele_ticks_max(&a->ticks, now) };
-        ret->has_usage = plat_self_usage(&ret->usage, why, sizeof(why)) >= 0;
+        ret->has_usage = plat_self_read(&a->self, &ret->usage, why, sizeof(why)) >= 0;
         if (!ret->has_usage && !a->self_unreadable) {
                 a->self_unreadable = true;
                 log_warn("cannot read the agent's own cost: %s; status and telemetry go without it", why);
@@ -965,6 +966,7 @@ int agent_run(const struct agent_options *o) {
 
         a.started_real_usec = plat_now_real_usec();
         a.started_mono_usec = plat_now_mono_usec();
+        plat_self_init(&a.self);
         mosquitto_lib_init();
         r = setup(&a, o);
         if (r >= 0) {
@@ -987,6 +989,7 @@ int agent_run(const struct agent_options *o) {
         diag_free(a.diag);
         sd_event_source_disable_unref(a.sample_timer);
         sampler_done(&a.sampler);
+        plat_self_done(&a.self);
         usage_done(&a.usage);
         watch_done(&a.watch);
         for (size_t i = 0; i < a.n_pending_events; i++)

@@ -48,7 +48,8 @@ int plat_parse_proc_status_mem(const char *buf, size_t len, uint64_t *ret_rss_by
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t)(end - p)), *eol = nl ? nl : end;
 
-                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                /* Read on every tick: most of the ~55 lines are passed over on their first byte. */
+                for (size_t i = 0; i < ELEMENTSOF(keys) && *p == 'V'; i++) {
                         size_t kl = strlen(keys[i]);
                         int r;
 
@@ -71,11 +72,18 @@ int plat_parse_proc_status_mem(const char *buf, size_t len, uint64_t *ret_rss_by
         return 0;
 }
 
-int plat_self_usage(struct plat_self_usage *ret, char *msg, size_t msg_len) {
-        _cleanup_close_ int fd = -1;
-        char buf[PLAT_PROC_STATUS_MAX];
+void plat_self_init(struct plat_self *s) {
+        plat_file_init(&s->status, AT_FDCWD, "/proc/self/status", PLAT_PROC_STATUS_MAX, true);
+}
+
+void plat_self_done(struct plat_self *s) {
+        plat_file_done(&s->status);
+}
+
+int plat_self_read(struct plat_self *s, struct plat_self_usage *ret, char *msg, size_t msg_len) {
         struct plat_self_usage u;
         struct rusage ru;
+        const char *buf;
         size_t len;
         int r;
 
@@ -86,14 +94,7 @@ int plat_self_usage(struct plat_self_usage *ret, char *msg, size_t msg_len) {
         }
         u.cpu_usec = (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
                      (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
-        /* Opened on each call, not kept: two syscalls a tick buy a call with nothing to set up or free. */
-        fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = -errno;
-                plat_errf(msg, msg_len, "/proc/self/status: %s", strerror(-r));
-                return r;
-        }
-        r = plat_pread_all(fd, buf, sizeof(buf), &len);
+        r = plat_file_read(&s->status, &buf, &len);
         if (r < 0) {
                 plat_errf(msg, msg_len, "/proc/self/status: %s",
                           r == -EFBIG ? "larger than 16 KiB" : strerror(-r));
@@ -104,4 +105,14 @@ int plat_self_usage(struct plat_self_usage *ret, char *msg, size_t msg_len) {
                 return r;
         *ret = u;
         return 0;
+}
+
+int plat_self_usage(struct plat_self_usage *ret, char *msg, size_t msg_len) {
+        struct plat_self s;
+        int r;
+
+        plat_self_init(&s);
+        r = plat_self_read(&s, ret, msg, msg_len);
+        plat_self_done(&s);
+        return r;
 }

@@ -1,6 +1,8 @@
 /* selfstat.h: this process's own cost (CPU time, resident memory), so a fleet can watch the watcher. */
 #pragma once
 
+#include "fileio.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,5 +23,20 @@ int plat_parse_proc_status_mem(const char *buf, size_t len, uint64_t *ret_rss_by
 
 /* This process's cost now: CPU time from getrusage() (microseconds, where /proc/self/stat counts
  * clock ticks of 10 ms), memory from /proc/self/status. Always the real /proc: it is the agent's
- * own cost, never a host tree given with --root. -errno with msg saying what could not be read. */
+ * own cost, never a host tree given with --root. -errno with msg saying what could not be read.
+ * Opens and closes the file: for a caller that asks once. */
 int plat_self_usage(struct plat_self_usage *ret, char *msg, size_t msg_len);
+
+/* The same for a caller that asks on every tick: /proc/self/status stays open between reads, each a
+ * single pread() (the kernel prints the file in one piece), so a read is two syscalls (getrusage()
+ * and the pread()) where opening it each time was five. Members are private. */
+struct plat_self {
+        struct plat_file status;
+};
+
+/* Sets s up closed; nothing to fail. The first read opens the file. */
+void plat_self_init(struct plat_self *s);
+/* As plat_self_usage(). After a failed read the next one opens the file afresh. */
+int plat_self_read(struct plat_self *s, struct plat_self_usage *ret, char *msg, size_t msg_len);
+/* Closes the file and frees the buffer; s may be read again. */
+void plat_self_done(struct plat_self *s);

@@ -9,6 +9,7 @@
 #include "selfstat.h"
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,50 @@ static void test_self_usage_follows_cpu_work_and_memory(void **state) {
         free(mem);
 }
 
+static int open_fds(void) {
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n - 1; /* the directory stream's own fd */
+}
+
+/* The per-tick reader keeps one fd on /proc/self/status across reads, and still sees the figures
+ * move: each pread() is a fresh print of the file. */
+static void test_reader_keeps_one_fd_and_sees_fresh_figures(void **state) {
+        const size_t big = 16u << 20;
+        struct plat_self_usage a, b;
+        struct plat_self s;
+        char msg[128] = "";
+        int fds = open_fds();
+        char *mem;
+
+        (void)state;
+        plat_self_init(&s);
+        assert_int_equal(open_fds(), fds); /* nothing opened until the first read */
+        assert_int_equal(plat_self_read(&s, &a, msg, sizeof(msg)), 0);
+        assert_int_equal(open_fds(), fds + 1);
+        mem = malloc(big);
+        assert_non_null(mem);
+        memset(mem, 0x5a, big);
+        burn_cpu_ms(30);
+        assert_int_equal(plat_self_read(&s, &b, msg, sizeof(msg)), 0);
+        assert_int_equal(open_fds(), fds + 1);
+        assert_true(b.rss_bytes >= a.rss_bytes + big * 3 / 4);
+        assert_true(b.cpu_usec >= a.cpu_usec + 20000);
+        free(mem);
+        plat_self_done(&s);
+        assert_int_equal(open_fds(), fds);
+        /* Done is not the end: the next read opens the file again. */
+        assert_int_equal(plat_self_read(&s, &a, msg, sizeof(msg)), 0);
+        assert_true(a.rss_bytes > 0 && a.peak_rss_bytes >= b.rss_bytes);
+        plat_self_done(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_status_gives_rss_and_peak_in_bytes),
@@ -161,6 +206,7 @@ int main(void) {
                 cmocka_unit_test(test_status_with_malformed_figure_is_refused),
                 cmocka_unit_test(test_status_figure_past_64_bits_is_erange),
                 cmocka_unit_test(test_self_usage_follows_cpu_work_and_memory),
+                cmocka_unit_test(test_reader_keeps_one_fd_and_sees_fresh_figures),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
