@@ -30,6 +30,14 @@ struct pending {
         cJSON *fields;
 };
 
+/* A record appended since the last good sync, kept until the next one: if that sync fails, the
+ * spool opened again may not hold it, and it is made again. */
+struct unsynced {
+        char type[32];
+        cJSON *fields;
+        uint64_t id;
+};
+
 struct slot_view {
         char id[SLOTS_ID_MAX + 1];
         char scale[64];
@@ -63,6 +71,9 @@ struct meter {
         char prev[PLAT_SHA256_HEX_LEN + 1]; /* SHA-256 of the newest record's payload */
         struct pending pending[METER_PENDING_MAX];
         size_t n_pending;
+        struct unsynced *tail; /* appended since the last good sync, oldest first */
+        size_t n_tail, cap_tail;
+        bool tail_incomplete; /* a record could not be kept there (out of memory) */
         uint64_t lost;
         struct link *link;
         char topic[TOPIC_MAX];
@@ -96,10 +107,37 @@ static void alarm_(struct meter *m, const char *what, const char *fmt, ...) {
 
 /* ---- making records ---- */
 
+/* Keeps an appended record's fields until its sync (takes them). */
+static void keep_tail(struct meter *m, const char *type, cJSON *fields, uint64_t id) {
+        if (m->n_tail == m->cap_tail) {
+                size_t cap = m->cap_tail ? 2 * m->cap_tail : 16;
+                struct unsynced *t = reallocarray(m->tail, cap, sizeof(*t));
+
+                if (!t) {
+                        m->tail_incomplete = true;
+                        cJSON_Delete(fields);
+                        return;
+                }
+                m->tail = t;
+                m->cap_tail = cap;
+        }
+        m->tail[m->n_tail] = (struct unsynced){ .fields = fields, .id = id };
+        plat_strlcpy(m->tail[m->n_tail].type, type, sizeof(m->tail[0].type));
+        m->n_tail++;
+}
+
+static void drop_tail(struct meter *m) {
+        for (size_t k = 0; k < m->n_tail; k++)
+                cJSON_Delete(m->tail[k].fields);
+        m->n_tail = 0;
+        m->tail_incomplete = false;
+}
+
 /* Spools one record's payload: seq is the spool's next id, prev the hash of the payload before.
- * The payload is signed when it is published (deterministic ES256: a redelivery is the same
- * bytes), so making a record costs an append, not a signature: session ops stay fast. */
-static int append(struct meter *m, const char *type, const cJSON *fields) {
+ * The payload is signed later (deterministic ES256: a redelivery is the same bytes), so making a
+ * record costs an append, not a signature: session ops stay fast. On success fields are the
+ * meter's (kept until the sync); on failure still the caller's. */
+static int append(struct meter *m, const char *type, cJSON *fields) {
         _cleanup_free_ char *text = NULL;
         uint8_t digest[PLAT_SHA256_LEN];
         uint64_t seq, id;
@@ -135,6 +173,7 @@ static int append(struct meter *m, const char *type, const cJSON *fields) {
                 log_err("metering: spool gave id %" PRIu64 " to the record made as seq %" PRIu64, id, seq);
         plat_sha256(text, strlen(text), digest);
         plat_sha256_hex(digest, m->prev);
+        keep_tail(m, type, fields, id);
         m->made++;
         m->unsynced = true;
         sd_event_source_set_enabled(m->sync_src, SD_EVENT_ONESHOT);
@@ -191,11 +230,8 @@ static void record(struct meter *m, const char *type, cJSON *fields) {
         }
         if (m->n_pending == 0) {
                 r = append(m, type, fields);
-                if (r >= 0) {
-                        cJSON_Delete(fields);
-                        return;
-                }
-                keep(m, type, fields, r);
+                if (r < 0)
+                        keep(m, type, fields, r);
                 return;
         }
         keep(m, type, fields, 0);
@@ -206,7 +242,7 @@ static void drain_pending(struct meter *m) {
         size_t k = 0;
 
         while (k < m->n_pending && append(m, m->pending[k].type, m->pending[k].fields) >= 0)
-                cJSON_Delete(m->pending[k++].fields);
+                k++;
         memmove(m->pending, m->pending + k, (m->n_pending - k) * sizeof(m->pending[0]));
         m->n_pending -= k;
         if (m->n_pending == 0 && m->alarmed_full) {
@@ -408,6 +444,7 @@ int meter_sync(struct meter *m) {
                 return r;
         }
         m->unsynced = false;
+        drop_tail(m);
         pump(m);
         return r;
 }
@@ -496,6 +533,52 @@ void meter_published(struct meter *m, int mid, bool ok) {
 static int restore_chain(struct meter *m, char *msg, size_t msg_len);
 static void recovery_alarms(struct meter *m, const struct spool_recovery *rec);
 
+/* The spool was opened again after a failed sync: the records appended since the last good sync
+ * that it does not hold (ids from its next id on: the ones below were found on disk, whole) are
+ * made again, first in line, with a new seq, prev and ts; they were never published (only synced
+ * records are). Until they are in the spool new sessions stay refused. */
+static void remake_lost_tail(struct meter *m) {
+        uint64_t next = spool_next_id(m->spool);
+        size_t n_lost = 0, k;
+
+        for (k = 0; k < m->n_tail; k++)
+                n_lost += m->tail[k].id >= next;
+        if (m->tail_incomplete)
+                alarm_(m, "records_lost",
+                       "metering: a sync failed and some records made since the last good one were not "
+                       "kept in memory (out of memory); those the spool lost are lost");
+        /* Room at the front of the queue; past METER_PENDING_MAX the newest waiting ones go. */
+        while (n_lost && m->n_pending + n_lost > METER_PENDING_MAX) {
+                cJSON_Delete(m->pending[--m->n_pending].fields);
+                if (m->lost++ == 0)
+                        alarm_(m, "records_lost",
+                               "metering: more than %d records wait for the spool; some are lost",
+                               METER_PENDING_MAX);
+        }
+        memmove(m->pending + n_lost, m->pending, m->n_pending * sizeof(m->pending[0]));
+        m->n_pending += n_lost;
+        n_lost = 0;
+        for (k = 0; k < m->n_tail; k++) {
+                if (m->tail[k].id < next) {
+                        cJSON_Delete(m->tail[k].fields);
+                        continue;
+                }
+                m->pending[n_lost].fields = m->tail[k].fields;
+                plat_strlcpy(m->pending[n_lost].type, m->tail[k].type, sizeof(m->pending[0].type));
+                n_lost++;
+        }
+        m->n_tail = 0;
+        m->tail_incomplete = false;
+        if (!n_lost)
+                return;
+        log_warn("metering: the spool lost %zu record(s) made since the last good sync; they are made again "
+                 "(new seq from %" PRIu64 ")",
+                 n_lost, next);
+        /* Cleared, with the refusal, once every waiting record is in the spool (drain_pending). */
+        m->alarmed_full = true;
+        drain_pending(m);
+}
+
 /* After a failed sync the spool's view of the file may be wrong (the kernel may have dropped the
  * pages): it is closed and opened again, which recovers from what is really on disk. Until that
  * works every second try fails and new sessions stay refused. */
@@ -536,6 +619,7 @@ static void reopen_if_broken(struct meter *m) {
         m->reopen_alarmed = false;
         m->n_inflight = 0;
         m->unsynced = false;
+        remake_lost_tail(m);
         if (!m->n_pending)
                 m->refusal[0] = '\0';
         log_notice("metering: spool opened again after a failed sync (%" PRIu64 " records pending)",
@@ -749,6 +833,8 @@ void meter_free(struct meter *m) {
                         m->n_pending);
         for (size_t k = 0; k < m->n_pending; k++)
                 cJSON_Delete(m->pending[k].fields);
+        drop_tail(m);
+        free(m->tail);
         billing_free(m->billing);
         signing_free(m->signing); /* its spool reader first */
         spool_close(m->spool);

@@ -18,12 +18,14 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -755,6 +757,76 @@ static void test_full_spool_fails_closed_and_loses_nothing(void **state) {
         expect_chain(f);
 }
 
+/* A disk whose flush fails, here: fdatasync() of this test binary (the agent library is linked in,
+ * so its calls come here) fails with EIO while fail_syncs > 0, like a device error would. */
+static int fail_syncs;
+
+int fdatasync(int fd) {
+        if (fail_syncs > 0) {
+                fail_syncs--;
+                errno = EIO;
+                return -1;
+        }
+        return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* Zeros over [from, to) of the spool's first segment: what a device that failed the flush of those
+ * pages leaves after the kernel dropped them. */
+static void zero_segment(struct fx *f, uint64_t from, uint64_t to) {
+        char zeros[4096] = { 0 };
+        int fd = openat(f->state_fd, "spool/seg-00000000000000000001.log", O_WRONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0 && to - from <= sizeof(zeros));
+        assert_int_equal(pwrite(fd, zeros, to - from, (off_t)from), (ssize_t)(to - from));
+        close(fd);
+}
+
+/* The sync of alice's session_start fails; the spool is opened again a second later, then bob and
+ * alice's end go in. lose_pages: the failed flush lost the record (its bytes are zero on disk). */
+static void sync_fails(struct fx *f, bool lose_pages) {
+        struct cfg *c = make_cfg(f, true, "");
+        double used;
+
+        open_meter(f, c);
+        assert_int_equal(meter_sync(f->m), 0);
+        used = spool_used(f->m);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        fail_syncs = 1;
+        assert_true(meter_sync(f->m) < 0);
+        assert_int_equal(fail_syncs, 0);
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "spool_broken");
+        assert_non_null(meter_refusal(f->m));
+        if (lose_pages)
+                zero_segment(f, (uint64_t)used, (uint64_t)spool_used(f->m));
+        /* The meter's timer opens the spool again and makes again what it lost. */
+        run_for(f, 1200 * MSEC);
+        assert_int_equal(status_num(f->m, "waiting_in_memory"), 0);
+        assert_null(meter_refusal(f->m));
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        assert_true(meter_sync(f->m) >= 0);
+        close_meter(f);
+        read_spool(f);
+        /* Exactly one session_start for alice: none lost, none twice under two seqs. */
+        expect_types(f, "session_start session_start session_end concurrency_window");
+        assert_string_equal(str(f->rec[0], "user"), "alice");
+        assert_string_equal(str(f->rec[1], "user"), "bob");
+        expect_chain(f);
+}
+
+static void test_a_failed_sync_whose_records_reached_the_disk_duplicates_nothing(void **state) {
+        sync_fails(*state, false);
+}
+
+static void test_a_failed_sync_that_lost_records_makes_them_again(void **state) {
+        struct fx *f = *state;
+
+        sync_fails(f, true);
+        /* Made again (a new ts): the same session as its end's. */
+        expect_session(f->rec[0], "s0", "S", "alice", str(f->rec[2], "session"));
+}
+
 static void test_without_a_key_records_are_kept_unpublished(void **state) {
         struct fx *f = *state;
         cJSON *st;
@@ -878,6 +950,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bytes_become_minutes_once_late_s_has_passed, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_full_spool_fails_closed_and_loses_nothing, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_failed_sync_whose_records_reached_the_disk_duplicates_nothing, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_failed_sync_that_lost_records_makes_them_again, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_without_a_key_records_are_kept_unpublished, setup,
                                                 teardown),
