@@ -445,7 +445,25 @@ static bool same_slots(const struct cfg *a, const struct cfg *b) {
         return true;
 }
 
+/* The byte counters follow their slot, by id, into the new table n: a session that goes on keeps
+ * its baselines and the push targets already announced (no second push_start after a reload).
+ * old is s->bytes as it was, indexed like the slots still in s->slots. */
+static void carry_bytes(struct sessions *s, const struct slot_bytes *old, const struct slots *n) {
+        memset(s->bytes, 0, sizeof(s->bytes));
+        for (size_t i = 0; i < slots_count(n); i++) {
+                struct slots_info now, was;
+
+                slots_get(n, i, &now);
+                for (size_t j = 0; now.session[0] && j < slots_count(s->slots); j++) {
+                        slots_get(s->slots, j, &was);
+                        if (!strcmp(was.id, now.id) && !strcmp(old[j].session, now.session))
+                                s->bytes[i] = old[j];
+                }
+        }
+}
+
 int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len) {
+        _cleanup_free_ struct slot_bytes *old_bytes = NULL;
         struct slots_limits l;
         struct slots *n = NULL;
         char warning[SLOTS_MSG_MAX];
@@ -482,14 +500,18 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
         if (!plat_streq_ptr(s->cfg->state_dir, cfg->state_dir))
                 return plat_errf(msg, msg_len, "state_dir cannot change on reload; restart the agent"),
                        -EBUSY;
+        old_bytes = malloc(sizeof(s->bytes));
+        if (!old_bytes)
+                return plat_errf(msg, msg_len, "out of memory"), -ENOMEM;
         r = open_slots(s, cfg, &n, warning, msg, msg_len);
         if (r < 0)
                 return r;
+        memcpy(old_bytes, s->bytes, sizeof(s->bytes));
+        carry_bytes(s, old_bytes, n);
         slots_free(s->slots);
         s->slots = n;
         s->cfg = cfg;
         enforce_configure(s->enforce, cfg);
-        memset(s->bytes, 0, sizeof(s->bytes));
         s->epoch_real = plat_now_real_usec();
         memset(s->retry_at, 0, sizeof(s->retry_at));
         if (warning[0])

@@ -54,7 +54,7 @@ struct fx {
         char warning[SLOTS_MSG_MAX];
         uint64_t mono, real;
         struct event_rec events[MAX_EVENTS];
-        size_t n_events, n_transitions, n_bytes;
+        size_t n_events, n_transitions, n_bytes, n_push_started;
         unsigned n_ok, n_failed;
         char commit_msg[SLOTS_MSG_MAX];
         struct bytes_rec bytes[2 * SESSIONS_PEERS_MAX];
@@ -86,6 +86,13 @@ static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint6
         f->bytes[f->n_bytes++] = (struct bytes_rec){ slot, flow, bytes, from, to };
 }
 
+static void on_push(size_t slot, const char *session, const char *target, bool started, void *userdata) {
+        (void)slot;
+        (void)session;
+        (void)target;
+        ((struct fx *)userdata)->n_push_started += started;
+}
+
 static void on_committed(bool ok, const char *msg, void *userdata) {
         struct fx *f = userdata;
 
@@ -104,6 +111,7 @@ static const char *refuse_new(void *userdata) {
 static const struct sessions_hooks hooks = { .event = on_event,
                                              .transition = on_transition,
                                              .bytes = on_bytes,
+                                             .push = on_push,
                                              .committed = on_committed,
                                              .refuse_new = refuse_new };
 
@@ -822,6 +830,35 @@ static void test_reconfigure_sets_limits_and_refuses_to_drop_held_slots(void **s
         expect_refused(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s2\"}", "BAD_REQUEST");
 }
 
+static void test_a_reload_keeps_byte_counters_and_known_push_targets(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], msg[256] = "";
+
+        play(f, "alice", "s1", sess);
+        advance(f, 60 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":100}]}");
+        assert_int_equal(f->n_push_started, 1);
+        assert_int_equal(f->n_bytes, 2);
+        /* Another slot table (s2 dropped): alice's s1 goes on, and so do its counters. */
+        assert_int_equal(
+                sessions_reconfigure(
+                        f->s,
+                        make_cfg(f, "", "{\"id\":\"s0\",\"scale\":\"S\"},{\"id\":\"s1\",\"scale\":\"S\"}"),
+                        msg, sizeof(msg)),
+                0);
+        advance(f, 60 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1500},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":300}]}");
+        /* No second push_start; the deltas count from the report before the reload. */
+        assert_int_equal(f->n_push_started, 1);
+        assert_int_equal(f->n_bytes, 4);
+        expect_bytes(f, 2, SESSIONS_FLOW_PLAYER, 500, T0 + 60 * SEC, T0 + 120 * SEC);
+        expect_bytes(f, 3, SESSIONS_FLOW_PUSH, 200, T0 + 60 * SEC, T0 + 120 * SEC);
+}
+
 static void test_restart_keeps_an_active_session(void **state) {
         struct fx *f = *state;
         char sess[SLOTS_SESSION_LEN + 1];
@@ -890,6 +927,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_refuse_new_turns_new_users_away_but_not_holders, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_a_reload_keeps_byte_counters_and_known_push_targets,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reconfigure_sets_limits_and_refuses_to_drop_held_slots,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restart_keeps_an_active_session, setup, teardown),
