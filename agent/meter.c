@@ -63,6 +63,7 @@ struct meter {
         struct spool *spool; /* NULL only while a broken spool could not be opened again */
         uint64_t spool_max_bytes;
         bool reopen_alarmed;
+        int prepare_err; /* the last spool_prepare failure, 0 since one worked */
         struct plat_signer *signer;
         struct signing *signing;
         uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
@@ -626,6 +627,22 @@ static void reopen_if_broken(struct meter *m) {
                    rec.pending);
 }
 
+/* Zero-fills the next spool segment ahead of need; says so once when that stops working (the disk
+ * or the file size limit is full: segments then grow with each append, and syncs cost more) and
+ * once when it works again. */
+static void prepare_next(struct meter *m) {
+        int r = spool_prepare(m->spool);
+
+        if (r < 0 && r != m->prepare_err)
+                log_warn("metering: the next spool segment cannot be preallocated: %s; segments grow as "
+                         "records come (each sync also writes the file size); tried again in a minute",
+                         strerror(-r));
+        else if (r > 0 && m->prepare_err)
+                log_notice("metering: spool segments are preallocated again");
+        if (r != 0)
+                m->prepare_err = r < 0 ? r : 0;
+}
+
 /* Every second: close billing windows, retry what waits, write the ack cursor, prepare the next
  * spool segment, empty the signature cache once all it holds is acked. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
@@ -642,7 +659,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
 
                 (void)spool_flush_cursor(m->spool);
                 /* The next segment zero-filled now, not inside a commit (spool.h). */
-                (void)spool_prepare(m->spool);
+                prepare_next(m);
                 spool_stats(m->spool, &st);
                 signing_acked(m->signing, st.acked);
         }
@@ -861,7 +878,7 @@ void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_b
         if (m->spool)
                 spool_stats(m->spool, &st);
         *ret_records = st.pending;
-        *ret_bytes = st.bytes;
+        *ret_bytes = st.used; /* the records' bytes: preallocated zeros are no backlog */
 }
 
 cJSON *meter_status_json(const struct meter *m) {

@@ -268,18 +268,6 @@ static void on_enforced(size_t slot, const char *session, int r, const char *why
                 record(s, &ev);
 }
 
-/* Only a reserved, active or grace slot has a deadline that can pass (see slots_expire()). */
-static bool any_may_expire(const struct sessions *s) {
-        struct slots_info info;
-
-        for (size_t i = 0; i < slots_count(s->slots); i++) {
-                slots_get(s->slots, i, &info);
-                if (info.state == SLOTS_RESERVED || info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)
-                        return true;
-        }
-        return false;
-}
-
 /* Every second: write what is open (its ends start their enforcement), retry failed or
  * restored ends, then apply the timeouts in a new batch. An idle node opens none: its empty
  * commit would cost a snapshot of every slot and one more turn of the loop each second. */
@@ -294,7 +282,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *ud) {
         for (size_t i = 0; i < slots_count(s->slots); i++)
                 if ((int64_t)(now - s->retry_at[i]) >= 0)
                         start_enforcement(s, i);
-        if (!any_may_expire(s))
+        if (!slots_may_expire(s->slots))
                 return 0;
         open_batch(s);
         n = slots_expire(s->slots, clock_now(), evs, SLOTS_MAX);

@@ -8,6 +8,7 @@
  * bytes, so the cache can be lost or wrong (a miss) without changing what is published. */
 #include "signing.h"
 
+#include "clock.h"
 #include "jws.h"
 #include "log.h"
 #include "sigcache.h"
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Records looked at and found delivered or cached that one dispatch may pass over. */
 #define SKIPS_PER_DISPATCH 256
@@ -35,19 +35,13 @@ struct signing {
         uint64_t ahead_upto;   /* the reader's last id */
         uint64_t n_ahead, n_from_cache, n_at_publish;
         bool read_failed;
+        bool cache_full; /* the cache holds all the ids it can: nothing ahead until it is emptied */
 };
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* One record signed ahead, or up to SKIPS_PER_DISPATCH passed over, per dispatch. */
 static int on_ahead(sd_event_source *s, uint64_t usec, void *ud) {
         struct signing *g = ud;
-        uint64_t t0 = mono_usec();
+        uint64_t t0 = plat_now_mono_usec();
 
         (void)usec;
         for (unsigned skips = 0; skips < SKIPS_PER_DISPATCH; skips++) {
@@ -83,9 +77,12 @@ static int on_ahead(sd_event_source *s, uint64_t usec, void *ud) {
                 if (r >= 0)
                         r = sigcache_put(g->cache, id, in.digest, sig);
                 jws_input_done(&in);
-                if (r == -ERANGE)
-                        /* Past what one cache file holds: the rest is signed when published. */
+                if (r == -ERANGE) {
+                        /* Past what one cache file holds: the rest is signed when published, and
+                         * nothing ahead until acks empty the file. */
+                        g->cache_full = true;
                         return sd_event_source_set_enabled(s, SD_EVENT_OFF), 0;
+                }
                 if (r < 0) {
                         /* The cache is unusable: publishing signs, as without one. */
                         snprintf(g->off_why, sizeof(g->off_why),
@@ -98,7 +95,7 @@ static int on_ahead(sd_event_source *s, uint64_t usec, void *ud) {
                 break;
         }
         /* Pause as long as the work took: SIGNING_AHEAD_DUTY_PCT of the time, at most. */
-        uint64_t t1 = mono_usec();
+        uint64_t t1 = plat_now_mono_usec();
         sd_event_source_set_time(s,
                                  t1 + (t1 - t0) * (100 - SIGNING_AHEAD_DUTY_PCT) / SIGNING_AHEAD_DUTY_PCT);
         return 0;
@@ -160,9 +157,11 @@ int signing_set_spool(struct signing *g, struct spool *s) {
         if (r < 0)
                 return r;
         spool_stats(s, &st);
-        /* Entries for ids the spool never gave out belong to another spool's life: gone. */
+        /* Entries for ids the spool never gave out belong to another spool's life (a spool
+         * deleted by hand): the whole file goes (a trim at its highest id empties it). */
         if (sigcache_high(g->cache) >= st.next_id)
                 (void)sigcache_trim(g->cache, sigcache_high(g->cache));
+        g->cache_full = false;
         /* What the cache reaches was signed before the restart (a hole is signed on publish). */
         from = st.acked > sigcache_high(g->cache) ? st.acked : sigcache_high(g->cache);
         spool_reader_seek(g->rd, from);
@@ -177,9 +176,9 @@ void signing_kick(struct signing *g, uint64_t delivered) {
                 return;
         if (delivered > g->delivered)
                 g->delivered = delivered;
-        if (!g->rd || !g->signer || g->off_why[0] || g->read_failed)
+        if (!g->rd || !g->signer || g->off_why[0] || g->read_failed || g->cache_full)
                 return;
-        sd_event_source_set_time(g->ahead, mono_usec() + SIGNING_QUIET_USEC);
+        sd_event_source_set_time(g->ahead, plat_now_mono_usec() + SIGNING_QUIET_USEC);
         sd_event_source_set_enabled(g->ahead, SD_EVENT_ON);
 }
 
@@ -206,8 +205,11 @@ int signing_line(struct signing *g, uint64_t id, const void *payload, size_t len
 }
 
 void signing_acked(struct signing *g, uint64_t acked) {
-        if (g && g->cache)
-                (void)sigcache_trim(g->cache, acked);
+        if (!g || !g->cache)
+                return;
+        (void)sigcache_trim(g->cache, acked);
+        if (sigcache_high(g->cache) == 0)
+                g->cache_full = false;
 }
 
 cJSON *signing_status_json(const struct signing *g) {

@@ -784,6 +784,14 @@ void slots_set_stopping(struct slots *s) {
         s->stopping = true;
 }
 
+bool slots_may_expire(const struct slots *s) {
+        for (size_t i = 0; i < s->n; i++)
+                if (s->slot[i].state == SLOTS_RESERVED || s->slot[i].state == SLOTS_ACTIVE ||
+                    s->slot[i].state == SLOTS_GRACE)
+                        return true;
+        return false;
+}
+
 int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *ret_ev, size_t cap) {
         struct slots_event evs[SLOTS_MAX];
         size_t n = 0;

@@ -223,6 +223,10 @@ void slots_set_stopping(struct slots *s);
  * failed (then nothing changed and the next call tries again). */
 int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *ret_ev, size_t cap);
 
+/* Whether any slot is in a state slots_expire has a deadline for (RESERVED, ACTIVE, GRACE): with
+ * none, a caller need not open a batch to call it. */
+bool slots_may_expire(const struct slots *s);
+
 size_t slots_count(const struct slots *s);
 bool slots_draining(const struct slots *s);
 /* Slot i (< slots_count) in *ret; the strings are borrowed until the next call that changes s. */

@@ -130,7 +130,11 @@ static int prepare_file(struct spool *s) {
          * else on it (if only for a moment, when they fail); a growing segment takes what it needs. */
         if (fstatvfs(s->dir_fd, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < 2 * s->segment_bytes)
                 return -ENOSPC;
-        fd = openat(s->dir_fd, SPOOL__PREP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* Whatever has the name goes first, and the file is new (O_EXCL): a name left behind by
+         * take_prepared's link() fallback is a second name of a live segment, never to be zeroed. */
+        if (unlinkat(s->dir_fd, SPOOL__PREP, 0) < 0 && errno != ENOENT)
+                return -errno;
+        fd = openat(s->dir_fd, SPOOL__PREP, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
         r = spool__zero(fd, 0, s->segment_bytes);
@@ -172,8 +176,10 @@ int spool_prepare(struct spool *s) {
 /* Gives SPOOL__PREP the name `name`, which must not exist. */
 static int take_prepared(struct spool *s, const char *name) {
         if (renameat2(s->dir_fd, SPOOL__PREP, s->dir_fd, name, RENAME_NOREPLACE) < 0) {
-                /* A file system without the flag: link() is as exclusive. */
-                if (errno != EINVAL || linkat(s->dir_fd, SPOOL__PREP, s->dir_fd, name, 0) < 0)
+                /* A file system (or a seccomp filter) without the flag: link() is as exclusive. The
+                 * old name may stay if its unlink fails: prepare_file removes it before making one. */
+                if ((errno != EINVAL && errno != ENOSYS && errno != EPERM) ||
+                    linkat(s->dir_fd, SPOOL__PREP, s->dir_fd, name, 0) < 0)
                         return -errno;
                 (void)unlinkat(s->dir_fd, SPOOL__PREP, 0);
         }

@@ -83,6 +83,15 @@ static int open_seg(struct spool_reader *r, uint64_t name_id) {
         return 0;
 }
 
+/* Nothing more for now. The file is closed: held open, a segment acked and deleted meanwhile would
+ * keep its disk space, uncounted by the cap, for as long as the reader waits (on a connected node,
+ * indefinitely). */
+static int caught_up(struct spool_reader *r) {
+        plat_closep(&r->fd);
+        r->fd = -1;
+        return -EAGAIN;
+}
+
 int spool_reader_next(struct spool_reader *r, const void **ret_buf, size_t *ret_len, uint64_t *ret_id) {
         const struct spool *s = r->s;
 
@@ -95,7 +104,7 @@ int spool_reader_next(struct spool_reader *r, const void **ret_buf, size_t *ret_
                 int k;
 
                 if (i >= s->n_segs)
-                        return -EAGAIN;
+                        return caught_up(r);
                 g = &s->segs[i];
                 if (g->name_id != r->seg) {
                         /* Ours was deleted (all acked) or replaced: go on at the start of the next. */
@@ -107,7 +116,7 @@ int spool_reader_next(struct spool_reader *r, const void **ret_buf, size_t *ret_
                  * (last_id is 0 when it holds none) is passed over unread: a seek costs no scan. */
                 if (r->off >= g->durable || (r->off == 0 && g->last_id <= r->prev)) {
                         if (i + 1 >= s->n_segs)
-                                return -EAGAIN;
+                                return caught_up(r);
                         r->seg = s->segs[i + 1].name_id;
                         r->off = 0;
                         continue;

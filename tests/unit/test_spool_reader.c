@@ -12,6 +12,7 @@
 #include "spool_internal.h"
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -311,6 +312,49 @@ static void test_segments_deleted_under_the_reader_are_skipped(void **state) {
         spool_reader_free(kept);
 }
 
+/* Open files of this process whose target was deleted. */
+static unsigned deleted_files_open(void) {
+        _cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char link[300], target[PATH_MAX];
+                ssize_t len;
+
+                snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+                len = readlink(link, target, sizeof(target) - 1);
+                if (len <= 0)
+                        continue;
+                target[len] = '\0';
+                n += strstr(target, " (deleted)") != NULL;
+        }
+        return n;
+}
+
+/* A reader that has caught up holds no segment open: one acked and deleted meanwhile must give its
+ * disk space back (the cap no longer counts it). */
+static void test_a_caught_up_reader_holds_no_deleted_segment(void **state) {
+        struct fx *f = *state;
+
+        uint64_t newest;
+
+        start(f, 1024);
+        put(f, 30, true);
+        reads_range(f->rd, 1, 30);
+        reads_none(f->rd); /* at the end of the newest segment */
+        newest = f->s->segs[f->s->n_segs - 1].name_id;
+        /* Delivery goes on without the reader: later segments, everything acked, the old ones gone. */
+        put(f, 30, true);
+        for (uint64_t id = 1; id <= 60; id++)
+                deliver(f->s, id);
+        assert_int_equal(spool_flush_cursor(f->s), 0);
+        assert_true(f->s->segs[0].name_id > newest);
+        assert_int_equal(deleted_files_open(), 0);
+        reads(f->rd, f->s->segs[0].first_id); /* the first record left */
+}
+
 /* A payload byte changed on disk after the sync: the reader steps over that record without
  * quarantining it, before a reopen and after one (which quarantines it), and delivery still finds
  * and quarantines it. */
@@ -395,6 +439,7 @@ int main(void) {
                 T(test_seek_to_the_middle_to_zero_and_past_the_end),
                 T(test_reader_follows_appends_across_small_segments),
                 T(test_segments_deleted_under_the_reader_are_skipped),
+                T(test_a_caught_up_reader_holds_no_deleted_segment),
                 T(test_record_corrupted_on_disk_is_skipped),
                 T(test_corruption_found_by_delivery_first_is_skipped_by_the_reader),
                 T(test_reader_on_a_spool_reopened_after_a_torn_tail),
