@@ -161,7 +161,7 @@ for base in /sys/fs/cgroup /sys/fs/cgroup/unified; do
         fi
 done
 if [ -z "$cg" ]; then
-        echo "    (skipped: this kernel has no cgroup.kill, Linux 5.14 or newer has)"
+        note_skip package.sandbox cgroup_kill "this kernel has no cgroup.kill (Linux 5.14 or newer has)"
 else
         ct mkdir -p "$cg"
         ct bash -c "setsid sleep 600 >/dev/null 2>&1 & echo \$! >$cg/cgroup.procs"
@@ -217,3 +217,4 @@ ct journalctl -u render-agent --no-pager -o cat | grep -q "Failed with result 'w
         fail "a stopped loop was not caught by the watchdog"
 ct systemctl is-active -q render-agent || fail "render-agent was not restarted after the watchdog"
 pass "a stuck agent is killed by the watchdog and restarted (Restart=on-failure)"
+skip_status

@@ -476,12 +476,12 @@ static void test_handle_on_cgroupfs_sees_rmdir_as_removed(void **state) {
                 snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s/%s",
                          access("/sys/fs/cgroup/cpu,cpuacct", F_OK) == 0 ? "cpu,cpuacct" : "cpuacct", name);
         else
-                skip();
-        if (mkdir(dir, 0755) < 0)
-                skip(); /* not root, read-only, or in a container without delegation */
+                tu_skip("no cgroup hierarchy found under /sys/fs/cgroup");
+        if (mkdir(dir, 0755) < 0) /* not root, read-only, or in a container without delegation */
+                tu_skip("cannot make the cgroup %s: %s", dir, strerror(errno));
         if (statfs(dir, &sf) < 0 || (sf.f_type != CGROUP2_SUPER_MAGIC && sf.f_type != CGROUP_SUPER_MAGIC)) {
                 rmdir(dir);
-                skip();
+                tu_skip("%s is not on cgroupfs", dir);
         }
         assert_int_equal(hal_cgroup_open(root, v, name, &h, err, sizeof(err)), 0);
         assert_int_equal(hal_cgroup_sample(h, &s, err, sizeof(err)), 0);
@@ -659,7 +659,7 @@ static void test_kill_ends_every_process_of_a_real_cgroup(void **state) {
                         mount = mounts[i];
         }
         if (!mount)
-                skip(); /* no writable cgroup v2 hierarchy here */
+                tu_skip("no writable cgroup v2 hierarchy here");
         child = fork();
         assert_true(child >= 0);
         if (child == 0) {
@@ -726,5 +726,5 @@ int main(void) {
                 cmocka_unit_test(test_parse_cpu_stat_needs_one_well_formed_usage_line),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return tu_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

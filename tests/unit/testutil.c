@@ -119,3 +119,33 @@ void tu_put_bytes(int root, const char *path, const char *content, size_t len) {
         assert_true(fd >= 0);
         assert_int_equal(write(fd, content, len), (ssize_t)len);
 }
+
+static unsigned skipped;
+
+void tu_note_skip(const char *test, const char *fmt, ...) {
+        const char *log = getenv("RA_SKIP_LOG"), *name = program_invocation_short_name;
+        char why[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        skipped++;
+        fprintf(stderr, "SKIP: %s: %s: %s\n", program_invocation_short_name, test, why);
+        if (log && *log) {
+                FILE *f = fopen(log, "ae");
+
+                /* A log that cannot be written must not pass for "nothing skipped". */
+                assert_non_null(f);
+                if (strncmp(name, "test_", 5) == 0)
+                        name += 5;
+                fprintf(f, "unit.%s\t%s\t%s\n", name, test, why);
+                assert_int_equal(fclose(f), 0);
+        }
+}
+
+int tu_exit_status(int failed) {
+        if (failed)
+                return failed;
+        return skipped ? 77 : 0;
+}

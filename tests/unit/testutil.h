@@ -38,3 +38,21 @@ void tu_put(int root, const char *path, const char *content);
 
 /* Writes len bytes (NULs allowed: device-tree compatible lists) to root/path, making its parents. */
 void tu_put_bytes(int root, const char *path, const char *content, size_t len);
+
+/* Skipping, visibly. A skipped test is not a passed test: tu_skip says why on stderr and, when
+ * the environment names a file in RA_SKIP_LOG (scripts/test does), appends a line
+ * "unit.<suite>\t<test>\t<reason>" there, so the run's summary names every skip. Reasons that
+ * begin "qemu-user:" name a limit of the emulator: scripts/test under CI=true accepts those in
+ * the arm64 run (under qemu) and fails on any other skip. Never call cmocka's skip() directly
+ * (scripts/test checks). */
+#define tu_skip(...)                                 \
+        do {                                         \
+                tu_note_skip(__func__, __VA_ARGS__); \
+                skip();                              \
+        } while (0)
+
+void tu_note_skip(const char *test, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* main's return value: failed (cmocka_run_group_tests's count) when a test failed, else 77
+ * (ctest's SKIP_RETURN_CODE) when a test was skipped, else 0. */
+int tu_exit_status(int failed);
