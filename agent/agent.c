@@ -249,11 +249,13 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
 static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
                        const char *response_topic, const void *corr, size_t corr_len, void *ud);
 
-static void on_published(struct link *l, int mid, bool ok, void *ud) {
+/* Only metering decides what a PUBACK reason means for its records: an event or status that no
+ * one subscribed to (0x10) is fine, they are not tracked. */
+static void on_published(struct link *l, int mid, int reason, void *ud) {
         struct agent *a = ud;
 
         (void)l;
-        meter_published(a->meter, mid, ok);
+        meter_published(a->meter, mid, reason);
 }
 
 #define CERT_WARN_USEC (14 * 86400 * USEC_PER_SEC)
@@ -659,6 +661,15 @@ static void on_meter_alarm(const char *what, const char *msg, void *ud) {
         on_event("metering_alarm", f, ud);
 }
 
+/* The meter logged it already. */
+static void on_meter_cleared(const char *what, const char *msg, void *ud) {
+        cJSON *f = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(f, "alarm", what);
+        cJSON_AddStringToObject(f, "message", msg);
+        on_event("metering_alarm_cleared", f, ud);
+}
+
 static const struct sessions_hooks session_hooks = {
         .event = on_event,
         .transition = on_transition,
@@ -689,7 +700,7 @@ static bool meter_config_equal(const struct cfg *a, const struct cfg *b) {
 }
 
 static int open_meter(struct agent *a, const struct cfg *c) {
-        struct meter_hooks h = { .alarm = on_meter_alarm, .userdata = a };
+        struct meter_hooks h = { .alarm = on_meter_alarm, .cleared = on_meter_cleared, .userdata = a };
         char why[METER_MSG_MAX];
         int r;
 

@@ -7,7 +7,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,13 @@ int audit_new(struct plat_verifier *key, struct audit **ret) {
                 return -ENOMEM;
         a->key = key;
         *ret = a;
+        return 0;
+}
+
+int audit_expect_node(struct audit *a, const char *cn) {
+        if (!plat_cn_ok(cn))
+                return -EINVAL;
+        snprintf(a->node, sizeof(a->node), "%s", cn);
         return 0;
 }
 
@@ -273,6 +282,13 @@ int audit_line(struct audit *a, const char *line, size_t len, uint64_t lineno) {
         r = parse_fields(o, &f, msg, sizeof(msg));
         if (r < 0)
                 return problem(a, lineno, AUDIT_BAD_PAYLOAD, msg);
+        /* A valid signature says which key signed, not for which node: the certificate binds the
+         * key to its CN, so a record naming another node was not this node's to make. */
+        if (a->node[0] && strcmp(f.node, a->node) != 0) {
+                snprintf(msg, sizeof(msg), "seq %" PRIu64 ": node \"%s\" is not the certificate's CN \"%s\"",
+                         f.seq, f.node, a->node);
+                return problem(a, lineno, AUDIT_WRONG_NODE, msg);
+        }
         r = grow(a);
         if (r < 0)
                 return r;

@@ -21,6 +21,7 @@ enum audit_problem {
         AUDIT_WRONG_KEY,     /* kid names another key or certificate */
         AUDIT_BAD_SIGNATURE, /* the signature does not verify */
         AUDIT_BAD_PAYLOAD,   /* signed, but not a metering record (docs/metering.md) */
+        AUDIT_WRONG_NODE,    /* signed, but its node is not the one the certificate names */
         AUDIT_PROBLEM_COUNT
 };
 
@@ -29,6 +30,11 @@ struct audit;
 /* key (borrowed; must outlive the audit) checks every signature; NULL reads the records without
  * checking them, and the audit can then never pass. */
 int audit_new(struct plat_verifier *key, struct audit **ret);
+
+/* Every record must name node cn (copied; a plat_cn_ok() name, -EINVAL otherwise): the CN of the
+ * certificate whose key checks the signatures. A record that names another node is a bad line
+ * (AUDIT_WRONG_NODE). Call before the first line; without it the node is not checked. */
+int audit_expect_node(struct audit *a, const char *cn);
 
 /* Takes one line (len bytes, without its newline; no NUL needed) that was line number lineno of
  * the input. Blank lines are skipped; a bad line is recorded as a problem, not an error. Returns 0,
@@ -42,8 +48,9 @@ void audit_line_too_long(struct audit *a, uint64_t lineno, size_t limit);
  * the last line and before printing. */
 int audit_finish(struct audit *a);
 
-/* True when the signatures were checked and every line was a good record, with no gap, no
- * conflict and no chain break. Duplicates of identical records (redeliveries) are fine. */
+/* True when the signatures were checked and every line was a good record (of the expected node,
+ * when one was set), with no gap, no conflict and no chain break. Duplicates of identical records
+ * (redeliveries) are fine. */
 bool audit_ok(const struct audit *a);
 
 /* A human summary; or one JSON document. Both need audit_finish() first. */

@@ -41,7 +41,8 @@ struct problem {
 };
 
 struct audit {
-        struct plat_verifier *key; /* borrowed; NULL: signatures not checked */
+        struct plat_verifier *key;  /* borrowed; NULL: signatures not checked */
+        char node[PLAT_CN_MAX + 1]; /* the node every record must name; "": not checked */
         struct rec *recs;
         size_t n_recs, cap;
         struct node *nodes[AUDIT_MAX_NODES];

@@ -12,7 +12,7 @@
 static const char *const problem_names[AUDIT_PROBLEM_COUNT] = {
         [AUDIT_NOT_JWS] = "not_jws",         [AUDIT_ALG_REFUSED] = "alg_refused",
         [AUDIT_WRONG_KEY] = "wrong_key",     [AUDIT_BAD_SIGNATURE] = "bad_signature",
-        [AUDIT_BAD_PAYLOAD] = "bad_payload",
+        [AUDIT_BAD_PAYLOAD] = "bad_payload", [AUDIT_WRONG_NODE] = "wrong_node",
 };
 
 static const char *const problem_words[AUDIT_PROBLEM_COUNT] = {
@@ -21,6 +21,7 @@ static const char *const problem_words[AUDIT_PROBLEM_COUNT] = {
         [AUDIT_WRONG_KEY] = "signed with another key",
         [AUDIT_BAD_SIGNATURE] = "bad signature",
         [AUDIT_BAD_PAYLOAD] = "not a metering record",
+        [AUDIT_WRONG_NODE] = "naming another node than the certificate's CN",
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
@@ -117,6 +118,8 @@ void audit_print_text(const struct audit *a, FILE *f) {
                 fprintf(f, "signatures: checked against kid %s\n", plat_verifier_kid(a->key));
         else
                 fprintf(f, "signatures: NOT CHECKED (no --cert or --key given)\n");
+        if (a->node[0])
+                fprintf(f, "node: every record must name %s, the certificate's CN\n", a->node);
         for (size_t i = 0; i < a->n_nodes; i++)
                 print_node(a, a->nodes[i], f);
         if (bad) {
@@ -209,6 +212,8 @@ int audit_print_json(const struct audit *a, FILE *f) {
         cJSON_AddBoolToObject(o, "signatures_checked", a->key != NULL);
         if (a->key)
                 cJSON_AddStringToObject(o, "kid", plat_verifier_kid(a->key));
+        if (a->node[0])
+                cJSON_AddStringToObject(o, "cert_cn", a->node);
         cJSON_AddNumberToObject(o, "lines", (double)a->lines);
         cJSON_AddNumberToObject(o, "records", (double)t.records);
         cJSON_AddNumberToObject(o, "unique", (double)t.unique);

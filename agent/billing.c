@@ -428,12 +428,12 @@ static int check_config(const struct billing_config *c, char *msg, size_t msg_le
                           BILLING_SLOTS_MAX);
                 return -EINVAL;
         }
-        /* Windows must tile every UTC day alike, so that window starts are the same on every node. */
-        if (w % SEC != 0 || w < SEC || w > BILLING_DAY_USEC || BILLING_DAY_USEC % w != 0) {
+        /* Windows must tile every UTC hour alike: window starts are then the same on every node, and
+         * an hour's peak concurrency (what a resource pack deducts) is the largest of its windows'. */
+        if (w % SEC != 0 || w < SEC || w > BILLING_HOUR_USEC || BILLING_HOUR_USEC % w != 0) {
                 plat_errf(msg, msg_len,
                           "billing: window of %" PRIu64
-                          " us: must be whole seconds, 1 s to 1 day, and divide "
-                          "a day (86400 s)",
+                          " us: must be whole seconds that divide an hour (3600 s)",
                           w);
                 return -EINVAL;
         }

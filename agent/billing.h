@@ -18,7 +18,7 @@
 #define BILLING_SLOTS_MAX 256 /* slots per module (the agent has at most 64) */
 #define BILLING_ID_MAX 64     /* slot id bytes */
 #define BILLING_SCALE_MAX 32  /* scale name bytes */
-#define BILLING_DAY_USEC (86400 * UINT64_C(1000000))
+#define BILLING_HOUR_USEC (3600 * UINT64_C(1000000))
 #define BILLING_MINUTE_USEC (60 * UINT64_C(1000000))
 #define BILLING_WINDOW_DEFAULT_USEC (3600 * UINT64_C(1000000))
 #define BILLING_LATE_DEFAULT_USEC (10 * UINT64_C(1000000))
@@ -103,7 +103,7 @@ struct billing_config {
         size_t n_slots;                 /* 1..BILLING_SLOTS_MAX */
         const char *const *slot_ids;    /* borrowed for the call; copied. Unique, 1..BILLING_ID_MAX bytes */
         const char *const *slot_scales; /* borrowed for the call; copied. 1..BILLING_SCALE_MAX bytes */
-        uint64_t window_usec;           /* whole seconds, 1 s..1 day, dividing a day; default 3600 s */
+        uint64_t window_usec;           /* whole seconds dividing an hour (1 s..1 h); default 3600 s */
         uint64_t late_usec;             /* how long a minute waits for late bytes, 0..120 s; default 10 s */
         billing_emit_fn emit;           /* required */
         void *userdata;

@@ -671,7 +671,8 @@ static void parse_exec(struct ctx *x, const cJSON *v, struct cfg_sessions *ss) {
 static void parse_sessions(struct ctx *x, const cJSON *root, struct cfg *c) {
         static const char *const keys[] = {
                 "lock_ttl_s",  "grace_s",     "max_session_s",    "heartbeat_timeout_s",   "idle_s",
-                "viewers_max", "enforcement", "enforcement_exec", "enforcement_timeout_s", NULL
+                "viewers_max", "enforcement", "enforcement_exec", "enforcement_timeout_s", "max_flow_mbps",
+                NULL
         };
         struct cfg_sessions *ss = &c->sessions;
         const cJSON *e = get_object(x, root, "sessions", false), *v;
@@ -686,6 +687,7 @@ static void parse_sessions(struct ctx *x, const cJSON *root, struct cfg *c) {
                  &ss->heartbeat_timeout_s);
         get_uint(x, e, "idle_s", "sessions.idle_s", 0, 86400, &ss->idle_s);
         get_uint(x, e, "viewers_max", "sessions.viewers_max", 0, 16, &ss->viewers_max);
+        get_uint(x, e, "max_flow_mbps", "sessions.max_flow_mbps", 1, CFG_MAX_FLOW_MBPS, &ss->max_flow_mbps);
         get_uint(x, e, "enforcement_timeout_s", "sessions.enforcement_timeout_s", 1, 300,
                  &ss->enforcement_timeout_s);
         v = cJSON_GetObjectItemCaseSensitive(e, "enforcement");
@@ -709,6 +711,27 @@ static void parse_sessions(struct ctx *x, const cJSON *root, struct cfg *c) {
                 problem(x, "sessions.enforcement_exec: required with \"enforcement\": \"exec\"");
 }
 
+/* A resource pack deducts each hour's peak concurrency: that is the largest peak of the hour's
+ * windows only when whole windows tile the hour. */
+static void parse_window_s(struct ctx *x, const cJSON *e, struct cfg_metering *m) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "window_s");
+        double got;
+
+        /* A whole number of seconds that is too long gets the reason, not only the range. */
+        if (cJSON_IsNumber(v) && v->valuedouble > 3600 && v->valuedouble == floor(v->valuedouble)) {
+                got = v->valuedouble;
+        } else {
+                get_uint(x, e, "window_s", "metering.window_s", 1, 3600, &m->window_s);
+                if (3600 % m->window_s == 0)
+                        return;
+                got = m->window_s;
+        }
+        problem(x,
+                "metering.window_s: must divide an hour (3600 s) so each hour's peak concurrency can be "
+                "computed (got %.15g)",
+                got);
+}
+
 static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
         static const char *const keys[] = { "window_s",  "late_s", "spool_max_mb", "inflight", "key_file",
                                             "cert_file", NULL };
@@ -719,12 +742,7 @@ static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
         if (!e)
                 return;
         check_keys(x, e, "metering", keys);
-        get_uint(x, e, "window_s", "metering.window_s", 1, 86400, &m->window_s);
-        if (86400 % m->window_s)
-                problem(x,
-                        "metering.window_s: must divide a day (86400 s) so windows align to UTC days (got "
-                        "%u)",
-                        m->window_s);
+        parse_window_s(x, e, m);
         get_uint(x, e, "late_s", "metering.late_s", 0, 120, &m->late_s);
         get_uint(x, e, "spool_max_mb", "metering.spool_max_mb", 1, 1024 * 1024, &m->spool_max_mb);
         get_uint(x, e, "inflight", "metering.inflight", 1, 1000, &m->inflight);
@@ -913,9 +931,11 @@ static int set_defaults(struct cfg *c, const char *path) {
         c->control_socket = strdup("/run/render-agent/agent.sock");
         c->metering =
                 (struct cfg_metering){ .window_s = 3600, .late_s = 10, .spool_max_mb = 256, .inflight = 64 };
-        c->sessions = (struct cfg_sessions){
-                .lock_ttl_s = 30, .grace_s = 120, .viewers_max = 4, .enforcement_timeout_s = 10
-        };
+        c->sessions = (struct cfg_sessions){ .lock_ttl_s = 30,
+                                             .grace_s = 120,
+                                             .viewers_max = 4,
+                                             .max_flow_mbps = 1000,
+                                             .enforcement_timeout_s = 10 };
         if (!c->path || !c->mqtt.topic_prefix || !c->state_dir || !c->control_socket)
                 return -ENOMEM;
         return 0;

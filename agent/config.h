@@ -63,6 +63,8 @@ enum cfg_enforcement {
 };
 
 #define CFG_EXEC_MAX_ARGS 16
+/* sessions.max_flow_mbps at most: 100 Gbit/s, past any NIC a render host has. */
+#define CFG_MAX_FLOW_MBPS 100000
 
 struct cfg_sessions {
         unsigned lock_ttl_s;          /* RESERVED without start is freed after this */
@@ -71,6 +73,7 @@ struct cfg_sessions {
         unsigned heartbeat_timeout_s; /* 0: heartbeats not required */
         unsigned idle_s;              /* 0: no idle limit */
         unsigned viewers_max;
+        unsigned max_flow_mbps; /* report_bytes: the fastest a counter may move; default 1000 */
         enum cfg_enforcement enforcement;
         char *exec_argv[CFG_EXEC_MAX_ARGS + 1]; /* NULL-terminated; exec only */
         unsigned enforcement_timeout_s;
@@ -78,7 +81,7 @@ struct cfg_sessions {
 
 /* Billing-grade records (docs/metering.md). */
 struct cfg_metering {
-        unsigned window_s;     /* concurrency window, divides a day; default 3600 */
+        unsigned window_s;     /* concurrency window, divides an hour; default 3600 */
         unsigned late_s;       /* how long a minute waits for late byte reports; default 10 */
         unsigned spool_max_mb; /* cap on the spool's bytes; default 256 */
         unsigned inflight;     /* records published and not yet acknowledged; default 64 */

@@ -146,6 +146,7 @@ static void print_status(const cJSON *s) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(s, "sampling");
         const cJSON *slots = cJSON_GetObjectItemCaseSensitive(s, "slots"), *e;
         const cJSON *sess = cJSON_GetObjectItemCaseSensitive(s, "sessions");
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(s, "metering");
         double up = num(s, "uptime_s");
 
         printf("render-agent %s (pid %.0f), node %s in %s, %s/%s\n", str(s, "version"), num(s, "pid"),
@@ -167,6 +168,12 @@ static void print_status(const cJSON *s) {
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "errors"))
                 printf("  read err  %s\n", e->valuestring);
         print_cost(cJSON_GetObjectItemCaseSensitive(s, "self"), up);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mt, "no_consumer")))
+                printf("  metering  NO CONSUMER since %s: %.0f records held in the spool, next offer in "
+                       "%.1f s\n",
+                       str(mt, "no_consumer_since"),
+                       num(cJSON_GetObjectItemCaseSensitive(mt, "spool"), "pending"),
+                       num(mt, "next_offer_s"));
         if (sess) {
                 const cJSON *n = cJSON_GetObjectItemCaseSensitive(sess, "slots");
 

@@ -473,7 +473,7 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const
         if (mid == l->stop_mid)
                 l->stop_acked = true;
         if (l->on_published)
-                l->on_published(l, mid, reason < 0x80, l->userdata);
+                l->on_published(l, mid, reason, l->userdata);
 }
 
 static int setup_mosq(struct link *l) {

@@ -24,9 +24,11 @@ typedef void (*link_connected_fn)(struct link *l, void *userdata);
 typedef void (*link_message_fn)(struct link *l, const char *topic, const void *payload, size_t len,
                                 const char *response_topic, const void *corr, size_t corr_len,
                                 void *userdata);
-/* The broker acknowledged QoS 1 publish `mid` (PUBACK); ok false when it refused it (MQTT 5
- * reason code >= 0x80): the message was not taken and must be sent again. */
-typedef void (*link_published_fn)(struct link *l, int mid, bool ok, void *userdata);
+/* The broker acknowledged QoS 1 publish `mid` (PUBACK) with `reason`, the MQTT 5 reason code: 0
+ * success; 0x10 no matching subscribers (taken, and received by nobody); 0x80 and above refused
+ * (not taken: send it again). Always 0 on 3.1.1, whose PUBACK has no reason code. What a reason
+ * means for a message is the caller's to decide (delivery.h for metering). */
+typedef void (*link_published_fn)(struct link *l, int mid, int reason, void *userdata);
 
 #define LINK_MAX_BROKERS 8
 

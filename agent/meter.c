@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "crypto.h"
+#include "delivery.h"
 #include "fileio.h"
 #include "jws.h"
 #include "log.h"
@@ -20,9 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TIMER_USEC (1000 * 1000ULL)
+/* The room (spool_room) the spool must have at start for new sessions to be admitted. */
+#define ROOM_MIN (256 * 1024)
 #define TOPIC_MAX 256
 
 struct pending {
@@ -80,9 +85,12 @@ struct meter {
         char topic[TOPIC_MAX];
         struct inflight *inflight;
         size_t n_inflight;
+        struct delivery delivery; /* whether records reach a consumer (PUBACK 0x10) */
+        bool said_v311;           /* the 3.1.1 caveat was logged */
         uint64_t published, acked, made;
         sd_event_source *sync_src, *timer;
         bool alarmed_full, unsynced;
+        bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
         char refusal[METER_MSG_MAX];
         char last_error[METER_MSG_MAX];
 };
@@ -457,9 +465,13 @@ static int on_sync(sd_event_source *s, void *ud) {
 }
 
 static void pump(struct meter *m) {
+        unsigned window;
+
         if (!m->spool || !m->signer)
                 return; /* records stay in the spool until there is a key to sign them */
-        while (m->link && link_get_state(m->link) == LINK_CONNECTED && m->n_inflight < m->max_inflight) {
+        /* Without a consumer: nothing while a backoff runs, then one record at a time. */
+        window = delivery_window(&m->delivery, plat_now_mono_usec(), m->max_inflight);
+        while (m->link && link_get_state(m->link) == LINK_CONNECTED && m->n_inflight < window) {
                 _cleanup_free_ void *buf = NULL;
                 _cleanup_free_ char *line = NULL;
                 size_t len;
@@ -505,27 +517,89 @@ void meter_set_link(struct meter *m, struct link *l, const char *topic) {
 void meter_connected(struct meter *m) {
         if (!m)
                 return;
+        if (m->link && link_protocol_version(m->link) == 4 && !m->said_v311) {
+                m->said_v311 = true;
+                log_warn("metering: the broker speaks MQTT 3.1.1, whose PUBACK cannot say that nobody "
+                         "subscribed: a record leaves the spool once the broker has it; the central "
+                         "consumer must hold a persistent session (docs/metering.md)");
+        }
         m->n_inflight = 0; /* acks for the old connection's mids would name other records now */
         if (m->spool)
                 spool_rewind(m->spool);
         pump(m);
 }
 
-void meter_published(struct meter *m, int mid, bool ok) {
+static uint32_t random_u32(void) {
+        uint32_t v;
+
+        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+                v = (uint32_t)random();
+        return v;
+}
+
+/* PUBACK 0x10: the broker took record `id` and nobody received it. It stays in the spool; the
+ * alarm goes out once, when this begins. */
+static void no_consumer(struct meter *m, uint64_t id) {
+        uint64_t now = plat_now_mono_usec();
+
+        if (delivery_no_consumer(&m->delivery, now, plat_now_real_usec(), random_u32()))
+                alarm_(m, "no_consumer",
+                       "metering: nobody subscribes to %s: the broker dropped record %" PRIu64
+                       " (MQTT 5 PUBACK reason 0x10, no matching subscribers); records stay in the "
+                       "spool and are offered one at a time, after 1 s doubling to 60 s, until a "
+                       "consumer receives them",
+                       m->topic, id);
+        else
+                log_debug("metering: still nobody subscribes to %s (record %" PRIu64 "); next offer in "
+                          "%.1f s",
+                          m->topic, id, (double)(m->delivery.next_usec - now) / 1e6);
+}
+
+static void received(struct meter *m, uint64_t id) {
+        struct delivery was = m->delivery;
+        char msg[METER_MSG_MAX], ts[40];
+
+        if (m->spool) {
+                (void)spool_ack(m->spool, id);
+                m->acked++;
+        }
+        if (!delivery_received(&m->delivery))
+                return;
+        snprintf(msg, sizeof(msg),
+                 "metering: a consumer receives records on %s again (record %" PRIu64
+                 "); nobody had since %s, %" PRIu64 " offer(s) refused; the held records follow",
+                 m->topic, id, plat_format_rfc3339_ms(was.since_real_usec, ts, sizeof(ts)), was.refused);
+        log_notice("%s", msg);
+        if (m->hooks.cleared)
+                m->hooks.cleared("no_consumer", msg, m->hooks.userdata);
+}
+
+void meter_published(struct meter *m, int mid, int reason) {
         if (!m)
                 return;
         for (size_t k = 0; k < m->n_inflight; k++) {
+                uint64_t id = m->inflight[k].id;
+
                 if (m->inflight[k].mid != mid)
                         continue;
-                if (ok && m->spool) {
-                        (void)spool_ack(m->spool, m->inflight[k].id);
-                        m->acked++;
-                } else
+                m->inflight[k] = m->inflight[--m->n_inflight];
+                switch (delivery_outcome(reason)) {
+                case DELIVERY_RECEIVED:
+                        received(m, id);
+                        break;
+                case DELIVERY_NO_CONSUMER:
+                        no_consumer(m, id);
+                        /* Offered again from the oldest unacked record, when the backoff allows. */
+                        if (m->spool)
+                                spool_rewind(m->spool);
+                        break;
+                case DELIVERY_REFUSED:
                         plat_strlcpy(m->last_error, "the broker refused a metering record; it is sent again",
                                      sizeof(m->last_error));
-                m->inflight[k] = m->inflight[--m->n_inflight];
-                if (!ok && m->spool)
-                        spool_rewind(m->spool);
+                        if (m->spool)
+                                spool_rewind(m->spool);
+                        break;
+                }
                 pump(m);
                 return;
         }
@@ -643,6 +717,38 @@ static void prepare_next(struct meter *m) {
                 m->prepare_err = r < 0 ? r : 0;
 }
 
+/* After a start nothing in memory says whether the spool took its last record: the disk does.
+ * False, and new sessions refused, when the spool has less than ROOM_MIN of room. */
+static bool has_room(struct meter *m) {
+        uint64_t room = 0;
+        int r = spool_room(m->spool, &room);
+
+        if (r >= 0 && room < ROOM_MIN) {
+                /* Acked segments may still be on disk, waiting for a cursor flush. */
+                (void)spool_flush_cursor(m->spool);
+                r = spool_room(m->spool, &room);
+        }
+        if (r >= 0 && room >= ROOM_MIN)
+                return true;
+        refuse(m,
+               "billing records cannot be spooled (%s: the spool has room for %" PRIu64
+               " KiB of records, new sessions need %d KiB)",
+               strerror(r < 0 ? -r : ENOSPC), room >> 10, ROOM_MIN >> 10);
+        return false;
+}
+
+/* Refusing since the start: measured again each second, until there is room. From then on a
+ * record that cannot be spooled is what refuses (keep). */
+static void check_room(struct meter *m) {
+        if (!m->room_low || !m->spool || !has_room(m))
+                return;
+        m->room_low = false;
+        if (m->n_pending)
+                return; /* refused until they are in the spool (drain_pending) */
+        m->refusal[0] = '\0';
+        log_notice("metering: the spool has room again; new sessions are admitted");
+}
+
 /* Every second: close billing windows, retry what waits, write the ack cursor, prepare the next
  * spool segment, empty the signature cache once all it holds is acked. */
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
@@ -660,6 +766,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
                 (void)spool_flush_cursor(m->spool);
                 /* The next segment zero-filled now, not inside a commit (spool.h). */
                 prepare_next(m);
+                check_room(m);
                 spool_stats(m->spool, &st);
                 signing_acked(m->signing, st.acked);
         }
@@ -737,6 +844,13 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 ids[i] = m->slot[i].id;
                 scales[i] = m->slot[i].scale;
         }
+        /* Made here as well as by the session service: a node without slots has none, and its
+         * spool still needs the directory. */
+        if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                snprintf(msg, msg_len, "cannot make the state dir %s: %s", cfg->state_dir, strerror(-r));
+                goto fail;
+        }
         m->state_fd = plat_open_dir(cfg->state_dir);
         if (m->state_fd < 0) {
                 r = m->state_fd;
@@ -751,6 +865,10 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         r = restore_chain(m, msg, msg_len);
         if (r < 0)
                 goto fail;
+        m->room_low = !has_room(m);
+        if (m->room_low)
+                alarm_(m, "spool_full", "metering: at start, %s; new sessions are refused until it has room",
+                       m->refusal);
         /* Without a key records are still made and kept: they wait in the spool (and new sessions
          * are refused only once it is full) until a key is configured and the agent reloaded. */
         if (!key)
@@ -896,6 +1014,7 @@ cJSON *meter_status_json(const struct meter *m) {
         cJSON_AddNumberToObject(o, "in_flight", (double)m->n_inflight);
         cJSON_AddNumberToObject(o, "waiting_in_memory", (double)m->n_pending);
         cJSON_AddNumberToObject(o, "lost", (double)m->lost);
+        delivery_status_json(&m->delivery, plat_now_mono_usec(), o);
         sp = cJSON_AddObjectToObject(o, "spool");
         cJSON_AddNumberToObject(sp, "pending", (double)st.pending);
         cJSON_AddNumberToObject(sp, "bytes", (double)st.bytes);

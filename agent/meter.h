@@ -23,16 +23,21 @@ struct meter;
 
 struct meter_hooks {
         /* Something an operator must hear about: `what` is a stable key (spool_full,
-         * spool_recovered, spool_broken, no_key, records_lost), msg says what and what next. */
+         * spool_recovered, spool_broken, no_key, records_lost, sign_failed, no_consumer), msg says
+         * what and what next. */
         void (*alarm)(const char *what, const char *msg, void *userdata);
+        /* An alarm that ends on its own is over (no_consumer: a record was received again); msg
+         * says so. May be NULL. */
+        void (*cleared)(const char *what, const char *msg, void *userdata);
         void *userdata;
 };
 
-/* Opens <state_dir>/spool (recovery findings are raised as alarms), loads the signing key
- * (metering.key_file, else mqtt.tls.key_file; without a usable one records are made and kept in
- * the spool, unpublished, with an alarm), continues the hash chain from the spool's newest record, and
- * starts the billing windows with the slots occupied in `slots`. -errno with msg when the spool
- * cannot be opened at all. cfg and slots are borrowed for the call. */
+/* Opens <state_dir>/spool (state_dir is made, mode 0700, when missing: a node without slots has
+ * no session service to make it; its parent must exist; recovery findings are raised as alarms),
+ * loads the signing key (metering.key_file, else mqtt.tls.key_file; without a usable one records
+ * are made and kept in the spool, unpublished, with an alarm), continues the hash chain from the
+ * spool's newest record, and starts the billing windows with the slots occupied in `slots`.
+ * -errno with msg when the spool cannot be opened at all. cfg and slots are borrowed for the call. */
 int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, const struct meter_hooks *h,
               struct meter **ret, char *msg, size_t msg_len);
 /* Shutting down, while the link is still up: the open billing window and minutes become
@@ -59,8 +64,11 @@ void meter_set_link(struct meter *m, struct link *l, const char *topic);
 /* A new broker connection: every unacknowledged record is sent again (the same bytes, the same
  * seq: duplicates are allowed, loss is not). */
 void meter_connected(struct meter *m);
-/* The broker acknowledged (or refused) QoS 1 publish `mid`. */
-void meter_published(struct meter *m, int mid, bool ok);
+/* The broker answered QoS 1 publish `mid` with PUBACK `reason` (link.h). 0: received, the record
+ * leaves the spool. 0x10 (no matching subscribers): nobody received it: it stays, the alarm
+ * no_consumer is raised, and records are offered again one at a time with backoff (delivery.h)
+ * until one is received (then the alarm is cleared). 0x80 and above: refused, sent again. */
+void meter_published(struct meter *m, int mid, int reason);
 
 /* Why new sessions must be refused now (fail closed: a record could not be kept), or NULL. */
 const char *meter_refusal(const struct meter *m);

@@ -6,12 +6,12 @@
 #include "clock.h"
 #include "enforce.h"
 #include "fileio.h"
+#include "flows.h"
 #include "log.h"
 #include "strutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +20,16 @@
 
 #define PENDING_MAX (2 * SESSIONS_BATCH_MAX + 2 * SLOTS_MAX)
 #define TIMER_USEC (1000 * 1000ULL)
-#define MAX_EXACT 9007199254740992.0 /* 2^53 */
 
 struct peer_counter {
         enum sessions_flow flow;
         char id[SLOTS_USER_MAX + 1];
         uint64_t last;
+        /* push: push_start went out, once the target's counter was above 0 (a target that never
+         * moved a byte is not billed: no push_start, and no push_stop). */
+        bool announced;
+        /* viewer: it left (viewer_leave) since it last reported; joined again, it reports again. */
+        bool left;
 };
 
 /* What a slot's streaming process reported, for the session it holds now. */
@@ -118,7 +122,7 @@ static void stop_pushes(struct sessions *s, const struct slots_event *ev) {
         if (!s->hooks.push || strcmp(b->session, ev->session))
                 return;
         for (size_t k = 0; k < b->n; k++)
-                if (b->peers[k].flow == SESSIONS_FLOW_PUSH)
+                if (b->peers[k].flow == SESSIONS_FLOW_PUSH && b->peers[k].announced)
                         s->hooks.push(ev->slot, ev->session, b->peers[k].id, false, s->hooks.userdata);
 }
 
@@ -569,29 +573,43 @@ static bool ref_of(struct req_ctx *x, struct slots_ref *ret) {
         return true;
 }
 
-/* The user an op is for, whatever names it; "" when none holds it. */
-static const char *user_of(const struct sessions *s, struct slots_ref ref) {
-        if (ref.user)
-                return ref.user;
+/* The slot of the session ref names (by session, else by user) and its info; -1 when none. */
+static int slot_of(const struct sessions *s, struct slots_ref ref, struct slots_info *ret) {
         for (size_t i = 0; i < slots_count(s->slots); i++) {
-                struct slots_info info;
-
-                slots_get(s->slots, i, &info);
-                if (info.session[0] && !strcmp(info.session, ref.session))
-                        return info.user;
+                slots_get(s->slots, i, ret);
+                if (ret->session[0] &&
+                    (ref.session ? !strcmp(ret->session, ref.session) : !strcmp(ret->user, ref.user)))
+                        return (int)i;
         }
-        return "";
+        return -1;
 }
 
-static bool holds_slot(const struct sessions *s, const char *user) {
-        for (size_t i = 0; i < slots_count(s->slots); i++) {
-                struct slots_info info;
+/* The user an op is for, whatever names it; "" when none holds it. */
+static const char *user_of(const struct sessions *s, struct slots_ref ref) {
+        struct slots_info info;
 
-                slots_get(s->slots, i, &info);
-                if (!strcmp(info.user, user))
+        if (ref.user)
+                return ref.user;
+        return slot_of(s, ref, &info) >= 0 ? info.user : "";
+}
+
+/* Whether viewer is joined to the session of slot i now. */
+static bool is_viewer(const struct sessions *s, size_t i, const struct slots_info *info,
+                      const char *viewer) {
+        for (size_t k = 0; k < info->n_viewers; k++) {
+                const char *user, *role;
+
+                slots_get_viewer(s->slots, i, k, &user, &role);
+                if (!strcmp(user, viewer))
                         return true;
         }
         return false;
+}
+
+/* Why ops that would open billing (a reservation, a start, a viewer) must be refused now, or
+ * NULL: the metering spool cannot take records (hooks.refuse_new). */
+static const char *refusal(const struct sessions *s) {
+        return s->hooks.refuse_new ? s->hooks.refuse_new(s->hooks.userdata) : NULL;
 }
 
 /* SLOW_DOWN: an operation for this user waits for the batch's write; a second one would act on
@@ -665,7 +683,8 @@ static cJSON *finish_op(struct req_ctx *x, enum slots_code c, struct slots_event
 }
 
 static cJSON *op_reserve(struct req_ctx *x) {
-        const char *user, *slot, *ip;
+        const char *user, *slot, *ip, *why;
+        struct slots_info info;
         struct slots_event ev;
 
         if (!field(x, "user", &user) || !field(x, "slot", &slot) || !field(x, "client_ip", &ip))
@@ -674,13 +693,12 @@ static cJSON *op_reserve(struct req_ctx *x) {
                 return REFUSE(x, "BAD_REQUEST", "reserve needs \"user\"");
         if (in_flight(x, user))
                 return NULL;
-        if (x->s->hooks.refuse_new) {
-                const char *why = x->s->hooks.refuse_new(x->s->hooks.userdata);
-
-                /* Users who hold a slot keep it: only new sessions are refused. */
-                if (why && !holds_slot(x->s, user))
-                        return REFUSE(x, "NO_IDLE", "the node takes no new sessions: %s", why);
-        }
+        why = refusal(x->s);
+        /* A started session goes on (takeover, resume): its billing is open already. A reservation
+         * is not renewed: its start would be refused. */
+        if (why &&
+            (slot_of(x->s, (struct slots_ref){ .user = user }, &info) < 0 || info.state == SLOTS_RESERVED))
+                return REFUSE(x, "NO_IDLE", "the node takes no new sessions: %s", why);
         return finish_op(x, slots_reserve(x->s->slots, user, slot, ip, clock_now(), &ev, x->msg, x->msg_len),
                          &ev, user);
 }
@@ -692,6 +710,7 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
         struct slots_event ev;
         struct slots_ref ref = { 0 };
         const char *reason = NULL, *user;
+        struct slots_info held;
         enum slots_code c;
         const cJSON *input;
 
@@ -700,6 +719,12 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
         user = user_of(s, ref);
         if (strcmp(op, "heartbeat") && in_flight(x, user))
                 return NULL;
+        /* Only a reservation's start opens billing: an active session's is a repeat, a grace one's
+         * a resume. (One named by another user's id is slots_start's FORBIDDEN.) */
+        if (!strcmp(op, "start") && refusal(s) && slot_of(s, ref, &held) >= 0 &&
+            held.state == SLOTS_RESERVED && (!ref.user || !strcmp(ref.user, held.user)))
+                return REFUSE(x, "NO_IDLE", "the node takes no new sessions: %s; session %s does not start",
+                              refusal(s), held.session);
         if (!strcmp(op, "start"))
                 c = slots_start(s->slots, ref, now, &ev, x->msg, x->msg_len);
         else if (!strcmp(op, "client_lost"))
@@ -738,7 +763,10 @@ static cJSON *op_viewer(struct req_ctx *x, bool join) {
         struct slots_ref ref = { 0 };
         struct slots_event ev;
         const char *viewer, *role;
+        struct slots_info info;
         enum slots_code c;
+        cJSON *o;
+        int i;
 
         if (!ref_of(x, &ref) || !field(x, "viewer", &viewer) || !field(x, "role", &role))
                 return NULL;
@@ -747,12 +775,25 @@ static cJSON *op_viewer(struct req_ctx *x, bool join) {
                               join ? "viewer_join" : "viewer_leave");
         if (in_flight(x, user_of(x->s, ref)))
                 return NULL;
+        i = slot_of(x->s, ref, &info);
+        /* A new viewer opens billing; one already joined may change its role. */
+        if (join && refusal(x->s) && i >= 0 && !is_viewer(x->s, (size_t)i, &info, viewer))
+                return REFUSE(x, "NO_IDLE", "the node takes no new viewers: %s", refusal(x->s));
         if (join)
                 c = slots_viewer_join(x->s->slots, ref, viewer, role ? role : "viewer", clock_now(), &ev,
                                       x->msg, x->msg_len);
         else
                 c = slots_viewer_leave(x->s->slots, ref, viewer, clock_now(), &ev, x->msg, x->msg_len);
-        return finish_op(x, c, &ev, user_of(x->s, ref));
+        o = finish_op(x, c, &ev, user_of(x->s, ref));
+        /* Its bytes are no longer billed, not even while the session ends (op_report_bytes). */
+        if (o && ev.kind == SLOTS_EV_VIEWER_LEAVE) {
+                struct slot_bytes *b = &x->s->bytes[ev.slot];
+
+                for (size_t k = 0; !strcmp(b->session, ev.session) && k < b->n; k++)
+                        if (b->peers[k].flow == SESSIONS_FLOW_VIEWERS && !strcmp(b->peers[k].id, viewer))
+                                b->peers[k].left = true;
+        }
+        return o;
 }
 
 static cJSON *op_node(struct req_ctx *x, const char *op) {
@@ -795,6 +836,49 @@ static struct peer_counter *counter_of(struct slot_bytes *b, const cJSON *c, enu
         return counter(b, flow, flow == SESSIONS_FLOW_PLAYER ? "" : peer->valuestring);
 }
 
+static uint64_t bytes_of(const cJSON *c) {
+        return (uint64_t)cJSON_GetObjectItemCaseSensitive(c, "bytes")->valuedouble;
+}
+
+/* What counters[] entry c adds to pc. A counter that went down was restarted by its process: it
+ * counts from zero. */
+static uint64_t delta(const struct slot_bytes *b, const struct peer_counter *pc, const cJSON *c) {
+        uint64_t v = bytes_of(c);
+
+        return b->baseline ? 0 : v >= pc->last ? v - pc->last : v;
+}
+
+/* Whether counters[k] (c, checked) may be billed: a viewer's bytes only while it is the session's
+ * viewer (never its host); once the session ends (its viewers go with it), those of a viewer that
+ * reported while joined and did not leave. False with the refusal set. */
+static bool billable(struct req_ctx *x, size_t i, const struct slots_info *info, const cJSON *c, size_t k) {
+        const struct slot_bytes *b = &x->s->bytes[i];
+        const char *viewer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "peer"));
+
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "flow")->valuestring, "viewer") ||
+            is_viewer(x->s, i, info, viewer))
+                return true;
+        if (!strcmp(viewer, info->user)) {
+                REFUSE(x, "BAD_REQUEST",
+                       "counters[%zu]: user %s hosts session %s; a host's own stream is flow \"player\", "
+                       "never a viewer",
+                       k, viewer, info->session);
+                return false;
+        }
+        for (size_t n = 0; info->state == SLOTS_ENDING && !strcmp(b->session, info->session) && n < b->n;
+             n++)
+                if (b->peers[n].flow == SESSIONS_FLOW_VIEWERS && !strcmp(b->peers[n].id, viewer)) {
+                        if (!b->peers[n].left)
+                                return true;
+                        break;
+                }
+        REFUSE(x, "SESSION_NOT_FOUND",
+               "counters[%zu]: viewer %s is not in session %s (it never joined, or it left); only joined "
+               "viewers' bytes are billed",
+               k, viewer, info->session);
+        return false;
+}
+
 /* report_bytes: cumulative byte counters per peer since it joined; deltas go to metering. */
 static cJSON *op_report_bytes(struct req_ctx *x) {
         struct sessions *s = x->s;
@@ -803,59 +887,29 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         struct slots_info info;
         struct slot_bytes *b, saved;
         uint64_t now = plat_now_real_usec(), from;
-        size_t i, k = 0, first_new;
+        size_t i, k = 0;
         cJSON *o, *t;
+        int r;
 
         if (!ref_of(x, &ref))
                 return NULL;
-        for (i = 0; i < slots_count(s->slots); i++) {
-                slots_get(s->slots, i, &info);
-                if (info.session[0] &&
-                    (ref.session ? !strcmp(info.session, ref.session) : !strcmp(info.user, ref.user)))
-                        break;
-        }
-        if (i == slots_count(s->slots))
+        r = slot_of(s, ref, &info);
+        if (r < 0)
                 return REFUSE(x, "SESSION_NOT_FOUND", "no session %s", ref.session ? ref.session : ref.user);
+        i = (size_t)r;
         if (ref.session && ref.user && strcmp(info.user, ref.user))
                 return REFUSE(x, "FORBIDDEN", "session %s is not user %s's", info.session, ref.user);
         if (info.state == SLOTS_RESERVED)
                 return REFUSE(x, "LOCK_TIMEOUT", "session %s has not started", info.session);
-        counters = cJSON_GetObjectItemCaseSensitive(x->req, "counters");
-        if (!cJSON_IsArray(counters) || cJSON_GetArraySize(counters) > SESSIONS_PEERS_MAX)
-                return REFUSE(x, "BAD_REQUEST", "\"counters\" must be an array of at most %d objects",
-                              SESSIONS_PEERS_MAX);
         /* Checked whole before anything is counted: a bad report changes nothing. */
+        counters = cJSON_GetObjectItemCaseSensitive(x->req, "counters");
+        if (flows_check_counters(counters, x->msg, x->msg_len) < 0) {
+                *x->code = "BAD_REQUEST";
+                return NULL;
+        }
         cJSON_ArrayForEach(c, counters) {
-                const cJSON *flow = cJSON_GetObjectItemCaseSensitive(c, "flow");
-                const cJSON *peer = cJSON_GetObjectItemCaseSensitive(c, "peer");
-                const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(c, "bytes");
-
-                if (!cJSON_IsString(flow) ||
-                    (strcmp(flow->valuestring, "player") && strcmp(flow->valuestring, "viewer") &&
-                     strcmp(flow->valuestring, "push")))
-                        return REFUSE(x, "BAD_REQUEST",
-                                      "counters[%zu].flow must be \"player\", \"viewer\" or \"push\"", k);
-                if (strcmp(flow->valuestring, "player") && (!cJSON_IsString(peer) || !*peer->valuestring ||
-                                                            strlen(peer->valuestring) > SLOTS_USER_MAX))
-                        return REFUSE(x, "BAD_REQUEST",
-                                      "counters[%zu].peer must name the viewer or push target (1..%d bytes)",
-                                      k, SLOTS_USER_MAX);
-                if (!cJSON_IsNumber(bytes) || bytes->valuedouble < 0 || bytes->valuedouble > MAX_EXACT ||
-                    bytes->valuedouble != floor(bytes->valuedouble))
-                        return REFUSE(x, "BAD_REQUEST",
-                                      "counters[%zu].bytes must be a whole number of bytes, 0..2^53", k);
-                /* One counter per peer: a second would be counted twice (or read as a restart). */
-                for (const cJSON *p = counters->child; p != c; p = p->next) {
-                        const cJSON *pf = cJSON_GetObjectItemCaseSensitive(p, "flow");
-                        const cJSON *pp = cJSON_GetObjectItemCaseSensitive(p, "peer");
-
-                        if (!strcmp(pf->valuestring, flow->valuestring) &&
-                            (!strcmp(flow->valuestring, "player") ||
-                             !strcmp(pp->valuestring, peer->valuestring)))
-                                return REFUSE(x, "BAD_REQUEST",
-                                              "counters[%zu] repeats an earlier counter's peer", k);
-                }
-                k++;
+                if (!billable(x, i, &info, c, k++))
+                        return NULL;
         }
         b = &s->bytes[i];
         if (strcmp(b->session, info.session)) {
@@ -864,29 +918,39 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                 b->baseline = info.started_real_usec && info.started_real_usec < s->epoch_real;
         }
         from = b->last_real ? b->last_real : info.started_real_usec ? info.started_real_usec : now;
-        /* Every peer gets its counter before any is counted: a report past the cap counts nothing. */
+        /* Every peer gets its counter, and every delta is checked, before any is counted: a report
+         * past the cap or the rate ceiling counts nothing. */
         saved = *b;
-        first_new = b->n;
+        k = 0;
         cJSON_ArrayForEach(c, counters) {
                 enum sessions_flow flow;
+                struct peer_counter *pc = counter_of(b, c, &flow);
 
-                if (!counter_of(b, c, &flow)) {
+                if (!pc) {
                         *b = saved;
                         return REFUSE(x, "ROLE_LIMIT", "session %s reports more than %d peers", info.session,
                                       SESSIONS_PEERS_MAX);
                 }
+                if (flows_check_rate(c, k++, delta(b, pc, c), from, now, s->cfg->sessions.max_flow_mbps,
+                                     x->msg, x->msg_len) < 0) {
+                        *b = saved;
+                        *x->code = "BAD_REQUEST";
+                        return NULL;
+                }
         }
-        for (size_t p = first_new; s->hooks.push && p < b->n; p++)
-                if (b->peers[p].flow == SESSIONS_FLOW_PUSH)
-                        s->hooks.push(i, info.session, b->peers[p].id, true, s->hooks.userdata);
         cJSON_ArrayForEach(c, counters) {
                 enum sessions_flow flow;
                 struct peer_counter *pc = counter_of(b, c, &flow);
-                uint64_t v = (uint64_t)cJSON_GetObjectItemCaseSensitive(c, "bytes")->valuedouble, d;
+                uint64_t v = bytes_of(c), d = delta(b, pc, c);
 
-                /* A counter that went down was restarted by its process: it counts from zero. */
-                d = b->baseline ? 0 : v >= pc->last ? v - pc->last : v;
+                /* A push target starts with its first bytes, before they are counted. */
+                if (flow == SESSIONS_FLOW_PUSH && v > 0 && !pc->announced) {
+                        pc->announced = true;
+                        if (s->hooks.push)
+                                s->hooks.push(i, info.session, pc->id, true, s->hooks.userdata);
+                }
                 pc->last = v;
+                pc->left = false; /* billable: joined (again) */
                 b->total[flow] += d;
                 if (d && s->hooks.bytes)
                         s->hooks.bytes(i, flow, d, from, now, s->hooks.userdata);

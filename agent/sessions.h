@@ -35,8 +35,8 @@ struct sessions_hooks {
         /* Bytes slot i moved on `flow` between two reports (wall clock, usec); may be NULL. */
         void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
                       uint64_t to_real_usec, void *userdata);
-        /* A push target of slot i's session started (first bytes reported for it) or stopped (the
-         * session ended); may be NULL. */
+        /* A push target of slot i's session started (the first report with its counter above 0) or
+         * stopped (the session ended; only a target that started); may be NULL. */
         void (*push)(size_t slot, const char *session, const char *target, bool started, void *userdata);
         /* After each group commit: ok, or why every reply held since the last one must fail. The
          * commit's events and transitions have been handed out before it is called, so whatever
@@ -44,7 +44,8 @@ struct sessions_hooks {
         void (*committed)(bool ok, const char *msg, void *userdata);
         /* Whether slot i may take sessions (its host meets its scale); NULL: always. */
         bool (*admissible)(void *userdata, size_t slot);
-        /* Whether new sessions must be refused for a reason of the caller's (the metering spool
+        /* Whether ops that would open billing (a new user's reserve, a reservation's renewal or
+         * start, a new viewer) must be refused for a reason of the caller's (the metering spool
          * cannot take records); returns the reason or NULL; may be NULL. */
         const char *(*refuse_new)(void *userdata);
         void *userdata;

@@ -652,6 +652,23 @@ int spool_last(struct spool *s, void **ret_buf, size_t *ret_len, uint64_t *ret_i
         return 0;
 }
 
+int spool_room(const struct spool *s, uint64_t *ret_bytes) {
+        const struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
+        uint64_t ready = s->prep_fd >= 0 ? s->prep_bytes : 0, grow, disk;
+        struct statvfs fs;
+
+        if (s->broken)
+                return s->broken;
+        if (fstatvfs(s->dir_fd, &fs) < 0)
+                return -errno;
+        if (g && g->alloc > g->size)
+                ready += g->alloc - g->size;
+        grow = s->max_bytes > s->bytes ? s->max_bytes - s->bytes : 0;
+        disk = (uint64_t)fs.f_bavail * fs.f_frsize;
+        *ret_bytes = ready + (disk < grow ? disk : grow);
+        return 0;
+}
+
 void spool_stats(const struct spool *s, struct spool_stats *ret) {
         uint64_t oldest = 0, pending = s->pending - s->fl_acked, used = 0;
 

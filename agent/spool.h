@@ -152,6 +152,14 @@ int spool_last(struct spool *s, void **ret_buf, size_t *ret_len, uint64_t *ret_i
 /* Figures for status and telemetry. */
 void spool_stats(const struct spool *s, struct spool_stats *ret);
 
+/* The bytes of records the spool can still take, measured on the disk now: what is left of the
+ * newest segment's preallocated zeros and of a prepared next segment, plus what both the cap and
+ * the file system (f_bavail of the spool's directory) allow files to grow by. Not exact (a record
+ * that does not fit the end of a segment starts the next one), but never more than there is:
+ * what the caller decides admission with after a restart, when nothing in memory says whether
+ * the last append failed. 0 and *ret_bytes, or -errno (statvfs failed; the broken spool's error). */
+int spool_room(const struct spool *s, uint64_t *ret_bytes);
+
 /* A second reader of the spool's durable records, for work done ahead of delivery (signing while
  * the broker is away): it hands nothing out, acks nothing and quarantines nothing
  * (spool_read_next does all three), so delivery's state and the reader's never touch. It starts

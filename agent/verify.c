@@ -22,7 +22,8 @@ static void usage(FILE *f) {
                 "Checks metering records, one JWS per line (FILE, or standard input): every signature,\n"
                 "each node's seq (gaps; duplicates: identical = redelivered, different = conflict) and\n"
                 "the hash chain (each record's prev is the SHA-256 of the previous record's payload).\n\n"
-                "  -c, --cert FILE   the node's certificate (PEM): the key and the kid records carry\n"
+                "  -c, --cert FILE   the node's certificate (PEM): the key, the kid records carry and,\n"
+                "                    as its CN, the node every record must name\n"
                 "  -k, --key FILE    the node's public or private key (PEM), when there is no certificate\n"
                 "  -j, --json        one JSON document instead of the summary\n"
                 "  -h, --help        this text\n\n"
@@ -98,18 +99,24 @@ static int read_all(FILE *f, const char *name, struct audit *a) {
         }
 }
 
-/* The verification key from --cert (a certificate, nothing else) or --key (a public or private key). */
-static int load_key(const char *cert, const char *key, struct plat_verifier **ret) {
+/* The verification key from --cert (a certificate, nothing else) or --key (a public or private key);
+ * with --cert, also the node its records must name (its CN) into ret_cn, else "". */
+static int load_key(const char *cert, const char *key, char ret_cn[static PLAT_CN_MAX + 1],
+                    struct plat_verifier **ret) {
         uint8_t thumb[PLAT_SHA256_LEN];
-        char msg[512];
+        char msg[512], cn[PLAT_CN_MAX + 1] = "";
         int r = 0;
 
         if (cert)
                 r = plat_cert_thumbprint(cert, thumb, msg, sizeof(msg));
+        if (cert && r >= 0)
+                r = plat_cert_cn(cert, cn, msg, sizeof(msg));
         if (r >= 0)
                 r = plat_verifier_load(cert ? cert : key, ret, msg, sizeof(msg));
         if (r < 0)
                 fprintf(stderr, "render-agentctl verify: %s\n", msg);
+        else
+                memcpy(ret_cn, cn, sizeof(cn));
         return r;
 }
 
@@ -125,6 +132,7 @@ int ctl_verify(int argc, char **argv) {
         _cleanup_(audit_freep) struct audit *a = NULL;
         _cleanup_fclose_ FILE *in = NULL;
         const char *cert_path = NULL, *key_path = NULL, *name = "-";
+        char cn[PLAT_CN_MAX + 1] = "";
         bool json = false;
         int c, r;
 
@@ -157,7 +165,7 @@ int ctl_verify(int argc, char **argv) {
         }
         if (optind < argc)
                 name = argv[optind];
-        if ((cert_path || key_path) && load_key(cert_path, key_path, &key) < 0)
+        if ((cert_path || key_path) && load_key(cert_path, key_path, cn, &key) < 0)
                 return EXIT_FAILED;
         if (!key)
                 fprintf(stderr, "render-agentctl verify: no --cert or --key: signatures cannot be checked; "
@@ -169,7 +177,7 @@ int ctl_verify(int argc, char **argv) {
                         return EXIT_FAILED;
                 }
         }
-        if (audit_new(key, &a) < 0)
+        if (audit_new(key, &a) < 0 || (cn[0] && audit_expect_node(a, cn) < 0))
                 return EXIT_FAILED;
         r = read_all(in ? in : stdin, name, a);
         if (r < 0 && r != -E2BIG)

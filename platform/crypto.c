@@ -13,6 +13,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
@@ -281,6 +282,40 @@ int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256
         r = parse_cert(path, &crt, msg, msg_len);
         if (r >= 0)
                 r = plat_sha256(crt.raw.p, crt.raw.len, ret_digest);
+        mbedtls_x509_crt_free(&crt);
+        return r;
+}
+
+int plat_cert_cn(const char *path, char ret_cn[static PLAT_CN_MAX + 1], char *msg, size_t msg_len) {
+        char cn[PLAT_CN_MAX + 1] = "";
+        mbedtls_x509_crt crt;
+        size_t n_cn = 0;
+        int r;
+
+        mbedtls_x509_crt_init(&crt);
+        r = parse_cert(path, &crt, msg, msg_len);
+        for (const mbedtls_x509_name *a = r >= 0 ? &crt.subject : NULL; a; a = a->next) {
+                if (!a->oid.p || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &a->oid) != 0)
+                        continue;
+                /* A CN that is too long or holds a NUL stays "", which no node name is. */
+                if (n_cn++ == 0 && a->val.len <= PLAT_CN_MAX && !memchr(a->val.p, '\0', a->val.len)) {
+                        memcpy(cn, a->val.p, a->val.len);
+                        cn[a->val.len] = '\0';
+                }
+        }
+        if (r >= 0 && n_cn != 1) {
+                plat_errf(msg, msg_len, "%s: the certificate's subject has %s CN", path,
+                          n_cn ? "more than one" : "no");
+                r = -EPROTO;
+        } else if (r >= 0 && !plat_cn_ok(cn)) {
+                plat_errf(msg, msg_len,
+                          "%s: the certificate's CN is not a node name (1..%d characters of "
+                          "A-Z a-z 0-9 . _ -, a letter or digit first)",
+                          path, PLAT_CN_MAX);
+                r = -EPROTO;
+        }
+        if (r >= 0)
+                memcpy(ret_cn, cn, sizeof(cn));
         mbedtls_x509_crt_free(&crt);
         return r;
 }

@@ -35,6 +35,11 @@ int plat_cert_validity(const char *path, uint64_t *ret_not_before, uint64_t *ret
 int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256_LEN], char *msg,
                          size_t msg_len);
 
+/* The common name of the first certificate in the PEM file at path, which must be a node name
+ * (plat_cn_ok(); -EPROTO when it is not, or when the subject has no CN or more than one). A node's
+ * certificate carries its node id as CN (render-agentctl enroll). */
+int plat_cert_cn(const char *path, char ret_cn[static PLAT_CN_MAX + 1], char *msg, size_t msg_len);
+
 /* A private P-256 key, ready to sign, with its kid and a random generator seeded from getrandom().
  * The kid is the base64url SHA-256 of the certificate's DER when the signer was loaded with one,
  * else the base64url SHA-256 of the public key as an uncompressed point (0x04 || X || Y).

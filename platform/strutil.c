@@ -68,6 +68,49 @@ size_t plat_strlcpy(char *dst, const char *src, size_t size) {
         return n;
 }
 
+bool plat_utf8_text(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+        while (p < end) {
+                uint32_t c = *p, min;
+                size_t n;
+
+                if (c < 0x80) {
+                        if (c < 0x20 || c == 0x7f)
+                                return false;
+                        p++;
+                        continue;
+                }
+                /* The lead byte: how many continuation bytes follow, and the least value that
+                 * needs them (less is an overlong form). 0x80..0xc1 and 0xf5.. never lead. */
+                if (c >= 0xc2 && c <= 0xdf) {
+                        n = 1;
+                        c &= 0x1f;
+                        min = 0x80;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        n = 2;
+                        c &= 0x0f;
+                        min = 0x800;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        n = 3;
+                        c &= 0x07;
+                        min = 0x10000;
+                } else
+                        return false;
+                if ((size_t)(end - p) <= n)
+                        return false;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((p[k] & 0xc0) != 0x80)
+                                return false;
+                        c = (c << 6) | (p[k] & 0x3f);
+                }
+                if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) || c <= 0x9f)
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
 bool plat_streq_ptr(const char *a, const char *b) {
         if (!a || !b)
                 return a == b;

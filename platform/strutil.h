@@ -20,6 +20,10 @@ size_t plat_strlcpy(char *dst, const char *src, size_t size);
 
 bool plat_streq_ptr(const char *a, const char *b);
 
+/* Whether [s, s+len) is well-formed UTF-8 text: no overlong form, surrogate or code point past
+ * U+10FFFF, and no control character (U+0000..U+001F, U+007F..U+009F). JSON carries it as it is. */
+bool plat_utf8_text(const char *s, size_t len);
+
 #define PLAT_QUOTE_MAX 32
 
 /* Copies an untrusted token into q for an error message: truncated, non-printables as '?'. */

@@ -2,7 +2,8 @@
 """test_faults_state: faults on the host under a running agent, each with its outcome checked
 (docs/reliability.md). The state dir's disk fills up (a 3 MiB tmpfs in a private mount namespace):
 new sessions are refused (fail closed), nothing on disk is corrupted, everything is delivered once
-there is room again; kill -9 at random points while sessions churn and records flow, several times:
+there is room again; an agent that starts on an all-but-full disk refuses new sessions from its
+first op until there is room; kill -9 at random points while sessions churn and records flow, several times:
 every acknowledged session is still held or has its records, seq contiguous; the wall clock steps
 forward an hour and back ten seconds (tests/integration/fake_clock.c): no window twice, windows
 aligned, reservations expire by the monotonic clock; a corrupt slots.state: every slot BLOCKED until
@@ -164,6 +165,42 @@ class StateFaults(FaultTest):
         acked = self.churn(3, "again", acked)
         self.assertEqual(len([u for u in acked.values() if u.startswith("again")]), 3)
         self.all_delivered(sub, acked, timeout=60)
+
+    def test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room(self):
+        env = self.env
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("a private tmpfs needs root and unshare (util-linux)")
+        broker = env.broker()
+        state = env.path("state")
+        os.mkdir(state, 0o700)
+        # The agent starts (again) on a disk that is all but full: 192 KiB left of a 3 MiB tmpfs,
+        # less than the 256 KiB the spool must have for new sessions (docs/metering.md).
+        wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs -o size=3m,mode=0700 ra-faults "$0" && '
+                   'head -c %d /dev/zero > "$0/filler" && exec "$@"' % (3 * 1024 * 1024 - 192 * 1024), state]
+        probe = subprocess.run(wrapper + ["true"], capture_output=True, text=True, timeout=10)
+        if probe.returncode != 0:
+            self.skipTest("no private tmpfs here (a container without CAP_SYS_ADMIN?): %s" % probe.stderr.strip())
+        agent = self.start(self.config(broker.port), wrapper=wrapper)
+        root = "/proc/%d/root" % agent.pid
+        # Refused from the very first op, before any record failed to write.
+        c = Client(self.sock())
+        r = c.call("reserve", user="early")
+        self.assertEqual(code(r), "NO_IDLE", r)
+        self.assertIn("No space left on device", r["error"]["message"])
+        self.assertIn("new sessions need 256 KiB", r["error"]["message"])
+        m = self.status()["metering"]
+        self.assertIn("new sessions need 256 KiB", m["refusing_sessions"])
+        self.assertEqual(m["records_made"], 0, m)
+        # Room again: admitted without a restart.
+        os.unlink(root + state + "/filler")
+        harness.wait_for(lambda: "refusing_sessions" not in (self.status() or {}).get("metering", {"x": 1}), 15,
+                         what="sessions admitted again")
+        r = c.call("reserve", user="later")
+        self.assertTrue(r["ok"], r)
+        self.assertTrue(c.call("start", session=r["session"])["ok"])
+        c.close()
+        self.assertTrue(agent.alive())
 
     def test_kill_9_at_random_points_loses_no_acknowledged_session(self):
         env = self.env

@@ -2,7 +2,7 @@
 """test_jose: signed metering records interoperate with jose, a JOSE library independent of ours (from
 npm, run by node), both ways; render-agentctl enroll makes a key and a CSR that openssl accepts and a CA
 can certify; render-agentctl verify gives the right verdict on good, reordered, redelivered, tampered,
-gapped, conflicting and broken streams.
+gapped, conflicting and broken streams, and on records that name another node than the certificate's CN.
 
 Besides harness.py's variables it reads (ctest passes them):
   RA_JWS_SIGN_TOOL  tests/tools/jws_sign_tool: our signer as a filter (payload lines in, records out)
@@ -324,6 +324,43 @@ class Jose(harness.IntegrationTest):
         r = self.ctl("verify", "--cert", key, path)
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a certificate", r.stderr)
+
+    def test_verify_flags_a_record_of_another_node_than_the_certificate(self):
+        d, key, cert = self.enroll("node-1")
+        payloads = chain_payloads("node-1", 4)
+        # node-1's complete chain, and a complete chain of node-2's signed with node-1's key: every
+        # signature holds, but the certificate vouches for node-1 only.
+        lines = self.sign_ours(key, payloads[:2] + chain_payloads("node-2", 2) + payloads[2:], cert=cert)
+        r = self.verify(lines, "--cert", cert)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("node: every record must name node-1, the certificate's CN", r.stdout)
+        self.assertIn('line 3: seq 1: node "node-2" is not the certificate\'s CN "node-1"', r.stdout)
+        self.assertIn('line 4: seq 2: node "node-2" is not the certificate\'s CN "node-1"', r.stdout)
+        self.assertIn("node node-1 (region r1): seq 1..4: 4 unique, 0 duplicates", r.stdout)
+        self.assertNotIn("node node-2", r.stdout)  # the foreign records do not count
+        self.assertIn("result: FAILED: 2 bad lines;", r.stdout)
+        r = self.verify(lines, "--cert", cert, "--json")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["ok"], doc["cert_cn"], doc["bad_lines"]["wrong_node"]), (False, "node-1", 2), doc)
+        self.assertEqual([(p["line"], p["kind"]) for p in doc["bad_line_list"]],
+                         [(3, "wrong_node"), (4, "wrong_node")])
+        self.assertEqual([n["node"] for n in doc["nodes"]], ["node-1"])
+
+        # All of node-1's own records pass.
+        self.assertEqual(self.verify(self.sign_ours(key, payloads, cert=cert), "--cert", cert).returncode, 0)
+
+        # A certificate for the same key whose CN names no node cannot say which node it vouches for.
+        for subj, why in (("/O=acme", "the certificate's subject has no CN"),
+                          ("/CN=node 1", "the certificate's CN is not a node name")):
+            csr, odd = self.env.path("odd.csr"), self.env.path("odd.crt")
+            self.run_ok(["openssl", "req", "-new", "-key", key, "-subj", subj, "-out", csr])
+            self.run_ok(["openssl", "x509", "-req", "-in", csr, "-CA", self.env.pki["ca"], "-CAkey",
+                         os.path.join(self.env.pki["dir"], "ca.key"), "-CAcreateserial", "-days", "2", "-out", odd])
+            r = self.verify(lines, "--cert", odd)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("%s: %s" % (odd, why), r.stderr)
+            self.assertEqual(r.stdout, "")
 
 
 if __name__ == "__main__":

@@ -311,6 +311,23 @@ class Sessions(harness.IntegrationTest):
         self.assertEqual(c.call("start", user="alice")["state"], "active")
         self.assertEqual(code(c.call("reserve", user="bob")), "NO_IDLE")
         self.assertEqual(code(c.call("start", session="0" * 32)), "SESSION_NOT_FOUND")
+        # Viewer bytes are billed for joined viewers only: not the host, not a peer that never joined.
+        r = c.call("report_bytes", user="alice", counters=[{"flow": "viewer", "peer": "alice", "bytes": 1000}])
+        self.assertEqual(code(r), "BAD_REQUEST", r)
+        self.assertIn("user alice hosts session", r["error"]["message"])
+        r = c.call("report_bytes", user="alice", counters=[{"flow": "viewer", "peer": "v9", "bytes": 2000}])
+        self.assertEqual(code(r), "SESSION_NOT_FOUND", r)
+        self.assertIn("viewer v9 is not in session", r["error"]["message"])
+        # A push target that is not UTF-8 text would sit in a signed record; 2^53 bytes at once is
+        # faster than sessions.max_flow_mbps. Neither counts anything.
+        r = c.raw(b'{"id":2,"op":"report_bytes","user":"alice","counters":[{"flow":"push","peer":"rtmp\xff",'
+                  b'"bytes":5}]}\n')
+        self.assertEqual(code(r), "BAD_REQUEST", r)
+        self.assertIn("UTF-8 text without control characters", r["error"]["message"])
+        r = c.call("report_bytes", user="alice", counters=[{"flow": "player", "bytes": 2 ** 53}])
+        self.assertEqual(code(r), "BAD_REQUEST", r)
+        self.assertIn("faster than sessions.max_flow_mbps (1000)", r["error"]["message"])
+        self.assertTrue(c.call("viewer_join", user="alice", viewer="v1")["ok"])
         r = c.call("report_bytes", user="alice", counters=[{"flow": "player", "bytes": 1000},
                                                           {"flow": "viewer", "peer": "v1", "bytes": 10},
                                                           {"flow": "push", "peer": "rtmp", "bytes": 5}])

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """test_telemetry: the agent connects over TLS, publishes a retained status and telemetry once per
-interval, and on SIGTERM exits 0 within 1 s leaving a retained "offline"/"stopped" status."""
+interval, and on SIGTERM exits 0 within 1 s leaving a retained "offline"/"stopped" status. A node
+without slots makes its state dir and comes online too."""
 
 import datetime
 import json
@@ -171,6 +172,24 @@ class Telemetry(harness.IntegrationTest):
         self.assertRegex(r.stdout, r"\n  cost      CPU \d+\.\d\d s \([0-9.]+% of a core\), RSS [0-9.]+ MiB \(peak "
                                    r"[0-9.]+ MiB\); tick \d+ us \(max \d+ us in the last minute\); spool 0 unacked, "
                                    r"\d+ bytes\n")
+
+    def test_a_node_without_slots_makes_its_state_dir_and_comes_online(self):
+        # docs/config.md: state_dir is made (mode 0700) when missing, slots or not; the metering
+        # spool lives in it even on a node that takes no sessions.
+        env = self.env
+        broker = env.broker()
+        cfg = env.config(broker.port, slots=[])
+        state = env.path("state")
+        self.assertFalse(os.path.exists(state))
+        agent = env.agent(cfg)
+        agent.wait_connected()
+        st = os.stat(state)
+        self.assertEqual(oct(st.st_mode & 0o7777), oct(0o700))
+        self.assertTrue(os.path.isdir(os.path.join(state, "spool")))
+        sub = env.subscriber(broker)
+        got = sub.wait_doc("/status", lambda d: d.get("state") == "online", timeout=10)
+        self.assertIsNotNone(got, "no online status from a node without slots")
+        self.assertEqual(agent.terminate(timeout=5)[0], 0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_deb.sh: installs the render-agent .deb on this machine with dpkg and checks what an operator
 # gets: files, modes, the system user, conffile handling, --check-config, the units (systemd-analyze
-# verify, security exposure <= 2.5), lintian; then removes and purges it and checks nothing is left.
+# verify, security exposure <= 1.9: the 1.8 that README.md and docs/deploy.md state, plus 0.1),
+# lintian; then removes and purges it and checks nothing is left.
 # Usage: tests/package/test_deb.sh [DEB]   (default: builds one with scripts/package)
 # Runs as root on a machine where render-agent is not installed (it installs and purges it).
 set -euo pipefail
@@ -149,8 +150,10 @@ pass "systemd-analyze verify: clean"
 exposure=$(systemd-analyze security --offline=true --no-pager render-agent.service 2>&1 |
         sed -n 's/.*Overall exposure level for render-agent.service: \([0-9.]*\).*/\1/p')
 [ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level"
-awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }' || fail "exposure $exposure > 2.5"
-pass "systemd-analyze security: exposure $exposure (<= 2.5)"
+# README.md and docs/deploy.md state 1.8; the margin absorbs rounding, not a lost directive.
+awk -v e="$exposure" 'BEGIN { exit !(e <= 1.9) }' ||
+        fail "exposure $exposure > 1.9 (README.md and docs/deploy.md say 1.8: tighten the unit or correct them)"
+pass "systemd-analyze security: exposure $exposure (<= 1.9)"
 
 echo "==> reinstall keeps the operator's configuration"
 sed -i 's/"interval_ms": 1000/"interval_ms": 2000/' /etc/render-agent/agent.json

@@ -300,6 +300,64 @@ static void test_nodes_are_checked_each_on_its_own(void **state) {
         assert_says(f, "gaps: 1 (1 seq missing): 3\n");
 }
 
+/* A good signature says which key signed, not for which node: with the certificate's CN set, a
+ * record of another node is a bad line naming its seq, its node and the CN, and the stream fails. */
+static void test_record_of_another_node_than_the_certificate_fails(void **state) {
+        struct fx *f = *state;
+        char *p = payload_of("n2", 4, f->hash[3], "bandwidth_minute", "", NULL);
+        char *foreign = sign(f->signer, p);
+
+        assert_int_equal(audit_expect_node(f->a, "n1"), 0);
+        for (int s = 1; s <= 3; s++)
+                feed(f, f->chain[s]);
+        feed(f, foreign);
+        feed(f, f->chain[4]);
+        finish(f);
+        assert_false(audit_ok(f->a));
+        assert_says(f, "node: every record must name n1, the certificate's CN");
+        assert_says(f, "records: 4 good of 5 lines");
+        assert_says(f, "node n1 (region r1): seq 1..4: 4 unique, 0 duplicates");
+        assert_says(f, "bad lines: 1 (1 naming another node than the certificate's CN)");
+        assert_says(f, "line 4: seq 4: node \"n2\" is not the certificate's CN \"n1\"");
+        assert_says(f, "result: FAILED: 1 bad line;");
+        if (strstr(f->text, "node n2"))
+                fail_msg("a record of another node was counted as one:\n%s", f->text);
+        {
+                char *text = NULL;
+                size_t n;
+                FILE *m = open_memstream(&text, &n);
+                cJSON *o, *bad;
+
+                assert_non_null(m);
+                assert_int_equal(audit_print_json(f->a, m), 0);
+                fclose(m);
+                o = cJSON_Parse(text);
+                assert_non_null(o);
+                assert_string_equal(cJSON_GetObjectItem(o, "cert_cn")->valuestring, "n1");
+                assert_int_equal(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "bad_lines"), "wrong_node")->valueint, 1);
+                bad = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "bad_line_list"), 0);
+                assert_string_equal(cJSON_GetObjectItem(bad, "kind")->valuestring, "wrong_node");
+                assert_int_equal(cJSON_GetObjectItem(bad, "line")->valueint, 4);
+                cJSON_Delete(o);
+                free(text);
+        }
+        free(foreign);
+        free(p);
+}
+
+static void test_expected_node_must_be_a_node_name(void **state) {
+        struct fx *f = *state;
+
+        assert_int_equal(audit_expect_node(f->a, ""), -EINVAL);
+        assert_int_equal(audit_expect_node(f->a, "a/b"), -EINVAL);
+        /* Refused names leave the check off: the chain alone passes. */
+        for (int s = 1; s <= 2; s++)
+                feed(f, f->chain[s]);
+        finish(f);
+        assert_true(audit_ok(f->a));
+}
+
 static void test_json_summary_carries_the_counts(void **state) {
         struct fx *f = *state;
         char *text = NULL;
@@ -362,6 +420,9 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_without_a_key_nothing_passes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nodes_are_checked_each_on_its_own, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_of_another_node_than_the_certificate_fails,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_expected_node_must_be_a_node_name, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_json_summary_carries_the_counts, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -347,9 +347,11 @@ static void test_tick_with_nothing_due_emits_nothing(void **state) {
         assert_int_equal(f->n, 1);
 }
 
-static void test_window_must_tile_a_day(void **state) {
-        static const uint64_t bad[] = { 0, 7 * SEC, 1500 * MSEC, 500 * MSEC, 2 * 86400 * SEC, 86401 * SEC };
-        static const uint64_t good[] = { SEC, 900 * SEC, 3600 * SEC, 86400 * SEC };
+/* An hour's peak is the largest of its windows' only when whole windows tile the hour. */
+static void test_window_must_divide_an_hour(void **state) {
+        static const uint64_t bad[] = { 0,          7 * SEC,    1500 * MSEC, 500 * MSEC, 2400 * SEC,
+                                        5400 * SEC, 7200 * SEC, 86400 * SEC, 86401 * SEC };
+        static const uint64_t good[] = { SEC, 2 * SEC, 900 * SEC, 1800 * SEC, 3600 * SEC };
         struct fx *f = *state;
         struct billing_config c = config(f, 2, 3600, 10, NULL);
         struct billing *b = NULL;
@@ -359,7 +361,7 @@ static void test_window_must_tile_a_day(void **state) {
                 f->msg[0] = '\0';
                 assert_int_equal(billing_new(&c, f->now, &b, f->msg, sizeof(f->msg)), -EINVAL);
                 assert_null(b);
-                assert_non_null(strstr(f->msg, "divide a day"));
+                assert_non_null(strstr(f->msg, "divide an hour (3600 s)"));
         }
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
                 c.window_usec = good[i];
@@ -854,7 +856,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_repeated_occupancy_counts_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_figures_split_by_scale, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tick_with_nothing_due_emits_nothing, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_window_must_tile_a_day, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_window_must_divide_an_hour, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_refuses_bad_slots_and_lateness, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_arguments_change_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(

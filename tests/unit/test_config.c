@@ -384,6 +384,7 @@ static void expect_sessions(const struct cfg_sessions *got, const struct cfg_ses
         assert_int_equal(got->heartbeat_timeout_s, want->heartbeat_timeout_s);
         assert_int_equal(got->idle_s, want->idle_s);
         assert_int_equal(got->viewers_max, want->viewers_max);
+        assert_int_equal(got->max_flow_mbps, want->max_flow_mbps);
         assert_int_equal(got->enforcement, want->enforcement);
         assert_int_equal(got->enforcement_timeout_s, want->enforcement_timeout_s);
 }
@@ -397,6 +398,7 @@ static void test_sessions_and_allow_defaults_when_absent(void **state) {
         expect_sessions(&c->sessions, &(struct cfg_sessions){ .lock_ttl_s = 30,
                                                               .grace_s = 120,
                                                               .viewers_max = 4,
+                                                              .max_flow_mbps = 1000,
                                                               .enforcement = CFG_ENFORCE_NONE,
                                                               .enforcement_timeout_s = 10 });
         assert_null(c->sessions.exec_argv[0]);
@@ -414,7 +416,7 @@ static void test_sessions_and_allow_keys_are_read(void **state) {
                                "\"max_session_s\":7200,\"heartbeat_timeout_s\":15,\"idle_s\":600,"
                                "\"viewers_max\":0,\"enforcement\":\"exec\",\"enforcement_exec\":["
                                "\"/usr/lib/render-agent/end-session\",\"--force\",\"\"],"
-                               "\"enforcement_timeout_s\":300},"
+                               "\"enforcement_timeout_s\":300,\"max_flow_mbps\":250},"
                                "\"control\":{\"socket\":\"/run/x.sock\",\"allow\":[\"user:root\","
                                "\"group:root\",\"uid:1000\",\"gid:50\",\"uid:4294967294\"]}}",
                                &c, &p),
@@ -425,6 +427,7 @@ static void test_sessions_and_allow_keys_are_read(void **state) {
                                                               .heartbeat_timeout_s = 15,
                                                               .idle_s = 600,
                                                               .viewers_max = 0,
+                                                              .max_flow_mbps = 250,
                                                               .enforcement = CFG_ENFORCE_EXEC,
                                                               .enforcement_timeout_s = 300 });
         assert_string_equal(c->sessions.exec_argv[0], "/usr/lib/render-agent/end-session");
@@ -471,6 +474,10 @@ static void test_sessions_limits_name_the_key_and_range(void **state) {
         expect_sessions_problem("\"idle_s\":-1", ": sessions.idle_s: must be 0..86400 (got -1)");
         expect_sessions_problem("\"viewers_max\":17", ": sessions.viewers_max: must be 0..16 (got 17)");
         expect_sessions_problem("\"viewers_max\":2.5", ": sessions.viewers_max: must be 0..16 (got 2.5)");
+        expect_sessions_problem("\"max_flow_mbps\":0",
+                                ": sessions.max_flow_mbps: must be 1..100000 (got 0)");
+        expect_sessions_problem("\"max_flow_mbps\":100001",
+                                ": sessions.max_flow_mbps: must be 1..100000 (got 100001)");
         expect_sessions_problem("\"enforcement_timeout_s\":0",
                                 ": sessions.enforcement_timeout_s: must be 1..300 (got 0)");
         expect_sessions_problem("\"enforcement_timeout_s\":301",
@@ -517,6 +524,54 @@ static void test_enforcement_values_and_exec_rules(void **state) {
         snprintf(many + len, sizeof(many) - len, "]");
         expect_sessions_problem(many, ": sessions.enforcement_exec: must be an array of 1..16 strings, the "
                                       "command (an absolute path) and its arguments");
+}
+
+/* Parses a config whose "metering" object is {"window_s": window}; returns the window or fails. */
+static unsigned window_accepted(const char *window) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+        char json[512];
+        unsigned w;
+
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"metering\":{\"window_s\":%s}}", window);
+        assert_int_equal(parse(json, &c, &p), 0);
+        assert_int_equal(p.n, 0);
+        w = c->metering.window_s;
+        cfg_free(c);
+        return w;
+}
+
+static void expect_window_problem(const char *window, const char *text) {
+        char json[512];
+
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"metering\":{\"window_s\":%s}}", window);
+        expect_problem(json, text);
+}
+
+/* A resource pack deducts each hour's peak concurrency: windows that do not tile an hour (5400,
+ * 7200, a day) would leave it uncomputable, so they are refused with the reason. */
+static void test_metering_window_must_divide_an_hour(void **state) {
+        static const char *const refused[] = { "7", "2400", "3601", "5400", "7200", "86400", "1e9" };
+        static const char *const got[] = { "7", "2400", "3601", "5400", "7200", "86400", "1000000000" };
+
+        (void)state;
+        assert_int_equal(window_accepted("1"), 1);
+        assert_int_equal(window_accepted("60"), 60);
+        assert_int_equal(window_accepted("1800"), 1800);
+        assert_int_equal(window_accepted("3600"), 3600);
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                char want[256];
+
+                snprintf(want, sizeof(want),
+                         ": metering.window_s: must divide an hour (3600 s) so each hour's peak concurrency "
+                         "can be computed (got %s)",
+                         got[i]);
+                expect_window_problem(refused[i], want);
+        }
+        expect_window_problem("0", ": metering.window_s: must be 1..3600 (got 0)");
+        expect_window_problem("-3600", ": metering.window_s: must be 1..3600 (got -3600)");
+        expect_window_problem("7200.5", ": metering.window_s: must be 1..3600 (got 7200.5)");
+        expect_window_problem("\"3600\"", ": metering.window_s: must be an integer 1..3600 (got a string)");
 }
 
 static void test_cgroup_kill_needs_every_slot_cgroup(void **state) {
@@ -798,6 +853,7 @@ int main(void) {
                 cmocka_unit_test(test_sessions_and_allow_keys_are_read),
                 cmocka_unit_test(test_sessions_limits_name_the_key_and_range),
                 cmocka_unit_test(test_enforcement_values_and_exec_rules),
+                cmocka_unit_test(test_metering_window_must_divide_an_hour),
                 cmocka_unit_test(test_cgroup_kill_needs_every_slot_cgroup),
                 cmocka_unit_test(test_control_allow_forms_and_limits),
                 cmocka_unit_test(test_brokers_list_keeps_order_and_defaults_port_to_mqtt_port),

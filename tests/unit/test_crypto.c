@@ -63,6 +63,41 @@ static const char cert_other[] = "-----BEGIN CERTIFICATE-----\n"
                                  "D8sOAyeb7YqCEsurysI/EHNDQ4+F+ZhU\n"
                                  "-----END CERTIFICATE-----\n";
 
+/* Self-signed (openssl req -x509) with subjects that name no node: "O=acme" (no CN), "CN=render 01"
+ * (a space) and "CN=node-a, CN=node-b" (two CNs). */
+static const char cert_no_cn[] = "-----BEGIN CERTIFICATE-----\n"
+                                 "MIIBdTCCARugAwIBAgIUIOCFDEB1pNC+ri533CNSIyLiFYowCgYIKoZIzj0EAwIw\n"
+                                 "DzENMAsGA1UECgwEYWNtZTAgFw0yNjEyMDQyMzMwMTRaGA8yMTI2MTExMDIzMzAx\n"
+                                 "NFowDzENMAsGA1UECgwEYWNtZTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEz9\n"
+                                 "j4uIG+5k6de5VzGpXiv200d42fhCs8l+6Yek0KMIX/ei2pnKBYg8EoVxnoQy39vw\n"
+                                 "LxzviI1SBWPAt5n6mlqjUzBRMB0GA1UdDgQWBBTW87zqhc4eamDW/J11WKMx/Xbd\n"
+                                 "cjAfBgNVHSMEGDAWgBTW87zqhc4eamDW/J11WKMx/XbdcjAPBgNVHRMBAf8EBTAD\n"
+                                 "AQH/MAoGCCqGSM49BAMCA0gAMEUCIC3/YjhHis7A9R66RMbiL6MNWaCnWXqmz7rh\n"
+                                 "7OGevE6MAiEAsT8qnc2ypDOFe6MRMXJWL2SbwEbgpdaxcapcrJ0ekPc=\n"
+                                 "-----END CERTIFICATE-----\n";
+static const char cert_space_cn[] = "-----BEGIN CERTIFICATE-----\n"
+                                    "MIIBfjCCASWgAwIBAgIUBp6ssRgm4cpC7bqOGUDfap3sgvowCgYIKoZIzj0EAwIw\n"
+                                    "FDESMBAGA1UEAwwJcmVuZGVyIDAxMCAXDTI2MTIwNDIzMzAxNFoYDzIxMjYxMTEw\n"
+                                    "MjMzMDE0WjAUMRIwEAYDVQQDDAlyZW5kZXIgMDEwWTATBgcqhkjOPQIBBggqhkjO\n"
+                                    "PQMBBwNCAARM/Y+LiBvuZOnXuVcxqV4r9tNHeNn4QrPJfumHpNCjCF/3otqZygWI\n"
+                                    "PBKFcZ6EMt/b8C8c74iNUgVjwLeZ+ppao1MwUTAdBgNVHQ4EFgQU1vO86oXOHmpg\n"
+                                    "1vyddVijMf123XIwHwYDVR0jBBgwFoAU1vO86oXOHmpg1vyddVijMf123XIwDwYD\n"
+                                    "VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiBj87IXvmfabi/EG2hsGKmy\n"
+                                    "IMJORaox8oZJ/mAerMxigQIgbgt5fHxChFLcpjp7bxKY9O3GGP2HU8RyuliqvMQ/\n"
+                                    "9/U=\n"
+                                    "-----END CERTIFICATE-----\n";
+static const char cert_two_cn[] = "-----BEGIN CERTIFICATE-----\n"
+                                  "MIIBmzCCAUGgAwIBAgIUXqsxu1C7HeBmY19WJVE9TBnHufAwCgYIKoZIzj0EAwIw\n"
+                                  "IjEPMA0GA1UEAwwGbm9kZS1hMQ8wDQYDVQQDDAZub2RlLWIwIBcNMjYxMjA0MjMz\n"
+                                  "MDE1WhgPMjEyNjExMTAyMzMwMTVaMCIxDzANBgNVBAMMBm5vZGUtYTEPMA0GA1UE\n"
+                                  "AwwGbm9kZS1iMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETP2Pi4gb7mTp17lX\n"
+                                  "MaleK/bTR3jZ+EKzyX7ph6TQowhf96LamcoFiDwShXGehDLf2/AvHO+IjVIFY8C3\n"
+                                  "mfqaWqNTMFEwHQYDVR0OBBYEFNbzvOqFzh5qYNb8nXVYozH9dt1yMB8GA1UdIwQY\n"
+                                  "MBaAFNbzvOqFzh5qYNb8nXVYozH9dt1yMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZI\n"
+                                  "zj0EAwIDSAAwRQIhAPN3nXTeD/e7YP1qxoaT9y/j+2nwSfgOJR265zA+NMS9AiB4\n"
+                                  "j34E+o48jNqK+Bp8bVDNmKJ2zfoQl7G9JItz8zHpsg==\n"
+                                  "-----END CERTIFICATE-----\n";
+
 static const char key_p384[] = "-----BEGIN PRIVATE KEY-----\n"
                                "MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDC9UQYNghN9um6k7Mho\n"
                                "nNWPiF/7bH0JvIzs3uR8Fvz01Ssv8b1F3KUAWANBsjr/9CKhZANiAARsGyzK7W01\n"
@@ -357,6 +392,36 @@ static void test_certificate_gives_the_kid_and_must_hold_the_key(void **state) {
         }
 }
 
+/* verify matches each record's node against it, so only a node name will do. */
+static void test_certificate_cn_is_read_and_must_be_a_node_name(void **state) {
+        struct tu_scratch *d = *state;
+        char msg[512], path[128], cn[PLAT_CN_MAX + 1] = "unchanged";
+
+        assert_int_equal(plat_cert_cn(put(d, "c.pem", cert_6979, path, sizeof(path)), cn, msg, sizeof(msg)),
+                         0);
+        assert_string_equal(cn, "rfc6979-node");
+        assert_int_equal(plat_cert_cn(put(d, "o.pem", cert_other, path, sizeof(path)), cn, msg, sizeof(msg)),
+                         0);
+        assert_string_equal(cn, "other");
+
+        strcpy(cn, "unchanged");
+        assert_int_equal(plat_cert_cn(put(d, "n.pem", cert_no_cn, path, sizeof(path)), cn, msg, sizeof(msg)),
+                         -EPROTO);
+        assert_non_null(strstr(msg, "n.pem: the certificate's subject has no CN"));
+        assert_int_equal(
+                plat_cert_cn(put(d, "t.pem", cert_two_cn, path, sizeof(path)), cn, msg, sizeof(msg)),
+                -EPROTO);
+        assert_non_null(strstr(msg, "t.pem: the certificate's subject has more than one CN"));
+        assert_int_equal(
+                plat_cert_cn(put(d, "s.pem", cert_space_cn, path, sizeof(path)), cn, msg, sizeof(msg)),
+                -EPROTO);
+        assert_non_null(strstr(msg, "s.pem: the certificate's CN is not a node name"));
+        assert_int_equal(plat_cert_cn(put(d, "k.pem", key_6979, path, sizeof(path)), cn, msg, sizeof(msg)),
+                         -EPROTO);
+        assert_non_null(strstr(msg, "k.pem: not a certificate"));
+        assert_string_equal(cn, "unchanged");
+}
+
 static void test_verifier_loads_certificate_public_or_private_pem(void **state) {
         static const char data[] = "signed bytes";
         struct tu_scratch *d = *state;
@@ -442,6 +507,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_load_refuses_what_is_not_a_p256_key_naming_the_file,
                                                 tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_gives_the_kid_and_must_hold_the_key,
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_certificate_cn_is_read_and_must_be_a_node_name,
                                                 tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_verifier_loads_certificate_public_or_private_pem,
                                                 tu_scratch_setup, tu_scratch_teardown),

@@ -1,4 +1,5 @@
-/* test_link.c: MQTT link pieces that need no real broker: backoff, failover order, error mapping. */
+/* test_link.c: MQTT link pieces that need no real broker: backoff, failover order, error mapping,
+ * PUBACK reason codes (from a scripted broker, mqtt_fx). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <cmocka.h>
 
 #include "link.h"
+#include "mqtt_fx.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -353,6 +355,69 @@ static void test_refused_brokers_are_retried_in_order_with_backoff_between_round
         close(sb);
 }
 
+/* What on_published reported, in order. */
+struct acks {
+        size_t n;
+        int mid[8], reason[8];
+};
+
+static void record_ack(struct link *l, int mid, int reason, void *ud) {
+        struct acks *a = ud;
+
+        (void)l;
+        if (a->n < sizeof(a->mid) / sizeof(a->mid[0])) {
+                a->mid[a->n] = mid;
+                a->reason[a->n] = reason;
+        }
+        a->n++;
+}
+
+/* Publishes at QoS 1 with the broker answering `reason`; returns the mid once its PUBACK came. */
+static int publish_answered(sd_event *e, struct link *l, struct mqtt_fx *b, struct acks *a, int reason) {
+        size_t before = a->n;
+        int mid = -1;
+
+        b->puback_reason = reason;
+        assert_int_equal(link_publish_ex(l, "a/b/metering", "{}", 2, 1, NULL, 0, &mid), 0);
+        for (int i = 0; i < 400 && a->n == before; i++)
+                sd_event_run(e, 5000);
+        assert_int_equal(a->n, before + 1);
+        return mid;
+}
+
+/* The link passes the reason code up as it came: 0x10 (no matching subscribers) is not "ok" for
+ * every caller; metering must not take it for a delivery (delivery.h). */
+static void test_puback_reason_codes_reach_on_published(void **state) {
+        struct link_options o = base_options;
+        struct acks acks = { 0 };
+        struct mqtt_fx *b = NULL;
+        sd_event *e = *state;
+        struct link *l = NULL;
+        int mids[3];
+
+        assert_int_equal(mqtt_fx_start(e, &b), 0);
+        o.port = b->port;
+        o.on_published = record_ack;
+        assert_int_equal(link_new(e, &o, NULL, &acks, &l), 0);
+        assert_int_equal(link_start(l), 0);
+        for (int i = 0; i < 400 && link_get_state(l) != LINK_CONNECTED; i++)
+                sd_event_run(e, 5000);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+        assert_int_equal(link_protocol_version(l), 5);
+        mids[0] = publish_answered(e, l, b, &acks, 0x10);
+        mids[1] = publish_answered(e, l, b, &acks, 0);
+        mids[2] = publish_answered(e, l, b, &acks, 0x87);
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(acks.mid[i], mids[i]);
+        assert_int_equal(acks.reason[0], 0x10);
+        assert_int_equal(acks.reason[1], 0);
+        assert_int_equal(acks.reason[2], 0x87);
+        assert_int_equal(b->n_publishes, 3);
+        assert_string_equal(b->topic, "a/b/metering");
+        link_free(l);
+        mqtt_fx_free(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff_cap_doubles_from_half_a_second_to_a_minute),
@@ -371,6 +436,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_refused_brokers_are_retried_in_order_with_backoff_between_rounds, loop_setup,
                         loop_teardown),
+                cmocka_unit_test_setup_teardown(test_puback_reason_codes_reach_on_published, loop_setup,
+                                                loop_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

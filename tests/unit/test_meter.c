@@ -1,6 +1,7 @@
 /* test_meter.c: metering records from real slot transitions on a real sd-event loop and a scratch
  * state dir, read back from the spool: types and members, the hash chain across a restart, billing
- * windows and minutes, fail closed under a real file size limit, no key, and meter_stop. */
+ * windows and minutes, fail closed under a real file size limit and after a start on a full disk,
+ * no key, and meter_stop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,16 +14,20 @@
 #include "crypto.h"
 #include "fileio.h"
 #include "meter.h"
+#include "mqtt_fx.h"
 #include "slots.h"
 #include "spool.h"
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mosquitto.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -59,6 +64,8 @@ struct fx {
         size_t n_alarms;
         char alarm_what[MAX_ALARMS][32];
         char alarm_msg[MAX_ALARMS][METER_MSG_MAX];
+        size_t n_cleared;
+        char cleared_what[32];
         size_t n_recs;
         char *raw[MAX_RECS]; /* each record's payload bytes as spooled, NUL added */
         cJSON *rec[MAX_RECS];
@@ -457,8 +464,14 @@ typedef const char *(*child_fn)(struct fx *f);
                         return "line " STR(__LINE__) ": " #cond; \
         } while (0)
 
+/* A child that cannot set up its scenario here returns CHILD_SKIP_PREFIX and why: the test is
+ * skipped, not failed. */
+#define CHILD_SKIP_PREFIX "skip: "
+#define CHILD_SKIP 77
+
 /* Runs fn in a child with its own loop (an sd_event cannot cross fork) and fails the test with
- * the child's message. The child ends with _exit: no meter_free unless fn calls it. */
+ * the child's message (or skips it, CHILD_SKIP). The child ends with _exit: no meter_free unless fn
+ * calls it. */
 static void run_child(struct fx *f, child_fn fn) {
         char msg[512] = "";
         ssize_t n, got = 0;
@@ -477,13 +490,17 @@ static void run_child(struct fx *f, child_fn fn) {
                         why = fn(f);
                 if (why)
                         (void)!write(p[1], why, strlen(why));
-                _exit(why ? 1 : 0);
+                _exit(!why                                                         ? 0
+                      : strncmp(why, CHILD_SKIP_PREFIX, strlen(CHILD_SKIP_PREFIX)) ? 1
+                                                                                   : CHILD_SKIP);
         }
         close(p[1]);
         while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
                 got += n;
         close(p[0]);
         assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SKIP)
+                tu_skip("%s", msg + strlen(CHILD_SKIP_PREFIX));
         if (msg[0])
                 print_message("child: %s\n", msg);
         assert_true(WIFEXITED(status));
@@ -586,6 +603,29 @@ static void test_session_start_leaves_out_an_unknown_client_ip(void **state) {
         assert_string_equal(str(f->rec[0], "scale"), "M");
         assert_string_equal(str(f->rec[0], "started"), "2023-11-14T22:14:00.000Z");
         assert_false(has(f->rec[0], "client_ip"));
+}
+
+/* A node without slots has no session service to make state_dir: the meter makes it for its spool. */
+static void test_a_missing_state_dir_is_made_for_the_spool(void **state) {
+        struct fx *f = *state;
+        const struct meter_hooks h = { .alarm = on_alarm, .userdata = f };
+        struct meter *m = NULL;
+        char msg[256] = "";
+        struct stat st;
+
+        snprintf(f->state_dir, sizeof(f->state_dir), "%s/fresh", f->dir->path);
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(fstatat(f->dir->fd, "fresh", &st, 0), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(fstatat(f->dir->fd, "fresh/spool", &st, 0), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        /* Its parent is not made: the error names the directory. */
+        snprintf(f->state_dir, sizeof(f->state_dir), "%s/no/such", f->dir->path);
+        assert_int_equal(meter_new(f->e, make_cfg(f, true, ""), NULL, &h, &m, msg, sizeof(msg)), -ENOENT);
+        assert_null(m);
+        assert_non_null(strstr(msg, "cannot make the state dir "));
+        assert_non_null(strstr(msg, "/no/such: No such file or directory"));
 }
 
 static void test_chain_and_seq_continue_after_a_restart(void **state) {
@@ -755,6 +795,67 @@ static void test_full_spool_fails_closed_and_loses_nothing(void **state) {
         assert_string_equal(str(f->rec[2], "reason"), "resumed");
         assert_string_equal(str(f->rec[3], "viewer"), "bob");
         expect_chain(f);
+}
+
+/* The agent stopped with its disk (a private tmpfs in this child's mount namespace) all but full
+ * and starts again: new sessions are refused from the start, ends are still spooled, and new
+ * sessions are admitted once the disk has room. */
+static const char *full_disk_at_start_child(struct fx *f) {
+        static char chunk[16384];
+        char filler[160];
+        uint64_t deadline;
+        off_t size = 0;
+        const char *why;
+        int fd;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("tmpfs", f->state_dir, "tmpfs", 0, "size=1m,mode=0700") < 0)
+                return CHILD_SKIP_PREFIX "no private tmpfs here (not root, or a container without mount "
+                                         "namespaces)";
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], NULL) == 0);
+        CHILD_CHECK(!meter_refusal(f->m));
+        CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
+        CHILD_CHECK(meter_sync(f->m) >= 0);
+        close_meter(f);
+
+        /* Meanwhile the disk filled up; what is left (64 KiB) is less than new sessions need. */
+        snprintf(filler, sizeof(filler), "%s/filler", f->state_dir);
+        fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        CHILD_CHECK(fd >= 0);
+        while (write(fd, chunk, sizeof(chunk)) == (ssize_t)sizeof(chunk))
+                size += (off_t)sizeof(chunk);
+        CHILD_CHECK(size > 64 * 1024 && ftruncate(fd, size - 64 * 1024) == 0 && close(fd) == 0);
+
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], NULL) == 0);
+        why = meter_refusal(f->m);
+        CHILD_CHECK(why && strstr(why, strerror(ENOSPC)) && strstr(why, "new sessions need 256 KiB"));
+        CHILD_CHECK(f->n_alarms == 1 && !strcmp(f->alarm_what[0], "spool_full"));
+        CHILD_CHECK(strstr(f->alarm_msg[0], "at start"));
+        /* A held session still ends, on the record; the refusal stays while the disk is full. */
+        CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
+        CHILD_CHECK(meter_sync(f->m) >= 0);
+        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 0);
+        for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
+                CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
+        CHILD_CHECK(meter_refusal(f->m));
+
+        /* Room again: admitted within a second or so, without a restart. */
+        CHILD_CHECK(unlink(filler) == 0);
+        deadline = real_mono() + 5 * SEC;
+        while (meter_refusal(f->m)) {
+                CHILD_CHECK(real_mono() < deadline);
+                CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
+        }
+        CHILD_CHECK(f->n_alarms == 1);
+        close_meter(f);
+        return NULL;
+}
+
+static void test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room(void **state) {
+        struct fx *f = *state;
+
+        make_cfg(f, true, "");
+        run_child(f, full_disk_at_start_child);
 }
 
 /* A disk whose flush fails, here: fdatasync() of this test binary (the agent library is linked in,
@@ -937,11 +1038,130 @@ static void test_restart_takes_occupancy_grace_and_viewers_from_the_slots(void *
         expect_chain(f);
 }
 
+/* ---- delivery to a consumer (a scripted MQTT 5 broker, mqtt_fx) ---- */
+
+static void on_cleared(const char *what, const char *msg, void *userdata) {
+        struct fx *f = userdata;
+
+        (void)msg;
+        snprintf(f->cleared_what, sizeof(f->cleared_what), "%s", what);
+        f->n_cleared++;
+}
+
+static void on_link_connected(struct link *l, void *ud) {
+        struct fx *f = ud;
+
+        (void)l;
+        meter_connected(f->m);
+}
+
+static void on_link_published(struct link *l, int mid, int reason, void *ud) {
+        struct fx *f = ud;
+
+        (void)l;
+        meter_published(f->m, mid, reason);
+}
+
+/* Runs the loop (real time) until the broker has had n publishes, for up to 5 s. */
+static void run_until_published(struct fx *f, const struct mqtt_fx *b, size_t n) {
+        uint64_t deadline = real_mono() + 5 * SEC;
+
+        while (b->n_publishes < n && real_mono() < deadline)
+                assert_true(sd_event_run(f->e, 100 * MSEC) >= 0);
+        assert_int_equal(b->n_publishes, n);
+}
+
+static bool no_consumer(const struct meter *m) {
+        cJSON *o = meter_status_json(m);
+        bool v = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "no_consumer"));
+
+        cJSON_Delete(o);
+        return v;
+}
+
+/* MQTT 5: a broker answers a publish that no subscription matches with PUBACK 0x10. Nobody received
+ * the record, so it stays in the spool (alarm no_consumer, status), is offered again one at a time
+ * after a backoff, never at once; once a consumer takes one, all that was held goes out and the
+ * alarm is cleared. The clock is pinned: the backoff ends only when the test moves it. */
+static void test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_again(void **state) {
+        struct fx *f = *state;
+        const struct meter_hooks h = { .alarm = on_alarm, .cleared = on_cleared, .userdata = f };
+        struct link_options o = { .host = "127.0.0.1",
+                                  .keepalive_s = 60,
+                                  .client_id = "render-01",
+                                  .will_topic = "t/status",
+                                  .will_payload = "{}",
+                                  .on_published = on_link_published };
+        struct mqtt_fx *b = NULL;
+        struct link *l = NULL;
+        char msg[256] = "";
+
+        mosquitto_lib_init();
+        assert_int_equal(mqtt_fx_start(f->e, &b), 0);
+        b->puback_reason = 0x10;
+        assert_int_equal(meter_new(f->e, make_cfg(f, true, ""), NULL, &h, &f->m, msg, sizeof(msg)), 0);
+        o.port = b->port;
+        assert_int_equal(link_new(f->e, &o, on_link_connected, f, &l), 0);
+        meter_set_link(f->m, l, "render/v1/eu-west/render-01/metering");
+        assert_int_equal(link_start(l), 0);
+        for (uint64_t end = real_mono() + 5 * SEC; link_get_state(l) != LINK_CONNECTED && real_mono() < end;)
+                assert_true(sd_event_run(f->e, 100 * MSEC) >= 0);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        assert_true(meter_sync(f->m) >= 0);
+        run_until_published(f, b, 2);
+        assert_string_equal(b->topic, "render/v1/eu-west/render-01/metering");
+        /* Refused by nobody's absence: kept, and said once. */
+        run_for(f, 1500 * MSEC);
+        assert_int_equal(b->n_publishes, 2);
+        assert_int_equal(status_num(f->m, "acked"), 0);
+        assert_int_equal(status_num(f->m, "records_made"), 2);
+        assert_true(no_consumer(f->m));
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "no_consumer");
+        assert_non_null(strstr(f->alarm_msg[0], "render/v1/eu-west/render-01/metering"));
+        assert_non_null(strstr(f->alarm_msg[0], "0x10"));
+        /* After the wait, one record is offered: the oldest, the same bytes. Refused again, it waits
+         * again: no second record, no second alarm. */
+        advance(f, 61 * SEC);
+        run_until_published(f, b, 3);
+        assert_string_equal(b->payload[2], b->payload[0]);
+        run_for(f, 1500 * MSEC);
+        assert_int_equal(b->n_publishes, 3);
+        assert_int_equal(status_num(f->m, "acked"), 0);
+        assert_int_equal(f->n_alarms, 1);
+        /* A consumer subscribes: the next offer is received, the alarm cleared, the rest follows. */
+        b->puback_reason = 0;
+        advance(f, 61 * SEC);
+        assert_true(run_until(f, "acked", 2));
+        assert_int_equal(b->n_publishes, 5);
+        assert_string_equal(b->payload[3], b->payload[0]);
+        assert_string_equal(b->payload[4], b->payload[1]);
+        assert_false(no_consumer(f->m));
+        assert_int_equal(f->n_cleared, 1);
+        assert_string_equal(f->cleared_what, "no_consumer");
+        assert_int_equal(f->n_alarms, 1);
+
+        meter_set_link(f->m, NULL, NULL);
+        link_free(l);
+        mqtt_fx_free(b);
+        close_meter(f);
+        mosquitto_lib_cleanup();
+        /* Received: acked in the spool. What is left is the open window, flushed by meter_free. */
+        read_spool(f);
+        expect_types(f, "concurrency_window");
+        assert_int_equal(num(f->rec[0], "seq"), 3);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_transitions_make_their_records_in_order, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_session_start_leaves_out_an_unknown_client_ip, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_a_missing_state_dir_is_made_for_the_spool, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_chain_and_seq_continue_after_a_restart, setup,
                                                 teardown),
@@ -951,6 +1171,9 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_full_spool_fails_closed_and_loses_nothing, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(
                         test_a_failed_sync_whose_records_reached_the_disk_duplicates_nothing, setup,
                         teardown),
@@ -965,7 +1188,10 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_restart_takes_occupancy_grace_and_viewers_from_the_slots, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_again, setup,
+                        teardown),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return tu_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

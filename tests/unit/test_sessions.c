@@ -55,6 +55,7 @@ struct fx {
         uint64_t mono, real;
         struct event_rec events[MAX_EVENTS];
         size_t n_events, n_transitions, n_bytes, n_push_started;
+        char pushes[256]; /* "+target " per push_start, "-target " per push_stop, in order */
         unsigned n_ok, n_failed;
         char commit_msg[SLOTS_MSG_MAX];
         struct bytes_rec bytes[2 * SESSIONS_PEERS_MAX];
@@ -87,10 +88,13 @@ static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint6
 }
 
 static void on_push(size_t slot, const char *session, const char *target, bool started, void *userdata) {
+        struct fx *f = userdata;
+        size_t len = strlen(f->pushes);
+
         (void)slot;
         (void)session;
-        (void)target;
-        ((struct fx *)userdata)->n_push_started += started;
+        f->n_push_started += started;
+        snprintf(f->pushes + len, sizeof(f->pushes) - len, "%c%s ", started ? '+' : '-', target);
 }
 
 static void on_committed(bool ok, const char *msg, void *userdata) {
@@ -659,6 +663,8 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
         const cJSON *totals;
 
         play(f, "alice", "s1", sess);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
         advance(f, 60 * SEC);
         expect_ok(f, "report_bytes",
                   "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
@@ -669,6 +675,8 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
         assert_int_equal(f->n_bytes, 2);
         expect_bytes(f, 0, SESSIONS_FLOW_PLAYER, 1000, T0, T0 + 60 * SEC);
         expect_bytes(f, 1, SESSIONS_FLOW_VIEWERS, 500, T0, T0 + 60 * SEC);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v2\"}");
+        settle(f);
         advance(f, 60 * SEC);
         /* The viewer's process restarted: its counter went down and counts from zero. */
         expect_ok(f, "report_bytes",
@@ -699,6 +707,40 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
         assert_int_equal(num(cJSON_GetObjectItemCaseSensitive(f->reply, "bytes"), "viewers"), 0);
 }
 
+static void test_push_start_waits_for_the_targets_first_bytes(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s1", sess);
+        advance(f, 10 * SEC);
+        /* Named at 0 bytes: the target has moved nothing yet, so nothing is billed for it. */
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":0},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp2\",\"bytes\":0}]}");
+        assert_string_equal(f->pushes, "");
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":0}]}");
+        assert_string_equal(f->pushes, "");
+        /* Its first bytes start it, once; later reports do not start it again. */
+        advance(f, 10 * SEC);
+        expect_ok(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":4000}]}");
+        assert_string_equal(f->pushes, "+rtmp1 ");
+        assert_int_equal(f->n_bytes, 1);
+        expect_bytes(f, 0, SESSIONS_FLOW_PUSH, 4000, T0 + 20 * SEC, T0 + 30 * SEC);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":9000},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp2\",\"bytes\":0}]}");
+        assert_string_equal(f->pushes, "+rtmp1 ");
+        /* The end stops only the target that started: rtmp2 never moved a byte. */
+        expect_ok(f, "end", "{\"user\":\"alice\"}");
+        settle(f);
+        assert_string_equal(f->pushes, "+rtmp1 -rtmp1 ");
+}
+
 static void test_report_bytes_refuses_bad_input_and_changes_nothing(void **state) {
         static const char *const bad[] = {
                 "{\"user\":\"alice\",\"counters\":\"x\"}",
@@ -715,6 +757,11 @@ static void test_report_bytes_refuses_bad_input_and_changes_nothing(void **state
                 "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1.5}]}",
                 "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":\"9000\"}]}",
                 "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1e300}]}",
+                /* A push target's id reaches signed records (push_start): UTF-8 text only. */
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000},"
+                "{\"flow\":\"push\",\"peer\":\"rtmp\xff\",\"bytes\":1}]}",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":9000},"
+                "{\"flow\":\"push\",\"peer\":\"rtmp\\u001b[2J\",\"bytes\":1}]}",
         };
         struct fx *f = *state;
         char sess[SLOTS_SESSION_LEN + 1], big[4096];
@@ -728,6 +775,7 @@ static void test_report_bytes_refuses_bad_input_and_changes_nothing(void **state
                 expect_refused(f, "report_bytes", bad[i], "BAD_REQUEST");
                 assert_int_equal(f->n_bytes, 1);
         }
+        assert_string_equal(f->pushes, "");
         expect_refused(f, "report_bytes", "{\"user\":\"bob\",\"counters\":[]}", "SESSION_NOT_FOUND");
         expect_refused(f, "report_bytes",
                        "{\"session\":\"00000000000000000000000000000000\",\"counters\":[]}",
@@ -755,19 +803,19 @@ static void test_report_bytes_refuses_peers_past_the_cap_whole(void **state) {
         size_t len;
 
         play(f, "alice", "s1", sess);
-        /* The player and 31 viewers: the slot's 32 counters. */
+        /* The player and 31 push targets: the slot's 32 counters. */
         len = (size_t)snprintf(req, sizeof(req),
                                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":10}");
         for (int k = 1; k < SESSIONS_PEERS_MAX; k++)
                 len += (size_t)snprintf(req + len, sizeof(req) - len,
-                                        ",{\"flow\":\"viewer\",\"peer\":\"v%d\",\"bytes\":1}", k);
+                                        ",{\"flow\":\"push\",\"peer\":\"p%d\",\"bytes\":1}", k);
         snprintf(req + len, sizeof(req) - len, "]}");
         expect_ok(f, "report_bytes", req);
         assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX);
         /* A 33rd peer is refused, and the player's bytes in the same report are not counted. */
         expect_refused(f, "report_bytes",
                        "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":50},"
-                       "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":5}]}",
+                       "{\"flow\":\"push\",\"peer\":\"p32\",\"bytes\":5}]}",
                        "ROLE_LIMIT");
         assert_non_null(strstr(f->msg, "more than 32 peers"));
         assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX);
@@ -775,6 +823,133 @@ static void test_report_bytes_refuses_peers_past_the_cap_whole(void **state) {
                   "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":50}]}");
         assert_int_equal(f->n_bytes, SESSIONS_PEERS_MAX + 1);
         assert_int_equal(f->bytes[SESSIONS_PEERS_MAX].bytes, 40);
+}
+
+/* Viewers are billed by bandwidth only while they watch: never the host (its stream is the
+ * player's), never a peer that did not join, not after viewer_leave. */
+static void test_viewer_bytes_are_billed_only_for_joined_viewers(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s1", sess);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"vic\"}");
+        settle(f);
+        advance(f, 10 * SEC);
+        expect_refused(f, "report_bytes",
+                       "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":100},"
+                       "{\"flow\":\"viewer\",\"peer\":\"alice\",\"bytes\":1000}]}",
+                       "BAD_REQUEST");
+        assert_non_null(strstr(f->msg, "counters[1]: user alice hosts session"));
+        assert_non_null(strstr(f->msg, "never a viewer"));
+        expect_refused(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":10},"
+                "{\"flow\":\"viewer\",\"peer\":\"eve\",\"bytes\":2000}]}",
+                "SESSION_NOT_FOUND");
+        assert_non_null(strstr(f->msg, "counters[1]: viewer eve is not in session"));
+        /* Nothing of either refused report counted, not even the joined viewer's or the player's. */
+        assert_int_equal(f->n_bytes, 0);
+        expect_ok(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":300}]}");
+        assert_int_equal(f->n_bytes, 1);
+        expect_bytes(f, 0, SESSIONS_FLOW_VIEWERS, 300, T0, T0 + 10 * SEC);
+        /* Its last bytes are reported before it leaves; after, its counter is closed. */
+        expect_ok(f, "viewer_leave", "{\"user\":\"alice\",\"viewer\":\"vic\"}");
+        settle(f);
+        advance(f, 10 * SEC);
+        expect_refused(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":500}]}",
+                "SESSION_NOT_FOUND");
+        assert_non_null(strstr(f->msg, "viewer vic is not in session"));
+        assert_int_equal(f->n_bytes, 1);
+        /* Joined again, its counter goes on from the last billed value. */
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"vic\"}");
+        settle(f);
+        expect_ok(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":700}]}");
+        assert_int_equal(f->n_bytes, 2);
+        assert_int_equal(f->bytes[1].bytes, 400);
+        assert_int_equal(num(cJSON_GetObjectItemCaseSensitive(f->reply, "bytes"), "viewers"), 700);
+}
+
+/* While an end is enforced the session's viewers are gone from the slot, yet their last bytes
+ * count: those of viewers that reported while joined and did not leave. */
+static void test_an_ending_session_takes_the_last_bytes_of_its_viewers_only(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        use_exec_hook(f, "while [ ! -e \"$1.go\" ]; do sleep 0.05; done");
+        play(f, "alice", "s1", sess);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"vic\"}");
+        settle(f);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"val\"}");
+        settle(f);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":100},"
+                  "{\"flow\":\"viewer\",\"peer\":\"val\",\"bytes\":100}]}");
+        expect_ok(f, "viewer_leave", "{\"user\":\"alice\",\"viewer\":\"val\"}");
+        settle(f);
+        expect_ok(f, "end", "{\"user\":\"alice\"}");
+        settle(f);
+        assert_int_equal(state_of(f, 1), SLOTS_ENDING);
+        assert_int_equal(info_of(f, 1).n_viewers, 0);
+        advance(f, 10 * SEC);
+        expect_ok(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"vic\",\"bytes\":150}]}");
+        assert_int_equal(f->n_bytes, 3);
+        assert_int_equal(f->bytes[2].bytes, 50);
+        expect_refused(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"val\",\"bytes\":150}]}",
+                "SESSION_NOT_FOUND");
+        expect_refused(
+                f, "report_bytes",
+                "{\"user\":\"alice\",\"counters\":[{\"flow\":\"viewer\",\"peer\":\"eve\",\"bytes\":1}]}",
+                "SESSION_NOT_FOUND");
+        assert_int_equal(f->n_bytes, 3);
+        tu_put(f->dir->fd, "hook.out.go", "");
+        run_until_event(f, "session_end");
+}
+
+/* A broken counter (2^53 bytes) would make a signed record of an absurd peak: a delta faster
+ * than sessions.max_flow_mbps is refused, whole, naming the counter and its rate. */
+static void test_a_delta_faster_than_max_flow_mbps_is_refused_whole(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s1", sess);
+        advance(f, 10 * SEC);
+        expect_refused(f, "report_bytes",
+                       "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
+                       "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":9007199254740992}]}",
+                       "BAD_REQUEST");
+        assert_string_equal(f->msg, "counters[1] (push rtmp1): 9007199254740992 bytes in 10.0 s is "
+                                    "7205759404 Mbit/s, faster than sessions.max_flow_mbps (1000); nothing "
+                                    "in this report is counted");
+        assert_int_equal(f->n_bytes, 0);
+        assert_string_equal(f->pushes, "");
+        /* 1000 Mbit/s over the 10 s since the start is 1.25 GB: that much is taken. */
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1250000000}]}");
+        assert_int_equal(f->n_bytes, 1);
+        expect_bytes(f, 0, SESSIONS_FLOW_PLAYER, 1250000000, T0, T0 + 10 * SEC);
+        /* The ceiling follows a reload. */
+        assert_int_equal(sessions_reconfigure(f->s, make_cfg(f, "\"max_flow_mbps\":1", SLOTS3), f->msg,
+                                              sizeof(f->msg)),
+                         0);
+        advance(f, 10 * SEC);
+        expect_refused(f, "report_bytes",
+                       "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1251250001}]}",
+                       "BAD_REQUEST");
+        assert_non_null(strstr(f->msg, "counters[0] (player): 1250001 bytes in 10.0 s"));
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1251250000}]}");
+        assert_int_equal(f->bytes[1].bytes, 1250000);
 }
 
 /* ---- refusals, reload, restart ---- */
@@ -793,6 +968,60 @@ static void test_refuse_new_turns_new_users_away_but_not_holders(void **state) {
         settle(f);
         f->refuse = NULL;
         expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+}
+
+/* While metering cannot record (refuse_new), nothing that would open billing is acknowledged: a
+ * reservation's start, a renewed reservation, a new viewer. What goes on or ends billing does. */
+static void test_refuse_new_refuses_every_op_that_opens_billing(void **state) {
+        struct fx *f = *state;
+        char alice[SLOTS_SESSION_LEN + 1], bob[SLOTS_SESSION_LEN + 1], req[96], want[160];
+
+        play(f, "alice", "s0", alice);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"vic\"}");
+        settle(f);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"val\"}");
+        settle(f);
+        expect_ok(f, "reserve", "{\"user\":\"bob\",\"slot\":\"s1\"}");
+        snprintf(bob, sizeof(bob), "%s", str(f->reply, "session"));
+        settle(f);
+        f->refuse = "the metering spool is full";
+        snprintf(req, sizeof(req), "{\"session\":\"%s\"}", bob);
+        expect_refused(f, "start", req, "NO_IDLE");
+        snprintf(want, sizeof(want),
+                 "the node takes no new sessions: the metering spool is full; session %s does not start",
+                 bob);
+        assert_string_equal(f->msg, want);
+        expect_refused(f, "start", "{\"user\":\"bob\"}", "NO_IDLE");
+        expect_refused(f, "reserve", "{\"user\":\"bob\"}", "NO_IDLE");
+        assert_int_equal(state_of(f, 1), SLOTS_RESERVED);
+        expect_refused(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"eve\"}", "NO_IDLE");
+        assert_string_equal(f->msg, "the node takes no new viewers: the metering spool is full");
+        /* A joined viewer may change its role; viewers leave; the host comes back (a takeover),
+         * loses the client and resumes; a repeated start is a repeat. */
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"vic\",\"role\":\"coach\"}");
+        settle(f);
+        expect_ok(f, "viewer_leave", "{\"user\":\"alice\",\"viewer\":\"val\"}");
+        settle(f);
+        expect_ok(f, "reserve", "{\"user\":\"alice\"}");
+        assert_string_equal(str(f->reply, "event"), "takeover");
+        settle(f);
+        expect_ok(f, "start", "{\"user\":\"alice\"}");
+        assert_string_equal(str(f->reply, "event"), "none");
+        expect_ok(f, "client_lost", "{\"user\":\"alice\"}");
+        settle(f);
+        expect_ok(f, "start", "{\"user\":\"alice\"}");
+        assert_string_equal(str(f->reply, "event"), "resume");
+        settle(f);
+        /* Ends go through: the held session's and the reservation's. */
+        expect_ok(f, "end", "{\"user\":\"alice\"}");
+        expect_ok(f, "end", "{\"user\":\"bob\"}");
+        settle(f);
+        assert_int_equal(state_of(f, 0), SLOTS_FREE);
+        assert_int_equal(state_of(f, 1), SLOTS_FREE);
+        /* Once metering records again, all of it is admitted. */
+        f->refuse = NULL;
+        play(f, "bob", "s1", bob);
+        assert_int_equal(state_of(f, 1), SLOTS_ACTIVE);
 }
 
 static void test_reconfigure_sets_limits_and_refuses_to_drop_held_slots(void **state) {
@@ -921,11 +1150,21 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_report_bytes_turns_counters_into_deltas, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_push_start_waits_for_the_targets_first_bytes, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_report_bytes_refuses_bad_input_and_changes_nothing,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_report_bytes_refuses_peers_past_the_cap_whole, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_viewer_bytes_are_billed_only_for_joined_viewers, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_an_ending_session_takes_the_last_bytes_of_its_viewers_only, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_delta_faster_than_max_flow_mbps_is_refused_whole,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuse_new_turns_new_users_away_but_not_holders, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_refuse_new_refuses_every_op_that_opens_billing, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_a_reload_keeps_byte_counters_and_known_push_targets,
                                                 setup, teardown),

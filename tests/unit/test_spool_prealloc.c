@@ -1,6 +1,6 @@
 /* test_spool_prealloc.c: preallocated spool segments on real files: zeros after the records, syncs
  * that change neither size nor blocks, the prepared next segment, recovery of a zero tail, the cap,
- * and the fall-backs when zeros do not fit. */
+ * the room left, and the fall-backs when zeros do not fit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +247,43 @@ static void test_cap_counts_preallocated_and_prepared_files(void **state) {
         assert_int_equal(disk_bytes(f), 4 * SEG_SMALL);
 }
 
+/* spool_room, what a restart admits sessions by: the zeros left in the newest segment and in a
+ * prepared one, plus what the cap lets files grow by (this disk has far more than the cap). */
+static void test_room_is_the_zeros_left_and_the_growth_the_cap_allows(void **state) {
+        struct fx *f = *state;
+        struct spool_stats st;
+        uint64_t room, id;
+        char buf[600];
+        int r;
+
+        open_with(f, 4 * SEG_SMALL, SEG_SMALL);
+        assert_int_equal(spool_room(f->s, &room), 0);
+        assert_int_equal(room, 4 * SEG_SMALL);
+        append_synced(f->s, 1);
+        spool_stats(f->s, &st);
+        assert_int_equal(st.bytes, SEG_SMALL);
+        assert_int_equal(spool_room(f->s, &room), 0);
+        assert_int_equal(room, 4 * SEG_SMALL - st.used);
+        /* A prepared segment is room already paid for under the cap: the sum stays the same. */
+        while (offset_of(spool_next_id(f->s)) <= SEG_SMALL / 2)
+                append_synced(f->s, 1);
+        assert_int_equal(spool_prepare(f->s), 1);
+        spool_stats(f->s, &st);
+        assert_int_equal(st.bytes, 2 * SEG_SMALL);
+        assert_int_equal(spool_room(f->s, &room), 0);
+        assert_int_equal(room, 4 * SEG_SMALL - st.used);
+        /* Full to the cap: less room than a record, and the same after a restart. */
+        while ((r = spool_append(f->s, buf, payload(spool_next_id(f->s), buf), &id)) == 0)
+                ;
+        assert_int_equal(r, -ENOSPC);
+        assert_int_equal(spool_sync(f->s) >= 0, 1);
+        assert_int_equal(spool_room(f->s, &room), 0);
+        assert_true(room < SPOOL_HDR_BYTES + payload(spool_next_id(f->s), buf));
+        open_with(f, 4 * SEG_SMALL, SEG_SMALL);
+        assert_int_equal(spool_room(f->s, &room), 0);
+        assert_true(room < SPOOL_HDR_BYTES + payload(spool_next_id(f->s), buf));
+}
+
 /* Zero-filling a segment hits RLIMIT_FSIZE: the spool goes on with a segment that grows, up to the
  * limit, as before preallocation. */
 static void test_zero_fill_over_the_file_size_limit_falls_back_to_a_growing_segment(void **state) {
@@ -333,6 +370,7 @@ int main(void) {
                 T(test_torn_record_followed_by_zeros_is_zeroed_and_reported),
                 T(test_leftover_prepared_file_is_removed_at_open_without_a_word),
                 T(test_cap_counts_preallocated_and_prepared_files),
+                T(test_room_is_the_zeros_left_and_the_growth_the_cap_allows),
                 T(test_zero_fill_over_the_file_size_limit_falls_back_to_a_growing_segment),
                 T(test_short_write_inside_a_preallocated_segment_is_zeroed_back),
 #undef T

@@ -1,4 +1,4 @@
-/* test_strutil.c: strict number parsing, bounded copies and error buffers. */
+/* test_strutil.c: strict number parsing, bounded copies, error buffers and UTF-8 text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,6 +87,37 @@ static void test_parse_hex_u32_takes_sysfs_pci_ids_only(void **state) {
         assert_int_equal(v, 0x1002);
 }
 
+static void test_utf8_text_takes_well_formed_printable_text_only(void **state) {
+        static const char *const good[] = { "rtmp-1",       "live.example/\xe7\x9b\xb4\xe6\x92\xad",
+                                            "caf\xc3\xa9",  "\xf0\x9f\x8e\xae",
+                                            "\xef\xbf\xbd", "" };
+        static const char *const bad[] = {
+                "\xff",             /* never in UTF-8 */
+                "a\x80",            /* a continuation byte without a lead */
+                "\xc3",             /* cut short */
+                "\xe7\x9b",         /* cut short */
+                "\xc0\xaf",         /* overlong '/' */
+                "\xe0\x80\xaf",     /* overlong '/' */
+                "\xed\xa0\x80",     /* a surrogate (U+D800) */
+                "\xf4\x90\x80\x80", /* past U+10FFFF */
+                "a\tb",             /* C0 control */
+                "a\x7f",            /* DEL */
+                "\xc2\x85",         /* C1 control (NEL) */
+                "\xc3\xa9\x1b[31m", /* an escape sequence after good text */
+        };
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                assert_true(plat_utf8_text(good[i], strlen(good[i])));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                if (plat_utf8_text(bad[i], strlen(bad[i])))
+                        fail_msg("bad[%zu] was taken", i);
+        }
+        /* A NUL inside the length is a control character; only [s, s+len) is read. */
+        assert_false(plat_utf8_text("a\0b", 3));
+        assert_true(plat_utf8_text("ab\xff", 2));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_u64_is_strict),
@@ -94,6 +125,7 @@ int main(void) {
                 cmocka_unit_test(test_errf_tolerates_null_buffer),
                 cmocka_unit_test(test_quote_and_tokens_stay_inside_the_buffer),
                 cmocka_unit_test(test_parse_hex_u32_takes_sysfs_pci_ids_only),
+                cmocka_unit_test(test_utf8_text_takes_well_formed_printable_text_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
