@@ -589,12 +589,13 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
 static void on_committed(bool ok, const char *msg, void *ud) {
         struct agent *a = ud;
 
-        if (!ok)
+        if (!ok) {
                 log_err("session state not written: %s; the operations of this batch are refused", msg);
-        /* The batch's records (session_start, session_end...) are on disk before any reply says
-         * the transition happened. */
-        if (ok && a->meter)
-                (void)meter_sync(a->meter);
+                meter_abort(a->meter);
+        }
+        /* The batch's records (session_start, session_end...) were written with its state, in
+         * one fdatasync, before any reply says the transition happened. The spool takes them
+         * after the replies (meter_sync, below). */
         if (a->diag)
                 diag_committed(a->diag, ok, msg);
         for (size_t i = 0; i < a->n_held; i++) {
@@ -618,6 +619,8 @@ static void on_committed(bool ok, const char *msg, void *ud) {
                 send_reply(a, h);
         }
         a->n_held = 0;
+        if (ok && a->meter)
+                (void)meter_sync(a->meter);
 }
 
 static bool slot_admissible(void *ud, size_t i) {
@@ -634,6 +637,17 @@ static void log_problems(const struct cfg_problems *p) {
 /* SIGHUP: the new file replaces the running config only when it is valid as a whole. */
 static void on_transition(const struct slots_event *ev, void *ud) {
         meter_transition(((struct agent *)ud)->meter, ev);
+}
+
+static int on_journal(void *ud, char **ret_json) {
+        return meter_journal(((struct agent *)ud)->meter, ret_json);
+}
+
+static void on_write_journal(void *ud) {
+        struct agent *a = ud;
+
+        if (a->sessions)
+                sessions_touch(a->sessions);
 }
 
 static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
@@ -673,6 +687,7 @@ static void on_meter_cleared(const char *what, const char *msg, void *ud) {
 static const struct sessions_hooks session_hooks = {
         .event = on_event,
         .transition = on_transition,
+        .journal = on_journal,
         .bytes = on_bytes,
         .push = on_push,
         .committed = on_committed,
@@ -700,7 +715,10 @@ static bool meter_config_equal(const struct cfg *a, const struct cfg *b) {
 }
 
 static int open_meter(struct agent *a, const struct cfg *c) {
-        struct meter_hooks h = { .alarm = on_meter_alarm, .cleared = on_meter_cleared, .userdata = a };
+        struct meter_hooks h = { .alarm = on_meter_alarm,
+                                 .cleared = on_meter_cleared,
+                                 .write_journal = on_write_journal,
+                                 .userdata = a };
         char why[METER_MSG_MAX];
         int r;
 
@@ -848,6 +866,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         if (a->sessions)
                 sessions_stop(a->sessions);
         meter_stop(a->meter);
+        /* Records of the last windows the spool could not take go into slots.state. */
+        if (a->sessions)
+                (void)sessions_flush(a->sessions);
         stop_link(a, "stopped");
         return sd_event_exit(a->event, 0);
 }

@@ -26,6 +26,14 @@ struct slot_minute {
         struct flow_acc flow[BILLING_FLOWS];
 };
 
+/* Slots of one scale occupied for one project: the window's figures and the count now. */
+struct pair {
+        char project[BILLING_PROJECT_MAX + 1];
+        size_t scale;
+        uint32_t count, peak;
+        uint64_t slot_usec;
+};
+
 /* A minute still open for bytes: the current one and those waiting late_usec for late reports. */
 struct minute {
         bool active;
@@ -40,8 +48,14 @@ struct billing {
         char (*scales)[BILLING_SCALE_MAX + 1];
         size_t *scale_of; /* slot -> scale */
         bool *occupied;
-        uint32_t count;        /* occupied slots */
-        uint32_t *scale_count; /* occupied slots by scale */
+        uint32_t count;                           /* occupied slots */
+        uint32_t *scale_count;                    /* occupied slots by scale */
+        char (*project)[BILLING_PROJECT_MAX + 1]; /* slot -> the pair's project it counts in; "" none */
+        /* (project, scale) pairs occupied in the open window or carried into it: at most
+         * BILLING_PROJECTS_MAX by name, then one BILLING_OTHER_PROJECT per scale. */
+        struct pair *pairs;
+        size_t n_pairs;
+        struct billing_project_figures *pfig; /* the record's view of pairs */
         uint64_t window_usec, late_usec;
         billing_emit_fn emit;
         void *userdata;
@@ -111,8 +125,37 @@ static void emit_record(struct billing *b, const struct billing_record *r) {
 
 /* ---- concurrency windows ---- */
 
+/* The pair of (project, scale), or NULL. */
+static struct pair *pair_find(struct billing *b, const char *project, size_t scale) {
+        for (size_t i = 0; i < b->n_pairs; i++)
+                if (b->pairs[i].scale == scale && !strcmp(b->pairs[i].project, project))
+                        return &b->pairs[i];
+        return NULL;
+}
+
+/* The pair of (project, scale), added when new; past the cap, BILLING_OTHER_PROJECT's. */
+static struct pair *pair_get(struct billing *b, const char *project, size_t scale) {
+        struct pair *p = pair_find(b, project, scale);
+
+        if (p)
+                return p;
+        if (b->n_pairs >= BILLING_PROJECTS_MAX) {
+                project = BILLING_OTHER_PROJECT;
+                p = pair_find(b, project, scale);
+                if (p)
+                        return p;
+        }
+        /* Room: at most BILLING_PROJECTS_MAX named pairs, then one per scale. */
+        p = &b->pairs[b->n_pairs++];
+        *p = (struct pair){ .scale = scale };
+        plat_strlcpy(p->project, project, sizeof(p->project));
+        return p;
+}
+
 /* A window opens with the occupancy carried in: that is its peak until something starts. */
 static void window_open(struct billing *b, uint64_t start) {
+        size_t k = 0;
+
         b->win = (struct billing_window){
                 .start_usec = start,
                 .window_usec = b->window_usec,
@@ -124,10 +167,28 @@ static void window_open(struct billing *b, uint64_t start) {
         for (size_t i = 0; i < b->n_scales; i++)
                 b->fig[i] =
                         (struct billing_scale_figures){ .scale = b->scales[i], .peak = b->scale_count[i] };
+        /* Pairs no longer occupied are done: only those carried in start the new window. */
+        for (size_t i = 0; i < b->n_pairs; i++) {
+                if (b->pairs[i].count == 0)
+                        continue;
+                b->pairs[k] = b->pairs[i];
+                b->pairs[k].peak = b->pairs[k].count;
+                b->pairs[k++].slot_usec = 0;
+        }
+        b->n_pairs = k;
 }
 
 static void window_emit(struct billing *b) {
-        struct billing_record r = { .kind = BILLING_WINDOW, .window = b->win };
+        struct billing_record r;
+
+        for (size_t i = 0; i < b->n_pairs; i++)
+                b->pfig[i] = (struct billing_project_figures){ .project = b->pairs[i].project,
+                                                               .scale = b->scales[b->pairs[i].scale],
+                                                               .peak = b->pairs[i].peak,
+                                                               .slot_usec = b->pairs[i].slot_usec };
+        b->win.n_projects = b->n_pairs;
+        b->win.projects = b->pfig;
+        r = (struct billing_record){ .kind = BILLING_WINDOW, .window = b->win };
 
         emit_record(b, &r);
 }
@@ -140,6 +201,8 @@ static void accrue(struct billing *b, uint64_t dt) {
         b->win.slot_usec += b->count * dt;
         for (size_t i = 0; i < b->n_scales; i++)
                 b->fig[i].slot_usec += b->scale_count[i] * dt;
+        for (size_t i = 0; i < b->n_pairs; i++)
+                b->pairs[i].slot_usec += b->pairs[i].count * dt;
 }
 
 /* Time flows from pos to target: each window end passed closes that window. */
@@ -454,6 +517,9 @@ void billing_free(struct billing *b) {
         free(b->scale_of);
         free(b->occupied);
         free(b->scale_count);
+        free(b->project);
+        free(b->pairs);
+        free(b->pfig);
         free(b->fig);
         free(b->ring);
         free(b->minute_mem);
@@ -488,10 +554,14 @@ int billing_new(const struct billing_config *c, struct billing_time now, struct 
         b->occupied = calloc(n, sizeof(*b->occupied));
         b->scale_count = calloc(n, sizeof(*b->scale_count));
         b->fig = calloc(n, sizeof(*b->fig));
+        b->project = calloc(n, sizeof(*b->project));
+        /* Named pairs, then one BILLING_OTHER_PROJECT per scale: there are at most n scales. */
+        b->pairs = calloc(BILLING_PROJECTS_MAX + n, sizeof(*b->pairs));
+        b->pfig = calloc(BILLING_PROJECTS_MAX + n, sizeof(*b->pfig));
         b->ring = calloc(b->n_ring, sizeof(*b->ring));
         b->minute_mem = calloc(b->n_ring * n, sizeof(*b->minute_mem));
         if (!b->ids || !b->scales || !b->scale_of || !b->occupied || !b->scale_count || !b->fig ||
-            !b->ring || !b->minute_mem) {
+            !b->project || !b->pairs || !b->pfig || !b->ring || !b->minute_mem) {
                 billing_free(b);
                 return -ENOMEM;
         }
@@ -544,12 +614,15 @@ static int emitted_since(const struct billing *b, uint64_t before) {
         return (int)(b->stats.records - before);
 }
 
-int billing_occupancy(struct billing *b, size_t slot, bool occupied, struct billing_time now) {
+int billing_occupancy(struct billing *b, size_t slot, bool occupied, const char *project,
+                      struct billing_time now) {
+        struct pair *p = NULL;
         uint64_t before;
         size_t s;
         int r;
 
-        if (b && slot >= b->n_slots)
+        if ((b && slot >= b->n_slots) ||
+            (project && project[0] && !valid_name(project, BILLING_PROJECT_MAX)))
                 return -EINVAL;
         r = begin(b, now, true, &before);
         if (r < 0)
@@ -563,9 +636,19 @@ int billing_occupancy(struct billing *b, size_t slot, bool occupied, struct bill
                 b->scale_count[s]++;
                 b->win.peak = b->win.peak > b->count ? b->win.peak : b->count;
                 b->fig[s].peak = b->fig[s].peak > b->scale_count[s] ? b->fig[s].peak : b->scale_count[s];
+                if (project && project[0]) {
+                        p = pair_get(b, project, s);
+                        plat_strlcpy(b->project[slot], p->project, sizeof(b->project[slot]));
+                        p->count++;
+                        p->peak = p->peak > p->count ? p->peak : p->count;
+                }
         } else {
                 b->count--;
                 b->scale_count[s]--;
+                p = b->project[slot][0] ? pair_find(b, b->project[slot], s) : NULL;
+                if (p)
+                        p->count--;
+                b->project[slot][0] = '\0';
         }
         return emitted_since(b, before);
 }
@@ -637,6 +720,26 @@ static double seconds(uint64_t usec) {
         return (double)usec / (double)SEC;
 }
 
+/* "by_project": {"<project>": {"<scale>": {"peak":..,"slot_seconds":..}}}; {} when none. */
+static int projects_json(const struct billing_window *w, cJSON *o) {
+        cJSON *by_project = cJSON_AddObjectToObject(o, "by_project");
+
+        if (!by_project)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_projects; i++) {
+                const struct billing_project_figures *f = &w->projects[i];
+                cJSON *p = cJSON_GetObjectItemCaseSensitive(by_project, f->project), *s;
+
+                if (!p)
+                        p = cJSON_AddObjectToObject(by_project, f->project);
+                s = p ? cJSON_AddObjectToObject(p, f->scale) : NULL;
+                if (!s || !cJSON_AddNumberToObject(s, "peak", f->peak) ||
+                    !cJSON_AddNumberToObject(s, "slot_seconds", seconds(f->slot_usec)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int window_json(const struct billing_window *w, cJSON *o) {
         char ts[32];
         cJSON *by_scale;
@@ -658,7 +761,7 @@ static int window_json(const struct billing_window *w, cJSON *o) {
                     !cJSON_AddNumberToObject(s, "slot_seconds", seconds(w->scales[i].slot_usec)))
                         return -ENOMEM;
         }
-        if (!cJSON_AddBoolToObject(o, "clock_step", w->clock_step) ||
+        if (projects_json(w, o) < 0 || !cJSON_AddBoolToObject(o, "clock_step", w->clock_step) ||
             !cJSON_AddBoolToObject(o, "partial", w->partial))
                 return -ENOMEM;
         return 0;

@@ -15,9 +15,14 @@
  * Durations come from the monotonic clock, alignment from the wall clock. */
 
 /* Hard limits on what the caller hands in. */
-#define BILLING_SLOTS_MAX 256 /* slots per module (the agent has at most 64) */
-#define BILLING_ID_MAX 64     /* slot id bytes */
-#define BILLING_SCALE_MAX 32  /* scale name bytes */
+#define BILLING_SLOTS_MAX 256  /* slots per module (the agent has at most 64) */
+#define BILLING_ID_MAX 64      /* slot id bytes */
+#define BILLING_SCALE_MAX 32   /* scale name bytes */
+#define BILLING_PROJECT_MAX 64 /* project name bytes */
+/* (project, scale) pairs one window lists by name; the sessions of further pairs are summed under
+ * BILLING_OTHER_PROJECT (per scale). The cap keeps a window's record within one signed payload. */
+#define BILLING_PROJECTS_MAX 200
+#define BILLING_OTHER_PROJECT "(other)" /* no valid project name: it has parentheses */
 #define BILLING_HOUR_USEC (3600 * UINT64_C(1000000))
 #define BILLING_MINUTE_USEC (60 * UINT64_C(1000000))
 #define BILLING_WINDOW_DEFAULT_USEC (3600 * UINT64_C(1000000))
@@ -57,6 +62,13 @@ struct billing_scale_figures {
         uint64_t slot_usec; /* integral of this scale's occupied slots over the covered time */
 };
 
+struct billing_project_figures {
+        const char *project; /* borrowed from the module */
+        const char *scale;   /* borrowed from the module */
+        uint32_t peak;       /* most slots of this scale occupied for this project at one instant */
+        uint64_t slot_usec;  /* integral of those slots over the covered time */
+};
+
 /* One concurrency window [start, start + n_windows * window_usec). */
 struct billing_window {
         uint64_t start_usec;   /* wall clock, a multiple of window_usec */
@@ -67,8 +79,12 @@ struct billing_window {
         uint64_t slot_usec;    /* integral of occupied slots over the covered time */
         size_t n_scales;
         const struct billing_scale_figures *scales; /* borrowed for the callback; config order */
-        bool clock_step;                            /* a clock step happened while it was open */
-        bool partial; /* the agent started or stopped inside it: covers only part of it */
+        size_t n_projects;
+        /* Borrowed for the callback: each (project, scale) occupied in the window or carried into
+         * it, in the order first seen; slots occupied without a project are in none. */
+        const struct billing_project_figures *projects;
+        bool clock_step; /* a clock step happened while it was open */
+        bool partial;    /* the agent started or stopped inside it: covers only part of it */
 };
 
 struct billing_flow_figures {
@@ -128,10 +144,12 @@ void billing_free(struct billing *b);
  * callback), -ESHUTDOWN (after billing_flush). A `now` older than the previous call's counts as
  * the previous call's time. */
 
-/* Slot `slot` became occupied (ACTIVE, GRACE) or not at `now`. Repeats are harmless. Changes at
- * the same microsecond apply in call order: start-then-stop counts in the peak, stop-then-start
- * (a handover) does not count twice. */
-int billing_occupancy(struct billing *b, size_t slot, bool occupied, struct billing_time now);
+/* Slot `slot` became occupied (ACTIVE, GRACE) for `project` (NULL or "": none; else
+ * 1..BILLING_PROJECT_MAX printable bytes, else -EINVAL) or not at `now`. Repeats are harmless (a
+ * repeat of occupied keeps the project it had). Changes at the same microsecond apply in call order:
+ * start-then-stop counts in the peak, stop-then-start (a handover) does not count twice. */
+int billing_occupancy(struct billing *b, size_t slot, bool occupied, const char *project,
+                      struct billing_time now);
 
 /* `bytes` moved on flow `f` of slot `slot` during [from, to]: the span's length comes from the
  * monotonic clock, its place from the wall clock at `to`. `to` is normally now; an earlier `to`
@@ -165,8 +183,8 @@ const char *billing_record_type(const struct billing_record *r);
 /* Adds the record's members to obj (the caller's object; the caller adds v, type, node, seq, prev
  * and ts around them):
  *   {"window_start":"2026-11-24T10:00:00Z","window_s":3600,"windows":1,"covered_s":3600,"peak":74,
- *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},"clock_step":false,
- *    "partial":false}
+ *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},
+ *    "by_project":{"p1":{"S":{"peak":2,"slot_seconds":..}}},"clock_step":false,"partial":false}
  *   {"minute":"2026-11-24T10:01:00Z","slot":"s0","player":{"bytes":..,"peak_mbps":..,"late_bytes":0},
  *    "viewers":{..},"push":{..},"clock_step":false,"partial":false}
  * Returns 0 or -ENOMEM (obj may then hold some of the members). */

@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "crypto.h"
 #include "fileio.h"
+#include "slots.h"
 #include "strutil.h"
 
 #include <arpa/inet.h>
@@ -238,6 +239,11 @@ static bool check_cgroup(const char *s, const char **why) {
                 if ((p == s || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
                         return false;
         return true;
+}
+
+static bool check_project(const char *s, const char **why) {
+        *why = "must be 1..64 characters of A-Z a-z 0-9 . _ @ : -, as a user id";
+        return slots_valid_project(s);
 }
 
 static bool check_abs_path(const char *s, const char **why) {
@@ -804,7 +810,7 @@ static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
 }
 
 static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
-        static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", NULL };
+        static const char *const keys[] = { "id", "scale", "cgroup", "iface", "gpu", "project", NULL };
         struct cfg_slot *slot = &c->slots[i];
         char where[32], name[64];
         const cJSON *gpu;
@@ -831,6 +837,7 @@ static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
         }
         get_string(x, s, "cgroup", NAME("cgroup"), false, check_cgroup, &slot->cgroup);
         get_string(x, s, "iface", NAME("iface"), false, check_iface, &slot->iface);
+        get_string(x, s, "project", NAME("project"), false, check_project, &slot->project);
         gpu = cJSON_GetObjectItemCaseSensitive(s, "gpu");
         if (gpu && !cJSON_IsNull(gpu)) {
                 unsigned g = 0;
@@ -1059,6 +1066,7 @@ void cfg_free(struct cfg *c) {
                 free(c->slots[i].scale);
                 free(c->slots[i].cgroup);
                 free(c->slots[i].iface);
+                free(c->slots[i].project);
         }
         free(c->slots);
         free(c->path);

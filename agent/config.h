@@ -14,9 +14,10 @@
 struct cfg_slot {
         char *id;
         char *scale;
-        char *cgroup; /* relative to the cgroup mount, NULL when not set */
-        char *iface;  /* NULL when not set */
-        int gpu;      /* GPU index, -1 when the slot has none */
+        char *cgroup;  /* relative to the cgroup mount, NULL when not set */
+        char *iface;   /* NULL when not set */
+        int gpu;       /* GPU index, -1 when the slot has none */
+        char *project; /* the only project whose sessions the slot takes; NULL: any */
 };
 
 #define CFG_MAX_BROKERS 8

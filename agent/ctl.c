@@ -34,7 +34,7 @@ static void usage(FILE *f) {
                    "  sessions               every held session with its viewers and bytes\n\n"
                    "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
                    "session id when it is 32 hex digits, else a user):\n"
-                   "  reserve USER [--slot SLOT] [--client-ip IP]\n"
+                   "  reserve USER [--slot SLOT] [--client-ip IP] [--project P] [--app A]\n"
                    "  start TARGET           the reserved session starts streaming\n"
                    "  heartbeat TARGET [--input]\n"
                    "  client-lost TARGET     the client went away: the reconnect window opens\n"
@@ -325,6 +325,10 @@ static void print_op_reply(const char *op, const cJSON *r) {
                 printf(", user %s", str(r, "user"));
         if (strcmp(str(r, "session"), "-"))
                 printf(", session %s", str(r, "session"));
+        if (strcmp(str(r, "project"), "-"))
+                printf(", project %s", str(r, "project"));
+        if (strcmp(str(r, "app"), "-"))
+                printf(", app %s", str(r, "app"));
         print_time_left(r, "deadline", "until");
         printf("\n");
 }
@@ -380,6 +384,8 @@ static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
                 { "viewer", required_argument, NULL, 'v' },
                 { "role", required_argument, NULL, 'R' },
                 { "input", no_argument, NULL, 'i' },
+                { "project", required_argument, NULL, 'P' },
+                { "app", required_argument, NULL, 'a' },
                 {},
         };
         cJSON *req = cJSON_CreateObject();
@@ -396,6 +402,8 @@ static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
                                   : c == 'r' ? "reason"
                                   : c == 'v' ? "viewer"
                                   : c == 'R' ? "role"
+                                  : c == 'P' ? "project"
+                                  : c == 'a' ? "app"
                                              : NULL;
 
                 if (c == 'i') {

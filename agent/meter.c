@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "delivery.h"
 #include "fileio.h"
+#include "journal.h"
 #include "jws.h"
 #include "log.h"
 #include "signing.h"
@@ -30,25 +31,14 @@
 #define ROOM_MIN (256 * 1024)
 #define TOPIC_MAX 256
 
-struct pending {
-        char type[32];
-        cJSON *fields;
-};
-
-/* A record appended since the last good sync, kept until the next one: if that sync fails, the
- * spool opened again may not hold it, and it is made again. */
-struct unsynced {
-        char type[32];
-        cJSON *fields;
-        uint64_t id;
-};
-
 struct slot_view {
         char id[SLOTS_ID_MAX + 1];
         char scale[64];
         bool in_grace;
         char session[SLOTS_SESSION_LEN + 1]; /* the session started_mono belongs to */
         uint64_t started_mono;               /* its start on the monotonic clock; 0: unknown */
+        char project[SLOTS_PROJECT_MAX + 1]; /* that session's billing dimensions; "" none */
+        char app[SLOTS_APP_MAX + 1];
         size_t n_viewers;
         char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
 };
@@ -74,12 +64,15 @@ struct meter {
         uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
         struct billing *billing;
         struct meter_hooks hooks;
-        char prev[PLAT_SHA256_HEX_LEN + 1]; /* SHA-256 of the newest record's payload */
-        struct pending pending[METER_PENDING_MAX];
-        size_t n_pending;
-        struct unsynced *tail; /* appended since the last good sync, oldest first */
-        size_t n_tail, cap_tail;
-        bool tail_incomplete; /* a record could not be kept there (out of memory) */
+        /* Records made and not yet synced in the spool (journal.h): written with the session state. */
+        struct journal *journal;
+        /* A batch's transitions are being made into records (meter_transition .. meter_sync or
+         * meter_abort): the views as they were before it, and its occupancy changes. */
+        bool in_batch;
+        struct slot_view saved[SLOTS_MAX];
+        bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
+        char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
+        int flush_err; /* why the last flush could not put every owed record in the spool; 0 */
         uint64_t lost;
         struct link *link;
         char topic[TOPIC_MAX];
@@ -89,7 +82,7 @@ struct meter {
         bool said_v311;           /* the 3.1.1 caveat was logged */
         uint64_t published, acked, made;
         sd_event_source *sync_src, *timer;
-        bool alarmed_full, unsynced;
+        bool alarmed_full;
         bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
         char refusal[METER_MSG_MAX];
         char last_error[METER_MSG_MAX];
@@ -116,79 +109,6 @@ static void alarm_(struct meter *m, const char *what, const char *fmt, ...) {
 
 /* ---- making records ---- */
 
-/* Keeps an appended record's fields until its sync (takes them). */
-static void keep_tail(struct meter *m, const char *type, cJSON *fields, uint64_t id) {
-        if (m->n_tail == m->cap_tail) {
-                size_t cap = m->cap_tail ? 2 * m->cap_tail : 16;
-                struct unsynced *t = reallocarray(m->tail, cap, sizeof(*t));
-
-                if (!t) {
-                        m->tail_incomplete = true;
-                        cJSON_Delete(fields);
-                        return;
-                }
-                m->tail = t;
-                m->cap_tail = cap;
-        }
-        m->tail[m->n_tail] = (struct unsynced){ .fields = fields, .id = id };
-        plat_strlcpy(m->tail[m->n_tail].type, type, sizeof(m->tail[0].type));
-        m->n_tail++;
-}
-
-static void drop_tail(struct meter *m) {
-        for (size_t k = 0; k < m->n_tail; k++)
-                cJSON_Delete(m->tail[k].fields);
-        m->n_tail = 0;
-        m->tail_incomplete = false;
-}
-
-/* Spools one record's payload: seq is the spool's next id, prev the hash of the payload before.
- * The payload is signed later (deterministic ES256: a redelivery is the same bytes), so making a
- * record costs an append, not a signature: session ops stay fast. On success fields are the
- * meter's (kept until the sync); on failure still the caller's. */
-static int append(struct meter *m, const char *type, cJSON *fields) {
-        _cleanup_free_ char *text = NULL;
-        uint8_t digest[PLAT_SHA256_LEN];
-        uint64_t seq, id;
-        char ts[40];
-        cJSON *o, *f;
-        int r;
-
-        if (!m->spool)
-                return -EIO;
-        seq = spool_next_id(m->spool);
-        o = cJSON_CreateObject();
-        if (!o)
-                return -ENOMEM;
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "type", type);
-        cJSON_AddStringToObject(o, "node", m->node);
-        cJSON_AddStringToObject(o, "region", m->region);
-        cJSON_AddNumberToObject(o, "seq", (double)seq);
-        cJSON_AddStringToObject(o, "prev", m->prev);
-        cJSON_AddStringToObject(o, "ts", plat_format_rfc3339_ms(plat_now_real_usec(), ts, sizeof(ts)));
-        cJSON_ArrayForEach(f, fields) cJSON_AddItemToObject(o, f->string, cJSON_Duplicate(f, true));
-        text = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!text)
-                return -ENOMEM;
-        if (strlen(text) > JWS_PAYLOAD_MAX)
-                return -EMSGSIZE;
-        r = spool_append(m->spool, text, strlen(text), &id);
-        if (r < 0)
-                return r;
-        /* The spool numbers records; seq was read just before, in the same loop turn. */
-        if (id != seq)
-                log_err("metering: spool gave id %" PRIu64 " to the record made as seq %" PRIu64, id, seq);
-        plat_sha256(text, strlen(text), digest);
-        plat_sha256_hex(digest, m->prev);
-        keep_tail(m, type, fields, id);
-        m->made++;
-        m->unsynced = true;
-        sd_event_source_set_enabled(m->sync_src, SD_EVENT_ONESHOT);
-        return 0;
-}
-
 static void refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void refuse(struct meter *m, const char *fmt, ...) {
@@ -199,66 +119,48 @@ static void refuse(struct meter *m, const char *fmt, ...) {
         va_end(ap);
 }
 
-/* A record that the spool could not take waits in memory, in order, and new sessions are
- * refused until every waiting record is in the spool. */
-static void keep(struct meter *m, const char *type, cJSON *fields, int why) {
-        if (m->n_pending == METER_PENDING_MAX) {
-                if (m->lost++ == 0)
-                        alarm_(m, "records_lost",
-                               "metering: %d records wait for the spool; a %s record is lost (and every "
-                               "further one until the spool takes records again)",
-                               METER_PENDING_MAX, type);
-                cJSON_Delete(fields);
-                return;
-        }
-        m->pending[m->n_pending].fields = fields;
-        plat_strlcpy(m->pending[m->n_pending].type, type, sizeof(m->pending[0].type));
-        m->n_pending++;
-        if (!m->alarmed_full) {
-                m->alarmed_full = true;
-                alarm_(m, "spool_full",
-                       "metering: a %s record cannot be spooled (%s); it waits in memory, new sessions are "
-                       "refused until the spool takes records again",
-                       type, strerror(-why));
-        }
-        /* why is 0 for a record that waits behind others without being tried: the refusal keeps
-         * naming the failure that started the wait. */
-        if (why)
-                refuse(m, "billing records cannot be spooled (%s)", strerror(-why));
-}
-
-/* Makes a record: in order behind any that wait. Takes ownership of fields. */
+/* Makes a record, whole (seq, prev, ts), owed until the spool has synced it (journal.h). The
+ * payload is signed later (deterministic ES256: a redelivery is the same bytes), so making a
+ * record costs no signature: session ops stay fast. Takes ownership of fields. */
 static void record(struct meter *m, const char *type, cJSON *fields) {
-        int r;
+        cJSON *o = fields ? cJSON_CreateObject() : NULL;
+        int r = -ENOMEM;
 
-        if (!fields) {
+        if (o && cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddStringToObject(o, "type", type) &&
+            cJSON_AddStringToObject(o, "node", m->node) && cJSON_AddStringToObject(o, "region", m->region))
+                r = journal_make(m->journal, o, fields, plat_now_real_usec(), JWS_PAYLOAD_MAX);
+        cJSON_Delete(o);
+        cJSON_Delete(fields);
+        if (r < 0) {
                 if (m->lost++ == 0)
-                        alarm_(m, "records_lost", "metering: out of memory making a %s record; it is lost",
-                               type);
+                        alarm_(m, "records_lost", "metering: a %s record could not be made (%s); it is lost",
+                               type, r == -ENOSPC ? "too many records wait for the spool" : strerror(-r));
                 return;
         }
-        if (m->n_pending == 0) {
-                r = append(m, type, fields);
-                if (r < 0)
-                        keep(m, type, fields, r);
-                return;
-        }
-        keep(m, type, fields, 0);
+        m->made++;
+        /* Outside a batch (billing windows, push targets): the spool takes it at the end of the loop
+         * turn. A batch's records wait for its state write (meter_sync). */
+        if (!m->in_batch)
+                sd_event_source_set_enabled(m->sync_src, SD_EVENT_ONESHOT);
 }
 
-/* Moves waiting records into the spool, oldest first, as far as it takes them. */
-static void drain_pending(struct meter *m) {
-        size_t k = 0;
+/* The first transition of a batch: what meter_abort puts back. */
+static void begin_batch(struct meter *m) {
+        if (m->in_batch)
+                return;
+        m->in_batch = true;
+        memcpy(m->saved, m->slot, m->n_slots * sizeof(m->slot[0]));
+        memcpy(m->saved_occupied, m->occupied, sizeof(m->occupied));
+        memcpy(m->saved_project, m->occ_project, sizeof(m->occ_project));
+        journal_mark(m->journal);
+}
 
-        while (k < m->n_pending && append(m, m->pending[k].type, m->pending[k].fields) >= 0)
-                k++;
-        memmove(m->pending, m->pending + k, (m->n_pending - k) * sizeof(m->pending[0]));
-        m->n_pending -= k;
-        if (m->n_pending == 0 && m->alarmed_full) {
-                m->alarmed_full = false;
-                m->refusal[0] = '\0';
-                log_notice("metering: the spool takes records again; new sessions are admitted");
-        }
+/* The session's project and app, when it has them. */
+static void add_dimensions(cJSON *f, const char *project, const char *app) {
+        if (project[0])
+                cJSON_AddStringToObject(f, "project", project);
+        if (app[0])
+                cJSON_AddStringToObject(f, "app", app);
 }
 
 static cJSON *session_fields(const struct meter *m, const struct slots_event *ev) {
@@ -268,6 +170,7 @@ static cJSON *session_fields(const struct meter *m, const struct slots_event *ev
         cJSON_AddStringToObject(f, "scale", m->slot[ev->slot].scale);
         cJSON_AddStringToObject(f, "user", ev->user);
         cJSON_AddStringToObject(f, "session", ev->session);
+        add_dimensions(f, ev->project, ev->app);
         return f;
 }
 
@@ -300,9 +203,12 @@ static void grace_end(struct meter *m, const struct slots_event *ev, const char 
         record(m, "grace_end", f);
 }
 
-static void occupancy(struct meter *m, size_t slot, bool occupied) {
+/* project: the session's ("" none). */
+static void occupancy(struct meter *m, size_t slot, bool occupied, const char *project) {
+        m->occupied[slot] = occupied;
+        plat_strlcpy(m->occ_project[slot], project, sizeof(m->occ_project[slot]));
         if (m->billing)
-                (void)billing_occupancy(m->billing, slot, occupied, now_both());
+                (void)billing_occupancy(m->billing, slot, occupied, project, now_both());
 }
 
 /* How long the session ran: by the monotonic clock when it started in this run (a wall-clock step
@@ -323,11 +229,14 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
 
         if (!m || ev->slot >= m->n_slots)
                 return;
+        begin_batch(m);
         sv = &m->slot[ev->slot];
         switch (ev->kind) {
         case SLOTS_EV_START:
-                occupancy(m, ev->slot, true);
+                occupancy(m, ev->slot, true, ev->project);
                 plat_strlcpy(sv->session, ev->session, sizeof(sv->session));
+                plat_strlcpy(sv->project, ev->project, sizeof(sv->project));
+                plat_strlcpy(sv->app, ev->app, sizeof(sv->app));
                 sv->started_mono = plat_now_mono_usec();
                 f = session_fields(m, ev);
                 if (ev->client_ip[0])
@@ -336,10 +245,10 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 record(m, "session_start", f);
                 break;
         case SLOTS_EV_TAKEOVER:
-                occupancy(m, ev->slot, true);
+                occupancy(m, ev->slot, true, ev->project);
                 break;
         case SLOTS_EV_RESUME:
-                occupancy(m, ev->slot, true);
+                occupancy(m, ev->slot, true, ev->project);
                 grace_end(m, ev, "resumed");
                 break;
         case SLOTS_EV_GRACE:
@@ -349,7 +258,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 record(m, "grace_start", f);
                 break;
         case SLOTS_EV_ENDING:
-                occupancy(m, ev->slot, false);
+                occupancy(m, ev->slot, false, ev->project);
                 grace_end(m, ev, ev->reason);
                 for (size_t k = 0; k < sv->n_viewers; k++)
                         viewer_record(m, ev, sv->viewers[k], false, "session_end");
@@ -363,7 +272,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 record(m, "session_end", f);
                 break;
         case SLOTS_EV_FREED:
-                occupancy(m, ev->slot, false);
+                occupancy(m, ev->slot, false, ev->project);
                 if (!strcmp(ev->reason, "reserve_expired"))
                         record(m, "reserve_expired", session_fields(m, ev));
                 break;
@@ -398,6 +307,8 @@ void meter_push(struct meter *m, size_t slot, const char *session, const char *t
         f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "slot", m->slot[slot].id);
         cJSON_AddStringToObject(f, "session", session);
+        if (!strcmp(m->slot[slot].session, session))
+                add_dimensions(f, m->slot[slot].project, m->slot[slot].app);
         cJSON_AddStringToObject(f, "target", target);
         record(m, started ? "push_start" : "push_stop", f);
 }
@@ -435,26 +346,89 @@ static void on_billing_record(void *ud, const struct billing_record *r) {
 
 static void pump(struct meter *m);
 
+static void request_state_write(struct meter *m) {
+        if (m->hooks.write_journal)
+                m->hooks.write_journal(m->hooks.userdata);
+}
+
+/* The owed records into the spool, one fdatasync for them all, then published. Records the spool
+ * cannot take stay owed (they are in slots.state, or get there: request_state_write), and new
+ * sessions are refused until it takes them. */
+static int flush(struct meter *m) {
+        struct spool_stats st;
+        int r = 0, s;
+
+        sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        if (!journal_owed(m->journal))
+                return 0;
+        if (!m->spool) {
+                request_state_write(m);
+                return -EIO;
+        }
+        r = journal_to_spool(m->journal, m->spool);
+        s = spool_sync(m->spool);
+        if (s < 0) {
+                alarm_(m, "spool_broken",
+                       "metering: the spool could not be synced: %s; it is reopened, and the records it may "
+                       "have lost are appended again from the journal",
+                       strerror(-s));
+                refuse(m, "the metering spool failed to sync (%s)", strerror(-s));
+                m->flush_err = s;
+                request_state_write(m);
+                return s;
+        }
+        spool_stats(m->spool, &st);
+        journal_synced(m->journal, st.synced_id);
+        if (journal_owed(m->journal)) {
+                m->flush_err = r < 0 ? r : -ENOSPC;
+                refuse(m, "billing records cannot be spooled (%s)", strerror(-m->flush_err));
+                if (!m->alarmed_full)
+                        alarm_(m, "spool_full",
+                               "metering: %zu record(s) cannot be spooled (%s); they are kept with the "
+                               "session "
+                               "state in slots.state, new sessions are refused until the spool takes them",
+                               journal_owed(m->journal), strerror(-m->flush_err));
+                m->alarmed_full = true;
+                request_state_write(m);
+        } else if (m->flush_err || m->alarmed_full) {
+                m->flush_err = 0;
+                m->alarmed_full = false;
+                if (!m->room_low)
+                        m->refusal[0] = '\0';
+                log_notice("metering: the spool takes records again; new sessions are admitted");
+        }
+        pump(m);
+        return r;
+}
+
 int meter_sync(struct meter *m) {
+        if (!m)
+                return 0;
+        m->in_batch = false;
+        return flush(m);
+}
+
+void meter_abort(struct meter *m) {
+        if (!m || !m->in_batch)
+                return;
+        memcpy(m->slot, m->saved, m->n_slots * sizeof(m->slot[0]));
+        /* Billing saw the batch's occupancy as it happened (a window's peak may keep an instant
+         * of it: a failed state write is a disk error, not a business); it is put back now. */
+        for (size_t i = 0; i < m->n_slots; i++)
+                if (m->occupied[i] != m->saved_occupied[i])
+                        occupancy(m, i, m->saved_occupied[i], m->saved_project[i]);
+        journal_abort(m->journal);
+        m->in_batch = false;
+}
+
+int meter_journal(struct meter *m, char **ret_json) {
         int r;
 
-        if (!m || !m->unsynced)
+        *ret_json = m ? journal_json(m->journal, &r) : NULL;
+        if (!m)
                 return 0;
-        sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
-        if (!m->spool)
-                return -EIO;
-        r = spool_sync(m->spool);
-        if (r < 0) {
-                alarm_(m, "spool_broken",
-                       "metering: the spool could not be synced: %s; it is reopened and what it holds is "
-                       "delivered from there",
-                       strerror(-r));
-                refuse(m, "the metering spool failed to sync (%s)", strerror(-r));
-                return r;
-        }
-        m->unsynced = false;
-        drop_tail(m);
-        pump(m);
+        if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0])
+                refuse(m, "%zu KiB of billing records wait for the spool", journal_bytes(m->journal) >> 10);
         return r;
 }
 
@@ -605,54 +579,7 @@ void meter_published(struct meter *m, int mid, int reason) {
         }
 }
 
-static int restore_chain(struct meter *m, char *msg, size_t msg_len);
 static void recovery_alarms(struct meter *m, const struct spool_recovery *rec);
-
-/* The spool was opened again after a failed sync: the records appended since the last good sync
- * that it does not hold (ids from its next id on: the ones below were found on disk, whole) are
- * made again, first in line, with a new seq, prev and ts; they were never published (only synced
- * records are). Until they are in the spool new sessions stay refused. */
-static void remake_lost_tail(struct meter *m) {
-        uint64_t next = spool_next_id(m->spool);
-        size_t n_lost = 0, k;
-
-        for (k = 0; k < m->n_tail; k++)
-                n_lost += m->tail[k].id >= next;
-        if (m->tail_incomplete)
-                alarm_(m, "records_lost",
-                       "metering: a sync failed and some records made since the last good one were not "
-                       "kept in memory (out of memory); those the spool lost are lost");
-        /* Room at the front of the queue; past METER_PENDING_MAX the newest waiting ones go. */
-        while (n_lost && m->n_pending + n_lost > METER_PENDING_MAX) {
-                cJSON_Delete(m->pending[--m->n_pending].fields);
-                if (m->lost++ == 0)
-                        alarm_(m, "records_lost",
-                               "metering: more than %d records wait for the spool; some are lost",
-                               METER_PENDING_MAX);
-        }
-        memmove(m->pending + n_lost, m->pending, m->n_pending * sizeof(m->pending[0]));
-        m->n_pending += n_lost;
-        n_lost = 0;
-        for (k = 0; k < m->n_tail; k++) {
-                if (m->tail[k].id < next) {
-                        cJSON_Delete(m->tail[k].fields);
-                        continue;
-                }
-                m->pending[n_lost].fields = m->tail[k].fields;
-                plat_strlcpy(m->pending[n_lost].type, m->tail[k].type, sizeof(m->pending[0].type));
-                n_lost++;
-        }
-        m->n_tail = 0;
-        m->tail_incomplete = false;
-        if (!n_lost)
-                return;
-        log_warn("metering: the spool lost %zu record(s) made since the last good sync; they are made again "
-                 "(new seq from %" PRIu64 ")",
-                 n_lost, next);
-        /* Cleared, with the refusal, once every waiting record is in the spool (drain_pending). */
-        m->alarmed_full = true;
-        drain_pending(m);
-}
 
 /* After a failed sync the spool's view of the file may be wrong (the kernel may have dropped the
  * pages): it is closed and opened again, which recovers from what is really on disk. Until that
@@ -674,8 +601,6 @@ static void reopen_if_broken(struct meter *m) {
                 m->spool = NULL;
         }
         r = spool_open(m->state_fd, m->state_dir, &o, &m->spool, &rec, msg, sizeof(msg));
-        if (r >= 0)
-                r = restore_chain(m, msg, sizeof(msg));
         if (r < 0) {
                 spool_close(m->spool);
                 m->spool = NULL;
@@ -693,12 +618,11 @@ static void reopen_if_broken(struct meter *m) {
         (void)signing_set_spool(m->signing, m->spool);
         m->reopen_alarmed = false;
         m->n_inflight = 0;
-        m->unsynced = false;
-        remake_lost_tail(m);
-        if (!m->n_pending)
-                m->refusal[0] = '\0';
-        log_notice("metering: spool opened again after a failed sync (%" PRIu64 " records pending)",
+        log_notice("metering: spool opened again after a failed sync (%" PRIu64
+                   " records pending); the journal's records it lacks are appended again",
                    rec.pending);
+        /* The chain goes on from the journal: what the spool lost comes back byte for byte. */
+        (void)flush(m);
 }
 
 /* Zero-fills the next spool segment ahead of need; says so once when that stops working (the disk
@@ -743,8 +667,8 @@ static void check_room(struct meter *m) {
         if (!m->room_low || !m->spool || !has_room(m))
                 return;
         m->room_low = false;
-        if (m->n_pending)
-                return; /* refused until they are in the spool (drain_pending) */
+        if (journal_owed(m->journal))
+                return; /* refused until they are in the spool (flush) */
         m->refusal[0] = '\0';
         log_notice("metering: the spool has room again; new sessions are admitted");
 }
@@ -758,8 +682,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         if (m->billing)
                 (void)billing_tick(m->billing, now_both());
         reopen_if_broken(m);
-        if (m->n_pending)
-                drain_pending(m);
+        if (journal_owed(m->journal))
+                (void)flush(m);
         if (m->spool) {
                 struct spool_stats st;
 
@@ -776,23 +700,37 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
 
 /* ---- construction ---- */
 
-/* seq and prev continue from the newest record in the spool (the chain survives restarts). */
-static int restore_chain(struct meter *m, char *msg, size_t msg_len) {
+/* seq and prev continue from the newest record: the journal's owed ones (those of slots.state
+ * the spool lacks), else the spool's newest (the chain survives restarts). */
+static int restore_chain(struct meter *m, const struct slots *slots, char *msg, size_t msg_len) {
         _cleanup_free_ void *buf = NULL;
+        char prev[PLAT_SHA256_HEX_LEN + 1], why[METER_MSG_MAX];
         uint8_t digest[PLAT_SHA256_LEN];
         size_t len;
         uint64_t id;
         int r;
 
-        memset(m->prev, '0', PLAT_SHA256_HEX_LEN);
-        m->prev[PLAT_SHA256_HEX_LEN] = '\0';
+        memset(prev, '0', PLAT_SHA256_HEX_LEN);
+        prev[PLAT_SHA256_HEX_LEN] = '\0';
         r = spool_last(m->spool, &buf, &len, &id);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
                 return snprintf(msg, msg_len, "cannot read the spool's newest record: %s", strerror(-r)), r;
-        plat_sha256(buf, len, digest);
-        plat_sha256_hex(digest, m->prev);
+        if (r >= 0) {
+                plat_sha256(buf, len, digest);
+                plat_sha256_hex(digest, prev);
+        }
+        r = journal_restore(m->journal, slots ? slots_journal(slots) : NULL, spool_next_id(m->spool), why,
+                            sizeof(why));
+        if (r < 0) {
+                /* Not refused: the state written with it was read, and the spool is whole. */
+                alarm_(m, "records_lost",
+                       "metering: the journal of %s/slots.state cannot be read (%s); the records "
+                       "it owed the spool are lost",
+                       m->state_dir, why);
+        } else if (r > 0) {
+                log_notice("metering: %s/slots.state: %s; they are appended first", m->state_dir, why);
+        }
+        journal_continue(m->journal, spool_next_id(m->spool), prev);
         return 0;
 }
 
@@ -862,7 +800,9 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         if (r < 0)
                 goto fail;
         recovery_alarms(m, &rec);
-        r = restore_chain(m, msg, msg_len);
+        r = journal_new(&m->journal);
+        if (r >= 0)
+                r = restore_chain(m, slots, msg, msg_len);
         if (r < 0)
                 goto fail;
         m->room_low = !has_room(m);
@@ -906,8 +846,12 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
 
                         slots_get(slots, i, &info);
                         m->slot[i].in_grace = info.state == SLOTS_GRACE;
+                        /* The held session's dimensions, for its push records. */
+                        plat_strlcpy(m->slot[i].session, info.session, sizeof(m->slot[i].session));
+                        plat_strlcpy(m->slot[i].project, info.project, sizeof(m->slot[i].project));
+                        plat_strlcpy(m->slot[i].app, info.app, sizeof(m->slot[i].app));
                         if (info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)
-                                (void)billing_occupancy(m->billing, i, true, now);
+                                occupancy(m, i, true, info.project ? info.project : "");
                         for (size_t k = 0; k < info.n_viewers && k < SLOTS_VIEWERS_MAX; k++) {
                                 const char *user, *role;
 
@@ -931,6 +875,8 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 snprintf(msg, msg_len, "cannot set up the metering timers: %s", strerror(-r));
                 goto fail;
         }
+        /* What slots.state owed the spool goes in first. */
+        (void)flush(m);
         *ret = m;
         return 0;
 fail:
@@ -946,8 +892,6 @@ void meter_stop(struct meter *m) {
                 billing_free(m->billing);
                 m->billing = NULL;
         }
-        if (m->n_pending)
-                drain_pending(m);
         (void)meter_sync(m); /* and publishes what the link still takes */
 }
 
@@ -956,20 +900,22 @@ void meter_free(struct meter *m) {
                 return;
         if (m->billing)
                 (void)billing_flush(m->billing, now_both());
-        if (m->spool) {
-                if (m->n_pending)
-                        drain_pending(m);
-                if (m->unsynced)
-                        (void)spool_sync(m->spool);
+        if (m->spool && m->journal) {
+                if (journal_owed(m->journal) && journal_to_spool(m->journal, m->spool) >= 0 &&
+                    spool_sync(m->spool) >= 0) {
+                        struct spool_stats st;
+
+                        spool_stats(m->spool, &st);
+                        journal_synced(m->journal, st.synced_id);
+                }
                 (void)spool_flush_cursor(m->spool);
         }
-        if (m->n_pending)
-                log_err("metering: %zu records could not be spooled before the agent stopped; they are lost",
-                        m->n_pending);
-        for (size_t k = 0; k < m->n_pending; k++)
-                cJSON_Delete(m->pending[k].fields);
-        drop_tail(m);
-        free(m->tail);
+        if (m->journal && journal_owed(m->journal))
+                log_warn("metering: %zu record(s) could not be spooled before the meter stopped; those "
+                         "written "
+                         "with the session state (slots.state) are appended at the next start",
+                         journal_owed(m->journal));
+        journal_free(m->journal);
         billing_free(m->billing);
         signing_free(m->signing); /* its spool reader first */
         spool_close(m->spool);
@@ -1012,7 +958,8 @@ cJSON *meter_status_json(const struct meter *m) {
         cJSON_AddNumberToObject(o, "published", (double)m->published);
         cJSON_AddNumberToObject(o, "acked", (double)m->acked);
         cJSON_AddNumberToObject(o, "in_flight", (double)m->n_inflight);
-        cJSON_AddNumberToObject(o, "waiting_in_memory", (double)m->n_pending);
+        cJSON_AddNumberToObject(o, "owed", (double)journal_owed(m->journal));
+        cJSON_AddNumberToObject(o, "owed_bytes", (double)journal_bytes(m->journal));
         cJSON_AddNumberToObject(o, "lost", (double)m->lost);
         delivery_status_json(&m->delivery, plat_now_mono_usec(), o);
         sp = cJSON_AddObjectToObject(o, "spool");

@@ -1,6 +1,7 @@
 /* meter.h: billing-grade records from session transitions and billing windows: hash-chained,
- * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) ahead
- * in idle time or as they are published, delivered at least once. */
+ * durable before anything acknowledges them (written with the session state: journal.h, then
+ * spooled), signed (JWS ES256, deterministic) ahead in idle time or as they are published,
+ * delivered at least once. */
 #pragma once
 
 #include "config.h"
@@ -14,9 +15,6 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-/* Records kept in memory while the spool cannot take them (full, broken); past it a
- * record is lost and counted, with an alarm: by then new sessions have long been refused. */
-#define METER_PENDING_MAX 4096
 #define METER_MSG_MAX 512
 
 struct meter;
@@ -29,6 +27,10 @@ struct meter_hooks {
         /* An alarm that ends on its own is over (no_consumer: a record was received again); msg
          * says so. May be NULL. */
         void (*cleared)(const char *what, const char *msg, void *userdata);
+        /* Records wait for the spool that no state write holds yet (made outside a batch, then the
+         * spool refused them): the session service should write its state, with meter_journal,
+         * soon (sessions_touch). May be NULL. */
+        void (*write_journal)(void *userdata);
         void *userdata;
 };
 
@@ -47,17 +49,26 @@ void meter_stop(struct meter *m);
 /* Does what meter_stop does if it was not called, and closes the spool. NULL is a no-op. */
 void meter_free(struct meter *m);
 
-/* Inputs, from the session service's hooks (after its commit). */
+/* Inputs, from the session service's hooks. A batch's transitions come before its state is
+ * written: their records are made and owed; meter_journal gives them to the state write; then
+ * meter_sync (written) or meter_abort (not written: the records are dropped, seq and chain go
+ * back, and the views are as before the batch). */
 void meter_transition(struct meter *m, const struct slots_event *ev);
 /* `bytes` moved on `flow` of slot i since from_real_usec (wall clock) until now. */
 void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
                  uint64_t from_real_usec);
 void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started);
 
-/* Group commit: one fdatasync makes every record made so far durable, then they are published.
- * The agent calls it before acknowledging session ops; records made elsewhere (billing windows)
- * are synced at the end of the loop turn. */
+/* Every record not yet synced in the spool, as a JSON array text for slots.state (caller frees;
+ * NULL when none). -ENOMEM: the state must not be written without them. */
+int meter_journal(struct meter *m, char **ret_json);
+/* The batch is on disk (the replies may go out): its occupancy changes count, and every owed
+ * record goes to the spool with one fdatasync, then is published. Records made outside a batch
+ * (billing windows) are synced at the end of the loop turn the same way. Records the spool does
+ * not take stay owed, new sessions are refused, and write_journal asks for a state write. */
 int meter_sync(struct meter *m);
+/* The batch's state could not be written: its records are dropped (see meter_transition). */
+void meter_abort(struct meter *m);
 
 /* Delivery. The link (borrowed; NULL while there is none) and the topic (copied). */
 void meter_set_link(struct meter *m, struct link *l, const char *topic);

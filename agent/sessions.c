@@ -126,14 +126,20 @@ static void stop_pushes(struct sessions *s, const struct slots_event *ev) {
                         s->hooks.push(ev->slot, ev->session, b->peers[k].id, false, s->hooks.userdata);
 }
 
-static void emit(struct sessions *s, const struct slots_event *ev) {
-        const char *type = event_type(ev);
-        cJSON *f;
-
+/* A transition of the batch being written, to the meter: its records are made now, to be
+ * written with the state. */
+static void transition(struct sessions *s, const struct slots_event *ev) {
         if (ev->kind == SLOTS_EV_ENDING)
                 stop_pushes(s, ev);
         if (s->hooks.transition)
                 s->hooks.transition(ev, s->hooks.userdata);
+}
+
+/* A transition on disk, as an event. */
+static void emit(struct sessions *s, const struct slots_event *ev) {
+        const char *type = event_type(ev);
+        cJSON *f;
+
         if (!type || !s->hooks.event)
                 return;
         f = cJSON_CreateObject();
@@ -150,6 +156,10 @@ static void emit(struct sessions *s, const struct slots_event *ev) {
                 cJSON_AddStringToObject(f, "user", ev->user);
         if (ev->session[0])
                 cJSON_AddStringToObject(f, "session", ev->session);
+        if (ev->project[0])
+                cJSON_AddStringToObject(f, "project", ev->project);
+        if (ev->app[0])
+                cJSON_AddStringToObject(f, "app", ev->app);
         if (ev->reason[0])
                 cJSON_AddStringToObject(f, "reason", ev->reason);
         if (ev->viewer[0])
@@ -208,9 +218,24 @@ static int commit(struct sessions *s) {
         if (!slots_in_batch(s->slots))
                 return 0;
         sd_event_source_set_enabled(s->commit_src, SD_EVENT_OFF);
-        r = slots_batch_commit(s->slots, msg, sizeof(msg));
         memcpy(done, s->pending, n * sizeof(done[0]));
         s->n_pending = s->n_inflight = s->batch_ops = 0;
+        /* The batch's records are made first and written with its state: one fdatasync makes a
+         * transition and its records durable together, before any reply or event. */
+        for (size_t k = 0; k < n; k++)
+                transition(s, &done[k]);
+        r = 0;
+        if (s->hooks.journal) {
+                char *journal = NULL;
+
+                r = s->hooks.journal(s->hooks.userdata, &journal);
+                if (r >= 0)
+                        slots_set_journal(s->slots, journal);
+                else
+                        r = slots_batch_fail(s->slots, r, msg, sizeof(msg));
+        }
+        if (r >= 0)
+                r = slots_batch_commit(s->slots, msg, sizeof(msg));
         if (r < 0) {
                 s->commit_failures++;
                 plat_strlcpy(s->last_error, msg, sizeof(s->last_error));
@@ -302,6 +327,10 @@ int sessions_flush(struct sessions *s) {
         return commit(s);
 }
 
+void sessions_touch(struct sessions *s) {
+        open_batch(s);
+}
+
 void sessions_stop(struct sessions *s) {
         slots_set_stopping(s->slots);
         (void)commit(s);
@@ -328,9 +357,10 @@ static void limits_from_cfg(const struct cfg *c, struct slots_limits *l) {
 /* The slots of cfg, restored from the state dir. */
 static int open_slots(struct sessions *s, const struct cfg *c, struct slots **ret, char *warning, char *msg,
                       size_t msg_len) {
-        const char *ids[SLOTS_MAX];
+        const char *ids[SLOTS_MAX], *projects[SLOTS_MAX];
         struct slots_config sc = { .n_slots = c->n_slots,
                                    .slot_ids = ids,
+                                   .slot_projects = projects,
                                    .state_dir_fd = s->state_fd,
                                    .state_dir = c->state_dir,
                                    .admissible = admissible_cb,
@@ -342,8 +372,10 @@ static int open_slots(struct sessions *s, const struct cfg *c, struct slots **re
                 return plat_errf(msg, msg_len, "%zu slots configured: sessions need 1..%d", c->n_slots,
                                  SLOTS_MAX),
                        -EINVAL;
-        for (size_t i = 0; i < c->n_slots; i++)
+        for (size_t i = 0; i < c->n_slots; i++) {
                 ids[i] = c->slots[i].id;
+                projects[i] = c->slots[i].project;
+        }
         limits_from_cfg(c, &sc.limits);
         r = slots_new(&sc, &sl, msg, msg_len);
         if (r < 0)
@@ -463,7 +495,13 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
 
         limits_from_cfg(cfg, &l);
         if (same_slots(s->cfg, cfg)) {
+                const char *projects[SLOTS_MAX];
+
+                for (size_t i = 0; i < cfg->n_slots; i++)
+                        projects[i] = cfg->slots[i].project;
                 r = slots_set_limits(s->slots, &l, msg, msg_len);
+                if (r >= 0)
+                        r = slots_set_projects(s->slots, projects, msg, msg_len);
                 if (r < 0)
                         return r;
                 s->cfg = cfg;
@@ -632,6 +670,7 @@ static void note_in_flight(struct sessions *s, const char *user) {
 /* The slot after an op: named "slot" in replies and session lists, "id" in slot lists. */
 static cJSON *slot_reply(const struct sessions *s, size_t i, const struct slots_event *ev, const char *key) {
         cJSON *o = cJSON_CreateObject();
+        const char *project, *app;
         struct slots_info info;
 
         slots_get(s->slots, i, &info);
@@ -642,6 +681,12 @@ static cJSON *slot_reply(const struct sessions *s, size_t i, const struct slots_
                 cJSON_AddStringToObject(o, "user", info.user[0] ? info.user : ev->user);
         if (info.session[0] || (ev && ev->session[0]))
                 cJSON_AddStringToObject(o, "session", info.session[0] ? info.session : ev->session);
+        project = info.session[0] ? info.project : ev ? ev->project : "";
+        app = info.session[0] ? info.app : ev ? ev->app : "";
+        if (project[0])
+                cJSON_AddStringToObject(o, "project", project);
+        if (app[0])
+                cJSON_AddStringToObject(o, "app", app);
         if (ev)
                 cJSON_AddStringToObject(o, "event", slots_event_str(ev->kind));
         add_time(o, "deadline", info.deadline_real_usec);
@@ -684,10 +729,12 @@ static cJSON *finish_op(struct req_ctx *x, enum slots_code c, struct slots_event
 
 static cJSON *op_reserve(struct req_ctx *x) {
         const char *user, *slot, *ip, *why;
+        struct slots_reserve_req rq = { 0 };
         struct slots_info info;
         struct slots_event ev;
 
-        if (!field(x, "user", &user) || !field(x, "slot", &slot) || !field(x, "client_ip", &ip))
+        if (!field(x, "user", &user) || !field(x, "slot", &slot) || !field(x, "client_ip", &ip) ||
+            !field(x, "project", &rq.project) || !field(x, "app", &rq.app))
                 return NULL;
         if (!user)
                 return REFUSE(x, "BAD_REQUEST", "reserve needs \"user\"");
@@ -699,8 +746,11 @@ static cJSON *op_reserve(struct req_ctx *x) {
         if (why &&
             (slot_of(x->s, (struct slots_ref){ .user = user }, &info) < 0 || info.state == SLOTS_RESERVED))
                 return REFUSE(x, "NO_IDLE", "the node takes no new sessions: %s", why);
-        return finish_op(x, slots_reserve(x->s->slots, user, slot, ip, clock_now(), &ev, x->msg, x->msg_len),
-                         &ev, user);
+        rq.user = user;
+        rq.slot_id = slot;
+        rq.client_ip = ip;
+        return finish_op(x, slots_reserve_for(x->s->slots, &rq, clock_now(), &ev, x->msg, x->msg_len), &ev,
+                         user);
 }
 
 /* start, client_lost, heartbeat, end, release: a session named by session, user or slot. */
@@ -1020,6 +1070,8 @@ static cJSON *slot_json(const struct sessions *s, size_t i, bool session_view) {
 
         slots_get(s->slots, i, &info);
         cJSON_AddStringToObject(o, "scale", s->cfg->slots[i].scale);
+        if (info.bound_project[0])
+                cJSON_AddStringToObject(o, "bound_project", info.bound_project);
         if (info.client_ip[0])
                 cJSON_AddStringToObject(o, "client_ip", info.client_ip);
         if (info.end_reason[0])

@@ -30,17 +30,22 @@ const char *sessions_flow_str(enum sessions_flow f);
 struct sessions_hooks {
         /* A session event for the events topic; takes ownership of `fields`. */
         void (*event)(const char *type, cJSON *fields, void *userdata);
-        /* Each transition once it is on disk (metering); may be NULL. */
+        /* Each transition of a batch as it is written, before the write (metering makes its
+         * records); may be NULL. */
         void (*transition)(const struct slots_event *ev, void *userdata);
+        /* Then the records owed with the batch: *ret_json a JSON array text written into
+         * slots.state with the state (slots_set_journal takes it), NULL for none; -errno fails the
+         * batch (nothing is written). May be NULL. */
+        int (*journal)(void *userdata, char **ret_json);
         /* Bytes slot i moved on `flow` between two reports (wall clock, usec); may be NULL. */
         void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
                       uint64_t to_real_usec, void *userdata);
         /* A push target of slot i's session started (the first report with its counter above 0) or
          * stopped (the session ended; only a target that started); may be NULL. */
         void (*push)(size_t slot, const char *session, const char *target, bool started, void *userdata);
-        /* After each group commit: ok, or why every reply held since the last one must fail. The
-         * commit's events and transitions have been handed out before it is called, so whatever
-         * they made (metering records) can be made durable here, before any reply goes out. */
+        /* After each group commit: ok (the state and the journal are durable; the events have
+         * gone out), or why every reply held since the last one must fail (nothing was written:
+         * the records the transitions made must be dropped). */
         void (*committed)(bool ok, const char *msg, void *userdata);
         /* Whether slot i may take sessions (its host meets its scale); NULL: always. */
         bool (*admissible)(void *userdata, size_t slot);
@@ -79,6 +84,9 @@ cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bo
 
 /* Writes the open batch now (tests; the agent's stop). Returns slots_batch_commit's result. */
 int sessions_flush(struct sessions *s);
+/* Opens a batch if none is open: the next commit writes the journal (records made outside any
+ * op, such as billing windows, that the spool could not take). */
+void sessions_touch(struct sessions *s);
 /* Shutting down: new sessions get STOPPING; pending changes are written. */
 void sessions_stop(struct sessions *s);
 

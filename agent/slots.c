@@ -177,19 +177,26 @@ int slots_new(const struct slots_config *cfg, struct slots **ret, char *msg, siz
                                 return FAIL(-EINVAL, "slots: slot id \"%s\" appears twice",
                                             cfg->slot_ids[i]);
         }
+        r = slots__check_projects(cfg->n_slots, cfg->slot_ids, cfg->slot_projects, msg, msg_len);
+        if (r < 0)
+                return r;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->n = cfg->n_slots;
         s->slot = calloc(s->n, sizeof(*s->slot));
         s->saved = calloc(s->n, sizeof(*s->saved));
+        s->bound = calloc(s->n, sizeof(*s->bound));
         s->state_dir = strdup(cfg->state_dir ? cfg->state_dir : "state dir");
-        if (!s->slot || !s->saved || !s->state_dir) {
+        if (!s->slot || !s->saved || !s->bound || !s->state_dir) {
                 slots_free(s);
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < s->n; i++)
+        for (size_t i = 0; i < s->n; i++) {
                 slots__copy(s->slot[i].id, sizeof(s->slot[i].id), cfg->slot_ids[i]);
+                if (cfg->slot_projects)
+                        slots__copy(s->bound[i], sizeof(s->bound[i]), cfg->slot_projects[i]);
+        }
         s->lim = cfg->limits;
         s->dir_fd = cfg->state_dir_fd;
         s->admissible = cfg->admissible;
@@ -203,7 +210,9 @@ void slots_free(struct slots *s) {
                 return;
         free(s->slot);
         free(s->saved);
+        free(s->bound);
         free(s->state_dir);
+        free(s->journal);
         free(s);
 }
 
@@ -282,6 +291,8 @@ static void event(const struct slots *s, struct slots_event *ev, enum slots_even
         slots__copy(ev->client_ip, sizeof(ev->client_ip), sl->client_ip);
         slots__copy(ev->reason, sizeof(ev->reason), reason);
         ev->started_real_usec = sl->started_real;
+        slots__copy(ev->project, sizeof(ev->project), sl->project);
+        slots__copy(ev->app, sizeof(ev->app), sl->app);
 }
 
 bool slots__holds_session(const struct slot *sl) {
@@ -343,17 +354,35 @@ static bool admissible(const struct slots *s, size_t i) {
 
 /* ---- operations ---- */
 
+static const char *or_none(const char *v) {
+        return v[0] ? v : "(none)";
+}
+
 enum slots_code slots_reserve(struct slots *s, const char *user, const char *slot_id, const char *client_ip,
                               struct slots_clock now, struct slots_event *ret_ev, char *msg,
                               size_t msg_len) {
+        struct slots_reserve_req req = { .user = user, .slot_id = slot_id, .client_ip = client_ip };
+
+        return slots_reserve_for(s, &req, now, ret_ev, msg, msg_len);
+}
+
+enum slots_code slots_reserve_for(struct slots *s, const struct slots_reserve_req *req,
+                                  struct slots_clock now, struct slots_event *ret_ev, char *msg,
+                                  size_t msg_len) {
+        const char *user = req->user, *slot_id = req->slot_id, *client_ip = req->client_ip;
+        const char *project = req->project, *app = req->app;
         enum slots_event_kind kind;
         struct slot *sl;
-        size_t busy = 0, barred = 0;
         int want = -1, i;
         enum slots_code c;
 
         if (!slots__valid_user(user))
                 return FAIL(SLOTS_BAD_REQUEST, "user id must be 1..%d of [A-Za-z0-9._@:-]", SLOTS_USER_MAX);
+        if (project && !slots_valid_project(project))
+                return FAIL(SLOTS_BAD_REQUEST, "project must be 1..%d of [A-Za-z0-9._@:-]",
+                            SLOTS_PROJECT_MAX);
+        if (app && !slots_valid_project(app))
+                return FAIL(SLOTS_BAD_REQUEST, "app must be 1..%d of [A-Za-z0-9._@:-]", SLOTS_APP_MAX);
         if (client_ip && !slots__valid_ip(client_ip))
                 return FAIL(SLOTS_BAD_REQUEST, "client_ip is not an IPv4 or IPv6 address");
         if (slot_id) {
@@ -376,6 +405,12 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
                         return FAIL(SLOTS_SLOW_DOWN,
                                     "the session of user %s in slot %s is ending; retry shortly", user,
                                     sl->id);
+                /* Its billing dimensions are the session's, for its whole length. */
+                if ((project && strcmp(project, sl->project)) || (app && strcmp(app, sl->app)))
+                        return FAIL(SLOTS_BAD_REQUEST,
+                                    "user %s holds session %s of project %s, app %s; a user holds one "
+                                    "session at a time: end it first",
+                                    user, sl->session, or_none(sl->project), or_none(sl->app));
                 begin(s);
                 if (sl->state == SLOTS_RESERVED) {
                         kind = SLOTS_EV_RESERVE;
@@ -400,6 +435,10 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
                 return FAIL(SLOTS_DRAINING, "the node is draining; it takes no new sessions");
         if (want >= 0) {
                 sl = &s->slot[want];
+                if (slots__fit(s, (size_t)want, project) < 0)
+                        return FAIL(SLOTS_FORBIDDEN,
+                                    "slot %s is bound to project %s; project %s cannot use it", sl->id,
+                                    s->bound[want], project);
                 if (sl->state == SLOTS_BLOCKED)
                         return FAIL(
                                 SLOTS_NO_IDLE,
@@ -413,17 +452,9 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
                                     sl->id);
                 i = want;
         } else {
-                for (size_t k = 0; k < s->n && i < 0; k++) {
-                        if (s->slot[k].state != SLOTS_FREE)
-                                busy++;
-                        else if (!admissible(s, k))
-                                barred++;
-                        else
-                                i = (int)k;
-                }
+                i = slots__pick(s, project, msg, msg_len);
                 if (i < 0)
-                        return FAIL(SLOTS_NO_IDLE, "no free slot: %zu busy or blocked, %zu not admissible",
-                                    busy, barred);
+                        return SLOTS_NO_IDLE;
         }
         begin(s);
         sl = &s->slot[i];
@@ -431,6 +462,8 @@ enum slots_code slots_reserve(struct slots *s, const char *user, const char *slo
         sl->state = SLOTS_RESERVED;
         slots__copy(sl->user, sizeof(sl->user), user);
         slots__copy(sl->client_ip, sizeof(sl->client_ip), client_ip);
+        slots__copy(sl->project, sizeof(sl->project), project ? project : s->bound[i]);
+        slots__copy(sl->app, sizeof(sl->app), app);
         new_session_id(sl->session);
         sl->deadline_mono = now.mono_usec + s->lim.lock_ttl_usec;
         sl->deadline_real = now.real_usec + s->lim.lock_ttl_usec;
@@ -780,6 +813,28 @@ int slots_batch_commit(struct slots *s, char *msg, size_t msg_len) {
                     SLOTS_STATE_FILE, strerror(-r));
 }
 
+int slots_batch_fail(struct slots *s, int err, char *msg, size_t msg_len) {
+        if (s->batch) {
+                s->batch = false;
+                rollback(s);
+        }
+        return FAIL(err,
+                    "the batch's records could not be made ready for %s/%s: %s; every change since the last "
+                    "write is undone",
+                    s->state_dir, SLOTS_STATE_FILE, strerror(-err));
+}
+
+void slots_set_journal(struct slots *s, char *json) {
+        free(s->journal);
+        s->journal = json;
+        if (json && s->batch)
+                s->batch_dirty = true;
+}
+
+const char *slots_journal(const struct slots *s) {
+        return s->journal;
+}
+
 void slots_set_stopping(struct slots *s) {
         s->stopping = true;
 }
@@ -867,6 +922,9 @@ void slots_get(const struct slots *s, size_t i, struct slots_info *ret) {
                 .started_real_usec = sl->started_real,
                 .n_viewers = sl->n_viewers,
                 .end_reason = sl->end_reason,
+                .project = sl->project,
+                .app = sl->app,
+                .bound_project = s->bound[i],
         };
 }
 

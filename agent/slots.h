@@ -27,8 +27,8 @@ enum slots_code {
         SLOTS_ROLE_LIMIT,        /* the slot has its cap of viewers */
         SLOTS_STOPPING,          /* the agent is shutting down */
         SLOTS_DRAINING,          /* the node takes no new sessions */
-        SLOTS_BAD_REQUEST,       /* malformed user id, slot, reason, role or address */
-        SLOTS_FORBIDDEN,         /* the session belongs to another user */
+        SLOTS_BAD_REQUEST,       /* malformed user id, project, app, slot, reason, role or address */
+        SLOTS_FORBIDDEN,         /* the session belongs to another user; the slot to another project */
         SLOTS_INTERNAL,          /* the state could not be persisted: nothing changed */
 };
 
@@ -40,6 +40,8 @@ const char *slots_state_str(enum slots_state s);
 /* Hard limits on outside input. */
 #define SLOTS_MAX 64                       /* slots per node (matches CFG_MAX_SLOTS) */
 #define SLOTS_USER_MAX 64                  /* user id bytes; [A-Za-z0-9._@:-] only */
+#define SLOTS_PROJECT_MAX 64               /* the customer's project: as a user id */
+#define SLOTS_APP_MAX 64                   /* the customer's application: as a user id */
 #define SLOTS_TOKEN_MAX 32                 /* reason and role bytes; [a-z0-9_] only */
 #define SLOTS_VIEWERS_MAX 16               /* hard cap on viewers per slot, whatever the config says */
 #define SLOTS_SESSION_LEN 32               /* session ids: 32 lower-case hex digits */
@@ -82,6 +84,9 @@ struct slots_config {
         const char *state_dir; /* its path, for messages only (copied); NULL: "state dir" */
         slots_admissible_fn admissible; /* NULL: every slot is admissible */
         void *userdata;
+        /* NULL: no slot is bound to a project; else n_slots entries, each NULL (unbound) or the
+         * project (as a user id) whose sessions alone the slot takes. Borrowed for the call; copied. */
+        const char *const *slot_projects;
 };
 
 /* What a call changed, for the caller's events and replies. */
@@ -110,11 +115,13 @@ struct slots_event {
         enum slots_state state; /* the slot's state after the event */
         char user[SLOTS_USER_MAX + 1];
         char session[SLOTS_SESSION_LEN + 1];
-        char viewer[SLOTS_USER_MAX + 1];  /* viewer events */
-        char role[SLOTS_TOKEN_MAX + 1];   /* VIEWER_JOIN: the viewer's role */
-        char reason[SLOTS_TOKEN_MAX + 1]; /* GRACE, ENDING and FREED: why */
-        char client_ip[SLOTS_IP_MAX];     /* RESERVE, TAKEOVER and RESUME: the new client's, "" unknown */
-        uint64_t started_real_usec;       /* when the session started (wall clock); 0 before START */
+        char viewer[SLOTS_USER_MAX + 1];     /* viewer events */
+        char role[SLOTS_TOKEN_MAX + 1];      /* VIEWER_JOIN: the viewer's role */
+        char reason[SLOTS_TOKEN_MAX + 1];    /* GRACE, ENDING and FREED: why */
+        char client_ip[SLOTS_IP_MAX];        /* RESERVE, TAKEOVER and RESUME: the new client's, "" unknown */
+        uint64_t started_real_usec;          /* when the session started (wall clock); 0 before START */
+        char project[SLOTS_PROJECT_MAX + 1]; /* the session's project; "" none */
+        char app[SLOTS_APP_MAX + 1];         /* the session's application; "" none */
 };
 
 /* A session named by id, or by its user, or both (then they must agree, else FORBIDDEN). */
@@ -133,7 +140,10 @@ struct slots_info {
         uint64_t deadline_real_usec; /* RESERVED: lock expiry; GRACE: window end; else 0 */
         uint64_t started_real_usec;  /* ACTIVE/GRACE/ENDING: start; else 0 */
         size_t n_viewers;
-        const char *end_reason; /* ENDING: why; else "" */
+        const char *end_reason;    /* ENDING: why; else "" */
+        const char *project;       /* the session's project; "" when none or no session */
+        const char *app;           /* the session's application; "" when none or no session */
+        const char *bound_project; /* the project the slot is bound to (config); "" when unbound */
 };
 
 struct slots;
@@ -164,9 +174,25 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
  * written to the state file before the call returns SLOTS_OK; when that write fails the call
  * returns SLOTS_INTERNAL and the state in memory is as before the call. */
 
-/* Books a slot for user: `slot_id` (NULL: the first free admissible slot) and `client_ip` (NULL or
- * an IPv4/IPv6 literal). A user who already holds a slot gets that slot back: the lock renewed
- * (RESERVED), a takeover (ACTIVE) or a resume (GRACE). */
+/* What a reservation asks for. */
+struct slots_reserve_req {
+        const char *user;      /* required */
+        const char *project;   /* NULL: none given (on a slot bound to a project: that project) */
+        const char *app;       /* NULL: none */
+        const char *slot_id;   /* NULL: a free admissible slot the project may use */
+        const char *client_ip; /* NULL or an IPv4/IPv6 literal */
+};
+
+/* Books a slot for req->user. Without slot_id: a free admissible slot, those bound to the
+ * reservation's project first, then unbound ones (a reservation without a project: unbound slots
+ * first, then a bound one, whose project it takes); none: NO_IDLE. A slot_id bound to another
+ * project than the one given: FORBIDDEN. A user who already holds a slot gets that slot back: the
+ * lock renewed (RESERVED), a takeover (ACTIVE) or a resume (GRACE); a project or app given then
+ * must be the session's (else BAD_REQUEST). */
+enum slots_code slots_reserve_for(struct slots *s, const struct slots_reserve_req *req,
+                                  struct slots_clock now, struct slots_event *ret_ev, char *msg,
+                                  size_t msg_len);
+/* slots_reserve_for without a project or app. */
 enum slots_code slots_reserve(struct slots *s, const char *user, const char *slot_id, const char *client_ip,
                               struct slots_clock now, struct slots_event *ret_ev, char *msg, size_t msg_len);
 /* RESERVED -> ACTIVE; ACTIVE is an idempotent repeat (EV_NONE). */
@@ -201,6 +227,12 @@ enum slots_code slots_unblock(struct slots *s, const char *slot_id, struct slots
 
 /* New limits (a reload), checked as slots_new does; deadlines already running keep their values. */
 int slots_set_limits(struct slots *s, const struct slots_limits *l, char *msg, size_t msg_len);
+/* New project bindings (a reload; as slots_config.slot_projects, checked as slots_new does): they
+ * apply to reservations from now on; sessions already held keep their project. -EINVAL with msg,
+ * and nothing changed, for an invalid project. Not persisted: the config is their source. */
+int slots_set_projects(struct slots *s, const char *const *projects, char *msg, size_t msg_len);
+/* Whether p is a valid project or app name: 1..64 of [A-Za-z0-9._@:-], as a user id. */
+bool slots_valid_project(const char *p);
 
 /* Group commit. Between slots_batch_begin and slots_batch_commit the operations (and slots_expire)
  * change the state in memory only and return SLOTS_OK without writing; slots_batch_commit writes the
@@ -210,7 +242,18 @@ int slots_set_limits(struct slots *s, const struct slots_limits *l, char *msg, s
  * nothing had changed (or no batch was open). Nested begins are one batch. */
 void slots_batch_begin(struct slots *s);
 int slots_batch_commit(struct slots *s, char *msg, size_t msg_len);
+/* Ends the batch without writing: every change since slots_batch_begin is undone; returns err
+ * with msg saying so (the caller could not get ready what must be written with it). */
+int slots_batch_fail(struct slots *s, int err, char *msg, size_t msg_len);
 bool slots_in_batch(const struct slots *s);
+
+/* The journal: records of the caller's that must be durable with the state they go with (the
+ * metering records of a batch's transitions), as a JSON array text. slots_set_journal takes
+ * ownership of json (NULL: none) and has it written with the state from the next write on (in
+ * a batch, it is a change: the batch writes). After slots_load, slots_journal is the journal the
+ * newest copy held (NULL when none); borrowed until the next slots_set_journal or slots_free. */
+void slots_set_journal(struct slots *s, char *json);
+const char *slots_journal(const struct slots *s);
 
 /* Shutting down: reserve, start and viewer_join get STOPPING from now on. Not persisted. */
 void slots_set_stopping(struct slots *s);

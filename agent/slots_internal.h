@@ -22,6 +22,8 @@ struct slot {
         char session[SLOTS_SESSION_LEN + 1];
         char client_ip[SLOTS_IP_MAX];
         char end_reason[SLOTS_TOKEN_MAX + 1];
+        char project[SLOTS_PROJECT_MAX + 1]; /* the session's billing dimensions; "" none */
+        char app[SLOTS_APP_MAX + 1];
         uint64_t deadline_mono, deadline_real;  /* RESERVED: lock expiry; GRACE: window end */
         uint64_t started_mono, started_real;    /* ACTIVE, GRACE, ENDING */
         uint64_t last_hb_mono, last_input_mono; /* ACTIVE: not persisted, reset on restore */
@@ -44,12 +46,15 @@ struct slots {
         char *state_dir;
         slots_admissible_fn admissible;
         void *userdata;
+        char (*bound)[SLOTS_PROJECT_MAX + 1]; /* per slot: the project it is bound to; "" unbound */
         char expired[EXPIRED_RING][SLOTS_SESSION_LEN + 1];
         size_t expired_next;
         /* slots.state (slots_store.c): the generation of the newest copy on disk (0: none yet) and
          * the region the next write goes to, the one not holding it. Zeroed by slots_new. */
         uint64_t store_gen;
         size_t store_next;
+        /* The caller's records written with the state (slots_set_journal), or read back with it. */
+        char *journal;
 };
 
 #define SLOTS_STATE_COUNT (SLOTS_BLOCKED + 1)
@@ -64,6 +69,17 @@ bool slots__valid_token(const char *t);
 bool slots__valid_session(const char *id);
 bool slots__valid_ip(const char *ip);
 bool slots__valid_slot_id(const char *id);
+
+/* Project bindings (slots_project.c). -EINVAL with msg when a project of projects (NULL: none
+ * bound; else per slot NULL or "" for unbound) is not valid. */
+int slots__check_projects(size_t n, const char *const *ids, const char *const *projects, char *msg,
+                          size_t msg_len);
+/* How well free slot i suits a reservation for project (NULL: none given): 0 bound to it (without
+ * one: unbound), 1 unbound (without one: bound, its project taken), -1 bound to another. */
+int slots__fit(const struct slots *s, size_t i, const char *project);
+/* The free admissible slot a reservation for project takes: the best fit, then the first; -1 with
+ * msg saying why there is none (NO_IDLE). */
+int slots__pick(const struct slots *s, const char *project, char *msg, size_t msg_len);
 
 bool slots__holds_session(const struct slot *sl);
 void slots__clear_session(struct slot *sl);

@@ -36,6 +36,11 @@ static cJSON *slot_json(const struct slot *sl) {
                 ok = cJSON_AddStringToObject(o, "user", sl->user) &&
                      cJSON_AddStringToObject(o, "session", sl->session) &&
                      cJSON_AddStringToObject(o, "client_ip", sl->client_ip);
+        /* Optional: absent when the session has none (and in files of older agents). */
+        if (ok && slots__holds_session(sl) && sl->project[0])
+                ok = cJSON_AddStringToObject(o, "project", sl->project) != NULL;
+        if (ok && slots__holds_session(sl) && sl->app[0])
+                ok = cJSON_AddStringToObject(o, "app", sl->app) != NULL;
         if (ok && (sl->state == SLOTS_RESERVED || sl->state == SLOTS_GRACE))
                 ok = add_num(o, "deadline", sl->deadline_real);
         if (ok && (sl->state == SLOTS_ACTIVE || sl->state == SLOTS_GRACE || sl->state == SLOTS_ENDING))
@@ -77,6 +82,9 @@ static char *state_json(const struct slots *s) {
                 if (o && !ok)
                         cJSON_Delete(o);
         }
+        /* Copied in as it is: its bytes are the records' own (their hash chain). */
+        if (ok && s->journal)
+                ok = cJSON_AddRawToObject(root, "journal", s->journal) != NULL;
         if (ok)
                 text = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
@@ -298,7 +306,7 @@ static void restore_deadline(struct slot *sl, struct slots_clock now, uint64_t s
         } while (0)
 
 static int parse_slot(const cJSON *o, size_t k, struct slot *sl, char *msg, size_t msg_len) {
-        const char *st = get_str(o, "state"), *user, *session, *ip, *reason;
+        const char *st = get_str(o, "state"), *user, *session, *ip, *reason, *project, *app;
         const cJSON *vs, *v;
         int r = 0;
 
@@ -319,6 +327,15 @@ static int parse_slot(const cJSON *o, size_t k, struct slot *sl, char *msg, size
                 BAD("slots[%zu].session: missing or not %d hex digits", k, SLOTS_SESSION_LEN);
         if (ip && *ip && !slots__valid_ip(ip))
                 BAD("slots[%zu].client_ip: not an IP address", k);
+        project = get_str(o, "project");
+        app = get_str(o, "app");
+        if (cJSON_GetObjectItemCaseSensitive(o, "project") && !slots_valid_project(project))
+                BAD("slots[%zu].project: not a valid project (1..%d of [A-Za-z0-9._@:-])", k,
+                    SLOTS_PROJECT_MAX);
+        if (cJSON_GetObjectItemCaseSensitive(o, "app") && !slots_valid_project(app))
+                BAD("slots[%zu].app: not a valid app (1..%d of [A-Za-z0-9._@:-])", k, SLOTS_APP_MAX);
+        slots__copy(sl->project, sizeof(sl->project), project);
+        slots__copy(sl->app, sizeof(sl->app), app);
         slots__copy(sl->user, sizeof(sl->user), user);
         slots__copy(sl->session, sizeof(sl->session), session);
         slots__copy(sl->client_ip, sizeof(sl->client_ip), ip);
@@ -361,7 +378,8 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
                   size_t msg_len) {
         _cleanup_free_ struct slot *tmp = NULL;
         _cleanup_free_ bool *seen = NULL;
-        const cJSON *v, *arr, *o, *dr;
+        _cleanup_free_ char *journal = NULL;
+        const cJSON *v, *arr, *o, *dr, *jr;
         cJSON *root = NULL;
         size_t k = 0;
         int r = 0;
@@ -388,6 +406,13 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
         dr = cJSON_GetObjectItemCaseSensitive(root, "draining");
         if (dr && !cJSON_IsBool(dr))
                 BAD("\"draining\": not true or false");
+        jr = cJSON_GetObjectItemCaseSensitive(root, "journal");
+        if (jr && !cJSON_IsArray(jr))
+                BAD("\"journal\": not an array");
+        if (jr && !(journal = cJSON_PrintUnformatted(jr))) {
+                r = -ENOMEM;
+                goto out;
+        }
         arr = cJSON_GetObjectItemCaseSensitive(root, "slots");
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > SLOTS_MAX)
                 BAD("\"slots\": missing or not an array of at most %d slots", SLOTS_MAX);
@@ -446,6 +471,8 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
         }
         memcpy(s->slot, tmp, s->n * sizeof(*tmp));
         s->draining = cJSON_IsTrue(dr);
+        free(s->journal);
+        s->journal = TAKE_PTR(journal);
 out:
         cJSON_Delete(root);
         return r;

@@ -108,7 +108,7 @@ class FaultTest(harness.IntegrationTest):
             if not s or "metering" not in s:
                 return None
             st.update(s["metering"])
-            return st["spool"]["pending"] == 0 and st["in_flight"] == 0 and st["waiting_in_memory"] == 0
+            return st["spool"]["pending"] == 0 and st["in_flight"] == 0 and st["owed"] == 0
         if not harness.wait_for(done, timeout, interval=0.2):
             raise AssertionError("metering did not drain within %d s: %s" % (timeout, st))
         return st["next_seq"] - 1

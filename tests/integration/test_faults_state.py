@@ -152,7 +152,7 @@ class StateFaults(FaultTest):
         self.assertTrue(c.call("end", session=holder)["ok"])
         acked[holder] = "holder"
         c.close()
-        self.assertGreater(self.status()["metering"]["waiting_in_memory"], 0)
+        self.assertGreater(self.status()["metering"]["owed"], 0)
         alarm = events.wait_doc("/events", lambda d: d.get("event") == "metering_alarm", timeout=10)
         self.assertIsNotNone(alarm, events.describe())
         self.assertEqual(alarm[1]["alarm"], "spool_full")

@@ -223,7 +223,7 @@ class Metering(harness.IntegrationTest):
         st = self.status(sock)["metering"]
         self.assertIn("cannot be spooled", st["refusing_sessions"])
         self.assertTrue(st["spool"]["full"])
-        self.assertGreater(st["waiting_in_memory"], 0)
+        self.assertGreater(st["owed"], 0)
         alarm = events.wait_doc("/events", lambda d: d.get("event") == "metering_alarm", timeout=10)
         self.assertIsNotNone(alarm, events.describe())
         self.assertEqual(alarm[1]["alarm"], "spool_full")
@@ -250,6 +250,48 @@ class Metering(harness.IntegrationTest):
         rc, summary = self.verify([line for line, _ in recs])
         self.assertEqual(rc, 0, summary)
 
+
+    def test_a_session_reserved_for_a_project_carries_it_into_its_records(self):
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
+        slots = [{"id": "s0", "scale": "cpu-4"}, {"id": "s1", "scale": "cpu-8", "project": "zeta"}]
+        agent, sock = self.start(env.config(broker.port, slots=slots, extra=METERING))
+        ctl = [harness.ctl_binary(), "--socket", sock]
+        r = env.run(ctl + ["reserve", "alice", "--project", "acme", "--app", "racer", "--slot", "s1"])
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("FORBIDDEN: slot s1 is bound to project zeta; project acme cannot use it", r.stderr)
+        r = env.run(ctl + ["reserve", "alice", "--project", "acme", "--app", "racer"])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertRegex(r.stdout, r"^reserve: slot s0 is reserved, user alice, session [0-9a-f]{32}, "
+                                   r"project acme, app racer")
+        self.assertEqual(env.run(ctl + ["start", "--user", "alice"]).returncode, 0)
+        c = Client(sock)
+        bob = c.call("reserve", user="bob")  # no project: the bound slot's
+        self.assertEqual((bob["slot"], bob["project"]), ("s1", "zeta"), bob)
+        self.assertTrue(c.call("start", user="bob")["ok"])
+        time.sleep(2.5)  # a whole 2 s concurrency window with both in it
+        for user in ("alice", "bob"):
+            self.assertTrue(c.call("end", user=user, reason="user_quit")["ok"])
+        c.close()
+
+        def ends():
+            return [p for _, p in self.records(sub, unique=True) if p["type"] == "session_end"]
+        harness.wait_for(lambda: len(ends()) == 2, 15, what="both session_end records")
+        by_type = {}
+        for _, p in self.records(sub, unique=True):
+            by_type.setdefault(p["type"], []).append(p)
+        starts = {p["user"]: p for p in by_type["session_start"]}
+        self.assertEqual((starts["alice"]["project"], starts["alice"]["app"]), ("acme", "racer"))
+        self.assertEqual(starts["bob"]["project"], "zeta")
+        self.assertNotIn("app", starts["bob"])
+        self.assertEqual({(p["user"], p["project"]) for p in ends()}, {("alice", "acme"), ("bob", "zeta")})
+        # Some whole window had both: each project's peak in its slot's scale.
+        both = [w for w in by_type.get("concurrency_window", []) if len(w["by_project"]) == 2]
+        self.assertTrue(both, by_type.get("concurrency_window"))
+        self.assertEqual(both[0]["by_project"]["acme"]["cpu-4"]["peak"], 1)
+        self.assertEqual(both[0]["by_project"]["zeta"]["cpu-8"]["peak"], 1)
+        agent.terminate(timeout=5)
 
 if __name__ == "__main__":
     harness.main()

@@ -8,6 +8,7 @@
 
 #include "billing.h"
 #include "cleanup.h"
+#include "jws.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@
 #define MONO0 (UINT64_C(5000) * SEC)
 #define MAX_REC 64
 #define MAX_SCALES 4
+#define MAX_PROJECTS 8
 #define N_IDS 80
 
 static char id_buf[N_IDS][8];
@@ -34,6 +36,8 @@ struct rec {
         struct billing_scale_figures scales[MAX_SCALES];
         char names[MAX_SCALES][BILLING_SCALE_MAX + 1];
         char slot_id[BILLING_ID_MAX + 1];
+        struct billing_project_figures projects[MAX_PROJECTS];
+        char project_names[MAX_PROJECTS][BILLING_PROJECT_MAX + 1];
 };
 
 struct fx {
@@ -67,6 +71,20 @@ static void collect(void *userdata, const struct billing_record *r) {
                 c->scales[i].scale = c->names[i];
         }
         c->r.window.scales = c->scales;
+        assert_true(r->window.n_projects <= MAX_PROJECTS);
+        for (size_t i = 0; i < r->window.n_projects; i++) {
+                size_t k = 0;
+
+                c->projects[i] = r->window.projects[i];
+                snprintf(c->project_names[i], sizeof(c->project_names[i]), "%s",
+                         r->window.projects[i].project);
+                c->projects[i].project = c->project_names[i];
+                while (k < r->window.n_scales && strcmp(c->names[k], r->window.projects[i].scale))
+                        k++;
+                assert_true(k < r->window.n_scales);
+                c->projects[i].scale = c->names[k];
+        }
+        c->r.window.projects = c->projects;
 }
 
 static int setup(void **state) {
@@ -126,7 +144,12 @@ static void stepped(struct fx *f, uint64_t d, int64_t wall) {
 }
 
 static void occ(struct fx *f, size_t slot, bool on) {
-        assert_true(billing_occupancy(f->b, slot, on, f->now) >= 0);
+        assert_true(billing_occupancy(f->b, slot, on, NULL, f->now) >= 0);
+}
+
+/* Slot occupied for project. */
+static void occ_for(struct fx *f, size_t slot, const char *project) {
+        assert_true(billing_occupancy(f->b, slot, true, project, f->now) >= 0);
 }
 
 static int tick(struct fx *f) {
@@ -331,6 +354,178 @@ static void test_figures_split_by_scale(void **state) {
         assert_int_equal(w->scales[2].slot_usec, 0);
 }
 
+/* ---- concurrency by project ---- */
+
+/* The figures of (project, scale) in window w; fails the test when it is not listed. */
+static void expect_project(const struct billing_window *w, const char *project, const char *scale,
+                           uint32_t peak, uint64_t slot_usec) {
+        for (size_t i = 0; i < w->n_projects; i++)
+                if (!strcmp(w->projects[i].project, project) && !strcmp(w->projects[i].scale, scale)) {
+                        assert_int_equal(w->projects[i].peak, peak);
+                        assert_int_equal(w->projects[i].slot_usec, slot_usec);
+                        return;
+                }
+        fail_msg("window has no figures for project %s, scale %s", project, scale);
+}
+
+/* by_project of r's JSON, printed. Caller frees. */
+static char *by_project_json(const struct billing_record *r) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(r, o), 0);
+        s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "by_project"));
+        assert_non_null(s);
+        cJSON_Delete(o);
+        return s;
+}
+
+static void test_peaks_per_project_and_scale_at_one_instant(void **state) {
+        static const char *const scales[] = { "S", "S", "M", "M", "S" };
+        struct fx *f = *state;
+        const struct billing_window *w;
+        char *json;
+
+        start(f, 5, 60, 10, scales);
+        occ_for(f, 0, "acme");
+        at(f, 10 * SEC);
+        occ_for(f, 1, "acme");
+        occ_for(f, 2, "acme");
+        occ_for(f, 3, "zeta");
+        occ(f, 4, true); /* no project: in the totals only */
+        at(f, 20 * SEC);
+        occ(f, 0, false);
+        at(f, 30 * SEC);
+        for (size_t i = 1; i < 5; i++)
+                occ(f, i, false);
+        at(f, 60 * SEC);
+        tick(f);
+        w = expect_window(f, 0, 60 * SEC, 100 * SEC, 5, false);
+        assert_int_equal(w->n_projects, 3);
+        expect_project(w, "acme", "S", 2, 40 * SEC);
+        expect_project(w, "acme", "M", 1, 20 * SEC);
+        expect_project(w, "zeta", "M", 1, 20 * SEC);
+        json = by_project_json(&f->rec[0].r);
+        assert_string_equal(json,
+                            "{\"acme\":{\"S\":{\"peak\":2,\"slot_seconds\":40},\"M\":{\"peak\":1,"
+                            "\"slot_seconds\":20}},\"zeta\":{\"M\":{\"peak\":1,\"slot_seconds\":20}}}");
+        free(json);
+}
+
+static void test_a_handover_between_projects_counts_once_in_each(void **state) {
+        struct fx *f = *state;
+        const struct billing_window *w;
+
+        start(f, 1, 60, 10, NULL);
+        occ_for(f, 0, "acme");
+        at(f, 30 * SEC);
+        occ(f, 0, false);
+        occ_for(f, 0, "zeta");
+        at(f, 60 * SEC);
+        tick(f);
+        w = expect_window(f, 0, 60 * SEC, 60 * SEC, 1, false);
+        assert_int_equal(w->n_projects, 2);
+        expect_project(w, "acme", "S", 1, 30 * SEC);
+        expect_project(w, "zeta", "S", 1, 30 * SEC);
+        /* Carried into the next window: zeta alone, acme is done. */
+        at(f, 90 * SEC);
+        occ(f, 0, false);
+        at(f, 180 * SEC);
+        tick(f);
+        w = expect_window(f, 60 * SEC, 60 * SEC, 30 * SEC, 1, false);
+        assert_int_equal(w->n_projects, 1);
+        expect_project(w, "zeta", "S", 1, 30 * SEC);
+        assert_int_equal(window_at(f, 120 * SEC)->n_projects, 0);
+}
+
+static void test_a_repeat_keeps_the_project_and_a_bad_project_changes_nothing(void **state) {
+        struct fx *f = *state;
+        char long_name[BILLING_PROJECT_MAX + 2];
+        const struct billing_window *w;
+
+        memset(long_name, 'p', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        start(f, 2, 60, 10, NULL);
+        assert_int_equal(billing_occupancy(f->b, 1, true, "a b", f->now), -EINVAL);
+        assert_int_equal(billing_occupancy(f->b, 1, true, long_name, f->now), -EINVAL);
+        occ_for(f, 0, "acme");
+        at(f, 10 * SEC);
+        occ_for(f, 0, "zeta"); /* GRACE after ACTIVE: the same session */
+        at(f, 60 * SEC);
+        tick(f);
+        w = expect_window(f, 0, 60 * SEC, 60 * SEC, 1, false);
+        assert_int_equal(w->n_projects, 1);
+        expect_project(w, "acme", "S", 1, 60 * SEC);
+}
+
+/* What a window past the cap of named pairs holds, from its record. */
+struct crowd {
+        size_t json_max, windows, n_projects;
+        uint64_t slot_usec, project_usec, other_usec;
+};
+
+static void crowd_collect(void *userdata, const struct billing_record *r) {
+        struct crowd *c = userdata;
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        if (r->kind != BILLING_WINDOW) {
+                cJSON_Delete(o);
+                return;
+        }
+        assert_int_equal(billing_record_json(r, o), 0);
+        s = cJSON_PrintUnformatted(o);
+        assert_non_null(s);
+        c->json_max = strlen(s) > c->json_max ? strlen(s) : c->json_max;
+        free(s);
+        cJSON_Delete(o);
+        c->windows++;
+        c->n_projects = r->window.n_projects;
+        c->slot_usec += r->window.slot_usec;
+        for (size_t i = 0; i < r->window.n_projects; i++) {
+                c->project_usec += r->window.projects[i].slot_usec;
+                if (!strcmp(r->window.projects[i].project, BILLING_OTHER_PROJECT))
+                        c->other_usec += r->window.projects[i].slot_usec;
+        }
+}
+
+/* 64 slots of 64 scales with the longest names, and 400 projects with the longest names in one hour:
+ * the first 200 (project, scale) pairs are listed, the rest summed per scale under "(other)", and the
+ * record still fits one signed payload with room for the common members. */
+static void test_past_the_cap_pairs_are_summed_as_other_and_the_record_fits_a_payload(void **state) {
+        static char scale_buf[64][BILLING_SCALE_MAX + 1];
+        static const char *scales[64];
+        struct fx *f = *state;
+        struct crowd c = { 0 };
+        struct billing_config cfg;
+
+        for (size_t i = 0; i < 64; i++) {
+                snprintf(scale_buf[i], sizeof(scale_buf[i]), "%02zu%030d", i, 0);
+                scales[i] = scale_buf[i];
+        }
+        cfg = config(&c, 64, 3600, 10, scales);
+        cfg.emit = crowd_collect;
+        assert_int_equal(billing_new(&cfg, f->now, &f->b, f->msg, sizeof(f->msg)), 0);
+        for (size_t k = 0; k < 400; k++) {
+                char project[BILLING_PROJECT_MAX + 1];
+
+                snprintf(project, sizeof(project), "%03zu%061d", k, 0);
+                at(f, k * SEC + 123457 * k % SEC); /* six decimals in slot_seconds */
+                if (k >= 64)
+                        occ(f, k % 64, false);
+                occ_for(f, k % 64, project);
+        }
+        at(f, 3600 * SEC);
+        tick(f);
+        assert_int_equal(c.windows, 1);
+        assert_int_equal(c.n_projects, BILLING_PROJECTS_MAX + 64);
+        /* Every slot-second of a session with a project is in by_project, named or not. */
+        assert_int_equal(c.project_usec, c.slot_usec);
+        assert_true(c.other_usec > 0);
+        assert_true(c.json_max + 1024 <= JWS_PAYLOAD_MAX);
+}
+
 static void test_tick_with_nothing_due_emits_nothing(void **state) {
         struct fx *f = *state;
 
@@ -409,7 +604,7 @@ static void test_bad_arguments_change_nothing(void **state) {
 
         start(f, 2, 10, 10, NULL);
         later.mono_usec += SEC;
-        assert_int_equal(billing_occupancy(f->b, 2, true, f->now), -EINVAL);
+        assert_int_equal(billing_occupancy(f->b, 2, true, NULL, f->now), -EINVAL);
         assert_int_equal(billing_bytes(f->b, 0, BILLING_FLOWS, 1, f->now, f->now), -EINVAL);
         assert_int_equal(billing_bytes(f->b, 0, BILLING_PLAYER, 1, later, f->now), -EINVAL);
         later.real_usec = BILLING_TIME_MAX_USEC + 1;
@@ -451,7 +646,7 @@ static void test_start_inside_a_window_reports_it_partial_and_flush_reports_the_
         assert_int_equal(minute_at(f, 0, 3660 * SEC)->flow[BILLING_PUSH].bytes, 300);
         assert_true(minute_at(f, 0, 3660 * SEC)->partial);
         assert_int_equal(billing_tick(f->b, f->now), -ESHUTDOWN);
-        assert_int_equal(billing_occupancy(f->b, 1, true, f->now), -ESHUTDOWN);
+        assert_int_equal(billing_occupancy(f->b, 1, true, NULL, f->now), -ESHUTDOWN);
         billing_get_stats(f->b, &st);
         assert_int_equal(st.records, f->n);
 }
@@ -709,7 +904,8 @@ static void test_records_as_json(void **state) {
                 &f->rec[0].r,
                 "{\"window_start\":\"2023-11-14T00:00:00Z\",\"window_s\":60,\"windows\":1,\"covered_s\":60,"
                 "\"peak\":1,\"slot_seconds\":30.5,\"by_scale\":{\"S\":{\"peak\":1,\"slot_seconds\":30.5},"
-                "\"M\":{\"peak\":0,\"slot_seconds\":0}},\"clock_step\":false,\"partial\":false}");
+                "\"M\":{\"peak\":0,\"slot_seconds\":0}},\"by_project\":{},\"clock_step\":false,"
+                "\"partial\":false}");
         assert_string_equal(billing_record_type(&f->rec[1].r), "bandwidth_minute");
         expect_json(&f->rec[1].r, "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
                                   "\"player\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},"
@@ -735,7 +931,7 @@ static void test_calls_from_the_callback_are_refused(void **state) {
 /* ---- properties over random event sequences ---- */
 
 struct prop {
-        uint64_t bytes, slot_usec, covered_usec;
+        uint64_t bytes, slot_usec, covered_usec, project_usec;
         uint64_t next_window; /* where the next window record must start */
         uint64_t next_minute[4];
         uint64_t window_usec;
@@ -761,6 +957,13 @@ static void prop_collect(void *userdata, const struct billing_record *r) {
         p->next_window += r->window.n_windows * p->window_usec;
         p->slot_usec += r->window.slot_usec;
         p->covered_usec += r->window.covered_usec;
+        for (size_t i = 0; i < r->window.n_projects; i++) {
+                /* A project's peak never passes its scale's. */
+                for (size_t k = 0; k < r->window.n_scales; k++)
+                        if (!strcmp(r->window.scales[k].scale, r->window.projects[i].scale))
+                                assert_true(r->window.projects[i].peak <= r->window.scales[k].peak);
+                p->project_usec += r->window.projects[i].slot_usec;
+        }
         if (p->check_peaks)
                 assert_int_equal(r->window.peak, p->peak[(r->window.start_usec - BASE) / p->window_usec]);
 }
@@ -779,8 +982,9 @@ static void random_run(uint64_t seed, bool steps) {
         struct prop p = { 0 };
         struct billing_config c = config(&p, 4, 0, 0, NULL);
         struct billing_time now = { MONO0, BASE }, last[4][BILLING_FLOWS];
-        uint64_t fed = 0, occupied_usec = 0, since[4] = { 0 };
-        bool on[4] = { false };
+        static const char *const projects[] = { NULL, "a", "b" };
+        uint64_t fed = 0, occupied_usec = 0, projected_usec = 0, since[4] = { 0 };
+        bool on[4] = { false }, projected[4] = { false };
         uint32_t count = 0;
         struct billing *b = NULL;
 
@@ -806,14 +1010,18 @@ static void random_run(uint64_t seed, bool steps) {
                 for (uint64_t w = w0 + 1; !steps && w <= w1; w++)
                         p.peak[w] = count;
                 if (r / 4 % 3 == 0) {
+                        const char *project = projects[r / 64 % ELEMENTSOF(projects)];
+
                         on[slot] = !on[slot];
-                        assert_true(billing_occupancy(b, slot, on[slot], now) >= 0);
+                        assert_true(billing_occupancy(b, slot, on[slot], project, now) >= 0);
                         if (on[slot]) {
                                 since[slot] = now.mono_usec;
+                                projected[slot] = project != NULL;
                                 count++;
                                 p.peak[w1] = count > p.peak[w1] ? count : p.peak[w1];
                         } else {
                                 occupied_usec += now.mono_usec - since[slot];
+                                projected_usec += projected[slot] ? now.mono_usec - since[slot] : 0;
                                 count--;
                         }
                 } else {
@@ -827,11 +1035,14 @@ static void random_run(uint64_t seed, bool steps) {
                 assert_true(billing_tick(b, now) >= 0);
         }
         for (size_t s = 0; s < 4; s++)
-                if (on[s])
+                if (on[s]) {
                         occupied_usec += now.mono_usec - since[s];
+                        projected_usec += projected[s] ? now.mono_usec - since[s] : 0;
+                }
         assert_true(billing_flush(b, now) >= 0);
         assert_int_equal(p.bytes, fed);
         assert_int_equal(p.slot_usec, occupied_usec);
+        assert_int_equal(p.project_usec, projected_usec);
         assert_int_equal(p.covered_usec, now.mono_usec - MONO0);
         billing_free(b);
 }
@@ -855,6 +1066,15 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_repeated_occupancy_counts_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_figures_split_by_scale, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_peaks_per_project_and_scale_at_one_instant, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_a_handover_between_projects_counts_once_in_each, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_repeat_keeps_the_project_and_a_bad_project_changes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_past_the_cap_pairs_are_summed_as_other_and_the_record_fits_a_payload, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_tick_with_nothing_due_emits_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_window_must_divide_an_hour, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_refuses_bad_slots_and_lateness, setup, teardown),

@@ -295,6 +295,34 @@ static void test_slot_problems_name_the_slot(void **state) {
                        ": slots: must be an array (got an object)");
 }
 
+static void test_a_slot_may_be_bound_to_a_project(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(
+                parse("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                      "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\",\"project\":\"acme-7@eu:1.x_y\"},"
+                      "{\"id\":\"s1\",\"scale\":\"M\"}]}",
+                      &c, &p),
+                0);
+        assert_non_null(c);
+        assert_string_equal(c->slots[0].project, "acme-7@eu:1.x_y");
+        assert_null(c->slots[1].project);
+        cfg_free(c);
+        cfg_problems_done(&p);
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\",\"project\":\"a b\"}]}",
+                       ": slots[0].project: must be 1..64 characters of A-Z a-z 0-9 . _ @ : -, as a user id "
+                       "(got \"a b\")");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\",\"project\":\"\"}]}",
+                       ": slots[0].project: must not be empty");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"slots\":[{\"id\":\"s0\",\"scale\":\"M\",\"project\":7}]}",
+                       ": slots[0].project: must be a string (got a number)");
+}
+
 static void test_topic_prefix_rejects_wildcards(void **state) {
         (void)state;
         expect_problem(
@@ -844,6 +872,7 @@ int main(void) {
                 cmocka_unit_test(test_missing_certificate_file_is_named),
                 cmocka_unit_test(test_every_problem_is_reported_not_just_the_first),
                 cmocka_unit_test(test_slot_problems_name_the_slot),
+                cmocka_unit_test(test_a_slot_may_be_bound_to_a_project),
                 cmocka_unit_test(test_topic_prefix_rejects_wildcards),
                 cmocka_unit_test(test_wrong_types_and_top_level),
                 cmocka_unit_test(test_unreadable_and_oversized_files),

@@ -53,6 +53,7 @@ struct fx {
         struct tu_scratch *dir;
         char state_dir[96];
         int state_fd;
+        bool manual_sync; /* fed() leaves meter_sync to the test */
         char key_path[96];
         char kid[PLAT_KID_LEN + 1];
         struct cfg *cfgs[4]; /* the meter borrows them only for meter_new; freed at teardown */
@@ -217,9 +218,14 @@ static struct slots_ref by_user(const char *user) {
 }
 
 /* What the session service's transition hook does after a successful op. */
+/* What the session service does with each op (a batch of one): the transition's records are
+ * made, written with the state (slots persists it in the call), then meter_sync spools them. */
 static enum slots_code fed(struct fx *f, enum slots_code c, const struct slots_event *ev) {
-        if (c == SLOTS_OK)
+        if (c == SLOTS_OK) {
                 meter_transition(f->m, ev);
+                if (!f->manual_sync)
+                        (void)meter_sync(f->m);
+        }
         return c;
 }
 
@@ -591,6 +597,53 @@ static void test_transitions_make_their_records_in_order(void **state) {
         expect_chain(f);
 }
 
+/* reserve for a project and app, then start: a session_start. */
+static enum slots_code play_for(struct fx *f, const char *user, const char *project, const char *app,
+                                const char *slot) {
+        struct slots_reserve_req req = { .user = user, .project = project, .app = app, .slot_id = slot };
+        struct slots_event ev;
+        enum slots_code c = fed(f, slots_reserve_for(f->slots, &req, clk(f), &ev, NULL, 0), &ev);
+
+        return c != SLOTS_OK ? c : fed(f, slots_start(f->slots, by_user(user), clk(f), &ev, NULL, 0), &ev);
+}
+
+static void test_session_push_and_window_records_carry_the_project(void **state) {
+        struct fx *f = *state;
+        char s0[SLOTS_SESSION_LEN + 1];
+        const cJSON *by_project;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(play_for(f, "alice", "acme", "racer", "s0"), SLOTS_OK);
+        session_of(f, 0, s0);
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        meter_push(f->m, 0, s0, "rtmp-1", true);
+        at(f, 5 * SEC);
+        assert_int_equal(lose(f, "alice"), SLOTS_OK);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "session_start session_start push_start grace_start grace_end session_end "
+                        "concurrency_window");
+        for (size_t i = 0; i < 6; i++) {
+                bool alices = i != 1;
+
+                assert_int_equal(has(f->rec[i], "project"), alices);
+                assert_int_equal(has(f->rec[i], "app"), alices);
+                if (alices) {
+                        assert_string_equal(str(f->rec[i], "project"), "acme");
+                        assert_string_equal(str(f->rec[i], "app"), "racer");
+                }
+        }
+        /* bob had no project: in the totals only. */
+        by_project = obj(f->rec[6], "by_project");
+        assert_int_equal(cJSON_GetArraySize(by_project), 1);
+        assert_true(num(obj(obj(by_project, "acme"), "S"), "peak") == 1);
+        assert_true(num(obj(obj(by_project, "acme"), "S"), "slot_seconds") == 5);
+        assert_true(num(f->rec[6], "peak") == 2);
+        expect_chain(f);
+}
+
 static void test_session_start_leaves_out_an_unknown_client_ip(void **state) {
         struct fx *f = *state;
 
@@ -754,25 +807,26 @@ static const char *fail_closed_child(struct fx *f) {
         at(f, 1 * SEC);
         CHILD_CHECK(lose(f, "alice") == SLOTS_OK);
         CHILD_CHECK(f->n_alarms == 1 && !strcmp(f->alarm_what[0], "spool_full"));
-        CHILD_CHECK(strstr(f->alarm_msg[0], "grace_start") && strstr(f->alarm_msg[0], strerror(EFBIG)));
+        CHILD_CHECK(strstr(f->alarm_msg[0], "1 record(s)") && strstr(f->alarm_msg[0], strerror(EFBIG)));
         why = meter_refusal(f->m);
         CHILD_CHECK(why && strstr(why, strerror(EFBIG)));
         at(f, 2 * SEC);
         CHILD_CHECK(reserve(f, "alice", "s0", NULL) == SLOTS_OK); /* RESUME: grace_end waits behind */
         CHILD_CHECK(join(f, "alice", "bob", "spectator") == SLOTS_OK);
-        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 3);
-        CHILD_CHECK(status_num(f->m, "records_made") == 1);
+        /* Made, and kept with the session state (slots.state), not in the spool. */
+        CHILD_CHECK(status_num(f->m, "owed") == 3);
+        CHILD_CHECK(status_num(f->m, "records_made") == 4);
         /* Still refused, for the same reason, and told once, while the timer retries. */
         why = meter_refusal(f->m);
         CHILD_CHECK(why && strstr(why, strerror(EFBIG)));
         for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
                 CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
-        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 3 && meter_refusal(f->m));
+        CHILD_CHECK(status_num(f->m, "owed") == 3 && meter_refusal(f->m));
         CHILD_CHECK(f->n_alarms == 1);
 
         /* Room again: the waiting records go in first, in order, and sessions are admitted. */
         CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
-        CHILD_CHECK(run_until(f, "waiting_in_memory", 0));
+        CHILD_CHECK(run_until(f, "owed", 0));
         CHILD_CHECK(status_num(f->m, "records_made") == 4);
         CHILD_CHECK(!meter_refusal(f->m));
         CHILD_CHECK(f->n_alarms == 1);
@@ -834,7 +888,7 @@ static const char *full_disk_at_start_child(struct fx *f) {
         /* A held session still ends, on the record; the refusal stays while the disk is full. */
         CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
         CHILD_CHECK(meter_sync(f->m) >= 0);
-        CHILD_CHECK(status_num(f->m, "waiting_in_memory") == 0);
+        CHILD_CHECK(status_num(f->m, "owed") == 0);
         for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
                 CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
         CHILD_CHECK(meter_refusal(f->m));
@@ -849,6 +903,138 @@ static const char *full_disk_at_start_child(struct fx *f) {
         CHILD_CHECK(f->n_alarms == 1);
         close_meter(f);
         return NULL;
+}
+
+/* The spool's records in id order: their types in *types (space-separated) and whether seq runs
+ * 1..n with each prev the SHA-256 of the payload before. NULL when fine, else what is wrong. */
+static const char *spool_types(struct fx *f, int dir_fd, char *types, size_t len) {
+        char prev[PLAT_SHA256_HEX_LEN + 1], msg[SPOOL_MSG_MAX];
+        uint8_t d[PLAT_SHA256_LEN];
+        struct spool *s = NULL;
+        uint64_t id, want = 1;
+        size_t len_rec;
+        void *buf;
+
+        memset(prev, '0', PLAT_SHA256_HEX_LEN);
+        prev[PLAT_SHA256_HEX_LEN] = '\0';
+        types[0] = '\0';
+        CHILD_CHECK(spool_open(dir_fd, f->state_dir, NULL, &s, NULL, msg, sizeof(msg)) == 0);
+        while (spool_read_next(s, &buf, &len_rec, &id) == 0) {
+                cJSON *o = cJSON_ParseWithLength(buf, len_rec);
+                bool ok = o && id == want++ && cJSON_GetObjectItem(o, "seq")->valuedouble == (double)id &&
+                          !strcmp(cJSON_GetObjectItem(o, "prev")->valuestring, prev);
+
+                if (ok)
+                        snprintf(types + strlen(types), len - strlen(types), "%s%s", types[0] ? " " : "",
+                                 cJSON_GetObjectItem(o, "type")->valuestring);
+                plat_sha256(buf, len_rec, d);
+                plat_sha256_hex(d, prev);
+                cJSON_Delete(o);
+                free(buf);
+                if (!ok) {
+                        spool_close(s);
+                        return "a record out of seq or off the chain";
+                }
+        }
+        spool_close(s);
+        return NULL;
+}
+
+/* The agent is killed while its disk is full (a private tmpfs): the end of a session, acknowledged
+ * meanwhile, is in no spool, but slots.state holds it (written in place, in room allocated when
+ * the file was made). Started again with room, the agent appends it first, byte for byte, in the
+ * chain: nothing acknowledged is lost. */
+static const char *kill_on_a_full_disk_child(struct fx *f) {
+        const char *ids[] = { "s0", "s1", "s2" };
+        static char chunk[16384];
+        char filler[160], types[32768], msg[SLOTS_MSG_MAX], *journal = NULL, *last = types - 1;
+        double owed, made;
+        const char *why;
+        struct slots_config sc = { .n_slots = 3, .slot_ids = ids };
+        int fd, dir;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("tmpfs", f->state_dir, "tmpfs", 0, "size=1m,mode=0700") < 0)
+                return CHILD_SKIP_PREFIX "no private tmpfs here (not root, or a container without mount "
+                                         "namespaces)";
+        dir = plat_open_dir(f->state_dir);
+        CHILD_CHECK(dir >= 0);
+        sc.state_dir_fd = dir;
+        slots_limits_default(&sc.limits);
+        slots_free(f->slots);
+        CHILD_CHECK(slots_new(&sc, &f->slots, msg, sizeof(msg)) == 0 &&
+                    slots_load(f->slots, clk(f), msg, sizeof(msg)) == 0);
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], f->slots) == 0);
+        CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
+        CHILD_CHECK(join(f, "alice", "bob", "spectator") == SLOTS_OK);
+        CHILD_CHECK(status_num(f->m, "owed") == 0);
+
+        /* The disk fills up to the last byte, and viewers come and go until the spool's last page
+         * is full too: from then on records wait. */
+        snprintf(filler, sizeof(filler), "%s/filler", f->state_dir);
+        fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        CHILD_CHECK(fd >= 0);
+        while (write(fd, chunk, sizeof(chunk)) > 0)
+                ;
+        CHILD_CHECK(close(fd) == 0);
+        for (int k = 0; k < 400 && status_num(f->m, "owed") == 0; k++) {
+                char v[16];
+
+                snprintf(v, sizeof(v), "v%d", k);
+                CHILD_CHECK(join(f, "alice", v, "spectator") == SLOTS_OK &&
+                            leave(f, "alice", v) == SLOTS_OK);
+        }
+        owed = status_num(f->m, "owed");
+        CHILD_CHECK(owed > 0);
+
+        /* Alice's end, as the session service does it: one batch, its records written with the
+         * state, the reply, then the spool, which refuses them. */
+        at(f, 1 * SEC);
+        f->manual_sync = true;
+        slots_batch_begin(f->slots);
+        CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
+        CHILD_CHECK(meter_journal(f->m, &journal) == 0 && journal);
+        slots_set_journal(f->slots, journal);
+        CHILD_CHECK(slots_batch_commit(f->slots, msg, sizeof(msg)) == 1);
+        (void)meter_sync(f->m);
+        CHILD_CHECK(status_num(f->m, "owed") == owed + 2); /* viewer_leave (bob), session_end */
+        made = status_num(f->m, "records_made");
+        why = meter_refusal(f->m);
+        CHILD_CHECK(why && strstr(why, strerror(ENOSPC)));
+        CHILD_CHECK(f->n_alarms == 1 && !strcmp(f->alarm_what[0], "spool_full"));
+        /* Killed: nothing more reaches the disk (the meter's last flush fails for want of room). */
+        close_meter(f);
+        slots_free(f->slots);
+        f->slots = NULL;
+
+        /* Started again, with room: slots.state's journal goes into the spool first. */
+        CHILD_CHECK(unlink(filler) == 0);
+        CHILD_CHECK(slots_new(&sc, &f->slots, msg, sizeof(msg)) == 0 &&
+                    slots_load(f->slots, clk(f), msg, sizeof(msg)) == 0);
+        CHILD_CHECK(slots_journal(f->slots));
+        f->n_alarms = 0;
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], f->slots) == 0);
+        CHILD_CHECK(status_num(f->m, "owed") == 0 && !meter_refusal(f->m) && f->n_alarms == 0);
+        close_meter(f);
+        why = spool_types(f, dir, types, sizeof(types));
+        if (why)
+                return why;
+        /* Every record made before the kill, in order, the last two alice's end; after them only the
+         * windows the restarted meter closed. */
+        CHILD_CHECK(!strncmp(types, "session_start viewer_join", 25));
+        for (double k = 0; k < made; k++)
+                last = strchr(last + 1, ' ') ? strchr(last + 1, ' ') : last + strlen(last);
+        CHILD_CHECK((size_t)(last - types) >= strlen(" viewer_leave session_end") &&
+                    !strncmp(last - strlen(" viewer_leave session_end"), " viewer_leave session_end", 25));
+        close(dir);
+        return NULL;
+}
+
+static void test_a_kill_while_the_disk_is_full_loses_no_acknowledged_record(void **state) {
+        struct fx *f = *state;
+
+        make_cfg(f, true, "");
+        run_child(f, kill_on_a_full_disk_child);
 }
 
 static void test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room(void **state) {
@@ -889,9 +1075,13 @@ static void sync_fails(struct fx *f, bool lose_pages) {
         double used;
 
         open_meter(f, c);
+        /* The first segment is made (and synced) on the timer, before the failure. */
+        run_for(f, 1200 * MSEC);
         assert_int_equal(meter_sync(f->m), 0);
         used = spool_used(f->m);
+        f->manual_sync = true;
         assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        f->manual_sync = false;
         fail_syncs = 1;
         assert_true(meter_sync(f->m) < 0);
         assert_int_equal(fail_syncs, 0);
@@ -902,7 +1092,7 @@ static void sync_fails(struct fx *f, bool lose_pages) {
                 zero_segment(f, (uint64_t)used, (uint64_t)spool_used(f->m));
         /* The meter's timer opens the spool again and makes again what it lost. */
         run_for(f, 1200 * MSEC);
-        assert_int_equal(status_num(f->m, "waiting_in_memory"), 0);
+        assert_int_equal(status_num(f->m, "owed"), 0);
         assert_null(meter_refusal(f->m));
         assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
         assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
@@ -924,7 +1114,7 @@ static void test_a_failed_sync_that_lost_records_makes_them_again(void **state) 
         struct fx *f = *state;
 
         sync_fails(f, true);
-        /* Made again (a new ts): the same session as its end's. */
+        /* Appended again from the journal, byte for byte: the same session as its end's. */
         expect_session(f->rec[0], "s0", "S", "alice", str(f->rec[2], "session"));
 }
 
@@ -940,8 +1130,8 @@ static void test_without_a_key_records_are_kept_unpublished(void **state) {
         st = meter_status_json(f->m);
         assert_false(has(st, "kid"));
         cJSON_Delete(st);
-        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
-        assert_int_equal(meter_sync(f->m), 1);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK); /* spooled: fed() synced */
+        assert_int_equal(status_num(f->m, "owed"), 0);
         assert_null(meter_refusal(f->m));
         assert_int_equal(f->n_alarms, 1);
         close_meter(f);
@@ -989,7 +1179,7 @@ static void test_stop_flushes_the_open_window_and_minutes_as_partial(void **stat
         assert_true(status_num(f->m, "records_made") == 1);
         meter_stop(f->m);
         assert_true(status_num(f->m, "records_made") == 3);
-        assert_true(status_num(f->m, "waiting_in_memory") == 0);
+        assert_true(status_num(f->m, "owed") == 0);
         /* Session records still go out after the stop; the windows are done and stay done. */
         at(f, 6 * SEC);
         assert_int_equal(end(f, "alice", "shutdown"), SLOTS_OK);
@@ -1161,6 +1351,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_session_start_leaves_out_an_unknown_client_ip, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_session_push_and_window_records_carry_the_project,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_missing_state_dir_is_made_for_the_spool, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_chain_and_seq_continue_after_a_restart, setup,
@@ -1171,6 +1363,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_full_spool_fails_closed_and_loses_nothing, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_kill_while_the_disk_is_full_loses_no_acknowledged_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room, setup,
                         teardown),

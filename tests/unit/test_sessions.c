@@ -411,7 +411,10 @@ static void test_failed_commit_fails_the_batch_undoes_it_and_emits_nothing(void 
         snprintf(path, sizeof(path), "%s/" SLOTS_STATE_FILE, f->state_dir);
         assert_non_null(strstr(f->commit_msg, path));
         assert_int_equal(f->n_events, events);
-        assert_int_equal(f->n_transitions, transitions);
+        /* The transitions went to the meter before the write (their records go with the state);
+         * the failure tells it to drop them (committed false: meter_abort). */
+        assert_int_equal(f->n_transitions,
+                         transitions + 3); /* reserve; end, and release: nothing to enforce */
         /* Both ops are undone: alice still plays, bob holds nothing. */
         assert_int_equal(state_of(f, 0), SLOTS_ACTIVE);
         assert_string_equal(info_of(f, 0).session, alice);
@@ -1129,6 +1132,78 @@ static void test_corrupt_state_blocks_every_slot_until_unblocked(void **state) {
         assert_string_equal(str(f->reply, "slot"), "s1");
 }
 
+static void test_reserve_takes_project_and_app_into_replies_events_and_views(void **state) {
+        struct fx *f = *state;
+        const cJSON *ev;
+        cJSON *list;
+
+        expect_refused(f, "reserve", "{\"user\":\"bob\",\"project\":\"a b\"}", "BAD_REQUEST");
+        assert_non_null(strstr(f->msg, "project must be 1..64 of [A-Za-z0-9._@:-]"));
+        expect_refused(f, "reserve", "{\"user\":\"bob\",\"app\":7}", "BAD_REQUEST");
+        assert_string_equal(f->msg, "\"app\" must be a string");
+        expect_ok(f, "reserve",
+                  "{\"user\":\"alice\",\"project\":\"acme\",\"app\":\"racer\",\"slot\":\"s1\"}");
+        assert_string_equal(str(f->reply, "project"), "acme");
+        assert_string_equal(str(f->reply, "app"), "racer");
+        settle(f);
+        ev = last_event(f, "session_reserve");
+        assert_string_equal(str(ev, "project"), "acme");
+        assert_string_equal(str(ev, "app"), "racer");
+        expect_ok(f, "start", "{\"user\":\"alice\"}");
+        settle(f);
+        assert_string_equal(str(last_event(f, "session_start"), "project"), "acme");
+        list = sessions_list_json(f->s);
+        assert_string_equal(str(cJSON_GetArrayItem(list, 0), "project"), "acme");
+        assert_string_equal(str(cJSON_GetArrayItem(list, 0), "app"), "racer");
+        cJSON_Delete(list);
+        /* Without them, no members. */
+        expect_ok(f, "reserve", "{\"user\":\"bob\"}");
+        assert_null(cJSON_GetObjectItemCaseSensitive(f->reply, "project"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(f->reply, "app"));
+        settle(f);
+        /* The holder may not switch projects. */
+        expect_refused(f, "reserve", "{\"user\":\"alice\",\"project\":\"zeta\"}", "BAD_REQUEST");
+        assert_non_null(strstr(f->msg, "of project acme, app racer"));
+}
+
+#define SLOTS_BOUND                                                                                        \
+        "{\"id\":\"s0\",\"scale\":\"S\",\"project\":\"acme\"},{\"id\":\"s1\",\"scale\":\"S\",\"project\":" \
+        "\"acme\"},{\"id\":\"s2\",\"scale\":\"S\",\"project\":\"zeta\"}"
+
+static void test_a_bound_slot_refuses_sessions_of_other_projects(void **state) {
+        struct fx *f = *state;
+        char msg[256] = "";
+        cJSON *slots;
+
+        /* A reload binds the slots (the same ids: no reopening). */
+        assert_int_equal(sessions_reconfigure(f->s, make_cfg(f, "", SLOTS_BOUND), msg, sizeof(msg)), 0);
+        slots = sessions_slots_json(f->s);
+        assert_string_equal(str(cJSON_GetArrayItem(slots, 2), "bound_project"), "zeta");
+        cJSON_Delete(slots);
+        expect_refused(f, "reserve", "{\"user\":\"zed\",\"project\":\"zeta\",\"slot\":\"s1\"}", "FORBIDDEN");
+        assert_string_equal(f->msg, "slot s1 is bound to project acme; project zeta cannot use it");
+        expect_ok(f, "reserve", "{\"user\":\"ann\",\"project\":\"acme\"}");
+        assert_string_equal(str(f->reply, "slot"), "s0");
+        expect_ok(f, "reserve", "{\"user\":\"ben\",\"project\":\"acme\"}");
+        assert_string_equal(str(f->reply, "slot"), "s1");
+        settle(f);
+        expect_refused(f, "reserve", "{\"user\":\"cat\",\"project\":\"acme\"}", "NO_IDLE");
+        assert_string_equal(f->msg, "no free slot for project acme: 2 busy or blocked, 0 not admissible, 1 "
+                                    "bound to other projects");
+        /* A reservation without a project takes the slot's. */
+        expect_ok(f, "reserve", "{\"user\":\"dan\"}");
+        assert_string_equal(str(f->reply, "slot"), "s2");
+        assert_string_equal(str(f->reply, "project"), "zeta");
+        settle(f);
+        /* After a restart the bindings come from the config again. */
+        sessions_free(f->s);
+        f->s = NULL;
+        open_service(f, f->cfgs[f->n_cfgs - 1]);
+        assert_string_equal(info_of(f, 2).bound_project, "zeta");
+        assert_string_equal(info_of(f, 2).project, "zeta");
+        expect_refused(f, "reserve", "{\"user\":\"eve\",\"project\":\"zeta\",\"slot\":\"s0\"}", "FORBIDDEN");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(
@@ -1172,6 +1247,10 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restart_keeps_an_active_session, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_state_blocks_every_slot_until_unblocked, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_reserve_takes_project_and_app_into_replies_events_and_views, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_bound_slot_refuses_sessions_of_other_projects, setup,
                                                 teardown),
         };
         sigset_t chld;

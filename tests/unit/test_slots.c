@@ -550,6 +550,183 @@ static void test_config_is_validated(void **state) {
         slots_free(NULL);
 }
 
+/* ---- billing dimensions: project and app ---- */
+
+static enum slots_code reserve_for(struct fx *f, struct slots *s, const char *user, const char *project,
+                                   const char *app, const char *slot) {
+        struct slots_reserve_req req = { .user = user, .project = project, .app = app, .slot_id = slot };
+
+        f->msg[0] = '\0';
+        return slots_reserve_for(s, &req, f->now, &f->ev, f->msg, sizeof(f->msg));
+}
+
+static void test_a_session_keeps_its_project_and_app_through_a_restart(void **state) {
+        struct fx *f = *state;
+        struct slots_info info;
+        struct slots *s2;
+
+        assert_int_equal(reserve_for(f, f->s, "alice", "acme", "racer", "s1"), SLOTS_OK);
+        assert_string_equal(f->ev.project, "acme");
+        assert_string_equal(f->ev.app, "racer");
+        assert_int_equal(slots_start(f->s, by_user("alice"), f->now, &f->ev, f->msg, sizeof(f->msg)),
+                         SLOTS_OK);
+        assert_string_equal(f->ev.project, "acme");
+        slots_get(f->s, 1, &info);
+        assert_string_equal(info.project, "acme");
+        assert_string_equal(info.app, "racer");
+        /* Without a project: none, and nothing in the file. */
+        assert_int_equal(reserve(f, "bob", "s2"), SLOTS_OK);
+        assert_string_equal(f->ev.project, "");
+        assert_string_equal(f->ev.app, "");
+        s2 = restart(f, 0);
+        slots_get(s2, 1, &info);
+        assert_int_equal(info.state, SLOTS_ACTIVE);
+        assert_string_equal(info.project, "acme");
+        assert_string_equal(info.app, "racer");
+        slots_get(s2, 2, &info);
+        assert_string_equal(info.project, "");
+        /* The end carries them too. */
+        assert_int_equal(slots_end(s2, by_user("alice"), "ended", f->now, &f->ev, f->msg, sizeof(f->msg)),
+                         SLOTS_OK);
+        assert_string_equal(f->ev.project, "acme");
+        assert_string_equal(f->ev.app, "racer");
+        slots_free(s2);
+}
+
+static void test_a_project_is_checked_and_stays_the_sessions(void **state) {
+        struct fx *f = *state;
+        char long_name[SLOTS_PROJECT_MAX + 2];
+
+        memset(long_name, 'p', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        assert_int_equal(reserve_for(f, f->s, "alice", "a b", NULL, NULL), SLOTS_BAD_REQUEST);
+        assert_non_null(strstr(f->msg, "project must be 1..64 of [A-Za-z0-9._@:-]"));
+        assert_int_equal(reserve_for(f, f->s, "alice", long_name, NULL, NULL), SLOTS_BAD_REQUEST);
+        assert_int_equal(reserve_for(f, f->s, "alice", "", NULL, NULL), SLOTS_BAD_REQUEST);
+        assert_int_equal(reserve_for(f, f->s, "alice", "acme", "x/y", NULL), SLOTS_BAD_REQUEST);
+        assert_non_null(strstr(f->msg, "app must be"));
+        assert_int_equal(state_of(f, 0), SLOTS_FREE);
+        assert_int_equal(reserve_for(f, f->s, "alice", "acme", NULL, NULL), SLOTS_OK);
+        /* The holder again: the same project, or none, renews; another is refused. */
+        assert_int_equal(reserve_for(f, f->s, "alice", "acme", NULL, NULL), SLOTS_OK);
+        assert_int_equal(f->ev.kind, SLOTS_EV_RESERVE);
+        assert_int_equal(reserve_for(f, f->s, "alice", NULL, NULL, NULL), SLOTS_OK);
+        assert_string_equal(f->ev.project, "acme");
+        assert_int_equal(reserve_for(f, f->s, "alice", "zeta", NULL, NULL), SLOTS_BAD_REQUEST);
+        assert_non_null(strstr(f->msg, "of project acme, app (none)"));
+        assert_int_equal(reserve_for(f, f->s, "alice", NULL, "racer", NULL), SLOTS_BAD_REQUEST);
+}
+
+static void test_a_state_file_of_an_older_agent_without_project_loads(void **state) {
+        struct fx *f = *state;
+        char json[512];
+        struct slots_info info;
+        struct slots *s2;
+
+        snprintf(json, sizeof(json),
+                 "{\"v\":1,\"slots\":[{\"id\":\"s0\",\"state\":\"active\",\"user\":\"alice\",\"session\":"
+                 "\"0123456789abcdef0123456789abcdef\",\"client_ip\":\"\",\"started\":%" PRIu64 "}]}",
+                 f->now.real_usec);
+        put_state(f, json);
+        s2 = restart(f, 0);
+        slots_get(s2, 0, &info);
+        assert_int_equal(info.state, SLOTS_ACTIVE);
+        assert_string_equal(info.user, "alice");
+        assert_string_equal(info.project, "");
+        assert_string_equal(info.app, "");
+        slots_free(s2);
+        /* A project that is not one is a corrupt file. */
+        snprintf(json, sizeof(json),
+                 "{\"v\":1,\"slots\":[{\"id\":\"s0\",\"state\":\"active\",\"user\":\"alice\",\"session\":"
+                 "\"0123456789abcdef0123456789abcdef\",\"project\":\"a b\",\"started\":%" PRIu64 "}]}",
+                 f->now.real_usec);
+        put_state(f, json);
+        s2 = restart(f, -EBADMSG);
+        assert_non_null(strstr(f->msg, "slots[0].project: not a valid project"));
+        slots_free(s2);
+}
+
+/* Three slots: s0 unbound, s1 bound to acme, s2 bound to zeta; nothing persisted. */
+static struct slots *make_bound(struct fx *f) {
+        static const char *const projects[] = { NULL, "acme", "zeta" };
+        struct slots_config cfg = {
+                .n_slots = 3, .slot_ids = ids, .slot_projects = projects, .state_dir_fd = -1
+        };
+        struct slots *s = NULL;
+
+        slots_limits_default(&cfg.limits);
+        assert_int_equal(slots_new(&cfg, &s, f->msg, sizeof(f->msg)), 0);
+        return s;
+}
+
+static void test_a_bound_slot_takes_only_its_project(void **state) {
+        struct fx *f = *state;
+        struct slots *s = make_bound(f);
+        struct slots_info info;
+
+        slots_get(s, 1, &info);
+        assert_string_equal(info.bound_project, "acme");
+        /* Asked for by name: another project is refused, naming the slot's. */
+        assert_int_equal(reserve_for(f, s, "ann", "acme", NULL, "s2"), SLOTS_FORBIDDEN);
+        assert_string_equal(f->msg, "slot s2 is bound to project zeta; project acme cannot use it");
+        /* Not named: the project's own slot first, then an unbound one, never another's. */
+        assert_int_equal(reserve_for(f, s, "ann", "acme", NULL, NULL), SLOTS_OK);
+        assert_int_equal(f->ev.slot, 1);
+        assert_int_equal(reserve_for(f, s, "ben", "acme", NULL, NULL), SLOTS_OK);
+        assert_int_equal(f->ev.slot, 0);
+        assert_int_equal(reserve_for(f, s, "cat", "acme", NULL, NULL), SLOTS_NO_IDLE);
+        assert_string_equal(f->msg, "no free slot for project acme: 2 busy or blocked, 0 not admissible, 1 "
+                                    "bound to other projects");
+        /* Without a project, a bound slot takes its project. */
+        assert_int_equal(reserve_for(f, s, "dan", NULL, "racer", NULL), SLOTS_OK);
+        assert_int_equal(f->ev.slot, 2);
+        assert_string_equal(f->ev.project, "zeta");
+        assert_string_equal(f->ev.app, "racer");
+        slots_free(s);
+}
+
+static void test_without_a_project_unbound_slots_come_first_and_bindings_can_change(void **state) {
+        static const char *const rebound[] = { "zeta", "acme", NULL }, *const bad[] = { "a b", NULL, NULL };
+        struct fx *f = *state;
+        struct slots *s = make_bound(f);
+        struct slots_info info;
+
+        assert_int_equal(reserve_for(f, s, "ann", NULL, NULL, NULL), SLOTS_OK);
+        assert_int_equal(f->ev.slot, 0);
+        assert_string_equal(f->ev.project, "");
+        assert_int_equal(reserve_for(f, s, "ben", NULL, NULL, "s1"), SLOTS_OK);
+        assert_string_equal(f->ev.project, "acme");
+        /* A reload: bindings apply to new reservations; sessions keep their project. */
+        assert_int_equal(slots_set_projects(s, bad, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_non_null(strstr(f->msg, "slot s0: project must be"));
+        slots_get(s, 0, &info);
+        assert_string_equal(info.bound_project, "");
+        assert_int_equal(slots_set_projects(s, rebound, f->msg, sizeof(f->msg)), 0);
+        slots_get(s, 0, &info);
+        assert_string_equal(info.bound_project, "zeta");
+        assert_string_equal(info.project, "");
+        assert_int_equal(reserve_for(f, s, "cat", "zeta", NULL, "s2"), SLOTS_OK);
+        assert_string_equal(f->ev.project, "zeta");
+        assert_int_equal(slots_set_projects(s, NULL, f->msg, sizeof(f->msg)), 0);
+        slots_get(s, 1, &info);
+        assert_string_equal(info.bound_project, "");
+        slots_free(s);
+}
+
+static void test_a_bad_binding_is_refused_at_construction(void **state) {
+        static const char *const projects[] = { NULL, "no/slash", NULL };
+        struct fx *f = *state;
+        struct slots_config cfg = {
+                .n_slots = 3, .slot_ids = ids, .slot_projects = projects, .state_dir_fd = -1
+        };
+        struct slots *s = NULL;
+
+        slots_limits_default(&cfg.limits);
+        assert_int_equal(slots_new(&cfg, &s, f->msg, sizeof(f->msg)), -EINVAL);
+        assert_string_equal(f->msg, "slots: slot s1: project must be 1..64 of [A-Za-z0-9._@:-]");
+        assert_null(s);
+}
+
 static void test_codes_have_stable_names(void **state) {
         static const char *const want[] = { "OK",           "NO_IDLE",           "SLOW_DOWN",
                                             "LOCK_TIMEOUT", "SESSION_NOT_FOUND", "ROLE_LIMIT",
@@ -690,6 +867,18 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_limits_can_change_while_running, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_is_validated, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_session_keeps_its_project_and_app_through_a_restart,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_project_is_checked_and_stays_the_sessions, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_a_state_file_of_an_older_agent_without_project_loads,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_bound_slot_takes_only_its_project, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_without_a_project_unbound_slots_come_first_and_bindings_can_change, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_bad_binding_is_refused_at_construction, setup,
+                                                teardown),
                 cmocka_unit_test(test_codes_have_stable_names),
                 cmocka_unit_test_setup_teardown(test_random_operations_never_put_two_users_on_one_slot,
                                                 setup, teardown),

@@ -57,6 +57,40 @@ static void test_state_round_trips_through_the_file(void **state) {
         slots_free(s2);
 }
 
+/* The journal (the meter's records owed to the spool) is written in the same copy as the batch it
+ * goes with, as it was given, and read back; a batch that writes nothing else writes for it. */
+static void test_journal_is_written_with_the_batch_and_read_back(void **state) {
+        static const char journal[] = "[\"{\\\"seq\\\":1,\\\"type\\\":\\\"session_start\\\"}\"]";
+        struct fx *f = *state;
+        uint64_t gen = state_gen(f);
+        struct slots *s2;
+
+        assert_null(slots_journal(f->s));
+        slots_batch_begin(f->s);
+        slots_set_journal(f->s, strdup(journal));
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 1);
+        assert_int_equal(state_gen(f), gen + 1);
+        s2 = restart(f, 0);
+        assert_non_null(slots_journal(s2));
+        assert_string_equal(slots_journal(s2), journal);
+        slots_free(s2);
+        /* None: a batch without changes writes nothing, and the copy on disk keeps the old one. */
+        slots_batch_begin(f->s);
+        slots_set_journal(f->s, NULL);
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 0);
+        /* A state file without a journal (an older agent's) has none. */
+        play(f, "alice", "s0");
+        s2 = restart(f, 0);
+        assert_null(slots_journal(s2));
+        slots_free(s2);
+        /* A journal that is not an array makes the file unreadable, like any bad member. */
+        put_state(f, "{\"v\":1,\"slots\":[],\"journal\":{}}");
+        s2 = make(f, f->dir->fd, NULL);
+        assert_int_equal(slots_load(s2, f->now, f->msg, sizeof(f->msg)), -EBADMSG);
+        assert_non_null(strstr(f->msg, "\"journal\": not an array"));
+        slots_free(s2);
+}
+
 static void test_recovery_keeps_active_and_grace_deadline_and_frees_expired_reservation(void **state) {
         struct fx *f = *state;
         struct slots_event evs[SLOTS_MAX];
@@ -404,6 +438,8 @@ static void test_slots_json_of_an_older_agent_is_migrated_once(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_state_round_trips_through_the_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_journal_is_written_with_the_batch_and_read_back, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(
                         test_recovery_keeps_active_and_grace_deadline_and_frees_expired_reservation, setup,
                         teardown),
