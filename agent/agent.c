@@ -663,7 +663,7 @@ static void on_push(size_t slot, const char *session, const char *target, bool s
 static const char *refuse_new(void *ud) {
         struct agent *a = ud;
 
-        return a->meter ? meter_refusal(a->meter) : "metering is not running (see the log)";
+        return a->meter ? meter_admission(a->meter) : "metering is not running (see the log)";
 }
 
 static void on_meter_alarm(const char *what, const char *msg, void *ud) {

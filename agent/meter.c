@@ -645,14 +645,14 @@ static void prepare_next(struct meter *m) {
  * False, and new sessions refused, when the spool has less than ROOM_MIN of room. */
 static bool has_room(struct meter *m) {
         uint64_t room = 0;
-        int r = spool_room(m->spool, &room);
+        int r = spool_room_at_least(m->spool, ROOM_MIN, &room);
 
-        if (r >= 0 && room < ROOM_MIN) {
+        if (r == 0) {
                 /* Acked segments may still be on disk, waiting for a cursor flush. */
                 (void)spool_flush_cursor(m->spool);
-                r = spool_room(m->spool, &room);
+                r = spool_room_at_least(m->spool, ROOM_MIN, &room);
         }
-        if (r >= 0 && room >= ROOM_MIN)
+        if (r > 0)
                 return true;
         refuse(m,
                "billing records cannot be spooled (%s: the spool has room for %" PRIu64
@@ -661,8 +661,8 @@ static bool has_room(struct meter *m) {
         return false;
 }
 
-/* Refusing since the start: measured again each second, until there is room. From then on a
- * record that cannot be spooled is what refuses (keep). */
+/* Refusing for want of room (at start, or seen before an op that opens billing): measured again
+ * each second, until there is room. */
 static void check_room(struct meter *m) {
         if (!m->room_low || !m->spool || !has_room(m))
                 return;
@@ -670,6 +670,7 @@ static void check_room(struct meter *m) {
         if (journal_owed(m->journal))
                 return; /* refused until they are in the spool (flush) */
         m->refusal[0] = '\0';
+        m->alarmed_full = false;
         log_notice("metering: the spool has room again; new sessions are admitted");
 }
 
@@ -934,6 +935,20 @@ void meter_free(struct meter *m) {
 
 const char *meter_refusal(const struct meter *m) {
         return m && m->refusal[0] ? m->refusal : NULL;
+}
+
+const char *meter_admission(struct meter *m) {
+        if (!m || m->refusal[0] || !m->spool)
+                return meter_refusal(m);
+        /* The same rule as at start, before every op that opens billing: a disk that filled up
+         * since the last append is seen before the first record fails, not after. */
+        if (!has_room(m)) {
+                m->room_low = true;
+                alarm_(m, "spool_full", "metering: %s; new sessions are refused until it has room",
+                       m->refusal);
+                m->alarmed_full = true;
+        }
+        return meter_refusal(m);
 }
 
 void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_bytes) {

@@ -83,6 +83,9 @@ void meter_published(struct meter *m, int mid, int reason);
 
 /* Why new sessions must be refused now (fail closed: a record could not be kept), or NULL. */
 const char *meter_refusal(const struct meter *m);
+/* The same, asked before an op that would open billing: also measures the spool's room (the
+ * rule applied at start, ROOM_MIN), so a disk that filled up is seen before a record fails. */
+const char *meter_admission(struct meter *m);
 /* Spool backlog, seq, kid, in flight, delivered, what is failing. */
 cJSON *meter_status_json(const struct meter *m);
 /* The spool's backlog for telemetry: records not yet acknowledged by the broker, and the bytes of

@@ -669,6 +669,20 @@ int spool_room(const struct spool *s, uint64_t *ret_bytes) {
         return 0;
 }
 
+int spool_room_at_least(const struct spool *s, uint64_t need, uint64_t *ret_bytes) {
+        const struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
+        uint64_t ready =
+                (s->prep_fd >= 0 ? s->prep_bytes : 0) + (g && g->alloc > g->size ? g->alloc - g->size : 0);
+        int r;
+
+        if (!s->broken && ready >= need) {
+                *ret_bytes = ready;
+                return 1;
+        }
+        r = spool_room(s, ret_bytes);
+        return r < 0 ? r : *ret_bytes >= need;
+}
+
 void spool_stats(const struct spool *s, struct spool_stats *ret) {
         uint64_t oldest = 0, pending = s->pending - s->fl_acked, used = 0;
 

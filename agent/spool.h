@@ -159,6 +159,10 @@ void spool_stats(const struct spool *s, struct spool_stats *ret);
  * what the caller decides admission with after a restart, when nothing in memory says whether
  * the last append failed. 0 and *ret_bytes, or -errno (statvfs failed; the broken spool's error). */
 int spool_room(const struct spool *s, uint64_t *ret_bytes);
+/* Whether spool_room is at least `need`, without asking the file system when the preallocated
+ * zeros alone have it (the common case: a check before every op that opens billing is cheap).
+ * 1 yes, 0 no (*ret_bytes the room), -errno as spool_room. */
+int spool_room_at_least(const struct spool *s, uint64_t need, uint64_t *ret_bytes);
 
 /* A second reader of the spool's durable records, for work done ahead of delivery (signing while
  * the broker is away): it hands nothing out, acks nothing and quarantines nothing

@@ -145,14 +145,15 @@ class StateFaults(FaultTest):
         st = self.status()
         self.assertTrue(agent.alive())
         m = st["metering"]
-        self.assertTrue(m["spool"]["full"], m)
+        # Refused before a record failed: the room is measured before each op that opens billing.
+        self.assertIn("new sessions need 256 KiB", m["refusing_sessions"])
         self.assertEqual(m["lost"], 0, m)
         self.assertIn("No space left on device", m["refusing_sessions"])
-        # A session already held still ends: its record waits in memory, never dropped.
+        # A session already held still ends: its records go into slots.state with the state if the
+        # spool cannot take them (status: owed), never dropped.
         self.assertTrue(c.call("end", session=holder)["ok"])
         acked[holder] = "holder"
         c.close()
-        self.assertGreater(self.status()["metering"]["owed"], 0)
         alarm = events.wait_doc("/events", lambda d: d.get("event") == "metering_alarm", timeout=10)
         self.assertIsNotNone(alarm, events.describe())
         self.assertEqual(alarm[1]["alarm"], "spool_full")
