@@ -694,6 +694,64 @@ int billing_flush(struct billing *b, struct billing_time now) {
         return emitted_since(b, before);
 }
 
+/* ---- carrying counted bytes across a restart ---- */
+
+int billing_open_bytes(const struct billing *b, size_t slot, enum billing_flow f, struct billing_open *ret) {
+        uint64_t bytes = 0, peak = 1, first = UINT64_MAX, end = 0, late_start = UINT64_MAX, to, span;
+
+        if (!b || slot >= b->n_slots || (unsigned)f >= BILLING_FLOWS || !ret)
+                return -EINVAL;
+        for (size_t i = 0; i < b->n_ring; i++) {
+                const struct minute *m = &b->ring[i];
+                const struct flow_acc *a = &m->slots[slot].flow[f];
+
+                if (!m->active || a->bytes == 0)
+                        continue;
+                bytes += a->bytes;
+                peak = max_u64(peak, flow_peak(a));
+                if (a->late)
+                        late_start = late_start < m->start ? late_start : m->start;
+                for (uint64_t k = 0; k < SECONDS_PER_MINUTE; k++) {
+                        if (!a->sec[k])
+                                continue;
+                        first = first < m->start + k * SEC ? first : m->start + k * SEC;
+                        end = max_u64(end, m->start + (k + 1) * SEC);
+                }
+        }
+        *ret = (struct billing_open){ 0 };
+        if (bytes == 0)
+                return 0;
+        to = end ? end : late_start;
+        /* At most `peak` bytes in any second: bytes / peak seconds at least, rounded up. */
+        span = (uint64_t)(((unsigned __int128)bytes * SEC + peak - 1) / peak);
+        span = max_u64(span, end ? to - first : 0);
+        *ret = (struct billing_open){ .bytes = bytes,
+                                      .from_usec = to > span ? to - span : 0,
+                                      .to_usec = to };
+        return 0;
+}
+
+int billing_restore_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
+                          uint64_t from_usec, uint64_t to_usec) {
+        uint64_t before;
+        int r;
+
+        if (!b || slot >= b->n_slots || (unsigned)f >= BILLING_FLOWS || from_usec > to_usec ||
+            to_usec > BILLING_TIME_MAX_USEC)
+                return -EINVAL;
+        r = enter(b);
+        if (r < 0)
+                return r;
+        before = b->stats.records;
+        if (bytes > 0)
+                spread(b, slot, f, bytes, to_usec - from_usec, to_usec < b->pos ? to_usec : b->pos);
+        return emitted_since(b, before);
+}
+
+const char *billing_slot_id(const struct billing *b, size_t i) {
+        return b && i < b->n_slots ? b->ids[i] : NULL;
+}
+
 void billing_get_stats(const struct billing *b, struct billing_stats *ret) {
         *ret = b->stats;
 }

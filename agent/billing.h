@@ -168,6 +168,43 @@ int billing_tick(struct billing *b, struct billing_time now);
  * marked partial); the module takes nothing after (-ESHUTDOWN). */
 int billing_flush(struct billing *b, struct billing_time now);
 
+/* ---- Carrying counted bytes across a restart (docs/metering.md, "Restarts") ---- */
+
+/* What the open minutes hold of one slot's flow: bytes counted that no record has yet. Spread
+ * evenly over [from_usec, to_usec) (wall clock) no second gets more than the busiest second of
+ * theirs had: the span runs from their first second to the end of their last, longer when their
+ * peak needs it (late bytes, whose seconds are not kept); it ends at the start of their minute when
+ * they are all late bytes. All 0 when there are none. */
+struct billing_open {
+        uint64_t bytes;
+        uint64_t from_usec, to_usec;
+};
+
+/* A pure query: what the open minutes hold of slot's flow f now. -EINVAL for a bad slot or flow. */
+int billing_open_bytes(const struct billing *b, size_t slot, enum billing_flow f, struct billing_open *ret);
+
+/* After a restart: bytes an earlier run's open minutes held (billing_open_bytes, before it ended)
+ * come back, spread evenly over [from, to) as billing_bytes spreads a report: the seconds still
+ * open get their share; what falls before this run's first minute goes to the current minute as
+ * late_bytes, at the span's average rate (no second is inflated). A span that ends after the
+ * module's time (the clock went back) is moved to end at it. Bytes are exact. Returns the records
+ * emitted, or -EINVAL (bad argument: nothing changed), -EBUSY, -ESHUTDOWN. */
+int billing_restore_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
+                          uint64_t from_usec, uint64_t to_usec);
+
+/* Slot i's id (config order); NULL past the last. */
+const char *billing_slot_id(const struct billing *b, size_t i);
+
+/* The open minutes' bytes of every slot and flow as the JSON object text slots.state keeps
+ * ("open_minutes": {"v":1,"slots":[{"slot":"s0","player":[bytes,from_us,to_us],..}]}); NULL in
+ * *ret_json when no minute holds any. 0 or -ENOMEM. Caller frees (billing_carry.c). */
+int billing_carry_json(const struct billing *b, char **ret_json);
+/* After a restart, before any bytes of this run: the bytes json (billing_carry_json's, of the
+ * earlier run) lists, each restored with billing_restore_bytes. Checked whole first: -EBADMSG
+ * with msg naming the entry and what is wrong, and nothing restored. Entries of slots this config
+ * lacks are dropped: their number is returned (msg names the first), 0 when none. */
+int billing_carry_in(struct billing *b, const char *json, char *msg, size_t msg_len);
+
 struct billing_stats {
         uint64_t steps_forward; /* wall-clock steps seen */
         uint64_t steps_back;

@@ -72,6 +72,12 @@ struct meter {
         struct slot_view saved[SLOTS_MAX];
         bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
         char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
+        /* Billing's open minutes in slots.state (meter_open_minutes): they changed since last handed
+         * over; the newest state written (or being written) may hold some; a JSON was handed to the
+         * state write in progress (and whether it held bytes); a minute record was made whose bytes
+         * the state on disk still holds as open, so no record may reach the spool before the next
+         * state write (else a crash would count those bytes twice). */
+        bool open_dirty, open_on_disk, open_handed, handed_bytes, stale;
         int flush_err; /* why the last flush could not put every owed record in the spool; 0 */
         uint64_t lost;
         struct link *link;
@@ -321,6 +327,7 @@ void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t
 
         if (!m || !m->billing || flow >= SESSIONS_FLOWS)
                 return;
+        m->open_dirty = true;
         /* The span's length in monotonic time, from the wall-clock times the report carries. */
         if (from_real_usec < to.real_usec && to.real_usec - from_real_usec < to.mono_usec) {
                 from.real_usec = from_real_usec;
@@ -333,6 +340,10 @@ static void on_billing_record(void *ud, const struct billing_record *r) {
         struct meter *m = ud;
         cJSON *f = cJSON_CreateObject();
 
+        if (r->kind == BILLING_MINUTE) {
+                m->open_dirty = true;
+                m->stale = m->stale || (m->open_on_disk && m->hooks.write_journal);
+        }
         if (f && billing_record_json(r, f) < 0) {
                 cJSON_Delete(f);
                 alarm_(m, "records_lost", "metering: out of memory making a %s record",
@@ -361,6 +372,11 @@ static int flush(struct meter *m) {
         sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
         if (!journal_owed(m->journal))
                 return 0;
+        /* The minute records wait for a state write without their bytes (meter_open_minutes). */
+        if (m->stale) {
+                request_state_write(m);
+                return 0;
+        }
         if (!m->spool) {
                 request_state_write(m);
                 return -EIO;
@@ -405,10 +421,22 @@ int meter_sync(struct meter *m) {
         if (!m)
                 return 0;
         m->in_batch = false;
+        if (m->open_handed) {
+                /* Written: the open minutes on disk are those handed over, without the bytes of any
+                 * record made before. */
+                m->open_handed = false;
+                m->open_on_disk = m->handed_bytes;
+                m->stale = false;
+        }
         return flush(m);
 }
 
 void meter_abort(struct meter *m) {
+        if (m && m->open_handed) {
+                /* Not written: handed over again next time; what is on disk is not known now. */
+                m->open_handed = false;
+                m->open_dirty = m->open_on_disk = true;
+        }
         if (!m || !m->in_batch)
                 return;
         memcpy(m->slot, m->saved, m->n_slots * sizeof(m->slot[0]));
@@ -430,6 +458,25 @@ int meter_journal(struct meter *m, char **ret_json) {
         if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0])
                 refuse(m, "%zu KiB of billing records wait for the spool", journal_bytes(m->journal) >> 10);
         return r;
+}
+
+int meter_open_minutes(struct meter *m, char **ret_json) {
+        char *json = NULL;
+        int r;
+
+        *ret_json = NULL;
+        if (!m || !m->open_dirty)
+                return 0;
+        r = m->billing ? billing_carry_json(m->billing, &json) : 0;
+        if (r < 0)
+                return r;
+        m->open_dirty = false;
+        m->open_handed = true;
+        m->handed_bytes = json != NULL;
+        /* Maybe on disk from now on, whatever the write's outcome. */
+        m->open_on_disk = m->open_on_disk || json;
+        *ret_json = json;
+        return 1;
 }
 
 static int on_sync(sd_event_source *s, void *ud) {
@@ -735,6 +782,26 @@ static int restore_chain(struct meter *m, const struct slots *slots, char *msg, 
         return 0;
 }
 
+/* The bytes the earlier run had counted into minutes it never made into records (slots.state's
+ * open_minutes) go into this run's minutes: acknowledged bytes are billed once, after any crash. */
+static void carry_in(struct meter *m, const struct slots *slots) {
+        const char *json = slots ? slots_extra(slots, SLOTS_EXTRA_OPEN_MINUTES) : NULL;
+        char why[METER_MSG_MAX] = "";
+        int r;
+
+        m->open_on_disk = json != NULL;
+        if (!json)
+                return;
+        r = billing_carry_in(m->billing, json, why, sizeof(why));
+        if (r < 0)
+                alarm_(m, "records_lost",
+                       "metering: the open minutes of %s/slots.state cannot be read (%s); the bytes they "
+                       "held are lost",
+                       m->state_dir, why);
+        else if (r > 0)
+                log_warn("metering: %s/slots.state: %s", m->state_dir, why);
+}
+
 static void recovery_alarms(struct meter *m, const struct spool_recovery *rec) {
         if (spool_recovery_alarm(rec))
                 alarm_(m, "spool_recovered",
@@ -861,6 +928,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                                              sizeof(m->slot[i].viewers[0]));
                         }
                 }
+                carry_in(m, slots);
         }
         sd_event_now(e, CLOCK_MONOTONIC, &t);
         r = sd_event_add_defer(e, &m->sync_src, on_sync, m);
@@ -892,8 +960,11 @@ void meter_stop(struct meter *m) {
                 (void)billing_flush(m->billing, now_both());
                 billing_free(m->billing);
                 m->billing = NULL;
+                m->open_dirty = true; /* none open now: the next state write says so */
         }
-        (void)meter_sync(m); /* and publishes what the link still takes */
+        /* And publishes what the link still takes; the minute records wait for the state write that
+         * drops their bytes from the open minutes (the caller writes the state next). */
+        (void)meter_sync(m);
 }
 
 void meter_free(struct meter *m) {
@@ -901,6 +972,10 @@ void meter_free(struct meter *m) {
                 return;
         if (m->billing)
                 (void)billing_flush(m->billing, now_both());
+        if (m->stale && journal_owed(m->journal))
+                log_warn("metering: minute records are spooled while %s/slots.state still holds their bytes "
+                         "as open (the state could not be written): the next start counts those bytes again",
+                         m->state_dir);
         if (m->spool && m->journal) {
                 if (journal_owed(m->journal) && journal_to_spool(m->journal, m->spool) >= 0 &&
                     spool_sync(m->spool) >= 0) {

@@ -27,9 +27,10 @@ struct meter_hooks {
         /* An alarm that ends on its own is over (no_consumer: a record was received again); msg
          * says so. May be NULL. */
         void (*cleared)(const char *what, const char *msg, void *userdata);
-        /* Records wait for the spool that no state write holds yet (made outside a batch, then the
-         * spool refused them): the session service should write its state, with meter_journal,
-         * soon (sessions_touch). May be NULL. */
+        /* Records wait for a state write (sessions_touch): made outside a batch, the spool refused
+         * them and no state write holds them yet; or minute records whose bytes the state on disk
+         * still holds as open (meter_open_minutes), which reach the spool only once a state write
+         * no longer does. May be NULL: then nothing waits for a state write. */
         void (*write_journal)(void *userdata);
         void *userdata;
 };
@@ -38,13 +39,16 @@ struct meter_hooks {
  * no session service to make it; its parent must exist; recovery findings are raised as alarms),
  * loads the signing key (metering.key_file, else mqtt.tls.key_file; without a usable one records
  * are made and kept in the spool, unpublished, with an alarm), continues the hash chain from the
- * spool's newest record, and starts the billing windows with the slots occupied in `slots`.
+ * spool's newest record, starts the billing windows with the slots occupied in `slots`, and
+ * counts into its minutes the bytes the earlier run's open minutes held (slots.state).
  * -errno with msg when the spool cannot be opened at all. cfg and slots are borrowed for the call. */
 int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, const struct meter_hooks *h,
               struct meter **ret, char *msg, size_t msg_len);
 /* Shutting down, while the link is still up: the open billing window and minutes become
  * (partial) records, everything is synced and as much as the link takes is published; what is
- * not acknowledged is sent again after the next start. */
+ * not acknowledged is sent again after the next start. With a write_journal hook the minute
+ * records wait for the state write it asks for: write the state next (sessions_flush), then
+ * meter_free. */
 void meter_stop(struct meter *m);
 /* Does what meter_stop does if it was not called, and closes the spool. NULL is a no-op. */
 void meter_free(struct meter *m);
@@ -62,6 +66,12 @@ void meter_push(struct meter *m, size_t slot, const char *session, const char *t
 /* Every record not yet synced in the spool, as a JSON array text for slots.state (caller frees;
  * NULL when none). -ENOMEM: the state must not be written without them. */
 int meter_journal(struct meter *m, char **ret_json);
+/* The bytes counted into billing minutes that no record holds yet, for slots.state's
+ * "open_minutes" (billing_carry_json; the hook of sessions.h): 1 and *ret_json (caller frees; NULL:
+ * none) when they changed since last asked, else 0; -ENOMEM. Written with the batch, they are
+ * what the next meter_new (on these slots) counts again: every minute record made before stays
+ * out of the spool until that write is done (meter_sync, or meter_abort when it failed). */
+int meter_open_minutes(struct meter *m, char **ret_json);
 /* The batch is on disk (the replies may go out): its occupancy changes count, and every owed
  * record goes to the spool with one fdatasync, then is published. Records made outside a batch
  * (billing windows) are synced at the end of the loop turn the same way. Records the spool does

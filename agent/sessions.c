@@ -4,6 +4,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "counters.h"
 #include "enforce.h"
 #include "fileio.h"
 #include "flows.h"
@@ -21,30 +22,6 @@
 #define PENDING_MAX (2 * SESSIONS_BATCH_MAX + 2 * SLOTS_MAX)
 #define TIMER_USEC (1000 * 1000ULL)
 
-struct peer_counter {
-        enum sessions_flow flow;
-        char id[SLOTS_USER_MAX + 1];
-        uint64_t last;
-        /* push: push_start went out, once the target's counter was above 0 (a target that never
-         * moved a byte is not billed: no push_start, and no push_stop). */
-        bool announced;
-        /* viewer: it left (viewer_leave) since it last reported; joined again, it reports again. */
-        bool left;
-};
-
-/* What a slot's streaming process reported, for the session it holds now. */
-struct slot_bytes {
-        char session[SLOTS_SESSION_LEN + 1];
-        uint64_t last_real; /* the previous report; 0: none yet */
-        size_t n;
-        struct peer_counter peers[SESSIONS_PEERS_MAX];
-        uint64_t total[SESSIONS_FLOWS];
-        /* The session was running before these counters were (agent restart, slots reopened):
-         * its first report may hold bytes an earlier run already counted, so it only sets the
-         * baseline. At most one report interval goes uncounted; nothing is counted twice. */
-        bool baseline;
-};
-
 struct sessions {
         sd_event *event;
         const struct cfg *cfg;
@@ -61,7 +38,8 @@ struct sessions {
         uint64_t retry_at[SLOTS_MAX];     /* mono: when a failed enforcement is tried again */
         bool failure_reported[SLOTS_MAX]; /* one enforcement_failed event per session */
         uint64_t commits, commit_failures;
-        uint64_t epoch_real; /* when the byte counters started (sessions_new, slots reopened) */
+        /* The byte counters changed since they were last written: the next commit writes them. */
+        bool counters_dirty;
         char last_error[SLOTS_MSG_MAX];
 };
 
@@ -209,6 +187,36 @@ static void start_enforcement(struct sessions *s, size_t i) {
         (void)enforce_start(s->enforce, i, info.user, info.session, info.end_reason);
 }
 
+/* What is written with the batch's state besides it: the records owed (hooks.journal), the bytes
+ * of billing's open minutes (hooks.open_minutes) and the byte counters, so that a reply to
+ * report_bytes is sent once the counters it moved, and the bytes it counted, are durable. */
+static int extras(struct sessions *s) {
+        char *json = NULL;
+        int r;
+
+        if (s->hooks.journal) {
+                r = s->hooks.journal(s->hooks.userdata, &json);
+                if (r < 0)
+                        return r;
+                slots_set_journal(s->slots, json);
+        }
+        if (s->hooks.open_minutes) {
+                json = NULL;
+                r = s->hooks.open_minutes(s->hooks.userdata, &json);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        slots_set_extra(s->slots, SLOTS_EXTRA_OPEN_MINUTES, json);
+        }
+        if (s->counters_dirty) {
+                json = counters_json(s->bytes, s->slots);
+                if (!json)
+                        return -ENOMEM;
+                slots_set_extra(s->slots, SLOTS_EXTRA_COUNTERS, json);
+        }
+        return 0;
+}
+
 static int commit(struct sessions *s) {
         struct slots_event done[PENDING_MAX];
         char msg[SLOTS_MSG_MAX] = "";
@@ -222,19 +230,16 @@ static int commit(struct sessions *s) {
         s->n_pending = s->n_inflight = s->batch_ops = 0;
         /* The batch's records are made first and written with its state: one fdatasync makes a
          * transition and its records durable together, before any reply or event. */
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++) {
                 transition(s, &done[k]);
-        r = 0;
-        if (s->hooks.journal) {
-                char *journal = NULL;
-
-                r = s->hooks.journal(s->hooks.userdata, &journal);
-                if (r >= 0)
-                        slots_set_journal(s->slots, journal);
-                else
-                        r = slots_batch_fail(s->slots, r, msg, sizeof(msg));
+                /* A freed slot's counters leave slots.state with the session. */
+                if (done[k].kind == SLOTS_EV_FREED && s->bytes[done[k].slot].session[0])
+                        s->counters_dirty = true;
         }
-        if (r >= 0)
+        r = extras(s);
+        if (r < 0)
+                r = slots_batch_fail(s->slots, r, msg, sizeof(msg));
+        else
                 r = slots_batch_commit(s->slots, msg, sizeof(msg));
         if (r < 0) {
                 s->commit_failures++;
@@ -245,6 +250,7 @@ static int commit(struct sessions *s) {
         }
         if (r > 0)
                 s->commits++;
+        s->counters_dirty = false;
         for (size_t k = 0; k < n; k++)
                 emit(s, &done[k]);
         if (s->hooks.committed)
@@ -389,6 +395,28 @@ static int open_slots(struct sessions *s, const struct cfg *c, struct slots **re
         return 0;
 }
 
+/* The byte counters slots.state kept (its "counters" member): the next report of a session counts
+ * from its last durable counter. Counters that cannot be read are logged, and every held session
+ * starts with a baseline instead (nothing counted twice). */
+static int restore_counters(struct sessions *s) {
+        const char *json = slots_extra(s->slots, SLOTS_EXTRA_COUNTERS);
+        char why[SLOTS_MSG_MAX];
+        int r = counters_restore(s->bytes, s->slots, json, why, sizeof(why));
+
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                snprintf(s->last_error, sizeof(s->last_error),
+                         "%s/%s: %s; the byte counters are not used: each running session's next "
+                         "report_bytes only sets a baseline",
+                         s->cfg->state_dir, SLOTS_STATE_FILE, why);
+                log_warn("%s", s->last_error);
+        }
+        /* Baselines (no member, or one that could not be read) are written with the next batch. */
+        s->counters_dirty = r < 0 || !json;
+        return 0;
+}
+
 int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct sessions_hooks *hooks,
                  struct sessions **ret, char *ret_warning, char *msg, size_t msg_len) {
         struct sessions *s;
@@ -407,7 +435,6 @@ int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct s
         s->cfg = cfg;
         s->root_fd = root_fd;
         s->hooks = *hooks;
-        s->epoch_real = plat_now_real_usec();
         s->state_fd = plat_open_dir(cfg->state_dir);
         if (s->state_fd < 0) {
                 r = s->state_fd;
@@ -419,6 +446,11 @@ int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct s
                 goto fail;
         if (ret_warning[0])
                 plat_strlcpy(s->last_error, ret_warning, sizeof(s->last_error));
+        r = restore_counters(s);
+        if (r < 0) {
+                plat_errf(msg, msg_len, "out of memory");
+                goto fail;
+        }
         r = enforce_new(e, root_fd, on_enforced, s, &s->enforce);
         if (r < 0)
                 goto fail;
@@ -542,7 +574,8 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
         s->slots = n;
         s->cfg = cfg;
         enforce_configure(s->enforce, cfg);
-        s->epoch_real = plat_now_real_usec();
+        /* The reopened file's counters are the last written; memory is as new and goes next. */
+        s->counters_dirty = true;
         memset(s->retry_at, 0, sizeof(s->retry_at));
         if (warning[0])
                 plat_strlcpy(s->last_error, warning, sizeof(s->last_error));
@@ -840,8 +873,10 @@ static cJSON *op_viewer(struct req_ctx *x, bool join) {
                 struct slot_bytes *b = &x->s->bytes[ev.slot];
 
                 for (size_t k = 0; !strcmp(b->session, ev.session) && k < b->n; k++)
-                        if (b->peers[k].flow == SESSIONS_FLOW_VIEWERS && !strcmp(b->peers[k].id, viewer))
+                        if (b->peers[k].flow == SESSIONS_FLOW_VIEWERS && !strcmp(b->peers[k].id, viewer)) {
                                 b->peers[k].left = true;
+                                x->s->counters_dirty = true;
+                        }
         }
         return o;
 }
@@ -963,9 +998,9 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         }
         b = &s->bytes[i];
         if (strcmp(b->session, info.session)) {
+                /* Its first report here: none was written before (counters_restore), count from 0. */
                 memset(b, 0, sizeof(*b));
                 plat_strlcpy(b->session, info.session, sizeof(b->session));
-                b->baseline = info.started_real_usec && info.started_real_usec < s->epoch_real;
         }
         from = b->last_real ? b->last_real : info.started_real_usec ? info.started_real_usec : now;
         /* Every peer gets its counter, and every delta is checked, before any is counted: a report
@@ -988,6 +1023,14 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                         return NULL;
                 }
         }
+        /* slots.state keeps every counter: their room there is bounded. */
+        if (b->n > saved.n && counters_size(s->bytes, slots_count(s->slots)) > COUNTERS_MAX_BYTES) {
+                *b = saved;
+                return REFUSE(x, "ROLE_LIMIT",
+                              "the node's byte counters would take more than %d KiB of %s; session %s "
+                              "reports no new peer until sessions end",
+                              COUNTERS_MAX_BYTES / 1024, SLOTS_STATE_FILE, info.session);
+        }
         cJSON_ArrayForEach(c, counters) {
                 enum sessions_flow flow;
                 struct peer_counter *pc = counter_of(b, c, &flow);
@@ -1007,6 +1050,12 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         }
         b->last_real = now;
         b->baseline = false;
+        /* The reply waits for the state write that holds what it moved (and the bytes the meter
+         * counted): a report acknowledged is never counted again, nor lost, after a crash. */
+        if (counters_moved(&saved, b)) {
+                s->counters_dirty = true;
+                x->held = true;
+        }
         o = slot_reply(s, i, NULL, "slot");
         t = cJSON_AddObjectToObject(o, "bytes");
         for (int f = 0; f < SESSIONS_FLOWS; f++)

@@ -37,7 +37,14 @@ struct sessions_hooks {
          * slots.state with the state (slots_set_journal takes it), NULL for none; -errno fails the
          * batch (nothing is written). May be NULL. */
         int (*journal)(void *userdata, char **ret_json);
-        /* Bytes slot i moved on `flow` between two reports (wall clock, usec); may be NULL. */
+        /* Then what billing holds of counted bytes that no record made yet has (the meter's open
+         * minutes), for slots.state's "open_minutes" member: 1 and *ret_json (an object text, NULL
+         * for none; slots_set_extra takes it) when it changed since it was last asked, 0 when not
+         * (the member stays); -errno fails the batch. May be NULL. */
+        int (*open_minutes)(void *userdata, char **ret_json);
+        /* Bytes slot i moved on `flow` between two reports (wall clock, usec), counted in the batch
+         * being made: the report's reply is held until the batch is written (its counters are in
+         * slots.state then, and open_minutes is asked). May be NULL. */
         void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
                       uint64_t to_real_usec, void *userdata);
         /* A push target of slot i's session started (the first report with its counter above 0) or

@@ -2,6 +2,7 @@
 #include "slots_internal.h"
 
 #include "cleanup.h"
+#include "strutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -212,7 +213,8 @@ void slots_free(struct slots *s) {
         free(s->saved);
         free(s->bound);
         free(s->state_dir);
-        free(s->journal);
+        for (size_t k = 0; k < SLOTS_EXTRAS; k++)
+                free(s->extra[k]);
         free(s);
 }
 
@@ -824,15 +826,27 @@ int slots_batch_fail(struct slots *s, int err, char *msg, size_t msg_len) {
                     s->state_dir, SLOTS_STATE_FILE, strerror(-err));
 }
 
+void slots_set_extra(struct slots *s, enum slots_extra k, char *json) {
+        if (s->batch && !plat_streq_ptr(s->extra[k], json))
+                s->batch_dirty = true;
+        free(s->extra[k]);
+        s->extra[k] = json;
+}
+
+const char *slots_extra(const struct slots *s, enum slots_extra k) {
+        return s->extra[k];
+}
+
+/* No journal is no change: the records the copy on disk owes are in the spool already. */
 void slots_set_journal(struct slots *s, char *json) {
-        free(s->journal);
-        s->journal = json;
         if (json && s->batch)
                 s->batch_dirty = true;
+        free(s->extra[SLOTS_EXTRA_JOURNAL]);
+        s->extra[SLOTS_EXTRA_JOURNAL] = json;
 }
 
 const char *slots_journal(const struct slots *s) {
-        return s->journal;
+        return slots_extra(s, SLOTS_EXTRA_JOURNAL);
 }
 
 void slots_set_stopping(struct slots *s) {

@@ -247,11 +247,26 @@ int slots_batch_commit(struct slots *s, char *msg, size_t msg_len);
 int slots_batch_fail(struct slots *s, int err, char *msg, size_t msg_len);
 bool slots_in_batch(const struct slots *s);
 
+/* What callers keep in slots.state with the state, each a member of its JSON that this module
+ * writes and reads back as it is (it checks only the JSON type; its owner checks the content). */
+enum slots_extra {
+        SLOTS_EXTRA_JOURNAL,      /* "journal", an array: the metering records owed (journal.h) */
+        SLOTS_EXTRA_COUNTERS,     /* "counters", an object: the byte counters (counters.h) */
+        SLOTS_EXTRA_OPEN_MINUTES, /* "open_minutes", an object: billing's open bytes (billing.h) */
+        SLOTS_EXTRAS,
+};
+
+/* Takes ownership of json (NULL: none) and has it written with the state from the next write on.
+ * In a batch it is a change (the batch writes) when it differs from what the member held. After
+ * slots_load, slots_extra is what the newest copy held (NULL when none); borrowed until the next
+ * slots_set_extra of that member or slots_free. */
+void slots_set_extra(struct slots *s, enum slots_extra k, char *json);
+const char *slots_extra(const struct slots *s, enum slots_extra k);
+
 /* The journal: records of the caller's that must be durable with the state they go with (the
- * metering records of a batch's transitions), as a JSON array text. slots_set_journal takes
- * ownership of json (NULL: none) and has it written with the state from the next write on (in
- * a batch, it is a change: the batch writes). After slots_load, slots_journal is the journal the
- * newest copy held (NULL when none); borrowed until the next slots_set_journal or slots_free. */
+ * metering records of a batch's transitions), as a JSON array text. slots_set_extra of
+ * SLOTS_EXTRA_JOURNAL, except that in a batch any journal (not NULL) is a change (the batch
+ * writes) and none (NULL) is not (the records the copy on disk owes are in the spool). */
 void slots_set_journal(struct slots *s, char *json);
 const char *slots_journal(const struct slots *s);
 

@@ -53,8 +53,8 @@ struct slots {
          * the region the next write goes to, the one not holding it. Zeroed by slots_new. */
         uint64_t store_gen;
         size_t store_next;
-        /* The caller's records written with the state (slots_set_journal), or read back with it. */
-        char *journal;
+        /* The callers' members written with the state (slots_set_extra), or read back with it. */
+        char *extra[SLOTS_EXTRAS];
 };
 
 #define SLOTS_STATE_COUNT (SLOTS_BLOCKED + 1)

@@ -65,6 +65,10 @@ static cJSON *slot_json(const struct slot *sl) {
         return o;
 }
 
+/* The members of slots_set_extra, and whether each is an array (else an object). */
+static const char *const extra_names[SLOTS_EXTRAS] = { "journal", "counters", "open_minutes" };
+static const bool extra_is_array[SLOTS_EXTRAS] = { true, false, false };
+
 /* The state as one line of JSON (what slots_restore reads); NULL when out of memory. Caller frees. */
 static char *state_json(const struct slots *s) {
         char *text = NULL;
@@ -82,9 +86,10 @@ static char *state_json(const struct slots *s) {
                 if (o && !ok)
                         cJSON_Delete(o);
         }
-        /* Copied in as it is: its bytes are the records' own (their hash chain). */
-        if (ok && s->journal)
-                ok = cJSON_AddRawToObject(root, "journal", s->journal) != NULL;
+        /* Copied in as they are: the journal's bytes are the records' own (their hash chain). */
+        for (size_t k = 0; ok && k < SLOTS_EXTRAS; k++)
+                if (s->extra[k])
+                        ok = cJSON_AddRawToObject(root, extra_names[k], s->extra[k]) != NULL;
         if (ok)
                 text = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
@@ -378,8 +383,8 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
                   size_t msg_len) {
         _cleanup_free_ struct slot *tmp = NULL;
         _cleanup_free_ bool *seen = NULL;
-        _cleanup_free_ char *journal = NULL;
-        const cJSON *v, *arr, *o, *dr, *jr;
+        char *extra[SLOTS_EXTRAS] = { NULL };
+        const cJSON *v, *arr, *o, *dr;
         cJSON *root = NULL;
         size_t k = 0;
         int r = 0;
@@ -406,12 +411,15 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
         dr = cJSON_GetObjectItemCaseSensitive(root, "draining");
         if (dr && !cJSON_IsBool(dr))
                 BAD("\"draining\": not true or false");
-        jr = cJSON_GetObjectItemCaseSensitive(root, "journal");
-        if (jr && !cJSON_IsArray(jr))
-                BAD("\"journal\": not an array");
-        if (jr && !(journal = cJSON_PrintUnformatted(jr))) {
-                r = -ENOMEM;
-                goto out;
+        for (size_t x = 0; x < SLOTS_EXTRAS; x++) {
+                const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, extra_names[x]);
+
+                if (m && (extra_is_array[x] ? !cJSON_IsArray(m) : !cJSON_IsObject(m)))
+                        BAD("\"%s\": not an %s", extra_names[x], extra_is_array[x] ? "array" : "object");
+                if (m && !(extra[x] = cJSON_PrintUnformatted(m))) {
+                        r = -ENOMEM;
+                        goto out;
+                }
         }
         arr = cJSON_GetObjectItemCaseSensitive(root, "slots");
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > SLOTS_MAX)
@@ -471,9 +479,13 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
         }
         memcpy(s->slot, tmp, s->n * sizeof(*tmp));
         s->draining = cJSON_IsTrue(dr);
-        free(s->journal);
-        s->journal = TAKE_PTR(journal);
+        for (size_t x = 0; x < SLOTS_EXTRAS; x++) {
+                free(s->extra[x]);
+                s->extra[x] = TAKE_PTR(extra[x]);
+        }
 out:
+        for (size_t x = 0; x < SLOTS_EXTRAS; x++)
+                free(extra[x]);
         cJSON_Delete(root);
         return r;
 }

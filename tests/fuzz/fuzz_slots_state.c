@@ -1,4 +1,7 @@
-/* fuzz_slots_state.c: libFuzzer target for slots_restore() on arbitrary state-file text. */
+/* fuzz_slots_state.c: libFuzzer target for slots_restore() on arbitrary state-file text, and for
+ * the parsers of its members (the byte counters, billing's open minutes). */
+#include "billing.h"
+#include "counters.h"
 #include "slots.h"
 
 #include <errno.h>
@@ -9,6 +12,53 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const ids[] = { "s0", "s1", "s2", "s3" };
+
+static void ignore(void *userdata, const struct billing_record *r) {
+        (void)userdata;
+        (void)r;
+}
+
+/* The members of a restored state, read by their owners: -EBADMSG with a message, or counters
+ * within their limits that write themselves back to the same, and bytes billing takes. */
+static void members(const struct slots *s) {
+        static const char *const scales[] = { "S", "S", "M", "M" };
+        struct billing_config bc = { .n_slots = 4, .slot_ids = ids, .slot_scales = scales, .emit = ignore };
+        struct billing_time t = { .mono_usec = 1000000, .real_usec = UINT64_C(1700000000000000) };
+        struct slot_bytes *b = calloc(SLOTS_MAX, sizeof(*b)), *b2 = calloc(SLOTS_MAX, sizeof(*b2));
+        struct billing *bill = NULL;
+        char msg[SLOTS_MSG_MAX] = "", *json;
+        int r;
+
+        if (!b || !b2)
+                abort();
+        r = counters_restore(b, s, slots_extra(s, SLOTS_EXTRA_COUNTERS), msg, sizeof(msg));
+        if (r < 0 && (r != -EBADMSG || !msg[0]))
+                abort();
+        for (size_t i = 0; i < slots_count(s); i++)
+                if (b[i].n > SESSIONS_PEERS_MAX)
+                        abort();
+        json = counters_json(b, s);
+        if (!json || counters_restore(b2, s, json, msg, sizeof(msg)) < 0)
+                abort();
+        for (size_t i = 0; i < slots_count(s); i++)
+                if (counters_moved(&b[i], &b2[i]) || b[i].last_real != b2[i].last_real)
+                        abort();
+        free(json);
+        billing_config_default(&bc);
+        if (billing_new(&bc, t, &bill, NULL, 0) < 0)
+                abort();
+        msg[0] = '\0';
+        r = slots_extra(s, SLOTS_EXTRA_OPEN_MINUTES)
+                    ? billing_carry_in(bill, slots_extra(s, SLOTS_EXTRA_OPEN_MINUTES), msg, sizeof(msg))
+                    : 0;
+        if (r < 0 && (r != -EBADMSG || !msg[0]))
+                abort();
+        if (billing_flush(bill, t) < 0)
+                abort();
+        billing_free(bill);
+        free(b);
+        free(b2);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct slots_config cfg = { .n_slots = 4, .slot_ids = ids, .state_dir_fd = -1 };
@@ -42,6 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort();
                 }
         }
+        if (r == 0)
+                members(s);
         /* Whatever was restored, the machine goes on working on it. */
         if (slots_expire(s, now, evs, SLOTS_MAX) < 0)
                 abort();

@@ -3,12 +3,14 @@
 signed records that arrive on .../metering and that render-agentctl verify accepts (signatures,
 contiguous seq, hash chain); the broker is down for a minute while sessions churn and the agent is
 kill -9'd several times: once the broker is back every record of every acknowledged session
-arrives, seq is contiguous from 1 and the chain verifies, redeliveries carrying the same seq; a
+arrives, seq is contiguous from 1 and the chain verifies, redeliveries carrying the same seq; bytes
+reported while the agent is kill -9'd between reports are all in the minute records, once; a
 spool that hits a file size limit raises an alarm, refuses new sessions, corrupts nothing, and
 delivers everything once the limit is gone."""
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -194,6 +196,93 @@ class Metering(harness.IntegrationTest):
         # The backlog was signed ahead in the gaps between sessions, and the signatures outlived the
         # kills: the fresh agent published most of it from the cache (and verify took those too).
         self.assertGreater(st["signatures"]["from_cache"], last // 2, st["signatures"])
+
+    def test_acknowledged_bytes_survive_kill_9_into_minute_records_once(self):
+        """report_bytes while the agent is reloaded (its meter restarted) and kill -9'd six times:
+        the bandwidth_minute records hold exactly the bytes the acknowledged reports moved (the
+        counters of the last acknowledged report), none twice; the push target is announced once."""
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
+        cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
+        agent, sock = self.start(cfg)
+        c = Client(sock)
+        sess = c.call("reserve", user="alice", slot="s0")["session"]
+        self.assertTrue(c.call("start", session=sess)["ok"])
+        self.assertTrue(c.call("viewer_join", session=sess, viewer="vic")["ok"])
+        value = {"player": 0, "vic": 0, "rtmp-a": 0}
+        acked = dict(value)  # the counters of the last report the agent acknowledged
+        reports = kills = 0
+
+        def report():
+            nonlocal acked, reports
+            for k in value:
+                value[k] += 40000 + 1000 * (reports % 7)
+            req = [{"flow": "player", "bytes": value["player"]},
+                   {"flow": "viewer", "peer": "vic", "bytes": value["vic"]},
+                   {"flow": "push", "peer": "rtmp-a", "bytes": value["rtmp-a"]}]
+            try:
+                r = c.call("report_bytes", session=sess, counters=req)
+                self.assertTrue(r["ok"], r)
+                acked = dict(value)
+                reports += 1
+                self.assertEqual(r["bytes"], {"player": acked["player"], "viewers": acked["vic"],
+                                              "push": acked["rtmp-a"]})
+            except (OSError, ConnectionError, ValueError):
+                pass  # killed under the report: not acknowledged, its bytes come with the next one
+
+        # A reload that restarts the meter (another window) makes the open minutes records: then a
+        # kill must not bring their bytes back a second time.
+        for _ in range(5):
+            report()
+        start = agent.line_count()
+        env.config(broker.port, slots=SLOTS, extra={"metering": {"window_s": 4, "late_s": 0}})
+        agent.proc.send(signal.SIGHUP)
+        agent.wait_log(r"notice: configuration reloaded", timeout=10, start=start)
+        report()
+        agent.proc.kill()
+        agent = env.agent(cfg)
+        harness.wait_for(lambda: self.up(sock), 10, what="agent back")
+        c.close()
+        c = Client(sock)
+        next_kill = time.monotonic() + 3
+        while kills < 5 or time.monotonic() < next_kill:  # reports go on after the last kill too
+            report()
+            time.sleep(0.05)
+            if kills < 5 and time.monotonic() > next_kill:
+                agent.proc.kill()  # SIGKILL, between (or during) reports
+                kills += 1
+                agent = env.agent(cfg)
+                harness.wait_for(lambda: self.up(sock), 10, what="agent back")
+                c.close()
+                c = Client(sock)
+                next_kill = time.monotonic() + 2 + kills % 3
+        self.assertTrue(c.call("end", session=sess)["ok"])
+        c.close()
+        # Stopping makes the open minutes partial records; a fresh agent delivers what is left.
+        agent.terminate(timeout=5)
+        agent = env.agent(cfg)
+        agent.wait_connected()
+        st = None
+
+        def delivered():
+            nonlocal st
+            st = (self.up(sock) or {}).get("metering")
+            return st is not None and st["spool"]["pending"] == 0 and st["owed"] == 0
+        harness.wait_for(delivered, 30, what="spool drained")
+        last = st["next_seq"] - 1
+        harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15,
+                         what="%d records at the subscriber" % last)
+        recs = [p for _, p in self.records(sub, unique=True)]
+        minutes = [p for p in recs if p["type"] == "bandwidth_minute" and p["slot"] == "s0"]
+        billed = {f: sum(m[f]["bytes"] for m in minutes) for f in ("player", "viewers", "push")}
+        self.assertEqual(billed, {"player": acked["player"], "viewers": acked["vic"], "push": acked["rtmp-a"]},
+                         "%d reports acknowledged, %d kills" % (reports, kills))
+        pushes = [p for p in recs if p["type"] in ("push_start", "push_stop")]
+        self.assertEqual([p["type"] for p in pushes], ["push_start", "push_stop"], pushes)
+        self.assertEqual(sorted(p["seq"] for p in recs), list(range(1, last + 1)))
+        rc, summary = self.verify([line for line, _ in self.records(sub, unique=True)])
+        self.assertEqual(rc, 0, summary)
 
     def test_spool_at_a_file_size_limit_fails_closed_and_loses_nothing(self):
         env = self.env

@@ -766,6 +766,166 @@ static void test_bytes_of_a_closed_minute_go_to_the_current_one_as_late(void **s
         assert_int_equal(st.late_bytes, 11500);
 }
 
+/* ---- carrying counted bytes across a restart ---- */
+
+static struct billing_open open_of(struct fx *f, size_t slot, enum billing_flow fl) {
+        struct billing_open o;
+
+        assert_int_equal(billing_open_bytes(f->b, slot, fl, &o), 0);
+        return o;
+}
+
+/* The open minutes hold exactly the bytes no record has; spread over the span given, no second
+ * would get more than their busiest second had. */
+static void test_open_bytes_hold_what_no_record_has_in_a_span_no_faster_than_its_peak(void **state) {
+        struct fx *f = *state;
+        struct billing_open o;
+
+        start(f, 2, 3600, 10, NULL);
+        at(f, 10 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 900, 9 * SEC); /* [1 s, 10 s) at 100 B/s */
+        at(f, 40 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 3000, 30 * SEC);
+        at(f, 61 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 50, SEC);
+        o = open_of(f, 0, BILLING_PLAYER);
+        assert_int_equal(o.bytes, 3950);
+        assert_int_equal(o.from_usec, BASE + 1 * SEC);
+        assert_int_equal(o.to_usec, BASE + 61 * SEC);
+        o = open_of(f, 1, BILLING_PLAYER);
+        assert_int_equal(o.bytes + o.from_usec + o.to_usec, 0);
+        o = open_of(f, 0, BILLING_VIEWERS);
+        assert_int_equal(o.bytes, 0);
+        assert_int_equal(billing_open_bytes(f->b, 2, BILLING_PLAYER, &o), -EINVAL);
+        assert_int_equal(billing_open_bytes(f->b, 0, BILLING_FLOWS, &o), -EINVAL);
+        /* Minute 0 is made into its record at 70 s: it is no longer open. */
+        at(f, 75 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(minute_at(f, 0, 0)->flow[BILLING_PLAYER].bytes, 3900);
+        o = open_of(f, 0, BILLING_PLAYER);
+        assert_int_equal(o.bytes, 50);
+        assert_int_equal(o.from_usec, BASE + 60 * SEC);
+        assert_int_equal(o.to_usec, BASE + 61 * SEC);
+        /* Late bytes keep no seconds: the span is as long as their rate (100 B/s) needs. */
+        f->now.mono_usec -= 45 * SEC;
+        f->now.real_usec -= 45 * SEC;
+        bytes_over(f, 0, BILLING_PLAYER, 1000, 10 * SEC); /* [20 s, 30 s), told at 75 s */
+        at(f, 75 * SEC);
+        o = open_of(f, 0, BILLING_PLAYER);
+        assert_int_equal(o.bytes, 1050);
+        assert_int_equal(o.to_usec, BASE + 61 * SEC);
+        assert_int_equal(o.from_usec, BASE + 61 * SEC - 10500 * MSEC);
+}
+
+/* What one module held open, given to the next (a restart), comes out in its minute records once,
+ * every byte, and no second faster than before. */
+static void test_restored_bytes_come_out_once_exact_and_no_faster(void **state) {
+        struct fx *f = *state;
+        _cleanup_free_ char *json = NULL;
+        const struct billing_flow_figures *fl;
+
+        /* Back within the same minute: the bytes take their own seconds again. */
+        start(f, 2, 3600, 10, NULL);
+        at(f, 30 * SEC);
+        bytes_over(f, 1, BILLING_PUSH, 3000, 30 * SEC);
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        assert_non_null(json);
+        billing_free(f->b); /* killed: nothing flushed */
+        f->b = NULL;
+        at(f, 45 * SEC);
+        start(f, 2, 3600, 10, NULL);
+        assert_int_equal(billing_carry_in(f->b, json, f->msg, sizeof(f->msg)), 0);
+        bytes_over(f, 1, BILLING_PUSH, 1500, 15 * SEC);
+        at(f, 200 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+        fl = &minute_at(f, 1, 0)->flow[BILLING_PUSH];
+        assert_int_equal(fl->bytes, 4500);
+        assert_int_equal(fl->late_bytes, 0);
+        assert_int_equal(fl->peak_bytes_1s, 100);
+        assert_true(minute_at(f, 1, 0)->partial);
+        billing_free(f->b);
+        f->b = NULL;
+        free(json);
+        json = NULL;
+
+        /* Back two minutes later: the bytes of minutes closed meanwhile are late bytes of the first. */
+        f->n = 0;
+        at(f, 0);
+        start(f, 2, 3600, 10, NULL);
+        at(f, 40 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 3900, 39 * SEC);
+        at(f, 61 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 50, SEC);
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        billing_free(f->b);
+        f->b = NULL;
+        at(f, 190 * SEC);
+        start(f, 2, 3600, 10, NULL);
+        assert_int_equal(billing_carry_in(f->b, json, f->msg, sizeof(f->msg)), 0);
+        at(f, 400 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+        fl = &minute_at(f, 0, 180 * SEC)->flow[BILLING_PLAYER];
+        assert_int_equal(fl->bytes, 3950);
+        assert_int_equal(fl->late_bytes, 3950);
+        assert_true(fl->peak_bytes_1s > 0 && fl->peak_bytes_1s <= 100);
+        /* Nothing is left to carry once the minutes are made. */
+        free(json);
+        json = NULL;
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        assert_null(json);
+}
+
+/* Open minutes that are not what billing_carry_json writes are refused whole, each fault named. */
+static void test_carry_in_refuses_malformed_open_minutes_whole(void **state) {
+        static const struct {
+                const char *json, *msg;
+        } bad[] = {
+                { "[]", "open_minutes: not a JSON object" },
+                { "{\"v\":2,\"slots\":[]}", "open_minutes.v: missing or not 1" },
+                { "{\"v\":1}", "open_minutes.slots: missing or not an array" },
+                { "{\"v\":1,\"slots\":[{\"player\":[1,0,1]}]}",
+                  "open_minutes.slots[0]: not an object with a slot id" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"player\":[1,0,1]},{\"slot\":\"s1\",\"player\":[1,"
+                  "5,4]}]}",
+                  "open_minutes.slots[1].player: want [bytes, from_us, to_us]" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"viewers\":[1.5,0,1]}]}",
+                  "open_minutes.slots[0].viewers: want" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"audio\":[1,0,1]}]}",
+                  "open_minutes.slots[0]: unknown member \"audio\"" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[1,0,1]},{\"slot\":\"s0\"}]}",
+                  "open_minutes.slots[1]: slot s0 listed twice" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[1,0,1],\"push\":[1,0,1]}]}",
+                  "open_minutes.slots[0].push: listed twice" },
+        };
+        struct fx *f = *state;
+
+        start(f, 2, 3600, 10, NULL);
+        at(f, 30 * SEC);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                f->msg[0] = '\0';
+                assert_int_equal(billing_carry_in(f->b, bad[i].json, f->msg, sizeof(f->msg)), -EBADMSG);
+                if (!strstr(f->msg, bad[i].msg))
+                        print_message("%s: %s\n", bad[i].json, f->msg);
+                assert_non_null(strstr(f->msg, bad[i].msg));
+        }
+        /* A slot this config lacks: dropped, named; the others are taken. */
+        assert_int_equal(
+                billing_carry_in(f->b,
+                                 "{\"v\":1,\"slots\":[{\"slot\":\"gone\",\"player\":[7,0,1]},"
+                                 "{\"slot\":\"s1\",\"player\":[40,1699920000000000,1699920020000000]}]}",
+                                 f->msg, sizeof(f->msg)),
+                1);
+        assert_string_equal(f->msg, "slot gone is not configured: its open bytes are dropped");
+        at(f, 200 * SEC);
+        assert_true(billing_flush(f->b, f->now) >= 0);
+        /* Only the good entry's bytes: none of the refused ones were taken. */
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+        assert_int_equal(minute_at(f, 1, 0)->flow[BILLING_PLAYER].bytes, 40);
+        assert_int_equal(minute_at(f, 1, 0)->flow[BILLING_PLAYER].peak_bytes_1s, 2);
+}
+
 /* ---- clock steps ---- */
 
 static void test_step_forward_closes_the_window_and_reports_skipped_windows_once(void **state) {
@@ -1089,6 +1249,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_minute_without_bytes_has_no_record, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bytes_of_a_closed_minute_go_to_the_current_one_as_late,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_open_bytes_hold_what_no_record_has_in_a_span_no_faster_than_its_peak, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_restored_bytes_come_out_once_exact_and_no_faster, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_carry_in_refuses_malformed_open_minutes_whole, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(
                         test_step_forward_closes_the_window_and_reports_skipped_windows_once, setup,
                         teardown),

@@ -1,7 +1,7 @@
 /* test_meter.c: metering records from real slot transitions on a real sd-event loop and a scratch
  * state dir, read back from the spool: types and members, the hash chain across a restart, billing
  * windows and minutes, fail closed under a real file size limit and after a start on a full disk,
- * no key, and meter_stop. */
+ * no key, meter_stop, and the bytes of open minutes across a kill. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +67,8 @@ struct fx {
         char alarm_msg[MAX_ALARMS][METER_MSG_MAX];
         size_t n_cleared;
         char cleared_what[32];
+        bool state_writes;       /* the meter has a write_journal hook (the agent's) */
+        size_t n_write_requests; /* its calls */
         size_t n_recs;
         char *raw[MAX_RECS]; /* each record's payload bytes as spooled, NUL added */
         cJSON *rec[MAX_RECS];
@@ -128,10 +130,16 @@ static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
         return c;
 }
 
+static void on_write_journal(void *userdata) {
+        ((struct fx *)userdata)->n_write_requests++;
+}
+
 /* meter_new on f->e with no link; `slots` as the agent passes them after a restart, or NULL. Returns
  * meter_new's result (no cmocka: forked children use it). */
 static int open_meter_with(struct fx *f, const struct cfg *c, const struct slots *slots) {
-        const struct meter_hooks h = { .alarm = on_alarm, .userdata = f };
+        const struct meter_hooks h = { .alarm = on_alarm,
+                                       .write_journal = f->state_writes ? on_write_journal : NULL,
+                                       .userdata = f };
         char msg[256] = "";
         int r = meter_new(f->e, c, slots, &h, &f->m, msg, sizeof(msg));
 
@@ -1228,6 +1236,180 @@ static void test_restart_takes_occupancy_grace_and_viewers_from_the_slots(void *
         expect_chain(f);
 }
 
+/* ---- counted bytes across a kill (slots.state's open_minutes) ---- */
+
+/* f->slots kept in the state dir and loaded from it, as a start does. No cmocka: children use it. */
+static int load_slots(struct fx *f) {
+        const char *ids[] = { "s0", "s1", "s2" };
+        struct slots_config sc = { .n_slots = 3, .slot_ids = ids, .state_dir_fd = f->state_fd };
+        char msg[SLOTS_MSG_MAX];
+
+        slots_limits_default(&sc.limits);
+        slots_free(f->slots);
+        f->slots = NULL;
+        if (slots_new(&sc, &f->slots, msg, sizeof(msg)) < 0)
+                return -1;
+        return slots_load(f->slots, clk(f), msg, sizeof(msg));
+}
+
+/* A group commit as the session service makes it: the owed records and the open minutes written
+ * with the state in one write, then the spool. No cmocka: children use it. */
+static int write_state(struct fx *f) {
+        char *json = NULL, msg[SLOTS_MSG_MAX];
+        int r;
+
+        slots_batch_begin(f->slots);
+        if (meter_journal(f->m, &json) < 0)
+                return -1;
+        slots_set_journal(f->slots, json);
+        json = NULL;
+        r = meter_open_minutes(f->m, &json);
+        if (r < 0)
+                return -1;
+        if (r > 0)
+                slots_set_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES, json);
+        if (slots_batch_commit(f->slots, msg, sizeof(msg)) < 0)
+                return -1;
+        return meter_sync(f->m);
+}
+
+/* The bandwidth_minute records of slot s0 read back: their number, and the sum of their player
+ * bytes. */
+static size_t s0_minutes(const struct fx *f, double *ret_bytes) {
+        size_t n = 0;
+
+        *ret_bytes = 0;
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (!strcmp(str(f->rec[i], "type"), "bandwidth_minute") &&
+                    !strcmp(str(f->rec[i], "slot"), "s0")) {
+                        n++;
+                        *ret_bytes += num(obj(f->rec[i], "player"), "bytes");
+                }
+        return n;
+}
+
+/* Alice plays on s0 and her player moves 1000 B over [1 s, 10 s) and, when `more`, 2000 B over
+ * [10 s, 28 s) (112 B in the busiest second); one state write holds them as open. */
+static const char *count_bytes_and_write(struct fx *f, bool more) {
+        CHILD_CHECK(load_slots(f) == 0);
+        f->state_writes = true;
+        CHILD_CHECK(open_meter_with(f, f->cfgs[0], f->slots) == 0);
+        CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
+        at(f, 10 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 1000, T0 + 1 * SEC);
+        if (more) {
+                at(f, 28 * SEC);
+                meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 2000, T0 + 10 * SEC);
+        }
+        CHILD_CHECK(write_state(f) >= 0);
+        CHILD_CHECK(slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        return NULL;
+}
+
+static const char *killed_with_open_minutes_child(struct fx *f) {
+        return count_bytes_and_write(f, true); /* then killed */
+}
+
+/* Bytes counted into a minute that was still open when the agent was killed come back after the
+ * restart, into the records, every byte once, and no second faster than it was. */
+static void test_bytes_of_open_minutes_survive_a_kill_into_the_minute_records(void **state) {
+        struct fx *f = *state;
+        double bytes;
+
+        make_cfg(f, true, "");
+        run_child(f, killed_with_open_minutes_child);
+        at(f, 40 * SEC);
+        assert_int_equal(load_slots(f), 0);
+        assert_non_null(slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        open_meter_with(f, f->cfgs[0], f->slots);
+        at(f, 50 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 500, T0 + 28 * SEC);
+        close_meter(f);
+        read_spool(f);
+        assert_int_equal(s0_minutes(f, &bytes), 1);
+        assert_true(bytes == 3500);
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (!strcmp(str(f->rec[i], "type"), "bandwidth_minute")) {
+                        const cJSON *p = obj(f->rec[i], "player");
+
+                        assert_string_equal(str(f->rec[i], "minute"), "2023-11-14T22:14:00Z");
+                        assert_int_equal(num(p, "late_bytes"), 0);
+                        assert_true(num(p, "peak_mbps") > 0 && num(p, "peak_mbps") <= 112 * 8 / 1e6);
+                }
+}
+
+/* The minute closes after the write: its record waits for the next state write, which drops its
+ * bytes from the open minutes; the agent is killed before that write. */
+static const char *killed_before_the_minutes_write_child(struct fx *f) {
+        const char *why = count_bytes_and_write(f, false);
+
+        if (why)
+                return why;
+        at(f, 72 * SEC); /* minute 0 closes at 70 s (late_s 10) */
+        CHILD_CHECK(run_until(f, "records_made", 2));
+        for (uint64_t until = real_mono() + 300 * MSEC; real_mono() < until;)
+                CHILD_CHECK(sd_event_run(f->e, 50 * MSEC) >= 0);
+        CHILD_CHECK(f->n_write_requests > 0);
+        CHILD_CHECK(status_num(f->m, "owed") == 1);
+        return NULL;
+}
+
+static void test_a_minute_record_is_not_spooled_before_a_state_write_drops_its_bytes(void **state) {
+        struct fx *f = *state;
+        double bytes;
+
+        make_cfg(f, true, "");
+        run_child(f, killed_before_the_minutes_write_child);
+        /* Nothing of it reached the spool; the open minute on disk still holds its bytes, which come
+         * back as late bytes of the first minute after the restart: once. */
+        at(f, 80 * SEC);
+        assert_int_equal(load_slots(f), 0);
+        open_meter_with(f, f->cfgs[0], f->slots);
+        close_meter(f);
+        read_spool(f);
+        assert_int_equal(s0_minutes(f, &bytes), 1);
+        assert_true(bytes == 1000);
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (!strcmp(str(f->rec[i], "type"), "bandwidth_minute")) {
+                        assert_string_equal(str(f->rec[i], "minute"), "2023-11-14T22:15:00Z");
+                        assert_int_equal(num(obj(f->rec[i], "player"), "late_bytes"), 1000);
+                }
+}
+
+static const char *killed_after_the_minutes_write_child(struct fx *f) {
+        const char *why = killed_before_the_minutes_write_child(f);
+        char *json = NULL;
+
+        if (why)
+                return why;
+        /* The state written: the record goes to the spool, the open minutes on disk are none. */
+        CHILD_CHECK(write_state(f) >= 0);
+        CHILD_CHECK(status_num(f->m, "owed") == 0);
+        CHILD_CHECK(!slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        /* Nothing changed since: the next commit writes nothing for them. */
+        CHILD_CHECK(meter_open_minutes(f->m, &json) == 0 && !json);
+        return NULL;
+}
+
+static void test_a_minute_record_spooled_leaves_no_open_bytes_to_count_again(void **state) {
+        struct fx *f = *state;
+        double bytes;
+
+        make_cfg(f, true, "");
+        run_child(f, killed_after_the_minutes_write_child);
+        at(f, 80 * SEC);
+        assert_int_equal(load_slots(f), 0);
+        assert_null(slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        open_meter_with(f, f->cfgs[0], f->slots);
+        close_meter(f);
+        read_spool(f);
+        assert_int_equal(s0_minutes(f, &bytes), 1);
+        assert_true(bytes == 1000);
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (!strcmp(str(f->rec[i], "type"), "bandwidth_minute"))
+                        assert_string_equal(str(f->rec[i], "minute"), "2023-11-14T22:14:00Z");
+}
+
 /* ---- delivery to a consumer (a scripted MQTT 5 broker, mqtt_fx) ---- */
 
 static void on_cleared(const char *what, const char *msg, void *userdata) {
@@ -1382,6 +1564,13 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_restart_takes_occupancy_grace_and_viewers_from_the_slots, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_bytes_of_open_minutes_survive_a_kill_into_the_minute_records, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_minute_record_is_not_spooled_before_a_state_write_drops_its_bytes, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_minute_record_spooled_leaves_no_open_bytes_to_count_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_again, setup,
                         teardown),

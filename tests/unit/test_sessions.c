@@ -673,7 +673,7 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
                   "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
                   "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":500},"
                   "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":0}]}");
-        assert_false(f->held);
+        assert_true(f->held);
         /* The first report counts from the session's start; a zero delta is not reported. */
         assert_int_equal(f->n_bytes, 2);
         expect_bytes(f, 0, SESSIONS_FLOW_PLAYER, 1000, T0, T0 + 60 * SEC);
@@ -694,10 +694,11 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
         assert_int_equal(num(totals, "player"), 1500);
         assert_int_equal(num(totals, "viewers"), 907);
         assert_int_equal(num(totals, "push"), 0);
-        /* The same counters again moved nothing. */
+        /* The same counters again moved nothing: nothing to wait for. */
         expect_ok(f, "report_bytes",
                   "{\"slot\":\"s1\",\"counters\":[{\"flow\":\"player\",\"bytes\":1500}]}");
         assert_int_equal(f->n_bytes, 5);
+        assert_false(f->held);
         /* A new session of the same user starts every counter afresh. */
         expect_ok(f, "end", "{\"user\":\"alice\"}");
         settle(f);
@@ -953,6 +954,248 @@ static void test_a_delta_faster_than_max_flow_mbps_is_refused_whole(void **state
         expect_ok(f, "report_bytes",
                   "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1251250000}]}");
         assert_int_equal(f->bytes[1].bytes, 1250000);
+}
+
+/* ---- byte counters across restarts ---- */
+
+/* The service goes and comes back on the same state dir (and config). */
+static void restart(struct fx *f) {
+        sessions_free(f->s);
+        f->s = NULL;
+        open_service(f, f->cfgs[0]);
+}
+
+/* A kill -9 before the writes since `image` (the state file's bytes then): the service goes,
+ * the file is put back as it was, and the service comes back on it. */
+static void restart_from(struct fx *f, const char *image, size_t len) {
+        sessions_free(f->s);
+        f->s = NULL;
+        tu_put_bytes(f->state_fd, SLOTS_STATE_FILE, image, len);
+        open_service(f, f->cfgs[0]);
+}
+
+/* The state file's bytes now; caller frees. */
+static char *state_image(struct fx *f, size_t *ret_len) {
+        char *buf = NULL;
+
+        assert_int_equal(plat_read_file_at(f->state_fd, SLOTS_STATE_FILE, 1 << 20, &buf, ret_len), 0);
+        return buf;
+}
+
+/* An older agent's state (slots.json, no counters): alice plays session sess on s1 since T0;
+ * `extra` adds members. */
+static void put_legacy_state(struct fx *f, const char *sess, const char *extra) {
+        char json[1024];
+
+        snprintf(json, sizeof(json),
+                 "{\"v\":1,\"slots\":[{\"id\":\"s1\",\"state\":\"active\",\"user\":\"alice\","
+                 "\"session\":\"%s\",\"started\":%" PRIu64 "}]%s}",
+                 sess, T0, extra);
+        assert_int_equal(unlinkat(f->state_fd, SLOTS_STATE_FILE, 0), 0);
+        tu_put(f->state_fd, "slots.json", json);
+}
+
+static void test_report_bytes_is_held_until_its_counters_are_written(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        unsigned ok;
+        uint32_t sum;
+
+        play(f, "alice", "s1", sess);
+        advance(f, 10 * SEC);
+        sum = state_sum(f);
+        ok = f->n_ok;
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000}]}");
+        assert_true(f->held);
+        assert_int_equal(state_sum(f), sum);
+        settle(f);
+        assert_int_equal(f->n_ok, ok + 1);
+        assert_true(state_sum(f) != sum);
+        /* Nothing moved: no write, no wait. */
+        sum = state_sum(f);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000}]}");
+        assert_false(f->held);
+        settle(f);
+        assert_int_equal(state_sum(f), sum);
+}
+
+static void test_after_a_restart_the_next_report_counts_from_the_last_written_counter(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        const cJSON *totals;
+
+        play(f, "alice", "s1", sess);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
+        advance(f, 60 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":500},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":100}]}");
+        settle(f);
+        assert_int_equal(f->n_push_started, 1);
+        assert_int_equal(f->n_bytes, 3);
+        restart(f);
+        assert_string_equal(f->warning, "");
+        advance(f, 60 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1500},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":700},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp1\",\"bytes\":300}]}");
+        assert_true(f->held);
+        /* Counted from the counters written before the restart, over the time since that report;
+         * the push target announced then is not announced again. */
+        assert_int_equal(f->n_bytes, 6);
+        expect_bytes(f, 3, SESSIONS_FLOW_PLAYER, 500, T0 + 60 * SEC, T0 + 120 * SEC);
+        expect_bytes(f, 4, SESSIONS_FLOW_VIEWERS, 200, T0 + 60 * SEC, T0 + 120 * SEC);
+        expect_bytes(f, 5, SESSIONS_FLOW_PUSH, 200, T0 + 60 * SEC, T0 + 120 * SEC);
+        assert_int_equal(f->n_push_started, 1);
+        totals = cJSON_GetObjectItemCaseSensitive(f->reply, "bytes");
+        assert_int_equal(num(totals, "player"), 1500);
+        assert_int_equal(num(totals, "viewers"), 700);
+        assert_int_equal(num(totals, "push"), 300);
+        settle(f);
+        assert_non_null(strstr(slots_extra(sessions_slots(f->s), SLOTS_EXTRA_COUNTERS), sess));
+        /* It stops with the session: it is still known to have started. The freed slot's counters
+         * leave the state file with it. */
+        expect_ok(f, "end", "{\"user\":\"alice\"}");
+        settle(f);
+        assert_string_equal(f->pushes, "+rtmp1 -rtmp1 ");
+        assert_null(strstr(slots_extra(sessions_slots(f->s), SLOTS_EXTRA_COUNTERS), sess));
+}
+
+/* A report whose write a kill -9 prevented was never acknowledged: the next one counts its bytes. */
+static void test_a_report_lost_in_a_crash_is_counted_by_the_next_one(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+        _cleanup_free_ char *image = NULL;
+        size_t len;
+
+        play(f, "alice", "s1", sess);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000}]}");
+        settle(f);
+        image = state_image(f, &len);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1800}]}");
+        assert_true(f->held);
+        restart_from(f, image, len);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":2500}]}");
+        assert_int_equal(f->n_bytes, 3);
+        expect_bytes(f, 2, SESSIONS_FLOW_PLAYER, 1500, T0 + 10 * SEC, T0 + 30 * SEC);
+        assert_int_equal(num(cJSON_GetObjectItemCaseSensitive(f->reply, "bytes"), "player"), 2500);
+}
+
+/* A state file of an agent that kept no counters: a running session's first report may hold
+ * bytes already billed, so it only sets the baseline (nothing counted twice). */
+static void test_a_state_file_without_counters_gives_running_sessions_a_baseline(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s1", sess);
+        sessions_free(f->s);
+        f->s = NULL;
+        put_legacy_state(f, sess, "");
+        open_service(f, f->cfgs[0]);
+        assert_string_equal(f->warning, "");
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1800}]}");
+        assert_true(f->held);
+        assert_int_equal(f->n_bytes, 0);
+        settle(f);
+        /* The baseline is written: a restart does not set it again. */
+        restart(f);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":2500}]}");
+        assert_int_equal(f->n_bytes, 1);
+        expect_bytes(f, 0, SESSIONS_FLOW_PLAYER, 700, T0 + 10 * SEC, T0 + 20 * SEC);
+}
+
+static void test_unreadable_counters_are_named_and_give_a_baseline(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], extra[512];
+        cJSON *sum;
+
+        play(f, "alice", "s1", sess);
+        sessions_free(f->s);
+        f->s = NULL;
+        snprintf(extra, sizeof(extra),
+                 ",\"counters\":{\"v\":1,\"slots\":[{\"slot\":\"s1\",\"session\":\"%s\",\"last_real\":1,"
+                 "\"baseline\":false,\"total\":{\"player\":0,\"viewers\":0,\"push\":0},"
+                 "\"peers\":[{\"flow\":\"audio\",\"bytes\":1}]}]}",
+                 sess);
+        put_legacy_state(f, sess, extra);
+        open_service(f, f->cfgs[0]);
+        assert_string_equal(f->warning, "");
+        sum = sessions_summary_json(f->s);
+        assert_non_null(
+                strstr(str(sum, "last_error"),
+                       "slots.state: counters.slots[0].peers[0].flow: want \"player\", \"viewer\" or "
+                       "\"push\"; the byte counters are not used"));
+        cJSON_Delete(sum);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1800}]}");
+        assert_int_equal(f->n_bytes, 0);
+}
+
+/* Every counter is kept in slots.state: past their room there, a report adds no peer. */
+static void test_peers_past_the_counters_room_in_the_state_file_are_refused(void **state) {
+        struct fx *f = *state;
+        char slots[1024], user[16], sess[SLOTS_SESSION_LEN + 1], req[8192], id[SLOTS_USER_MAX + 1];
+        size_t len = 0, k;
+
+        for (k = 0; k < 10; k++)
+                len += (size_t)snprintf(slots + len, sizeof(slots) - len,
+                                        "%s{\"id\":\"s%zu\",\"scale\":\"S\"}", k ? "," : "", k);
+        sessions_free(f->s);
+        f->s = NULL;
+        open_service(f, make_cfg(f, "", slots));
+        memset(id, 'p', SLOTS_USER_MAX);
+        id[SLOTS_USER_MAX] = '\0';
+        for (k = 0; k < 10; k++) {
+                snprintf(user, sizeof(user), "u%zu", k);
+                snprintf(slots, sizeof(slots), "s%zu", k);
+                play(f, user, slots, sess);
+                len = (size_t)snprintf(req, sizeof(req), "{\"user\":\"%s\",\"counters\":[", user);
+                for (size_t p = 0; p < SESSIONS_PEERS_MAX; p++) {
+                        id[0] = (char)('0' + p / 10);
+                        id[1] = (char)('0' + p % 10);
+                        len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                                "%s{\"flow\":\"push\",\"peer\":\"%s\",\"bytes\":0}",
+                                                p ? "," : "", id);
+                }
+                snprintf(req + len, sizeof(req) - len, "]}");
+                if (!call(f, "report_bytes", req))
+                        break;
+                settle(f);
+        }
+        /* 32 peers with ids of 64 bytes take at most 5,000 bytes a slot: the tenth does not fit. */
+        assert_int_equal(k, 9);
+        assert_string_equal(f->code, "ROLE_LIMIT");
+        assert_non_null(
+                strstr(f->msg, "the node's byte counters would take more than 48 KiB of slots.state"));
+        /* Nothing of it was counted: the same report is refused again. Counters already kept go on,
+         * and every write so far held them all. */
+        expect_refused(f, "report_bytes", req, "ROLE_LIMIT");
+        expect_ok(f, "report_bytes", "{\"user\":\"u9\",\"counters\":[{\"flow\":\"player\",\"bytes\":5}]}");
+        settle(f);
+        snprintf(req, sizeof(req),
+                 "{\"user\":\"u0\",\"counters\":[{\"flow\":\"push\",\"peer\":\"00%s\",\"bytes\":9}]}",
+                 id + 2);
+        expect_ok(f, "report_bytes", req);
+        assert_true(f->held);
+        settle(f);
+        assert_int_equal(f->n_failed, 0);
 }
 
 /* ---- refusals, reload, restart ---- */
@@ -1237,6 +1480,20 @@ int main(void) {
                         test_an_ending_session_takes_the_last_bytes_of_its_viewers_only, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_delta_faster_than_max_flow_mbps_is_refused_whole,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_report_bytes_is_held_until_its_counters_are_written,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_after_a_restart_the_next_report_counts_from_the_last_written_counter, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_report_lost_in_a_crash_is_counted_by_the_next_one,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_state_file_without_counters_gives_running_sessions_a_baseline, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_unreadable_counters_are_named_and_give_a_baseline,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_peers_past_the_counters_room_in_the_state_file_are_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuse_new_turns_new_users_away_but_not_holders, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_refuse_new_refuses_every_op_that_opens_billing, setup,

@@ -91,6 +91,50 @@ static void test_journal_is_written_with_the_batch_and_read_back(void **state) {
         slots_free(s2);
 }
 
+/* The byte counters and billing's open minutes go into the copy of the batch they are set in, as
+ * they were given, and are read back; set again unchanged they are no change (no write). */
+static void test_counters_and_open_minutes_are_written_with_the_batch_and_read_back(void **state) {
+        static const char counters[] = "{\"v\":1,\"slots\":[{\"slot\":\"s1\",\"peers\":[]}]}";
+        static const char open[] = "{\"v\":1,\"slots\":[{\"slot\":\"s1\",\"player\":[3,1,2]}]}";
+        struct fx *f = *state;
+        uint64_t gen = state_gen(f);
+        struct slots *s2;
+
+        assert_null(slots_extra(f->s, SLOTS_EXTRA_COUNTERS));
+        slots_batch_begin(f->s);
+        slots_set_extra(f->s, SLOTS_EXTRA_COUNTERS, strdup(counters));
+        slots_set_extra(f->s, SLOTS_EXTRA_OPEN_MINUTES, strdup(open));
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 1);
+        assert_int_equal(state_gen(f), gen + 1);
+        s2 = restart(f, 0);
+        assert_string_equal(slots_extra(s2, SLOTS_EXTRA_COUNTERS), counters);
+        assert_string_equal(slots_extra(s2, SLOTS_EXTRA_OPEN_MINUTES), open);
+        assert_null(slots_journal(s2));
+        slots_free(s2);
+        slots_batch_begin(f->s);
+        slots_set_extra(f->s, SLOTS_EXTRA_COUNTERS, strdup(counters));
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 0);
+        /* None any more is a change: the copy on disk must not keep open bytes that are gone. */
+        slots_batch_begin(f->s);
+        slots_set_extra(f->s, SLOTS_EXTRA_OPEN_MINUTES, NULL);
+        assert_int_equal(slots_batch_commit(f->s, f->msg, sizeof(f->msg)), 1);
+        s2 = restart(f, 0);
+        assert_null(slots_extra(s2, SLOTS_EXTRA_OPEN_MINUTES));
+        assert_string_equal(slots_extra(s2, SLOTS_EXTRA_COUNTERS), counters);
+        slots_free(s2);
+        /* Members of the wrong JSON type make the file unreadable, like any bad member. */
+        put_state(f, "{\"v\":1,\"slots\":[],\"counters\":[]}");
+        s2 = make(f, f->dir->fd, NULL);
+        assert_int_equal(slots_load(s2, f->now, f->msg, sizeof(f->msg)), -EBADMSG);
+        assert_non_null(strstr(f->msg, "\"counters\": not an object"));
+        slots_free(s2);
+        put_state(f, "{\"v\":1,\"slots\":[],\"open_minutes\":7}");
+        s2 = make(f, f->dir->fd, NULL);
+        assert_int_equal(slots_load(s2, f->now, f->msg, sizeof(f->msg)), -EBADMSG);
+        assert_non_null(strstr(f->msg, "\"open_minutes\": not an object"));
+        slots_free(s2);
+}
+
 static void test_recovery_keeps_active_and_grace_deadline_and_frees_expired_reservation(void **state) {
         struct fx *f = *state;
         struct slots_event evs[SLOTS_MAX];
@@ -440,6 +484,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_state_round_trips_through_the_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_journal_is_written_with_the_batch_and_read_back, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_counters_and_open_minutes_are_written_with_the_batch_and_read_back, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(
                         test_recovery_keeps_active_and_grace_deadline_and_frees_expired_reservation, setup,
                         teardown),
