@@ -67,6 +67,7 @@ struct agent {
         struct meter *meter;
         struct held_reply held[CMD_HELD_MAX];
         size_t n_held;
+        struct cmd_state cmd; /* ids of commands carried out, log limits */
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
         struct tele_ticks ticks; /* the sampling tick's own duration */
@@ -246,7 +247,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
         return 0;
 }
 
-static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
+static void on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
                        const char *response_topic, const void *corr, size_t corr_len, void *ud);
 
 /* Only metering decides what a PUBACK reason means for its records: an event or status that no
@@ -445,13 +446,10 @@ static cJSON *status_json(struct agent *a) {
         return o;
 }
 
-/* Whether the peer may change sessions: root, the agent's own user, or control.allow. */
+/* Whether the peer may change sessions: root, the agent's own user, or control.allow. The groups
+ * are those the kernel recorded when the peer connected, never looked up by pid (a pid can be
+ * reused by another process). */
 static bool peer_may_change(const struct cfg *c, const struct plat_peer *p) {
-        _cleanup_free_ char *status = NULL;
-        char path[64];
-        const char *g;
-        size_t len;
-
         if (!p)
                 return false;
         if (p->uid == 0 || p->uid == geteuid())
@@ -462,25 +460,18 @@ static bool peer_may_change(const struct cfg *c, const struct plat_peer *p) {
         for (size_t i = 0; i < c->control_allow.n_gids; i++)
                 if (c->control_allow.gids[i] == p->gid)
                         return true;
-        if (c->control_allow.n_gids == 0)
-                return false;
-        /* SO_PEERCRED has the primary group only; the supplementary ones are in /proc. */
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
-        if (plat_read_file_at(AT_FDCWD, path, 64 * 1024, &status, &len) < 0 ||
-            !(g = strstr(status, "\nGroups:")))
-                return false;
-        for (g += 8; *g && *g != '\n';) {
-                char *end;
-                unsigned long gid = strtoul(g, &end, 10);
-
-                if (end == g)
-                        break;
+        for (size_t g = 0; g < p->n_groups; g++)
                 for (size_t i = 0; i < c->control_allow.n_gids; i++)
-                        if (c->control_allow.gids[i] == gid)
+                        if (c->control_allow.gids[i] == p->groups[g])
                                 return true;
-                g = end;
-        }
         return false;
+}
+
+/* At accept: a peer that may change sessions is not limited per uid and may use the reserve. */
+static unsigned on_admit(const struct plat_peer *peer, void *ud) {
+        struct agent *a = ud;
+
+        return peer_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
 }
 
 static cJSON *status_json(struct agent *a);
@@ -553,11 +544,13 @@ static void send_reply(struct agent *a, struct held_reply *h) {
         free(h->corr);
 }
 
-static void on_message(struct link *l, const char *topic, const void *payload, size_t len,
+static void on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
                        const char *response_topic, const void *corr, size_t corr_len, void *ud) {
         struct agent *a = ud;
+        struct cmd_message m = { payload, len, retain, response_topic };
         struct held_reply h = { 0 };
         bool held = false;
+        int r;
 
         (void)l;
         if (strcmp(topic, a->topic_cmd))
@@ -565,18 +558,13 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
         /* No room to hold one more reply: write the open batch (its replies go out) first. */
         if (a->n_held == CMD_HELD_MAX && a->sessions)
                 (void)sessions_flush(a->sessions);
-        h.line = cmd_handle_payload(payload, len, on_mqtt_op, a, &held);
-        h.topic = strdup(response_topic ? response_topic : a->topic_cmd_reply);
+        r = cmd_handle_message(&a->cmd, &m, a->topic_cmd_reply, on_mqtt_op, a, &h.line, &h.topic, &held);
+        if (r <= 0)
+                return; /* dropped (the log says why), or out of memory */
         if (corr_len && (h.corr = malloc(corr_len)))
                 memcpy(h.corr, corr, corr_len);
         h.corr_len = h.corr ? corr_len : 0;
         h.needs_commit = held;
-        if (!h.line || !h.topic) {
-                free(h.line);
-                free(h.topic);
-                free(h.corr);
-                return;
-        }
         log_info("MQTT command on %s answered: %.200s", topic, h.line);
         if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
                 a->held[a->n_held++] = h;
@@ -604,6 +592,7 @@ static void on_committed(bool ok, const char *msg, void *ud) {
                 if (h->needs_commit && !ok) {
                         cJSON *r = cJSON_Parse(h->line), *e = cJSON_CreateObject(), *err;
 
+                        cmd_forget(&a->cmd, cJSON_GetObjectItem(r, "id")); /* undone: may come again */
                         cJSON_AddItemToObject(e, "id", cJSON_DetachItemFromObject(r, "id"));
                         cJSON_AddFalseToObject(e, "ok");
                         err = cJSON_AddObjectToObject(e, "error");
@@ -641,6 +630,10 @@ static void on_transition(const struct slots_event *ev, void *ud) {
 
 static int on_journal(void *ud, char **ret_json) {
         return meter_journal(((struct agent *)ud)->meter, ret_json);
+}
+
+static int on_open_minutes(void *ud, char **ret_json) {
+        return meter_open_minutes(((struct agent *)ud)->meter, ret_json);
 }
 
 static void on_write_journal(void *ud) {
@@ -688,6 +681,7 @@ static const struct sessions_hooks session_hooks = {
         .event = on_event,
         .transition = on_transition,
         .journal = on_journal,
+        .open_minutes = on_open_minutes,
         .bytes = on_bytes,
         .push = on_push,
         .committed = on_committed,
@@ -792,7 +786,7 @@ static void reload(struct agent *a) {
                          "(render-agent.socket): change ListenStream= there",
                          n->control_socket);
         else if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
-                r = diag_new(a->event, n->control_socket, on_request, a, &d);
+                r = diag_new(a->event, n->control_socket, on_request, on_admit, a, &d);
                 if (r < 0) {
                         snprintf(why, sizeof(why), "cannot listen on %s: %s", n->control_socket,
                                  strerror(-r));
@@ -817,6 +811,11 @@ static void reload(struct agent *a) {
         if (relink)
                 stop_link(a, "reconfigured");
         if (!meter_config_equal(a->cfg, n)) {
+                /* The open minutes become records; the state written next no longer holds their
+                 * bytes as open, and only then are the records spooled (meter_open_minutes). */
+                meter_stop(a->meter);
+                if (a->sessions)
+                        (void)sessions_flush(a->sessions);
                 meter_free(a->meter);
                 a->meter = NULL;
                 if (open_meter(a, n) < 0)
@@ -891,7 +890,7 @@ static int open_control(struct agent *a) {
                 free(names[i]);
         free(names);
         if (fd >= 0) {
-                r = diag_new_fd(a->event, fd, on_request, a, &a->diag);
+                r = diag_new_fd(a->event, fd, on_request, on_admit, a, &a->diag);
                 if (r < 0) {
                         log_err("cannot serve the control socket passed by systemd: %s", strerror(-r));
                         return r;
@@ -900,7 +899,7 @@ static int open_control(struct agent *a) {
                 log_info("control socket passed by systemd (socket activation); control.socket is not used");
                 return 0;
         }
-        r = diag_new(a->event, a->cfg->control_socket, on_request, a, &a->diag);
+        r = diag_new(a->event, a->cfg->control_socket, on_request, on_admit, a, &a->diag);
         if (r < 0)
                 log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
         return r;

@@ -1,6 +1,7 @@
 /* config.c: the agent's JSON configuration: parsing, validation with precise messages, defaults. */
 #include "config.h"
 
+#include "cgroup.h"
 #include "cleanup.h"
 #include "crypto.h"
 #include "fileio.h"
@@ -836,6 +837,21 @@ static void parse_slot(struct ctx *x, const cJSON *s, size_t i, struct cfg *c) {
                                 name, slot->scale);
         }
         get_string(x, s, "cgroup", NAME("cgroup"), false, check_cgroup, &slot->cgroup);
+        if (slot->cgroup) {
+                char cg[256];
+
+                /* Ending a session kills every process of the slot's cgroup: "." or "./" would be
+                 * the whole host. Kept in canonical form, so that the same cgroup spelt twice is
+                 * found below. */
+                if (hal_cgroup_normalize(slot->cgroup, cg, sizeof(cg)) == 0)
+                        problem(x,
+                                "%s: \"%s\" (slot %s) is the root of the cgroup mount itself; "
+                                "a slot's cgroup must be strictly below it, e.g. "
+                                "\"render.slice/slot-0.scope\"",
+                                NAME("cgroup"), slot->cgroup, slot->id ? slot->id : "?");
+                else if (strcmp(cg, slot->cgroup) != 0)
+                        strcpy(slot->cgroup, cg); /* never longer */
+        }
         get_string(x, s, "iface", NAME("iface"), false, check_iface, &slot->iface);
         get_string(x, s, "project", NAME("project"), false, check_project, &slot->project);
         gpu = cJSON_GetObjectItemCaseSensitive(s, "gpu");
@@ -936,6 +952,7 @@ static int set_defaults(struct cfg *c, const char *path) {
                                          .memory_pressure_pct = 90 };
         c->state_dir = strdup("/var/lib/render-agent");
         c->control_socket = strdup("/run/render-agent/agent.sock");
+        c->control_clients_per_user = CFG_CLIENTS_PER_USER_DEFAULT;
         c->metering =
                 (struct cfg_metering){ .window_s = 3600, .late_s = 10, .spool_max_mb = 256, .inflight = 64 };
         c->sessions = (struct cfg_sessions){ .lock_ttl_s = 30,
@@ -1007,8 +1024,11 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
         if (sect) {
                 const cJSON *allow = cJSON_GetObjectItemCaseSensitive(sect, "allow");
 
-                check_keys(&x, sect, "control", (const char *const[]){ "socket", "allow", NULL });
+                check_keys(&x, sect, "control",
+                           (const char *const[]){ "socket", "allow", "clients_per_user", NULL });
                 get_string(&x, sect, "socket", "control.socket", false, check_abs_path, &c->control_socket);
+                get_uint(&x, sect, "clients_per_user", "control.clients_per_user", 1,
+                         CFG_CLIENTS_PER_USER_MAX, &c->control_clients_per_user);
                 if (strlen(c->control_socket) >= 108)
                         problem(&x, "control.socket: longer than a Unix socket path may be (107 bytes)");
                 if (allow)

@@ -91,6 +91,10 @@ struct cfg_metering {
 };
 
 #define CFG_MAX_ALLOW 32
+/* control.clients_per_user: the default, and at most the connections open to peers that may not
+ * change sessions (64 less the 16 kept for those that may: agent/diag.h). */
+#define CFG_CLIENTS_PER_USER_DEFAULT 8
+#define CFG_CLIENTS_PER_USER_MAX 48
 
 /* Who may change sessions over the control socket, besides root (read-only ops are open to
  * whoever can connect: the socket's mode and group decide that). Names resolved at load. */
@@ -113,6 +117,7 @@ struct cfg {
         char *state_dir;
         char *control_socket;
         struct cfg_allow control_allow;
+        unsigned control_clients_per_user; /* connections at once per uid not in control.allow */
         struct cfg_sessions sessions;
         struct cfg_metering metering;
         size_t n_slots;

@@ -28,6 +28,9 @@ struct diag_client {
         struct diag *d;
         int fd;
         struct plat_peer peer;
+        gid_t *groups;       /* peer.groups, owned */
+        bool privileged;     /* may change sessions: not limited per uid, may use the reserve */
+        uint64_t line_since; /* when the incomplete line now buffered began (monotonic); 0: none */
         sd_event_source *io, *idle;
         char *in;
         size_t in_len;
@@ -45,6 +48,7 @@ struct diag {
         int fd;
         sd_event_source *listen_io;
         diag_handler_fn fn;
+        diag_admit_fn admit;
         void *userdata;
         struct diag_client *clients;
         unsigned n_clients;
@@ -79,6 +83,8 @@ static cJSON *handle(const char *line, size_t len, const struct plat_peer *peer,
         cJSON *req, *res, *reply;
 
         *held = false;
+        if (len == 0)
+                line = ""; /* an empty MQTT payload comes as NULL */
         if (len > DIAG_MAX_LINE)
                 return error_reply(NULL, "BAD_REQUEST", "request line longer than 65536 bytes");
         if (memchr(line, '\0', len))
@@ -145,6 +151,7 @@ static void client_free(struct diag_client *c) {
         free(c->held);
         free(c->in);
         free(c->out);
+        free(c->groups);
         free(c);
 }
 
@@ -254,6 +261,7 @@ static int process_input(struct diag_client *c) {
         for (size_t i = 0; i < c->in_len; i++) {
                 if (c->in[i] != '\n')
                         continue;
+                c->line_since = 0;
                 if (!c->discarding && i > start) {
                         r = answer(c, c->in + start, i - start);
                         if (r < 0)
@@ -301,21 +309,82 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud) 
                 client_free(c);
                 return 0;
         }
+        /* Idle for a minute, or a line started and not finished in time, closes the connection:
+         * bytes trickled into a line do not keep it open. */
         sd_event_now(c->d->event, CLOCK_MONOTONIC, &now);
-        sd_event_source_set_time(c->idle, now + DIAG_IDLE_TIMEOUT_USEC);
+        if (c->in_len == 0 && !c->discarding)
+                c->line_since = 0;
+        else if (!c->line_since)
+                c->line_since = now;
+        sd_event_source_set_time(c->idle, c->line_since ? c->line_since + DIAG_LINE_TIMEOUT_USEC
+                                                        : now + DIAG_IDLE_TIMEOUT_USEC);
         return 0;
 }
 
 static int on_client_idle(sd_event_source *s, uint64_t usec, void *ud) {
+        static const char late[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\","
+                                   "\"message\":\"request line not complete within 5 s; connection "
+                                   "closed\"}}\n";
+        struct diag_client *c = ud;
+
         (void)s;
         (void)usec;
-        client_free(ud);
+        if (c->line_since) {
+                log_debug("control client (uid %u, pid %d) closed: a request line took longer than 5 s",
+                          (unsigned)c->peer.uid, (int)c->peer.pid);
+                (void)!send(c->fd, late, sizeof(late) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        client_free(c);
         return 0;
+}
+
+/* Refuses a connection with one SLOW_DOWN line saying why. */
+static void refuse(int fd, const char *why) {
+        char line[256];
+        int n = snprintf(
+                line, sizeof(line),
+                "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"SLOW_DOWN\",\"message\":\"%s\"}}\n", why);
+
+        (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+}
+
+/* Whether the peer gets a connection: the reserve is for privileged peers, and an unprivileged
+ * uid holds at most `limit` connections. why gets the reason when not. */
+static bool admissible(const struct diag *d, const struct plat_peer *peer, unsigned limit, char *why,
+                       size_t len) {
+        unsigned unprivileged = 0, same_uid = 0;
+
+        if (d->n_clients >= DIAG_MAX_CLIENTS) {
+                snprintf(why, len, "too many control clients");
+                return false;
+        }
+        if (limit == DIAG_ADMIT_PRIVILEGED)
+                return true;
+        for (const struct diag_client *c = d->clients; c; c = c->next)
+                if (!c->privileged) {
+                        unprivileged++;
+                        same_uid += c->peer.uid == peer->uid;
+                }
+        if (unprivileged >= DIAG_MAX_CLIENTS - DIAG_RESERVED_CLIENTS) {
+                snprintf(why, len, "too many control clients");
+                return false;
+        }
+        if (same_uid >= limit) {
+                snprintf(why, len, "too many control connections for uid %u (at most %u at once)",
+                         (unsigned)peer->uid, limit);
+                return false;
+        }
+        return true;
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         struct diag *d = ud;
+        struct plat_peer peer = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+        _cleanup_free_ gid_t *groups = NULL;
         struct diag_client *c;
+        char why[128];
+        unsigned limit;
         uint64_t now;
         int cfd;
 
@@ -324,11 +393,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
                 return 0;
-        if (d->n_clients >= DIAG_MAX_CLIENTS) {
-                static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"SLOW_DOWN\","
-                                           "\"message\":\"too many control clients\"}}\n";
-                (void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                close(cfd);
+        /* Who connected, once, as the kernel recorded it at connect: never looked up again (a pid
+         * can be reused by anyone; the fd can be handed to anyone). Without SO_PEERGROUPS (Linux
+         * before 4.13) only the primary group counts. */
+        (void)plat_unix_peer(cfd, &peer);
+        if (plat_unix_peer_groups(cfd, &groups, &peer.n_groups) < 0)
+                peer.n_groups = 0;
+        peer.groups = groups;
+        limit = d->admit ? d->admit(&peer, d->userdata) : DIAG_DEFAULT_PER_UID;
+        if (!admissible(d, &peer, limit, why, sizeof(why))) {
+                refuse(cfd, why);
                 return 0;
         }
         c = calloc(1, sizeof(*c));
@@ -339,25 +413,29 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         }
         c->d = d;
         c->fd = cfd;
-        (void)plat_unix_peer(cfd, &c->peer);
+        c->peer = peer;
+        c->groups = TAKE_PTR(groups);
+        c->privileged = limit == DIAG_ADMIT_PRIVILEGED;
         c->next = d->clients;
         d->clients = c;
         d->n_clients++;
         sd_event_now(d->event, CLOCK_MONOTONIC, &now);
         if (sd_event_add_io(d->event, &c->io, cfd, EPOLLIN, on_client_io, c) < 0 ||
-            sd_event_add_time(d->event, &c->idle, CLOCK_MONOTONIC, now + DIAG_IDLE_TIMEOUT_USEC, 1000000,
+            sd_event_add_time(d->event, &c->idle, CLOCK_MONOTONIC, now + DIAG_IDLE_TIMEOUT_USEC, 100000,
                               on_client_idle, c) < 0)
                 client_free(c);
         return 0;
 }
 
-static int diag_alloc(sd_event *e, diag_handler_fn fn, void *userdata, struct diag **ret) {
+static int diag_alloc(sd_event *e, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
+                      struct diag **ret) {
         struct diag *d = calloc(1, sizeof(*d));
 
         if (!d)
                 return -ENOMEM;
         d->event = sd_event_ref(e);
         d->fn = fn;
+        d->admit = admit;
         d->userdata = userdata;
         d->fd = -1;
         *ret = d;
@@ -377,7 +455,8 @@ static int diag_listen(struct diag *d, int fd, struct diag **ret) {
         return 0;
 }
 
-int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, struct diag **ret) {
+int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
+             struct diag **ret) {
         _cleanup_free_ char *dir = strdup(path);
         struct diag *d;
         int r;
@@ -386,7 +465,7 @@ int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, 
                 return -ENOMEM;
         if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
                 return -errno;
-        r = diag_alloc(e, fn, userdata, &d);
+        r = diag_alloc(e, fn, admit, userdata, &d);
         if (r < 0)
                 return r;
         d->path = strdup(path);
@@ -403,9 +482,10 @@ int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, 
         return diag_listen(d, r, ret);
 }
 
-int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, void *userdata, struct diag **ret) {
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
+                struct diag **ret) {
         struct diag *d;
-        int r = diag_alloc(e, fn, userdata, &d);
+        int r = diag_alloc(e, fn, admit, userdata, &d);
 
         if (r < 0)
                 return r;

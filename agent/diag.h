@@ -4,13 +4,21 @@
 #include "unixsock.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
 #define DIAG_MAX_LINE (64 * 1024)
 #define DIAG_MAX_CLIENTS 64
+/* Of DIAG_MAX_CLIENTS, the connections only peers that may change sessions may take: a read-only
+ * peer (any socket-group member) can never fill the socket for the orchestrator. */
+#define DIAG_RESERVED_CLIENTS 16
+/* Connections one uid that may not change sessions holds at once, when the admit callback is NULL. */
+#define DIAG_DEFAULT_PER_UID 8
 #define DIAG_IDLE_TIMEOUT_USEC (60 * 1000 * 1000ULL)
+/* A request line must be complete this long after its first byte came, however it trickles in. */
+#define DIAG_LINE_TIMEOUT_USEC (5 * 1000 * 1000ULL)
 
 struct diag;
 
@@ -23,11 +31,20 @@ typedef cJSON *(*diag_handler_fn)(const char *op, const cJSON *req, const struct
                                   void *userdata, bool *ret_held, const char **ret_code, char *msg,
                                   size_t msglen);
 
-/* Listens on `path` (mode 0660; the parent directory is created 0755 when missing). */
-int diag_new(sd_event *e, const char *path, diag_handler_fn fn, void *userdata, struct diag **ret);
+/* Asked once per connection, at accept, with the peer as the kernel recorded it: how many
+ * connections that peer's uid may hold at once, or DIAG_ADMIT_PRIVILEGED for a peer that may
+ * change sessions (no limit per uid, and the DIAG_RESERVED_CLIENTS are open to it). */
+typedef unsigned (*diag_admit_fn)(const struct plat_peer *peer, void *userdata);
+#define DIAG_ADMIT_PRIVILEGED UINT_MAX
+
+/* Listens on `path` (mode 0660; the parent directory is created 0755 when missing). `admit` may
+ * be NULL: every peer is then limited to DIAG_DEFAULT_PER_UID and kept out of the reserve. */
+int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
+             struct diag **ret);
 /* Serves an already listening socket fd (systemd socket activation; takes ownership of the fd);
  * its file is systemd's and is not unlinked at free. */
-int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, void *userdata, struct diag **ret);
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
+                struct diag **ret);
 void diag_free(struct diag *d);
 
 /* The group commit the held replies waited for is done: each is sent as it was (ok) or replaced

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,7 +120,7 @@ int enforce_start(struct enforce *f, size_t slot, const char *user, const char *
                   const char *reason) {
         const struct cfg *c = f->cfg;
         struct hook *h = &f->hooks[slot];
-        char msg[ENFORCE_MSG_MAX] = "";
+        char msg[ENFORCE_MSG_MAX] = "", cg[PATH_MAX];
         uint64_t now;
         int r;
 
@@ -133,12 +134,23 @@ int enforce_start(struct enforce *f, size_t slot, const char *user, const char *
                 finish(f, slot, 0, "");
                 return 0;
         case CFG_ENFORCE_CGROUP_KILL:
-                r = hal_cgroup_kill(f->root_fd, c->slots[slot].cgroup, msg, sizeof(msg));
+                /* The config refuses these; a path that got here anyway is never killed: "." would
+                 * be every process on the host. */
+                if (!c->slots[slot].cgroup ||
+                    hal_cgroup_normalize(c->slots[slot].cgroup, cg, sizeof(cg)) <= 0) {
+                        snprintf(msg, sizeof(msg),
+                                 "slot %s: cgroup \"%.128s\" is not a cgroup below the cgroup mount; "
+                                 "refusing to kill it",
+                                 c->slots[slot].id, c->slots[slot].cgroup ? c->slots[slot].cgroup : "");
+                        finish(f, slot, -EINVAL, msg);
+                        return -EINVAL;
+                }
+                r = hal_cgroup_kill(f->root_fd, cg, msg, sizeof(msg));
                 if (r == -ENOENT)
                         r = 0; /* no such cgroup: nothing runs there */
                 /* Without cgroup.kill (v1, old kernels) pids were signalled one by one: one that
                  * forked meanwhile escapes; then this is a failure and is tried again. */
-                if (r > 0 && hal_cgroup_populated(f->root_fd, c->slots[slot].cgroup) == 1) {
+                if (r > 0 && hal_cgroup_populated(f->root_fd, cg) == 1) {
                         snprintf(msg, sizeof(msg), "cgroup %s still has processes after %d were killed",
                                  c->slots[slot].cgroup, r);
                         r = -EAGAIN;

@@ -459,8 +459,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
                 return;
         (void)mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
         (void)mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len, false);
-        l->on_message(l, msg->topic, msg->payload, (size_t)msg->payloadlen, resp, corr, corr_len,
-                      l->userdata);
+        l->on_message(l, msg->topic, msg->payload, (size_t)msg->payloadlen, msg->retain, resp, corr,
+                      corr_len, l->userdata);
         free(resp);
         free(corr);
 }

@@ -19,10 +19,12 @@ enum link_state {
 /* Called once per accepted CONNACK; the agent publishes its retained status from here. */
 typedef void (*link_connected_fn)(struct link *l, void *userdata);
 
-/* A message on a subscribed topic. MQTT 5 request/response: response_topic and correlation data
- * as the sender set them (NULL, 0 when absent or on 3.1.1). Everything is borrowed for the call. */
+/* A message on a subscribed topic. payload is NULL when len is 0. retain: the broker delivered it
+ * from its store (a retained message, sent to a new subscription), not as it was published. MQTT 5
+ * request/response: response_topic and correlation data as the sender set them (NULL, 0 when
+ * absent or on 3.1.1). Everything is borrowed for the call. */
 typedef void (*link_message_fn)(struct link *l, const char *topic, const void *payload, size_t len,
-                                const char *response_topic, const void *corr, size_t corr_len,
+                                bool retain, const char *response_topic, const void *corr, size_t corr_len,
                                 void *userdata);
 /* The broker acknowledged QoS 1 publish `mid` (PUBACK) with `reason`, the MQTT 5 reason code: 0
  * success; 0x10 no matching subscribers (taken, and received by nobody); 0x80 and above refused

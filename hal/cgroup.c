@@ -802,6 +802,38 @@ static int open_cgroup_rw(int root_fd, const char *hier, const char *path, char 
         return openat(root_fd, rel, O_DIRECTORY | O_CLOEXEC);
 }
 
+int hal_cgroup_normalize(const char *path, char *ret, size_t len) {
+        char buf[PATH_MAX];
+        size_t n = 0;
+        int depth = 0;
+
+        if (!path)
+                return -EINVAL;
+        for (const char *p = path; *p;) {
+                size_t k = strcspn(p, "/");
+
+                if (k == 2 && p[0] == '.' && p[1] == '.')
+                        return -EINVAL;
+                if (k > 0 && !(k == 1 && p[0] == '.')) {
+                        if (n + (n > 0) + k >= sizeof(buf))
+                                return -ENAMETOOLONG;
+                        if (n > 0)
+                                buf[n++] = '/';
+                        memcpy(buf + n, p, k);
+                        n += k;
+                        depth++;
+                }
+                p += k;
+                while (*p == '/')
+                        p++;
+        }
+        if (n >= len)
+                return -ENAMETOOLONG;
+        memcpy(ret, buf, n);
+        ret[n] = '\0';
+        return depth;
+}
+
 int hal_cgroup_kill(int root_fd, const char *path, char *err, size_t errlen) {
         static const char *const v2_hiers[] = { "", "unified" };
         char label[PATH_MAX + 1];
@@ -810,8 +842,9 @@ int hal_cgroup_kill(int root_fd, const char *path, char *err, size_t errlen) {
         r = check_path(path, &path, err, errlen);
         if (r < 0)
                 return r;
-        if (!*path) {
-                plat_errf(err, errlen, "refusing to kill the root cgroup");
+        /* "." or "./." is the root as surely as "": its cgroup.kill would end every process. */
+        if (hal_cgroup_normalize(path, label, sizeof(label)) <= 0) {
+                plat_errf(err, errlen, "refusing to kill the root cgroup ('%s')", path);
                 return -EINVAL;
         }
         for (size_t i = 0; i < ELEMENTSOF(v2_hiers); i++) {

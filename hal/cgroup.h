@@ -79,7 +79,14 @@ int hal_cgroup_parse_pid_file(const char *buf, size_t len, char *ret_path, size_
 int hal_cgroup_parse_cpu_stat(const char *buf, size_t len, uint64_t *ret_usage_usec, char *err,
                               size_t errlen);
 
-/* Kills every process of the cgroup at `path` (relative to the cgroup mount; not the root cgroup):
+/* The canonical form of a cgroup path relative to the mount: its names joined by single '/', without
+ * a leading or trailing '/' and without "." components ("./render.slice//s0/" is "render.slice/s0").
+ * Returns the number of names, 0 for the root cgroup itself (".", "./", "/"), -EINVAL for a ".."
+ * component, -ENAMETOOLONG when the result does not fit in len. ret is written only on success. */
+int hal_cgroup_normalize(const char *path, char *ret, size_t len);
+
+/* Kills every process of the cgroup at `path` (relative to the cgroup mount; not the root cgroup,
+ * however it is spelt: hal_cgroup_normalize):
  * writes 1 to its cgroup.kill (v2, or the unified hierarchy of a hybrid host; Linux 5.14+), else
  * SIGKILLs each pid its cgroup.procs lists (v1, older kernels; a process forking meanwhile may
  * escape a pass: check hal_cgroup_populated and call again). Returns >= 0 (the pids signalled, 0

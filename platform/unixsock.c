@@ -4,6 +4,7 @@
 #include "cleanup.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,4 +71,28 @@ int plat_unix_peer(int fd, struct plat_peer *ret) {
                 return -errno;
         *ret = (struct plat_peer){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
         return 0;
+}
+
+int plat_unix_peer_groups(int fd, gid_t **ret_groups, size_t *ret_n) {
+        _cleanup_free_ gid_t *groups = NULL;
+        socklen_t len = 64 * sizeof(gid_t);
+
+        /* A first guess; ERANGE says how much is needed (the groups are fixed: one retry does). */
+        for (int attempt = 0; attempt < 2; attempt++) {
+                gid_t *g = realloc(groups, len ? len : sizeof(gid_t));
+
+                if (!g)
+                        return -ENOMEM;
+                groups = g;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+                        size_t n = len / sizeof(gid_t);
+
+                        *ret_n = n;
+                        *ret_groups = n ? TAKE_PTR(groups) : NULL;
+                        return 0;
+                }
+                if (errno != ERANGE)
+                        return -errno;
+        }
+        return -ERANGE;
 }

@@ -1,4 +1,5 @@
-/* fuzz_mqtt_cmd.c: libFuzzer target for MQTT command payloads through agent/cmd.c into the real sessions. */
+/* fuzz_mqtt_cmd.c: libFuzzer target for MQTT command messages (payload, retain flag, response topic)
+ * through agent/cmd.c into the real sessions. */
 #include "cmd.h"
 #include "fuzz_sessions_fx.h"
 
@@ -45,32 +46,78 @@ static void prelude(struct sessions *s) {
         (void)sessions_flush(s);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        struct sessions *s = fxs_open(size & 1);
-        const cJSON *err, *code, *why;
-        bool held = false;
-        cJSON *reply;
-        char *line;
+#define REPLY_BASE "render/v1/eu/n1/cmd/reply"
 
-        prelude(s);
-        dispatched = 0;
-        line = cmd_handle_payload(data, size, dispatch, s, &held);
-        if (!line)
-                abort();
-        /* One reply, a JSON object; an op the filter refuses (FORBIDDEN, 'op "..." is not taken over
-         * MQTT') reached nothing. */
-        reply = cJSON_Parse(line);
-        err = cJSON_GetObjectItemCaseSensitive(reply, "error");
-        code = cJSON_GetObjectItemCaseSensitive(err, "code");
-        why = cJSON_GetObjectItemCaseSensitive(err, "message");
+/* An input that opens with a byte below 0x08 carries flags for the message (the rest is its
+ * payload, possibly empty: handed over as NULL, as libmosquitto does): 1 retained, 2 with a
+ * response topic, 4 that topic outside cmd/reply (the node's metering topic). Any other input is
+ * the payload of a plain message. */
+enum { F_RETAIN = 1, F_TOPIC = 2, F_FOREIGN = 4 };
+
+/* The reply line, checked: one JSON object; an op the filter refuses (FORBIDDEN, 'op "..." is not
+ * taken over MQTT') reached nothing. Returns the parsed reply (caller deletes). */
+static cJSON *check_reply(const char *line, bool held) {
+        cJSON *reply = cJSON_Parse(line);
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "error");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(err, "message");
+
         if (!reply || !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(reply, "ok")) ||
             (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && dispatched != 1) ||
             (cJSON_IsString(code) && !strcmp(code->valuestring, "FORBIDDEN") && cJSON_IsString(why) &&
              !strncmp(why->valuestring, "op \"", 4) && dispatched) ||
             (held && dispatched != 1))
                 abort();
-        cJSON_Delete(reply);
+        return reply;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        static struct cmd_state st;
+        struct sessions *s = fxs_open(size & 1);
+        struct cmd_message m = { data, size, false, NULL };
+        unsigned flags = 0;
+        char *line = NULL, *topic = NULL;
+        const cJSON *id;
+        bool held = false;
+        cJSON *reply;
+        int r;
+
+        if (size > 0 && data[0] < 0x08) {
+                flags = data[0];
+                m.payload = size > 1 ? data + 1 : NULL;
+                m.len = size - 1;
+        }
+        m.retain = flags & F_RETAIN;
+        if (flags & F_TOPIC)
+                m.response_topic = flags & F_FOREIGN ? "render/v1/eu/n1/metering" : REPLY_BASE "/42";
+        memset(&st, 0, sizeof(st));
+        prelude(s);
+        dispatched = 0;
+        r = cmd_handle_message(&st, &m, REPLY_BASE, dispatch, s, &line, &topic, &held);
+        /* Retained, or a reply topic the node does not publish on: nothing runs, nothing answers. */
+        if (m.retain || (flags & F_TOPIC && flags & F_FOREIGN)) {
+                if (r != 0 || line || topic || dispatched)
+                        abort();
+        } else {
+                if (r != 1 || !line || !topic ||
+                    strcmp(topic, m.response_topic ? m.response_topic : REPLY_BASE))
+                        abort();
+                reply = check_reply(line, held);
+                (void)sessions_flush(s);
+                /* The same command again: a carried-out id is not run twice. */
+                id = cJSON_GetObjectItemCaseSensitive(reply, "id");
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && !cJSON_IsNull(id)) {
+                        char *again = cmd_handle_payload(&st, m.payload, m.len, dispatch, s, NULL);
+
+                        dispatched = 0;
+                        if (!again || !strstr(again, "\"code\":\"DUPLICATE\"") || dispatched)
+                                abort();
+                        free(again);
+                }
+                cJSON_Delete(reply);
+        }
         free(line);
+        free(topic);
         (void)sessions_flush(s);
         fxs_check(s);
         if (fxs_commit_failures())

@@ -415,9 +415,14 @@ class Sessions(harness.IntegrationTest):
             r = env.run(argv)
             self.assertEqual(r.returncode, 0, r.stderr)
 
+        # A response topic must be the node's cmd/reply or below it: one elsewhere (here its own
+        # metering topic) gets nothing published and runs nothing.
+        pub('{"id":"c0","op":"drain"}', "-V", "5", "-D", "publish", "response-topic", env.topic("metering"))
+        agent.wait_log(r"MQTT command refused: its response topic \S+/metering\" is not \S+/cmd/reply or below it")
         pub('{"id":"c1","op":"disconnect","user":"alice","reason":"abuse"}', "-V", "5",
-            "-D", "publish", "response-topic", "ops/replies/42", "-D", "publish", "correlation-data", "corr-42")
-        got = sub.wait_doc("ops/replies/42", timeout=10)
+            "-D", "publish", "response-topic", env.topic("cmd/reply/42"),
+            "-D", "publish", "correlation-data", "corr-42")
+        got = sub.wait_doc("/cmd/reply/42", timeout=10)
         self.assertIsNotNone(got, sub.describe())
         reply = got[1]
         self.assertEqual((reply["id"], reply["ok"], reply["state"]), ("c1", True, "free"))
@@ -431,6 +436,7 @@ class Sessions(harness.IntegrationTest):
         r3 = sub.wait_doc("/cmd/reply", lambda d: d.get("id") == "c3", timeout=10)
         self.assertTrue(r3[1]["draining"])
         self.assertEqual(code(c.call("reserve", user="bob")), "DRAINING")
+        self.assertEqual([d for _, d in sub.docs("/metering") if d.get("id") == "c0"], [])
         c.close()
 
     def test_exec_hook_enforces_before_the_slot_is_reused(self):

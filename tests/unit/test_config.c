@@ -623,6 +623,77 @@ static void test_cgroup_kill_needs_every_slot_cgroup(void **state) {
         cfg_problems_done(&p);
 }
 
+/* Expects the single problem `text` for one slot whose cgroup is `cg` (a JSON string literal). */
+static void expect_cgroup_problem(const char *cg, const char *text) {
+        char json[1024];
+
+        snprintf(json, sizeof(json),
+                 "{" NODE_OK "," MQTT_OK ",\"slots\":[{\"id\":\"s0\",\"scale\":\"S\",\"cgroup\":%s}]}", cg);
+        expect_problem(json, text);
+}
+
+static void test_slot_cgroup_that_is_the_mount_root_is_refused(void **state) {
+        static const char *const root[] = { "\".\"", "\"./\"", "\"./.\"", "\".//./\"" };
+        static const char *const outside[] = { "\"..\"", "\"a/..\"", "\"a/../b\"", "\"/\"",
+                                               "\"/render.slice/s0\"" };
+        static const char below[] =
+                "must be a path below the cgroup mount (e.g. \"render.slice/slot-0.scope\") "
+                "without '..' components";
+        char want[512];
+
+        (void)state;
+        /* Ending a session writes the slot cgroup's cgroup.kill: the root's would end the host. */
+        for (size_t i = 0; i < sizeof(root) / sizeof(root[0]); i++) {
+                char lit[16];
+
+                snprintf(lit, sizeof(lit), "%.*s", (int)strlen(root[i]) - 2, root[i] + 1);
+                snprintf(want, sizeof(want),
+                         ": slots[0].cgroup: \"%s\" (slot s0) is the root of the cgroup mount itself; a "
+                         "slot's cgroup must be strictly below it, e.g. \"render.slice/slot-0.scope\"",
+                         lit);
+                expect_cgroup_problem(root[i], want);
+        }
+        for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+                snprintf(want, sizeof(want), ": slots[0].cgroup: %s (got %s)", below, outside[i]);
+                expect_cgroup_problem(outside[i], want);
+        }
+}
+
+static void test_slot_cgroup_is_kept_in_canonical_form(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"slots\":[{\"id\":\"s0\",\"scale\":\"S\","
+                               "\"cgroup\":\"./render.slice//./s0/\"}]}",
+                               &c, &p),
+                         0);
+        assert_string_equal(c->slots[0].cgroup, "render.slice/s0");
+        cfg_free(c);
+        /* The same cgroup spelt two ways is still one cgroup for two slots. */
+        expect_problem(
+                "{" NODE_OK "," MQTT_OK ",\"slots\":[{\"id\":\"s0\",\"scale\":\"S\",\"cgroup\":"
+                "\"render.slice/s0\"},{\"id\":\"s1\",\"scale\":\"S\",\"cgroup\":\"render.slice/./s0/\"}]}",
+                ": slots[1].cgroup: \"render.slice/s0\" is already used by slot \"s0\"");
+}
+
+static void test_control_clients_per_user_default_and_range(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK "}", &c, &p), 0);
+        assert_int_equal(c->control_clients_per_user, 8);
+        cfg_free(c);
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"control\":{\"clients_per_user\":3}}", &c, &p), 0);
+        assert_int_equal(c->control_clients_per_user, 3);
+        cfg_free(c);
+        expect_problem("{" NODE_OK "," MQTT_OK ",\"control\":{\"clients_per_user\":0}}",
+                       ": control.clients_per_user: must be 1..48 (got 0)");
+        expect_problem("{" NODE_OK "," MQTT_OK ",\"control\":{\"clients_per_user\":49}}",
+                       ": control.clients_per_user: must be 1..48 (got 49)");
+}
+
 /* Expects the single problem `text` for a config whose control.allow is `allow`. */
 static void expect_allow_problem(const char *allow, const char *text) {
         char json[4096];
@@ -884,6 +955,9 @@ int main(void) {
                 cmocka_unit_test(test_enforcement_values_and_exec_rules),
                 cmocka_unit_test(test_metering_window_must_divide_an_hour),
                 cmocka_unit_test(test_cgroup_kill_needs_every_slot_cgroup),
+                cmocka_unit_test(test_slot_cgroup_that_is_the_mount_root_is_refused),
+                cmocka_unit_test(test_slot_cgroup_is_kept_in_canonical_form),
+                cmocka_unit_test(test_control_clients_per_user_default_and_range),
                 cmocka_unit_test(test_control_allow_forms_and_limits),
                 cmocka_unit_test(test_brokers_list_keeps_order_and_defaults_port_to_mqtt_port),
                 cmocka_unit_test(test_brokers_default_port_is_1883_without_tls),

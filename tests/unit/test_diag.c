@@ -118,7 +118,7 @@ static void test_socket_serves_lines_and_survives_garbage(void **state) {
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/run/agent.sock", dir);
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(diag_new(e, path, handler, NULL, &d), 0);
+        assert_int_equal(diag_new(e, path, handler, NULL, NULL, &d), 0);
         fd = plat_unix_connect(path);
         assert_true(fd >= 0);
 
@@ -173,7 +173,7 @@ static void test_held_replies_wait_for_the_commit_in_request_order(void **state)
         /* As systemd passes it: a socket already listening. */
         lfd = plat_unix_listen(path, 0660, 16);
         assert_true(lfd >= 0);
-        assert_int_equal(diag_new_fd(e, lfd, handler, NULL, &d), 0);
+        assert_int_equal(diag_new_fd(e, lfd, handler, NULL, NULL, &d), 0);
         fd = plat_unix_connect(path);
         assert_true(fd >= 0);
 
@@ -199,6 +199,116 @@ static void test_held_replies_wait_for_the_commit_in_request_order(void **state)
         assert_int_equal(system(path), 0);
 }
 
+/* Sends `req` (a line) on fd and returns the reply line, or "EOF" when the agent closed the
+ * connection (static storage; one connection at a time). */
+static const char *exchange(sd_event *e, int fd, const char *req) {
+        static char buf[1024];
+        size_t len = 0;
+
+        if (req)
+                assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        for (int i = 0; i < 300; i++) {
+                char *nl = memchr(buf, '\n', len);
+                ssize_t n;
+
+                if (nl) {
+                        *nl = '\0';
+                        return buf;
+                }
+                sd_event_run(e, 10000);
+                n = recv(fd, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+                if (n == 0)
+                        return "EOF";
+                if (n > 0)
+                        len += (size_t)n;
+        }
+        fail_msg("no reply from the control socket");
+        return NULL;
+}
+
+/* What admit() answers. */
+struct admit_fx {
+        unsigned limit;
+};
+
+static unsigned admit(const struct plat_peer *peer, void *ud) {
+        (void)peer;
+        return ((struct admit_fx *)ud)->limit;
+}
+
+/* Connects and expects to be served (an echo answered). */
+static int served(sd_event *e, const char *path) {
+        int fd = plat_unix_connect(path);
+
+        assert_true(fd >= 0);
+        assert_non_null(strstr(exchange(e, fd, "{\"op\":\"echo\"}\n"), "\"ok\":true"));
+        return fd;
+}
+
+/* Connects and expects one SLOW_DOWN line with `why`, then the connection closed. */
+static void refused(sd_event *e, const char *path, const char *why) {
+        int fd = plat_unix_connect(path);
+        char want[256];
+
+        assert_true(fd >= 0);
+        snprintf(want, sizeof(want),
+                 "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"SLOW_DOWN\",\"message\":\"%s\"}}", why);
+        assert_string_equal(exchange(e, fd, NULL), want);
+        assert_string_equal(exchange(e, fd, NULL), "EOF");
+        close(fd);
+}
+
+static void test_one_uid_holds_a_few_connections_and_never_the_reserve(void **state) {
+        char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128], why[128];
+        struct admit_fx a = { .limit = 2 };
+        int fds[DIAG_MAX_CLIENTS];
+        struct diag *d = NULL;
+        sd_event *e = NULL;
+        size_t n = 0;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/agent.sock", dir);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(diag_new(e, path, handler, admit, &a, &d), 0);
+        /* Two connections for this uid, not a third; one closed makes room again. */
+        fds[n++] = served(e, path);
+        fds[n++] = served(e, path);
+        snprintf(why, sizeof(why), "too many control connections for uid %u (at most 2 at once)",
+                 (unsigned)getuid());
+        refused(e, path, why);
+        close(fds[--n]);
+        fds[n++] = served(e, path);
+        /* Without a limit per uid, peers that may not change sessions still stop short of the
+         * reserve... */
+        a.limit = 1000;
+        while (n < DIAG_MAX_CLIENTS - DIAG_RESERVED_CLIENTS)
+                fds[n++] = served(e, path);
+        refused(e, path, "too many control clients");
+        /* ...which is open to those that may, up to the socket's limit. */
+        a.limit = DIAG_ADMIT_PRIVILEGED;
+        while (n < DIAG_MAX_CLIENTS)
+                fds[n++] = served(e, path);
+        refused(e, path, "too many control clients");
+        while (n)
+                close(fds[--n]);
+        diag_free(d);
+        sd_event_unref(e);
+        snprintf(path, sizeof(path), "rm -rf %s", dir);
+        assert_int_equal(system(path), 0);
+}
+
+static void test_empty_line_from_nowhere_is_a_bad_request(void **state) {
+        char *got;
+
+        (void)state;
+        /* An empty MQTT payload comes as (NULL, 0). */
+        got = diag_handle_line(NULL, 0, NULL, handler, NULL, NULL);
+        assert_non_null(got);
+        assert_non_null(strstr(got, "\"code\":\"BAD_REQUEST\""));
+        free(got);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reply_keeps_id_and_merges_result),
@@ -206,6 +316,8 @@ int main(void) {
                 cmocka_unit_test(test_oversized_and_nul_lines_are_refused),
                 cmocka_unit_test(test_socket_serves_lines_and_survives_garbage),
                 cmocka_unit_test(test_held_replies_wait_for_the_commit_in_request_order),
+                cmocka_unit_test(test_one_uid_holds_a_few_connections_and_never_the_reserve),
+                cmocka_unit_test(test_empty_line_from_nowhere_is_a_bad_request),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,37 @@ static void test_cgroup_kill_failure_names_the_file(void **state) {
         assert_string_equal(x->msg, "/sys/fs/cgroup/render.slice/s2/cgroup.kill: Is a directory");
 }
 
+/* Defence in depth: a slot cgroup that is the mount's root (the config refuses it; here it is put
+ * in after parsing, as a bug elsewhere could) is never killed. */
+static void test_cgroup_kill_refuses_the_root_cgroup_even_past_the_config(void **state) {
+        static const char *const roots[] = { ".", "./", "./.", "/", "" };
+        struct fx *x = *state;
+        char want[ENFORCE_MSG_MAX];
+
+        configure(x, "\"enforcement\":\"cgroup_kill\"");
+        tu_put(x->root->fd, "sys/fs/cgroup/cgroup.kill", "");
+        tu_put(x->root->fd, "sys/fs/cgroup/cgroup.procs", "1\n4242\n");
+        for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+                free(x->cfg->slots[0].cgroup);
+                x->cfg->slots[0].cgroup = strdup(roots[i]);
+                assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), -EINVAL);
+                assert_int_equal(x->n_done, i + 1);
+                assert_int_equal(x->r, -EINVAL);
+                snprintf(
+                        want, sizeof(want),
+                        "slot s0: cgroup \"%s\" is not a cgroup below the cgroup mount; refusing to kill it",
+                        roots[i]);
+                assert_string_equal(x->msg, want);
+                assert_string_equal(slurp(x, "sys/fs/cgroup/cgroup.kill"), "");
+        }
+        /* A spelling of a real slot cgroup is killed as that cgroup. */
+        free(x->cfg->slots[0].cgroup);
+        x->cfg->slots[0].cgroup = strdup("./render.slice//s0/");
+        tu_put(x->root->fd, "sys/fs/cgroup/render.slice/s0/cgroup.kill", "");
+        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_string_equal(slurp(x, "sys/fs/cgroup/render.slice/s0/cgroup.kill"), "1");
+}
+
 static void test_exec_hook_success_is_reported_from_the_loop(void **state) {
         struct fx *x = *state;
         char cmd[128];
@@ -340,6 +371,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cgroup_kill_writes_1_to_the_slot_cgroup, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_cgroup_kill_failure_names_the_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_cgroup_kill_refuses_the_root_cgroup_even_past_the_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_hook_success_is_reported_from_the_loop, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_exec_hook_gets_the_session_in_its_environment, setup,

@@ -632,12 +632,44 @@ static void test_kill_writes_cgroup_kill_of_the_slot(void **state) {
         /* Nothing to kill where no hierarchy has the cgroup; never the root or outside the mount. */
         assert_int_equal(hal_cgroup_kill(t->fd, "render.slice/slot-9.scope", err, sizeof(err)), -ENOENT);
         assert_int_equal(hal_cgroup_kill(t->fd, "/", err, sizeof(err)), -EINVAL);
+        /* The root however it is spelt: its cgroup.kill would end every process on the host. */
+        tu_put(t->fd, "sys/fs/cgroup/cgroup.kill", "");
+        assert_int_equal(hal_cgroup_kill(t->fd, ".", err, sizeof(err)), -EINVAL);
+        assert_string_equal(err, "refusing to kill the root cgroup ('.')");
+        assert_int_equal(hal_cgroup_kill(t->fd, "./", err, sizeof(err)), -EINVAL);
+        assert_int_equal(hal_cgroup_kill(t->fd, "/././/", err, sizeof(err)), -EINVAL);
+        fd = openat(t->fd, "sys/fs/cgroup/cgroup.kill", O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, buf, sizeof(buf)), 0);
+        close(fd);
         assert_int_equal(hal_cgroup_kill(t->fd, "render.slice/../..", err, sizeof(err)), -EINVAL);
         assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-9.scope"), -ENOENT);
         tu_put(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.procs", "\n");
         assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-0.scope"), 0);
         tu_put(t->fd, "sys/fs/cgroup/render.slice/slot-0.scope/cgroup.procs", "4242\n");
         assert_int_equal(hal_cgroup_populated(t->fd, "render.slice/slot-0.scope"), 1);
+}
+
+static void test_normalize_gives_canonical_paths_and_depth(void **state) {
+        char out[64];
+
+        (void)state;
+        assert_int_equal(hal_cgroup_normalize("render.slice/slot-0.scope", out, sizeof(out)), 2);
+        assert_string_equal(out, "render.slice/slot-0.scope");
+        assert_int_equal(hal_cgroup_normalize("/./render.slice//./slot-0.scope/", out, sizeof(out)), 2);
+        assert_string_equal(out, "render.slice/slot-0.scope");
+        assert_int_equal(hal_cgroup_normalize("..slot/...", out, sizeof(out)), 2);
+        assert_string_equal(out, "..slot/...");
+        for (const char *const *p = (const char *const[]){ "", ".", "./", "./.", "/", "//./", NULL }; *p;
+             p++) {
+                assert_int_equal(hal_cgroup_normalize(*p, out, sizeof(out)), 0);
+                assert_string_equal(out, "");
+        }
+        strcpy(out, "untouched");
+        assert_int_equal(hal_cgroup_normalize("a/..", out, sizeof(out)), -EINVAL);
+        assert_int_equal(hal_cgroup_normalize("..", out, sizeof(out)), -EINVAL);
+        assert_int_equal(hal_cgroup_normalize("render.slice/slot-0.scope", out, 8), -ENAMETOOLONG);
+        assert_string_equal(out, "untouched");
 }
 
 /* The real thing, where this machine lets a test make a cgroup: a process in it dies. */
@@ -684,6 +716,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_kill_writes_cgroup_kill_of_the_slot, tu_scratch_setup,
                                                 tu_scratch_teardown),
+                cmocka_unit_test(test_normalize_gives_canonical_paths_and_depth),
                 cmocka_unit_test(test_kill_ends_every_process_of_a_real_cgroup),
                 cmocka_unit_test(test_detect_v2_v1_hybrid_and_none),
                 cmocka_unit_test(test_v2_slot_reads_every_file),

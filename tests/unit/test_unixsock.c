@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
 #include "unixsock.h"
 
 #include <errno.h>
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_listen_connect_and_peer_credentials(void **state) {
@@ -56,9 +59,117 @@ static void test_listen_connect_and_peer_credentials(void **state) {
         rmdir(dir);
 }
 
+/* The groups are those the peer had when it connected: a process that connects and then drops its
+ * groups (or hands the fd to another and exits) is still known by the groups it connected with. */
+static void test_peer_groups_are_those_at_connect(void **state) {
+        char dir[] = "/tmp/ra-test-sock-XXXXXX", path[128];
+        int l, a, sync[2];
+        gid_t *groups = NULL;
+        size_t n = 99;
+        pid_t child;
+        char byte;
+
+        (void)state;
+        if (geteuid() != 0)
+                tu_skip("setgroups needs root");
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/s.sock", dir);
+        l = plat_unix_listen(path, 0666, 4);
+        assert_true(l >= 0);
+        assert_int_equal(pipe(sync), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                static const gid_t at_connect[] = { 4242, 4343, 4444 };
+                int c;
+
+                if (setgroups(3, at_connect) < 0 || (c = plat_unix_connect(path)) < 0)
+                        _exit(1);
+                /* After connecting: other groups, and gone before the agent side looks. */
+                if (setgroups(0, NULL) < 0 || write(sync[1], "x", 1) != 1)
+                        _exit(1);
+                _exit(0);
+        }
+        assert_int_equal(read(sync[0], &byte, 1), 1);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        a = accept(l, NULL, NULL);
+        assert_true(a >= 0);
+        assert_int_equal(plat_unix_peer_groups(a, &groups, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(groups[0], 4242);
+        assert_int_equal(groups[1], 4343);
+        assert_int_equal(groups[2], 4444);
+        free(groups);
+        close(a);
+        /* None at all: NULL and 0. */
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0)
+                _exit(setgroups(0, NULL) < 0 || plat_unix_connect(path) < 0 || write(sync[1], "x", 1) != 1);
+        assert_int_equal(read(sync[0], &byte, 1), 1);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        a = accept(l, NULL, NULL);
+        assert_true(a >= 0);
+        groups = (gid_t *)&n;
+        assert_int_equal(plat_unix_peer_groups(a, &groups, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(groups);
+        close(a);
+        close(sync[0]);
+        close(sync[1]);
+        close(l);
+        unlink(path);
+        rmdir(dir);
+}
+
+/* More groups than the first guess (64): the helper asks again with the room the kernel names. */
+static void test_peer_groups_beyond_the_first_guess(void **state) {
+        char dir[] = "/tmp/ra-test-sock-XXXXXX", path[128];
+        gid_t *groups = NULL;
+        int l, a, sync[2];
+        size_t n = 0;
+        pid_t child;
+        char byte;
+
+        (void)state;
+        if (geteuid() != 0)
+                tu_skip("setgroups needs root");
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/s.sock", dir);
+        l = plat_unix_listen(path, 0666, 4);
+        assert_true(l >= 0);
+        assert_int_equal(pipe(sync), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                gid_t many[300];
+
+                for (size_t i = 0; i < 300; i++)
+                        many[i] = (gid_t)(10000 + i);
+                _exit(setgroups(300, many) < 0 || plat_unix_connect(path) < 0 ||
+                      write(sync[1], "x", 1) != 1);
+        }
+        assert_int_equal(read(sync[0], &byte, 1), 1);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        a = accept(l, NULL, NULL);
+        assert_true(a >= 0);
+        assert_int_equal(plat_unix_peer_groups(a, &groups, &n), 0);
+        assert_int_equal(n, 300);
+        assert_int_equal(groups[299], 10299);
+        free(groups);
+        close(a);
+        close(sync[0]);
+        close(sync[1]);
+        close(l);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listen_connect_and_peer_credentials),
+                cmocka_unit_test(test_peer_groups_are_those_at_connect),
+                cmocka_unit_test(test_peer_groups_beyond_the_first_guess),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return tu_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
