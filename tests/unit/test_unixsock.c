@@ -21,14 +21,14 @@
 /* plat_unix_peer_groups on a peer with several groups. qemu-user (the arm64 run, where
  * scripts/test-arm64 sets RA_QEMU_USER) passes SO_PEERGROUPS to the kernel with an int-sized
  * buffer and never the size back, so it always fails ERANGE there: a limit of the emulator, named
- * as a skip. Anywhere else the call must work. */
-static void peer_groups_or_skip(int fd, gid_t **ret, size_t *ret_n) {
-        int r = plat_unix_peer_groups(fd, ret, ret_n);
-
-        if (r == -ERANGE && getenv("RA_QEMU_USER"))
-                tu_skip("qemu-user: getsockopt(SO_PEERGROUPS) is not emulated (ERANGE)");
-        assert_int_equal(r, 0);
-}
+ * as a skip of the calling test. Anywhere else the call must work. */
+#define PEER_GROUPS_OR_SKIP(fd, ret, ret_n)                                                       \
+        do {                                                                                      \
+                int r_ = plat_unix_peer_groups(fd, ret, ret_n);                                   \
+                if (r_ == -ERANGE && getenv("RA_QEMU_USER"))                                      \
+                        tu_skip("qemu-user: getsockopt(SO_PEERGROUPS) is not emulated (ERANGE)"); \
+                assert_int_equal(r_, 0);                                                          \
+        } while (0)
 
 static void test_listen_connect_and_peer_credentials(void **state) {
         char dir[] = "/tmp/ra-test-sock-XXXXXX", path[128];
@@ -106,7 +106,7 @@ static void test_peer_groups_are_those_at_connect(void **state) {
         assert_int_equal(waitpid(child, NULL, 0), child);
         a = accept(l, NULL, NULL);
         assert_true(a >= 0);
-        peer_groups_or_skip(a, &groups, &n);
+        PEER_GROUPS_OR_SKIP(a, &groups, &n);
         assert_int_equal(n, 3);
         assert_int_equal(groups[0], 4242);
         assert_int_equal(groups[1], 4343);
@@ -165,7 +165,7 @@ static void test_peer_groups_beyond_the_first_guess(void **state) {
         assert_int_equal(waitpid(child, NULL, 0), child);
         a = accept(l, NULL, NULL);
         assert_true(a >= 0);
-        peer_groups_or_skip(a, &groups, &n);
+        PEER_GROUPS_OR_SKIP(a, &groups, &n);
         assert_int_equal(n, 300);
         assert_int_equal(groups[299], 10299);
         free(groups);
