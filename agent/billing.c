@@ -9,10 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SEC UINT64_C(1000000)
-#define SECONDS_PER_MINUTE 60
+#define SECONDS_PER_MINUTE BILLING_SECONDS
 
 struct flow_acc {
         uint64_t bytes;     /* late included */
@@ -282,28 +281,34 @@ static uint64_t flow_peak(const struct flow_acc *a) {
         return peak;
 }
 
-static void minute_emit(struct billing *b, struct minute *m) {
-        for (size_t i = 0; i < b->n_slots; i++) {
-                const struct slot_minute *sm = &m->slots[i];
-                struct billing_record r = { .kind = BILLING_MINUTE };
+/* Slot i's part of open minute m as a record, when it has bytes. */
+static void slot_minute_emit(struct billing *b, const struct minute *m, size_t i, bool session_end) {
+        const struct slot_minute *sm = &m->slots[i];
+        struct billing_record r = { .kind = BILLING_MINUTE };
 
-                if (!sm->any)
-                        continue;
-                r.minute = (struct billing_minute){
-                        .start_usec = m->start,
-                        .slot_id = b->ids[i],
-                        .slot = i,
-                        .clock_step = m->clock_step,
-                        .partial = m->partial,
+        if (!sm->any)
+                return;
+        r.minute = (struct billing_minute){
+                .start_usec = m->start,
+                .slot_id = b->ids[i],
+                .slot = i,
+                .clock_step = m->clock_step,
+                .partial = m->partial || session_end,
+                .session_end = session_end,
+        };
+        for (size_t f = 0; f < BILLING_FLOWS; f++)
+                r.minute.flow[f] = (struct billing_flow_figures){
+                        .bytes = sm->flow[f].bytes,
+                        .late_bytes = sm->flow[f].late,
+                        .peak_bytes_1s = flow_peak(&sm->flow[f]),
+                        .sec_bytes = sm->flow[f].sec,
                 };
-                for (size_t f = 0; f < BILLING_FLOWS; f++)
-                        r.minute.flow[f] = (struct billing_flow_figures){
-                                .bytes = sm->flow[f].bytes,
-                                .late_bytes = sm->flow[f].late,
-                                .peak_bytes_1s = flow_peak(&sm->flow[f]),
-                        };
-                emit_record(b, &r);
-        }
+        emit_record(b, &r);
+}
+
+static void minute_emit(struct billing *b, struct minute *m) {
+        for (size_t i = 0; i < b->n_slots; i++)
+                slot_minute_emit(b, m, i, false);
         m->active = false;
 }
 
@@ -678,6 +683,36 @@ int billing_tick(struct billing *b, struct billing_time now) {
         return r < 0 ? r : emitted_since(b, before);
 }
 
+int billing_close_slot(struct billing *b, size_t slot, struct billing_time now) {
+        uint64_t before, last = 0;
+        bool first = true;
+        int r;
+
+        if (b && slot >= b->n_slots)
+                return -EINVAL;
+        r = begin(b, now, true, &before);
+        if (r < 0)
+                return r;
+        /* Oldest first, as they would have closed; the ring is a few minutes long. */
+        for (;;) {
+                struct minute *next = NULL;
+
+                for (size_t i = 0; i < b->n_ring; i++) {
+                        struct minute *m = &b->ring[i];
+
+                        if (m->active && (first || m->start > last) && (!next || m->start < next->start))
+                                next = m;
+                }
+                if (!next)
+                        break;
+                first = false;
+                last = next->start;
+                slot_minute_emit(b, next, slot, true);
+                memset(&next->slots[slot], 0, sizeof(next->slots[slot]));
+        }
+        return emitted_since(b, before);
+}
+
 int billing_flush(struct billing *b, struct billing_time now) {
         uint64_t before;
         int r = begin(b, now, true, &before);
@@ -754,101 +789,4 @@ const char *billing_slot_id(const struct billing *b, size_t i) {
 
 void billing_get_stats(const struct billing *b, struct billing_stats *ret) {
         *ret = b->stats;
-}
-
-/* ---- JSON ---- */
-
-const char *billing_record_type(const struct billing_record *r) {
-        return r->kind == BILLING_WINDOW ? "concurrency_window" : "bandwidth_minute";
-}
-
-/* Window and minute starts are whole seconds: "2026-11-24T10:00:00Z". */
-static const char *format_utc(uint64_t usec, char *buf, size_t len) {
-        time_t secs = (time_t)(usec / SEC);
-        struct tm tm;
-
-        gmtime_r(&secs, &tm);
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                 tm.tm_hour, tm.tm_min, tm.tm_sec);
-        return buf;
-}
-
-/* Microseconds as seconds: exact in a double below 2^53 us (285 years), printed exactly by cJSON. */
-static double seconds(uint64_t usec) {
-        return (double)usec / (double)SEC;
-}
-
-/* "by_project": {"<project>": {"<scale>": {"peak":..,"slot_seconds":..}}}; {} when none. */
-static int projects_json(const struct billing_window *w, cJSON *o) {
-        cJSON *by_project = cJSON_AddObjectToObject(o, "by_project");
-
-        if (!by_project)
-                return -ENOMEM;
-        for (size_t i = 0; i < w->n_projects; i++) {
-                const struct billing_project_figures *f = &w->projects[i];
-                cJSON *p = cJSON_GetObjectItemCaseSensitive(by_project, f->project), *s;
-
-                if (!p)
-                        p = cJSON_AddObjectToObject(by_project, f->project);
-                s = p ? cJSON_AddObjectToObject(p, f->scale) : NULL;
-                if (!s || !cJSON_AddNumberToObject(s, "peak", f->peak) ||
-                    !cJSON_AddNumberToObject(s, "slot_seconds", seconds(f->slot_usec)))
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-static int window_json(const struct billing_window *w, cJSON *o) {
-        char ts[32];
-        cJSON *by_scale;
-
-        if (!cJSON_AddStringToObject(o, "window_start", format_utc(w->start_usec, ts, sizeof(ts))) ||
-            !cJSON_AddNumberToObject(o, "window_s", seconds(w->window_usec)) ||
-            !cJSON_AddNumberToObject(o, "windows", (double)w->n_windows) ||
-            !cJSON_AddNumberToObject(o, "covered_s", seconds(w->covered_usec)) ||
-            !cJSON_AddNumberToObject(o, "peak", w->peak) ||
-            !cJSON_AddNumberToObject(o, "slot_seconds", seconds(w->slot_usec)))
-                return -ENOMEM;
-        by_scale = cJSON_AddObjectToObject(o, "by_scale");
-        if (!by_scale)
-                return -ENOMEM;
-        for (size_t i = 0; i < w->n_scales; i++) {
-                cJSON *s = cJSON_AddObjectToObject(by_scale, w->scales[i].scale);
-
-                if (!s || !cJSON_AddNumberToObject(s, "peak", w->scales[i].peak) ||
-                    !cJSON_AddNumberToObject(s, "slot_seconds", seconds(w->scales[i].slot_usec)))
-                        return -ENOMEM;
-        }
-        if (projects_json(w, o) < 0 || !cJSON_AddBoolToObject(o, "clock_step", w->clock_step) ||
-            !cJSON_AddBoolToObject(o, "partial", w->partial))
-                return -ENOMEM;
-        return 0;
-}
-
-static int minute_json(const struct billing_minute *m, cJSON *o) {
-        char ts[32];
-
-        if (!cJSON_AddStringToObject(o, "minute", format_utc(m->start_usec, ts, sizeof(ts))) ||
-            !cJSON_AddStringToObject(o, "slot", m->slot_id))
-                return -ENOMEM;
-        for (size_t f = 0; f < BILLING_FLOWS; f++) {
-                const struct billing_flow_figures *ff = &m->flow[f];
-                cJSON *j = cJSON_AddObjectToObject(o, flow_names[f]);
-
-                /* Mbps with 6 decimals is exact: 8 bits per byte over 10^6. */
-                if (!j || !cJSON_AddNumberToObject(j, "bytes", (double)ff->bytes) ||
-                    !cJSON_AddNumberToObject(j, "peak_mbps", (double)ff->peak_bytes_1s * 8 / 1e6) ||
-                    !cJSON_AddNumberToObject(j, "late_bytes", (double)ff->late_bytes))
-                        return -ENOMEM;
-        }
-        if (!cJSON_AddBoolToObject(o, "clock_step", m->clock_step) ||
-            !cJSON_AddBoolToObject(o, "partial", m->partial))
-                return -ENOMEM;
-        return 0;
-}
-
-int billing_record_json(const struct billing_record *r, cJSON *obj) {
-        if (!r || !obj)
-                return -EINVAL;
-        return r->kind == BILLING_WINDOW ? window_json(&r->window, obj) : minute_json(&r->minute, obj);
 }

@@ -87,10 +87,15 @@ struct billing_window {
         bool partial;    /* the agent started or stopped inside it: covers only part of it */
 };
 
+#define BILLING_SECONDS 60 /* seconds in a minute: the length of a flow's per-second series */
+
 struct billing_flow_figures {
         uint64_t bytes;         /* late_bytes included */
         uint64_t late_bytes;    /* bytes of minutes already closed, added here (see the doc) */
         uint64_t peak_bytes_1s; /* the most bytes in one wall-clock second of the minute */
+        /* Borrowed for the callback: BILLING_SECONDS entries, the bytes of each wall-clock second
+         * of the minute (entry k: [minute + k s, minute + k + 1 s)); late bytes are in none. */
+        const uint64_t *sec_bytes;
 };
 
 /* One slot's bandwidth in one wall-clock minute; emitted only when some flow had bytes. */
@@ -99,8 +104,9 @@ struct billing_minute {
         const char *slot_id; /* borrowed for the callback */
         size_t slot;         /* its index in the config */
         struct billing_flow_figures flow[BILLING_FLOWS];
-        bool clock_step; /* a clock step happened while it was the current minute */
-        bool partial;    /* the agent started or stopped inside it */
+        bool clock_step;  /* a clock step happened while it was the current minute */
+        bool partial;     /* the agent started or stopped inside it, or it was closed early */
+        bool session_end; /* closed early by billing_close_slot: the slot's session ended */
 };
 
 struct billing_record {
@@ -164,6 +170,12 @@ int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t 
  * more before it. Call it every second or so. */
 int billing_tick(struct billing *b, struct billing_time now);
 
+/* The session on slot `slot` ended at `now`: every open minute of that slot with bytes is emitted
+ * at once (oldest first), marked partial and session_end, and that slot's part of them is zeroed,
+ * so the records of one session never hold bytes of the next one on the slot. Other slots' minutes
+ * stay open. Bytes of that slot that come later (late reports) go into fresh minutes. */
+int billing_close_slot(struct billing *b, size_t slot, struct billing_time now);
+
 /* Shutting down: emits the open window and every open minute with bytes (those not yet ended
  * marked partial); the module takes nothing after (-ESHUTDOWN). */
 int billing_flush(struct billing *b, struct billing_time now);
@@ -218,11 +230,13 @@ void billing_get_stats(const struct billing *b, struct billing_stats *ret);
 const char *billing_record_type(const struct billing_record *r);
 
 /* Adds the record's members to obj (the caller's object; the caller adds v, type, node, seq, prev
- * and ts around them):
+ * and ts around them; billing_json.c). A flow with bytes has "kbps", its per-second series: 60
+ * integers, second k's bytes * 8 / 1000 rounded to nearest:
  *   {"window_start":"2026-11-24T10:00:00Z","window_s":3600,"windows":1,"covered_s":3600,"peak":74,
  *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},
  *    "by_project":{"p1":{"S":{"peak":2,"slot_seconds":..}}},"clock_step":false,"partial":false}
  *   {"minute":"2026-11-24T10:01:00Z","slot":"s0","player":{"bytes":..,"peak_mbps":..,"late_bytes":0},
- *    "viewers":{..},"push":{..},"clock_step":false,"partial":false}
+ *    "viewers":{"bytes":..,"peak_mbps":..,"late_bytes":0,"kbps":[0,0,..]},"push":{..},
+ *    "clock_step":false,"partial":false,"session_end":false}
  * Returns 0 or -ENOMEM (obj may then hold some of the members). */
 int billing_record_json(const struct billing_record *r, cJSON *obj);

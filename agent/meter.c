@@ -36,6 +36,8 @@ struct slot_view {
         char scale[64];
         bool in_grace;
         char session[SLOTS_SESSION_LEN + 1]; /* the session started_mono belongs to */
+        char user[SLOTS_USER_MAX + 1];       /* its user */
+        bool ended;                          /* it ended: billing holds no bytes of it any more */
         uint64_t started_mono;               /* its start on the monotonic clock; 0: unknown */
         char project[SLOTS_PROJECT_MAX + 1]; /* that session's billing dimensions; "" none */
         char app[SLOTS_APP_MAX + 1];
@@ -63,6 +65,8 @@ struct meter {
         struct signing *signing;
         uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
         struct billing *billing;
+        /* The session whose end is closing its slot's minutes (billing_close_slot), or NULL. */
+        const struct slots_event *closing;
         struct meter_hooks hooks;
         /* Records made and not yet synced in the spool (journal.h): written with the session state. */
         struct journal *journal;
@@ -79,6 +83,9 @@ struct meter {
          * state write (else a crash would count those bytes twice). */
         bool open_dirty, open_on_disk, open_handed, handed_bytes, stale;
         int flush_err; /* why the last flush could not put every owed record in the spool; 0 */
+        /* The newest seq handed to a state write (meter_journal) and the newest known written
+         * (meter_sync after it): owed records up to journal_written are in slots.state. */
+        uint64_t journal_given, journal_written;
         uint64_t lost;
         struct link *link;
         char topic[TOPIC_MAX];
@@ -241,6 +248,8 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
         case SLOTS_EV_START:
                 occupancy(m, ev->slot, true, ev->project);
                 plat_strlcpy(sv->session, ev->session, sizeof(sv->session));
+                plat_strlcpy(sv->user, ev->user, sizeof(sv->user));
+                sv->ended = false;
                 plat_strlcpy(sv->project, ev->project, sizeof(sv->project));
                 plat_strlcpy(sv->app, ev->app, sizeof(sv->app));
                 sv->started_mono = plat_now_mono_usec();
@@ -265,6 +274,13 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 break;
         case SLOTS_EV_ENDING:
                 occupancy(m, ev->slot, false, ev->project);
+                /* Its bytes become records now, in this batch (written with its state): a minute
+                 * record never holds the bytes of two sessions. */
+                m->closing = ev;
+                if (m->billing)
+                        (void)billing_close_slot(m->billing, ev->slot, now_both());
+                m->closing = NULL;
+                sv->ended = true;
                 grace_end(m, ev, ev->reason);
                 for (size_t k = 0; k < sv->n_viewers; k++)
                         viewer_record(m, ev, sv->viewers[k], false, "session_end");
@@ -336,6 +352,25 @@ void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t
         (void)billing_bytes(m->billing, slot, map[flow], bytes, from, to);
 }
 
+/* The session a minute's bytes belong to: the one whose end closed it, else the slot's current one
+ * (report_bytes needs a session, and the end of each closes its minutes). Bytes of a slot without a
+ * session (none in practice) are recorded without session members. */
+static void minute_owner(const struct meter *m, const struct billing_minute *mi, cJSON *f) {
+        const struct slot_view *sv = &m->slot[mi->slot];
+        const struct slots_event *ev = m->closing;
+
+        cJSON_AddStringToObject(f, "scale", sv->scale);
+        if (ev && mi->session_end && ev->slot == mi->slot) {
+                cJSON_AddStringToObject(f, "session", ev->session);
+                cJSON_AddStringToObject(f, "user", ev->user);
+                add_dimensions(f, ev->project, ev->app);
+        } else if (sv->session[0] && !sv->ended) {
+                cJSON_AddStringToObject(f, "session", sv->session);
+                cJSON_AddStringToObject(f, "user", sv->user);
+                add_dimensions(f, sv->project, sv->app);
+        }
+}
+
 static void on_billing_record(void *ud, const struct billing_record *r) {
         struct meter *m = ud;
         cJSON *f = cJSON_CreateObject();
@@ -343,6 +378,8 @@ static void on_billing_record(void *ud, const struct billing_record *r) {
         if (r->kind == BILLING_MINUTE) {
                 m->open_dirty = true;
                 m->stale = m->stale || (m->open_on_disk && m->hooks.write_journal);
+                if (f && r->minute.slot < m->n_slots)
+                        minute_owner(m, &r->minute, f);
         }
         if (f && billing_record_json(r, f) < 0) {
                 cJSON_Delete(f);
@@ -362,6 +399,13 @@ static void request_state_write(struct meter *m) {
                 m->hooks.write_journal(m->hooks.userdata);
 }
 
+/* Owed records that no state write holds yet get one; those it holds already need none (while
+ * the disk stays full, every retry would otherwise write slots.state again, in a loop). */
+static void request_journal_write(struct meter *m) {
+        if (journal_next_seq(m->journal) - 1 > m->journal_written)
+                request_state_write(m);
+}
+
 /* The owed records into the spool, one fdatasync for them all, then published. Records the spool
  * cannot take stay owed (they are in slots.state, or get there: request_state_write), and new
  * sessions are refused until it takes them. */
@@ -378,7 +422,7 @@ static int flush(struct meter *m) {
                 return 0;
         }
         if (!m->spool) {
-                request_state_write(m);
+                request_journal_write(m);
                 return -EIO;
         }
         r = journal_to_spool(m->journal, m->spool);
@@ -390,7 +434,7 @@ static int flush(struct meter *m) {
                        strerror(-s));
                 refuse(m, "the metering spool failed to sync (%s)", strerror(-s));
                 m->flush_err = s;
-                request_state_write(m);
+                request_journal_write(m);
                 return s;
         }
         spool_stats(m->spool, &st);
@@ -405,7 +449,7 @@ static int flush(struct meter *m) {
                                "state in slots.state, new sessions are refused until the spool takes them",
                                journal_owed(m->journal), strerror(-m->flush_err));
                 m->alarmed_full = true;
-                request_state_write(m);
+                request_journal_write(m);
         } else if (m->flush_err || m->alarmed_full) {
                 m->flush_err = 0;
                 m->alarmed_full = false;
@@ -421,6 +465,9 @@ int meter_sync(struct meter *m) {
         if (!m)
                 return 0;
         m->in_batch = false;
+        /* The records meter_journal handed over are in slots.state now. */
+        if (m->journal_given > m->journal_written)
+                m->journal_written = m->journal_given;
         if (m->open_handed) {
                 /* Written: the open minutes on disk are those handed over, without the bytes of any
                  * record made before. */
@@ -437,6 +484,8 @@ void meter_abort(struct meter *m) {
                 m->open_handed = false;
                 m->open_dirty = m->open_on_disk = true;
         }
+        if (m)
+                m->journal_given = m->journal_written;
         if (!m || !m->in_batch)
                 return;
         memcpy(m->slot, m->saved, m->n_slots * sizeof(m->slot[0]));
@@ -455,6 +504,8 @@ int meter_journal(struct meter *m, char **ret_json) {
         *ret_json = m ? journal_json(m->journal, &r) : NULL;
         if (!m)
                 return 0;
+        if (r >= 0)
+                m->journal_given = journal_next_seq(m->journal) - 1;
         if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0])
                 refuse(m, "%zu KiB of billing records wait for the spool", journal_bytes(m->journal) >> 10);
         return r;
@@ -916,6 +967,8 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                         m->slot[i].in_grace = info.state == SLOTS_GRACE;
                         /* The held session's dimensions, for its push records. */
                         plat_strlcpy(m->slot[i].session, info.session, sizeof(m->slot[i].session));
+                        plat_strlcpy(m->slot[i].user, info.user, sizeof(m->slot[i].user));
+                        m->slot[i].ended = info.state == SLOTS_ENDING;
                         plat_strlcpy(m->slot[i].project, info.project, sizeof(m->slot[i].project));
                         plat_strlcpy(m->slot[i].app, info.app, sizeof(m->slot[i].app));
                         if (info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)

@@ -57,6 +57,9 @@ void meter_free(struct meter *m);
  * written: their records are made and owed; meter_journal gives them to the state write; then
  * meter_sync (written) or meter_abort (not written: the records are dropped, seq and chain go
  * back, and the views are as before the batch). */
+/* A session's end (SLOTS_EV_ENDING) also closes its slot's open billing minutes at once
+ * (billing_close_slot): their bandwidth_minute records, stamped with the ending session, are made in
+ * the same batch, before its session_end. */
 void meter_transition(struct meter *m, const struct slots_event *ev);
 /* `bytes` moved on `flow` of slot i since from_real_usec (wall clock) until now. */
 void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,

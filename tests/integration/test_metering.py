@@ -127,6 +127,23 @@ class Metering(harness.IntegrationTest):
         self.assertEqual(sum(m["player"]["bytes"] for m in bw), 750000)
         self.assertEqual(sum(m["viewers"]["bytes"] for m in bw), 250000)
         self.assertEqual(sum(m["push"]["bytes"] for m in bw), 125000)
+        # Each minute record is alice's session's; her end closed them (before her session_end).
+        for m in bw:
+            self.assertEqual((m["session"], m["user"], m["scale"]), (sess, "alice", "cpu-4"), m)
+            self.assertTrue(m["session_end"] and m["partial"], m)
+            for flow in ("player", "viewers", "push"):
+                if m[flow]["bytes"] == 0:
+                    self.assertNotIn("kbps", m[flow])
+                    continue
+                series = m[flow]["kbps"]  # kbit/s per wall-clock second of the minute
+                self.assertEqual(len(series), 60)
+                self.assertTrue(all(isinstance(x, int) and x >= 0 for x in series), series)
+                bits = (m[flow]["bytes"] - m[flow]["late_bytes"]) * 8
+                self.assertLessEqual(abs(sum(series) * 1000 - bits), 500 * 60, (flow, m))
+                if m[flow]["late_bytes"] == 0:
+                    self.assertEqual(max(series), round(m[flow]["peak_mbps"] * 1000), (flow, m))
+        seqs_of = {p["type"]: p["seq"] for _, p in recs}
+        self.assertLess(max(m["seq"] for m in bw), seqs_of["session_end"])
         # seq 1..N contiguous across the restart, the chain intact, every signature good.
         seqs = sorted({p["seq"] for _, p in recs})
         self.assertEqual(seqs, list(range(1, len(seqs) + 1)))

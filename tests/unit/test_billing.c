@@ -926,6 +926,111 @@ static void test_carry_in_refuses_malformed_open_minutes_whole(void **state) {
         assert_int_equal(minute_at(f, 1, 0)->flow[BILLING_PLAYER].peak_bytes_1s, 2);
 }
 
+/* ---- a session's end closes its slot's minutes ---- */
+
+/* Slot 0's minutes hold bytes of minute 0 (still open for late reports) and minute 1; its session
+ * ends: both go out at once, partial and session_end, and never again; slot 1 is left alone. */
+static void test_closing_a_slot_emits_its_open_minutes_once_and_zeroes_them(void **state) {
+        struct fx *f = *state;
+        const struct billing_minute *m0, *m1;
+        struct billing_open o;
+
+        start(f, 2, 3600, 10, NULL);
+        at(f, 50 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 4000, 10 * SEC);
+        at(f, 62 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 700, 0);
+        bytes_over(f, 1, BILLING_PUSH, 900, 0);
+        assert_int_equal(billing_close_slot(f->b, 0, f->now), 2);
+        m0 = minute_at(f, 0, 0);
+        m1 = minute_at(f, 0, 60 * SEC);
+        assert_true(m0->start_usec < m1->start_usec && f->rec[0].r.minute.start_usec == m0->start_usec);
+        assert_int_equal(m0->flow[BILLING_PLAYER].bytes, 4000);
+        assert_int_equal(m0->flow[BILLING_VIEWERS].bytes, 0);
+        assert_int_equal(m1->flow[BILLING_VIEWERS].bytes, 700);
+        assert_true(m0->partial && m0->session_end && m1->partial && m1->session_end);
+        /* Nothing of slot 0 is left to close; a close with nothing open emits nothing. */
+        assert_int_equal(billing_close_slot(f->b, 0, f->now), 0);
+        assert_int_equal(billing_open_bytes(f->b, 0, BILLING_PLAYER, &o), 0);
+        assert_int_equal(o.bytes, 0);
+        assert_int_equal(billing_open_bytes(f->b, 0, BILLING_VIEWERS, &o), 0);
+        assert_int_equal(o.bytes, 0);
+        /* The next session's bytes on slot 0, in the same minute, are a record of their own. */
+        at(f, 65 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 300, 0);
+        at(f, 200 * SEC);
+        assert_int_equal(tick(f), 2);
+        assert_int_equal(f->n, 4);
+        assert_int_equal(f->rec[2].r.minute.slot, 0);
+        assert_int_equal(f->rec[2].r.minute.flow[BILLING_PLAYER].bytes, 300);
+        assert_int_equal(f->rec[2].r.minute.flow[BILLING_VIEWERS].bytes, 0);
+        assert_false(f->rec[2].r.minute.partial || f->rec[2].r.minute.session_end);
+        assert_int_equal(f->rec[3].r.minute.slot, 1);
+        assert_int_equal(f->rec[3].r.minute.flow[BILLING_PUSH].bytes, 900);
+        assert_false(f->rec[3].r.minute.session_end);
+        assert_int_equal(billing_close_slot(f->b, 2, f->now), -EINVAL);
+}
+
+/* The member `key` of o, which must be there. */
+static const cJSON *member(const cJSON *o, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        assert_non_null(v);
+        return v;
+}
+
+/* Each second's bytes * 8 / 1000, rounded to nearest: 1937 B -> 15.496 -> 15, 1938 B -> 15.504 ->
+ * 16, 62 B -> 0, 63 B -> 1, 3000 B over three seconds -> 8 each, 2^40 B in one second exact. */
+static void test_minute_series_gives_each_seconds_kbps_rounded_to_nearest(void **state) {
+        struct fx *f = *state;
+        uint64_t want[BILLING_SECONDS] = { 0 };
+        const cJSON *viewers, *kbps;
+        cJSON *o = cJSON_CreateObject();
+        uint64_t sum = 0, bits;
+
+        start(f, 1, 3600, 0, NULL);
+        at(f, 5500 * MSEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 1937, 0);
+        at(f, 7200 * MSEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 1938, 0);
+        at(f, 9 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 62, 0);
+        at(f, 10 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 63, 0);
+        at(f, 23 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, 3000, 3 * SEC);
+        at(f, 59 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, UINT64_C(1) << 40, 0);
+        at(f, 61 * SEC);
+        assert_int_equal(tick(f), 1);
+        want[5] = 15;
+        want[7] = 16;
+        want[10] = 1;
+        want[20] = want[21] = want[22] = 8;
+        want[59] = UINT64_C(8796093022); /* 2^40 * 8 / 1000 = 8796093022.208 */
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(&f->rec[0].r, o), 0);
+        viewers = member(o, "viewers");
+        kbps = member(viewers, "kbps");
+        assert_int_equal(cJSON_GetArraySize(kbps), BILLING_SECONDS);
+        for (int k = 0; k < BILLING_SECONDS; k++) {
+                const cJSON *v = cJSON_GetArrayItem(kbps, k);
+
+                assert_true(cJSON_IsNumber(v));
+                assert_true(v->valuedouble == (double)want[k]);
+                sum += (uint64_t)v->valuedouble;
+        }
+        assert_int_equal(f->rec[0].r.minute.flow[BILLING_VIEWERS].sec_bytes[21], 1000);
+        /* The series is the bytes, second by second: its sum is bytes * 8 / 1000 within rounding. */
+        bits = f->rec[0].r.minute.flow[BILLING_VIEWERS].bytes * 8;
+        assert_true(sum * 1000 <= bits + 500 * BILLING_SECONDS &&
+                    bits <= sum * 1000 + 500 * BILLING_SECONDS);
+        /* Flows without bytes have no series. */
+        assert_null(cJSON_GetObjectItemCaseSensitive(member(o, "player"), "kbps"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(member(o, "push"), "kbps"));
+        cJSON_Delete(o);
+}
+
 /* ---- clock steps ---- */
 
 static void test_step_forward_closes_the_window_and_reports_skipped_windows_once(void **state) {
@@ -1069,9 +1174,11 @@ static void test_records_as_json(void **state) {
         assert_string_equal(billing_record_type(&f->rec[1].r), "bandwidth_minute");
         expect_json(&f->rec[1].r, "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
                                   "\"player\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},"
-                                  "\"viewers\":{\"bytes\":1000001,\"peak_mbps\":8.000008,\"late_bytes\":0},"
+                                  "\"viewers\":{\"bytes\":1000001,\"peak_mbps\":8.000008,\"late_bytes\":0,"
+                                  "\"kbps\":[0,0,0,8000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+                                  "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
                                   "\"push\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},\"clock_step\":"
-                                  "false,\"partial\":false}");
+                                  "false,\"partial\":false,\"session_end\":false}");
 }
 
 static void test_calls_from_the_callback_are_refused(void **state) {
@@ -1254,6 +1361,10 @@ int main(void) {
                         teardown),
                 cmocka_unit_test_setup_teardown(test_restored_bytes_come_out_once_exact_and_no_faster, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_closing_a_slot_emits_its_open_minutes_once_and_zeroes_them, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_minute_series_gives_each_seconds_kbps_rounded_to_nearest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_carry_in_refuses_malformed_open_minutes_whole, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(

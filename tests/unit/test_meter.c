@@ -777,6 +777,8 @@ static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
                      "session_start bandwidth_minute bandwidth_minute concurrency_window bandwidth_minute");
         assert_string_equal(str(f->rec[1], "minute"), "2023-11-14T22:14:00Z");
         assert_string_equal(str(f->rec[1], "slot"), "s0");
+        assert_string_equal(str(f->rec[1], "user"), "alice");
+        assert_string_equal(str(f->rec[1], "scale"), "S");
         expect_flow(f->rec[1], "player", 3000, 0.008);
         expect_flow(f->rec[1], "viewers", 300, 0.0024);
         expect_flow(f->rec[1], "push", 0, 0);
@@ -787,6 +789,9 @@ static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
         expect_flow(f->rec[2], "player", 0, 0);
         expect_flow(f->rec[2], "push", 4444, 0.035552);
         assert_false(flag(f->rec[2], "partial"));
+        /* Bytes on a slot without a session: recorded, without session members. */
+        assert_false(has(f->rec[2], "session") || has(f->rec[2], "user"));
+        assert_string_equal(str(f->rec[2], "scale"), "S");
         /* The open minute goes out, partial, when the meter closes. */
         assert_string_equal(str(f->rec[4], "minute"), "2023-11-14T22:15:00Z");
         assert_string_equal(str(f->rec[4], "slot"), "s0");
@@ -957,6 +962,7 @@ static const char *kill_on_a_full_disk_child(struct fx *f) {
         static char chunk[16384];
         char filler[160], types[32768], msg[SLOTS_MSG_MAX], *journal = NULL, *last = types - 1;
         double owed, made;
+        unsigned requests;
         const char *why;
         struct slots_config sc = { .n_slots = 3, .slot_ids = ids };
         int fd, dir;
@@ -972,6 +978,7 @@ static const char *kill_on_a_full_disk_child(struct fx *f) {
         slots_free(f->slots);
         CHILD_CHECK(slots_new(&sc, &f->slots, msg, sizeof(msg)) == 0 &&
                     slots_load(f->slots, clk(f), msg, sizeof(msg)) == 0);
+        f->state_writes = true;
         CHILD_CHECK(open_meter_with(f, f->cfgs[0], f->slots) == 0);
         CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
         CHILD_CHECK(join(f, "alice", "bob", "spectator") == SLOTS_OK);
@@ -1010,6 +1017,12 @@ static const char *kill_on_a_full_disk_child(struct fx *f) {
         why = meter_refusal(f->m);
         CHILD_CHECK(why && strstr(why, strerror(ENOSPC)));
         CHILD_CHECK(f->n_alarms == 1 && !strcmp(f->alarm_what[0], "spool_full"));
+        /* Every owed record is in slots.state now: the spool's retries (each second) ask for no
+         * further state write, or slots.state would be written in a loop while the disk is full. */
+        requests = f->n_write_requests;
+        for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
+                CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
+        CHILD_CHECK(status_num(f->m, "owed") == owed + 2 && f->n_write_requests == requests);
         /* Killed: nothing more reaches the disk (the meter's last flush fails for want of room). */
         close_meter(f);
         slots_free(f->slots);
@@ -1410,6 +1423,114 @@ static void test_a_minute_record_spooled_leaves_no_open_bytes_to_count_again(voi
                         assert_string_equal(str(f->rec[i], "minute"), "2023-11-14T22:14:00Z");
 }
 
+/* The sum of a flow's per-second series (kbit/s) and, in *ret_nonzero, its seconds above 0;
+ * checks that it is 60 integers summing to bytes * 8 / 1000 within rounding. */
+static double series_sum(const cJSON *r, const char *flow, size_t *ret_nonzero) {
+        const cJSON *kbps = cJSON_GetObjectItemCaseSensitive(obj(r, flow), "kbps");
+        double sum = 0, bits = num(obj(r, flow), "bytes") * 8;
+        const cJSON *v;
+
+        assert_true(cJSON_IsArray(kbps));
+        assert_int_equal(cJSON_GetArraySize(kbps), 60);
+        *ret_nonzero = 0;
+        cJSON_ArrayForEach(v, kbps) {
+                assert_true(cJSON_IsNumber(v) && v->valuedouble == (double)(uint64_t)v->valuedouble);
+                sum += v->valuedouble;
+                *ret_nonzero += v->valuedouble > 0;
+        }
+        assert_true(sum * 1000 <= bits + 500 * 60 && bits <= sum * 1000 + 500 * 60);
+        return sum;
+}
+
+/* Alice and then bob play on s0 within one minute: the end of alice's session closes her bytes
+ * into a record of hers at once; bob's bytes of the same minute are a record of his. */
+static void test_two_sessions_on_a_slot_in_one_minute_give_a_record_each(void **state) {
+        struct fx *f = *state;
+        char alice[SLOTS_SESSION_LEN + 1], bob[SLOTS_SESSION_LEN + 1];
+        const cJSON *r;
+        size_t nz;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(play_for(f, "alice", "acme", "racer", "s0"), SLOTS_OK);
+        session_of(f, 0, alice);
+        at(f, 10 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 6250, T0 + 5 * SEC); /* 1250 B/s: 10 kbit/s */
+        at(f, 20 * SEC);
+        assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
+        at(f, 25 * SEC);
+        assert_int_equal(play(f, "bob", "s0", NULL), SLOTS_OK);
+        session_of(f, 0, bob);
+        at(f, 40 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 12500, T0 + 30 * SEC);
+        meter_bytes(f->m, 0, SESSIONS_FLOW_VIEWERS, 2000, T0 + 40 * SEC);
+        at(f, 50 * SEC);
+        close_meter(f);
+
+        read_spool(f);
+        /* Her minute comes before her session_end: a biller has all her bytes when it sees the end. */
+        expect_types(f, "session_start bandwidth_minute session_end session_start concurrency_window "
+                        "bandwidth_minute");
+        r = f->rec[1];
+        expect_session(r, "s0", "S", "alice", alice);
+        assert_string_equal(str(r, "project"), "acme");
+        assert_string_equal(str(r, "app"), "racer");
+        assert_string_equal(str(r, "minute"), "2023-11-14T22:14:00Z");
+        expect_flow(r, "player", 6250, 0.01);
+        assert_true(flag(r, "partial") && flag(r, "session_end"));
+        assert_true(series_sum(r, "player", &nz) == 50 && nz == 5);
+        assert_false(has(obj(r, "viewers"), "kbps"));
+        r = f->rec[5];
+        expect_session(r, "s0", "S", "bob", bob);
+        assert_false(has(r, "project") || has(r, "app"));
+        assert_string_equal(str(r, "minute"), "2023-11-14T22:14:00Z");
+        expect_flow(r, "player", 12500, 0.01);
+        expect_flow(r, "viewers", 2000, 0.016);
+        assert_true(flag(r, "partial"));
+        assert_false(flag(r, "session_end"));
+        assert_true(series_sum(r, "player", &nz) == 100 && nz == 10);
+        assert_true(series_sum(r, "viewers", &nz) == 16 && nz == 1);
+        expect_chain(f);
+}
+
+/* The session ends in a batch whose state write holds alice's open bytes from an earlier write:
+ * the forced close's record goes into that same write's journal, which holds no open bytes, so
+ * after a kill her bytes are in the spool once, in her record. */
+static const char *killed_after_an_end_child(struct fx *f) {
+        const char *why = count_bytes_and_write(f, false);
+
+        if (why)
+                return why;
+        at(f, 30 * SEC);
+        f->manual_sync = true;
+        slots_batch_begin(f->slots);
+        CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
+        CHILD_CHECK(status_num(f->m, "owed") == 2); /* bandwidth_minute, session_end: not yet written */
+        CHILD_CHECK(write_state(f) >= 0);
+        CHILD_CHECK(!slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        return NULL; /* killed: the spool has what the write's journal had, or gets it at the start */
+}
+
+static void test_a_close_at_session_end_is_written_with_the_end_and_counted_once(void **state) {
+        struct fx *f = *state;
+        double bytes;
+
+        make_cfg(f, true, "");
+        run_child(f, killed_after_an_end_child);
+        at(f, 80 * SEC);
+        assert_int_equal(load_slots(f), 0);
+        assert_null(slots_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES));
+        open_meter_with(f, f->cfgs[0], f->slots);
+        close_meter(f);
+        read_spool(f);
+        assert_int_equal(s0_minutes(f, &bytes), 1);
+        assert_true(bytes == 1000);
+        for (size_t i = 0; i < f->n_recs; i++)
+                if (!strcmp(str(f->rec[i], "type"), "bandwidth_minute")) {
+                        assert_string_equal(str(f->rec[i], "user"), "alice");
+                        assert_true(flag(f->rec[i], "session_end"));
+                }
+}
+
 /* ---- delivery to a consumer (a scripted MQTT 5 broker, mqtt_fx) ---- */
 
 static void on_cleared(const char *what, const char *msg, void *userdata) {
@@ -1535,6 +1656,11 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_session_push_and_window_records_carry_the_project,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_sessions_on_a_slot_in_one_minute_give_a_record_each,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_close_at_session_end_is_written_with_the_end_and_counted_once, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_a_missing_state_dir_is_made_for_the_spool, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_chain_and_seq_continue_after_a_restart, setup,
