@@ -2,6 +2,7 @@
  * and back into a new module after a restart, so that counted bytes reach a minute record once. */
 #include "billing.h"
 
+#include "jsonnum.h"
 #include "strutil.h"
 
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 /* 2^53: past it a JSON number is no longer an exact integer. */
-#define MAX_EXACT 9007199254740992.0
 
 /* [bytes, from_us, to_us] */
 static cJSON *triple(const struct billing_open *o) {
@@ -86,14 +86,6 @@ int billing_carry_json(const struct billing *b, char **ret_json) {
                 return -EBADMSG;                                    \
         } while (0)
 
-static bool whole(const cJSON *v, uint64_t *ret) {
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= MAX_EXACT) ||
-            floor(v->valuedouble) != v->valuedouble)
-                return false;
-        *ret = (uint64_t)v->valuedouble;
-        return true;
-}
-
 /* open_minutes.slots[k] (o): checked; with `apply`, its bytes restored into slot i. */
 static int entry(struct billing *b, const cJSON *o, size_t k, size_t i, bool apply, char *msg,
                  size_t msg_len) {
@@ -116,9 +108,9 @@ static int entry(struct billing *b, const cJSON *o, size_t k, size_t i, bool app
                         BAD(".slots[%zu].%s: listed twice", k, m->string);
                 seen[f] = true;
                 if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) != 3 ||
-                    !whole(cJSON_GetArrayItem(m, 0), &v.bytes) ||
-                    !whole(cJSON_GetArrayItem(m, 1), &v.from_usec) ||
-                    !whole(cJSON_GetArrayItem(m, 2), &v.to_usec) || v.from_usec > v.to_usec ||
+                    !jsonnum_whole(cJSON_GetArrayItem(m, 0), &v.bytes) ||
+                    !jsonnum_whole(cJSON_GetArrayItem(m, 1), &v.from_usec) ||
+                    !jsonnum_whole(cJSON_GetArrayItem(m, 2), &v.to_usec) || v.from_usec > v.to_usec ||
                     v.to_usec > BILLING_TIME_MAX_USEC)
                         BAD(".slots[%zu].%s: want [bytes, from_us, to_us], whole numbers with from_us <= "
                             "to_us",

@@ -2,6 +2,7 @@
 #include "counters.h"
 
 #include "cleanup.h"
+#include "jsonnum.h"
 #include "strutil.h"
 
 #include <cjson/cJSON.h>
@@ -12,7 +13,6 @@
 #include <string.h>
 
 /* 2^53: past it a JSON number is no longer an exact integer. */
-#define MAX_EXACT 9007199254740992.0
 
 /* A counter's flow as report_bytes names it (counters[].flow); the totals as its reply does. */
 static const char *const peer_flows[SESSIONS_FLOWS] = { "player", "viewer", "push" };
@@ -130,14 +130,6 @@ bool counters_moved(const struct slot_bytes *before, const struct slot_bytes *af
                 return -EBADMSG;                                \
         } while (0)
 
-static bool whole(const cJSON *v, uint64_t *ret) {
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= MAX_EXACT) ||
-            floor(v->valuedouble) != v->valuedouble)
-                return false;
-        *ret = (uint64_t)v->valuedouble;
-        return true;
-}
-
 /* An optional flag: absent is false. */
 static bool flag(const cJSON *o, const char *key, bool *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -165,7 +157,7 @@ static int parse_peer(const cJSON *p, size_t k, size_t j, struct slot_bytes *b, 
                 BAD(".slots[%zu].peers[%zu].peer: want 1..%d bytes of UTF-8 text", k, j, SLOTS_USER_MAX);
         if (f != SESSIONS_FLOW_PLAYER)
                 plat_strlcpy(pc->id, id, sizeof(pc->id));
-        if (!whole(cJSON_GetObjectItemCaseSensitive(p, "bytes"), &pc->last))
+        if (!jsonnum_whole(cJSON_GetObjectItemCaseSensitive(p, "bytes"), &pc->last))
                 BAD(".slots[%zu].peers[%zu].bytes: missing or not a whole number 0..2^53", k, j);
         if (!flag(p, "announced", &pc->announced) || (pc->announced && f != SESSIONS_FLOW_PUSH))
                 BAD(".slots[%zu].peers[%zu].announced: only a push target's, true or false", k, j);
@@ -197,14 +189,15 @@ static int parse_slot(const cJSON *o, size_t k, const struct slots *slots, struc
                 BAD(".slots[%zu].session: missing or not %d hex digits", k, SLOTS_SESSION_LEN);
         memset(ret, 0, sizeof(*ret));
         plat_strlcpy(ret->session, session, sizeof(ret->session));
-        if (!whole(cJSON_GetObjectItemCaseSensitive(o, "last_real"), &ret->last_real))
+        if (!jsonnum_whole(cJSON_GetObjectItemCaseSensitive(o, "last_real"), &ret->last_real))
                 BAD(".slots[%zu].last_real: missing or not a time in microseconds", k);
         if (!cJSON_IsBool(base))
                 BAD(".slots[%zu].baseline: missing or not true or false", k);
         ret->baseline = cJSON_IsTrue(base);
         for (int f = 0; f < SESSIONS_FLOWS; f++)
-                if (!whole(cJSON_GetObjectItemCaseSensitive(t, sessions_flow_str((enum sessions_flow)f)),
-                           &ret->total[f]))
+                if (!jsonnum_whole(
+                            cJSON_GetObjectItemCaseSensitive(t, sessions_flow_str((enum sessions_flow)f)),
+                            &ret->total[f]))
                         BAD(".slots[%zu].total.%s: missing or not a whole number 0..2^53", k,
                             sessions_flow_str((enum sessions_flow)f));
         if (!cJSON_IsArray(peers) || cJSON_GetArraySize(peers) > SESSIONS_PEERS_MAX)

@@ -2,6 +2,8 @@
  * byte deltas no faster than the configured ceiling (docs/protocol.md, report_bytes). */
 #include "flows.h"
 
+#include "jsonnum.h"
+
 #include "sessions.h"
 #include "slots.h"
 #include "strutil.h"
@@ -11,8 +13,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-#define MAX_EXACT 9007199254740992.0 /* 2^53 */
 
 static bool is_flow(const cJSON *flow) {
         return cJSON_IsString(flow) &&
@@ -54,8 +54,7 @@ int flows_check_counters(const cJSON *counters, char *msg, size_t msg_len) {
                                          "bytes of UTF-8 text without control characters",
                                          k, SLOTS_USER_MAX),
                                -EPROTO;
-                if (!cJSON_IsNumber(bytes) || bytes->valuedouble < 0 || bytes->valuedouble > MAX_EXACT ||
-                    bytes->valuedouble != floor(bytes->valuedouble))
+                if (!jsonnum_whole(bytes, &(uint64_t){ 0 }))
                         return plat_errf(msg, msg_len,
                                          "counters[%zu].bytes must be a whole number of bytes, 0..2^53", k),
                                -EPROTO;

@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "crypto.h"
+#include "jsonnum.h"
 #include "log.h"
 #include "strutil.h"
 
@@ -102,18 +103,18 @@ int journal_restore(struct journal *j, const char *json, uint64_t next_id, char 
         cJSON_ArrayForEach(e, arr) {
                 _cleanup_(cJSON_Deletep) cJSON *o = NULL;
                 const cJSON *seq;
+                uint64_t n;
                 char *text;
 
                 o = cJSON_IsString(e) ? cJSON_Parse(e->valuestring) : NULL;
                 seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
-                if (!cJSON_IsNumber(seq) || seq->valuedouble < 1 || seq->valuedouble > 9007199254740992.0 ||
-                    seq->valuedouble != floor(seq->valuedouble) || (uint64_t)seq->valuedouble <= last) {
+                if (!jsonnum_whole(seq, &n) || n < 1 || n <= last) {
                         snprintf(msg, msg_len,
                                  "journal[%zu]: not a record with a whole seq above the one before", k);
                         drop_from(j, 0);
                         return -EBADMSG;
                 }
-                last = (uint64_t)seq->valuedouble;
+                last = n;
                 k++;
                 if (last < next_id)
                         continue; /* the spool has it */

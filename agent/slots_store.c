@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "crc32c.h"
 #include "fileio.h"
+#include "jsonnum.h"
 
 #include <cjson/cJSON.h>
 #include <endian.h>
@@ -272,17 +273,8 @@ int slots__persist(struct slots *s) {
 
 /* ---- restore ---- */
 
-/* 2^53: past it a JSON number is no longer an exact integer. */
-#define MAX_EXACT 9007199254740992.0
-
 static bool get_time(const cJSON *o, const char *k, uint64_t *ret) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= MAX_EXACT) ||
-            floor(v->valuedouble) != v->valuedouble)
-                return false;
-        *ret = (uint64_t)v->valuedouble;
-        return true;
+        return jsonnum_whole(cJSON_GetObjectItemCaseSensitive(o, k), ret);
 }
 
 static const char *get_str(const cJSON *o, const char *k) {
