@@ -1,19 +1,12 @@
-/* meter.c: billing-grade records from session transitions and billing windows: hash-chained,
- * appended to the spool before anything acknowledges them, signed (JWS ES256, deterministic) ahead
- * in idle time or as they are published (signing.h), delivered at least once. */
-#include "meter.h"
+/* meter.c: billing-grade records, durable before anything acknowledges them: the journal
+ * (records owed, written with the session state) into the spool, room for records, the timer,
+ * construction. The records themselves are made in meter_records.c, delivered in
+ * meter_delivery.c (meter_internal.h). */
+#include "meter_internal.h"
 
-#include "billing.h"
 #include "cleanup.h"
-#include "clock.h"
-#include "crypto.h"
-#include "delivery.h"
 #include "fileio.h"
-#include "journal.h"
-#include "jws.h"
 #include "log.h"
-#include "signing.h"
-#include "spool.h"
 #include "strutil.h"
 
 #include <errno.h>
@@ -22,93 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TIMER_USEC (1000 * 1000ULL)
-/* The room (spool_room) the spool must have at start for new sessions to be admitted. */
-#define ROOM_MIN (256 * 1024)
-#define TOPIC_MAX 256
-
-struct slot_view {
-        char id[SLOTS_ID_MAX + 1];
-        char scale[64];
-        bool in_grace;
-        char session[SLOTS_SESSION_LEN + 1]; /* the session started_mono belongs to */
-        char user[SLOTS_USER_MAX + 1];       /* its user */
-        bool ended;                          /* it ended: billing holds no bytes of it any more */
-        uint64_t started_mono;               /* its start on the monotonic clock; 0: unknown */
-        char project[SLOTS_PROJECT_MAX + 1]; /* that session's billing dimensions; "" none */
-        char app[SLOTS_APP_MAX + 1];
-        size_t n_viewers;
-        char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
-};
-
-struct inflight {
-        int mid;
-        uint64_t id;
-};
-
-struct meter {
-        sd_event *event;
-        char *node, *region, *state_dir;
-        size_t n_slots;
-        struct slot_view slot[SLOTS_MAX];
-        unsigned max_inflight;
-        int state_fd;
-        struct spool *spool; /* NULL only while a broken spool could not be opened again */
-        uint64_t spool_max_bytes;
-        bool reopen_alarmed;
-        int prepare_err; /* the last spool_prepare failure, 0 since one worked */
-        struct plat_signer *signer;
-        struct signing *signing;
-        uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
-        struct billing *billing;
-        /* The session whose end is closing its slot's minutes (billing_close_slot), or NULL. */
-        const struct slots_event *closing;
-        struct meter_hooks hooks;
-        /* Records made and not yet synced in the spool (journal.h): written with the session state. */
-        struct journal *journal;
-        /* A batch's transitions are being made into records (meter_transition .. meter_sync or
-         * meter_abort): the views as they were before it, and its occupancy changes. */
-        bool in_batch;
-        struct slot_view saved[SLOTS_MAX];
-        bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
-        char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
-        /* Billing's open minutes in slots.state (meter_open_minutes): they changed since last handed
-         * over; the newest state written (or being written) may hold some; a JSON was handed to the
-         * state write in progress (and whether it held bytes); a minute record was made whose bytes
-         * the state on disk still holds as open, so no record may reach the spool before the next
-         * state write (else a crash would count those bytes twice). */
-        bool open_dirty, open_on_disk, open_handed, handed_bytes, stale;
-        int flush_err; /* why the last flush could not put every owed record in the spool; 0 */
-        /* The newest seq handed to a state write (meter_journal) and the newest known written
-         * (meter_sync after it): owed records up to journal_written are in slots.state. */
-        uint64_t journal_given, journal_written;
-        uint64_t lost;
-        struct link *link;
-        char topic[TOPIC_MAX];
-        struct inflight *inflight;
-        size_t n_inflight;
-        struct delivery delivery; /* whether records reach a consumer (PUBACK 0x10) */
-        bool said_v311;           /* the 3.1.1 caveat was logged */
-        uint64_t published, acked, made;
-        sd_event_source *sync_src, *timer;
-        bool alarmed_full;
-        bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
-        char refusal[METER_MSG_MAX];
-        char last_error[METER_MSG_MAX];
-};
-
-static struct billing_time now_both(void) {
-        return (struct billing_time){ .mono_usec = plat_now_mono_usec(), .real_usec = plat_now_real_usec() };
-}
-
-static void alarm_(struct meter *m, const char *what, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void alarm_(struct meter *m, const char *what, const char *fmt, ...) {
+void meter__alarm(struct meter *m, const char *what, const char *fmt, ...) {
         char msg[METER_MSG_MAX];
         va_list ap;
 
@@ -120,279 +30,7 @@ static void alarm_(struct meter *m, const char *what, const char *fmt, ...) {
                 m->hooks.alarm(what, msg, m->hooks.userdata);
 }
 
-/* ---- making records ---- */
-
-static void refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void refuse(struct meter *m, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(m->refusal, sizeof(m->refusal), fmt, ap);
-        va_end(ap);
-}
-
-/* Makes a record, whole (seq, prev, ts), owed until the spool has synced it (journal.h). The
- * payload is signed later (deterministic ES256: a redelivery is the same bytes), so making a
- * record costs no signature: session ops stay fast. Takes ownership of fields. */
-static void record(struct meter *m, const char *type, cJSON *fields) {
-        cJSON *o = fields ? cJSON_CreateObject() : NULL;
-        int r = -ENOMEM;
-
-        if (o && cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddStringToObject(o, "type", type) &&
-            cJSON_AddStringToObject(o, "node", m->node) && cJSON_AddStringToObject(o, "region", m->region))
-                r = journal_make(m->journal, o, fields, plat_now_real_usec(), JWS_PAYLOAD_MAX);
-        cJSON_Delete(o);
-        cJSON_Delete(fields);
-        if (r < 0) {
-                if (m->lost++ == 0)
-                        alarm_(m, "records_lost", "metering: a %s record could not be made (%s); it is lost",
-                               type, r == -ENOSPC ? "too many records wait for the spool" : strerror(-r));
-                return;
-        }
-        m->made++;
-        /* Outside a batch (billing windows, push targets): the spool takes it at the end of the loop
-         * turn. A batch's records wait for its state write (meter_sync). */
-        if (!m->in_batch)
-                sd_event_source_set_enabled(m->sync_src, SD_EVENT_ONESHOT);
-}
-
-/* The first transition of a batch: what meter_abort puts back. */
-static void begin_batch(struct meter *m) {
-        if (m->in_batch)
-                return;
-        m->in_batch = true;
-        memcpy(m->saved, m->slot, m->n_slots * sizeof(m->slot[0]));
-        memcpy(m->saved_occupied, m->occupied, sizeof(m->occupied));
-        memcpy(m->saved_project, m->occ_project, sizeof(m->occ_project));
-        journal_mark(m->journal);
-}
-
-/* The session's project and app, when it has them. */
-static void add_dimensions(cJSON *f, const char *project, const char *app) {
-        if (project[0])
-                cJSON_AddStringToObject(f, "project", project);
-        if (app[0])
-                cJSON_AddStringToObject(f, "app", app);
-}
-
-static cJSON *session_fields(const struct meter *m, const struct slots_event *ev) {
-        cJSON *f = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(f, "slot", m->slot[ev->slot].id);
-        cJSON_AddStringToObject(f, "scale", m->slot[ev->slot].scale);
-        cJSON_AddStringToObject(f, "user", ev->user);
-        cJSON_AddStringToObject(f, "session", ev->session);
-        add_dimensions(f, ev->project, ev->app);
-        return f;
-}
-
-static void add_time(cJSON *o, const char *key, uint64_t real_usec) {
-        char ts[40];
-
-        cJSON_AddStringToObject(o, key, plat_format_rfc3339_ms(real_usec, ts, sizeof(ts)));
-}
-
-static void viewer_record(struct meter *m, const struct slots_event *ev, const char *viewer, bool join,
-                          const char *reason) {
-        cJSON *f = session_fields(m, ev);
-
-        cJSON_AddStringToObject(f, "viewer", viewer);
-        if (join && ev->role[0])
-                cJSON_AddStringToObject(f, "role", ev->role);
-        if (reason)
-                cJSON_AddStringToObject(f, "reason", reason);
-        record(m, join ? "viewer_join" : "viewer_leave", f);
-}
-
-static void grace_end(struct meter *m, const struct slots_event *ev, const char *reason) {
-        cJSON *f;
-
-        if (!m->slot[ev->slot].in_grace)
-                return;
-        m->slot[ev->slot].in_grace = false;
-        f = session_fields(m, ev);
-        cJSON_AddStringToObject(f, "reason", reason);
-        record(m, "grace_end", f);
-}
-
-/* project: the session's ("" none). */
-static void occupancy(struct meter *m, size_t slot, bool occupied, const char *project) {
-        m->occupied[slot] = occupied;
-        plat_strlcpy(m->occ_project[slot], project, sizeof(m->occ_project[slot]));
-        if (m->billing)
-                (void)billing_occupancy(m->billing, slot, occupied, project, now_both());
-}
-
-/* How long the session ran: by the monotonic clock when it started in this run (a wall-clock step
- * must not bill an hour that did not pass), else by the wall clock (it started before a restart). */
-static uint64_t duration_usec(const struct slot_view *sv, const struct slots_event *ev, uint64_t now_real) {
-        uint64_t mono = plat_now_mono_usec();
-
-        if (sv->started_mono && !strcmp(sv->session, ev->session) && mono >= sv->started_mono)
-                return mono - sv->started_mono;
-        return ev->started_real_usec && now_real > ev->started_real_usec ? now_real - ev->started_real_usec
-                                                                         : 0;
-}
-
-void meter_transition(struct meter *m, const struct slots_event *ev) {
-        struct slot_view *sv;
-        uint64_t now = plat_now_real_usec();
-        cJSON *f;
-
-        if (!m || ev->slot >= m->n_slots)
-                return;
-        begin_batch(m);
-        sv = &m->slot[ev->slot];
-        switch (ev->kind) {
-        case SLOTS_EV_START:
-                occupancy(m, ev->slot, true, ev->project);
-                plat_strlcpy(sv->session, ev->session, sizeof(sv->session));
-                plat_strlcpy(sv->user, ev->user, sizeof(sv->user));
-                sv->ended = false;
-                plat_strlcpy(sv->project, ev->project, sizeof(sv->project));
-                plat_strlcpy(sv->app, ev->app, sizeof(sv->app));
-                sv->started_mono = plat_now_mono_usec();
-                f = session_fields(m, ev);
-                if (ev->client_ip[0])
-                        cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
-                add_time(f, "started", ev->started_real_usec ? ev->started_real_usec : now);
-                record(m, "session_start", f);
-                break;
-        case SLOTS_EV_TAKEOVER:
-                occupancy(m, ev->slot, true, ev->project);
-                break;
-        case SLOTS_EV_RESUME:
-                occupancy(m, ev->slot, true, ev->project);
-                grace_end(m, ev, "resumed");
-                break;
-        case SLOTS_EV_GRACE:
-                sv->in_grace = true;
-                f = session_fields(m, ev);
-                cJSON_AddStringToObject(f, "reason", ev->reason);
-                record(m, "grace_start", f);
-                break;
-        case SLOTS_EV_ENDING:
-                occupancy(m, ev->slot, false, ev->project);
-                /* Its bytes become records now, in this batch (written with its state): a minute
-                 * record never holds the bytes of two sessions. */
-                m->closing = ev;
-                if (m->billing)
-                        (void)billing_close_slot(m->billing, ev->slot, now_both());
-                m->closing = NULL;
-                sv->ended = true;
-                grace_end(m, ev, ev->reason);
-                for (size_t k = 0; k < sv->n_viewers; k++)
-                        viewer_record(m, ev, sv->viewers[k], false, "session_end");
-                sv->n_viewers = 0;
-                f = session_fields(m, ev);
-                add_time(f, "started", ev->started_real_usec);
-                add_time(f, "ended", now);
-                cJSON_AddNumberToObject(f, "duration_s",
-                                        (double)(duration_usec(sv, ev, now) / 1000) / 1000.0);
-                cJSON_AddStringToObject(f, "reason", ev->reason);
-                record(m, "session_end", f);
-                break;
-        case SLOTS_EV_FREED:
-                occupancy(m, ev->slot, false, ev->project);
-                if (!strcmp(ev->reason, "reserve_expired"))
-                        record(m, "reserve_expired", session_fields(m, ev));
-                break;
-        case SLOTS_EV_VIEWER_JOIN:
-                for (size_t k = 0; k < sv->n_viewers; k++)
-                        if (!strcmp(sv->viewers[k], ev->viewer))
-                                return; /* a new role, not a new viewer */
-                if (sv->n_viewers < SLOTS_VIEWERS_MAX)
-                        plat_strlcpy(sv->viewers[sv->n_viewers++], ev->viewer, sizeof(sv->viewers[0]));
-                viewer_record(m, ev, ev->viewer, true, NULL);
-                break;
-        case SLOTS_EV_VIEWER_LEAVE:
-                for (size_t k = 0; k < sv->n_viewers; k++)
-                        if (!strcmp(sv->viewers[k], ev->viewer)) {
-                                memmove(sv->viewers[k], sv->viewers[k + 1],
-                                        (sv->n_viewers - k - 1) * sizeof(sv->viewers[0]));
-                                sv->n_viewers--;
-                                break;
-                        }
-                viewer_record(m, ev, ev->viewer, false, "left");
-                break;
-        default:
-                break;
-        }
-}
-
-void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started) {
-        cJSON *f;
-
-        if (!m || slot >= m->n_slots)
-                return;
-        f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "slot", m->slot[slot].id);
-        cJSON_AddStringToObject(f, "session", session);
-        if (!strcmp(m->slot[slot].session, session))
-                add_dimensions(f, m->slot[slot].project, m->slot[slot].app);
-        cJSON_AddStringToObject(f, "target", target);
-        record(m, started ? "push_start" : "push_stop", f);
-}
-
-void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
-                 uint64_t from_real_usec) {
-        struct billing_time to = now_both(), from = to;
-        static const enum billing_flow map[SESSIONS_FLOWS] = { BILLING_PLAYER, BILLING_VIEWERS,
-                                                               BILLING_PUSH };
-
-        if (!m || !m->billing || flow >= SESSIONS_FLOWS)
-                return;
-        m->open_dirty = true;
-        /* The span's length in monotonic time, from the wall-clock times the report carries. */
-        if (from_real_usec < to.real_usec && to.real_usec - from_real_usec < to.mono_usec) {
-                from.real_usec = from_real_usec;
-                from.mono_usec = to.mono_usec - (to.real_usec - from_real_usec);
-        }
-        (void)billing_bytes(m->billing, slot, map[flow], bytes, from, to);
-}
-
-/* The session a minute's bytes belong to: the one whose end closed it, else the slot's current one
- * (report_bytes needs a session, and the end of each closes its minutes). Bytes of a slot without a
- * session (none in practice) are recorded without session members. */
-static void minute_owner(const struct meter *m, const struct billing_minute *mi, cJSON *f) {
-        const struct slot_view *sv = &m->slot[mi->slot];
-        const struct slots_event *ev = m->closing;
-
-        cJSON_AddStringToObject(f, "scale", sv->scale);
-        if (ev && mi->session_end && ev->slot == mi->slot) {
-                cJSON_AddStringToObject(f, "session", ev->session);
-                cJSON_AddStringToObject(f, "user", ev->user);
-                add_dimensions(f, ev->project, ev->app);
-        } else if (sv->session[0] && !sv->ended) {
-                cJSON_AddStringToObject(f, "session", sv->session);
-                cJSON_AddStringToObject(f, "user", sv->user);
-                add_dimensions(f, sv->project, sv->app);
-        }
-}
-
-static void on_billing_record(void *ud, const struct billing_record *r) {
-        struct meter *m = ud;
-        cJSON *f = cJSON_CreateObject();
-
-        if (r->kind == BILLING_MINUTE) {
-                m->open_dirty = true;
-                m->stale = m->stale || (m->open_on_disk && m->hooks.write_journal);
-                if (f && r->minute.slot < m->n_slots)
-                        minute_owner(m, &r->minute, f);
-        }
-        if (f && billing_record_json(r, f) < 0) {
-                cJSON_Delete(f);
-                alarm_(m, "records_lost", "metering: out of memory making a %s record",
-                       billing_record_type(r));
-                return;
-        }
-        record(m, billing_record_type(r), f);
-}
-
 /* ---- durability and delivery ---- */
-
-static void pump(struct meter *m);
 
 static void request_state_write(struct meter *m) {
         if (m->hooks.write_journal)
@@ -428,11 +66,12 @@ static int flush(struct meter *m) {
         r = journal_to_spool(m->journal, m->spool);
         s = spool_sync(m->spool);
         if (s < 0) {
-                alarm_(m, "spool_broken",
-                       "metering: the spool could not be synced: %s; it is reopened, and the records it may "
-                       "have lost are appended again from the journal",
-                       strerror(-s));
-                refuse(m, "the metering spool failed to sync (%s)", strerror(-s));
+                meter__alarm(m, "spool_broken",
+                             "metering: the spool could not be synced: %s; it is reopened, and the records "
+                             "it may "
+                             "have lost are appended again from the journal",
+                             strerror(-s));
+                meter__refuse(m, "the metering spool failed to sync (%s)", strerror(-s));
                 m->flush_err = s;
                 request_journal_write(m);
                 return s;
@@ -441,13 +80,14 @@ static int flush(struct meter *m) {
         journal_synced(m->journal, st.synced_id);
         if (journal_owed(m->journal)) {
                 m->flush_err = r < 0 ? r : -ENOSPC;
-                refuse(m, "billing records cannot be spooled (%s)", strerror(-m->flush_err));
+                meter__refuse(m, "billing records cannot be spooled (%s)", strerror(-m->flush_err));
                 if (!m->alarmed_full)
-                        alarm_(m, "spool_full",
-                               "metering: %zu record(s) cannot be spooled (%s); they are kept with the "
-                               "session "
-                               "state in slots.state, new sessions are refused until the spool takes them",
-                               journal_owed(m->journal), strerror(-m->flush_err));
+                        meter__alarm(
+                                m, "spool_full",
+                                "metering: %zu record(s) cannot be spooled (%s); they are kept with the "
+                                "session "
+                                "state in slots.state, new sessions are refused until the spool takes them",
+                                journal_owed(m->journal), strerror(-m->flush_err));
                 m->alarmed_full = true;
                 request_journal_write(m);
         } else if (m->flush_err || m->alarmed_full) {
@@ -457,7 +97,7 @@ static int flush(struct meter *m) {
                         m->refusal[0] = '\0';
                 log_notice("metering: the spool takes records again; new sessions are admitted");
         }
-        pump(m);
+        meter__pump(m);
         return r;
 }
 
@@ -493,7 +133,7 @@ void meter_abort(struct meter *m) {
          * of it: a failed state write is a disk error, not a business); it is put back now. */
         for (size_t i = 0; i < m->n_slots; i++)
                 if (m->occupied[i] != m->saved_occupied[i])
-                        occupancy(m, i, m->saved_occupied[i], m->saved_project[i]);
+                        meter__occupancy(m, i, m->saved_occupied[i], m->saved_project[i]);
         journal_abort(m->journal);
         m->in_batch = false;
 }
@@ -507,7 +147,8 @@ int meter_journal(struct meter *m, char **ret_json) {
         if (r >= 0)
                 m->journal_given = journal_next_seq(m->journal) - 1;
         if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0])
-                refuse(m, "%zu KiB of billing records wait for the spool", journal_bytes(m->journal) >> 10);
+                meter__refuse(m, "%zu KiB of billing records wait for the spool",
+                              journal_bytes(m->journal) >> 10);
         return r;
 }
 
@@ -536,147 +177,6 @@ static int on_sync(sd_event_source *s, void *ud) {
         return 0;
 }
 
-static void pump(struct meter *m) {
-        unsigned window;
-
-        if (!m->spool || !m->signer)
-                return; /* records stay in the spool until there is a key to sign them */
-        /* Without a consumer: nothing while a backoff runs, then one record at a time. */
-        window = delivery_window(&m->delivery, plat_now_mono_usec(), m->max_inflight);
-        while (m->link && link_get_state(m->link) == LINK_CONNECTED && m->n_inflight < window) {
-                _cleanup_free_ void *buf = NULL;
-                _cleanup_free_ char *line = NULL;
-                size_t len;
-                uint64_t id;
-                int mid = 0, r;
-
-                r = spool_read_next(m->spool, &buf, &len, &id);
-                if (r < 0)
-                        return; /* delivery is at the newest record: nothing to sign ahead */
-                if (id > m->handed_high)
-                        m->handed_high = id;
-                r = signing_line(m->signing, id, buf, len, &line);
-                if (r < 0) {
-                        alarm_(m, "sign_failed", "metering: cannot sign record %" PRIu64 ": %s", id,
-                               strerror(-r));
-                        spool_rewind(m->spool);
-                        return;
-                }
-                r = link_publish_ex(m->link, m->topic, line, strlen(line), 1, NULL, 0, &mid);
-                if (r < 0) {
-                        /* Handed out but not sent: the next pump starts again from the oldest unacked. */
-                        plat_strlcpy(m->last_error, "publish failed; the record is sent again",
-                                     sizeof(m->last_error));
-                        spool_rewind(m->spool);
-                        break;
-                }
-                m->inflight[m->n_inflight++] = (struct inflight){ .mid = mid, .id = id };
-                m->published++;
-        }
-        /* The link is away or its window full: what is behind gets signed meanwhile. */
-        signing_kick(m->signing, m->handed_high);
-}
-
-void meter_set_link(struct meter *m, struct link *l, const char *topic) {
-        if (!m)
-                return;
-        m->link = l;
-        m->n_inflight = 0;
-        if (topic)
-                plat_strlcpy(m->topic, topic, sizeof(m->topic));
-}
-
-void meter_connected(struct meter *m) {
-        if (!m)
-                return;
-        if (m->link && link_protocol_version(m->link) == 4 && !m->said_v311) {
-                m->said_v311 = true;
-                log_warn("metering: the broker speaks MQTT 3.1.1, whose PUBACK cannot say that nobody "
-                         "subscribed: a record leaves the spool once the broker has it; the central "
-                         "consumer must hold a persistent session (docs/metering.md)");
-        }
-        m->n_inflight = 0; /* acks for the old connection's mids would name other records now */
-        if (m->spool)
-                spool_rewind(m->spool);
-        pump(m);
-}
-
-static uint32_t random_u32(void) {
-        uint32_t v;
-
-        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
-                v = (uint32_t)random();
-        return v;
-}
-
-/* PUBACK 0x10: the broker took record `id` and nobody received it. It stays in the spool; the
- * alarm goes out once, when this begins. */
-static void no_consumer(struct meter *m, uint64_t id) {
-        uint64_t now = plat_now_mono_usec();
-
-        if (delivery_no_consumer(&m->delivery, now, plat_now_real_usec(), random_u32()))
-                alarm_(m, "no_consumer",
-                       "metering: nobody subscribes to %s: the broker dropped record %" PRIu64
-                       " (MQTT 5 PUBACK reason 0x10, no matching subscribers); records stay in the "
-                       "spool and are offered one at a time, after 1 s doubling to 60 s, until a "
-                       "consumer receives them",
-                       m->topic, id);
-        else
-                log_debug("metering: still nobody subscribes to %s (record %" PRIu64 "); next offer in "
-                          "%.1f s",
-                          m->topic, id, (double)(m->delivery.next_usec - now) / 1e6);
-}
-
-static void received(struct meter *m, uint64_t id) {
-        struct delivery was = m->delivery;
-        char msg[METER_MSG_MAX], ts[40];
-
-        if (m->spool) {
-                (void)spool_ack(m->spool, id);
-                m->acked++;
-        }
-        if (!delivery_received(&m->delivery))
-                return;
-        snprintf(msg, sizeof(msg),
-                 "metering: a consumer receives records on %s again (record %" PRIu64
-                 "); nobody had since %s, %" PRIu64 " offer(s) refused; the held records follow",
-                 m->topic, id, plat_format_rfc3339_ms(was.since_real_usec, ts, sizeof(ts)), was.refused);
-        log_notice("%s", msg);
-        if (m->hooks.cleared)
-                m->hooks.cleared("no_consumer", msg, m->hooks.userdata);
-}
-
-void meter_published(struct meter *m, int mid, int reason) {
-        if (!m)
-                return;
-        for (size_t k = 0; k < m->n_inflight; k++) {
-                uint64_t id = m->inflight[k].id;
-
-                if (m->inflight[k].mid != mid)
-                        continue;
-                m->inflight[k] = m->inflight[--m->n_inflight];
-                switch (delivery_outcome(reason)) {
-                case DELIVERY_RECEIVED:
-                        received(m, id);
-                        break;
-                case DELIVERY_NO_CONSUMER:
-                        no_consumer(m, id);
-                        /* Offered again from the oldest unacked record, when the backoff allows. */
-                        if (m->spool)
-                                spool_rewind(m->spool);
-                        break;
-                case DELIVERY_REFUSED:
-                        plat_strlcpy(m->last_error, "the broker refused a metering record; it is sent again",
-                                     sizeof(m->last_error));
-                        if (m->spool)
-                                spool_rewind(m->spool);
-                        break;
-                }
-                pump(m);
-                return;
-        }
-}
-
 static void recovery_alarms(struct meter *m, const struct spool_recovery *rec);
 
 /* After a failed sync the spool's view of the file may be wrong (the kernel may have dropped the
@@ -702,13 +202,14 @@ static void reopen_if_broken(struct meter *m) {
         if (r < 0) {
                 spool_close(m->spool);
                 m->spool = NULL;
-                refuse(m, "the metering spool cannot be opened again: %s", msg);
+                meter__refuse(m, "the metering spool cannot be opened again: %s", msg);
                 if (!m->reopen_alarmed)
-                        alarm_(m, "spool_broken",
-                               "metering: the spool cannot be opened again: %s; tried every second, new "
-                               "sessions "
-                               "are refused meanwhile",
-                               msg);
+                        meter__alarm(
+                                m, "spool_broken",
+                                "metering: the spool cannot be opened again: %s; tried every second, new "
+                                "sessions "
+                                "are refused meanwhile",
+                                msg);
                 m->reopen_alarmed = true;
                 return;
         }
@@ -752,10 +253,10 @@ static bool has_room(struct meter *m) {
         }
         if (r > 0)
                 return true;
-        refuse(m,
-               "billing records cannot be spooled (%s: the spool has room for %" PRIu64
-               " KiB of records, new sessions need %d KiB)",
-               strerror(r < 0 ? -r : ENOSPC), room >> 10, ROOM_MIN >> 10);
+        meter__refuse(m,
+                      "billing records cannot be spooled (%s: the spool has room for %" PRIu64
+                      " KiB of records, new sessions need %d KiB)",
+                      strerror(r < 0 ? -r : ENOSPC), room >> 10, ROOM_MIN >> 10);
         return false;
 }
 
@@ -779,7 +280,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
 
         sd_event_source_set_time(s, usec + TIMER_USEC);
         if (m->billing)
-                (void)billing_tick(m->billing, now_both());
+                (void)billing_tick(m->billing, meter__now());
         reopen_if_broken(m);
         if (journal_owed(m->journal))
                 (void)flush(m);
@@ -793,7 +294,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
                 spool_stats(m->spool, &st);
                 signing_acked(m->signing, st.acked);
         }
-        pump(m);
+        meter__pump(m);
         return 0;
 }
 
@@ -822,10 +323,10 @@ static int restore_chain(struct meter *m, const struct slots *slots, char *msg, 
                             sizeof(why));
         if (r < 0) {
                 /* Not refused: the state written with it was read, and the spool is whole. */
-                alarm_(m, "records_lost",
-                       "metering: the journal of %s/slots.state cannot be read (%s); the records "
-                       "it owed the spool are lost",
-                       m->state_dir, why);
+                meter__alarm(m, "records_lost",
+                             "metering: the journal of %s/slots.state cannot be read (%s); the records "
+                             "it owed the spool are lost",
+                             m->state_dir, why);
         } else if (r > 0) {
                 log_notice("metering: %s/slots.state: %s; they are appended first", m->state_dir, why);
         }
@@ -845,20 +346,22 @@ static void carry_in(struct meter *m, const struct slots *slots) {
                 return;
         r = billing_carry_in(m->billing, json, why, sizeof(why));
         if (r < 0)
-                alarm_(m, "records_lost",
-                       "metering: the open minutes of %s/slots.state cannot be read (%s); the bytes they "
-                       "held are lost",
-                       m->state_dir, why);
+                meter__alarm(
+                        m, "records_lost",
+                        "metering: the open minutes of %s/slots.state cannot be read (%s); the bytes they "
+                        "held are lost",
+                        m->state_dir, why);
         else if (r > 0)
                 log_warn("metering: %s/slots.state: %s", m->state_dir, why);
 }
 
 static void recovery_alarms(struct meter *m, const struct spool_recovery *rec) {
         if (spool_recovery_alarm(rec))
-                alarm_(m, "spool_recovered",
-                       "metering spool recovered with damage: %u corrupt region(s) quarantined, %" PRIu64
-                       " record id(s) lost (%" PRIu64 "..%" PRIu64 "): %s",
-                       rec->quarantined, rec->lost_ids, rec->lost_first, rec->lost_last, rec->msg);
+                meter__alarm(
+                        m, "spool_recovered",
+                        "metering spool recovered with damage: %u corrupt region(s) quarantined, %" PRIu64
+                        " record id(s) lost (%" PRIu64 "..%" PRIu64 "): %s",
+                        rec->quarantined, rec->lost_ids, rec->lost_first, rec->lost_last, rec->msg);
         else if (rec->torn || rec->warnings || rec->cursor_reset)
                 log_warn("metering spool: %s", rec->msg[0] ? rec->msg : "recovered (torn tail cut)");
 }
@@ -871,7 +374,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         struct spool_recovery rec;
         const char *key = cfg->metering.key_file ? cfg->metering.key_file : cfg->mqtt.key_file;
         const char *cert = cfg->metering.key_file ? cfg->metering.cert_file : cfg->mqtt.cert_file;
-        struct billing_time now = now_both();
+        struct billing_time now = meter__now();
         char why[METER_MSG_MAX];
         struct meter *m;
         uint64_t t;
@@ -926,21 +429,24 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 goto fail;
         m->room_low = !has_room(m);
         if (m->room_low)
-                alarm_(m, "spool_full", "metering: at start, %s; new sessions are refused until it has room",
-                       m->refusal);
+                meter__alarm(m, "spool_full",
+                             "metering: at start, %s; new sessions are refused until it has room",
+                             m->refusal);
         /* Without a key records are still made and kept: they wait in the spool (and new sessions
          * are refused only once it is full) until a key is configured and the agent reloaded. */
         if (!key)
-                alarm_(m, "no_key",
-                       "metering: no signing key (set mqtt.tls.key_file or metering.key_file); records are "
-                       "kept in "
-                       "the spool, unpublished, until there is one");
+                meter__alarm(
+                        m, "no_key",
+                        "metering: no signing key (set mqtt.tls.key_file or metering.key_file); records are "
+                        "kept in "
+                        "the spool, unpublished, until there is one");
         else if (plat_signer_load(key, cert, &m->signer, why, sizeof(why)) < 0)
-                alarm_(m, "no_key",
-                       "metering: %s; records are kept in the spool, unpublished, until the key is fixed "
-                       "and the "
-                       "agent reloaded",
-                       why);
+                meter__alarm(
+                        m, "no_key",
+                        "metering: %s; records are kept in the spool, unpublished, until the key is fixed "
+                        "and the "
+                        "agent reloaded",
+                        why);
         r = signing_new(e, m->signer, m->state_fd, cfg->state_dir, &m->signing);
         if (r >= 0)
                 r = signing_set_spool(m->signing, m->spool);
@@ -955,7 +461,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 bc.slot_scales = scales;
                 bc.window_usec = cfg->metering.window_s * 1000000ULL;
                 bc.late_usec = cfg->metering.late_s * 1000000ULL;
-                bc.emit = on_billing_record;
+                bc.emit = meter__on_billing_record;
                 bc.userdata = m;
                 r = billing_new(&bc, now, &m->billing, msg, msg_len);
                 if (r < 0)
@@ -972,7 +478,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                         plat_strlcpy(m->slot[i].project, info.project, sizeof(m->slot[i].project));
                         plat_strlcpy(m->slot[i].app, info.app, sizeof(m->slot[i].app));
                         if (info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)
-                                occupancy(m, i, true, info.project ? info.project : "");
+                                meter__occupancy(m, i, true, info.project ? info.project : "");
                         for (size_t k = 0; k < info.n_viewers && k < SLOTS_VIEWERS_MAX; k++) {
                                 const char *user, *role;
 
@@ -1010,7 +516,7 @@ void meter_stop(struct meter *m) {
         if (!m)
                 return;
         if (m->billing) {
-                (void)billing_flush(m->billing, now_both());
+                (void)billing_flush(m->billing, meter__now());
                 billing_free(m->billing);
                 m->billing = NULL;
                 m->open_dirty = true; /* none open now: the next state write says so */
@@ -1024,7 +530,7 @@ void meter_free(struct meter *m) {
         if (!m)
                 return;
         if (m->billing)
-                (void)billing_flush(m->billing, now_both());
+                (void)billing_flush(m->billing, meter__now());
         if (m->stale && journal_owed(m->journal))
                 log_warn("metering: minute records are spooled while %s/slots.state still holds their bytes "
                          "as open (the state could not be written): the next start counts those bytes again",
@@ -1072,53 +578,9 @@ const char *meter_admission(struct meter *m) {
          * since the last append is seen before the first record fails, not after. */
         if (!has_room(m)) {
                 m->room_low = true;
-                alarm_(m, "spool_full", "metering: %s; new sessions are refused until it has room",
-                       m->refusal);
+                meter__alarm(m, "spool_full", "metering: %s; new sessions are refused until it has room",
+                             m->refusal);
                 m->alarmed_full = true;
         }
         return meter_refusal(m);
-}
-
-void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_bytes) {
-        struct spool_stats st = { 0 };
-
-        if (m->spool)
-                spool_stats(m->spool, &st);
-        *ret_records = st.pending;
-        *ret_bytes = st.used; /* the records' bytes: preallocated zeros are no backlog */
-}
-
-cJSON *meter_status_json(const struct meter *m) {
-        cJSON *o = cJSON_CreateObject(), *sp;
-        struct spool_stats st = { 0 };
-
-        if (m->spool)
-                spool_stats(m->spool, &st);
-        cJSON_AddNumberToObject(o, "next_seq", (double)st.next_id);
-        if (m->signer)
-                cJSON_AddStringToObject(o, "kid", plat_signer_kid(m->signer));
-        cJSON_AddNumberToObject(o, "records_made", (double)m->made);
-        cJSON_AddNumberToObject(o, "published", (double)m->published);
-        cJSON_AddNumberToObject(o, "acked", (double)m->acked);
-        cJSON_AddNumberToObject(o, "in_flight", (double)m->n_inflight);
-        cJSON_AddNumberToObject(o, "owed", (double)journal_owed(m->journal));
-        cJSON_AddNumberToObject(o, "owed_bytes", (double)journal_bytes(m->journal));
-        cJSON_AddNumberToObject(o, "lost", (double)m->lost);
-        delivery_status_json(&m->delivery, plat_now_mono_usec(), o);
-        sp = cJSON_AddObjectToObject(o, "spool");
-        cJSON_AddNumberToObject(sp, "pending", (double)st.pending);
-        cJSON_AddNumberToObject(sp, "bytes", (double)st.bytes);
-        cJSON_AddNumberToObject(sp, "used", (double)st.used);
-        cJSON_AddNumberToObject(sp, "max_bytes", (double)st.max_bytes);
-        cJSON_AddNumberToObject(sp, "acked_seq", (double)st.acked);
-        cJSON_AddNumberToObject(sp, "segments", (double)st.segments);
-        cJSON_AddNumberToObject(sp, "quarantined", (double)st.quarantined);
-        cJSON_AddBoolToObject(sp, "full", st.full);
-        if (m->signing)
-                cJSON_AddItemToObject(o, "signatures", signing_status_json(m->signing));
-        if (m->refusal[0])
-                cJSON_AddStringToObject(o, "refusing_sessions", m->refusal);
-        if (m->last_error[0])
-                cJSON_AddStringToObject(o, "last_error", m->last_error);
-        return o;
 }

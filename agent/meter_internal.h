@@ -1,0 +1,110 @@
+/* meter_internal.h: the meter's state, shared by its three files: meter.c (durability: the
+ * journal into the spool, room, the timer, construction), meter_records.c (records from
+ * transitions, pushes and billing windows) and meter_delivery.c (publishing, PUBACKs, status).
+ * Nothing outside agent/meter*.c includes it. */
+#pragma once
+
+#include "meter.h"
+
+#include "billing.h"
+#include "clock.h"
+#include "crypto.h"
+#include "delivery.h"
+#include "journal.h"
+#include "signing.h"
+#include "spool.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TIMER_USEC (1000 * 1000ULL)
+/* The room (spool_room) the spool must have at start for new sessions to be admitted. */
+#define ROOM_MIN (256 * 1024)
+#define TOPIC_MAX 256
+
+struct slot_view {
+        char id[SLOTS_ID_MAX + 1];
+        char scale[64];
+        bool in_grace;
+        char session[SLOTS_SESSION_LEN + 1]; /* the session started_mono belongs to */
+        char user[SLOTS_USER_MAX + 1];       /* its user */
+        bool ended;                          /* it ended: billing holds no bytes of it any more */
+        uint64_t started_mono;               /* its start on the monotonic clock; 0: unknown */
+        char project[SLOTS_PROJECT_MAX + 1]; /* that session's billing dimensions; "" none */
+        char app[SLOTS_APP_MAX + 1];
+        size_t n_viewers;
+        char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
+};
+
+struct inflight {
+        int mid;
+        uint64_t id;
+};
+
+struct meter {
+        sd_event *event;
+        char *node, *region, *state_dir;
+        size_t n_slots;
+        struct slot_view slot[SLOTS_MAX];
+        unsigned max_inflight;
+        int state_fd;
+        struct spool *spool; /* NULL only while a broken spool could not be opened again */
+        uint64_t spool_max_bytes;
+        bool reopen_alarmed;
+        int prepare_err; /* the last spool_prepare failure, 0 since one worked */
+        struct plat_signer *signer;
+        struct signing *signing;
+        uint64_t handed_high; /* the highest id pump handed out: signing ahead starts after it */
+        struct billing *billing;
+        /* The session whose end is closing its slot's minutes (billing_close_slot), or NULL. */
+        const struct slots_event *closing;
+        struct meter_hooks hooks;
+        /* Records made and not yet synced in the spool (journal.h): written with the session state. */
+        struct journal *journal;
+        /* A batch's transitions are being made into records (meter_transition .. meter_sync or
+         * meter_abort): the views as they were before it, and its occupancy changes. */
+        bool in_batch;
+        struct slot_view saved[SLOTS_MAX];
+        bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
+        char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
+        /* Billing's open minutes in slots.state (meter_open_minutes): they changed since last handed
+         * over; the newest state written (or being written) may hold some; a JSON was handed to the
+         * state write in progress (and whether it held bytes); a minute record was made whose bytes
+         * the state on disk still holds as open, so no record may reach the spool before the next
+         * state write (else a crash would count those bytes twice). */
+        bool open_dirty, open_on_disk, open_handed, handed_bytes, stale;
+        int flush_err; /* why the last flush could not put every owed record in the spool; 0 */
+        /* The newest seq handed to a state write (meter_journal) and the newest known written
+         * (meter_sync after it): owed records up to journal_written are in slots.state. */
+        uint64_t journal_given, journal_written;
+        uint64_t lost;
+        struct link *link;
+        char topic[TOPIC_MAX];
+        struct inflight *inflight;
+        size_t n_inflight;
+        struct delivery delivery; /* whether records reach a consumer (PUBACK 0x10) */
+        bool said_v311;           /* the 3.1.1 caveat was logged */
+        uint64_t published, acked, made;
+        sd_event_source *sync_src, *timer;
+        bool alarmed_full;
+        bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
+        char refusal[METER_MSG_MAX];
+        char last_error[METER_MSG_MAX];
+};
+
+static inline struct billing_time meter__now(void) {
+        return (struct billing_time){ .mono_usec = plat_now_mono_usec(), .real_usec = plat_now_real_usec() };
+}
+
+/* An alarm for the operator (hooks.alarm), also kept as status.last_error. */
+void meter__alarm(struct meter *m, const char *what, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Why new sessions are refused from now on (status.refusing_sessions). */
+void meter__refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Billing is told a slot's occupancy (project: the session's, "" none); meter_abort puts it back. */
+void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *project);
+/* billing's emit callback: a window or minute becomes a record. */
+void meter__on_billing_record(void *ud, const struct billing_record *r);
+/* Publishes what the link's window takes, from the oldest unacked record. */
+void meter__pump(struct meter *m);
