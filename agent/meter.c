@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,14 +45,29 @@ static void request_journal_write(struct meter *m) {
                 request_state_write(m);
 }
 
+static int synced(struct meter *m, int appended, bool all, int s);
+
 /* The owed records into the spool, one fdatasync for them all, then published. Records the spool
  * cannot take stay owed (they are in slots.state, or get there: request_state_write), and new
- * sessions are refused until it takes them. */
-static int flush(struct meter *m) {
-        struct spool_stats st;
-        int r = 0, s;
+ * sessions are refused until it takes them. With the worker, the fdatasync runs off the loop and
+ * on_synced finishes; while one runs, the records wait for it (inline: the caller needs them
+ * synced now, the worker's first). */
+static int flush_as(struct meter *m, bool now) {
+        struct spool_sync_ticket t;
+        int r, b, err;
+        bool all;
 
         sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        if (m->syncer && plat_syncer_busy(m->syncer)) {
+                if (!now) {
+                        m->sync_again = true;
+                        return 0;
+                }
+                (void)plat_syncer_collect(m->syncer, true, &err);
+                if (m->spool && m->ticket_gen == m->spool_gen)
+                        (void)synced(m, m->ticket_append, m->ticket_all,
+                                     spool_sync_end(m->spool, &m->ticket, err));
+        }
         if (!journal_owed(m->journal))
                 return 0;
         /* The minute records wait for a state write without their bytes (meter_open_minutes). */
@@ -64,7 +80,49 @@ static int flush(struct meter *m) {
                 return -EIO;
         }
         r = journal_to_spool(m->journal, m->spool);
-        s = spool_sync(m->spool);
+        /* Every owed record is in the spool now (the spool's ids are the records' seqs)? */
+        all = spool_next_id(m->spool) >= journal_next_seq(m->journal);
+        if (!m->syncer || now)
+                return synced(m, r, all, spool_sync(m->spool));
+        b = spool_sync_begin(m->spool, &t);
+        if (b <= 0)
+                return synced(m, r, all, b);
+        m->ticket = t;
+        m->ticket_gen = m->spool_gen;
+        m->ticket_append = r;
+        m->ticket_all = all;
+        m->sync_again = false;
+        (void)plat_syncer_start(m->syncer, t.fd); /* not busy: cannot fail */
+        return r;
+}
+
+static int flush(struct meter *m) {
+        return flush_as(m, false);
+}
+
+/* The worker's fdatasync ended: its records are durable in the spool (or the spool is broken), the
+ * journal lets them go, and the records made meanwhile go next. */
+static int on_synced(sd_event_source *src, int fd, uint32_t revents, void *ud) {
+        struct meter *m = ud;
+        int err;
+
+        (void)src, (void)fd, (void)revents;
+        if (plat_syncer_collect(m->syncer, false, &err) <= 0)
+                return 0;
+        if (m->spool && m->ticket_gen == m->spool_gen)
+                (void)synced(m, m->ticket_append, m->ticket_all, spool_sync_end(m->spool, &m->ticket, err));
+        if (m->sync_again || m->ticket_gen != m->spool_gen)
+                (void)flush(m);
+        return 0;
+}
+
+/* After the spool's sync (s: its result), with appended the append's and all whether it took every
+ * record owed then: the journal lets the durable records go, refusal and alarms follow what the
+ * spool could not take (records made since wait for the next flush), the link gets what is new. */
+static int synced(struct meter *m, int appended, bool all, int s) {
+        struct spool_stats st;
+        int r = appended;
+
         if (s < 0) {
                 meter__alarm(m, "spool_broken",
                              "metering: the spool could not be synced: %s; it is reopened, and the records "
@@ -78,7 +136,7 @@ static int flush(struct meter *m) {
         }
         spool_stats(m->spool, &st);
         journal_synced(m->journal, st.synced_id);
-        if (journal_owed(m->journal)) {
+        if (!all) {
                 m->flush_err = r < 0 ? r : -ENOSPC;
                 meter__refuse(m, "billing records cannot be spooled (%s)", strerror(-m->flush_err));
                 if (!m->alarmed_full)
@@ -101,7 +159,7 @@ static int flush(struct meter *m) {
         return r;
 }
 
-int meter_sync(struct meter *m) {
+static int sync_as(struct meter *m, bool now) {
         if (!m)
                 return 0;
         m->in_batch = false;
@@ -115,7 +173,15 @@ int meter_sync(struct meter *m) {
                 m->open_on_disk = m->handed_bytes;
                 m->stale = false;
         }
-        return flush(m);
+        return flush_as(m, now);
+}
+
+int meter_sync(struct meter *m) {
+        return sync_as(m, false);
+}
+
+int meter_sync_wait(struct meter *m) {
+        return sync_as(m, true);
 }
 
 void meter_abort(struct meter *m) {
@@ -197,6 +263,7 @@ static void reopen_if_broken(struct meter *m) {
                 (void)signing_set_spool(m->signing, NULL);
                 spool_close(m->spool); /* its lock must go before the directory is opened again */
                 m->spool = NULL;
+                m->spool_gen++; /* a sync in flight was for the old one */
         }
         r = spool_open(m->state_fd, m->state_dir, &o, &m->spool, &rec, msg, sizeof(msg));
         if (r < 0) {
@@ -378,7 +445,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         char why[METER_MSG_MAX];
         struct meter *m;
         uint64_t t;
-        int r;
+        int r, no_worker;
 
         if (cfg->n_slots > SLOTS_MAX)
                 return -EINVAL;
@@ -495,6 +562,12 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 r = sd_event_source_set_priority(m->sync_src, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->sync_src, SD_EVENT_OFF);
+        if (r >= 0 && (no_worker = plat_syncer_new(&m->syncer)) < 0)
+                log_warn("metering: no worker thread for the spool's fdatasync (%s); it runs on the "
+                         "event loop",
+                         strerror(-no_worker));
+        if (r >= 0 && m->syncer)
+                r = sd_event_add_io(e, &m->synced_src, plat_syncer_fd(m->syncer), EPOLLIN, on_synced, m);
         if (r >= 0)
                 r = sd_event_add_time(e, &m->timer, CLOCK_MONOTONIC, t + TIMER_USEC, 100000, on_timer, m);
         if (r >= 0)
@@ -503,8 +576,8 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 snprintf(msg, msg_len, "cannot set up the metering timers: %s", strerror(-r));
                 goto fail;
         }
-        /* What slots.state owed the spool goes in first. */
-        (void)flush(m);
+        /* What slots.state owed the spool goes in first, before the loop runs. */
+        (void)flush_as(m, true);
         *ret = m;
         return 0;
 fail:
@@ -522,8 +595,9 @@ void meter_stop(struct meter *m) {
                 m->open_dirty = true; /* none open now: the next state write says so */
         }
         /* And publishes what the link still takes; the minute records wait for the state write that
-         * drops their bytes from the open minutes (the caller writes the state next). */
-        (void)meter_sync(m);
+         * drops their bytes from the open minutes (the caller writes the state next). The spool's
+         * sync is done here, not on the worker: the loop is about to end. */
+        (void)meter_sync_wait(m);
 }
 
 void meter_free(struct meter *m) {
@@ -535,6 +609,16 @@ void meter_free(struct meter *m) {
                 log_warn("metering: minute records are spooled while %s/slots.state still holds their bytes "
                          "as open (the state could not be written): the next start counts those bytes again",
                          m->state_dir);
+        if (m->syncer && plat_syncer_busy(m->syncer)) {
+                int err;
+
+                (void)plat_syncer_collect(m->syncer, true, &err);
+                if (m->spool && m->ticket_gen == m->spool_gen)
+                        (void)spool_sync_end(m->spool, &m->ticket, err);
+        }
+        sd_event_source_disable_unref(m->synced_src); /* before the descriptor it watches goes */
+        m->synced_src = NULL;
+        plat_syncer_free(m->syncer);
         if (m->spool && m->journal) {
                 if (journal_owed(m->journal) && journal_to_spool(m->journal, m->spool) >= 0 &&
                     spool_sync(m->spool) >= 0) {

@@ -76,10 +76,17 @@ int meter_journal(struct meter *m, char **ret_json);
  * out of the spool until that write is done (meter_sync, or meter_abort when it failed). */
 int meter_open_minutes(struct meter *m, char **ret_json);
 /* The batch is on disk (the replies may go out): its occupancy changes count, and every owed
- * record goes to the spool with one fdatasync, then is published. Records made outside a batch
- * (billing windows) are synced at the end of the loop turn the same way. Records the spool does
- * not take stay owed, new sessions are refused, and write_journal asks for a state write. */
+ * record goes to the spool with one fdatasync, then is published. That fdatasync runs on a worker
+ * thread, so the loop never waits for it (the records are durable in slots.state meanwhile, and
+ * leave the journal when it ends); one at a time: records owed while one runs go with the next.
+ * Records made outside a batch (billing windows) go at the end of the loop turn the same way.
+ * Records the spool does not take stay owed, new sessions are refused, and write_journal asks for
+ * a state write. Returns the records appended (0 while a sync is in flight) or -errno. */
 int meter_sync(struct meter *m);
+/* meter_sync, and the fdatasync done before it returns (a sync in flight waited for first): the
+ * owed records are durable in the spool, or still owed and refused as above. For a stop, and for
+ * tests that look at the spool next. */
+int meter_sync_wait(struct meter *m);
 /* The batch's state could not be written: its records are dropped (see meter_transition). */
 void meter_abort(struct meter *m);
 

@@ -13,6 +13,7 @@
 #include "journal.h"
 #include "signing.h"
 #include "spool.h"
+#include "syncer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,6 +88,17 @@ struct meter {
         bool said_v311;           /* the 3.1.1 caveat was logged */
         uint64_t published, acked, made;
         sd_event_source *sync_src, *timer;
+        /* The spool's fdatasync runs on a worker (NULL: inline, if it could not start): the loop
+         * never waits for it, since the records are in slots.state until it ends. One at a time;
+         * records made meanwhile wait in the journal for the next (sync_again). The ticket belongs
+         * to spool generation ticket_gen (a reopen makes a new one: an old ticket's end is void). */
+        struct plat_syncer *syncer;
+        sd_event_source *synced_src;
+        struct spool_sync_ticket ticket;
+        int ticket_append; /* journal_to_spool's result for the records the ticket covers, */
+        bool ticket_all;   /* and whether the spool took every record owed then */
+        unsigned spool_gen, ticket_gen;
+        bool sync_again;
         bool alarmed_full;
         bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
         char refusal[METER_MSG_MAX];

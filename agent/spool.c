@@ -101,6 +101,46 @@ int spool_sync(struct spool *s) {
         return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+int spool_sync_begin(struct spool *s, struct spool_sync_ticket *ret) {
+        const struct spool__seg *g = s->n_segs ? &s->segs[s->n_segs - 1] : NULL;
+        int fd;
+
+        if (s->broken)
+                return s->broken;
+        if (s->dir_dirty && fsync(s->dir_fd) < 0)
+                return break_spool(s, -errno);
+        s->dir_dirty = false;
+        if (!g || g->size <= g->durable)
+                return 0;
+        fd = fcntl(s->wfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        *ret = (struct spool_sync_ticket){
+                .fd = fd, .name_id = g->name_id, .size = g->size, .last_id = g->last_id
+        };
+        return 1;
+}
+
+int spool_sync_end(struct spool *s, const struct spool_sync_ticket *t, int err) {
+        uint64_t n;
+
+        if (s->broken)
+                return s->broken;
+        if (err < 0)
+                return break_spool(s, err);
+        for (size_t i = 0; i < s->n_segs; i++) {
+                struct spool__seg *g = &s->segs[i];
+
+                if (g->name_id == t->name_id && t->size > g->durable && t->size <= g->size)
+                        g->durable = t->size;
+        }
+        if (t->last_id > s->synced_id)
+                s->synced_id = t->last_id;
+        n = s->synced_id > s->sync_counted ? s->synced_id - s->sync_counted : 0;
+        s->sync_counted = s->synced_id;
+        return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 /* ---- preallocated segments ---- */
 
 /* spool_prepare calls (about seconds) skipped after a failure: on a full disk each try writes up to

@@ -110,6 +110,27 @@ int spool_append(struct spool *s, const void *rec, size_t len, uint64_t *ret_id)
  * breaks the spool (the kernel may have dropped the pages: only a reopen tells what is on disk). */
 int spool_sync(struct spool *s);
 
+/* spool_sync in two halves, for a caller that fdatasyncs off its event loop (plat_syncer): the
+ * records appended so far become durable and readable only at spool_sync_end, and appends may go
+ * on in between. A new segment's directory entry is synced in spool_sync_begin itself (once a
+ * segment). */
+struct spool_sync_ticket {
+        int fd;           /* a duplicate of the newest segment's descriptor: the caller owns it */
+        uint64_t name_id; /* that segment */
+        uint64_t size;    /* its bytes appended when the ticket was taken */
+        uint64_t last_id; /* the highest id among them */
+};
+
+/* 1 and *ret a ticket, 0 when every appended record is durable already, or -errno (the spool's
+ * sticky error, a failed directory sync, dup). */
+int spool_sync_begin(struct spool *s, struct spool_sync_ticket *ret);
+
+/* The ticket's fdatasync ended with err (0 or -errno): on success its records are durable (a
+ * roll-over or a spool_sync in between may have done so already: no harm); a failure breaks the
+ * spool as spool_sync's would. Returns what spool_sync does: the records made durable since the
+ * last call, or the spool's error. */
+int spool_sync_end(struct spool *s, const struct spool_sync_ticket *t, int err);
+
 /* Does the slow part of the next roll-over ahead of it, so that appends never wait for it: when the
  * newest segment is past half full (or there is none) and no next segment is prepared, writes a
  * file of segment_bytes zeros (spool/next.tmp) and syncs it; the roll-over renames it into place.

@@ -232,7 +232,7 @@ static enum slots_code fed(struct fx *f, enum slots_code c, const struct slots_e
         if (c == SLOTS_OK) {
                 meter_transition(f->m, ev);
                 if (!f->manual_sync)
-                        (void)meter_sync(f->m);
+                        (void)meter_sync_wait(f->m);
         }
         return c;
 }
@@ -809,7 +809,7 @@ static const char *fail_closed_child(struct fx *f) {
         signal(SIGXFSZ, SIG_IGN);
         CHILD_CHECK(open_meter_with(f, f->cfgs[0], NULL) == 0);
         CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
-        CHILD_CHECK(meter_sync(f->m) >= 0);
+        CHILD_CHECK(meter_sync_wait(f->m) >= 0);
         CHILD_CHECK(f->n_alarms == 0 && !meter_refusal(f->m));
         /* The records end here (the segment's zeros after them do not count): nothing more may be written.
          */
@@ -882,7 +882,7 @@ static const char *full_disk_at_start_child(struct fx *f) {
         CHILD_CHECK(open_meter_with(f, f->cfgs[0], NULL) == 0);
         CHILD_CHECK(!meter_refusal(f->m));
         CHILD_CHECK(play(f, "alice", "s0", NULL) == SLOTS_OK);
-        CHILD_CHECK(meter_sync(f->m) >= 0);
+        CHILD_CHECK(meter_sync_wait(f->m) >= 0);
         close_meter(f);
 
         /* Meanwhile the disk filled up; what is left (64 KiB) is less than new sessions need. */
@@ -900,7 +900,7 @@ static const char *full_disk_at_start_child(struct fx *f) {
         CHILD_CHECK(strstr(f->alarm_msg[0], "at start"));
         /* A held session still ends, on the record; the refusal stays while the disk is full. */
         CHILD_CHECK(end(f, "alice", "user_end") == SLOTS_OK);
-        CHILD_CHECK(meter_sync(f->m) >= 0);
+        CHILD_CHECK(meter_sync_wait(f->m) >= 0);
         CHILD_CHECK(status_num(f->m, "owed") == 0);
         for (uint64_t until = real_mono() + 1200 * MSEC; real_mono() < until;)
                 CHILD_CHECK(sd_event_run(f->e, 100 * MSEC) >= 0);
@@ -1011,7 +1011,7 @@ static const char *kill_on_a_full_disk_child(struct fx *f) {
         CHILD_CHECK(meter_journal(f->m, &journal) == 0 && journal);
         slots_set_journal(f->slots, journal);
         CHILD_CHECK(slots_batch_commit(f->slots, msg, sizeof(msg)) == 1);
-        (void)meter_sync(f->m);
+        (void)meter_sync_wait(f->m);
         CHILD_CHECK(status_num(f->m, "owed") == owed + 2); /* viewer_leave (bob), session_end */
         made = status_num(f->m, "records_made");
         why = meter_refusal(f->m);
@@ -1068,14 +1068,85 @@ static void test_a_start_on_a_full_disk_refuses_new_sessions_until_there_is_room
 /* A disk whose flush fails, here: fdatasync() of this test binary (the agent library is linked in,
  * so its calls come here) fails with EIO while fail_syncs > 0, like a device error would. */
 static int fail_syncs;
+/* While hold_syncs, each fdatasync waits for a byte on hold_pipe[0] first: a slow disk, under the
+ * meter's worker thread (the loop would hang if it ever waited for one itself). */
+static bool hold_syncs;
+static int hold_pipe[2] = { -1, -1 };
 
 int fdatasync(int fd) {
-        if (fail_syncs > 0) {
-                fail_syncs--;
+        char c;
+
+        if (__atomic_load_n(&hold_syncs, __ATOMIC_SEQ_CST) && read(hold_pipe[0], &c, 1) != 1)
+                abort();
+        if (__atomic_load_n(&fail_syncs, __ATOMIC_SEQ_CST) > 0) {
+                __atomic_fetch_sub(&fail_syncs, 1, __ATOMIC_SEQ_CST);
                 errno = EIO;
                 return -1;
         }
         return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* Runs the loop until the journal owes nothing, for up to 5 s. */
+static bool run_until_owed_none(struct fx *f) {
+        return run_until(f, "owed", 0);
+}
+
+static void test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, ""));
+        run_for(f, 1200 * MSEC); /* the first segment is made on the timer */
+        assert_int_equal(meter_sync_wait(f->m), 0);
+        assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
+        __atomic_store_n(&hold_syncs, true, __ATOMIC_SEQ_CST);
+        f->manual_sync = true;
+        /* Alice's start: appended, and its fdatasync handed to the worker, which waits for the disk.
+         * meter_sync is back at once; the record is still owed (in slots.state, not yet durable in
+         * the spool) and not published. */
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        assert_int_equal(meter_sync(f->m), 1);
+        assert_int_equal(status_num(f->m, "owed"), 1);
+        /* Bob's start, while that sync runs: it waits in the journal for the next one. */
+        assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
+        assert_int_equal(meter_sync(f->m), 0);
+        assert_int_equal(status_num(f->m, "owed"), 2);
+        /* The disk answers both syncs: the loop takes the first's end, appends bob's and syncs it. */
+        assert_int_equal(write(hold_pipe[1], "xx", 2), 2);
+        assert_true(run_until_owed_none(f));
+        __atomic_store_n(&hold_syncs, false, __ATOMIC_SEQ_CST);
+        assert_null(meter_refusal(f->m));
+        close_meter(f);
+        close(hold_pipe[0]);
+        close(hold_pipe[1]);
+        read_spool(f);
+        expect_types(f, "session_start session_start concurrency_window");
+        assert_string_equal(str(f->rec[0], "user"), "alice");
+        assert_string_equal(str(f->rec[1], "user"), "bob");
+        expect_chain(f);
+}
+
+static void test_a_failed_sync_on_the_worker_refuses_and_loses_nothing(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, ""));
+        run_for(f, 1200 * MSEC);
+        assert_int_equal(meter_sync_wait(f->m), 0);
+        f->manual_sync = true;
+        __atomic_store_n(&fail_syncs, 1, __ATOMIC_SEQ_CST);
+        assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
+        assert_int_equal(meter_sync(f->m), 1);
+        /* The worker's failure reaches the loop: the spool is broken, new sessions refused. */
+        for (uint64_t until = real_mono() + 5 * SEC; !meter_refusal(f->m) && real_mono() < until;)
+                assert_true(sd_event_run(f->e, 100 * MSEC) >= 0);
+        assert_non_null(meter_refusal(f->m));
+        assert_string_equal(f->alarm_what[0], "spool_broken");
+        /* Opened again on the timer; alice's record is appended again from the journal. */
+        assert_true(run_until_owed_none(f));
+        assert_null(meter_refusal(f->m));
+        close_meter(f);
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window");
+        expect_chain(f);
 }
 
 /* Zeros over [from, to) of the spool's first segment: what a device that failed the flush of those
@@ -1098,13 +1169,13 @@ static void sync_fails(struct fx *f, bool lose_pages) {
         open_meter(f, c);
         /* The first segment is made (and synced) on the timer, before the failure. */
         run_for(f, 1200 * MSEC);
-        assert_int_equal(meter_sync(f->m), 0);
+        assert_int_equal(meter_sync_wait(f->m), 0);
         used = spool_used(f->m);
         f->manual_sync = true;
         assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
         f->manual_sync = false;
         fail_syncs = 1;
-        assert_true(meter_sync(f->m) < 0);
+        assert_true(meter_sync_wait(f->m) < 0);
         assert_int_equal(fail_syncs, 0);
         assert_int_equal(f->n_alarms, 1);
         assert_string_equal(f->alarm_what[0], "spool_broken");
@@ -1117,7 +1188,7 @@ static void sync_fails(struct fx *f, bool lose_pages) {
         assert_null(meter_refusal(f->m));
         assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
         assert_int_equal(end(f, "alice", "user_end"), SLOTS_OK);
-        assert_true(meter_sync(f->m) >= 0);
+        assert_true(meter_sync_wait(f->m) >= 0);
         close_meter(f);
         read_spool(f);
         /* Exactly one session_start for alice: none lost, none twice under two seqs. */
@@ -1283,7 +1354,7 @@ static int write_state(struct fx *f) {
                 slots_set_extra(f->slots, SLOTS_EXTRA_OPEN_MINUTES, json);
         if (slots_batch_commit(f->slots, msg, sizeof(msg)) < 0)
                 return -1;
-        return meter_sync(f->m);
+        return meter_sync_wait(f->m);
 }
 
 /* The bandwidth_minute records of slot s0 read back: their number, and the sum of their player
@@ -1603,7 +1674,7 @@ static void test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_agai
 
         assert_int_equal(play(f, "alice", "s0", NULL), SLOTS_OK);
         assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
-        assert_true(meter_sync(f->m) >= 0);
+        assert_true(meter_sync_wait(f->m) >= 0);
         run_until_published(f, b, 2);
         assert_string_equal(b->topic, "render/v1/eu-west/render-01/metering");
         /* Refused by nobody's absence: kept, and said once. */
@@ -1681,6 +1752,11 @@ int main(void) {
                         teardown),
                 cmocka_unit_test_setup_teardown(test_a_failed_sync_that_lost_records_makes_them_again, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_failed_sync_on_the_worker_refuses_and_loses_nothing,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_without_a_key_records_are_kept_unpublished, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_key_raises_no_key_and_keeps_records, setup,

@@ -112,6 +112,32 @@ static void test_records_are_readable_only_after_sync(void **state) {
         assert_int_equal(spool_sync(f->s), 0);
 }
 
+/* The two halves of a sync, as the meter runs them with the fdatasync on its worker: appends go on
+ * in between; only what the ticket covers becomes readable; a failure breaks the spool. */
+static void test_a_sync_in_two_halves_makes_the_ticket_s_records_durable_only(void **state) {
+        struct fx *f = *state;
+        struct spool_sync_ticket t;
+
+        reopen(f);
+        assert_int_equal(spool_sync_begin(f->s, &t), 0); /* nothing appended: no ticket */
+        append_n(f->s, 2);
+        assert_int_equal(spool_sync_begin(f->s, &t), 1);
+        assert_int_equal(t.last_id, 2);
+        append_n(f->s, 1); /* id 3, after the ticket was taken */
+        expect_none(f->s);
+        assert_int_equal(fdatasync(t.fd), 0);
+        close(t.fd);
+        assert_int_equal(spool_sync_end(f->s, &t, 0), 2);
+        expect_only(f->s, (const uint64_t[]){ 1, 2 }, 2);
+        /* The next ticket takes id 3; its failure breaks the spool like spool_sync's would. */
+        assert_int_equal(spool_sync_begin(f->s, &t), 1);
+        assert_int_equal(t.last_id, 3);
+        close(t.fd);
+        assert_int_equal(spool_sync_end(f->s, &t, -EIO), -EIO);
+        assert_int_equal(spool_sync(f->s), -EIO);
+        assert_int_equal(spool_sync_begin(f->s, &t), -EIO);
+}
+
 static void test_bad_sizes_are_refused_with_emsgsize(void **state) {
         struct fx *f = *state;
         static char big[SPOOL_RECORD_MAX + 1];
@@ -750,6 +776,7 @@ int main(void) {
                 T(test_open_creates_private_dir_and_cursor),
                 T(test_second_open_of_one_spool_is_busy),
                 T(test_records_are_readable_only_after_sync),
+                T(test_a_sync_in_two_halves_makes_the_ticket_s_records_durable_only),
                 T(test_bad_sizes_are_refused_with_emsgsize),
                 T(test_restart_keeps_ids_cursor_and_unacked_records),
                 T(test_acks_out_of_order_move_the_cursor_over_the_acked_prefix_only),
