@@ -643,10 +643,13 @@ static void on_write_journal(void *ud) {
                 sessions_touch(a->sessions);
 }
 
-static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
-                     void *ud) {
+static void on_bytes(size_t slot, enum sessions_flow flow, const char *peer, uint64_t bytes, uint64_t from,
+                     uint64_t to, void *ud) {
         (void)to; /* reports are handled as they arrive: "to" is now */
-        meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from);
+        if (flow == SESSIONS_FLOW_PUSH)
+                meter_push_bytes(((struct agent *)ud)->meter, slot, peer, bytes, from);
+        else
+                meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from);
 }
 
 static void on_push(size_t slot, const char *session, const char *target, bool started, void *ud) {

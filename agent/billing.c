@@ -1,5 +1,5 @@
 /* billing.c: billing windows: peak concurrency per wall-clock window and bandwidth per minute, pure math. */
-#include "billing.h"
+#include "billing_internal.h"
 
 #include "strutil.h"
 
@@ -9,77 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEC UINT64_C(1000000)
-#define SECONDS_PER_MINUTE BILLING_SECONDS
-
-struct flow_acc {
-        uint64_t bytes;     /* late included */
-        uint64_t late;      /* bytes of closed minutes */
-        uint64_t late_peak; /* the highest rate (bytes/s) among the late spans */
-        uint64_t sec[SECONDS_PER_MINUTE];
-};
-
-struct slot_minute {
-        bool any;
-        struct flow_acc flow[BILLING_FLOWS];
-};
-
-/* Slots of one scale occupied for one project: the window's figures and the count now. */
-struct pair {
-        char project[BILLING_PROJECT_MAX + 1];
-        size_t scale;
-        uint32_t count, peak;
-        uint64_t slot_usec;
-};
-
-/* A minute still open for bytes: the current one and those waiting late_usec for late reports. */
-struct minute {
-        bool active;
-        bool clock_step, partial;
-        uint64_t start;
-        struct slot_minute *slots; /* n_slots of them, inside billing.minute_mem */
-};
-
-struct billing {
-        size_t n_slots, n_scales;
-        char (*ids)[BILLING_ID_MAX + 1];
-        char (*scales)[BILLING_SCALE_MAX + 1];
-        size_t *scale_of; /* slot -> scale */
-        bool *occupied;
-        uint32_t count;                           /* occupied slots */
-        uint32_t *scale_count;                    /* occupied slots by scale */
-        char (*project)[BILLING_PROJECT_MAX + 1]; /* slot -> the pair's project it counts in; "" none */
-        /* (project, scale) pairs occupied in the open window or carried into it: at most
-         * BILLING_PROJECTS_MAX by name, then one BILLING_OTHER_PROJECT per scale. */
-        struct pair *pairs;
-        size_t n_pairs;
-        struct billing_project_figures *pfig; /* the record's view of pairs */
-        uint64_t window_usec, late_usec;
-        billing_emit_fn emit;
-        void *userdata;
-
-        /* The module's place on the wall-clock line. It moves with the monotonic clock at offset
-         * `off` (wall - monotonic, adopted at the last step) and never goes back: after a
-         * backward step it stays put, time still accruing, until the wall clock catches up.
-         * Invariant after every call: pos >= mono + off. */
-        uint64_t mono, pos;
-        int64_t off;
-
-        /* The open window: its figures are the record's. */
-        struct billing_window win;
-        struct billing_scale_figures *fig;
-
-        uint64_t first_minute; /* minutes before it predate the module: bytes for them are late */
-        bool first_partial;
-        size_t n_ring;
-        struct minute *ring; /* minute m lives at ring[(m / 60 s) % n_ring] */
-        struct slot_minute *minute_mem;
-
-        bool busy;   /* inside the emit callback */
-        bool closed; /* flushed */
-        struct billing_stats stats;
-};
 
 static const char *const flow_names[BILLING_FLOWS] = {
         [BILLING_PLAYER] = "player",
@@ -98,10 +27,6 @@ void billing_config_default(struct billing_config *c) {
 
 static uint64_t align_down(uint64_t t, uint64_t unit) {
         return t / unit * unit;
-}
-
-static uint64_t max_u64(uint64_t a, uint64_t b) {
-        return a > b ? a : b;
 }
 
 static bool valid_time(struct billing_time t) {
@@ -273,7 +198,7 @@ static struct minute *minute_current(struct billing *b) {
         return minute_get(b, align_down(b->pos, BILLING_MINUTE_USEC));
 }
 
-static uint64_t flow_peak(const struct flow_acc *a) {
+uint64_t billing__flow_peak(const struct flow_acc *a) {
         uint64_t peak = a->late_peak;
 
         for (size_t i = 0; i < SECONDS_PER_MINUTE; i++)
@@ -282,7 +207,8 @@ static uint64_t flow_peak(const struct flow_acc *a) {
 }
 
 /* Slot i's part of open minute m as a record, when it has bytes. */
-static void slot_minute_emit(struct billing *b, const struct minute *m, size_t i, bool session_end) {
+static void slot_minute_emit(struct billing *b, const struct minute *m, size_t i, bool early,
+                             bool session_end) {
         const struct slot_minute *sm = &m->slots[i];
         struct billing_record r = { .kind = BILLING_MINUTE };
 
@@ -293,22 +219,24 @@ static void slot_minute_emit(struct billing *b, const struct minute *m, size_t i
                 .slot_id = b->ids[i],
                 .slot = i,
                 .clock_step = m->clock_step,
-                .partial = m->partial || session_end,
+                .partial = m->partial || early,
                 .session_end = session_end,
         };
         for (size_t f = 0; f < BILLING_FLOWS; f++)
                 r.minute.flow[f] = (struct billing_flow_figures){
                         .bytes = sm->flow[f].bytes,
                         .late_bytes = sm->flow[f].late,
-                        .peak_bytes_1s = flow_peak(&sm->flow[f]),
+                        .peak_bytes_1s = billing__flow_peak(&sm->flow[f]),
                         .sec_bytes = sm->flow[f].sec,
                 };
+        r.minute.n_targets = billing__target_figures(b, m, i);
+        r.minute.targets = b->tfig;
         emit_record(b, &r);
 }
 
 static void minute_emit(struct billing *b, struct minute *m) {
         for (size_t i = 0; i < b->n_slots; i++)
-                slot_minute_emit(b, m, i, false);
+                slot_minute_emit(b, m, i, false, false);
         m->active = false;
 }
 
@@ -329,36 +257,44 @@ static void minutes_close(struct billing *b, uint64_t before) {
         }
 }
 
-static struct flow_acc *flow_at(struct minute *m, size_t slot, enum billing_flow f) {
+/* The figures of slot's flow f in m, and of its push target (NO_TARGET: none) in *ret_t, NULL then. */
+static struct flow_acc *flow_at(struct minute *m, size_t slot, enum billing_flow f, size_t target,
+                                struct flow_acc **ret_t) {
         m->slots[slot].any = true;
+        *ret_t = target == NO_TARGET ? NULL : billing__target_acc(m, slot, target);
         return &m->slots[slot].flow[f];
 }
 
 /* amount bytes in the wall-clock second that holds t (an open minute). */
-static void add_to_second(struct billing *b, size_t slot, enum billing_flow f, uint64_t t, uint64_t amount) {
-        struct flow_acc *a;
+static void add_to_second(struct billing *b, size_t slot, enum billing_flow f, size_t target, uint64_t t,
+                          uint64_t amount) {
+        struct flow_acc *a, *ta;
 
         if (amount == 0)
                 return;
-        a = flow_at(minute_get(b, align_down(t, BILLING_MINUTE_USEC)), slot, f);
-        a->bytes += amount;
-        a->sec[t % BILLING_MINUTE_USEC / SEC] += amount;
+        a = flow_at(minute_get(b, align_down(t, BILLING_MINUTE_USEC)), slot, f, target, &ta);
+        for (; a; a = a == ta ? NULL : ta) {
+                a->bytes += amount;
+                a->sec[t % BILLING_MINUTE_USEC / SEC] += amount;
+        }
 }
 
 /* amount bytes that moved over span_usec of closed minutes: they go to the current minute, and
  * count in its peak at their own average rate (over at least a second), not piled on one of its
  * seconds, which would make a peak nobody saw. */
-static void add_late(struct billing *b, size_t slot, enum billing_flow f, uint64_t amount,
+static void add_late(struct billing *b, size_t slot, enum billing_flow f, size_t target, uint64_t amount,
                      uint64_t span_usec) {
-        struct flow_acc *a;
+        uint64_t rate = (uint64_t)((unsigned __int128)amount * SEC / max_u64(span_usec, SEC));
+        struct flow_acc *a, *ta;
 
         if (amount == 0)
                 return;
-        a = flow_at(minute_current(b), slot, f);
-        a->bytes += amount;
-        a->late += amount;
-        a->late_peak =
-                max_u64(a->late_peak, (uint64_t)((unsigned __int128)amount * SEC / max_u64(span_usec, SEC)));
+        a = flow_at(minute_current(b), slot, f, target, &ta);
+        for (; a; a = a == ta ? NULL : ta) {
+                a->bytes += amount;
+                a->late += amount;
+                a->late_peak = max_u64(a->late_peak, rate);
+        }
         b->stats.late_bytes += amount;
 }
 
@@ -368,31 +304,30 @@ static uint64_t share(uint64_t bytes, uint64_t part, uint64_t span) {
         return (uint64_t)((unsigned __int128)bytes * part / span);
 }
 
-/* Spreads bytes evenly over [end - span, end) (span 0: the instant end) by wall-clock second. The
- * loop runs over open minutes only, a few hundred seconds at most, whatever the span. */
-static void spread(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes, uint64_t span,
-                   uint64_t end) {
+/* The loop runs over open minutes only, a few hundred seconds at most, whatever the span. */
+void billing__spread(struct billing *b, size_t slot, enum billing_flow f, size_t target, uint64_t bytes,
+                     uint64_t span, uint64_t end) {
         uint64_t lo = minute_lo(b), start, x;
 
         span = span < end ? span : end;
         if (span == 0) {
                 if (end < lo)
-                        add_late(b, slot, f, bytes, 0);
+                        add_late(b, slot, f, target, bytes, 0);
                 else
-                        add_to_second(b, slot, f, end, bytes);
+                        add_to_second(b, slot, f, target, end, bytes);
                 return;
         }
         start = end - span;
         x = start;
         if (x < lo) {
                 x = end < lo ? end : lo;
-                add_late(b, slot, f, share(bytes, x - start, span), x - start);
+                add_late(b, slot, f, target, share(bytes, x - start, span), x - start);
         }
         while (x < end) {
                 uint64_t next = align_down(x, SEC) + SEC;
 
                 next = next < end ? next : end;
-                add_to_second(b, slot, f, x,
+                add_to_second(b, slot, f, target, x,
                               share(bytes, next - start, span) - share(bytes, x - start, span));
                 x = next;
         }
@@ -434,7 +369,7 @@ static void sync_clock(struct billing *b, struct billing_time now) {
 
 /* ---- the calls ---- */
 
-static int enter(const struct billing *b) {
+int billing__enter(const struct billing *b) {
         if (b->busy)
                 return -EBUSY;
         if (b->closed)
@@ -528,6 +463,9 @@ void billing_free(struct billing *b) {
         free(b->fig);
         free(b->ring);
         free(b->minute_mem);
+        free(b->target_mem);
+        free(b->target_ids);
+        free(b->tfig);
         free(b);
 }
 
@@ -565,8 +503,13 @@ int billing_new(const struct billing_config *c, struct billing_time now, struct 
         b->pfig = calloc(BILLING_PROJECTS_MAX + n, sizeof(*b->pfig));
         b->ring = calloc(b->n_ring, sizeof(*b->ring));
         b->minute_mem = calloc(b->n_ring * n, sizeof(*b->minute_mem));
+        /* Push targets' figures: large, but calloc'd (mmap'd) pages cost memory only once used. */
+        b->target_mem = calloc(b->n_ring * n * BILLING_TARGETS_MAX, sizeof(*b->target_mem));
+        b->target_ids = calloc(n * BILLING_TARGETS_MAX, sizeof(*b->target_ids));
+        b->tfig = calloc(BILLING_TARGETS_MAX, sizeof(*b->tfig));
         if (!b->ids || !b->scales || !b->scale_of || !b->occupied || !b->scale_count || !b->fig ||
-            !b->project || !b->pairs || !b->pfig || !b->ring || !b->minute_mem) {
+            !b->project || !b->pairs || !b->pfig || !b->ring || !b->minute_mem || !b->target_mem ||
+            !b->target_ids || !b->tfig) {
                 billing_free(b);
                 return -ENOMEM;
         }
@@ -581,8 +524,10 @@ int billing_new(const struct billing_config *c, struct billing_time now, struct 
                         plat_strlcpy(b->scales[b->n_scales++], c->slot_scales[i], sizeof(b->scales[s]));
                 b->scale_of[i] = s;
         }
-        for (size_t i = 0; i < b->n_ring; i++)
+        for (size_t i = 0; i < b->n_ring; i++) {
                 b->ring[i].slots = b->minute_mem + i * n;
+                b->ring[i].targets = b->target_mem + i * n * BILLING_TARGETS_MAX;
+        }
         b->window_usec = c->window_usec;
         b->late_usec = c->late_usec;
         b->emit = c->emit;
@@ -606,7 +551,7 @@ static int begin(struct billing *b, struct billing_time now, bool sync, uint64_t
 
         if (!b || !valid_time(now))
                 return -EINVAL;
-        r = enter(b);
+        r = billing__enter(b);
         if (r < 0)
                 return r;
         *ret_before = b->stats.records;
@@ -672,7 +617,27 @@ int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t 
         if (r < 0)
                 return r;
         if (bytes > 0)
-                spread(b, slot, f, bytes, to.mono_usec - from.mono_usec, line_pos(b, to.mono_usec));
+                billing__spread(b, slot, f, NO_TARGET, bytes, to.mono_usec - from.mono_usec,
+                                line_pos(b, to.mono_usec));
+        return emitted_since(b, before);
+}
+
+int billing_push_bytes(struct billing *b, size_t slot, const char *target, uint64_t bytes,
+                       struct billing_time from, struct billing_time to, char *msg, size_t msg_len) {
+        uint64_t before;
+        int r;
+
+        if ((b && slot >= b->n_slots) || !valid_time(from) || from.mono_usec > to.mono_usec)
+                return -EINVAL;
+        r = billing__check_target(target, msg, msg_len);
+        if (r < 0)
+                return r;
+        r = begin(b, to, b && to.mono_usec >= b->mono, &before);
+        if (r < 0)
+                return r;
+        if (bytes > 0)
+                billing__spread(b, slot, BILLING_PUSH, billing__target_get(b, slot, target), bytes,
+                                to.mono_usec - from.mono_usec, line_pos(b, to.mono_usec));
         return emitted_since(b, before);
 }
 
@@ -683,16 +648,10 @@ int billing_tick(struct billing *b, struct billing_time now) {
         return r < 0 ? r : emitted_since(b, before);
 }
 
-int billing_close_slot(struct billing *b, size_t slot, struct billing_time now) {
-        uint64_t before, last = 0;
+void billing__close_slot_minutes(struct billing *b, size_t slot, bool session_end) {
+        uint64_t last = 0;
         bool first = true;
-        int r;
 
-        if (b && slot >= b->n_slots)
-                return -EINVAL;
-        r = begin(b, now, true, &before);
-        if (r < 0)
-                return r;
         /* Oldest first, as they would have closed; the ring is a few minutes long. */
         for (;;) {
                 struct minute *next = NULL;
@@ -707,9 +666,22 @@ int billing_close_slot(struct billing *b, size_t slot, struct billing_time now) 
                         break;
                 first = false;
                 last = next->start;
-                slot_minute_emit(b, next, slot, true);
+                slot_minute_emit(b, next, slot, true, session_end);
                 memset(&next->slots[slot], 0, sizeof(next->slots[slot]));
         }
+        billing__targets_clear(b, slot);
+}
+
+int billing_close_slot(struct billing *b, size_t slot, struct billing_time now) {
+        uint64_t before;
+        int r;
+
+        if (b && slot >= b->n_slots)
+                return -EINVAL;
+        r = begin(b, now, true, &before);
+        if (r < 0)
+                return r;
+        billing__close_slot_minutes(b, slot, true);
         return emitted_since(b, before);
 }
 
@@ -726,60 +698,6 @@ int billing_flush(struct billing *b, struct billing_time now) {
                         b->ring[i].partial = true;
         minutes_close(b, UINT64_MAX);
         b->closed = true;
-        return emitted_since(b, before);
-}
-
-/* ---- carrying counted bytes across a restart ---- */
-
-int billing_open_bytes(const struct billing *b, size_t slot, enum billing_flow f, struct billing_open *ret) {
-        uint64_t bytes = 0, peak = 1, first = UINT64_MAX, end = 0, late_start = UINT64_MAX, to, span;
-
-        if (!b || slot >= b->n_slots || (unsigned)f >= BILLING_FLOWS || !ret)
-                return -EINVAL;
-        for (size_t i = 0; i < b->n_ring; i++) {
-                const struct minute *m = &b->ring[i];
-                const struct flow_acc *a = &m->slots[slot].flow[f];
-
-                if (!m->active || a->bytes == 0)
-                        continue;
-                bytes += a->bytes;
-                peak = max_u64(peak, flow_peak(a));
-                if (a->late)
-                        late_start = late_start < m->start ? late_start : m->start;
-                for (uint64_t k = 0; k < SECONDS_PER_MINUTE; k++) {
-                        if (!a->sec[k])
-                                continue;
-                        first = first < m->start + k * SEC ? first : m->start + k * SEC;
-                        end = max_u64(end, m->start + (k + 1) * SEC);
-                }
-        }
-        *ret = (struct billing_open){ 0 };
-        if (bytes == 0)
-                return 0;
-        to = end ? end : late_start;
-        /* At most `peak` bytes in any second: bytes / peak seconds at least, rounded up. */
-        span = (uint64_t)(((unsigned __int128)bytes * SEC + peak - 1) / peak);
-        span = max_u64(span, end ? to - first : 0);
-        *ret = (struct billing_open){ .bytes = bytes,
-                                      .from_usec = to > span ? to - span : 0,
-                                      .to_usec = to };
-        return 0;
-}
-
-int billing_restore_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
-                          uint64_t from_usec, uint64_t to_usec) {
-        uint64_t before;
-        int r;
-
-        if (!b || slot >= b->n_slots || (unsigned)f >= BILLING_FLOWS || from_usec > to_usec ||
-            to_usec > BILLING_TIME_MAX_USEC)
-                return -EINVAL;
-        r = enter(b);
-        if (r < 0)
-                return r;
-        before = b->stats.records;
-        if (bytes > 0)
-                spread(b, slot, f, bytes, to_usec - from_usec, to_usec < b->pos ? to_usec : b->pos);
         return emitted_since(b, before);
 }
 

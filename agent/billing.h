@@ -34,11 +34,17 @@
  * ones are the jitter of reading two clocks one after the other and are ignored. */
 #define BILLING_STEP_TOLERANCE_USEC (100 * UINT64_C(1000))
 #define BILLING_MSG_MAX 256 /* room for any message the module writes */
+/* Push targets one slot's open minutes keep apart: as many peers as one session may report
+ * (SESSIONS_PEERS_MAX). Each costs 504 bytes per open minute (its figures), reserved for every slot
+ * and open minute: 2 MiB of address space for 64 slots at the default lateness, of which only the
+ * pages of targets in use are ever touched. */
+#define BILLING_TARGETS_MAX 32
+#define BILLING_TARGET_MAX 64 /* push target name bytes (report_bytes' peer ids) */
 
 enum billing_flow {
         BILLING_PLAYER,  /* the player's own stream */
         BILLING_VIEWERS, /* every viewer of the slot, summed; the player's bytes excluded */
-        BILLING_PUSH,    /* push streaming (restream) out of the slot */
+        BILLING_PUSH,    /* push streaming (restream) out of the slot: every target, and each apart */
         BILLING_FLOWS,
 };
 
@@ -98,12 +104,24 @@ struct billing_flow_figures {
         const uint64_t *sec_bytes;
 };
 
+/* One push target's part of a minute's push flow. */
+struct billing_target_figures {
+        const char *target; /* borrowed for the callback */
+        struct billing_flow_figures fig;
+};
+
 /* One slot's bandwidth in one wall-clock minute; emitted only when some flow had bytes. */
 struct billing_minute {
         uint64_t start_usec; /* wall clock, a multiple of 60 s */
         const char *slot_id; /* borrowed for the callback */
         size_t slot;         /* its index in the config */
         struct billing_flow_figures flow[BILLING_FLOWS];
+        /* Borrowed for the callback: each push target with bytes in the minute (billing_push_bytes),
+         * in no particular order, at most BILLING_TARGETS_MAX. Counted by the same seconds as the
+         * push flow: their bytes, late_bytes and each second's bytes add up to flow[BILLING_PUSH]'s
+         * exactly when every push byte was counted with its target (the agent's are). */
+        size_t n_targets;
+        const struct billing_target_figures *targets;
         bool clock_step;  /* a clock step happened while it was the current minute */
         bool partial;     /* the agent started or stopped inside it, or it was closed early */
         bool session_end; /* closed early by billing_close_slot: the slot's session ended */
@@ -166,6 +184,15 @@ int billing_occupancy(struct billing *b, size_t slot, bool occupied, const char 
 int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
                   struct billing_time from, struct billing_time to);
 
+/* billing_bytes on BILLING_PUSH for push target `target` (1..BILLING_TARGET_MAX bytes of UTF-8 text
+ * without control characters, else -EINVAL with msg naming it; msg may be NULL): the bytes count in
+ * the push flow and in the target's own figures, in the same seconds. A slot's open minutes keep
+ * at most BILLING_TARGETS_MAX targets apart: a further one first closes the slot's open minutes
+ * early (records partial, not session_end; then the slot's next records of those minutes hold the
+ * rest), which frees every entry. So memory stays bounded and no byte is lost. */
+int billing_push_bytes(struct billing *b, size_t slot, const char *target, uint64_t bytes,
+                       struct billing_time from, struct billing_time to, char *msg, size_t msg_len);
+
 /* Closes every window that ended at or before `now` and every minute that ended late_usec or
  * more before it. Call it every second or so. */
 int billing_tick(struct billing *b, struct billing_time now);
@@ -204,15 +231,31 @@ int billing_open_bytes(const struct billing *b, size_t slot, enum billing_flow f
 int billing_restore_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
                           uint64_t from_usec, uint64_t to_usec);
 
+/* What the open minutes hold of slot's push target entry t (0..BILLING_TARGETS_MAX - 1), its name
+ * in *ret_target (borrowed until the next call that counts bytes or closes minutes): as
+ * billing_open_bytes. -ENOENT when no open minute holds bytes of entry t; -EINVAL for a bad slot or
+ * t. The push flow's open bytes are the sum of its targets' (and of any counted without one). */
+int billing_open_target(const struct billing *b, size_t slot, size_t t, const char **ret_target,
+                        struct billing_open *ret);
+
+/* billing_restore_bytes for push target `target` (named as for billing_push_bytes): into the push
+ * flow and the target's figures. -ENOSPC when the slot's open minutes hold bytes of
+ * BILLING_TARGETS_MAX other targets already (nothing changed: a restore never closes minutes). */
+int billing_restore_target(struct billing *b, size_t slot, const char *target, uint64_t bytes,
+                           uint64_t from_usec, uint64_t to_usec);
+
 /* Slot i's id (config order); NULL past the last. */
 const char *billing_slot_id(const struct billing *b, size_t i);
 
 /* The open minutes' bytes of every slot and flow as the JSON object text slots.state keeps
- * ("open_minutes": {"v":1,"slots":[{"slot":"s0","player":[bytes,from_us,to_us],..}]}); NULL in
- * *ret_json when no minute holds any. 0 or -ENOMEM. Caller frees (billing_carry.c). */
+ * ("open_minutes": {"v":1,"slots":[{"slot":"s0","player":[bytes,from_us,to_us],..,
+ * "push":[..],"targets":{"<target>":[bytes,from_us,to_us],..}}]}: "push" the flow's total, "targets"
+ * its push targets' parts, when any); NULL in *ret_json when no minute holds any. 0 or -ENOMEM.
+ * Caller frees (billing_carry.c). */
 int billing_carry_json(const struct billing *b, char **ret_json);
 /* After a restart, before any bytes of this run: the bytes json (billing_carry_json's, of the
- * earlier run) lists, each restored with billing_restore_bytes. Checked whole first: -EBADMSG
+ * earlier run) lists, each restored with billing_restore_bytes (push targets' with
+ * billing_restore_target, and the rest of "push" without a target). Checked whole first: -EBADMSG
  * with msg naming the entry and what is wrong, and nothing restored. Entries of slots this config
  * lacks are dropped: their number is returned (msg names the first), 0 when none. */
 int billing_carry_in(struct billing *b, const char *json, char *msg, size_t msg_len);
@@ -231,12 +274,16 @@ const char *billing_record_type(const struct billing_record *r);
 
 /* Adds the record's members to obj (the caller's object; the caller adds v, type, node, seq, prev
  * and ts around them; billing_json.c). A flow with bytes has "kbps", its per-second series: 60
- * integers, second k's bytes * 8 / 1000 rounded to nearest:
+ * integers, second k's bytes * 8 / 1000 rounded to nearest (half up). "push" has "targets": each
+ * push target's figures alike, its "kbps" rounded from its own bytes (so the targets' entries add up
+ * to push's within floor(n / 2) kbit/s for n targets with bytes in that second; bytes exactly):
  *   {"window_start":"2026-11-24T10:00:00Z","window_s":3600,"windows":1,"covered_s":3600,"peak":74,
  *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},
  *    "by_project":{"p1":{"S":{"peak":2,"slot_seconds":..}}},"clock_step":false,"partial":false}
  *   {"minute":"2026-11-24T10:01:00Z","slot":"s0","player":{"bytes":..,"peak_mbps":..,"late_bytes":0},
- *    "viewers":{"bytes":..,"peak_mbps":..,"late_bytes":0,"kbps":[0,0,..]},"push":{..},
+ *    "viewers":{"bytes":..,"peak_mbps":..,"late_bytes":0,"kbps":[0,0,..]},
+ *    "push":{"bytes":..,..,"kbps":[..],"targets":{"rtmp-a":{"bytes":..,"peak_mbps":..,
+ *            "late_bytes":0,"kbps":[..]}}},
  *    "clock_step":false,"partial":false,"session_end":false}
  * Returns 0 or -ENOMEM (obj may then hold some of the members). */
 int billing_record_json(const struct billing_record *r, cJSON *obj);

@@ -75,7 +75,8 @@ static int window_json(const struct billing_window *w, cJSON *o) {
 }
 
 /* "kbps": second k's bytes * 8 / 1000, rounded to nearest (half up): kbit/s, summable across
- * sessions and nodes second by second. */
+ * sessions and nodes second by second. A push target's is rounded from its own bytes, so it is
+ * that stream's rate whatever the others did. */
 static int series_json(const uint64_t *sec_bytes, cJSON *flow) {
         cJSON *a = cJSON_AddArrayToObject(flow, "kbps");
 
@@ -94,6 +95,32 @@ static int series_json(const uint64_t *sec_bytes, cJSON *flow) {
         return 0;
 }
 
+/* A flow's (or a push target's) members into j. */
+static int flow_json(const struct billing_flow_figures *ff, cJSON *j) {
+        /* Mbps with 6 decimals is exact: 8 bits per byte over 10^6. */
+        if (!cJSON_AddNumberToObject(j, "bytes", (double)ff->bytes) ||
+            !cJSON_AddNumberToObject(j, "peak_mbps", (double)ff->peak_bytes_1s * 8 / 1e6) ||
+            !cJSON_AddNumberToObject(j, "late_bytes", (double)ff->late_bytes) ||
+            (ff->bytes > 0 && series_json(ff->sec_bytes, j) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+/* "targets": {"<target>": {..}} in push; {} when no target moved bytes. */
+static int targets_json(const struct billing_minute *m, cJSON *push) {
+        cJSON *t = cJSON_AddObjectToObject(push, "targets");
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t k = 0; k < m->n_targets; k++) {
+                cJSON *j = cJSON_AddObjectToObject(t, m->targets[k].target);
+
+                if (!j || flow_json(&m->targets[k].fig, j) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int minute_json(const struct billing_minute *m, cJSON *o) {
         char ts[32];
 
@@ -101,14 +128,9 @@ static int minute_json(const struct billing_minute *m, cJSON *o) {
             !cJSON_AddStringToObject(o, "slot", m->slot_id))
                 return -ENOMEM;
         for (size_t f = 0; f < BILLING_FLOWS; f++) {
-                const struct billing_flow_figures *ff = &m->flow[f];
                 cJSON *j = cJSON_AddObjectToObject(o, billing_flow_str(f));
 
-                /* Mbps with 6 decimals is exact: 8 bits per byte over 10^6. */
-                if (!j || !cJSON_AddNumberToObject(j, "bytes", (double)ff->bytes) ||
-                    !cJSON_AddNumberToObject(j, "peak_mbps", (double)ff->peak_bytes_1s * 8 / 1e6) ||
-                    !cJSON_AddNumberToObject(j, "late_bytes", (double)ff->late_bytes) ||
-                    (ff->bytes > 0 && series_json(ff->sec_bytes, j) < 0))
+                if (!j || flow_json(&m->flow[f], j) < 0 || (f == BILLING_PUSH && targets_json(m, j) < 0))
                         return -ENOMEM;
         }
         if (!cJSON_AddBoolToObject(o, "clock_step", m->clock_step) ||

@@ -64,6 +64,10 @@ void meter_transition(struct meter *m, const struct slots_event *ev);
 /* `bytes` moved on `flow` of slot i since from_real_usec (wall clock) until now. */
 void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
                  uint64_t from_real_usec);
+/* `bytes` moved to push target `target` (its peer id; borrowed) of slot i, like meter_bytes: billed
+ * to the push flow and to that target apart. */
+void meter_push_bytes(struct meter *m, size_t slot, const char *target, uint64_t bytes,
+                      uint64_t from_real_usec);
 void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started);
 
 /* Every record not yet synced in the spool, as a JSON array text for slots.state (caller frees;

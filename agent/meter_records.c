@@ -224,21 +224,46 @@ void meter_push(struct meter *m, size_t slot, const char *session, const char *t
         record(m, started ? "push_start" : "push_stop", f);
 }
 
-void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
-                 uint64_t from_real_usec) {
+/* A report's span from from_real_usec until now, its length in monotonic time. */
+static void report_span(uint64_t from_real_usec, struct billing_time *ret_from,
+                        struct billing_time *ret_to) {
         struct billing_time to = meter__now(), from = to;
-        static const enum billing_flow map[SESSIONS_FLOWS] = { BILLING_PLAYER, BILLING_VIEWERS,
-                                                               BILLING_PUSH };
 
-        if (!m || !m->billing || flow >= SESSIONS_FLOWS)
-                return;
-        m->open_dirty = true;
-        /* The span's length in monotonic time, from the wall-clock times the report carries. */
         if (from_real_usec < to.real_usec && to.real_usec - from_real_usec < to.mono_usec) {
                 from.real_usec = from_real_usec;
                 from.mono_usec = to.mono_usec - (to.real_usec - from_real_usec);
         }
+        *ret_from = from;
+        *ret_to = to;
+}
+
+void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t bytes,
+                 uint64_t from_real_usec) {
+        static const enum billing_flow map[SESSIONS_FLOWS] = { BILLING_PLAYER, BILLING_VIEWERS,
+                                                               BILLING_PUSH };
+        struct billing_time from, to;
+
+        if (!m || !m->billing || flow >= SESSIONS_FLOWS)
+                return;
+        m->open_dirty = true;
+        report_span(from_real_usec, &from, &to);
         (void)billing_bytes(m->billing, slot, map[flow], bytes, from, to);
+}
+
+/* A session reports at most SESSIONS_PEERS_MAX peers: billing keeps them all apart. */
+_Static_assert(SESSIONS_PEERS_MAX <= BILLING_TARGETS_MAX, "billing keeps fewer push targets apart");
+_Static_assert(SLOTS_USER_MAX <= BILLING_TARGET_MAX, "billing refuses report_bytes' push target ids");
+
+void meter_push_bytes(struct meter *m, size_t slot, const char *target, uint64_t bytes,
+                      uint64_t from_real_usec) {
+        struct billing_time from, to;
+
+        if (!m || !m->billing)
+                return;
+        m->open_dirty = true;
+        report_span(from_real_usec, &from, &to);
+        /* report_bytes checked the name as billing does (flows.c): nothing can be refused here. */
+        (void)billing_push_bytes(m->billing, slot, target, bytes, from, to, NULL, 0);
 }
 
 /* The session a minute's bytes belong to: the one whose end closed it, else the slot's current one

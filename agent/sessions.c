@@ -1046,7 +1046,7 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
                 pc->left = false; /* billable: joined (again) */
                 b->total[flow] += d;
                 if (d && s->hooks.bytes)
-                        s->hooks.bytes(i, flow, d, from, now, s->hooks.userdata);
+                        s->hooks.bytes(i, flow, pc->id, d, from, now, s->hooks.userdata);
         }
         b->last_real = now;
         b->baseline = false;

@@ -42,11 +42,12 @@ struct sessions_hooks {
          * for none; slots_set_extra takes it) when it changed since it was last asked, 0 when not
          * (the member stays); -errno fails the batch. May be NULL. */
         int (*open_minutes)(void *userdata, char **ret_json);
-        /* Bytes slot i moved on `flow` between two reports (wall clock, usec), counted in the batch
-         * being made: the report's reply is held until the batch is written (its counters are in
-         * slots.state then, and open_minutes is asked). May be NULL. */
-        void (*bytes)(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from_real_usec,
-                      uint64_t to_real_usec, void *userdata);
+        /* Bytes slot i moved on `flow` to `peer` (the viewer or push target; "" for the player)
+         * between two reports (wall clock, usec), counted in the batch being made: the report's reply
+         * is held until the batch is written (its counters are in slots.state then, and open_minutes
+         * is asked). May be NULL. */
+        void (*bytes)(size_t slot, enum sessions_flow flow, const char *peer, uint64_t bytes,
+                      uint64_t from_real_usec, uint64_t to_real_usec, void *userdata);
         /* A push target of slot i's session started (the first report with its counter above 0) or
          * stopped (the session ended; only a target that started); may be NULL. */
         void (*push)(size_t slot, const char *session, const char *target, bool started, void *userdata);

@@ -1,5 +1,5 @@
 /* fuzz_slots_state.c: libFuzzer target for slots_restore() on arbitrary state-file text, and for
- * the parsers of its members (the byte counters, billing's open minutes). */
+ * the parsers of its members (the byte counters, billing's open minutes with their push targets). */
 #include "billing.h"
 #include "counters.h"
 #include "slots.h"
@@ -16,6 +16,25 @@ static const char *const ids[] = { "s0", "s1", "s2", "s3" };
 static void ignore(void *userdata, const struct billing_record *r) {
         (void)userdata;
         (void)r;
+}
+
+/* What billing took it writes back (push targets' parts within push's), and a new module reads
+ * that whole. */
+static void carry_again(const struct billing *bill) {
+        struct billing_config bc = { .n_slots = 4, .slot_ids = ids, .slot_scales = ids, .emit = ignore };
+        struct billing_time t = { .mono_usec = 2000000, .real_usec = UINT64_C(1700000001000000) };
+        struct billing *again = NULL;
+        char msg[BILLING_MSG_MAX] = "", *json = NULL;
+
+        if (billing_carry_json(bill, &json) < 0)
+                abort();
+        billing_config_default(&bc);
+        if (billing_new(&bc, t, &again, NULL, 0) < 0)
+                abort();
+        if (json && billing_carry_in(again, json, msg, sizeof(msg)) != 0)
+                abort();
+        billing_free(again);
+        free(json);
 }
 
 /* The members of a restored state, read by their owners: -EBADMSG with a message, or counters
@@ -53,6 +72,8 @@ static void members(const struct slots *s) {
                     : 0;
         if (r < 0 && (r != -EBADMSG || !msg[0]))
                 abort();
+        if (r >= 0)
+                carry_again(bill);
         if (billing_flush(bill, t) < 0)
                 abort();
         billing_free(bill);

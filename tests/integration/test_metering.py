@@ -217,7 +217,8 @@ class Metering(harness.IntegrationTest):
     def test_acknowledged_bytes_survive_kill_9_into_minute_records_once(self):
         """report_bytes while the agent is reloaded (its meter restarted) and kill -9'd six times:
         the bandwidth_minute records hold exactly the bytes the acknowledged reports moved (the
-        counters of the last acknowledged report), none twice; the push target is announced once."""
+        counters of the last acknowledged report), none twice, each push target's apart as well as
+        together; each push target is announced once."""
         env = self.env
         broker = env.broker()
         sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
@@ -227,7 +228,7 @@ class Metering(harness.IntegrationTest):
         sess = c.call("reserve", user="alice", slot="s0")["session"]
         self.assertTrue(c.call("start", session=sess)["ok"])
         self.assertTrue(c.call("viewer_join", session=sess, viewer="vic")["ok"])
-        value = {"player": 0, "vic": 0, "rtmp-a": 0}
+        value = {"player": 0, "vic": 0, "rtmp-a": 0, "rtmp-b": 0}
         acked = dict(value)  # the counters of the last report the agent acknowledged
         reports = kills = 0
 
@@ -235,16 +236,18 @@ class Metering(harness.IntegrationTest):
             nonlocal acked, reports
             for k in value:
                 value[k] += 40000 + 1000 * (reports % 7)
+            value["rtmp-b"] -= 25000 - 300 * (reports % 5)  # another rate: a stream of its own
             req = [{"flow": "player", "bytes": value["player"]},
                    {"flow": "viewer", "peer": "vic", "bytes": value["vic"]},
-                   {"flow": "push", "peer": "rtmp-a", "bytes": value["rtmp-a"]}]
+                   {"flow": "push", "peer": "rtmp-a", "bytes": value["rtmp-a"]},
+                   {"flow": "push", "peer": "rtmp-b", "bytes": value["rtmp-b"]}]
             try:
                 r = c.call("report_bytes", session=sess, counters=req)
                 self.assertTrue(r["ok"], r)
                 acked = dict(value)
                 reports += 1
                 self.assertEqual(r["bytes"], {"player": acked["player"], "viewers": acked["vic"],
-                                              "push": acked["rtmp-a"]})
+                                              "push": acked["rtmp-a"] + acked["rtmp-b"]})
             except (OSError, ConnectionError, ValueError):
                 pass  # killed under the report: not acknowledged, its bytes come with the next one
 
@@ -293,10 +296,20 @@ class Metering(harness.IntegrationTest):
         recs = [p for _, p in self.records(sub, unique=True)]
         minutes = [p for p in recs if p["type"] == "bandwidth_minute" and p["slot"] == "s0"]
         billed = {f: sum(m[f]["bytes"] for m in minutes) for f in ("player", "viewers", "push")}
-        self.assertEqual(billed, {"player": acked["player"], "viewers": acked["vic"], "push": acked["rtmp-a"]},
+        for t in ("rtmp-a", "rtmp-b"):
+            billed[t] = sum(m["push"]["targets"].get(t, {}).get("bytes", 0) for m in minutes)
+        self.assertEqual(billed, {"player": acked["player"], "viewers": acked["vic"],
+                                  "push": acked["rtmp-a"] + acked["rtmp-b"], "rtmp-a": acked["rtmp-a"],
+                                  "rtmp-b": acked["rtmp-b"]},
                          "%d reports acknowledged, %d kills" % (reports, kills))
+        for m in minutes:  # every record: the targets are the push flow, to the byte
+            targets = m["push"]["targets"]
+            self.assertEqual(sum(t["bytes"] for t in targets.values()), m["push"]["bytes"], m)
+            self.assertEqual(sum(t["late_bytes"] for t in targets.values()), m["push"]["late_bytes"], m)
         pushes = [p for p in recs if p["type"] in ("push_start", "push_stop")]
-        self.assertEqual([p["type"] for p in pushes], ["push_start", "push_stop"], pushes)
+        self.assertEqual(sorted((p["type"], p["target"]) for p in pushes),
+                         [("push_start", "rtmp-a"), ("push_start", "rtmp-b"), ("push_stop", "rtmp-a"),
+                          ("push_stop", "rtmp-b")], pushes)
         self.assertEqual(sorted(p["seq"] for p in recs), list(range(1, last + 1)))
         rc, summary = self.verify([line for line, _ in self.records(sub, unique=True)])
         self.assertEqual(rc, 0, summary)

@@ -38,6 +38,10 @@ struct rec {
         char slot_id[BILLING_ID_MAX + 1];
         struct billing_project_figures projects[MAX_PROJECTS];
         char project_names[MAX_PROJECTS][BILLING_PROJECT_MAX + 1];
+        uint64_t flow_sec[BILLING_FLOWS][BILLING_SECONDS];
+        struct billing_target_figures targets[BILLING_TARGETS_MAX];
+        char target_names[BILLING_TARGETS_MAX][BILLING_TARGET_MAX + 1];
+        uint64_t target_sec[BILLING_TARGETS_MAX][BILLING_SECONDS];
 };
 
 struct fx {
@@ -62,6 +66,21 @@ static void collect(void *userdata, const struct billing_record *r) {
         if (r->kind == BILLING_MINUTE) {
                 snprintf(c->slot_id, sizeof(c->slot_id), "%s", r->minute.slot_id);
                 c->r.minute.slot_id = c->slot_id;
+                for (size_t fl = 0; fl < BILLING_FLOWS; fl++) {
+                        memcpy(c->flow_sec[fl], r->minute.flow[fl].sec_bytes, sizeof(c->flow_sec[fl]));
+                        c->r.minute.flow[fl].sec_bytes = c->flow_sec[fl];
+                }
+                assert_true(r->minute.n_targets <= BILLING_TARGETS_MAX);
+                for (size_t t = 0; t < r->minute.n_targets; t++) {
+                        c->targets[t] = r->minute.targets[t];
+                        snprintf(c->target_names[t], sizeof(c->target_names[t]), "%s",
+                                 r->minute.targets[t].target);
+                        c->targets[t].target = c->target_names[t];
+                        memcpy(c->target_sec[t], r->minute.targets[t].fig.sec_bytes,
+                               sizeof(c->target_sec[t]));
+                        c->targets[t].fig.sec_bytes = c->target_sec[t];
+                }
+                c->r.minute.targets = c->targets;
                 return;
         }
         assert_true(r->window.n_scales <= MAX_SCALES);
@@ -898,6 +917,21 @@ static void test_carry_in_refuses_malformed_open_minutes_whole(void **state) {
                   "open_minutes.slots[1]: slot s0 listed twice" },
                 { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[1,0,1],\"push\":[1,0,1]}]}",
                   "open_minutes.slots[0].push: listed twice" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[1,0,1],\"targets\":[]}]}",
+                  "open_minutes.slots[0].targets: not an object of at most 32 push targets" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[1,0,1],\"targets\":{\"a\":[2,0,1]}}]}",
+                  "open_minutes.slots[0].targets: 2 bytes, more than push's 1" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"targets\":{\"a\":[2,0,1]}}]}",
+                  "open_minutes.slots[0].targets: 2 bytes, more than push's 0" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[5,0,1],\"targets\":{\"\":[2,0,1]}}]}",
+                  "open_minutes.slots[0].targets: member 0: a push target must be 1..64 bytes" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[5,0,1],\"targets\":{\"a\":[2,0,1],"
+                  "\"a\":[1,0,1]}}]}",
+                  "open_minutes.slots[0].targets.a: listed twice" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[5,0,1],\"targets\":{\"a\":[2,1,0]}}]}",
+                  "open_minutes.slots[0].targets.a: want [bytes, from_us, to_us]" },
+                { "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[5,0,1],\"targets\":{},\"targets\":{}}]}",
+                  "open_minutes.slots[0].targets: listed twice" },
         };
         struct fx *f = *state;
 
@@ -1137,6 +1171,340 @@ static void test_delayed_report_read_before_a_step_is_not_a_step(void **state) {
         assert_int_equal(minute_at(f, 0, 60 * SEC)->flow[BILLING_PLAYER].bytes, 700);
 }
 
+/* ---- push targets ---- */
+
+static void push_over(struct fx *f, size_t slot, const char *target, uint64_t n, uint64_t span) {
+        struct billing_time from = { f->now.mono_usec - span, f->now.real_usec - span };
+
+        assert_true(billing_push_bytes(f->b, slot, target, n, from, f->now, f->msg, sizeof(f->msg)) >= 0);
+}
+
+/* Push target `name`'s figures in m; NULL when m has none of it. */
+static const struct billing_flow_figures *target_of(const struct billing_minute *m, const char *name) {
+        for (size_t t = 0; t < m->n_targets; t++)
+                if (!strcmp(m->targets[t].target, name))
+                        return &m->targets[t].fig;
+        return NULL;
+}
+
+/* m's push targets add up to its push flow: bytes, late bytes and each second's bytes exactly. In
+ * JSON each target's kbps entry is its own second's bytes rounded (half up), and the targets'
+ * entries add up to push's within floor(n / 2) kbit/s, n the targets with bytes in that second. */
+static void expect_targets_add_up(const struct billing_minute *m) {
+        const struct billing_flow_figures *push = &m->flow[BILLING_PUSH];
+        struct billing_record r = { .kind = BILLING_MINUTE, .minute = *m };
+        uint64_t bytes = 0, late = 0, sec[BILLING_SECONDS] = { 0 };
+        cJSON *o = cJSON_CreateObject();
+        const cJSON *pj, *tj, *t;
+
+        for (size_t k = 0; k < m->n_targets; k++) {
+                bytes += m->targets[k].fig.bytes;
+                late += m->targets[k].fig.late_bytes;
+                for (size_t s = 0; s < BILLING_SECONDS; s++)
+                        sec[s] += m->targets[k].fig.sec_bytes[s];
+        }
+        assert_int_equal(bytes, push->bytes);
+        assert_int_equal(late, push->late_bytes);
+        for (size_t s = 0; s < BILLING_SECONDS; s++)
+                assert_int_equal(sec[s], push->sec_bytes[s]);
+
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(&r, o), 0);
+        pj = member(o, "push");
+        tj = member(pj, "targets");
+        assert_int_equal(cJSON_GetArraySize(tj), m->n_targets);
+        for (size_t s = 0; s < BILLING_SECONDS && push->bytes > 0; s++) {
+                int64_t sum = 0, n = 0,
+                        total = (int64_t)cJSON_GetArrayItem(member(pj, "kbps"), (int)s)->valuedouble;
+
+                cJSON_ArrayForEach(t, tj) {
+                        const struct billing_flow_figures *fig = target_of(m, t->string);
+                        double kbps = cJSON_GetArrayItem(member(t, "kbps"), (int)s)->valuedouble;
+
+                        assert_non_null(fig);
+                        assert_int_equal((uint64_t)kbps, (fig->sec_bytes[s] * 8 + 500) / 1000);
+                        assert_int_equal(member(t, "bytes")->valuedouble, (double)fig->bytes);
+                        sum += (int64_t)kbps;
+                        n += fig->sec_bytes[s] > 0;
+                }
+                assert_true(sum - total <= n / 2 && total - sum <= n / 2);
+        }
+        cJSON_Delete(o);
+}
+
+static void test_push_targets_add_up_to_the_push_flow_to_the_byte_and_second(void **state) {
+        struct fx *f = *state;
+        struct billing_time from = { MONO0 + 20 * SEC, BASE + 20 * SEC },
+                            to = { MONO0 + 30 * SEC, BASE + 30 * SEC };
+        const struct billing_minute *m0, *m1;
+
+        start(f, 2, 3600, 10, NULL);
+        at(f, 10 * SEC);
+        push_over(f, 0, "rtmp-a", 3001, 7 * SEC);
+        push_over(f, 0, "rtmp-b", 999, 3 * SEC);
+        push_over(f, 0, "srt://ü", 12345, 0);
+        push_over(f, 1, "rtmp-a", 7, 0); /* another slot's target of the same name: apart */
+        bytes_over(f, 0, BILLING_PLAYER, 100, 0);
+        at(f, 65 * SEC);
+        push_over(f, 0, "rtmp-a", 1000, 10 * SEC); /* [55 s, 65 s): half in each minute */
+        at(f, 75 * SEC);
+        tick(f);
+        /* A late report for [20 s, 30 s): minute 0 has closed, so late bytes of minute 1. */
+        assert_int_equal(billing_push_bytes(f->b, 0, "rtmp-b", 500, from, to, f->msg, sizeof(f->msg)), 0);
+        at(f, 200 * SEC);
+        tick(f);
+
+        m0 = minute_at(f, 0, 0);
+        assert_int_equal(m0->n_targets, 3);
+        assert_int_equal(m0->flow[BILLING_PUSH].bytes, 3001 + 999 + 12345 + 500);
+        assert_int_equal(target_of(m0, "rtmp-a")->bytes, 3501);
+        assert_int_equal(target_of(m0, "rtmp-b")->bytes, 999);
+        assert_int_equal(target_of(m0, "srt://ü")->bytes, 12345);
+        assert_int_equal(target_of(m0, "srt://ü")->peak_bytes_1s, 12345);
+        assert_int_equal(m0->flow[BILLING_PLAYER].bytes, 100);
+        expect_targets_add_up(m0);
+        m1 = minute_at(f, 0, 60 * SEC);
+        assert_int_equal(m1->n_targets, 2);
+        assert_int_equal(target_of(m1, "rtmp-a")->bytes, 500);
+        assert_int_equal(target_of(m1, "rtmp-b")->bytes, 500);
+        assert_int_equal(target_of(m1, "rtmp-b")->late_bytes, 500);
+        assert_int_equal(target_of(m1, "rtmp-b")->peak_bytes_1s, 50); /* its own rate over 10 s */
+        assert_int_equal(m1->flow[BILLING_PUSH].late_bytes, 500);
+        expect_targets_add_up(m1);
+        assert_int_equal(minute_at(f, 1, 0)->n_targets, 1);
+        assert_int_equal(target_of(minute_at(f, 1, 0), "rtmp-a")->bytes, 7);
+        expect_targets_add_up(minute_at(f, 1, 0));
+}
+
+/* Each stream's peak is its own: "a" peaks at second 10, "b" at second 20; push's peak is the
+ * busiest second of both together, less than their peaks added. */
+static void test_two_targets_peaking_in_different_seconds_keep_their_own_peaks(void **state) {
+        struct fx *f = *state;
+        const struct billing_minute *m;
+        cJSON *o = cJSON_CreateObject();
+        const cJSON *targets;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 11 * SEC);
+        push_over(f, 0, "a", 10000, SEC);
+        push_over(f, 0, "b", 1000, SEC);
+        at(f, 21 * SEC);
+        push_over(f, 0, "a", 1000, SEC);
+        push_over(f, 0, "b", 8000, SEC);
+        at(f, 80 * SEC);
+        assert_int_equal(tick(f), 1);
+        m = minute_at(f, 0, 0);
+        assert_int_equal(m->flow[BILLING_PUSH].peak_bytes_1s, 11000);
+        assert_int_equal(target_of(m, "a")->peak_bytes_1s, 10000);
+        assert_int_equal(target_of(m, "b")->peak_bytes_1s, 8000);
+        assert_int_equal(target_of(m, "a")->sec_bytes[10], 10000);
+        assert_int_equal(target_of(m, "b")->sec_bytes[20], 8000);
+        expect_targets_add_up(m);
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(&f->rec[0].r, o), 0);
+        targets = member(member(o, "push"), "targets");
+        assert_true(member(member(o, "push"), "peak_mbps")->valuedouble == 0.088);
+        assert_true(member(member(targets, "a"), "peak_mbps")->valuedouble == 0.08);
+        assert_true(member(member(targets, "b"), "peak_mbps")->valuedouble == 0.064);
+        assert_int_equal(cJSON_GetArrayItem(member(member(targets, "b"), "kbps"), 20)->valuedouble, 64);
+        assert_int_equal(cJSON_GetArrayItem(member(member(targets, "b"), "kbps"), 10)->valuedouble, 8);
+        cJSON_Delete(o);
+}
+
+/* A restart carries each target's open bytes apart: after it, every target has its bytes once and
+ * the targets still add up to push; push bytes counted without a target come back without one. */
+static void test_a_restart_carries_each_push_targets_open_bytes_once(void **state) {
+        struct fx *f = *state;
+        _cleanup_free_ char *json = NULL;
+        const struct billing_minute *m;
+
+        start(f, 2, 3600, 10, NULL);
+        at(f, 30 * SEC);
+        push_over(f, 0, "a", 3000, 30 * SEC);
+        push_over(f, 0, "b", 600, 6 * SEC);
+        bytes_over(f, 0, BILLING_PUSH, 40, 0); /* no target */
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        assert_non_null(json);
+        assert_non_null(strstr(json, "\"push\":[3640,"));
+        assert_non_null(strstr(json, "\"targets\":{\"a\":[3000,"));
+        billing_free(f->b); /* killed: nothing flushed */
+        f->b = NULL;
+        at(f, 45 * SEC);
+        start(f, 2, 3600, 10, NULL);
+        assert_int_equal(billing_carry_in(f->b, json, f->msg, sizeof(f->msg)), 0);
+        push_over(f, 0, "a", 1500, 15 * SEC);
+        at(f, 200 * SEC);
+        tick(f);
+        assert_int_equal(count_kind(f, BILLING_MINUTE), 1);
+        m = minute_at(f, 0, 0);
+        assert_int_equal(m->flow[BILLING_PUSH].bytes, 5140);
+        assert_int_equal(target_of(m, "a")->bytes, 4500);
+        assert_int_equal(target_of(m, "a")->peak_bytes_1s, 100);
+        assert_int_equal(target_of(m, "b")->bytes, 600);
+        assert_int_equal(target_of(m, "b")->peak_bytes_1s, 100);
+        /* The 40 bytes without a target are in push and in no target. */
+        assert_int_equal(target_of(m, "a")->bytes + target_of(m, "b")->bytes + 40,
+                         m->flow[BILLING_PUSH].bytes);
+        free(json);
+        json = NULL;
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        assert_null(json);
+}
+
+/* A session's end closes its targets with its minutes: the next session's minutes name only its own. */
+static void test_closing_a_slot_closes_its_push_targets(void **state) {
+        struct fx *f = *state;
+        struct billing_open o;
+        const char *name;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 10 * SEC);
+        push_over(f, 0, "old", 500, 0);
+        assert_int_equal(billing_close_slot(f->b, 0, f->now), 1);
+        assert_true(f->rec[0].r.minute.session_end);
+        assert_int_equal(f->rec[0].r.minute.n_targets, 1);
+        assert_int_equal(target_of(&f->rec[0].r.minute, "old")->bytes, 500);
+        for (size_t t = 0; t < BILLING_TARGETS_MAX; t++)
+                assert_int_equal(billing_open_target(f->b, 0, t, &name, &o), -ENOENT);
+        push_over(f, 0, "new", 70, 0);
+        at(f, 200 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(f->rec[1].r.minute.n_targets, 1);
+        assert_null(target_of(&f->rec[1].r.minute, "old"));
+        assert_int_equal(target_of(&f->rec[1].r.minute, "new")->bytes, 70);
+        assert_int_equal(billing_open_target(f->b, 1, 0, &name, &o), -EINVAL);
+        assert_int_equal(billing_open_target(f->b, 0, BILLING_TARGETS_MAX, &name, &o), -EINVAL);
+}
+
+/* Memory is bounded: a slot's open minutes keep BILLING_TARGETS_MAX targets apart. A further one
+ * closes them early (partial records, nothing lost); a restore never closes minutes, so it refuses
+ * one, and open minutes listing more are refused whole, named. Bad names are refused, named. */
+static void test_targets_past_the_bound_are_refused_or_close_the_minutes_early(void **state) {
+        struct fx *f = *state;
+        char name[BILLING_TARGETS_MAX + 1][16], big[BILLING_TARGET_MAX + 2];
+        uint64_t got[BILLING_TARGETS_MAX + 1] = { 0 }, push = 0;
+        _cleanup_free_ char *json = NULL;
+        int r;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 10 * SEC);
+        for (size_t k = 0; k <= BILLING_TARGETS_MAX; k++)
+                snprintf(name[k], sizeof(name[k]), "t%zu", k);
+        for (size_t k = 0; k < BILLING_TARGETS_MAX; k++)
+                push_over(f, 0, name[k], 100 + k, 0);
+        assert_int_equal(f->n, 0);
+        /* The 33rd: the slot's open minute goes out now, with the 32, partial, not session_end. */
+        r = billing_push_bytes(f->b, 0, name[BILLING_TARGETS_MAX], 5000, f->now, f->now, f->msg,
+                               sizeof(f->msg));
+        assert_int_equal(r, 1);
+        assert_int_equal(f->rec[0].r.minute.n_targets, BILLING_TARGETS_MAX);
+        assert_true(f->rec[0].r.minute.partial);
+        assert_false(f->rec[0].r.minute.session_end);
+        expect_targets_add_up(&f->rec[0].r.minute);
+        push_over(f, 0, name[0], 1, 0);
+        at(f, 200 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(f->rec[1].r.minute.n_targets, 2);
+        expect_targets_add_up(&f->rec[1].r.minute);
+        /* Every byte, once, under its own target. */
+        for (size_t i = 0; i < f->n; i++) {
+                push += f->rec[i].r.minute.flow[BILLING_PUSH].bytes;
+                for (size_t k = 0; k <= BILLING_TARGETS_MAX; k++)
+                        if (target_of(&f->rec[i].r.minute, name[k]))
+                                got[k] += target_of(&f->rec[i].r.minute, name[k])->bytes;
+        }
+        for (size_t k = 0; k < BILLING_TARGETS_MAX; k++)
+                assert_int_equal(got[k], 100 + k + (k == 0));
+        assert_int_equal(got[BILLING_TARGETS_MAX], 5000);
+        /* Entries free themselves once their minutes are records: 32 new names fit, no early close. */
+        for (size_t k = 0; k < BILLING_TARGETS_MAX; k++)
+                push_over(f, 0, name[k + 1], 1, 0);
+        assert_int_equal(f->n, 2);
+
+        /* A restore refuses a 33rd target and changes nothing. */
+        billing_free(f->b);
+        f->b = NULL;
+        start(f, 1, 3600, 10, NULL);
+        for (size_t k = 0; k < BILLING_TARGETS_MAX; k++)
+                assert_int_equal(billing_restore_target(f->b, 0, name[k], 10, BASE, BASE + 10 * SEC), 0);
+        assert_int_equal(
+                billing_restore_target(f->b, 0, name[BILLING_TARGETS_MAX], 10, BASE, BASE + 10 * SEC),
+                -ENOSPC);
+        assert_int_equal(billing_restore_target(f->b, 0, name[3], 10, BASE, BASE + 10 * SEC), 0);
+        assert_int_equal(billing_carry_json(f->b, &json), 0);
+        assert_non_null(strstr(json, "\"push\":[330,"));
+        assert_null(strstr(json, name[BILLING_TARGETS_MAX]));
+        free(json);
+        json = NULL;
+
+        /* Open minutes with 33 targets on a slot: refused whole, with the bound named. */
+        {
+                char text[4096];
+                size_t n = (size_t)snprintf(
+                        text, sizeof(text),
+                        "{\"v\":1,\"slots\":[{\"slot\":\"s0\",\"push\":[33,0,1],\"targets\":{");
+
+                for (size_t k = 0; k <= BILLING_TARGETS_MAX; k++)
+                        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"%s\":[1,0,1]", k ? "," : "",
+                                              name[k]);
+                snprintf(text + n, sizeof(text) - n, "}}]}");
+                assert_int_equal(billing_carry_in(f->b, text, f->msg, sizeof(f->msg)), -EBADMSG);
+                assert_string_equal(f->msg,
+                                    "open_minutes.slots[0].targets: not an object of at most 32 push "
+                                    "targets (a slot's open minutes keep no more)");
+        }
+
+        /* Names: 1..64 bytes of UTF-8 text without control characters; nothing counted otherwise. */
+        memset(big, 'x', BILLING_TARGET_MAX + 1);
+        big[BILLING_TARGET_MAX + 1] = '\0';
+        {
+                const char *bad[] = { "", big, "a\x01", "\xff\xfe", NULL };
+
+                for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
+                        f->msg[0] = '\0';
+                        assert_int_equal(billing_push_bytes(f->b, 0, bad[k], 10, f->now, f->now, f->msg,
+                                                            sizeof(f->msg)),
+                                         -EINVAL);
+                        assert_string_equal(f->msg,
+                                            "billing: a push target must be 1..64 bytes of UTF-8 text "
+                                            "without control characters");
+                        assert_int_equal(billing_restore_target(f->b, 0, bad[k], 10, BASE, BASE), -EINVAL);
+                }
+        }
+        big[BILLING_TARGET_MAX] = '\0'; /* 64 bytes: fine */
+        push_over(f, 0, big, 1, 0);
+}
+
+/* The largest minute record: 32 targets with 64-byte names, each at the rate ceiling (1 Gbit/s)
+ * every second, with the player and viewers too, fits one signed payload with room to spare. */
+static void test_a_minute_of_32_targets_at_the_rate_ceiling_fits_a_payload(void **state) {
+        struct fx *f = *state;
+        char name[BILLING_TARGET_MAX + 1];
+        cJSON *o = cJSON_CreateObject();
+        char *text;
+
+        start(f, 1, 3600, 10, NULL);
+        at(f, 60 * SEC);
+        for (size_t k = 0; k < BILLING_TARGETS_MAX; k++) {
+                snprintf(name, sizeof(name), "%02zu%062d", k, 0);
+                push_over(f, 0, name, UINT64_C(125000000) * 60 - k, 60 * SEC);
+        }
+        bytes_over(f, 0, BILLING_PLAYER, UINT64_C(125000000) * 60 - 1, 60 * SEC);
+        bytes_over(f, 0, BILLING_VIEWERS, UINT64_C(125000000) * 60 - 1, 60 * SEC);
+        at(f, 200 * SEC);
+        assert_int_equal(tick(f), 1);
+        assert_int_equal(f->rec[0].r.minute.n_targets, BILLING_TARGETS_MAX);
+        assert_non_null(o);
+        assert_int_equal(billing_record_json(&f->rec[0].r, o), 0);
+        text = cJSON_PrintUnformatted(o);
+        assert_non_null(text);
+        print_message("a minute of 32 targets at 1 Gbit/s: %zu bytes\n", strlen(text));
+        /* The agent adds v, type, node, region, seq, prev, ts and the session's members: < 1 KB. */
+        assert_true(strlen(text) + 1024 < JWS_PAYLOAD_MAX);
+        free(text);
+        cJSON_Delete(o);
+}
+
 /* ---- JSON ---- */
 
 static void expect_json(const struct billing_record *r, const char *want) {
@@ -1172,13 +1540,14 @@ static void test_records_as_json(void **state) {
                 "\"M\":{\"peak\":0,\"slot_seconds\":0}},\"by_project\":{},\"clock_step\":false,"
                 "\"partial\":false}");
         assert_string_equal(billing_record_type(&f->rec[1].r), "bandwidth_minute");
-        expect_json(&f->rec[1].r, "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
-                                  "\"player\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},"
-                                  "\"viewers\":{\"bytes\":1000001,\"peak_mbps\":8.000008,\"late_bytes\":0,"
-                                  "\"kbps\":[0,0,0,8000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
-                                  "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
-                                  "\"push\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},\"clock_step\":"
-                                  "false,\"partial\":false,\"session_end\":false}");
+        expect_json(&f->rec[1].r,
+                    "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
+                    "\"player\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0},"
+                    "\"viewers\":{\"bytes\":1000001,\"peak_mbps\":8.000008,\"late_bytes\":0,"
+                    "\"kbps\":[0,0,0,8000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+                    "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
+                    "\"push\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0,\"targets\":{}},\"clock_step\":"
+                    "false,\"partial\":false,\"session_end\":false}");
 }
 
 static void test_calls_from_the_callback_are_refused(void **state) {
@@ -1367,6 +1736,18 @@ int main(void) {
                         test_minute_series_gives_each_seconds_kbps_rounded_to_nearest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_carry_in_refuses_malformed_open_minutes_whole, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_push_targets_add_up_to_the_push_flow_to_the_byte_and_second, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_two_targets_peaking_in_different_seconds_keep_their_own_peaks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_restart_carries_each_push_targets_open_bytes_once,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_closing_a_slot_closes_its_push_targets, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_targets_past_the_bound_are_refused_or_close_the_minutes_early, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_minute_of_32_targets_at_the_rate_ceiling_fits_a_payload, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_step_forward_closes_the_window_and_reports_skipped_windows_once, setup,
                         teardown),

@@ -39,6 +39,7 @@ struct event_rec {
 struct bytes_rec {
         size_t slot;
         enum sessions_flow flow;
+        char peer[SLOTS_USER_MAX + 1];
         uint64_t bytes, from, to;
 };
 
@@ -79,12 +80,14 @@ static void on_transition(const struct slots_event *ev, void *userdata) {
         ((struct fx *)userdata)->n_transitions++;
 }
 
-static void on_bytes(size_t slot, enum sessions_flow flow, uint64_t bytes, uint64_t from, uint64_t to,
-                     void *userdata) {
+static void on_bytes(size_t slot, enum sessions_flow flow, const char *peer, uint64_t bytes, uint64_t from,
+                     uint64_t to, void *userdata) {
         struct fx *f = userdata;
 
         assert_true(f->n_bytes < ELEMENTSOF(f->bytes));
-        f->bytes[f->n_bytes++] = (struct bytes_rec){ slot, flow, bytes, from, to };
+        f->bytes[f->n_bytes] =
+                (struct bytes_rec){ .slot = slot, .flow = flow, .bytes = bytes, .from = from, .to = to };
+        snprintf(f->bytes[f->n_bytes++].peer, sizeof(f->bytes[0].peer), "%s", peer);
 }
 
 static void on_push(size_t slot, const char *session, const char *target, bool started, void *userdata) {
@@ -709,6 +712,30 @@ static void test_report_bytes_turns_counters_into_deltas(void **state) {
         assert_int_equal(f->n_bytes, 6);
         expect_bytes(f, 5, SESSIONS_FLOW_PLAYER, 2500, T0 + 120 * SEC, T0 + 130 * SEC);
         assert_int_equal(num(cJSON_GetObjectItemCaseSensitive(f->reply, "bytes"), "viewers"), 0);
+}
+
+/* Metering bills each push target apart (bandwidth_minute push.targets): every delta names its peer. */
+static void test_report_bytes_names_the_peer_of_each_delta(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1];
+
+        play(f, "alice", "s1", sess);
+        expect_ok(f, "viewer_join", "{\"user\":\"alice\",\"viewer\":\"v1\"}");
+        settle(f);
+        advance(f, 10 * SEC);
+        expect_ok(f, "report_bytes",
+                  "{\"user\":\"alice\",\"counters\":[{\"flow\":\"player\",\"bytes\":1000},"
+                  "{\"flow\":\"viewer\",\"peer\":\"v1\",\"bytes\":500},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp-a\",\"bytes\":300},"
+                  "{\"flow\":\"push\",\"peer\":\"rtmp-b\",\"bytes\":200}]}");
+        assert_int_equal(f->n_bytes, 4);
+        assert_string_equal(f->bytes[0].peer, "");
+        assert_string_equal(f->bytes[1].peer, "v1");
+        assert_string_equal(f->bytes[2].peer, "rtmp-a");
+        assert_int_equal(f->bytes[2].bytes, 300);
+        assert_string_equal(f->bytes[3].peer, "rtmp-b");
+        assert_int_equal(f->bytes[3].bytes, 200);
+        expect_bytes(f, 3, SESSIONS_FLOW_PUSH, 200, T0, T0 + 10 * SEC);
 }
 
 static void test_push_start_waits_for_the_targets_first_bytes(void **state) {
@@ -1467,6 +1494,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failed_enforcement_is_reported_once_and_release_frees,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_report_bytes_turns_counters_into_deltas, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_report_bytes_names_the_peer_of_each_delta, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_push_start_waits_for_the_targets_first_bytes, setup,
                                                 teardown),
