@@ -1,6 +1,7 @@
 /* agent.c: the daemon: one sd-event loop wiring config, sampling, telemetry, MQTT and the control socket. */
 #include "agent.h"
 
+#include "authz.h"
 #include "cleanup.h"
 #include "clock.h"
 #include "cmd.h"
@@ -15,6 +16,7 @@
 #include "sampler.h"
 #include "selfstat.h"
 #include "sessions.h"
+#include "startup_checks.h"
 #include "strutil.h"
 #include "telemetry.h"
 #include "usage.h"
@@ -159,7 +161,7 @@ static void on_event(const char *type, cJSON *fields, void *ud) {
         cJSON_Delete(o);
         if (doc)
                 publish_event(a, doc);
-        log_info("event %s", type);
+        log_limited(LOG_INFO, "event %s", type);
 }
 
 static void on_connected(struct link *l, void *ud) {
@@ -446,32 +448,11 @@ static cJSON *status_json(struct agent *a) {
         return o;
 }
 
-/* Whether the peer may change sessions: root, the agent's own user, or control.allow. The groups
- * are those the kernel recorded when the peer connected, never looked up by pid (a pid can be
- * reused by another process). */
-static bool peer_may_change(const struct cfg *c, const struct plat_peer *p) {
-        if (!p)
-                return false;
-        if (p->uid == 0 || p->uid == geteuid())
-                return true;
-        for (size_t i = 0; i < c->control_allow.n_uids; i++)
-                if (c->control_allow.uids[i] == p->uid)
-                        return true;
-        for (size_t i = 0; i < c->control_allow.n_gids; i++)
-                if (c->control_allow.gids[i] == p->gid)
-                        return true;
-        for (size_t g = 0; g < p->n_groups; g++)
-                for (size_t i = 0; i < c->control_allow.n_gids; i++)
-                        if (c->control_allow.gids[i] == p->groups[g])
-                                return true;
-        return false;
-}
-
 /* At accept: a peer that may change sessions is not limited per uid and may use the reserve. */
 static unsigned on_admit(const struct plat_peer *peer, void *ud) {
         struct agent *a = ud;
 
-        return peer_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
+        return authz_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
 }
 
 static cJSON *status_json(struct agent *a);
@@ -514,15 +495,20 @@ static cJSON *on_request(const char *op, const cJSON *req, const struct plat_pee
                          bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
         struct agent *a = ud;
         bool mutates = false;
+        cJSON *res;
 
-        if (sessions_handles(op, &mutates) && mutates && !peer_may_change(a->cfg, peer)) {
+        if (sessions_handles(op, &mutates) && mutates && !authz_may_change(a->cfg, peer)) {
                 *ret_code = "FORBIDDEN";
                 snprintf(msg, msglen,
                          "op %s changes sessions: uid %u is not root, the agent's user, or in control.allow",
                          op, peer ? (unsigned)peer->uid : 0U);
                 return NULL;
         }
-        return dispatch(a, op, req, ret_held, ret_code, msg, msglen);
+        /* Reads are open to whoever can connect; with control.read set, who uses a slot is not. */
+        res = dispatch(a, op, req, ret_held, ret_code, msg, msglen);
+        if (res && !authz_may_read_personal(a->cfg, peer))
+                authz_redact(res);
+        return res;
 }
 
 /* MQTT commands that agent/cmd.c lets through: the broker authenticated the sender (its ACL
@@ -565,7 +551,7 @@ static void on_message(struct link *l, const char *topic, const void *payload, s
                 memcpy(h.corr, corr, corr_len);
         h.corr_len = h.corr ? corr_len : 0;
         h.needs_commit = held;
-        log_info("MQTT command on %s answered: %.200s", topic, h.line);
+        log_limited(LOG_INFO, "MQTT command on %s answered: %.200s", topic, h.line);
         if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
                 a->held[a->n_held++] = h;
                 return;
@@ -875,6 +861,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(a->event, 0);
 }
 
+static void log_refusal(const char *msg, void *userdata) {
+        (void)userdata;
+        log_err("cannot start: %s", msg);
+}
+
 /* The control socket: the one systemd passes (named "control", else the first Unix stream
  * socket), or control.socket bound here. */
 static int open_control(struct agent *a) {
@@ -902,6 +893,8 @@ static int open_control(struct agent *a) {
                 log_info("control socket passed by systemd (socket activation); control.socket is not used");
                 return 0;
         }
+        if (startup_check(a->cfg, STARTUP_SOCKET_DIR | STARTUP_SOCKET_FREE, geteuid(), log_refusal, NULL))
+                return -EPERM;
         r = diag_new(a->event, a->cfg->control_socket, on_request, on_admit, a, &a->diag);
         if (r < 0)
                 log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
@@ -922,6 +915,9 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 cfg_problems_done(&problems);
                 return r;
         }
+        /* Paths another local user controls are refused before anything is read from them. */
+        if (startup_check(a->cfg, STARTUP_FILES, geteuid(), log_refusal, NULL))
+                return -EPERM;
         a->root_fd = plat_open_dir(o->root);
         if (a->root_fd < 0) {
                 log_err("cannot open the host root %s: %s", o->root, strerror(-a->root_fd));

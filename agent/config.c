@@ -759,13 +759,13 @@ static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
                 get_file(x, e, "cert_file", "metering.cert_file", &m->cert_file, &unused);
 }
 
-/* control.allow: "user:NAME", "group:NAME", "uid:N" or "gid:N". */
-static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
+/* control.allow, control.read (`key`): "user:NAME", "group:NAME", "uid:N" or "gid:N". */
+static void parse_allow(struct ctx *x, const cJSON *v, const char *key, struct cfg_allow *al) {
         const cJSON *a;
         size_t i = 0;
 
         if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > CFG_MAX_ALLOW) {
-                problem(x, "control.allow: must be an array of at most %d entries", CFG_MAX_ALLOW);
+                problem(x, "%s: must be an array of at most %d entries", key, CFG_MAX_ALLOW);
                 return;
         }
         cJSON_ArrayForEach(a, v) {
@@ -778,12 +778,12 @@ static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
                 if (!strncmp(s, "uid:", 4) || !strncmp(s, "gid:", 4)) {
                         ok = plat_parse_u64(arg, strlen(arg), &id) >= 0 && id < UINT32_MAX;
                         if (!ok)
-                                problem(x, "control.allow[%zu]: \"%s\" is not a numeric id", i, s);
+                                problem(x, "%s[%zu]: \"%s\" is not a numeric id", key, i, s);
                 } else if (!strncmp(s, "user:", 5) && *arg && strlen(arg) < 256) {
                         struct passwd *pw = getpwnam(arg);
 
                         if (!pw) {
-                                problem(x, "control.allow[%zu]: no user \"%s\" on this host", i, arg);
+                                problem(x, "%s[%zu]: no user \"%s\" on this host", key, i, arg);
                                 ok = false;
                         } else
                                 id = pw->pw_uid;
@@ -791,15 +791,13 @@ static void parse_allow(struct ctx *x, const cJSON *v, struct cfg_allow *al) {
                         struct group *gr = getgrnam(arg);
 
                         if (!gr) {
-                                problem(x, "control.allow[%zu]: no group \"%s\" on this host", i, arg);
+                                problem(x, "%s[%zu]: no group \"%s\" on this host", key, i, arg);
                                 ok = false;
                         } else
                                 id = gr->gr_gid;
                 } else {
-                        problem(x,
-                                "control.allow[%zu]: must be \"user:NAME\", \"group:NAME\", \"uid:N\" or "
-                                "\"gid:N\"",
-                                i);
+                        problem(x, "%s[%zu]: must be \"user:NAME\", \"group:NAME\", \"uid:N\" or \"gid:N\"",
+                                key, i);
                         ok = false;
                 }
                 if (ok && group)
@@ -1023,16 +1021,20 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
         sect = get_object(&x, root, "control", false);
         if (sect) {
                 const cJSON *allow = cJSON_GetObjectItemCaseSensitive(sect, "allow");
+                const cJSON *read = cJSON_GetObjectItemCaseSensitive(sect, "read");
 
                 check_keys(&x, sect, "control",
-                           (const char *const[]){ "socket", "allow", "clients_per_user", NULL });
+                           (const char *const[]){ "socket", "allow", "read", "clients_per_user", NULL });
                 get_string(&x, sect, "socket", "control.socket", false, check_abs_path, &c->control_socket);
                 get_uint(&x, sect, "clients_per_user", "control.clients_per_user", 1,
                          CFG_CLIENTS_PER_USER_MAX, &c->control_clients_per_user);
                 if (strlen(c->control_socket) >= 108)
                         problem(&x, "control.socket: longer than a Unix socket path may be (107 bytes)");
                 if (allow)
-                        parse_allow(&x, allow, &c->control_allow);
+                        parse_allow(&x, allow, "control.allow", &c->control_allow);
+                c->control_read_set = read != NULL;
+                if (read)
+                        parse_allow(&x, read, "control.read", &c->control_read);
         }
         parse_sessions(&x, root, c);
         parse_metering(&x, root, c);

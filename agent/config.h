@@ -96,8 +96,9 @@ struct cfg_metering {
 #define CFG_CLIENTS_PER_USER_DEFAULT 8
 #define CFG_CLIENTS_PER_USER_MAX 48
 
-/* Who may change sessions over the control socket, besides root (read-only ops are open to
- * whoever can connect: the socket's mode and group decide that). Names resolved at load. */
+/* A list of users and groups on the control socket (control.allow: who may change sessions,
+ * besides root and the agent's user; control.read: who may read user ids and client addresses).
+ * Names resolved at load. */
 struct cfg_allow {
         size_t n_uids, n_gids;
         uint32_t uids[CFG_MAX_ALLOW];
@@ -117,6 +118,8 @@ struct cfg {
         char *state_dir;
         char *control_socket;
         struct cfg_allow control_allow;
+        struct cfg_allow control_read;     /* used only when control_read_set */
+        bool control_read_set;             /* control.read given: reads of others are redacted (authz.h) */
         unsigned control_clients_per_user; /* connections at once per uid not in control.allow */
         struct cfg_sessions sessions;
         struct cfg_metering metering;

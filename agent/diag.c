@@ -2,6 +2,7 @@
 #include "diag.h"
 
 #include "cleanup.h"
+#include "jsonstrict.h"
 #include "log.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@ struct diag_client {
         char *in;
         size_t in_len;
         bool discarding; /* inside an oversized line: drop bytes up to its newline */
+        bool eof;        /* the peer shut down its side: nothing more is read; closed when answered */
         char *out;
         size_t out_len, out_off;
         struct held *held;
@@ -57,12 +59,14 @@ struct diag {
 
 static cJSON *error_reply(const cJSON *id, const char *code, const char *msg) {
         cJSON *r = cJSON_CreateObject(), *e;
+        /* A bounded format ("%.64s") may have cut a character of the request in two. */
+        _cleanup_free_ char *text = strndup(msg, jsonstrict_utf8_prefix(msg, strlen(msg)));
 
         cJSON_AddItemToObject(r, "id", id ? cJSON_Duplicate(id, true) : cJSON_CreateNull());
         cJSON_AddFalseToObject(r, "ok");
         e = cJSON_AddObjectToObject(r, "error");
         cJSON_AddStringToObject(e, "code", code);
-        cJSON_AddStringToObject(e, "message", msg);
+        cJSON_AddStringToObject(e, "message", text ? text : "");
         return r;
 }
 
@@ -76,28 +80,30 @@ static char *print_reply(cJSON *r) {
 /* The reply tree for one request line; *held as the handler set it. */
 static cJSON *handle(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
                      void *userdata, bool *held) {
-        _cleanup_free_ char *copy = NULL;
         const cJSON *id, *op;
         const char *code = "INTERNAL";
         char msg[256] = "";
-        cJSON *req, *res, *reply;
+        cJSON *req = NULL, *res, *reply;
+        int r;
 
         *held = false;
         if (len == 0)
                 line = ""; /* an empty MQTT payload comes as NULL */
         if (len > DIAG_MAX_LINE)
                 return error_reply(NULL, "BAD_REQUEST", "request line longer than 65536 bytes");
-        if (memchr(line, '\0', len))
-                return error_reply(NULL, "BAD_REQUEST", "request contains a NUL byte");
-        copy = strndup(line, len);
-        if (!copy)
+        /* One object, UTF-8, each key once, nothing after it: what two readers could take for two
+         * different requests is neither. */
+        r = jsonstrict_parse_object(line, len, "request", &req, msg, sizeof(msg));
+        if (r == -ENOMEM)
                 return NULL;
-        req = cJSON_Parse(copy);
-        if (!req || !cJSON_IsObject(req)) {
-                cJSON_Delete(req);
-                return error_reply(NULL, "BAD_REQUEST", "request is not a JSON object");
-        }
+        if (r < 0)
+                return error_reply(NULL, "BAD_REQUEST", msg);
         id = cJSON_GetObjectItemCaseSensitive(req, "id");
+        /* The id goes back in the reply (and into logs): never with control characters. */
+        if (!jsonstrict_printable(id, "\"id\"", msg, sizeof(msg))) {
+                cJSON_Delete(req);
+                return error_reply(NULL, "BAD_REQUEST", msg);
+        }
         op = cJSON_GetObjectItemCaseSensitive(req, "op");
         if (!cJSON_IsString(op)) {
                 reply = error_reply(id, "BAD_REQUEST", "request has no \"op\" string");
@@ -190,7 +196,13 @@ static int flush_out(struct diag_client *c) {
                 }
                 c->out_off += (size_t)n;
         }
-        return sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_off < c->out_len ? EPOLLOUT : 0));
+        return sd_event_source_set_io_events(c->io, (c->eof ? 0 : EPOLLIN) |
+                                                            (c->out_off < c->out_len ? EPOLLOUT : 0));
+}
+
+/* Everything the client asked for has been sent. */
+static bool answered(const struct diag_client *c) {
+        return c->n_held == 0 && c->out_off == c->out_len;
 }
 
 static int answer(struct diag_client *c, const char *line, size_t len) {
@@ -248,7 +260,7 @@ void diag_committed(struct diag *d, bool ok, const char *msg) {
                 c->n_held = 0;
                 if (r >= 0)
                         r = flush_out(c);
-                if (r < 0)
+                if (r < 0 || (c->eof && answered(c)))
                         client_free(c);
         }
 }
@@ -290,13 +302,23 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud) 
         int r = 0;
 
         (void)s;
+        /* After the end of its input only a hang-up or an error is reported: the peer closed its
+         * end as well, and nobody is left to read the replies. */
+        if (c->eof && (revents & (EPOLLHUP | EPOLLERR))) {
+                client_free(c);
+                return 0;
+        }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 ssize_t n = recv(fd, c->in + c->in_len, DIAG_MAX_LINE + 1 - c->in_len, MSG_DONTWAIT);
 
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
                         client_free(c);
                         return 0;
                 }
+                /* The end of the input (shutdown(SHUT_WR), or a close): what was asked before it is
+                 * still answered, held replies included, and the connection closed after that. */
+                if (n == 0)
+                        c->eof = true;
                 if (n > 0) {
                         c->in_len += (size_t)n;
                         r = process_input(c);
@@ -306,6 +328,10 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud) 
                 r = flush_out(c);
         if (r < 0) {
                 log_debug("control client (pid %d) dropped: %s", (int)c->peer.pid, strerror(-r));
+                client_free(c);
+                return 0;
+        }
+        if (c->eof && answered(c)) {
                 client_free(c);
                 return 0;
         }

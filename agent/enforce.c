@@ -76,6 +76,21 @@ bool enforce_running(const struct enforce *f, size_t slot) {
 static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud);
 static int on_hook_timeout(sd_event_source *s, uint64_t usec, void *ud);
 
+/* The hook gets stdin, stdout and stderr only. Our own descriptors are all O_CLOEXEC, but a
+ * library's may not be (libmosquitto's socket pair, a future one's), and the broker connection or
+ * the control socket in a hook's hands would let it speak for the agent. */
+static void close_from(int first) {
+        long max;
+
+        if (close_range((unsigned)first, ~0U, 0) == 0)
+                return;
+        max = sysconf(_SC_OPEN_MAX); /* kernels before 5.9 */
+        if (max < 0 || max > 65536)
+                max = 65536;
+        for (int fd = first; fd < max; fd++)
+                (void)close(fd);
+}
+
 /* Runs cfg->sessions.exec_argv in a new process group with the session in its environment. */
 static int spawn(struct enforce *f, size_t slot, const char *user, const char *session, const char *reason,
                  pid_t *ret) {
@@ -95,6 +110,7 @@ static int spawn(struct enforce *f, size_t slot, const char *user, const char *s
                         dup2(null, STDIN_FILENO);
                         dup2(null, STDOUT_FILENO);
                 }
+                close_from(3);
                 setenv("SLOT", c->slots[slot].id, 1);
                 setenv("USER_ID", user, 1);
                 setenv("SESSION", session, 1);

@@ -2,10 +2,12 @@
 #include "link.h"
 
 #include "clock.h"
+#include "link_tls.h"
 #include "log.h"
 #include "strutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -60,6 +62,7 @@ struct link {
         bool tls;
 
         char tls_detail[LINK_ERR_MAX]; /* first error libmosquitto logged during this attempt */
+        struct link_tls_seen tls_seen; /* what the TLS layer saw of this attempt */
         char refusal[LINK_ERR_MAX];    /* the broker's CONNACK reason, when it said no */
         char last_error[LINK_ERR_MAX + LINK_NAME_MAX]; /* "broker: reason" of the last failure */
 };
@@ -153,15 +156,21 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
         struct link_target *b = &l->brokers[l->cur];
         bool lost = l->state == LINK_CONNECTED, backoff;
         char reason[LINK_ERR_MAX], then[LINK_ERR_MAX];
-        const char *key;
+        const char *key, *tls_key;
         size_t n, next;
 
         plat_strlcpy(reason, l->refusal[0] ? l->refusal : what, sizeof(reason));
         n = strlen(reason);
         if (n && reason[n - 1] == '.') /* libmosquitto's strings end in '.' */
                 reason[n - 1] = '\0';
+        /* What the TLS layer saw says more than the generic texts below; it writes reason. */
+        tls_key = l->tls && !lost && !l->refusal[0] ? link_tls_explain(&l->tls_seen, l->tls_detail, b->host,
+                                                                       b->port, reason, sizeof(reason))
+                                                    : NULL;
         if (l->refusal[0]) {
                 key = reason;
+        } else if (tls_key) {
+                key = tls_key;
         } else if (handshake && strstr(l->tls_detail, "certificate verify failed")) {
                 snprintf(reason, sizeof(reason),
                          "the broker's certificate is not trusted by mqtt.tls.ca_file or does not name %s "
@@ -181,9 +190,10 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
                         snprintf(reason + n, sizeof(reason) - n, " (%s)", l->tls_detail);
                 n = strlen(reason);
                 snprintf(reason + n, sizeof(reason) - n,
-                         " before CONNACK: the broker dropped the connection; does it trust this client "
-                         "certificate (mqtt.tls.cert_file)?");
-                key = "tls: dropped before CONNACK";
+                         " before CONNACK: the broker dropped the connection during or after the TLS "
+                         "handshake: it did not accept this node's client certificate (mqtt.tls.cert_file), "
+                         "or could not parse the MQTT CONNECT");
+                key = LINK_TLS_KEY_DROPPED;
         } else {
                 key = reason;
                 if (l->tls_detail[0]) {
@@ -229,11 +239,12 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
 static void on_log(struct mosquitto *m, void *ud, int level, const char *msg) {
         struct link *l = ud;
 
-        (void)m;
         /* OpenSSL's reasons (certificate verify failed, unknown ca, ...) only arrive here. */
         if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
                 if (!l->tls_detail[0])
                         plat_strlcpy(l->tls_detail, msg, sizeof(l->tls_detail));
+                if (l->tls && l->state == LINK_CONNECTING)
+                        link_tls_observe_error(&l->tls_seen, m);
         }
         log_debug("libmosquitto: %s", msg);
 }
@@ -319,6 +330,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         int rc = MOSQ_ERR_SUCCESS, err;
 
         (void)s;
+        if (l->tls && l->state == LINK_CONNECTING)
+                link_tls_observe(&l->tls_seen, l->mosq);
         /* libmosquitto 2.0 retries a TLS handshake on a socket whose connect failed instead of
          * reporting it, so a refused or reset connection is detected here, from the socket. */
         if (revents & (EPOLLERR | EPOLLHUP)) {
@@ -373,6 +386,9 @@ static int update_io(struct link *l) {
                         return sd_event_source_set_io_events(l->io, ev);
                 link_drop_io(l);
         }
+        /* libmosquitto opens its socket without SOCK_CLOEXEC: an enforcement hook must not inherit
+         * the broker connection. */
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
         r = sd_event_add_io(l->event, &l->io, fd, ev, on_io, l);
         if (r < 0)
                 return r;
@@ -389,6 +405,7 @@ static void connect_now(struct link *l) {
         l->state = LINK_CONNECTING;
         l->tcp_pending = true;
         l->tls_detail[0] = l->refusal[0] = '\0';
+        link_tls_seen_reset(&l->tls_seen);
         /* reconnect_async dials the host libmosquitto holds; another broker takes connect_async,
          * which also makes TLS verify the new host's name. */
         if (l->dialled == l->cur)

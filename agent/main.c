@@ -6,6 +6,7 @@
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "startup_checks.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -110,16 +111,28 @@ static int load_or_print(const char *path, struct cfg **ret) {
         return -EINVAL;
 }
 
+static void print_refusal(const char *msg, void *userdata) {
+        fprintf(stderr, "%s: %s\n", (const char *)userdata, msg);
+}
+
 /* Validates the file, then plans its slots against this host (or the --root tree). */
 static int check_config(const char *path, const char *root) {
         struct spec_verdict *v = NULL;
         struct spec_host host;
         struct oneshot o;
         struct cfg *c = NULL;
-        size_t failing = 0, wrong_platform = 0;
+        size_t failing = 0, wrong_platform = 0, refused;
 
         if (load_or_print(path, &c) < 0)
                 return 1;
+        /* What the agent would refuse at start-up, as the user this runs as. */
+        refused =
+                startup_check(c, STARTUP_FILES | STARTUP_SOCKET_DIR, geteuid(), print_refusal, (void *)path);
+        if (refused) {
+                fprintf(stderr, "%s: %zu problem%s\n", path, refused, refused == 1 ? "" : "s");
+                cfg_free(c);
+                return 1;
+        }
         printf("%s: valid: node %s in region %s, %zu slot%s, broker %s:%u (%s)\n", path, c->node_id,
                c->node_region, c->n_slots, c->n_slots == 1 ? "" : "s", c->mqtt.host, c->mqtt.port,
                c->mqtt.tls ? "TLS, mutual auth" : "NO TLS");

@@ -1,6 +1,8 @@
 /* log.c: logging to the journal with structured fields under systemd, to stderr otherwise. */
 #include "log.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -64,9 +66,12 @@ int plat_log_level_from_string(const char *s) {
 }
 
 #define LOG_MAX_FIELDS 8
+#define LOG_MSG_MAX 1024
+
+static void emit(int priority, const char *const *fields, const char *msg);
 
 void plat_log_fields(int priority, const char *const *fields, const char *fmt, ...) {
-        char msg[1024];
+        char msg[LOG_MSG_MAX];
         va_list ap;
         int saved = errno;
 
@@ -75,9 +80,42 @@ void plat_log_fields(int priority, const char *const *fields, const char *fmt, .
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        emit(priority, fields, msg);
+        errno = saved;
+}
+
+void plat_log_limited(struct plat_ratelimit *rl, int priority, const char *const *fields, const char *fmt,
+                      ...) {
+        uint64_t suppressed;
+        char msg[LOG_MSG_MAX];
+        va_list ap;
+        int saved = errno;
+
+        if (priority > log_max)
+                return;
+        if (!plat_ratelimit_pass(rl, plat_now_mono_usec(), &suppressed))
+                return;
+        if (suppressed) {
+                snprintf(msg, sizeof(msg),
+                         "suppressed %" PRIu64 " similar lines (at most %u every %" PRIu64
+                         " s are logged); the "
+                         "next follows",
+                         suppressed, rl->burst, rl->interval_usec / 1000000);
+                emit(priority, fields, msg);
+        }
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        emit(priority, fields, msg);
+        errno = saved;
+}
+
+/* Writes one formatted line to the journal, or to stderr; errno is kept. */
+static void emit(int priority, const char *const *fields, const char *msg) {
+        int saved = errno;
 
         if (log_to_journal) {
-                char mbuf[sizeof(msg) + 8], pbuf[16], ibuf[64];
+                char mbuf[LOG_MSG_MAX + 8], pbuf[16], ibuf[64];
                 struct iovec iov[3 + LOG_MAX_FIELDS];
                 size_t n = 0;
 

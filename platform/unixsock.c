@@ -19,9 +19,39 @@ static int fill_addr(const char *path, struct sockaddr_un *sa) {
         return 0;
 }
 
+int plat_unix_probe(const char *path, struct plat_peer *ret_peer) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        struct stat st;
+        int r;
+
+        r = fill_addr(path, &sa);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return 0;
+        /* Non-blocking: a listener whose backlog is full answers EAGAIN, and is live all the same. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                if (errno == ECONNREFUSED || errno == ENOENT)
+                        return 0; /* stale: nobody listens */
+                if (errno != EAGAIN)
+                        return -errno;
+                *ret_peer = (struct plat_peer){ .pid = 0, .uid = st.st_uid, .gid = st.st_gid };
+                return 1;
+        }
+        r = plat_unix_peer(fd, ret_peer);
+        return r < 0 ? r : 1;
+}
+
 int plat_unix_listen(const char *path, mode_t mode, int backlog) {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa;
+        struct plat_peer peer;
         struct stat st;
         int r;
 
@@ -31,6 +61,10 @@ int plat_unix_listen(const char *path, mode_t mode, int backlog) {
         if (lstat(path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
+                /* Only a stale socket is replaced: a live one is another process's. */
+                r = plat_unix_probe(path, &peer);
+                if (r != 0)
+                        return r > 0 ? -EADDRINUSE : r;
                 if (unlink(path) < 0)
                         return -errno;
         }

@@ -14,8 +14,14 @@ struct plat_peer {
         size_t n_groups;
 };
 
+/* Whether a process listens on the socket at `path`: 1 (its credentials in *ret_peer; pid 0 when
+ * its backlog is full and the socket file's owner stands for it), 0 when there is no socket there
+ * or a stale one nobody listens on, or -errno when it cannot be told (EACCES). */
+int plat_unix_probe(const char *path, struct plat_peer *ret_peer);
+
 /* Binds and listens on `path` (non-blocking, CLOEXEC), replacing a stale socket left by a
- * previous run but never a file of another type. Returns the fd or -errno. */
+ * previous run but never a live one (-EADDRINUSE: another process listens there) nor a file of
+ * another type (-EEXIST). Returns the fd or -errno. */
 int plat_unix_listen(const char *path, mode_t mode, int backlog);
 
 /* Connects to `path` (blocking, CLOEXEC). Returns the fd or -errno. */

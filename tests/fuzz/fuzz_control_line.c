@@ -1,5 +1,6 @@
 /* fuzz_control_line.c: libFuzzer target for one control-socket request line (diag_handle_line). */
 #include "diag.h"
+#include "jsonstrict.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,13 +24,18 @@ static cJSON *handler(const char *op, const cJSON *req, const struct plat_peer *
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct plat_peer peer = { .pid = 1, .uid = 0, .gid = 0 };
         char *reply = diag_handle_line((const char *)data, size, &peer, handler, NULL, NULL);
-        cJSON *j;
+        char why[256];
+        cJSON *j = NULL;
 
-        /* Every line gets exactly one reply that is itself a JSON object with "ok". */
+        /* Every line gets exactly one reply that is itself a JSON object with "ok", and one the
+         * agent would take as strictly as it takes requests: whatever bytes the request had, none
+         * that is not UTF-8, no control character, no key twice goes back. */
         if (!reply)
                 abort();
-        j = cJSON_Parse(reply);
-        if (!j || !cJSON_IsBool(cJSON_GetObjectItem(j, "ok")))
+        if (jsonstrict_parse_object(reply, strlen(reply), "reply", &j, why, sizeof(why)) < 0 ||
+            !cJSON_IsBool(cJSON_GetObjectItem(j, "ok")))
+                abort();
+        if (!jsonstrict_printable(cJSON_GetObjectItem(j, "id"), "\"id\"", why, sizeof(why)))
                 abort();
         cJSON_Delete(j);
         free(reply);

@@ -320,7 +320,12 @@ class Sessions(harness.IntegrationTest):
         self.assertIn("viewer v9 is not in session", r["error"]["message"])
         # A push target that is not UTF-8 text would sit in a signed record; 2^53 bytes at once is
         # faster than sessions.max_flow_mbps. Neither counts anything.
+        # (Bytes that are not UTF-8 are refused with the request, before any op reads it.)
         r = c.raw(b'{"id":2,"op":"report_bytes","user":"alice","counters":[{"flow":"push","peer":"rtmp\xff",'
+                  b'"bytes":5}]}\n')
+        self.assertEqual(code(r), "BAD_REQUEST", r)
+        self.assertIn("request is not valid UTF-8: byte 0xFF at byte 82", r["error"]["message"])
+        r = c.raw(b'{"id":2,"op":"report_bytes","user":"alice","counters":[{"flow":"push","peer":"rtmp\\u0007",'
                   b'"bytes":5}]}\n')
         self.assertEqual(code(r), "BAD_REQUEST", r)
         self.assertIn("UTF-8 text without control characters", r["error"]["message"])

@@ -2,11 +2,13 @@
 """test_tls_refusal: TLS mutual authentication fails both ways and the agent says why.
 (a) the agent does not trust the broker (ca_file = a rogue CA): "certificate verify failed";
 (b) the broker does not trust the agent (client certificate from a rogue CA): the broker drops
-    the connection before CONNACK. In both cases nothing is published and the agent stays up."""
+    the connection before CONNACK. In both cases nothing is published and the agent stays up.
+(c) a plaintext port and (d) an expired broker certificate are named as such (issue 16)."""
 
 import json
 import os
 import re
+import socket
 import sys
 import time
 
@@ -60,6 +62,53 @@ class TlsRefusal(harness.IntegrationTest):
         # link.c says "... before CONNACK: the broker dropped the connection; does it trust this
         # client certificate" or quotes the TLS alert OpenSSL saw (e.g. "tlsv1 alert unknown ca").
         self._never_connects(agent, sub, r"dropped the connection|alert|client certificate")
+
+    def test_plaintext_port_is_named_not_the_client_certificate(self):
+        """A plaintext MQTT listener closes on the TLS ClientHello without a byte of TLS: the
+        agent says so, and does not blame its client certificate."""
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker)
+        plain = harness.free_port()
+        conf = env.path("plain.conf")
+        with open(conf, "w") as f:
+            f.write("%slistener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n" %
+                    ("user root\n" if os.geteuid() == 0 else "", plain))
+        p = harness.Proc(env, "mosquitto", ["mosquitto", "-c", conf])
+        self.assertTrue(harness.wait_for(lambda: self._accepting(plain), 10), p.stderr())
+        agent = env.agent(env.config(plain))
+        first = self._never_connects(agent, sub, r"without answering the TLS handshake .*is localhost:%d a TLS "
+                                     r"listener\? A plaintext MQTT port does this" % plain)
+        self.assertNotIn("client certificate", first)
+
+    def test_expired_broker_certificate_is_named(self):
+        env = self.env
+        pki = env.pki
+        d = pki["dir"]
+        ext = os.path.join(d, "expired.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        csr = os.path.join(d, "expired.csr")
+        for argv in (["openssl", "req", "-new", "-key", pki["server_key"], "-subj", "/CN=localhost", "-out", csr],
+                     # -days -1: not after is a day before now
+                     ["openssl", "x509", "-req", "-in", csr, "-CA", pki["ca"], "-CAkey", os.path.join(d, "ca.key"),
+                      "-CAcreateserial", "-days", "-1", "-extfile", ext, "-out", pki["server_cert"]]):
+            r = env.run(argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        broker = env.broker()
+        agent = env.agent(env.config(broker.port))
+        first = agent.wait_log(r"warning: MQTT broker localhost:\d+: ", timeout=15)[0]
+        self.assertRegex(first, r"the broker's certificate failed verification: certificate has expired: check "
+                         r"its validity dates, and this host's clock")
+        self.assertTrue(agent.alive())
+
+    @staticmethod
+    def _accepting(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
 
 if __name__ == "__main__":

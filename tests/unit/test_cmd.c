@@ -125,6 +125,37 @@ static void test_malformed_payloads_get_bad_request(void **state) {
         assert_int_equal(s.n, 0);
 }
 
+static void test_ambiguous_payloads_are_refused_and_never_dispatched(void **state) {
+        static const char *const payloads[] = {
+                "{\"id\":1,\"op\":\"status\",\"op\":\"drain\"}",
+                "{\"id\":2,\"op\":\"disconnect\",\"user\":\"alice\"}{\"op\":\"drain\"}",
+                "{\"id\":\"\xc0\xaf\",\"op\":\"drain\"}",
+                "{\"id\":\"\\u0007\",\"op\":\"drain\"}",
+        };
+        static const char *const why[] = {
+                "request has the key \"op\" twice in the top-level object",
+                "request has data after its JSON object, at byte 41 (one object per line)",
+                "request is not valid UTF-8: byte 0xC0 at byte 7",
+                "\"id\" has a control character (U+0007)",
+        };
+        struct seen s = { 0 };
+
+        (void)state;
+        for (size_t i = 0; i < 4; i++) {
+                bool held = true;
+                cJSON *j = reply(&s, payloads[i], &held);
+
+                assert_string_equal(error_code(j), "BAD_REQUEST");
+                assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "id")));
+                assert_string_equal(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
+                        why[i]);
+                assert_false(held);
+                cJSON_Delete(j);
+        }
+        assert_int_equal(s.n, 0);
+}
+
 static void test_payload_over_the_limit_is_refused_unread(void **state) {
         size_t len = CMD_PAYLOAD_MAX + 4096;
         char *big = malloc(len);
@@ -361,6 +392,7 @@ int main(void) {
                 cmocka_unit_test(test_operator_commands_reach_the_dispatcher_without_a_peer),
                 cmocka_unit_test(test_session_ops_are_forbidden_and_never_dispatched),
                 cmocka_unit_test(test_malformed_payloads_get_bad_request),
+                cmocka_unit_test(test_ambiguous_payloads_are_refused_and_never_dispatched),
                 cmocka_unit_test(test_payload_over_the_limit_is_refused_unread),
                 cmocka_unit_test(test_empty_payload_is_a_bad_request),
                 cmocka_unit_test(test_retained_command_is_dropped_unrun_and_logged_sparingly),

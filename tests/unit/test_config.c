@@ -733,6 +733,48 @@ static void test_control_allow_forms_and_limits(void **state) {
         expect_allow_problem(many, ": control.allow: must be an array of at most 32 entries");
 }
 
+static void test_control_read_is_unset_by_default_and_takes_the_allow_forms(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+        char json[512];
+
+        (void)state;
+        /* Absent: every peer that can connect reads everything, as before control.read. */
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"control\":{\"allow\":[\"uid:7\"]}}", &c, &p), 0);
+        assert_false(c->control_read_set);
+        cfg_free(c);
+        /* Empty: set, with nobody listed (root, the agent's user and control.allow read). */
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[]}}", &c, &p), 0);
+        assert_true(c->control_read_set);
+        assert_int_equal(c->control_read.n_uids + c->control_read.n_gids, 0);
+        cfg_free(c);
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[\"user:root\",\"uid:1000\","
+                               "\"group:root\",\"gid:50\"],\"allow\":[\"uid:9\"]}}",
+                               &c, &p),
+                         0);
+        assert_true(c->control_read_set);
+        assert_int_equal(c->control_read.n_uids, 2);
+        assert_int_equal(c->control_read.uids[1], 1000);
+        assert_int_equal(c->control_read.n_gids, 2);
+        assert_int_equal(c->control_read.gids[1], 50);
+        assert_int_equal(c->control_allow.n_uids, 1); /* apart from control.allow */
+        cfg_free(c);
+        /* Each problem names control.read, not control.allow. */
+        snprintf(json, sizeof(json),
+                 "{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[\"uid:0\",\"user:ra-no-such-user\"]}}");
+        expect_problem(json, ": control.read[1]: no user \"ra-no-such-user\" on this host");
+        snprintf(json, sizeof(json),
+                 "{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[\"group:ra-no-such-group\"]}}");
+        expect_problem(json, ": control.read[0]: no group \"ra-no-such-group\" on this host");
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[\"uid:x\"]}}");
+        expect_problem(json, ": control.read[0]: \"uid:x\" is not a numeric id");
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":[\"operators\"]}}");
+        expect_problem(json,
+                       ": control.read[0]: must be \"user:NAME\", \"group:NAME\", \"uid:N\" or \"gid:N\"");
+        snprintf(json, sizeof(json), "{" NODE_OK "," MQTT_OK ",\"control\":{\"read\":\"group:root\"}}");
+        expect_problem(json, ": control.read: must be an array of at most 32 entries");
+}
+
 /* Parses a config whose mqtt section is `mqtt` (TLS_OK appended); returns it (caller frees). */
 static struct cfg *parse_mqtt_ok(const char *mqtt) {
         char json[4096];
@@ -959,6 +1001,7 @@ int main(void) {
                 cmocka_unit_test(test_slot_cgroup_is_kept_in_canonical_form),
                 cmocka_unit_test(test_control_clients_per_user_default_and_range),
                 cmocka_unit_test(test_control_allow_forms_and_limits),
+                cmocka_unit_test(test_control_read_is_unset_by_default_and_takes_the_allow_forms),
                 cmocka_unit_test(test_brokers_list_keeps_order_and_defaults_port_to_mqtt_port),
                 cmocka_unit_test(test_brokers_default_port_is_1883_without_tls),
                 cmocka_unit_test(test_mqtt_host_is_the_only_broker),

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "diag.h"
+#include "jsonstrict.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -258,6 +259,57 @@ static void refused(sd_event *e, const char *path, const char *why) {
         close(fd);
 }
 
+static void test_half_closed_connection_gets_its_held_replies_then_is_closed(void **state) {
+        char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128];
+        struct admit_fx a = { .limit = 1 };
+        struct diag *d = NULL;
+        sd_event *e = NULL;
+        int fd;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/agent.sock", dir);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(diag_new(e, path, handler, admit, &a, &d), 0);
+        /* A client sends a change and shuts its side down at once (`... | nc -N`): the change is
+         * acknowledged once written, and only then is the connection closed. */
+        fd = plat_unix_connect(path);
+        assert_true(fd >= 0);
+        assert_int_equal(send(fd, "{\"id\":1,\"op\":\"hold\"}\n{\"id\":2,\"op\":\"echo\"}\n", 42, 0), 42);
+        assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        expect_silence(e, fd); /* held, and the connection still open */
+        diag_committed(d, true, NULL);
+        assert_string_equal(read_line(e, fd), "{\"id\":1,\"ok\":true}");
+        assert_non_null(strstr(read_line(e, fd), "\"id\":2,\"ok\":true"));
+        assert_string_equal(exchange(e, fd, NULL), "EOF");
+        close(fd);
+        /* Replies not held are sent before the close too. */
+        fd = plat_unix_connect(path);
+        assert_true(fd >= 0);
+        assert_int_equal(send(fd, "{\"id\":3,\"op\":\"echo\"}\n", 21, 0), 21);
+        assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        assert_non_null(strstr(exchange(e, fd, NULL), "\"id\":3,\"ok\":true"));
+        assert_string_equal(exchange(e, fd, NULL), "EOF");
+        close(fd);
+        /* A client gone entirely while its reply is held is let go at once: its one connection
+         * (the limit is 1) is free again before any commit. */
+        fd = plat_unix_connect(path);
+        assert_true(fd >= 0);
+        assert_int_equal(send(fd, "{\"id\":4,\"op\":\"hold\"}\n", 21, 0), 21);
+        for (int i = 0; i < 5; i++)
+                sd_event_run(e, 1000);
+        close(fd);
+        for (int i = 0; i < 5; i++)
+                sd_event_run(e, 1000);
+        fd = served(e, path);
+        close(fd);
+        diag_committed(d, true, NULL);
+        diag_free(d);
+        sd_event_unref(e);
+        snprintf(path, sizeof(path), "rm -rf %s", dir);
+        assert_int_equal(system(path), 0);
+}
+
 static void test_one_uid_holds_a_few_connections_and_never_the_reserve(void **state) {
         char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128], why[128];
         struct admit_fx a = { .limit = 2 };
@@ -298,6 +350,59 @@ static void test_one_uid_holds_a_few_connections_and_never_the_reserve(void **st
         assert_int_equal(system(path), 0);
 }
 
+/* Whether `s` is whole UTF-8 (what a reply must be, whatever the request had in it). */
+static bool utf8(const char *s) {
+        return jsonstrict_utf8_prefix(s, strlen(s)) == strlen(s);
+}
+
+static void test_ambiguous_requests_are_refused_without_their_id(void **state) {
+        (void)state;
+        /* Which "op" a reader takes differs between readers: neither is run. */
+        expect_reply("{\"id\":1,\"op\":\"echo\",\"op\":\"hold\"}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"request has the key \\\"op\\\" twice in the top-level object\"}}");
+        expect_reply("{\"id\":1,\"op\":\"echo\",\"args\":{\"user\":\"a\",\"user\":\"b\"}}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"request has the key \\\"user\\\" twice in the object at .args\"}}");
+        /* A second request glued to the first is not quietly dropped. */
+        expect_reply("{\"id\":1,\"op\":\"echo\"}{\"id\":2,\"op\":\"hold\"}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"request has data after its JSON object, at byte 20 (one object per line)\"}}");
+        expect_reply("{\"id\":1,\"op\":\"echo\"} \r", "{\"id\":1,\"ok\":true,\"uid\":-1}");
+}
+
+static void test_ids_that_are_not_utf8_or_hold_control_characters_are_not_echoed(void **state) {
+        (void)state;
+        expect_reply("{\"id\":\"\xff\xfe\",\"op\":\"echo\"}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"request is not valid UTF-8: byte 0xFF at byte 7\"}}");
+        expect_reply("{\"id\":\"a\\u001b[2Jb\",\"op\":\"echo\"}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"\\\"id\\\" has a control character (U+001B)\"}}");
+        expect_reply("{\"id\":{\"k\":[\"\\n\"]},\"op\":\"echo\"}",
+                     "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"\\\"id\\\" has a control character (U+000A)\"}}");
+        expect_reply("{\"id\":\"\xc3\xa9t\xc3\xa9\",\"op\":\"echo\"}",
+                     "{\"id\":\"\xc3\xa9t\xc3\xa9\",\"ok\":true,\"uid\":-1}");
+}
+
+static void test_error_message_cut_inside_a_character_stays_utf8(void **state) {
+        char line[1024], *got;
+        size_t n;
+
+        (void)state;
+        /* The handler's message holds 255 bytes: "unknown op \"" (12) and then two-byte
+         * characters, the last of which is cut in two. */
+        n = (size_t)snprintf(line, sizeof(line), "{\"op\":\"");
+        for (int i = 0; i < 200; i++)
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "\xc3\xa9");
+        snprintf(line + n, sizeof(line) - n, "\"}");
+        got = diag_handle_line(line, strlen(line), NULL, handler, NULL, NULL);
+        assert_non_null(strstr(got, "\"code\":\"BAD_REQUEST\""));
+        assert_true(utf8(got));
+        free(got);
+}
+
 static void test_empty_line_from_nowhere_is_a_bad_request(void **state) {
         char *got;
 
@@ -318,6 +423,10 @@ int main(void) {
                 cmocka_unit_test(test_held_replies_wait_for_the_commit_in_request_order),
                 cmocka_unit_test(test_one_uid_holds_a_few_connections_and_never_the_reserve),
                 cmocka_unit_test(test_empty_line_from_nowhere_is_a_bad_request),
+                cmocka_unit_test(test_ambiguous_requests_are_refused_without_their_id),
+                cmocka_unit_test(test_ids_that_are_not_utf8_or_hold_control_characters_are_not_echoed),
+                cmocka_unit_test(test_error_message_cut_inside_a_character_stays_utf8),
+                cmocka_unit_test(test_half_closed_connection_gets_its_held_replies_then_is_closed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "link.h"
+#include "link_tls.h"
 #include "mqtt_fx.h"
 
 #include <arpa/inet.h>
@@ -418,11 +419,65 @@ static void test_puback_reason_codes_reach_on_published(void **state) {
         mqtt_fx_free(b);
 }
 
+/* What a failed TLS attempt is called: each cause by its own name, never the client certificate
+ * for a port that does not speak TLS. */
+static void test_tls_failures_are_named_by_what_the_tls_layer_saw(void **state) {
+        struct link_tls_seen s;
+        char reason[512];
+        const char *key;
+
+        (void)state;
+        /* A plaintext port: our ClientHello was taken, nothing came back (a FIN counts one). */
+        link_tls_seen_reset(&s);
+        s.probed = true;
+        s.bytes_out = 517;
+        s.bytes_in = 1;
+        key = link_tls_explain(&s, "", "broker.example", 1883, reason, sizeof(reason));
+        assert_string_equal(key, "tls: no TLS answer");
+        assert_non_null(
+                strstr(reason, "is broker.example:1883 a TLS listener? A plaintext MQTT port does this"));
+        assert_null(strstr(reason, "client certificate"));
+        /* A TLS server said something: not that. */
+        s.bytes_in = 1200;
+        assert_null(link_tls_explain(&s, "", "broker.example", 8883, reason, sizeof(reason)));
+        /* Nothing sent (the TCP connect failed): not that either. */
+        link_tls_seen_reset(&s);
+        s.probed = true;
+        assert_null(link_tls_explain(&s, "", "broker.example", 8883, reason, sizeof(reason)));
+
+        /* The broker's certificate: OpenSSL's verify reason, with what to check. */
+        link_tls_seen_reset(&s);
+        strcpy(s.verify, "certificate has expired");
+        key = link_tls_explain(&s,
+                               "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify failed",
+                               "broker.example", 8883, reason, sizeof(reason));
+        assert_string_equal(key, "tls: broker certificate failed verification");
+        assert_non_null(strstr(reason,
+                               "failed verification: certificate has expired: check its validity dates, "
+                               "and this host's clock (OpenSSL Error[0]:"));
+        strcpy(s.verify, "unable to get local issuer certificate");
+        link_tls_explain(&s, "", "broker.example", 8883, reason, sizeof(reason));
+        assert_non_null(strstr(reason, "not signed by a CA in mqtt.tls.ca_file"));
+
+        /* An alert about a certificate is the broker refusing ours; another alert is quoted. */
+        link_tls_seen_reset(&s);
+        key = link_tls_explain(&s, "OpenSSL Error[0]: error:0A000418:SSL routines::tlsv1 alert unknown ca",
+                               "broker.example", 8883, reason, sizeof(reason));
+        assert_string_equal(key, LINK_TLS_KEY_DROPPED); /* as a reset or EOF at that point */
+        assert_non_null(strstr(reason, "refused this node's client certificate (mqtt.tls.cert_file)"));
+        key = link_tls_explain(&s,
+                               "OpenSSL Error[0]: error:0A00042E:SSL routines::tlsv1 alert protocol version",
+                               "broker.example", 8883, reason, sizeof(reason));
+        assert_string_equal(key, "tls: handshake alert");
+        assert_non_null(strstr(reason, "alert protocol version"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff_cap_doubles_from_half_a_second_to_a_minute),
                 cmocka_unit_test(test_backoff_is_full_jitter_with_a_floor),
                 cmocka_unit_test(test_mosquitto_errors_map_to_errno),
+                cmocka_unit_test(test_tls_failures_are_named_by_what_the_tls_layer_saw),
                 cmocka_unit_test_setup_teardown(test_unstarted_link_refuses_publish_and_reports_idle,
                                                 loop_setup, loop_teardown),
                 cmocka_unit_test_setup_teardown(test_refused_connection_goes_to_backoff_with_reason,

@@ -1,4 +1,4 @@
-/* test_unixsock.c: listening sockets (stale replaced, other files kept) and peer credentials. */
+/* test_unixsock.c: listening sockets (stale replaced, live and other files kept) and peer credentials. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +68,36 @@ static void test_listen_connect_and_peer_credentials(void **state) {
         path[0] = '/';
         path[sizeof(path) - 1] = '\0';
         assert_int_equal(plat_unix_listen(path, 0600, 4), -ENAMETOOLONG);
+        rmdir(dir);
+}
+
+/* A socket another process still listens on is never unlinked and taken over; once nobody
+ * listens (the file left by a crash), it may be replaced. */
+static void test_listen_refuses_a_live_socket_and_replaces_a_stale_one(void **state) {
+        char dir[] = "/tmp/ra-test-sock-XXXXXX", path[128];
+        struct plat_peer peer;
+        int live, l;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/s.sock", dir);
+        assert_int_equal(plat_unix_probe(path, &peer), 0); /* no file */
+        live = plat_unix_listen(path, 0660, 4);
+        assert_true(live >= 0);
+        assert_int_equal(plat_unix_probe(path, &peer), 1);
+        assert_int_equal(peer.pid, getpid());
+        assert_int_equal(peer.uid, geteuid());
+        assert_int_equal(plat_unix_listen(path, 0660, 4), -EADDRINUSE);
+        /* The live listener still has its socket: a client reaches it. */
+        l = plat_unix_connect(path);
+        assert_true(l >= 0);
+        close(l);
+        close(live);
+        assert_int_equal(plat_unix_probe(path, &peer), 0); /* stale */
+        l = plat_unix_listen(path, 0660, 4);
+        assert_true(l >= 0);
+        close(l);
+        unlink(path);
         rmdir(dir);
 }
 
@@ -180,6 +210,7 @@ static void test_peer_groups_beyond_the_first_guess(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_listen_connect_and_peer_credentials),
+                cmocka_unit_test(test_listen_refuses_a_live_socket_and_replaces_a_stale_one),
                 cmocka_unit_test(test_peer_groups_are_those_at_connect),
                 cmocka_unit_test(test_peer_groups_beyond_the_first_guess),
         };
