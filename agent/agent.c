@@ -794,8 +794,9 @@ static void reload(struct agent *a) {
         /* The open batch is written first: its transitions belong to the meter that saw it. */
         if (a->sessions)
                 (void)sessions_flush(a->sessions);
-        /* Slots may have moved: their usage state starts over with the new list. */
-        if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_init(&a->watch, n, on_event, a) < 0)
+        /* Slots may have moved: their usage figures start over with the new list; what the watch
+         * raised (over the cap, memory pressure) stays with each kept slot, so it still clears. */
+        if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_reload(&a->watch, a->cfg, n) < 0)
                 log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
         if (relink)
                 stop_link(a, "reconfigured");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <string.h>
 
 int watch_init(struct watch *w, const struct cfg *c, watch_emit_fn emit, void *userdata) {
         struct watch_slot *slots = calloc(c->n_slots ? c->n_slots : 1, sizeof(*slots));
@@ -21,6 +22,25 @@ int watch_init(struct watch *w, const struct cfg *c, watch_emit_fn emit, void *u
                 return -ENOMEM;
         free(w->slots);
         *w = (struct watch){ .n = c->n_slots, .slots = slots, .emit = emit, .userdata = userdata };
+        return 0;
+}
+
+int watch_reload(struct watch *w, const struct cfg *old, const struct cfg *c) {
+        struct watch_slot *slots = calloc(c->n_slots ? c->n_slots : 1, sizeof(*slots));
+
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_slots; i++)
+                for (size_t j = 0; j < old->n_slots && j < w->n; j++)
+                        if (!strcmp(c->slots[i].id, old->slots[j].id)) {
+                                slots[i].bandwidth = w->slots[j].bandwidth;
+                                slots[i].memory = w->slots[j].memory;
+                                break;
+                        }
+        free(w->slots);
+        w->slots = slots;
+        w->n = c->n_slots;
+        w->planned = false;
         return 0;
 }
 

@@ -41,8 +41,13 @@ struct watch {
         void *userdata;
 };
 
-/* Slot state follows cfg's slots by position; call again after a reload (state starts over). */
+/* Slot state follows cfg's slots by position. */
 int watch_init(struct watch *w, const struct cfg *c, watch_emit_fn emit, void *userdata);
+/* After a reload from `old` to `c`: a slot kept (same id) keeps what it had raised (over the cap,
+ * under pressure) and its hysteresis, so its clearing event still comes; a new slot starts clean;
+ * the host's state (memory pressure, GPUs lost) is kept. Verdicts wait for the next watch_plan.
+ * -ENOMEM leaves w as it was. */
+int watch_reload(struct watch *w, const struct cfg *old, const struct cfg *c);
 void watch_done(struct watch *w);
 
 /* What the host offers, from a sample and the platform. */

@@ -5,6 +5,7 @@ above its cap raises bandwidth_over_cap after the configured seconds, then bandw
 the traffic stops; a signal hovering at the cap raises nothing."""
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -86,6 +87,36 @@ class Events(harness.IntegrationTest):
 
         normal = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_normal", timeout=10)
         self.assertIsNotNone(normal, "no bandwidth_normal\n" + sub.describe())
+        kinds = [d["event"] for _, d in sub.docs("/events") if d["event"].startswith("bandwidth")]
+        self.assertEqual(kinds, ["bandwidth_over_cap", "bandwidth_normal"])
+        self.assertEqual(agent.terminate(timeout=2.0)[0], 0)
+        agent.check_sanitizers()
+
+    def test_a_reload_while_over_the_cap_still_clears(self):
+        """Over the cap, SIGHUP, then quiet: bandwidth_normal still comes (before, a reload started
+        the watch over and the slot stayed over its cap for every consumer)."""
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker)
+        cfg = env.config(broker.port, interval_ms=250, slots=[{"id": "s0", "scale": "lo-1", "iface": "lo"}],
+                         extra={"scales": SCALES, "events": {"bandwidth_over_s": 2, "bandwidth_under_s": 2}})
+        agent = env.agent(cfg)
+        agent.wait_connected()
+        stop = threading.Event()
+        th = threading.Thread(target=blast, args=(stop, 8), daemon=True)
+        th.start()
+        try:
+            found = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_over_cap", timeout=10)
+            self.assertIsNotNone(found, "no bandwidth_over_cap\n" + sub.describe())
+            mark = agent.line_count()
+            agent.proc.send(signal.SIGHUP)
+            agent.wait_log(r"configuration reloaded", start=mark)
+        finally:
+            stop.set()
+            th.join()
+        normal = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_normal", timeout=10)
+        self.assertIsNotNone(normal, "no bandwidth_normal after the reload\n" + sub.describe())
+        self.assertEqual(normal[1]["slot"], "s0")
         kinds = [d["event"] for _, d in sub.docs("/events") if d["event"].startswith("bandwidth")]
         self.assertEqual(kinds, ["bandwidth_over_cap", "bandwidth_normal"])
         self.assertEqual(agent.terminate(timeout=2.0)[0], 0)

@@ -96,6 +96,46 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
         cfg_free(c);
 }
 
+/* Over the cap, then a reload (the slot kept, another added before it), then under the cap: the
+ * kept slot's bandwidth_normal still comes (a watch started over never said it). */
+static void test_a_reload_keeps_a_slot_over_its_cap_until_it_clears(void **state) {
+        struct tu_scratch *t = *state;
+        struct cfg *c = load("{\"id\":\"s0\",\"scale\":\"cpu-8\",\"iface\":\"veth-s0\"}");
+        struct cfg *n = load("{\"id\":\"s9\",\"scale\":\"cpu-8\",\"iface\":\"veth-s9\"},"
+                             "{\"id\":\"s0\",\"scale\":\"cpu-8\",\"iface\":\"veth-s0\"}");
+        struct seen seen = { 0 };
+        struct watch w = { 0 };
+        struct usage u = { 0 };
+        struct sampler s;
+        uint64_t tx = 0;
+
+        sampler_init(&s, t->fd);
+        assert_int_equal(usage_init(&u, t->fd, c), 0);
+        assert_int_equal(watch_init(&w, c, collect, &seen), 0);
+        for (uint64_t sec = 0; sec <= 14; sec++) {
+                if (sec == 7) {
+                        assert_int_equal(seen.n, 1); /* over the cap */
+                        assert_int_equal(usage_init(&u, t->fd, n), 0);
+                        assert_int_equal(watch_reload(&w, c, n), 0);
+                }
+                put_netdev(t, tx);
+                plat_clock_set_fake((100 + sec) * USEC_PER_SEC, 1);
+                sampler_tick(&s);
+                watch_tick(&w, sec < 7 ? c : n, &s, &u, s.cur.mono_usec);
+                tx += sec < 7 ? 1250000 : 250000;
+        }
+        assert_int_equal(seen.n, 2);
+        assert_string_equal(seen.types[0], "bandwidth_over_cap");
+        assert_string_equal(seen.types[1], "bandwidth_normal");
+        assert_non_null(strstr(seen.last, "\"slot\":\"s0\""));
+        plat_clock_set_fake(0, 0);
+        watch_done(&w);
+        usage_done(&u);
+        sampler_done(&s);
+        cfg_free(c);
+        cfg_free(n);
+}
+
 static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void **state) {
         struct tu_scratch *t = *state;
         struct cfg *c = load("{\"id\":\"s0\",\"scale\":\"cpu-4\"},{\"id\":\"s1\",\"scale\":\"cpu-16\"}");
@@ -170,6 +210,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_nonconformant_slot_raises_an_event_and_shows_in_telemetry, tu_scratch_setup,
                         tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_a_reload_keeps_a_slot_over_its_cap_until_it_clears,
+                                                tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test(test_gpu_lost_and_back_are_events_once_each),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
