@@ -105,6 +105,9 @@ static int spawn(struct enforce *f, size_t slot, const char *user, const char *s
 
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL); /* the agent blocks what sd-event handles */
+                /* and ignores SIGPIPE and SIGXFSZ, which exec keeps: the hook gets the defaults. */
+                for (int sig = 1; sig < NSIG; sig++)
+                        (void)signal(sig, SIG_DFL);
                 (void)setpgid(0, 0);
                 if (null >= 0) {
                         dup2(null, STDIN_FILENO);

@@ -41,14 +41,15 @@ class HostSecurity(harness.IntegrationTest):
     def check_config(self, cfg):
         return self.env.run([harness.agent_binary(), "--check-config", "--config", cfg])
 
-    def test_exec_hook_inherits_only_stdin_stdout_stderr(self):
+    def test_exec_hook_inherits_only_stdin_stdout_stderr_and_no_ignored_signals(self):
         env = self.env
         broker = env.broker()
         out = env.path("hook.fds")
         hook = env.path("hook.sh")
         # ls's own descriptor on /proc/<its pid>/fd is the one expected extra.
         with open(hook, "w") as f:
-            f.write("#!/bin/sh\nls -l /proc/self/fd/ > %s.tmp 2>&1\nmv %s.tmp %s\n" % (out, out, out))
+            f.write("#!/bin/sh\ngrep SigIgn /proc/self/status > %s.sig\n"
+                    "ls -l /proc/self/fd/ > %s.tmp 2>&1\nmv %s.tmp %s\n" % (out, out, out, out))
         os.chmod(hook, 0o755)
         extra = {"sessions": {"enforcement": "exec", "enforcement_exec": [hook], "enforcement_timeout_s": 5}}
         cfg = env.config(broker.port, interval_ms=500, slots=ONE_SLOT, extra=extra)
@@ -80,6 +81,8 @@ class HostSecurity(harness.IntegrationTest):
         self.assertEqual(fds[0], "/dev/null")
         others = {fd: t for fd, t in fds.items() if fd > 2 and not re.fullmatch(r"/proc/\d+/fd", t)}
         self.assertEqual(others, {}, "the hook inherited the agent's descriptors:\n" + harness.read_text(out))
+        # Nor its ignored signals (SIGPIPE, SIGXFSZ): a hook's pipeline must die of SIGPIPE as usual.
+        self.assertEqual(harness.read_text(out + ".sig").split(), ["SigIgn:", "0" * 16])
 
     def test_live_control_socket_is_not_taken_over_a_stale_one_is(self):
         env = self.env
