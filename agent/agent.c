@@ -729,12 +729,7 @@ static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size
         if (a->sessions && n->n_slots)
                 return sessions_reconfigure(a->sessions, n, why, len);
         if (a->sessions) {
-                cJSON *sum = sessions_summary_json(a->sessions);
-                bool idle = cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "slots"), "free")->valuedouble ==
-                            (double)a->cfg->n_slots;
-
-                cJSON_Delete(sum);
-                if (!idle)
+                if (sessions_busy(a->sessions))
                         return snprintf(why, len, "the new config has no slots while sessions are held"),
                                -EBUSY;
                 sessions_free(a->sessions);

@@ -1188,15 +1188,14 @@ cJSON *sessions_summary_json(const struct sessions *s) {
         return o;
 }
 
-size_t sessions_occupied(const struct sessions *s, bool *ret_occupied, size_t n) {
+size_t sessions_busy(const struct sessions *s) {
         size_t k = 0;
 
-        for (size_t i = 0; i < slots_count(s->slots) && i < n; i++) {
+        for (size_t i = 0; i < slots_count(s->slots); i++) {
                 struct slots_info info;
 
                 slots_get(s->slots, i, &info);
-                ret_occupied[i] = info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE;
-                k += ret_occupied[i];
+                k += info.state != SLOTS_FREE;
         }
         return k;
 }

@@ -105,6 +105,6 @@ cJSON *sessions_list_json(const struct sessions *s);
 /* Counts by state, draining, commits, the last error. */
 cJSON *sessions_summary_json(const struct sessions *s);
 
-/* Slots occupied now (ACTIVE and GRACE), for metering. */
-size_t sessions_occupied(const struct sessions *s, bool *ret_occupied, size_t n);
+/* Slots not FREE (reserved, active, in grace, ending or blocked). */
+size_t sessions_busy(const struct sessions *s);
 const struct slots *sessions_slots(const struct sessions *s);

@@ -13,6 +13,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 
@@ -98,6 +99,31 @@ class Reload(harness.IntegrationTest):
 
         rc, _ = agent.terminate(timeout=1.0)
         self.assertEqual(rc, 0)
+        agent.check_sanitizers()
+
+    def test_a_config_without_slots_waits_until_no_slot_is_held(self):
+        """A file without slots is rejected while a slot is held (here only reserved), and taken
+        once it is free again."""
+        env = self.env
+        broker = env.broker()
+        cfg = env.config(broker.port, interval_ms=INTERVAL_MS)
+        agent = env.agent(cfg)
+        agent.wait_connected()
+        c = Client(env.path("agent.sock"))
+        self.assertTrue(harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10), agent.log())
+        empty = json.loads(harness.read_text(cfg))
+        empty["slots"] = []
+        harness.write_atomic(cfg, json.dumps(empty, indent=2))
+        mark = agent.line_count()
+        agent.proc.send(signal.SIGHUP)
+        agent.wait_log(r"reload of %s rejected.*no slots while sessions are held" % re.escape(cfg), timeout=10,
+                       start=mark)
+        self.assertTrue(c.call("end", user="alice")["ok"])
+        mark = agent.line_count()
+        agent.proc.send(signal.SIGHUP)
+        agent.wait_log(r"notice: configuration reloaded from %s \(0 slots" % re.escape(cfg), timeout=10, start=mark)
+        c.close()
+        self.assertEqual(agent.terminate(timeout=1.0)[0], 0)
         agent.check_sanitizers()
 
     def test_sighup_new_broker_and_socket(self):
