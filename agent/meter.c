@@ -31,6 +31,37 @@ void meter__alarm(struct meter *m, const char *what, const char *fmt, ...) {
                 m->hooks.alarm(what, msg, m->hooks.userdata);
 }
 
+int meter__checked(struct meter *m, const char *call, int r) {
+        if (r >= 0) {
+                if (m->failed_call == call)
+                        m->failed_call = NULL;
+                return r;
+        }
+        if (m->failed_call == call && m->failed_err == r)
+                return r;
+        m->failed_call = call;
+        m->failed_err = r;
+        log_err("metering: %s failed: %s; billing figures may be wrong from here on (a bug: please report "
+                "it with this line)",
+                call, strerror(-r));
+        meter__alarm(m, "internal_error", "metering: %s failed: %s", call, strerror(-r));
+        return r;
+}
+
+void meter__flush_cursor(struct meter *m) {
+        int r = spool_flush_cursor(m->spool);
+
+        if (r < 0 && r != m->cursor_err)
+                log_warn("metering: the spool's ack cursor cannot be written: %s; records acknowledged "
+                         "since are "
+                         "offered again after a restart (duplicates by seq, nothing lost), and acknowledged "
+                         "segments stay on disk until it can",
+                         strerror(-r));
+        else if (r >= 0 && m->cursor_err)
+                log_notice("metering: the spool's ack cursor is written again");
+        m->cursor_err = r < 0 ? r : 0;
+}
+
 /* ---- durability and delivery ---- */
 
 static void request_state_write(struct meter *m) {
@@ -315,7 +346,7 @@ static bool has_room(struct meter *m) {
 
         if (r == 0) {
                 /* Acked segments may still be on disk, waiting for a cursor flush. */
-                (void)spool_flush_cursor(m->spool);
+                meter__flush_cursor(m);
                 r = spool_room_at_least(m->spool, ROOM_MIN, &room);
         }
         if (r > 0)
@@ -347,14 +378,14 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
 
         sd_event_source_set_time(s, usec + TIMER_USEC);
         if (m->billing)
-                (void)billing_tick(m->billing, meter__now());
+                (void)meter__checked(m, "billing_tick", billing_tick(m->billing, meter__now()));
         reopen_if_broken(m);
         if (journal_owed(m->journal))
                 (void)flush(m);
         if (m->spool) {
                 struct spool_stats st;
 
-                (void)spool_flush_cursor(m->spool);
+                meter__flush_cursor(m);
                 /* The next segment zero-filled now, not inside a commit (spool.h). */
                 prepare_next(m);
                 check_room(m);

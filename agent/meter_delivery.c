@@ -109,7 +109,7 @@ static void received(struct meter *m, uint64_t id) {
         char msg[METER_MSG_MAX], ts[40];
 
         if (m->spool) {
-                (void)spool_ack(m->spool, id);
+                (void)meter__checked(m, "spool_ack", spool_ack(m->spool, id));
                 m->acked++;
         }
         if (!delivery_received(&m->delivery))

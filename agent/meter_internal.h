@@ -103,6 +103,10 @@ struct meter {
         bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
         char refusal[METER_MSG_MAX];
         char last_error[METER_MSG_MAX];
+        /* meter__checked: the call that failed last and its error, said once. */
+        const char *failed_call;
+        int failed_err;
+        int cursor_err; /* meter__flush_cursor's last failure, 0 */
 };
 
 static inline struct billing_time meter__now(void) {
@@ -112,6 +116,13 @@ static inline struct billing_time meter__now(void) {
 /* An alarm for the operator (hooks.alarm), also kept as status.last_error. */
 void meter__alarm(struct meter *m, const char *what, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* r < 0 from `call`, a billing or spool call that should never fail and whose failure could make
+ * billing figures wrong: logged and raised as metering_alarm `internal_error`, once per call and
+ * error until one works again. Returns r. */
+int meter__checked(struct meter *m, const char *call, int r);
+/* spool_flush_cursor, whose failure (a full disk) costs no record: acknowledged records are offered
+ * again after a restart. Logged once per error until it works again. */
+void meter__flush_cursor(struct meter *m);
 /* Why new sessions are refused from now on (status.refusing_sessions). */
 void meter__refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Billing is told a slot's occupancy (project: the session's, "" none); meter_abort puts it back. */

@@ -110,7 +110,8 @@ void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *p
         m->occupied[slot] = occupied;
         plat_strlcpy(m->occ_project[slot], project, sizeof(m->occ_project[slot]));
         if (m->billing)
-                (void)billing_occupancy(m->billing, slot, occupied, project, meter__now());
+                (void)meter__checked(m, "billing_occupancy",
+                                     billing_occupancy(m->billing, slot, occupied, project, meter__now()));
 }
 
 /* How long the session ran: by the monotonic clock when it started in this run (a wall-clock step
@@ -167,7 +168,8 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                  * record never holds the bytes of two sessions. */
                 m->closing = ev;
                 if (m->billing)
-                        (void)billing_close_slot(m->billing, ev->slot, meter__now());
+                        (void)meter__checked(m, "billing_close_slot",
+                                             billing_close_slot(m->billing, ev->slot, meter__now()));
                 m->closing = NULL;
                 sv->ended = true;
                 grace_end(m, ev, ev->reason);
@@ -247,7 +249,8 @@ void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t
                 return;
         m->open_dirty = true;
         report_span(from_real_usec, &from, &to);
-        (void)billing_bytes(m->billing, slot, map[flow], bytes, from, to);
+        (void)meter__checked(m, "billing_bytes",
+                             billing_bytes(m->billing, slot, map[flow], bytes, from, to));
 }
 
 /* A session reports at most SESSIONS_PEERS_MAX peers: billing keeps them all apart. */
@@ -263,7 +266,8 @@ void meter_push_bytes(struct meter *m, size_t slot, const char *target, uint64_t
         m->open_dirty = true;
         report_span(from_real_usec, &from, &to);
         /* report_bytes checked the name as billing does (flows.c): nothing can be refused here. */
-        (void)billing_push_bytes(m->billing, slot, target, bytes, from, to, NULL, 0);
+        (void)meter__checked(m, "billing_push_bytes",
+                             billing_push_bytes(m->billing, slot, target, bytes, from, to, NULL, 0));
 }
 
 /* The session a minute's bytes belong to: the one whose end closed it, else the slot's current one

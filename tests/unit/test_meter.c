@@ -1210,6 +1210,25 @@ static void test_a_failed_sync_that_lost_records_makes_them_again(void **state) 
         expect_session(f->rec[0], "s0", "S", "alice", str(f->rec[2], "session"));
 }
 
+/* A billing call that fails (here: bytes for a slot billing does not have) is said once, as an
+ * internal_error alarm naming the call, and again only after one worked in between. */
+static void test_a_failed_billing_call_raises_one_internal_error_alarm(void **state) {
+        struct fx *f = *state;
+        uint64_t now = plat_now_real_usec();
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(f->n_alarms, 0);
+        meter_bytes(f->m, 99, SESSIONS_FLOW_PLAYER, 1000, now);
+        meter_bytes(f->m, 99, SESSIONS_FLOW_PLAYER, 1000, now);
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "internal_error");
+        assert_non_null(strstr(f->alarm_msg[0], "billing_bytes failed"));
+        meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 1000, now);
+        meter_bytes(f->m, 99, SESSIONS_FLOW_PLAYER, 1000, now);
+        assert_int_equal(f->n_alarms, 2);
+        close_meter(f);
+}
+
 static void test_without_a_key_records_are_kept_unpublished(void **state) {
         struct fx *f = *state;
         cJSON *st;
@@ -1756,6 +1775,8 @@ int main(void) {
                         test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_a_failed_sync_on_the_worker_refuses_and_loses_nothing,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_failed_billing_call_raises_one_internal_error_alarm,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_without_a_key_records_are_kept_unpublished, setup,
                                                 teardown),
