@@ -194,7 +194,7 @@ class Metering(harness.IntegrationTest):
         def delivered():
             nonlocal st
             st = (self.up(sock) or {}).get("metering")
-            return st is not None and st["spool"]["pending"] == 0 and st["next_seq"] > 1
+            return st is not None and st["spool"]["pending"] == 0 and st["owed"] == 0 and st["next_seq"] > 1
 
         harness.wait_for(delivered, 30, what="spool drained")
         last = st["next_seq"] - 1
@@ -356,7 +356,8 @@ class Metering(harness.IntegrationTest):
         c = Client(sock)
         self.assertTrue(c.call("reserve", user="after", slot="s0")["ok"])
         c.close()
-        harness.wait_for(lambda: self.status(sock)["metering"]["spool"]["pending"] == 0, 30, what="drained")
+        harness.wait_for(lambda: self.status(sock)["metering"]["spool"]["pending"] == 0 and
+                         self.status(sock)["metering"]["owed"] == 0, 30, what="drained")
         last = self.status(sock)["metering"]["next_seq"] - 1
         harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15, what="all records")
         recs = self.records(sub)
