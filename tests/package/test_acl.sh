@@ -101,6 +101,8 @@ sub metering-consumer "$tmp/metering.b" '$share/metering/render/v1/+/+/metering'
 sub telemetry-consumer "$tmp/telemetry" 'render/v1/+/+/telemetry' 'render/v1/+/+/status'
 sub render-eu-0001 "$tmp/cmd.0001" 'render/v1/eu-west/render-eu-0001/cmd' 'render/v1/eu-west/render-eu-0002/cmd'
 sub fleet-control "$tmp/replies" 'render/v1/+/+/cmd/reply'
+# MQTT 5 response topics below cmd/reply (the agent answers only there: docs/deploy.md).
+sub fleet-control "$tmp/replies.below" 'render/v1/+/+/cmd/reply/+'
 sleep 1
 
 pub render-eu-0001 render/v1/eu-west/render-eu-0001/telemetry own-telemetry
@@ -112,6 +114,8 @@ pub fleet-control render/v1/eu-west/render-eu-0001/cmd cmd-for-0001
 pub fleet-control render/v1/eu-west/render-eu-0002/cmd cmd-for-0002
 pub render-eu-0001 render/v1/eu-west/render-eu-0001/cmd/reply own-reply
 pub render-eu-0002 render/v1/eu-west/render-eu-0001/cmd/reply forged-reply
+pub render-eu-0001 render/v1/eu-west/render-eu-0001/cmd/reply/ops-7 own-response
+pub render-eu-0002 render/v1/eu-west/render-eu-0001/cmd/reply/ops-7 forged-response
 pub render-eu-0003 render/v1/eu-west/render-eu-0003/telemetry revoked-telemetry
 # A node's last will on its own status, and one on another node's status; both die without DISCONNECT.
 # shellcheck disable=SC2046
@@ -147,7 +151,10 @@ grep -qx "render/v1/eu-west/render-eu-0001/cmd cmd-for-0001" "$tmp/cmd.0001" || 
 ! grep -q cmd-for-0002 "$tmp/cmd.0001" || fail "a node read another node's commands"
 grep -qx "render/v1/eu-west/render-eu-0001/cmd/reply own-reply" "$tmp/replies" || fail "a node's reply did not arrive"
 ! grep -q forged-reply "$tmp/replies" || fail "a node replied for another node"
-pass "a node reads only its own commands and replies only for itself"
+grep -qx "render/v1/eu-west/render-eu-0001/cmd/reply/ops-7 own-response" "$tmp/replies.below" ||
+        fail "a reply on a response topic below cmd/reply did not arrive: $(cat "$tmp/replies.below")"
+! grep -q forged-response "$tmp/replies.below" || fail "a node answered on another node's response topic"
+pass "a node reads only its own commands and replies only for itself (also below cmd/reply)"
 
 ! grep -q revoked "$tmp/telemetry" || fail "a revoked certificate was accepted"
 pass "a revoked certificate (crlfile) is refused"
