@@ -8,6 +8,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "diag.h"
+#include "evhist.h"
 #include "fileio.h"
 #include "link.h"
 #include "log.h"
@@ -61,6 +62,7 @@ struct agent {
         char *pending_events[EVENTS_PENDING_MAX]; /* events made while offline, oldest first */
         size_t n_pending_events;
         uint64_t events_dropped;
+        struct evhist *evhist; /* recent events for the control socket's "events" op */
         struct link *link;
         struct diag *diag;
         bool control_activated; /* the control socket came from systemd (socket activation) */
@@ -157,6 +159,7 @@ static void on_event(const char *type, cJSON *fields, void *ud) {
                 cJSON_AddItemToObject(o, f->string, f);
         }
         cJSON_Delete(fields);
+        evhist_record(a->evhist, a->diag, o, plat_now_real_usec());
         doc = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (doc)
@@ -505,7 +508,9 @@ static cJSON *on_request(const char *op, const cJSON *req, const struct plat_pee
                 return NULL;
         }
         /* Reads are open to whoever can connect; with control.read set, who uses a slot is not. */
-        res = dispatch(a, op, req, ret_held, ret_code, msg, msglen);
+        res = strcmp(op, "events") == 0
+                      ? evhist_op(a->evhist, req, plat_now_real_usec(), ret_code, msg, msglen)
+                      : dispatch(a, op, req, ret_held, ret_code, msg, msglen);
         if (res && !authz_may_read_personal(a->cfg, peer))
                 authz_redact(res);
         return res;
@@ -958,6 +963,9 @@ static int setup(struct agent *a, const struct agent_options *o) {
         if (r < 0)
                 return r;
 
+        r = evhist_new(&a->evhist);
+        if (r < 0)
+                return r;
         if (a->cfg->n_slots) {
                 char warning[SLOTS_MSG_MAX], why[256];
                 struct sessions_hooks h = session_hooks;
@@ -1013,6 +1021,7 @@ int agent_run(const struct agent_options *o) {
         meter_free(a.meter);       /* the open windows as partial records, all synced */
         stop_link(&a, "stopped");
         diag_free(a.diag);
+        evhist_free(a.evhist);
         sd_event_source_disable_unref(a.sample_timer);
         sampler_done(&a.sampler);
         plat_self_done(&a.self);

@@ -1,6 +1,7 @@
 /* ctl.c: render-agentctl: field diagnostics over the agent's local control socket. */
 #include "cleanup.h"
 #include "ctl_cmds.h"
+#include "ctl_conn.h"
 #include "unixsock.h"
 
 #include <cjson/cJSON.h>
@@ -13,7 +14,6 @@
 #include <sys/socket.h>
 
 #define CTL_DEFAULT_SOCKET "/run/render-agent/agent.sock"
-#define CTL_MAX_REPLY (4 * 1024 * 1024)
 
 /* Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable. */
 enum {
@@ -31,7 +31,9 @@ static void usage(FILE *f) {
                    "  status                 version, uptime, broker link, sampling, sessions and slots\n"
                    "  spec                   the scale catalog, and each slot's plan and usage\n"
                    "  slots                  every slot: state, user, session, deadlines, viewers\n"
-                   "  sessions               every held session with its viewers and bytes\n\n"
+                   "  sessions               every held session with its viewers and bytes\n"
+                   "  events [--since SECONDS|TIME] [--follow]\n"
+                   "                         recent events (sessions, alarms, over-cap), then live ones\n\n"
                    "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
                    "session id when it is 32 hex digits, else a user):\n"
                    "  reserve USER [--slot SLOT] [--client-ip IP] [--project P] [--app A]\n"
@@ -58,47 +60,6 @@ static void usage(FILE *f) {
                    "  -h, --help          this text\n\n"
                    "Exit status: 0 ok, 1 the agent refused the request, 2 usage, 3 agent unreachable,\n"
                    "4 no capacity (NO_IDLE, DRAINING, STOPPING: try another node), 5 SLOW_DOWN (retry).\n");
-}
-
-/* Sends one request line and reads one reply line. */
-static int roundtrip(const char *path, const char *req, char **ret) {
-        _cleanup_close_ int fd = plat_unix_connect(path);
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, cap = 0, n = strlen(req);
-
-        if (fd < 0)
-                return fd;
-        if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
-                return -errno;
-        for (;;) {
-                ssize_t k;
-
-                if (len + 4096 > cap) {
-                        char *nb;
-
-                        if (cap >= CTL_MAX_REPLY)
-                                return -EMSGSIZE;
-                        cap = cap ? cap * 2 : 8192;
-                        nb = realloc(buf, cap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                }
-                k = recv(fd, buf + len, cap - len, 0);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -ECONNRESET;
-                len += (size_t)k;
-                if (memchr(buf + len - (size_t)k, '\n', (size_t)k))
-                        break;
-        }
-        buf[len] = '\0';
-        *strchr(buf, '\n') = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
 }
 
 static const char *str(const cJSON *o, const char *k) {
@@ -472,6 +433,8 @@ int main(int argc, char **argv) {
                 return ctl_enroll(argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "verify"))
                 return ctl_verify(argc - optind, argv + optind);
+        if (optind < argc && !strcmp(argv[optind], "events"))
+                return ctl_events(path, json, argc - optind, argv + optind);
         for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
                 if (!strcmp(argv[optind], commands[i].name))
                         cmd = &commands[i];
@@ -490,7 +453,7 @@ int main(int argc, char **argv) {
         cJSON_Delete(req);
         if (!text)
                 return EXIT_AGENT_ERROR;
-        rc = roundtrip(path, text, &reply);
+        rc = ctl_conn_roundtrip(path, text, &reply);
         if (rc < 0) {
                 fprintf(stderr, "render-agentctl: cannot talk to render-agent on %s: %s\n", path,
                         strerror(-rc));

@@ -1,5 +1,15 @@
-/* ctl_cmds.h: render-agentctl commands that work without a running agent: enroll and verify. */
+/* ctl_cmds.h: render-agentctl commands with a main of their own: enroll and verify (no agent needed),
+ * events, top and bundle (over the control socket). */
 #pragma once
+
+#include <stdbool.h>
+
+/* render-agentctl's exit statuses (see its --help). */
+enum {
+        CTL_EXIT_AGENT_ERROR = 1,
+        CTL_EXIT_USAGE = 2,
+        CTL_EXIT_UNREACHABLE = 3,
+};
 
 /* Each takes the command's own arguments (argv[0] is the command's name) and returns the process's
  * exit status: 0 ok, 1 a failure found or the work refused, 2 usage. They print to stdout/stderr. */
@@ -11,3 +21,14 @@ int ctl_enroll(int argc, char **argv);
 /* verify [--cert FILE | --key FILE] [--json] [FILE|-]: checks a stream of metering records, one
  * JWS per line: signatures, per-node seq gaps and duplicates, and the hash chain. */
 int ctl_verify(int argc, char **argv);
+
+/* events [--since SECONDS|TIME] [--follow]: the agent's recent events (its in-memory history), then
+ * with --follow each new one as it happens until the agent closes the stream. */
+int ctl_events(const char *socket, bool json, int argc, char **argv);
+
+/* top: a live view of the host and its slots, refreshed every second (q quits); a plain table
+ * once when stdout is not a terminal. */
+int ctl_top(const char *socket, int argc, char **argv);
+
+/* bundle [-o FILE] [--journal-lines N]: one tar.gz for a support ticket (no key, no secret). */
+int ctl_bundle(const char *socket, const char *config, int argc, char **argv);

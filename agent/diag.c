@@ -25,6 +25,9 @@ struct held {
 
 #define DIAG_MAX_HELD 1024
 
+/* How a connection takes streamed events (diag_publish). */
+enum follow { FOLLOW_NONE, FOLLOW_FULL, FOLLOW_REDACTED };
+
 struct diag_client {
         struct diag *d;
         int fd;
@@ -37,6 +40,8 @@ struct diag_client {
         size_t in_len;
         bool discarding; /* inside an oversized line: drop bytes up to its newline */
         bool eof;        /* the peer shut down its side: nothing more is read; closed when answered */
+        enum follow follow;
+        bool dropped; /* a follower too slow: its last line is queued, closed when sent or in 1 s */
         char *out;
         size_t out_len, out_off;
         struct held *held;
@@ -228,6 +233,12 @@ static int answer(struct diag_client *c, const char *line, size_t len) {
                 c->held[c->n_held++] = (struct held){ .reply = reply, .needs_commit = held };
                 return 0;
         }
+        /* A reply saying "following" turns the connection into a follower: it is not closed for
+         * sending nothing, and diag_publish streams to it as the handler's read policy decided. */
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "following")))
+                c->follow = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "redacted"))
+                                    ? FOLLOW_REDACTED
+                                    : FOLLOW_FULL;
         text = print_reply(reply);
         return text ? queue_out(c, text) : -ENOMEM;
 }
@@ -342,6 +353,10 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *ud) 
                 c->line_since = 0;
         else if (!c->line_since)
                 c->line_since = now;
+        if (c->dropped)
+                return 0; /* its deadline to take the last line stands */
+        /* A follower waits for events: only an unfinished line times it out. */
+        sd_event_source_set_enabled(c->idle, c->follow && !c->line_since ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
         sd_event_source_set_time(c->idle, c->line_since ? c->line_since + DIAG_LINE_TIMEOUT_USEC
                                                         : now + DIAG_IDLE_TIMEOUT_USEC);
         return 0;
@@ -362,6 +377,54 @@ static int on_client_idle(sd_event_source *s, uint64_t usec, void *ud) {
         }
         client_free(c);
         return 0;
+}
+
+unsigned diag_followers(const struct diag *d) {
+        unsigned n = 0;
+
+        for (const struct diag_client *c = d->clients; c; c = c->next)
+                n += c->follow != FOLLOW_NONE;
+        return n;
+}
+
+/* A follower that left DIAG_FOLLOW_MAX_OUT unread gets one last line and 1 s to read it. */
+static int drop_follower(struct diag_client *c) {
+        static const char last[] = "{\"type\":\"dropped\",\"message\":\"events: this follower left "
+                                   "more than 65536 bytes unread; connection closed\"}";
+        uint64_t now;
+
+        log_info("control client (uid %u, pid %d) following events dropped: it left more than %d bytes "
+                 "unread; it may connect again",
+                 (unsigned)c->peer.uid, (int)c->peer.pid, DIAG_FOLLOW_MAX_OUT);
+        c->follow = FOLLOW_NONE;
+        c->dropped = true;
+        c->eof = true; /* nothing more is read from it */
+        sd_event_now(c->d->event, CLOCK_MONOTONIC, &now);
+        sd_event_source_set_time(c->idle, now + 1000000);
+        sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+        return queue_out(c, last);
+}
+
+void diag_publish(struct diag *d, const char *line, const char *redacted) {
+        struct diag_client *c, *next;
+
+        for (c = d->clients; c; c = next) {
+                const char *s = c->follow == FOLLOW_REDACTED ? redacted : line;
+                int r;
+
+                next = c->next;
+                /* Behind a held reply an event would overtake it: the follower misses it. */
+                if (c->follow == FOLLOW_NONE || !s || c->n_held)
+                        continue;
+                if (c->out_len - c->out_off + strlen(s) + 1 > DIAG_FOLLOW_MAX_OUT)
+                        r = drop_follower(c);
+                else
+                        r = queue_out(c, s);
+                if (r >= 0)
+                        r = flush_out(c);
+                if (r < 0 || (c->eof && answered(c)))
+                        client_free(c);
+        }
 }
 
 /* Refuses a connection with one SLOW_DOWN line saying why. */

@@ -51,6 +51,18 @@ int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, vo
                 struct diag **ret);
 void diag_free(struct diag *d);
 
+/* Events not yet read by a follower, past which it is dropped (see diag_publish). */
+#define DIAG_FOLLOW_MAX_OUT (64 * 1024)
+
+/* How many connections follow events now. A reply whose members include "following": true turns
+ * its connection into a follower (with "redacted": true as well, a redacted one): it is no longer
+ * closed for sending nothing, and diag_publish streams to it. */
+unsigned diag_followers(const struct diag *d);
+/* Queues one line (no newline; copied) to every follower, `redacted` to redacted ones (NULL:
+ * they miss it), and never waits: a follower with more than DIAG_FOLLOW_MAX_OUT unread gets a
+ * last {"type":"dropped","message":...} line instead and is closed once it is sent, or after 1 s. */
+void diag_publish(struct diag *d, const char *line, const char *redacted);
+
 /* The group commit the held replies waited for is done: each is sent as it was (ok) or replaced
  * by an INTERNAL error carrying msg. Replies queued behind a held one on the same connection wait
  * with it, so each client sees its replies in request order. */
