@@ -33,7 +33,9 @@ static void usage(FILE *f) {
                    "  slots                  every slot: state, user, session, deadlines, viewers\n"
                    "  sessions               every held session with its viewers and bytes\n"
                    "  events [--since SECONDS|TIME] [--follow]\n"
-                   "                         recent events (sessions, alarms, over-cap), then live ones\n\n"
+                   "                         recent events (sessions, alarms, over-cap), then live ones\n"
+                   "  top                    live view of the host and each slot against its scale\n"
+                   "                         (keys: c m g b s sort, q quits; a table once if not a tty)\n\n"
                    "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
                    "session id when it is 32 hex digits, else a user):\n"
                    "  reserve USER [--slot SLOT] [--client-ip IP] [--project P] [--app A]\n"
@@ -155,24 +157,6 @@ static void print_status(const cJSON *s) {
         }
 }
 
-/* "[#####-----]" for a percentage (clamped to the bar; over 100 shows as full and '!'). */
-static void bar(char *buf, size_t len, double pct) {
-        int n = 10, filled = (int)(pct / 10 + 0.5);
-
-        if (len < 14)
-                return;
-        if (filled > n)
-                filled = n;
-        if (filled < 0)
-                filled = 0;
-        buf[0] = '[';
-        for (int i = 0; i < n; i++)
-                buf[1 + i] = i < filled ? '#' : '-';
-        buf[n + 1] = ']';
-        buf[n + 2] = pct > 100 ? '!' : ' ';
-        buf[n + 3] = '\0';
-}
-
 static void print_usage_cell(const cJSON *pct, const char *key) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(pct, key);
         char b[16];
@@ -181,7 +165,7 @@ static void print_usage_cell(const cJSON *pct, const char *key) {
                 printf("  %-19s", "-");
                 return;
         }
-        bar(b, sizeof(b), v->valuedouble);
+        ctl_bar(b, sizeof(b), v->valuedouble);
         printf("  %s%5.0f%%", b, v->valuedouble);
 }
 
@@ -435,6 +419,8 @@ int main(int argc, char **argv) {
                 return ctl_verify(argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "events"))
                 return ctl_events(path, json, argc - optind, argv + optind);
+        if (optind < argc && !strcmp(argv[optind], "top"))
+                return ctl_top(path, argc - optind, argv + optind);
         for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
                 if (!strcmp(argv[optind], commands[i].name))
                         cmd = &commands[i];

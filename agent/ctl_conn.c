@@ -142,3 +142,20 @@ double ctl_num(const cJSON *o, const char *k) {
 
         return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
+
+void ctl_bar(char *buf, size_t len, double pct) {
+        int n = 10, filled = (int)(pct / 10 + 0.5);
+
+        if (len < 14)
+                return;
+        if (filled > n)
+                filled = n;
+        if (filled < 0)
+                filled = 0;
+        buf[0] = '[';
+        for (int i = 0; i < n; i++)
+                buf[1 + i] = i < filled ? '#' : '-';
+        buf[n + 1] = ']';
+        buf[n + 2] = pct > 100 ? '!' : ' ';
+        buf[n + 3] = '\0';
+}

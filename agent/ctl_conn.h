@@ -34,3 +34,7 @@ int ctl_conn_roundtrip(const char *path, const char *req, char **ret);
 const char *ctl_str(const cJSON *o, const char *k);
 /* Member k of o: the number, or 0 when absent or not a number. */
 double ctl_num(const cJSON *o, const char *k);
+
+/* "[#####-----]" and a last character for a percentage: ' ', or '!' past 100 (the bar is full
+ * then). buf needs 14 bytes; a shorter one is left as it is. */
+void ctl_bar(char *buf, size_t len, double pct);

@@ -6,7 +6,8 @@
 # python3: CMake's configure looks for it (tests/integration), and the integration tests run on it.
 RA_BUILD_PACKAGES=(build-essential cmake pkg-config python3 libmosquitto-dev libcjson-dev libsystemd-dev
                    libcmocka-dev libmbedtls-dev)
-RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl procps)
+# tmux: tests/integration/test_ctl_top.py runs `render-agentctl top` in a real terminal.
+RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl procps tmux)
 RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
 # scripts/package (dpkg-shlibdeps, dpkg-buildflags; CPack needs `file`), and its tests (tests/package/,
 # scripts/test-arm64): systemd for systemd-analyze, systemd-container and debootstrap for the
