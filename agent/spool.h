@@ -208,3 +208,11 @@ void spool_reader_seek(struct spool_reader *r, uint64_t after_id);
  * spool_flush_cursor) are skipped: it goes on at the first record above the last it returned, or
  * above the seek position. -errno for a read or open error (the position stays). */
 int spool_reader_next(struct spool_reader *r, const void **ret_buf, size_t *ret_len, uint64_t *ret_id);
+
+/* Called with each record spool_peek_last found, oldest first (payload borrowed for the call);
+ * a negative return stops the walk and is returned. */
+typedef int (*spool_peek_fn)(uint64_t id, const void *payload, size_t len, void *userdata);
+/* The newest n CRC-valid records in the segments of the spool directory spool_dir_fd, read
+ * without opening or locking the spool (the agent may be appending: a record being written is
+ * not seen yet). Returns how many were passed to fn, or -errno. */
+int spool_peek_last(int spool_dir_fd, size_t n, spool_peek_fn fn, void *userdata);
