@@ -30,5 +30,6 @@ int ctl_events(const char *socket, bool json, int argc, char **argv);
  * once when stdout is not a terminal. */
 int ctl_top(const char *socket, int argc, char **argv);
 
-/* bundle [-o FILE] [--journal-lines N]: one tar.gz for a support ticket (no key, no secret). */
-int ctl_bundle(const char *socket, const char *config, int argc, char **argv);
+/* bundle [-o FILE] [--config PATH] [--journal-lines N] [--records N]: one tar.gz for a support
+ * ticket (no key, no secret, no record payload); prints its name. */
+int ctl_bundle(const char *socket, int argc, char **argv);
