@@ -101,7 +101,11 @@ for page in render-agent render-agentctl; do
         warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "/usr/share/man/man8/$page.8.gz" 2>&1 >/dev/null)
         [ -z "$warnings" ] || fail "man $page: $warnings"
 done
-pass "binaries run, man pages render without warnings"
+comp=/usr/share/bash-completion/completions/render-agentctl
+[ -f $comp ] || fail "no bash completion at $comp"
+words=$(bash -c ". $comp; COMP_WORDS=(render-agentctl bun); COMP_CWORD=1; _render_agentctl; echo \${COMPREPLY[*]}")
+[ "$words" = bundle ] || fail "the bash completion completes \"bun\" to \"$words\", not bundle"
+pass "binaries run, man pages render without warnings, bash completion installed"
 
 echo "==> render-agent --check-config on the installed example"
 # As installed, the example names TLS files that enrolment creates: exactly those three are missing.
