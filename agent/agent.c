@@ -477,14 +477,8 @@ static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *
                                       tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
                 return res;
         }
-        if (strcmp(op, "telemetry") == 0) { /* the last sample, as published: for render-agentctl top */
-                _cleanup_free_ char *doc =
-                        tele_telemetry_json(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
-
-                res = cJSON_CreateObject();
-                cJSON_AddItemToObject(res, "telemetry", doc ? cJSON_Parse(doc) : cJSON_CreateNull());
-                return res;
-        }
+        if (strcmp(op, "telemetry") == 0) /* the last sample, as published: for render-agentctl top */
+                return tele_telemetry_reply(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
         if (sessions_handles(op, &mutates)) {
                 if (!a->sessions) {
                         *ret_code = "NO_IDLE";

@@ -1,6 +1,7 @@
 /* telemetry.c: the JSON documents the agent publishes (status, telemetry) and prints (--probe). */
 #include "telemetry.h"
 
+#include "cleanup.h"
 #include "clock.h"
 #include "config.h"
 #include "jsonw.h"
@@ -468,6 +469,15 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
         }
         jsonw_end(&j);
         return jsonw_take_text(&j);
+}
+
+cJSON *tele_telemetry_reply(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                            const struct watch *w, uint64_t seq) {
+        _cleanup_free_ char *doc = tele_telemetry_json(c, s, u, w, seq);
+        cJSON *res = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(res, "telemetry", doc ? cJSON_Parse(doc) : cJSON_CreateNull());
+        return res;
 }
 
 cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,

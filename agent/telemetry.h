@@ -36,6 +36,9 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const st
 /* The same with the agent's own cost as "self" (borrowed; NULL leaves it out). */
 char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
                              const struct watch *w, uint64_t seq, const struct tele_self *self);
+/* The control socket's "telemetry" reply: {"telemetry": the document above} (caller frees). */
+cJSON *tele_telemetry_reply(const struct cfg *c, const struct sampler *s, const struct usage *u,
+                            const struct watch *w, uint64_t seq);
 
 /* How long the sampling ticks take: the last one, and the longest over the last minute (kept as
  * the longest of each second in a ring, so the window slides by the second). Zeroed is empty. */

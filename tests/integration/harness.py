@@ -637,6 +637,33 @@ class Notify:
         self.sock.close()
 
 
+class ControlConn:
+    """A control-socket connection: JSON lines out and in (docs/protocol.md)."""
+
+    def __init__(self, path, timeout=10):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+
+    def line(self):
+        """The next line from the agent, parsed."""
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("agent closed the control connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, op, **fields):
+        self.s.sendall(json.dumps(dict(fields, op=op)).encode() + b"\n")
+        return self.line()
+
+    def close(self):
+        self.s.close()
+
+
 class Agent:
     """render-agent --config FILE --log-level debug, with its stderr in a file."""
 

@@ -21,32 +21,6 @@ ONE_SLOT = [{"id": "s0", "scale": "cpu-4"}]
 NOBODY = 65534
 
 
-class Conn:
-    """A control-socket connection: JSON lines out and in."""
-
-    def __init__(self, path, timeout=10):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(timeout)
-        self.s.connect(path)
-        self.buf = b""
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("agent closed the control connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def call(self, op, **fields):
-        self.s.sendall(json.dumps(dict(fields, op=op)).encode() + b"\n")
-        return self.line()
-
-    def close(self):
-        self.s.close()
-
-
 class CtlEvents(harness.IntegrationTest):
     def setUp(self):
         super().setUp()
@@ -100,7 +74,7 @@ class CtlEvents(harness.IntegrationTest):
 
     def test_follow_delivers_each_event_within_100_ms(self):
         p = self.follower("--json")
-        c = Conn(self.sock)
+        c = harness.ControlConn(self.sock)
         self.wait_following(p, c)
         lat = []
         for i in range(20):
@@ -124,7 +98,7 @@ class CtlEvents(harness.IntegrationTest):
         c.close()
 
     def test_since_returns_the_history_and_a_bad_since_is_named(self):
-        c = Conn(self.sock)
+        c = harness.ControlConn(self.sock)
         before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
@@ -155,7 +129,7 @@ class CtlEvents(harness.IntegrationTest):
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.connect(self.sock)
         slow.sendall(b'{"id":1,"op":"events","follow":true}\n')
-        c = Conn(self.sock)
+        c = harness.ControlConn(self.sock)
         made = 0
         t0 = time.monotonic()
         worst = 0.0
@@ -168,7 +142,7 @@ class CtlEvents(harness.IntegrationTest):
                 self.assertTrue(c.line()["ok"])
             made += 400
             ts = time.monotonic()
-            probe = Conn(self.sock)
+            probe = harness.ControlConn(self.sock)
             self.assertTrue(probe.call("status")["ok"])
             probe.close()
             worst = max(worst, time.monotonic() - ts)
@@ -212,7 +186,7 @@ class CtlEvents(harness.IntegrationTest):
                               harness.ctl_binary(), "--socket", self.sock, "--json", "events", "--follow"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
         self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.stdout.close(), p.stderr.close()))
-        c = Conn(self.sock)
+        c = harness.ControlConn(self.sock)
         self.wait_following(p, c)
         self.assertTrue(c.call("reserve", user="alice", client_ip="192.0.2.10")["ok"])
         line = self.read_line(p, 2)
