@@ -87,6 +87,8 @@ static void window_open(struct billing *b, uint64_t start) {
                 .peak = b->count,
                 .n_scales = b->n_scales,
                 .scales = b->fig,
+                .clock_synced = b->sync_now,
+                .clock_est_error_us = b->err_now,
         };
         for (size_t i = 0; i < b->n_scales; i++)
                 b->fig[i] =
@@ -191,6 +193,8 @@ static struct minute *minute_get(struct billing *b, uint64_t start) {
         m->start = start;
         m->clock_step = false;
         m->partial = start == b->first_minute && b->first_partial;
+        m->clock_synced = b->sync_now;
+        m->clock_err = b->err_now;
         return m;
 }
 
@@ -221,6 +225,8 @@ static void slot_minute_emit(struct billing *b, const struct minute *m, size_t i
                 .clock_step = m->clock_step,
                 .partial = m->partial || early,
                 .session_end = session_end,
+                .clock_synced = m->clock_synced,
+                .clock_est_error_us = m->clock_err,
         };
         for (size_t f = 0; f < BILLING_FLOWS; f++)
                 r.minute.flow[f] = (struct billing_flow_figures){
@@ -536,6 +542,7 @@ int billing_new(const struct billing_config *c, struct billing_time now, struct 
         b->mono = now.mono_usec;
         b->pos = now.real_usec;
         b->off = (int64_t)now.real_usec - (int64_t)now.mono_usec;
+        b->sync_now = true;
         window_open(b, align_down(b->pos, b->window_usec));
         b->win.partial = b->pos != b->win.start_usec;
         b->first_minute = align_down(b->pos, BILLING_MINUTE_USEC);
@@ -683,6 +690,23 @@ int billing_close_slot(struct billing *b, size_t slot, struct billing_time now) 
                 return r;
         billing__close_slot_minutes(b, slot, true);
         return emitted_since(b, before);
+}
+
+int billing_clock_sync(struct billing *b, bool synced, uint64_t est_error_us) {
+        struct minute *m;
+        int r = b ? billing__enter(b) : -EINVAL;
+
+        if (r < 0)
+                return r;
+        /* The current minute, opened now if need be, opened under the state that held until now. */
+        m = minute_current(b);
+        b->sync_now = synced;
+        b->err_now = est_error_us;
+        b->win.clock_synced &= synced;
+        b->win.clock_est_error_us = max_u64(b->win.clock_est_error_us, est_error_us);
+        m->clock_synced &= synced;
+        m->clock_err = max_u64(m->clock_err, est_error_us);
+        return 0;
 }
 
 int billing_flush(struct billing *b, struct billing_time now) {

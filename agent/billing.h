@@ -91,6 +91,10 @@ struct billing_window {
         const struct billing_project_figures *projects;
         bool clock_step; /* a clock step happened while it was open */
         bool partial;    /* the agent started or stopped inside it: covers only part of it */
+        /* The kernel said the clock was synchronised at its opening and at every billing_clock_sync
+         * while it was open; the worst estimated error among those readings. */
+        bool clock_synced;
+        uint64_t clock_est_error_us;
 };
 
 #define BILLING_SECONDS 60 /* seconds in a minute: the length of a flow's per-second series */
@@ -125,6 +129,9 @@ struct billing_minute {
         bool clock_step;  /* a clock step happened while it was the current minute */
         bool partial;     /* the agent started or stopped inside it, or it was closed early */
         bool session_end; /* closed early by billing_close_slot: the slot's session ended */
+        /* As billing_window's, over the time it was the current minute. */
+        bool clock_synced;
+        uint64_t clock_est_error_us;
 };
 
 struct billing_record {
@@ -203,6 +210,12 @@ int billing_tick(struct billing *b, struct billing_time now);
  * stay open. Bytes of that slot that come later (late reports) go into fresh minutes. */
 int billing_close_slot(struct billing *b, size_t slot, struct billing_time now);
 
+/* The kernel's clock sync state now (agent/clocksync.h; unknown counts as not synchronised): folded
+ * into the open window and the current minute, and the state windows and minutes opened from now
+ * on start with. No time passes: call it after billing_tick. Until the first call the clock counts
+ * as synchronised with no error. -EINVAL, -EBUSY, -ESHUTDOWN as the calls above; else 0. */
+int billing_clock_sync(struct billing *b, bool synced, uint64_t est_error_us);
+
 /* Shutting down: emits the open window and every open minute with bytes (those not yet ended
  * marked partial); the module takes nothing after (-ESHUTDOWN). */
 int billing_flush(struct billing *b, struct billing_time now);
@@ -279,11 +292,12 @@ const char *billing_record_type(const struct billing_record *r);
  * to push's within floor(n / 2) kbit/s for n targets with bytes in that second; bytes exactly):
  *   {"window_start":"2026-11-24T10:00:00Z","window_s":3600,"windows":1,"covered_s":3600,"peak":74,
  *    "slot_seconds":117699.5,"by_scale":{"S":{"peak":3,"slot_seconds":..}},
- *    "by_project":{"p1":{"S":{"peak":2,"slot_seconds":..}}},"clock_step":false,"partial":false}
+ *    "by_project":{"p1":{"S":{"peak":2,"slot_seconds":..}}},"clock_step":false,"partial":false,
+ *    "clock_synced":true,"clock_est_error_us":250}
  *   {"minute":"2026-11-24T10:01:00Z","slot":"s0","player":{"bytes":..,"peak_mbps":..,"late_bytes":0},
  *    "viewers":{"bytes":..,"peak_mbps":..,"late_bytes":0,"kbps":[0,0,..]},
  *    "push":{"bytes":..,..,"kbps":[..],"targets":{"rtmp-a":{"bytes":..,"peak_mbps":..,
  *            "late_bytes":0,"kbps":[..]}}},
- *    "clock_step":false,"partial":false,"session_end":false}
+ *    "clock_step":false,"partial":false,"session_end":false,"clock_synced":true,"clock_est_error_us":250}
  * Returns 0 or -ENOMEM (obj may then hold some of the members). */
 int billing_record_json(const struct billing_record *r, cJSON *obj);

@@ -43,6 +43,8 @@ struct pair {
 struct minute {
         bool active;
         bool clock_step, partial;
+        bool clock_synced; /* as billing_minute's */
+        uint64_t clock_err;
         uint64_t start;
         struct slot_minute *slots; /* n_slots of them, inside billing.minute_mem */
         /* n_slots * BILLING_TARGETS_MAX, slot i's push targets from i * BILLING_TARGETS_MAX,
@@ -90,6 +92,9 @@ struct billing {
          * is in use while an open minute holds bytes of it (its bit in slot_minute.targets). */
         char (*target_ids)[BILLING_TARGET_MAX + 1];
         struct billing_target_figures *tfig; /* BILLING_TARGETS_MAX: a record's view */
+
+        bool sync_now; /* the latest billing_clock_sync */
+        uint64_t err_now;
 
         bool busy;   /* inside the emit callback */
         bool closed; /* flushed */

@@ -47,6 +47,14 @@ static int projects_json(const struct billing_window *w, cJSON *o) {
         return 0;
 }
 
+/* Whether the kernel said the clock was synchronised for all of the record, and its worst error. */
+static int clock_json(bool synced, uint64_t est_error_us, cJSON *o) {
+        if (!cJSON_AddBoolToObject(o, "clock_synced", synced) ||
+            !cJSON_AddNumberToObject(o, "clock_est_error_us", (double)est_error_us))
+                return -ENOMEM;
+        return 0;
+}
+
 static int window_json(const struct billing_window *w, cJSON *o) {
         char ts[32];
         cJSON *by_scale;
@@ -69,7 +77,8 @@ static int window_json(const struct billing_window *w, cJSON *o) {
                         return -ENOMEM;
         }
         if (projects_json(w, o) < 0 || !cJSON_AddBoolToObject(o, "clock_step", w->clock_step) ||
-            !cJSON_AddBoolToObject(o, "partial", w->partial))
+            !cJSON_AddBoolToObject(o, "partial", w->partial) ||
+            clock_json(w->clock_synced, w->clock_est_error_us, o) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -135,7 +144,8 @@ static int minute_json(const struct billing_minute *m, cJSON *o) {
         }
         if (!cJSON_AddBoolToObject(o, "clock_step", m->clock_step) ||
             !cJSON_AddBoolToObject(o, "partial", m->partial) ||
-            !cJSON_AddBoolToObject(o, "session_end", m->session_end))
+            !cJSON_AddBoolToObject(o, "session_end", m->session_end) ||
+            clock_json(m->clock_synced, m->clock_est_error_us, o) < 0)
                 return -ENOMEM;
         return 0;
 }

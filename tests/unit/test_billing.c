@@ -1538,7 +1538,7 @@ static void test_records_as_json(void **state) {
                 "{\"window_start\":\"2023-11-14T00:00:00Z\",\"window_s\":60,\"windows\":1,\"covered_s\":60,"
                 "\"peak\":1,\"slot_seconds\":30.5,\"by_scale\":{\"S\":{\"peak\":1,\"slot_seconds\":30.5},"
                 "\"M\":{\"peak\":0,\"slot_seconds\":0}},\"by_project\":{},\"clock_step\":false,"
-                "\"partial\":false}");
+                "\"partial\":false,\"clock_synced\":true,\"clock_est_error_us\":0}");
         assert_string_equal(billing_record_type(&f->rec[1].r), "bandwidth_minute");
         expect_json(&f->rec[1].r,
                     "{\"minute\":\"2023-11-14T00:00:00Z\",\"slot\":\"s1\","
@@ -1547,7 +1547,97 @@ static void test_records_as_json(void **state) {
                     "\"kbps\":[0,0,0,8000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
                     "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"
                     "\"push\":{\"bytes\":0,\"peak_mbps\":0,\"late_bytes\":0,\"targets\":{}},\"clock_step\":"
-                    "false,\"partial\":false,\"session_end\":false}");
+                    "false,\"partial\":false,\"session_end\":false,\"clock_synced\":true,"
+                    "\"clock_est_error_us\":0}");
+}
+
+static void clock_sync(struct fx *f, bool synced, uint64_t est_error_us) {
+        assert_int_equal(billing_clock_sync(f->b, synced, est_error_us), 0);
+}
+
+static void test_window_unsynced_for_a_moment_is_marked_with_worst_error(void **state) {
+        struct fx *f = *state;
+        const struct billing_window *w;
+
+        start(f, 1, 60, 0, NULL);
+        clock_sync(f, true, 100);
+        at(f, 10 * SEC);
+        tick(f);
+        clock_sync(f, false, 16000);
+        at(f, 11 * SEC);
+        tick(f);
+        clock_sync(f, true, 300);
+        at(f, 130 * SEC);
+        tick(f);
+        w = window_at(f, 0);
+        assert_false(w->clock_synced);
+        assert_int_equal(w->clock_est_error_us, 16000);
+        /* The next windows opened on a synchronised clock and stayed so. */
+        w = window_at(f, 60 * SEC);
+        assert_true(w->clock_synced);
+        assert_int_equal(w->clock_est_error_us, 300);
+}
+
+static void test_window_opened_on_an_unsynced_clock_is_marked_without_a_new_reading(void **state) {
+        struct fx *f = *state;
+
+        start(f, 1, 60, 0, NULL);
+        clock_sync(f, false, 500);
+        at(f, 125 * SEC); /* windows 0 and 60 close with no reading inside them */
+        tick(f);
+        assert_false(window_at(f, 0)->clock_synced);
+        assert_false(window_at(f, 60 * SEC)->clock_synced);
+        assert_int_equal(window_at(f, 60 * SEC)->clock_est_error_us, 500);
+}
+
+static void test_minute_records_carry_the_clock_state_of_their_minute(void **state) {
+        struct fx *f = *state;
+        const struct billing_minute *m;
+
+        start(f, 1, 3600, 0, NULL);
+        clock_sync(f, true, 40);
+        at(f, 30 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 1000, SEC);
+        clock_sync(f, false, 9000); /* lost in minute 0 */
+        at(f, 61 * SEC);
+        tick(f);
+        clock_sync(f, true, 60); /* back in minute 1 after its first second */
+        at(f, 90 * SEC);
+        bytes_over(f, 0, BILLING_PLAYER, 1000, SEC);
+        at(f, 125 * SEC);
+        tick(f);
+        clock_sync(f, true, 50); /* minute 2 opened under the reading of 61 s: its error counts */
+        bytes_over(f, 0, BILLING_PLAYER, 1000, SEC);
+        at(f, 200 * SEC);
+        tick(f);
+        m = minute_at(f, 0, 0);
+        assert_false(m->clock_synced);
+        assert_int_equal(m->clock_est_error_us, 9000);
+        /* Minute 1 opened while the clock was unsynchronised: marked, though synced again since. */
+        m = minute_at(f, 0, 60 * SEC);
+        assert_false(m->clock_synced);
+        m = minute_at(f, 0, 120 * SEC);
+        assert_true(m->clock_synced);
+        assert_int_equal(m->clock_est_error_us, 60);
+}
+
+static void test_records_without_a_reading_count_as_synced(void **state) {
+        struct fx *f = *state;
+
+        start(f, 1, 60, 0, NULL);
+        at(f, 60 * SEC);
+        tick(f);
+        assert_true(window_at(f, 0)->clock_synced);
+        assert_int_equal(window_at(f, 0)->clock_est_error_us, 0);
+}
+
+static void test_clock_sync_after_flush_is_refused(void **state) {
+        struct fx *f = *state;
+
+        start(f, 1, 60, 0, NULL);
+        assert_true(billing_flush(f->b, f->now) >= 0);
+        assert_int_equal(billing_clock_sync(f->b, true, 0), -ESHUTDOWN);
+        assert_int_equal(billing_clock_sync(NULL, true, 0), -EINVAL);
 }
 
 static void test_calls_from_the_callback_are_refused(void **state) {
@@ -1760,6 +1850,16 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_records_as_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_calls_from_the_callback_are_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_window_unsynced_for_a_moment_is_marked_with_worst_error,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_window_opened_on_an_unsynced_clock_is_marked_without_a_new_reading, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_minute_records_carry_the_clock_state_of_their_minute,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_records_without_a_reading_count_as_synced, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_clock_sync_after_flush_is_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_random_runs_keep_every_byte_and_slot_second, setup,
                                                 teardown),
         };
