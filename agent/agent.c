@@ -200,6 +200,7 @@ static void self_cost(struct agent *a, struct tele_self *ret) {
                                    .tick_usec = a->ticks.last_usec,
                                    .tick_max_usec = tele_ticks_max(&a->ticks, now) };
         ret->has_usage = plat_self_read(&a->self, &ret->usage, why, sizeof(why)) >= 0;
+        ret->has_clock = clocksync_read(&ret->clock) >= 0;
         if (!ret->has_usage && !a->self_unreadable) {
                 a->self_unreadable = true;
                 log_warn("cannot read the agent's own cost: %s; status and telemetry go without it", why);
@@ -427,6 +428,8 @@ static cJSON *status_json(struct agent *a) {
                 cJSON_AddItemToObject(o, "metering", meter_status_json(a->meter));
         self_cost(a, &self);
         cJSON_AddItemToObject(o, "self", tele_self_json(&self));
+        if (self.has_clock)
+                cJSON_AddItemToObject(o, "clock", clocksync_json(&self.clock));
         slots = a->sessions ? sessions_slots_json(a->sessions) : cJSON_CreateArray();
         cJSON_AddItemToObject(o, "slots", slots);
         for (size_t i = 0; i < a->cfg->n_slots; i++) {

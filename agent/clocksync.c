@@ -1,6 +1,8 @@
 /* clocksync.c: the kernel's clock sync state through adjtimex(2), and its transitions. */
 #include "clocksync.h"
 
+#include "jsonw.h"
+
 #include <errno.h>
 #include <sys/timex.h>
 
@@ -67,15 +69,19 @@ const char *clocksync_state_str(int state) {
         }
 }
 
-cJSON *clocksync_json(const struct clocksync_state *s) {
-        cJSON *o = cJSON_CreateObject();
+void clocksync_jsonw(struct jsonw *j, const char *key, const struct clocksync_state *s) {
+        jsonw_object(j, key);
+        jsonw_bool(j, "synced", s->synced);
+        jsonw_string(j, "state", clocksync_state_str(s->state));
+        jsonw_u64(j, "est_error_us", s->est_error_us);
+        jsonw_u64(j, "max_error_us", s->max_error_us);
+        jsonw_end(j);
+}
 
-        if (!o || !cJSON_AddBoolToObject(o, "synced", s->synced) ||
-            !cJSON_AddStringToObject(o, "state", clocksync_state_str(s->state)) ||
-            !cJSON_AddNumberToObject(o, "est_error_us", (double)s->est_error_us) ||
-            !cJSON_AddNumberToObject(o, "max_error_us", (double)s->max_error_us)) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
+cJSON *clocksync_json(const struct clocksync_state *s) {
+        struct jsonw j;
+
+        jsonw_init(&j, true);
+        clocksync_jsonw(&j, NULL, s);
+        return jsonw_take_tree(&j);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct jsonw;
 struct timex;
 
 /* The kernel's NTP state, as adjtimex(2) with modes 0 (a read) reports it. */
@@ -46,8 +47,9 @@ enum clocksync_change clocksync_watch_update(struct clocksync_watch *w, const st
 /* "synchronised", or "unsynchronised (STA_UNSYNC)" / "... (TIME_ERROR)": why, in words. Static. */
 const char *clocksync_reason(const struct clocksync_state *s);
 
-/* {"synced":true,"state":"TIME_OK","est_error_us":..,"max_error_us":..} (caller frees; NULL when out
- * of memory). */
+/* {"synced":true,"state":"TIME_OK","est_error_us":..,"max_error_us":..} as member `key` of j's open
+ * object (key NULL: the root); clocksync_json as a tree (caller frees; NULL when out of memory). */
+void clocksync_jsonw(struct jsonw *j, const char *key, const struct clocksync_state *s);
 cJSON *clocksync_json(const struct clocksync_state *s);
 
 /* "TIME_OK", "TIME_INS", "TIME_DEL", "TIME_OOP", "TIME_WAIT", "TIME_ERROR", else "unknown". Static. */

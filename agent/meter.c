@@ -379,6 +379,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud) {
         sd_event_source_set_time(s, usec + TIMER_USEC);
         if (m->billing)
                 (void)meter__checked(m, "billing_tick", billing_tick(m->billing, meter__now()));
+        meter__clock_tick(m);
         reopen_if_broken(m);
         if (journal_owed(m->journal))
                 (void)flush(m);
@@ -564,6 +565,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 r = billing_new(&bc, now, &m->billing, msg, msg_len);
                 if (r < 0)
                         goto fail;
+                meter__clock_tick(m);
                 for (size_t i = 0; slots && i < slots_count(slots) && i < m->n_slots; i++) {
                         struct slots_info info;
 

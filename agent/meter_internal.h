@@ -8,6 +8,7 @@
 
 #include "billing.h"
 #include "clock.h"
+#include "clocksync.h"
 #include "crypto.h"
 #include "delivery.h"
 #include "journal.h"
@@ -107,6 +108,7 @@ struct meter {
         const char *failed_call;
         int failed_err;
         int cursor_err; /* meter__flush_cursor's last failure, 0 */
+        struct clocksync_watch clock; /* the kernel's clock sync state, read each second */
 };
 
 static inline struct billing_time meter__now(void) {
@@ -127,6 +129,9 @@ void meter__flush_cursor(struct meter *m);
 void meter__refuse(struct meter *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Billing is told a slot's occupancy (project: the session's, "" none); meter_abort puts it back. */
 void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *project);
+/* Reads the clock's sync state: billing's open records are marked, losing it raises the
+ * clock_unsynced alarm, regaining it clears it (meter_clock.c). */
+void meter__clock_tick(struct meter *m);
 /* billing's emit callback: a window or minute becomes a record. */
 void meter__on_billing_record(void *ud, const struct billing_record *r);
 /* Publishes what the link's window takes, from the oldest unacked record. */

@@ -422,6 +422,8 @@ char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const
         add_gpus(&j, h, c, false);
         if (self)
                 add_self(&j, "self", self);
+        if (self && self->has_clock)
+                clocksync_jsonw(&j, "clock", &self->clock);
         jsonw_end(&j);
         return jsonw_take_text(&j);
 }

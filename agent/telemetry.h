@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "clocksync.h"
 #include "selfstat.h"
 
 struct cfg;
@@ -64,6 +65,9 @@ struct tele_self {
         uint64_t tick_usec, tick_max_usec; /* the last tick; the longest in the last minute */
         bool has_spool;
         uint64_t spool_records, spool_bytes; /* see meter_backlog() */
+        /* The host's clock (not the agent's cost): telemetry's top-level "clock" */
+        bool has_clock;
+        struct clocksync_state clock;
 };
 
 /* The "self" object (caller frees; NULL when out of memory). */

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "clocksync.h"
 #include "config.h"
 #include "crypto.h"
 #include "fileio.h"
@@ -31,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timex.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +85,19 @@ static void on_alarm(const char *what, const char *msg, void *userdata) {
                 snprintf(f->alarm_msg[f->n_alarms], sizeof(f->alarm_msg[0]), "%s", msg);
         }
         f->n_alarms++;
+}
+
+/* The kernel's clock sync state as the fake adjtimex reports it: synchronised unless a test says. */
+static struct {
+        bool unsynced;
+        long est;
+} fake_clock;
+
+static int fake_adjtimex(struct timex *t) {
+        t->status = fake_clock.unsynced ? STA_UNSYNC : 0;
+        t->esterror = fake_clock.est;
+        t->maxerror = 2 * fake_clock.est;
+        return fake_clock.unsynced ? TIME_ERROR : TIME_OK;
 }
 
 static uint64_t real_mono(void) {
@@ -184,6 +199,9 @@ static int setup(void **state) {
         f->mono = 1000 * SEC;
         f->real = T0;
         plat_clock_set_fake(f->mono, f->real);
+        fake_clock.unsynced = false;
+        fake_clock.est = 100;
+        clocksync_set_adjtimex(fake_adjtimex);
         assert_true(sd_event_new(&f->e) >= 0);
         slots_limits_default(&sc.limits);
         assert_int_equal(slots_new(&sc, &f->slots, msg, sizeof(msg)), 0);
@@ -212,6 +230,7 @@ static int teardown(void **state) {
         close(f->state_fd);
         free(f);
         plat_clock_set_fake(0, 0);
+        clocksync_set_adjtimex(NULL);
         return tu_scratch_teardown(&d);
 }
 
@@ -1662,6 +1681,50 @@ static bool no_consumer(const struct meter *m) {
         return v;
 }
 
+/* The clock stops being synchronised inside window [1 s, 2 s): that window says so with its worst
+ * error, the windows before and after do not; one alarm when it is lost, one clear when regained. */
+static void test_an_unsynchronised_clock_marks_its_windows_and_raises_one_alarm(void **state) {
+        struct fx *f = *state;
+        const struct meter_hooks h = { .alarm = on_alarm, .cleared = on_cleared, .userdata = f };
+        char msg[256] = "";
+
+        assert_int_equal(
+                meter_new(f->e, make_cfg(f, true, "\"window_s\":1"), NULL, &h, &f->m, msg, sizeof(msg)), 0);
+        assert_int_equal(f->n_alarms, 0);
+        at(f, 1200 * MSEC);
+        run_for(f, 1200 * MSEC);
+        fake_clock.unsynced = true;
+        fake_clock.est = 250000;
+        run_for(f, 1200 * MSEC);
+        assert_int_equal(f->n_alarms, 1);
+        assert_string_equal(f->alarm_what[0], "clock_unsynced");
+        assert_non_null(strstr(f->alarm_msg[0], "STA_UNSYNC"));
+        assert_non_null(strstr(f->alarm_msg[0], "250000 us"));
+        run_for(f, 1200 * MSEC); /* still unsynchronised: no second alarm */
+        assert_int_equal(f->n_alarms, 1);
+        fake_clock.unsynced = false;
+        fake_clock.est = 300;
+        run_for(f, 1200 * MSEC);
+        assert_int_equal(f->n_cleared, 1);
+        assert_string_equal(f->cleared_what, "clock_unsynced");
+        at(f, 2100 * MSEC);
+        run_for(f, 1200 * MSEC);
+        at(f, 3100 * MSEC);
+        run_for(f, 1200 * MSEC);
+        close_meter(f);
+
+        read_spool(f);
+        expect_types(f, "concurrency_window concurrency_window concurrency_window concurrency_window");
+        assert_true(flag(f->rec[0], "clock_synced"));
+        assert_int_equal(num(f->rec[0], "clock_est_error_us"), 100);
+        assert_false(flag(f->rec[1], "clock_synced"));
+        assert_int_equal(num(f->rec[1], "clock_est_error_us"), 250000);
+        /* [2 s, 3 s) opened after the reading that found the clock synchronised again. */
+        assert_true(flag(f->rec[2], "clock_synced"));
+        assert_int_equal(num(f->rec[2], "clock_est_error_us"), 300);
+        expect_chain(f);
+}
+
 /* MQTT 5: a broker answers a publish that no subscription matches with PUBACK 0x10. Nobody received
  * the record, so it stays in the spool (alarm no_consumer, status), is offered again one at a time
  * after a backoff, never at once; once a consumer takes one, all that was held goes out and the
@@ -1783,6 +1846,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unusable_key_raises_no_key_and_keeps_records, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_key_file_gives_the_kid_and_no_alarm, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_an_unsynchronised_clock_marks_its_windows_and_raises_one_alarm, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_stop_flushes_the_open_window_and_minutes_as_partial,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(

@@ -269,6 +269,29 @@ static void test_telemetry_self_has_the_given_parts_only(void **state) {
         cfg_free(c);
 }
 
+/* The host clock's sync state is a top-level member, present only when it could be read. */
+static void test_telemetry_clock_is_present_only_when_read(void **state) {
+        struct cfg *c = load_cfg();
+        struct sampler s = { 0 };
+        struct tele_self self = { .has_clock = true,
+                                  .clock = { .synced = false,
+                                             .state = 5 /* TIME_ERROR */,
+                                             .est_error_us = 1600000,
+                                             .max_error_us = 16000000 } };
+        char *doc;
+
+        (void)state;
+        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 1, &self);
+        assert_non_null(strstr(doc, "\"clock\":{\"synced\":false,\"state\":\"TIME_ERROR\","
+                                    "\"est_error_us\":1600000,\"max_error_us\":16000000}"));
+        free(doc);
+        self.has_clock = false;
+        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 2, &self);
+        assert_null(strstr(doc, "\"clock\""));
+        free(doc);
+        cfg_free(c);
+}
+
 /* One of everything a document can hold: slots with a cgroup, with one that could not be read and
  * on a shared GPU; interfaces with and without rates; a GPU with every metric and its processes and
  * a lost one; the plan's verdicts; the agent's own cost; strings that need escaping; a rate that is
@@ -560,6 +583,7 @@ int main(void) {
                 cmocka_unit_test(test_gpus_report_present_metrics_only_and_fp32_source),
                 cmocka_unit_test(test_tick_max_is_the_longest_of_the_last_minute),
                 cmocka_unit_test(test_telemetry_self_has_the_given_parts_only),
+                cmocka_unit_test(test_telemetry_clock_is_present_only_when_read),
                 cmocka_unit_test(test_telemetry_document_is_byte_exact),
                 cmocka_unit_test(test_probe_and_status_documents_are_byte_exact),
                 cmocka_unit_test(test_spec_and_self_trees_print_byte_exact),
