@@ -37,7 +37,10 @@ static void usage(FILE *f) {
                    "  top                    live view of the host and each slot against its scale\n"
                    "                         (keys: c m g b s sort, q quits; a table once if not a tty)\n"
                    "  bundle [-o FILE] [--config PATH] [--journal-lines N] [--records N]\n"
-                   "                         one tar.gz for a support ticket: no key, no secret\n\n"
+                   "                         one tar.gz for a support ticket: no key, no secret\n"
+                   "  doctor [--config PATH] [--warn-days N]\n"
+                   "                         every check a technician would run: PASS / WARN / FAIL,\n"
+                   "                         evidence and fix (exit 0 / 1 / 2); works without an agent\n\n"
                    "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
                    "session id when it is 32 hex digits, else a user):\n"
                    "  reserve USER [--slot SLOT] [--client-ip IP] [--project P] [--app A]\n"
@@ -425,6 +428,8 @@ int main(int argc, char **argv) {
                 return ctl_top(path, argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "bundle"))
                 return ctl_bundle(path, argc - optind, argv + optind);
+        if (optind < argc && !strcmp(argv[optind], "doctor"))
+                return ctl_doctor(argc - optind, argv + optind, path, json, ctl_conn_roundtrip);
         for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
                 if (!strcmp(argv[optind], commands[i].name))
                         cmd = &commands[i];

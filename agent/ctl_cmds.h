@@ -1,5 +1,5 @@
-/* ctl_cmds.h: render-agentctl commands with a main of their own: enroll and verify (no agent needed),
- * events, top and bundle (over the control socket). */
+/* ctl_cmds.h: render-agentctl commands beyond a single request: enroll and verify (no agent needed),
+ * doctor (with or without one), events, top and bundle (over the control socket). */
 #pragma once
 
 #include <stdbool.h>
@@ -33,3 +33,12 @@ int ctl_top(const char *socket, int argc, char **argv);
 /* bundle [-o FILE] [--config PATH] [--journal-lines N] [--records N]: one tar.gz for a support
  * ticket (no key, no secret, no record payload); prints its name. */
 int ctl_bundle(const char *socket, int argc, char **argv);
+
+/* Sends one request line to the agent's socket at path and reads one reply line (caller frees
+ * *ret): ctl_conn_roundtrip. 0 or -errno. */
+typedef int (*ctl_roundtrip_fn)(const char *path, const char *req, char **ret);
+
+/* doctor [--config PATH] [--warn-days N] [--json]: every check a technician would run, each PASS,
+ * WARN or FAIL with evidence and fix, using the agent on socket_path when it answers. Returns 0
+ * all passed, 1 the worst is a warning, 2 a failure, 3 usage (the monitoring-plugin convention). */
+int ctl_doctor(int argc, char **argv, const char *socket_path, bool json, ctl_roundtrip_fn rt);

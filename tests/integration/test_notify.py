@@ -103,7 +103,10 @@ class Notify(harness.IntegrationTest):
         noise = [line for line in agent.log_lines()
                  if re.search(r"(?i)notify|watchdog|READY=", line.replace(env.dir, "<tmp>"))]
         self.assertEqual(noise, [], "the agent talks about sd_notify without NOTIFY_SOCKET")
-        self.assertEqual(agent.matches(r": (warning|err|crit|alert|emerg): "), [])
+        # The clock_unsynced alarm is about the host (a CI runner's clock may be undisciplined), not
+        # about sd_notify: it is the one complaint allowed.
+        self.assertEqual([line for line in agent.matches(r": (warning|err|crit|alert|emerg): ")
+                          if "metering: the wall clock is unsynchronised" not in line], [])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+/* doctor_agent.c: the doctor's checks on what the running agent reports over its socket: the
+ * broker link (with the TLS layer's reason), the slots' conformance, the spool and metering, GPUs;
+ * and, without an agent, whether the brokers answer on TCP at all. */
+#include "doctor.h"
+
+#include "cleanup.h"
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Records waiting in the spool past this many are a warning even while the broker is connected. */
+#define BACKLOG_WARN_RECORDS 1000
+
+static const char *str(const cJSON *o, const char *k) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+        return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const cJSON *o, const char *k) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+        return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static bool is_true(const cJSON *o, const char *k) {
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* The fix for a broker link's last error, by what the link module said (agent/link.c). */
+static const char *broker_fix(const char *err) {
+        if (strstr(err, "failed verification") || strstr(err, "not trusted"))
+                return "make mqtt.tls.ca_file the CA that signed the broker's certificate, and list the "
+                       "broker "
+                       "by a name its certificate has";
+        if (strstr(err, "names another host") || strstr(err, "does not name"))
+                return "list the broker by a name (or IP address) its certificate has (mqtt.host)";
+        if (strstr(err, "client certificate"))
+                return "install a certificate the broker's CA signed for this node (mqtt.tls.cert_file), "
+                       "valid now";
+        if (strstr(err, "refused the connection"))
+                return "check the broker's ACL and this node's identity (the certificate's CN)";
+        return "start the broker, or check mqtt.host / mqtt.port, DNS and the firewall from this host";
+}
+
+static void check_broker(struct doctor *d, const cJSON *status) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(status, "broker");
+        const char *state = str(b, "state"), *err = str(b, "last_error");
+
+        if (!strcmp(state, "connected"))
+                doctor_add(d, DOCTOR_PASS, "broker", NULL, "connected to %s (MQTT %s, %s, %.0f connects)",
+                           str(b, "current")[0] ? str(b, "current") : str(b, "host"),
+                           num(b, "mqtt_version") == 5 ? "5" : "3.1.1", is_true(b, "tls") ? "TLS" : "no TLS",
+                           num(b, "connects"));
+        else
+                doctor_add(d, DOCTOR_FAIL, "broker", broker_fix(err), "%s:%.0f %s: %s", str(b, "host"),
+                           num(b, "port"), state[0] ? state : "unknown",
+                           err[0] ? err : "no attempt has failed yet (still connecting)");
+}
+
+static void check_conformance(struct doctor *d, const cJSON *status) {
+        const cJSON *slots = cJSON_GetObjectItemCaseSensitive(status, "slots"), *s;
+        size_t n = 0, bad = 0;
+
+        cJSON_ArrayForEach(s, slots) {
+                n++;
+                if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "conformant")))
+                        continue;
+                bad++;
+                doctor_add(
+                        d, DOCTOR_FAIL, "conformance",
+                        "give the slot what its scale promises (CPU, memory, GPU share, cgroup limits), or "
+                        "give it a smaller scale",
+                        "slot %s (scale %s) does not meet its scale: %s", str(s, "id"), str(s, "scale"),
+                        str(s, "nonconformant"));
+        }
+        if (!bad)
+                doctor_add(d, DOCTOR_PASS, "conformance", NULL, "%zu slot(s), none below its scale", n);
+}
+
+static void check_spool(struct doctor *d, const cJSON *status) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(status, "metering");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(m, "spool");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(status, "broker");
+        double pending = num(sp, "pending"), used = num(sp, "used"), max = num(sp, "max_bytes");
+        char figures[200];
+
+        if (!m) {
+                doctor_add(d, DOCTOR_FAIL, "spool", "see the agent's log (journalctl -u render-agent)",
+                           "metering is not running");
+                return;
+        }
+        snprintf(figures, sizeof(figures), "%.0f record(s) unacknowledged, %.0f of %.0f KiB used", pending,
+                 used / 1024, max / 1024);
+        if (str(m, "refusing_sessions")[0] || is_true(sp, "full") || num(m, "lost") > 0)
+                doctor_add(
+                        d, DOCTOR_FAIL, "spool",
+                        "free room under state_dir or raise metering.spool_max_mb; get records acknowledged "
+                        "(broker check)",
+                        "%s; %s%s%s", figures,
+                        str(m, "refusing_sessions")[0] ? "new sessions refused: " : "",
+                        str(m, "refusing_sessions"),
+                        num(m, "lost") > 0 ? "; records were lost (see the log)" : "");
+        else if (is_true(m, "no_consumer"))
+                doctor_add(d, DOCTOR_WARN, "spool",
+                           "subscribe the metering consumer to the node's metering topic",
+                           "%s; no consumer receives the records since %s", figures,
+                           str(m, "no_consumer_since"));
+        else if (pending > 0 && strcmp(str(b, "state"), "connected") != 0)
+                doctor_add(d, DOCTOR_WARN, "spool",
+                           "the backlog leaves once the broker link is up (see the broker check)",
+                           "backlog: %s, and the broker link is down", figures);
+        else if (pending > BACKLOG_WARN_RECORDS)
+                doctor_add(d, DOCTOR_WARN, "spool", "check the broker's and the consumer's throughput",
+                           "backlog: %s", figures);
+        else
+                doctor_add(d, DOCTOR_PASS, "spool", NULL, "%s%s%s", figures,
+                           str(m, "last_error")[0] ? "; last alarm: " : "", str(m, "last_error"));
+}
+
+static void check_gpus(struct doctor *d, const struct cfg *c, const cJSON *spec) {
+        const cJSON *host = cJSON_GetObjectItemCaseSensitive(spec, "host");
+        int want = -1;
+
+        for (size_t i = 0; c && i < c->n_slots; i++)
+                if (c->slots[i].gpu > want)
+                        want = c->slots[i].gpu;
+        if (!cJSON_IsObject(host)) {
+                if (want >= 0)
+                        doctor_add(d, DOCTOR_WARN, "gpu",
+                                   "wait for the agent's first samples, then run doctor again",
+                                   "the agent has not measured the host yet");
+                return;
+        }
+        if (want >= (int)num(host, "gpus"))
+                doctor_add(d, DOCTOR_FAIL, "gpu",
+                           "check the driver (nvidia-smi; dmesg for Xid errors) and gpu.nvml_library",
+                           "slots use GPU index %d but the agent's last sample found %.0f GPU(s) answering",
+                           want, num(host, "gpus"));
+        else
+                doctor_add(d, DOCTOR_PASS, "gpu", NULL, "%.0f GPU(s) answering in the agent's last sample",
+                           num(host, "gpus"));
+}
+
+void doctor_agent(struct doctor *d, const struct cfg *c, const cJSON *status, const cJSON *spec) {
+        check_broker(d, status);
+        check_conformance(d, status);
+        check_spool(d, status);
+        check_gpus(d, c, spec);
+}
+
+/* One TCP connect with a deadline: 0, or -errno. */
+static int tcp_reach(const char *host, unsigned port, int timeout_ms) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+        char service[16];
+        int r = -EHOSTUNREACH;
+
+        snprintf(service, sizeof(service), "%u", port);
+        if (getaddrinfo(host, service, &hints, &res) != 0)
+                return -ENXIO;
+        for (struct addrinfo *a = res; a; a = a->ai_next) {
+                _cleanup_close_ int fd =
+                        socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                int err = 0;
+                socklen_t len = sizeof(err);
+
+                if (fd < 0)
+                        continue;
+                if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+                        r = -errno;
+                        continue;
+                }
+                if (poll(&p, 1, timeout_ms) <= 0) {
+                        r = -ETIMEDOUT;
+                        continue;
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+                        r = -(err ? err : errno);
+                        continue;
+                }
+                r = 0;
+                break;
+        }
+        freeaddrinfo(res);
+        return r;
+}
+
+void doctor_broker_reach(struct doctor *d, const struct cfg *c, int timeout_ms) {
+        for (size_t i = 0; i < c->mqtt.n_brokers; i++) {
+                const struct cfg_broker *b = &c->mqtt.brokers[i];
+                int r = tcp_reach(b->host, b->port, timeout_ms);
+
+                if (r < 0)
+                        doctor_add(d, DOCTOR_FAIL, "broker", broker_fix(""),
+                                   "%s:%u does not answer on TCP: %s", b->host, b->port,
+                                   r == -ENXIO ? "the name does not resolve" : strerror(-r));
+                else
+                        doctor_add(d, DOCTOR_PASS, "broker", NULL,
+                                   "%s:%u answers on TCP (the TLS handshake is the agent's to report: start "
+                                   "it)",
+                                   b->host, b->port);
+        }
+}
