@@ -155,7 +155,9 @@ int ctl_doctor(int argc, char **argv, const char *socket_path, bool json, ctl_ro
         spec = status ? ask(rt, socket_path, "spec", "spec", err, sizeof(err)) : NULL;
         check_agent(d, socket_path, status, err);
         if (!config)
-                config = cJSON_GetStringValue(cJSON_GetObjectItem(status, "config")) ?: CFG_DEFAULT_PATH;
+                config = cJSON_GetStringValue(cJSON_GetObjectItem(status, "config"));
+        if (!config)
+                config = CFG_DEFAULT_PATH;
         c = check_config(d, config);
         doctor_local(d, c, agent_uid(status), (unsigned)warn_days);
         if (status)

@@ -900,6 +900,16 @@ class Env:
             raise AssertionError("\n".join(errors))
 
 
+def preload_library(env_name, file_name):
+    """A test preload library (tests/integration/fake_*.c) as ctest names it in env_name, else the one
+    a default build made, else "" (the test then fails, naming env_name)."""
+    lib = os.environ.get(env_name, "")
+    if not lib:
+        cand = os.path.join(SOURCE_DIR, "build", "tests", "integration", file_name)
+        lib = cand if os.path.isfile(cand) else ""
+    return lib
+
+
 def not_clock(event):
     """False for the clock_unsynced alarm: an agent on a host whose clock no NTP daemon disciplines
     (a container, a CI runner) raises it at start, beside the alarm a test waits for."""

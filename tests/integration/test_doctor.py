@@ -18,14 +18,6 @@ import harness  # noqa: E402
 SLOTS = [{"id": "s0", "scale": "cpu-4", "iface": "lo"}]
 
 
-def fake_adjtimex_library():
-    lib = os.environ.get("RA_FAKE_ADJTIMEX", "")
-    if not lib:
-        cand = os.path.join(harness.SOURCE_DIR, "build", "tests", "integration", "libfake_adjtimex.so")
-        lib = cand if os.path.isfile(cand) else ""
-    return lib
-
-
 def payload(jws):
     """The record inside one flattened JWS from .../metering."""
     p = jws["payload"]
@@ -39,7 +31,7 @@ def window_record(pred):
 class Doctor(harness.IntegrationTest):
     def setUp(self):
         super().setUp()
-        self.lib = fake_adjtimex_library()
+        self.lib = harness.preload_library("RA_FAKE_ADJTIMEX", "libfake_adjtimex.so")
         if not self.lib:
             self.fail("RA_FAKE_ADJTIMEX (tests/integration/fake_adjtimex.c, built) is not set")
         self.clock = self.env.path("adjtimex")
@@ -79,6 +71,16 @@ class Doctor(harness.IntegrationTest):
         self.assertIn(check, by)
         self.assertEqual(len(by[check]), 1, by[check])
         return by[check][0]
+
+    def expect(self, by, check, result, evidence=(), fix=()):
+        """The one finding of `check` has this result, and its evidence and fix hold these texts."""
+        f = self.only(by, check)
+        self.assertEqual(f["result"], result, f)
+        for text in evidence:
+            self.assertIn(text, f["evidence"])
+        for text in fix:
+            self.assertIn(text, f["fix"])
+        return f
 
     def status(self):
         r = self.ctl("--json", "status")
@@ -123,14 +125,9 @@ class Doctor(harness.IntegrationTest):
         self.assertTrue(harness.wait_for(lambda: self.status()["broker"]["last_error"] != "", 15))
         rc, by, doc = self.doctor()
         self.assertEqual(rc, 2, doc)
-        b = self.only(by, "broker")
-        self.assertEqual(b["result"], "FAIL")
-        self.assertIn("localhost:%d" % broker.port, b["evidence"])
-        self.assertIn("start the broker", b["fix"])
-        s = self.only(by, "spool")
-        self.assertEqual(s["result"], "WARN")
+        self.expect(by, "broker", "FAIL", ["localhost:%d" % broker.port], ["start the broker"])
+        s = self.expect(by, "spool", "WARN", fix=["broker"])
         self.assertRegex(s["evidence"], r"backlog: [1-9]\d* record\(s\) unacknowledged.*broker link is down")
-        self.assertIn("broker", s["fix"])
 
     def test_wrong_ca_names_the_tls_reason_and_the_ca_file(self):
         broker = self.env.broker()
@@ -139,10 +136,7 @@ class Doctor(harness.IntegrationTest):
                         "the agent never reported the failed verification")
         rc, by, doc = self.doctor()
         self.assertEqual(rc, 2, doc)
-        b = self.only(by, "broker")
-        self.assertEqual(b["result"], "FAIL")
-        self.assertIn("the broker's certificate failed verification", b["evidence"])
-        self.assertIn("mqtt.tls.ca_file", b["fix"])
+        self.expect(by, "broker", "FAIL", ["the broker's certificate failed verification"], ["mqtt.tls.ca_file"])
 
     def test_certificate_expiring_within_the_warned_days_warns(self):
         broker = self.env.broker()
@@ -150,10 +144,8 @@ class Doctor(harness.IntegrationTest):
         agent.wait_connected()
         # scripts/dev-pki issues 30-day certificates.
         rc, by, doc = self.doctor("--warn-days", "45")
-        c = self.only(by, "certificate")
-        self.assertEqual(c["result"], "WARN", c)
+        c = self.expect(by, "certificate", "WARN", fix=["renew"])
         self.assertRegex(c["evidence"], r"expires in (29|30) days .*within the 45 days")
-        self.assertIn("renew", c["fix"])
         self.assertEqual(rc, 1, doc)
         rc, by, doc = self.doctor("--warn-days", "10")
         self.assertEqual(self.only(by, "certificate")["result"], "PASS")
@@ -180,10 +172,7 @@ class Doctor(harness.IntegrationTest):
                         "no window record marked unsynchronised")
         rc, by, doc = self.doctor()
         self.assertEqual(rc, 2, doc)
-        c = self.only(by, "clock")
-        self.assertEqual(c["result"], "FAIL")
-        self.assertIn("STA_UNSYNC", c["evidence"])
-        self.assertIn("NTP", c["fix"])
+        self.expect(by, "clock", "FAIL", ["STA_UNSYNC"], ["NTP"])
         self.assertFalse(self.status()["clock"]["synced"])
         self.set_clock("synced 200")
         self.assertTrue(sub.wait_doc("events", lambda d: d.get("event") == "metering_alarm_cleared" and
@@ -195,34 +184,16 @@ class Doctor(harness.IntegrationTest):
         slots = [{"id": "s0", "scale": "cpu-4", "cgroup": "ra-doctor-missing.slice/s0", "iface": "ra-nosuch0"}]
         cfg = self.env.config(broker.port, slots=slots)
         os.chmod(self.env.pki["client_key"], 0o644)
-        r = self.env.run([harness.ctl_binary(), "--socket", self.sock, "doctor", "--json", "--config", cfg],
-                         timeout=20, env_vars=self.preload())
-        doc = json.loads(r.stdout)
-        by = {}
-        for f in doc["checks"]:
-            by.setdefault(f["check"], []).append(f)
-        self.assertEqual(r.returncode, 2, doc)
+        rc, by, doc = self.doctor("--config", cfg)
+        self.assertEqual(rc, 2, doc)
         self.assertFalse(doc["agent_running"])
-        a = self.only(by, "agent")
-        self.assertEqual(a["result"], "FAIL")
-        self.assertIn("not running", a["evidence"])
-        self.assertIn("systemctl start render-agent", a["fix"])
-        self.assertEqual(self.only(by, "config")["result"], "PASS")
-        g = self.only(by, "cgroup")
-        self.assertEqual(g["result"], "FAIL")
-        self.assertIn("/sys/fs/cgroup/ra-doctor-missing.slice/s0 is missing", g["evidence"])
-        self.assertIn("Delegate=yes", g["fix"])
-        i = self.only(by, "interface")
-        self.assertEqual(i["result"], "FAIL")
-        self.assertIn("ra-nosuch0 is not present", i["evidence"])
-        k = self.only(by, "signing_key")
-        self.assertEqual(k["result"], "FAIL")
-        self.assertIn("mode 0644", k["evidence"])
-        self.assertIn("chmod 600", k["fix"])
+        self.expect(by, "agent", "FAIL", ["not running"], ["systemctl start render-agent"])
+        self.expect(by, "config", "PASS")
+        self.expect(by, "cgroup", "FAIL", ["/sys/fs/cgroup/ra-doctor-missing.slice/s0 is missing"], ["Delegate=yes"])
+        self.expect(by, "interface", "FAIL", ["ra-nosuch0 is not present"])
+        self.expect(by, "signing_key", "FAIL", ["mode 0644"], ["chmod 600"])
         # Without the agent, the broker is tried on TCP.
-        b = self.only(by, "broker")
-        self.assertEqual(b["result"], "PASS")
-        self.assertIn("answers on TCP", b["evidence"])
+        self.expect(by, "broker", "PASS", ["answers on TCP"])
         self.assertNotIn("spool", by)
 
     def test_key_opened_to_others_while_the_agent_runs_fails(self):
@@ -231,10 +202,7 @@ class Doctor(harness.IntegrationTest):
         agent.wait_connected()
         os.chmod(self.env.pki["client_key"], 0o640)
         rc, by, doc = self.doctor()
-        k = self.only(by, "signing_key")
-        self.assertEqual(k["result"], "FAIL")
-        self.assertIn("open to its group", k["evidence"])
-        self.assertIn("chmod 600", k["fix"])
+        self.expect(by, "signing_key", "FAIL", ["open to its group"], ["chmod 600"])
         self.assertEqual(rc, 2)
 
 

@@ -31,11 +31,7 @@ METERING = {"metering": {"window_s": 2, "late_s": 0}}
 
 def fake_clock_library():
     """tests/integration/fake_clock.c built as a preload library, or "" (RA_FAKE_CLOCK from ctest)."""
-    lib = os.environ.get("RA_FAKE_CLOCK", "")
-    if not lib:
-        cand = os.path.join(harness.SOURCE_DIR, "build", "tests", "integration", "libfake_clock.so")
-        lib = cand if os.path.isfile(cand) else ""
-    return lib
+    return harness.preload_library("RA_FAKE_CLOCK", "libfake_clock.so")
 
 
 def b64url(s):
