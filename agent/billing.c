@@ -363,6 +363,7 @@ static void sync_clock(struct billing *b, struct billing_time now) {
                 b->stats.steps_forward++;
         else
                 b->stats.steps_back++;
+        b->stats.last_step_usec = now.real_usec;
         b->win.clock_step = true;
         minute_current(b)->clock_step = true;
         target = line_pos(b, mono);

@@ -276,8 +276,9 @@ int billing_carry_in(struct billing *b, const char *json, char *msg, size_t msg_
 struct billing_stats {
         uint64_t steps_forward; /* wall-clock steps seen */
         uint64_t steps_back;
-        uint64_t late_bytes; /* bytes added to a later minute than their own */
-        uint64_t records;    /* records emitted */
+        uint64_t last_step_usec; /* the wall clock just after the latest step (its new reading); 0: none */
+        uint64_t late_bytes;     /* bytes added to a later minute than their own */
+        uint64_t records;        /* records emitted */
 };
 
 void billing_get_stats(const struct billing *b, struct billing_stats *ret);

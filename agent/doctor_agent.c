@@ -124,6 +124,36 @@ static void check_spool(struct doctor *d, const cJSON *status) {
                            str(m, "last_error")[0] ? "; last alarm: " : "", str(m, "last_error"));
 }
 
+/* A step this recent is worth a look: the records open then carry clock_step true. */
+#define STEP_RECENT_S 3600
+
+static void check_clock_steps(struct doctor *d, const cJSON *status) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(status, "metering"), "clock_steps");
+        double ago = num(st, "last_s_ago");
+
+        if (!cJSON_IsObject(st))
+                return;
+        if (!str(st, "last")[0])
+                doctor_add(d, DOCTOR_PASS, "clock_steps", NULL,
+                           "no wall-clock step since the agent started");
+        else if (ago < STEP_RECENT_S)
+                doctor_add(
+                        d, DOCTOR_WARN, "clock_steps",
+                        "find what sets the clock: one step at boot while NTP first synchronises is normal, "
+                        "repeated ones are not (chronyc tracking; journalctl -u chrony -u "
+                        "systemd-timesyncd)",
+                        "the wall clock stepped %.0f s ago (%s; %.0f forward, %.0f back since the agent "
+                        "started): the billing records open then carry clock_step true",
+                        ago, str(st, "last"), num(st, "forward"), num(st, "back"));
+        else
+                doctor_add(d, DOCTOR_PASS, "clock_steps", NULL,
+                           "the last wall-clock step was %.0f s ago (%s; %.0f forward, %.0f back since the "
+                           "agent "
+                           "started)",
+                           ago, str(st, "last"), num(st, "forward"), num(st, "back"));
+}
+
 static void check_gpus(struct doctor *d, const struct cfg *c, const cJSON *spec) {
         const cJSON *host = cJSON_GetObjectItemCaseSensitive(spec, "host");
         int want = -1;
@@ -152,6 +182,7 @@ void doctor_agent(struct doctor *d, const struct cfg *c, const cJSON *status, co
         check_broker(d, status);
         check_conformance(d, status);
         check_spool(d, status);
+        check_clock_steps(d, status);
         check_gpus(d, c, spec);
 }
 

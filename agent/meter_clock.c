@@ -47,3 +47,19 @@ void meter__clock_tick(struct meter *m) {
                 break;
         }
 }
+
+void meter__clock_steps_json(const struct meter *m, cJSON *status) {
+        struct billing_stats st;
+        cJSON *o = cJSON_AddObjectToObject(status, "clock_steps");
+        char ts[40];
+
+        billing_get_stats(m->billing, &st);
+        cJSON_AddNumberToObject(o, "forward", (double)st.steps_forward);
+        cJSON_AddNumberToObject(o, "back", (double)st.steps_back);
+        if (!st.last_step_usec)
+                return;
+        cJSON_AddStringToObject(o, "last", plat_format_rfc3339_ms(st.last_step_usec, ts, sizeof(ts)));
+        /* By the wall clock, as the step is placed: a later step back can make it negative. */
+        cJSON_AddNumberToObject(o, "last_s_ago",
+                                (double)((int64_t)plat_now_real_usec() - (int64_t)st.last_step_usec) / 1e6);
+}

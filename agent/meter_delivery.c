@@ -191,6 +191,8 @@ cJSON *meter_status_json(const struct meter *m) {
         cJSON_AddBoolToObject(sp, "full", st.full);
         if (m->signing)
                 cJSON_AddItemToObject(o, "signatures", signing_status_json(m->signing));
+        if (m->billing)
+                meter__clock_steps_json(m, o);
         if (m->refusal[0])
                 cJSON_AddStringToObject(o, "refusing_sessions", m->refusal);
         if (m->last_error[0])

@@ -132,6 +132,9 @@ void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *p
 /* Reads the clock's sync state: billing's open records are marked, losing it raises the
  * clock_unsynced alarm, regaining it clears it (meter_clock.c). */
 void meter__clock_tick(struct meter *m);
+/* status.metering.clock_steps: {"forward":n,"back":n,"last":"<RFC 3339>","last_s_ago":s}: the wall-clock
+ * steps billing saw since the agent started (last and last_s_ago only after one). */
+void meter__clock_steps_json(const struct meter *m, cJSON *status);
 /* billing's emit callback: a window or minute becomes a record. */
 void meter__on_billing_record(void *ud, const struct billing_record *r);
 /* Publishes what the link's window takes, from the oldest unacked record. */

@@ -100,7 +100,7 @@ class Doctor(harness.IntegrationTest):
         self.assertEqual(doc["result"], "PASS")
         self.assertTrue(doc["agent_running"])
         for check in ("agent", "config", "clock", "state_dir", "certificate", "cert_name", "signing_key",
-                      "interface", "broker", "conformance", "spool"):
+                      "interface", "broker", "conformance", "spool", "clock_steps"):
             self.assertIn(check, by)
         self.assertIn("synchronised", self.only(by, "clock")["evidence"])
         self.assertIn("connected to localhost:%d" % broker.port, self.only(by, "broker")["evidence"])
@@ -178,6 +178,24 @@ class Doctor(harness.IntegrationTest):
         self.assertTrue(sub.wait_doc("events", lambda d: d.get("event") == "metering_alarm_cleared" and
                                      d.get("alarm") == "clock_unsynced", timeout=10), "no clear event")
         self.assertTrue(self.status()["clock"]["synced"])
+
+    def test_a_wall_clock_step_is_named_with_its_age(self):
+        step_lib = harness.preload_library("RA_FAKE_CLOCK", "libfake_clock.so")
+        self.assertTrue(step_lib, "RA_FAKE_CLOCK (tests/integration/fake_clock.c, built) is not set")
+        offset = self.env.path("clock-offset")
+        harness.write_atomic(offset, "0\n")
+        broker = self.env.broker()
+        cfg = self.env.config(broker.port, interval_ms=300, slots=SLOTS)
+        env = self.preload()
+        env.update({"LD_PRELOAD": self.lib + " " + step_lib, "RA_FAKE_CLOCK_FILE": offset})
+        self.env.agent(cfg, extra_env=env).wait_connected()
+        harness.write_atomic(offset, "+600\n")
+        self.assertTrue(harness.wait_for(lambda: self.status()["metering"]["clock_steps"]["forward"] == 1, 10),
+                        "the agent never saw the step")
+        rc, by, doc = self.doctor()
+        f = self.expect(by, "clock_steps", "WARN", ["1 forward, 0 back", "clock_step true"], ["chronyc tracking"])
+        self.assertRegex(f["evidence"], r"stepped \d s ago")
+        self.assertEqual(rc, 1, doc)
 
     def test_missing_cgroup_and_open_key_fail_without_an_agent(self):
         broker = self.env.broker()

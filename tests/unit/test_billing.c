@@ -1120,6 +1120,7 @@ static void test_step_back_keeps_the_window_open_until_the_wall_clock_passes_its
         expect_window(f, 20 * SEC, 10 * SEC, 10 * SEC, 1, false);
         billing_get_stats(f->b, &st);
         assert_int_equal(st.steps_back, 1);
+        assert_int_equal(st.last_step_usec, BASE + 8 * SEC); /* the wall clock the step landed on */
 }
 
 static void test_minutes_align_to_the_wall_clock_across_steps(void **state) {

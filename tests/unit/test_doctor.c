@@ -157,6 +157,26 @@ static void test_spool_without_consumer_warns_and_quiet_spool_passes(void **stat
         cJSON_Delete(st);
 }
 
+static void test_a_recent_clock_step_warns_an_old_one_passes(void **state) {
+        struct doctor *d = *state;
+        cJSON *st = cJSON_Parse(
+                "{\"broker\":{\"state\":\"connected\"},\"metering\":{\"spool\":{},"
+                "\"clock_steps\":{\"forward\":1,\"back\":0,\"last\":\"2026-12-05T03:00:00.000Z\","
+                "\"last_s_ago\":42}}}");
+
+        doctor_agent(d, NULL, st, NULL);
+        assert_int_equal(find(d, "clock_steps")->level, DOCTOR_WARN);
+        assert_non_null(strstr(find(d, "clock_steps")->evidence, "stepped 42 s ago"));
+        cJSON_SetNumberValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "metering"), "clock_steps"),
+                                    "last_s_ago"),
+                86400);
+        memset(d, 0, sizeof(*d));
+        doctor_agent(d, NULL, st, NULL);
+        assert_int_equal(find(d, "clock_steps")->level, DOCTOR_PASS);
+        cJSON_Delete(st);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_exit_status_is_the_worst_finding, setup, teardown),
@@ -170,6 +190,8 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_spool_without_consumer_warns_and_quiet_spool_passes,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_recent_clock_step_warns_an_old_one_passes, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
