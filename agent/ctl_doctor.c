@@ -161,7 +161,7 @@ int ctl_doctor(int argc, char **argv, const char *socket_path, bool json, ctl_ro
         c = check_config(d, config);
         doctor_local(d, c, agent_uid(status), (unsigned)warn_days);
         if (status)
-                doctor_agent(d, c, status, spec);
+                doctor_agent(d, status, spec);
         else if (c)
                 doctor_broker_reach(d, c, BROKER_TIMEOUT_MS);
         if (json) {

@@ -62,8 +62,8 @@ void doctor_local(struct doctor *d, const struct cfg *c, unsigned agent_uid, uns
 
 /* Checks on the agent's own status and spec replies (the "status" and "spec" members of its
  * answers; spec may be NULL): the broker link with the TLS layer's reason, the slots' conformance,
- * the spool and metering, the GPUs. */
-void doctor_agent(struct doctor *d, const struct cfg *c, const cJSON *status, const cJSON *spec);
+ * the spool and metering, the wall-clock steps, each slot's GPU. */
+void doctor_agent(struct doctor *d, const cJSON *status, const cJSON *spec);
 
 /* When the agent is not running: can this host open a TCP connection to each broker (timeout_ms
  * each)? The TLS handshake is the agent's to report. */

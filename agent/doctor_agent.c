@@ -154,38 +154,41 @@ static void check_clock_steps(struct doctor *d, const cJSON *status) {
                            ago, str(st, "last"), num(st, "forward"), num(st, "back"));
 }
 
-static void check_gpus(struct doctor *d, const struct cfg *c, const cJSON *spec) {
-        const cJSON *host = cJSON_GetObjectItemCaseSensitive(spec, "host");
-        int want = -1;
+/* Each slot's GPU as the agent's last sample saw it (the spec reply's slots[].gpu). */
+static void check_gpus(struct doctor *d, const cJSON *spec) {
+        const char *fix =
+                "check the driver (nvidia-smi; dmesg for Xid errors) and gpu.nvml_library, or correct "
+                "slots[].gpu";
+        const cJSON *s;
 
-        for (size_t i = 0; c && i < c->n_slots; i++)
-                if (c->slots[i].gpu > want)
-                        want = c->slots[i].gpu;
-        if (!cJSON_IsObject(host)) {
-                if (want >= 0)
-                        doctor_add(d, DOCTOR_WARN, "gpu",
-                                   "wait for the agent's first samples, then run doctor again",
-                                   "the agent has not measured the host yet");
-                return;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(spec, "slots")) {
+                const cJSON *g = cJSON_GetObjectItemCaseSensitive(s, "gpu");
+
+                if (!cJSON_IsObject(g))
+                        continue;
+                if (str(g, "error")[0])
+                        doctor_add(d, DOCTOR_FAIL, "gpu", fix, "slot %s: GPU %.0f: %s", str(s, "id"),
+                                   num(g, "index"), str(g, "error"));
+                else if (!is_true(g, "shared") && !cJSON_GetObjectItemCaseSensitive(g, "util_pct") &&
+                         !cJSON_GetObjectItemCaseSensitive(g, "vram_used_bytes"))
+                        doctor_add(d, DOCTOR_FAIL, "gpu", fix,
+                                   "slot %s: GPU %.0f answered none of its metrics in the agent's last "
+                                   "sample (lost "
+                                   "from the bus, or the driver hangs)",
+                                   str(s, "id"), num(g, "index"));
+                else
+                        doctor_add(d, DOCTOR_PASS, "gpu", NULL, "slot %s: GPU %.0f answers", str(s, "id"),
+                                   num(g, "index"));
         }
-        if (want >= (int)num(host, "gpus"))
-                doctor_add(d, DOCTOR_FAIL, "gpu",
-                           "check the driver (nvidia-smi; dmesg for Xid errors) and gpu.nvml_library",
-                           "slots use GPU index %d but the agent's last sample found %.0f GPU(s) answering",
-                           want, num(host, "gpus"));
-        else
-                doctor_add(d, DOCTOR_PASS, "gpu", NULL, "%.0f GPU(s) answering in the agent's last sample",
-                           num(host, "gpus"));
 }
 
-void doctor_agent(struct doctor *d, const struct cfg *c, const cJSON *status, const cJSON *spec) {
+void doctor_agent(struct doctor *d, const cJSON *status, const cJSON *spec) {
         check_broker(d, status);
         check_conformance(d, status);
         check_spool(d, status);
         check_clock_steps(d, status);
-        check_gpus(d, c, spec);
+        check_gpus(d, spec);
 }
-
 /* One TCP connect with a deadline: 0, or -errno. */
 static int tcp_reach(const char *host, unsigned port, int timeout_ms) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;

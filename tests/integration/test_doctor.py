@@ -197,6 +197,28 @@ class Doctor(harness.IntegrationTest):
         self.assertRegex(f["evidence"], r"stepped \d s ago")
         self.assertEqual(rc, 1, doc)
 
+    def test_gpus_answering_pass_and_a_missing_one_fails(self):
+        nvml = harness.fake_nvml_library()
+        self.assertTrue(nvml, "RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
+        script = harness.write_nvml_script(self.env.path("nvml.script"), [
+            {"name": "NVIDIA A10G", "uuid": "GPU-3f1c9a52-7d0e-4b8e-9c11-5a2b6c7d8e01", "pci": "0000:00:1e.0",
+             "device": 0x2237, "util": 37, "vram_total": 24146608128, "vram_used": 8053063680}])
+        broker = self.env.broker()
+        slots = [{"id": "s0", "scale": "cpu-4", "iface": "lo", "gpu": 0}, {"id": "s1", "scale": "cpu-4", "gpu": 1}]
+        cfg = self.env.config(broker.port, interval_ms=300, slots=slots, extra={"gpu": {"nvml_library": nvml}})
+        env = self.preload()
+        env["FAKE_NVML_SCRIPT"] = script
+        self.env.agent(cfg, extra_env=env).wait_connected()
+        self.assertTrue(harness.wait_for(lambda: self.status()["sampling"]["ticks"] >= 2, 10))
+        rc, by, doc = self.doctor()
+        gpus = {f["evidence"].split(":")[0]: f for f in by.get("gpu", [])}
+        self.assertEqual(gpus["slot s0"]["result"], "PASS", by.get("gpu"))
+        self.assertEqual(gpus["slot s0"]["evidence"], "slot s0: GPU 0 answers")
+        self.assertEqual(gpus["slot s1"]["result"], "FAIL")
+        self.assertIn("no such GPU on this host", gpus["slot s1"]["evidence"])
+        self.assertIn("nvidia-smi", gpus["slot s1"]["fix"])
+        self.assertEqual(rc, 2, doc)
+
     def test_missing_cgroup_and_open_key_fail_without_an_agent(self):
         broker = self.env.broker()
         slots = [{"id": "s0", "scale": "cpu-4", "cgroup": "ra-doctor-missing.slice/s0", "iface": "ra-nosuch0"}]

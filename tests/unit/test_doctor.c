@@ -125,7 +125,7 @@ static void test_agent_checks_name_tls_reason_refusal_and_nonconformance(void **
                 "\"spool\":{\"pending\":12,\"used\":4096,\"max_bytes\":1048576,\"full\":true}}}");
 
         assert_non_null(st);
-        doctor_agent(d, NULL, st, NULL);
+        doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "broker")->level, DOCTOR_FAIL);
         assert_non_null(strstr(find(d, "broker")->evidence, "failed verification"));
         assert_non_null(strstr(find(d, "broker")->fix, "mqtt.tls.ca_file"));
@@ -143,7 +143,7 @@ static void test_spool_without_consumer_warns_and_quiet_spool_passes(void **stat
                                 "\"no_consumer\":true,\"no_consumer_since\":\"2026-12-05T00:00:00.000Z\","
                                 "\"spool\":{\"pending\":3}}}");
 
-        doctor_agent(d, NULL, st, NULL);
+        doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "spool")->level, DOCTOR_WARN);
         assert_non_null(strstr(find(d, "spool")->evidence, "no consumer receives the records since"));
         assert_int_equal(find(d, "broker")->level, DOCTOR_PASS);
@@ -151,7 +151,7 @@ static void test_spool_without_consumer_warns_and_quiet_spool_passes(void **stat
         memset(d, 0, sizeof(*d));
         st = cJSON_Parse("{\"broker\":{\"state\":\"connected\"},\"slots\":[],\"metering\":{\"spool\":{"
                          "\"pending\":0}}}");
-        doctor_agent(d, NULL, st, NULL);
+        doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "spool")->level, DOCTOR_PASS);
         assert_int_equal(doctor_exit_status(d), 0);
         cJSON_Delete(st);
@@ -164,7 +164,7 @@ static void test_a_recent_clock_step_warns_an_old_one_passes(void **state) {
                 "\"clock_steps\":{\"forward\":1,\"back\":0,\"last\":\"2026-12-05T03:00:00.000Z\","
                 "\"last_s_ago\":42}}}");
 
-        doctor_agent(d, NULL, st, NULL);
+        doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "clock_steps")->level, DOCTOR_WARN);
         assert_non_null(strstr(find(d, "clock_steps")->evidence, "stepped 42 s ago"));
         cJSON_SetNumberValue(
@@ -172,9 +172,38 @@ static void test_a_recent_clock_step_warns_an_old_one_passes(void **state) {
                                     "last_s_ago"),
                 86400);
         memset(d, 0, sizeof(*d));
-        doctor_agent(d, NULL, st, NULL);
+        doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "clock_steps")->level, DOCTOR_PASS);
         cJSON_Delete(st);
+}
+
+static void test_each_slot_gpu_is_checked_from_the_spec(void **state) {
+        struct doctor *d = *state;
+        cJSON *st = cJSON_Parse("{\"broker\":{\"state\":\"connected\"},\"metering\":{\"spool\":{}}}");
+        cJSON *spec = cJSON_Parse("{\"slots\":[{\"id\":\"s0\",\"gpu\":{\"index\":0,\"shared\":false,"
+                                  "\"util_pct\":37.0}},{\"id\":\"s1\",\"gpu\":{\"index\":1,\"error\":"
+                                  "\"no such GPU on this host\"}},{\"id\":\"s2\",\"gpu\":{\"index\":2,"
+                                  "\"shared\":false}},{\"id\":\"s3\"}]}");
+        size_t pass = 0, fail = 0;
+
+        doctor_agent(d, st, spec);
+        for (size_t i = 0; i < d->n; i++) {
+                if (strcmp(d->f[i].check, "gpu") != 0)
+                        continue;
+                if (d->f[i].level == DOCTOR_PASS) {
+                        pass++;
+                        assert_string_equal(d->f[i].evidence, "slot s0: GPU 0 answers");
+                } else {
+                        fail++;
+                        assert_true(strstr(d->f[i].evidence, "slot s1: GPU 1: no such GPU") ||
+                                    strstr(d->f[i].evidence, "slot s2: GPU 2 answered none"));
+                        assert_non_null(strstr(d->f[i].fix, "nvidia-smi"));
+                }
+        }
+        assert_int_equal(pass, 1);
+        assert_int_equal(fail, 2);
+        cJSON_Delete(st);
+        cJSON_Delete(spec);
 }
 
 int main(void) {
@@ -191,6 +220,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_spool_without_consumer_warns_and_quiet_spool_passes,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_recent_clock_step_warns_an_old_one_passes, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_each_slot_gpu_is_checked_from_the_spec, setup,
                                                 teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
