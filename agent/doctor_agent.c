@@ -96,8 +96,8 @@ static void check_spool(struct doctor *d, const cJSON *status) {
                            "metering is not running");
                 return;
         }
-        snprintf(figures, sizeof(figures), "%.0f record(s) unacknowledged, %.0f of %.0f KiB used", pending,
-                 used / 1024, max / 1024);
+        snprintf(figures, sizeof(figures), "%.0f record(s) unacknowledged, %.1f of %.0f MiB used", pending,
+                 used / 1048576, max / 1048576);
         if (str(m, "refusing_sessions")[0] || is_true(sp, "full") || num(m, "lost") > 0)
                 doctor_add(
                         d, DOCTOR_FAIL, "spool",

@@ -83,6 +83,25 @@ static void check_state_dir(struct doctor *d, const struct cfg *c, unsigned uid)
                            room / (1024 * 1024));
 }
 
+/* A warning, not a failure: a fleet may have the broker trust another CA for its clients than the one
+ * that signed the broker (mqtt.tls.ca_file). */
+static void check_chain(struct doctor *d, const struct cfg *c) {
+        char msg[512];
+
+        if (plat_cert_verify_chain(c->mqtt.cert_file, c->mqtt.ca_file, msg, sizeof(msg)) < 0)
+                doctor_add(d, DOCTOR_WARN, "cert_chain",
+                           "install the certificate the fleet CA issued for this node, its intermediates "
+                           "after it "
+                           "in the same file (when the broker trusts another CA for clients than "
+                           "mqtt.tls.ca_file, "
+                           "check against that one)",
+                           "%s", msg);
+        else
+                doctor_add(d, DOCTOR_PASS, "cert_chain", NULL,
+                           "%s chains to a CA in %s, every link valid now", c->mqtt.cert_file,
+                           c->mqtt.ca_file);
+}
+
 static void check_certificate(struct doctor *d, const struct cfg *c, unsigned warn_days) {
         uint64_t not_before, not_after, now = plat_now_real_usec();
         char msg[256], cn[PLAT_CN_MAX + 1], until[40];
@@ -117,6 +136,7 @@ static void check_certificate(struct doctor *d, const struct cfg *c, unsigned wa
         else
                 doctor_add(d, DOCTOR_PASS, "certificate", NULL,
                            "%s valid for %" PRId64 " more days (until %s)", c->mqtt.cert_file, days, until);
+        check_chain(d, c);
         if (plat_cert_cn(c->mqtt.cert_file, cn, msg, sizeof(msg)) < 0)
                 doctor_add(d, DOCTOR_WARN, "cert_name", "enrol with render-agentctl enroll (CN = node.id)",
                            "%s", msg);
@@ -160,8 +180,8 @@ static void check_key(struct doctor *d, const struct cfg *c) {
                                    : "restore the node's key, or enrol again (render-agentctl enroll)",
                            "%s", msg);
         else
-                doctor_add(d, DOCTOR_PASS, "signing_key", NULL, "%s: mode 0600-safe, loads, kid %s", key,
-                           plat_signer_kid(s));
+                doctor_add(d, DOCTOR_PASS, "signing_key", NULL, "%s: private to its owner, loads, kid %s",
+                           key, plat_signer_kid(s));
 }
 
 static void check_slots(struct doctor *d, const struct cfg *c) {

@@ -286,6 +286,34 @@ int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256
         return r;
 }
 
+int plat_cert_verify_chain(const char *cert_path, const char *ca_path, char *msg, size_t msg_len) {
+        mbedtls_x509_crt crt, ca;
+        uint32_t flags = 0;
+        int r;
+
+        mbedtls_x509_crt_init(&crt);
+        mbedtls_x509_crt_init(&ca);
+        r = parse_cert(cert_path, &crt, msg, msg_len);
+        if (r >= 0)
+                r = parse_cert(ca_path, &ca, msg, msg_len);
+        if (r >= 0 && mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
+                char info[300] = "", issuer[256] = "";
+
+                mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
+                /* One line: mbedtls ends each reason with a newline. */
+                for (char *nl; (nl = strchr(info, '\n'));)
+                        *nl = nl[1] ? ';' : '\0';
+                if (mbedtls_x509_dn_gets(issuer, sizeof(issuer), &crt.issuer) < 0)
+                        snprintf(issuer, sizeof(issuer), "?");
+                plat_errf(msg, msg_len, "%s (issued by %s) does not verify against %s: %s", cert_path,
+                          issuer, ca_path, info);
+                r = -EKEYREJECTED;
+        }
+        mbedtls_x509_crt_free(&ca);
+        mbedtls_x509_crt_free(&crt);
+        return r;
+}
+
 int plat_cert_cn(const char *path, char ret_cn[static PLAT_CN_MAX + 1], char *msg, size_t msg_len) {
         char cn[PLAT_CN_MAX + 1] = "";
         mbedtls_x509_crt crt;

@@ -40,6 +40,12 @@ int plat_cert_thumbprint(const char *path, uint8_t ret_digest[static PLAT_SHA256
  * certificate carries its node id as CN (render-agentctl enroll). */
 int plat_cert_cn(const char *path, char ret_cn[static PLAT_CN_MAX + 1], char *msg, size_t msg_len);
 
+/* Whether the first certificate in the PEM file cert_path chains to a CA of the bundle ca_path, the
+ * file's further certificates serving as intermediates, every one valid now (signatures, validity
+ * dates, CA flags: mbedtls' checks; no name is checked). 0 when it does; -EKEYREJECTED when not, msg
+ * naming the issuer and mbedtls' reasons on one line; else the errors of reading either file. */
+int plat_cert_verify_chain(const char *cert_path, const char *ca_path, char *msg, size_t msg_len);
+
 /* A private P-256 key, ready to sign, with its kid and a random generator seeded from getrandom().
  * The kid is the base64url SHA-256 of the certificate's DER when the signer was loaded with one,
  * else the base64url SHA-256 of the public key as an uncompressed point (0x04 || X || Y).

@@ -100,7 +100,7 @@ class Doctor(harness.IntegrationTest):
         self.assertEqual(doc["result"], "PASS")
         self.assertTrue(doc["agent_running"])
         for check in ("agent", "config", "clock", "state_dir", "certificate", "cert_name", "signing_key",
-                      "interface", "broker", "conformance", "spool", "clock_steps"):
+                      "interface", "broker", "conformance", "spool", "clock_steps", "cert_chain"):
             self.assertIn(check, by)
         self.assertIn("synchronised", self.only(by, "clock")["evidence"])
         self.assertIn("connected to localhost:%d" % broker.port, self.only(by, "broker")["evidence"])
@@ -137,6 +137,9 @@ class Doctor(harness.IntegrationTest):
         rc, by, doc = self.doctor()
         self.assertEqual(rc, 2, doc)
         self.expect(by, "broker", "FAIL", ["the broker's certificate failed verification"], ["mqtt.tls.ca_file"])
+        # This node's certificate does not chain to that CA either.
+        self.expect(by, "cert_chain", "WARN", ["does not verify against %s" % self.env.pki["rogue_ca"]],
+                    ["fleet CA"])
 
     def test_certificate_expiring_within_the_warned_days_warns(self):
         broker = self.env.broker()

@@ -392,6 +392,29 @@ static void test_certificate_gives_the_kid_and_must_hold_the_key(void **state) {
         }
 }
 
+/* The chain is checked against the CA bundle given: a self-signed certificate verifies against
+ * itself and against a bundle holding it, not against another CA; the reason names the issuer. */
+static void test_certificate_chain_verifies_against_its_ca_only(void **state) {
+        struct tu_scratch *d = *state;
+        char msg[512] = "", cpath[128], opath[128], bpath[128], kpath[128];
+        char bundle[sizeof(cert_other) + sizeof(cert_6979)];
+
+        put(d, "c.pem", cert_6979, cpath, sizeof(cpath));
+        put(d, "o.pem", cert_other, opath, sizeof(opath));
+        snprintf(bundle, sizeof(bundle), "%s%s", cert_other, cert_6979);
+        put(d, "b.pem", bundle, bpath, sizeof(bpath));
+        put(d, "k.pem", key_6979_pkcs8, kpath, sizeof(kpath));
+        assert_int_equal(plat_cert_verify_chain(cpath, cpath, msg, sizeof(msg)), 0);
+        assert_int_equal(plat_cert_verify_chain(cpath, bpath, msg, sizeof(msg)), 0);
+        assert_int_equal(plat_cert_verify_chain(cpath, opath, msg, sizeof(msg)), -EKEYREJECTED);
+        assert_non_null(strstr(msg, "c.pem (issued by "));
+        assert_non_null(strstr(msg, "does not verify against"));
+        assert_non_null(strstr(msg, "o.pem: "));
+        assert_null(strchr(msg, '\n'));
+        assert_int_equal(plat_cert_verify_chain(cpath, kpath, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "k.pem: not a certificate"));
+}
+
 /* verify matches each record's node against it, so only a node name will do. */
 static void test_certificate_cn_is_read_and_must_be_a_node_name(void **state) {
         struct tu_scratch *d = *state;
@@ -507,6 +530,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_load_refuses_what_is_not_a_p256_key_naming_the_file,
                                                 tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_gives_the_kid_and_must_hold_the_key,
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_certificate_chain_verifies_against_its_ca_only,
                                                 tu_scratch_setup, tu_scratch_teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_cn_is_read_and_must_be_a_node_name,
                                                 tu_scratch_setup, tu_scratch_teardown),
