@@ -95,11 +95,14 @@ static struct cfg *check_config(struct doctor *d, const char *path) {
 
 /* The agent's user: the owner of its process, else ours. */
 static unsigned agent_uid(const cJSON *status) {
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(status, "pid");
         char proc[64];
         struct stat st;
 
-        snprintf(proc, sizeof(proc), "/proc/%.0f", cJSON_GetNumberValue(cJSON_GetObjectItem(status, "pid")));
-        return status && stat(proc, &st) == 0 ? st.st_uid : geteuid();
+        if (!cJSON_IsNumber(pid))
+                return geteuid();
+        snprintf(proc, sizeof(proc), "/proc/%.0f", pid->valuedouble);
+        return stat(proc, &st) == 0 ? st.st_uid : geteuid();
 }
 
 int ctl_doctor(int argc, char **argv, const char *socket_path, bool json, ctl_roundtrip_fn rt) {

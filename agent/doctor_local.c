@@ -173,7 +173,14 @@ static void check_key(struct doctor *d, const struct cfg *c) {
                 return;
         }
         r = plat_signer_load(key, cert, &s, msg, sizeof(msg));
-        if (r < 0)
+        if (r == -EACCES)
+                doctor_add(
+                        d, DOCTOR_WARN, "signing_key",
+                        "run doctor as root or as the agent's user to check it",
+                        "%s: mode is private to its owner, but this user (uid %u) may not read it to check "
+                        "that it loads",
+                        key, (unsigned)geteuid());
+        else if (r < 0)
                 doctor_add(d, DOCTOR_FAIL, "signing_key",
                            r == -EKEYREJECTED
                                    ? "install the certificate issued for this key"
