@@ -300,6 +300,7 @@ static int start_link(struct agent *a) {
                 .cert_file = a->cfg->mqtt.cert_file,
                 .key_file = a->cfg->mqtt.key_file,
                 .keepalive_s = a->cfg->mqtt.keepalive_s,
+                .protocol = (enum link_proto_mode)a->cfg->mqtt.protocol,
                 .client_id = a->cfg->node_id,
                 .will_topic = a->topic_status,
                 .will_payload = will,
@@ -404,6 +405,7 @@ static cJSON *status_json(struct agent *a) {
         cJSON_AddStringToObject(l, "last_error", link_last_error(a->link));
         if (a->link)
                 cJSON_AddStringToObject(l, "current", link_broker(a->link));
+        cJSON_AddItemToObject(l, "protocols", link_proto_status_json(a->link));
         if (a->cert_not_after) {
                 cJSON_AddStringToObject(l, "cert_not_after",
                                         plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));

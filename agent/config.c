@@ -5,6 +5,7 @@
 #include "cleanup.h"
 #include "crypto.h"
 #include "fileio.h"
+#include "link_proto.h"
 #include "slots.h"
 #include "strutil.h"
 
@@ -403,11 +404,12 @@ static void parse_brokers(struct ctx *x, const cJSON *arr, struct cfg_mqtt *m) {
 }
 
 static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
-        static const char *const keys[] = { "host",        "brokers",      "port", "tls",
-                                            "keepalive_s", "topic_prefix", NULL };
+        static const char *const keys[] = { "host",        "brokers",      "port",     "tls",
+                                            "keepalive_s", "topic_prefix", "protocol", NULL };
         static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file", NULL };
-        const cJSON *m = get_object(x, root, "mqtt", true), *tls, *brokers;
+        const cJSON *m = get_object(x, root, "mqtt", true), *tls, *brokers, *proto;
         _cleanup_free_ char *host = NULL;
+        enum link_proto_mode mode;
 
         if (!m)
                 return;
@@ -421,6 +423,14 @@ static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
                            "in order)");
         get_string(x, m, "host", "mqtt.host", false, check_host, &host);
         get_uint(x, m, "keepalive_s", "mqtt.keepalive_s", 5, 3600, &c->mqtt.keepalive_s);
+        proto = cJSON_GetObjectItemCaseSensitive(m, "protocol");
+        if (proto && !cJSON_IsString(proto))
+                problem(x, "mqtt.protocol: must be a string (got %s)", type_name(proto));
+        else if (proto && link_proto_mode_from_string(proto->valuestring, &mode) < 0)
+                problem(x, "mqtt.protocol: must be \"auto\", \"5\" or \"3.1.1\" (got \"%.40s\")",
+                        proto->valuestring);
+        else if (proto)
+                c->mqtt.protocol = (int)mode;
         get_string(x, m, "topic_prefix", "mqtt.topic_prefix", false, check_topic_prefix,
                    &c->mqtt.topic_prefix);
 
@@ -1137,7 +1147,7 @@ bool cfg_link_equal(const struct cfg *a, const struct cfg *b) {
                a->mqtt.tls == b->mqtt.tls && plat_streq_ptr(a->mqtt.ca_file, b->mqtt.ca_file) &&
                plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) &&
                plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) &&
-               a->mqtt.keepalive_s == b->mqtt.keepalive_s &&
+               a->mqtt.keepalive_s == b->mqtt.keepalive_s && a->mqtt.protocol == b->mqtt.protocol &&
                plat_streq_ptr(a->mqtt.topic_prefix, b->mqtt.topic_prefix) &&
                a->mqtt.tls_stamp == b->mqtt.tls_stamp;
 }

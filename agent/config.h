@@ -39,6 +39,7 @@ struct cfg_mqtt {
         char *cert_file;
         char *key_file;
         unsigned keepalive_s;
+        int protocol; /* mqtt.protocol: an enum link_proto_mode (0 auto, 5, 4 = 3.1.1) */
         char *topic_prefix;
         uint64_t tls_stamp; /* folds the TLS files' inode, size and mtime: a rotation changes it */
 };

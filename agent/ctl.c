@@ -129,6 +129,10 @@ static void print_status(const cJSON *s) {
                 printf(" (MQTT %s, %.0f connects)", num(b, "mqtt_version") == 5 ? "5" : "3.1.1",
                        num(b, "connects"));
         printf("\n");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(b, "protocols")) printf(
+                "  mqtt      %s: MQTT %s%s (%s)\n", e->string, str(e, "mqtt"),
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "known")) ? "" : ", not answered yet",
+                str(e, "why"));
         if (*str(b, "last_error") && strcmp(str(b, "last_error"), "-") != 0)
                 printf("  last err  %s\n", str(b, "last_error"));
         printf("  sampling  every %.0f ms, %.0f ticks, %.0f telemetry documents published\n",

@@ -30,6 +30,7 @@ struct link_target {
         unsigned port;
         char name[LINK_NAME_MAX];      /* "host:port", "[v6]:port": for logs and status */
         char logged_key[LINK_ERR_MAX]; /* cause of its last failure logged as a warning */
+        struct link_proto proto;       /* the MQTT version it gets, kept for the run */
 };
 
 struct link {
@@ -151,12 +152,14 @@ static int update_io(struct link *l);
  * same cause, so a broker that keeps failing the same way is one warning, not one per retry.
  * `handshake` says the TCP connection was up with TLS on and no CONNACK came: with TLS 1.3 a
  * broker rejects the client certificate after the client's side of the handshake is done, and
- * what the client sees then varies (reset, EOF, an alert) from one attempt to the next. */
-static void attempt_failed(struct link *l, const char *what, bool handshake) {
+ * what the client sees then varies (reset, EOF, an alert) from one attempt to the next. `closed`:
+ * the broker closed a connection that had sent its CONNECT (mqtt.protocol "auto" may try 3.1.1). */
+static void attempt_failed(struct link *l, const char *what, bool handshake, bool closed) {
         struct link_target *b = &l->brokers[l->cur];
         bool lost = l->state == LINK_CONNECTED, backoff;
         char reason[LINK_ERR_MAX], then[LINK_ERR_MAX];
         const char *key, *tls_key;
+        enum link_proto_verdict v = LINK_PROTO_KEEP;
         size_t n, next;
 
         plat_strlcpy(reason, l->refusal[0] ? l->refusal : what, sizeof(reason));
@@ -202,6 +205,22 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
                         key = what;
                 }
         }
+        /* Only a connection whose TLS completed with nothing said against it can have been
+         * dropped for its CONNECT: a refused client certificate must not read as MQTT 5. */
+        if (closed && !lost && !l->refusal[0] && (!l->tls || (l->tls_seen.tls_done && !tls_key)))
+                v = link_proto_dropped(&b->proto, true);
+        if (v != LINK_PROTO_KEEP && b->proto.ruled_out)
+                key = "mqtt: dropped with MQTT 5 and 3.1.1";
+        else if (v == LINK_PROTO_RETRY_V311)
+                key = "mqtt: MQTT 5 dropped";
+        n = strlen(reason);
+        if (v == LINK_PROTO_NOT_VERSION)
+                snprintf(reason + n, sizeof(reason) - n,
+                         "; MQTT 3.1.1 was dropped as MQTT 5 was: the cause is not the MQTT version");
+        else if (closed && !lost && !l->refusal[0] && b->proto.mode == LINK_PROTO_V5)
+                snprintf(reason + n, sizeof(reason) - n,
+                         " (mqtt.protocol \"5\": a broker that speaks only MQTT 3.1.1 does this too)");
+        l->retry_same |= v == LINK_PROTO_RETRY_V311;
         snprintf(l->last_error, sizeof(l->last_error), "%s: %s", b->name, reason);
         l->tls_detail[0] = l->refusal[0] = '\0';
         link_drop_io(l);
@@ -212,7 +231,10 @@ static void attempt_failed(struct link *l, const char *what, bool handshake) {
                 l->retry_same = false;
         } else
                 next = link_next_broker(l->n_brokers, l->cur, l->home, lost, &backoff);
-        if (l->n_brokers == 1)
+        if (v == LINK_PROTO_RETRY_V311)
+                snprintf(then, sizeof(then), "trying %s again with MQTT 3.1.1 (mqtt.protocol \"auto\")",
+                         b->name);
+        else if (l->n_brokers == 1)
                 snprintf(then, sizeof(then), "reconnecting with backoff%s",
                          lost ? "" : " (0.5 s doubling to 60 s)");
         else if (!backoff)
@@ -271,22 +293,21 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
                 l->home = l->cur;
                 l->connects++;
                 l->last_error[0] = l->tls_detail[0] = '\0';
+                link_proto_connack(&l->brokers[l->cur].proto, link_protocol_version(l), true, 0);
                 if (was_failing || l->connects == 1)
-                        log_notice("connected to MQTT broker %s (MQTT %s, %s)", name,
-                                   l->protocol == MQTT_PROTOCOL_V5 ? "5" : "3.1.1",
-                                   l->tls ? "TLS, mutual auth" : "no TLS");
+                        log_notice("connected to MQTT broker %s (MQTT %s: %s; %s)", name,
+                                   link_proto_version_to_string(link_protocol_version(l)),
+                                   l->brokers[l->cur].proto.why, l->tls ? "TLS, mutual auth" : "no TLS");
                 else
                         log_info("reconnected to MQTT broker %s", name);
                 if (l->on_connected)
                         l->on_connected(l, l->userdata);
                 return;
         }
-        /* A 3.1.1-only broker answers a v5 CONNECT with return code 1 (unacceptable protocol
-         * version); v5 brokers may say 132. Fall back once, then stay on 3.1.1. */
-        if (l->protocol == MQTT_PROTOCOL_V5 && (rc == 1 || rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
-                log_notice("MQTT broker %s does not speak MQTT 5; using 3.1.1", name);
-                l->protocol = MQTT_PROTOCOL_V311;
-                mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        if (link_proto_connack(&l->brokers[l->cur].proto, link_protocol_version(l), false, rc) ==
+            LINK_PROTO_RETRY_V311) {
+                log_notice("MQTT broker %s does not speak MQTT 5; using 3.1.1 (%s)", name,
+                           l->brokers[l->cur].proto.why);
                 l->attempt = 0;
                 l->retry_same = true;
         }
@@ -307,7 +328,7 @@ static int on_misc(sd_event_source *s, uint64_t usec, void *ud) {
         /* Keepalive: sends PINGREQ, and drops a connection whose PINGRESP is overdue. */
         mosquitto_loop_misc(l->mosq);
         if (mosquitto_socket(l->mosq) < 0) {
-                attempt_failed(l, "no answer to keepalive ping (broker hung, or the network is gone)",
+                attempt_failed(l, "no answer to keepalive ping (broker hung, or the network is gone)", false,
                                false);
                 return 0;
         }
@@ -328,6 +349,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         struct link *l = ud;
         char what[LINK_ERR_MAX] = "";
         int rc = MOSQ_ERR_SUCCESS, err;
+        bool reset = false;
 
         (void)s;
         if (l->tls && l->state == LINK_CONNECTING)
@@ -337,6 +359,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         if (revents & (EPOLLERR | EPOLLHUP)) {
                 err = socket_error(fd);
                 if (err || l->tcp_pending) {
+                        /* A reset is never the version's doing: a broker that could not parse
+                         * our CONNECT had read it, and closes in order. A broker refusing our
+                         * certificate resets a connection whose CONNECT it left unread. */
+                        reset = true;
                         /* The handshake's first write may already have consumed SO_ERROR. */
                         snprintf(what, sizeof(what), "%s%s", l->tcp_pending ? "cannot connect: " : "",
                                  err ? strerror(err) : "connection refused or reset");
@@ -365,7 +391,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         else
                 snprintf(what, sizeof(what), "connection closed by the broker");
 failed:
-        attempt_failed(l, what, l->tls && l->state == LINK_CONNECTING && !l->tcp_pending);
+        attempt_failed(l, what, l->tls && l->state == LINK_CONNECTING && !l->tcp_pending,
+                       !reset && l->state == LINK_CONNECTING && !l->tcp_pending);
         return 0;
 }
 
@@ -402,6 +429,8 @@ static void connect_now(struct link *l) {
 
         l->cur = l->next;
         b = &l->brokers[l->cur];
+        l->protocol = b->proto.version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
+        mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, l->protocol);
         l->state = LINK_CONNECTING;
         l->tcp_pending = true;
         l->tls_detail[0] = l->refusal[0] = '\0';
@@ -426,11 +455,11 @@ static void connect_now(struct link *l) {
                             (rc == MOSQ_ERR_TLS || l->tls_detail[0] || err == EPROTO || err == ECONNRESET ||
                              err == EPIPE);
                 snprintf(what, sizeof(what), "%s", err ? strerror(err) : mosquitto_strerror(rc));
-                attempt_failed(l, what, handshake);
+                attempt_failed(l, what, handshake, false);
                 return;
         }
         if (update_io(l) < 0)
-                attempt_failed(l, "cannot watch the MQTT socket", false);
+                attempt_failed(l, "cannot watch the MQTT socket", false, false);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *ud) {
@@ -545,6 +574,7 @@ static int copy_brokers(struct link *l, const struct link_options *o) {
                 if (!b->host)
                         return -ENOMEM;
                 b->port = list[i].port;
+                link_proto_init(&b->proto, o->protocol);
                 snprintf(b->name, sizeof(b->name), strchr(b->host, ':') ? "[%s]:%u" : "%s:%u", b->host,
                          b->port);
         }
@@ -565,7 +595,6 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
         l->on_message = o->on_message;
         l->on_published = o->on_published;
         l->userdata = userdata;
-        l->protocol = MQTT_PROTOCOL_V5;
         l->stop_mid = -1;
         l->keepalive_s = o->keepalive_s;
         l->tls = o->tls;
@@ -574,6 +603,7 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
                 link_free(l);
                 return r;
         }
+        l->protocol = l->brokers[0].proto.version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
         l->client_id = strdup(o->client_id);
         l->will_topic = strdup(o->will_topic);
         l->will_payload = strdup(o->will_payload);
@@ -751,6 +781,13 @@ const char *link_broker(const struct link *l) {
 
 int link_protocol_version(const struct link *l) {
         return l->protocol == MQTT_PROTOCOL_V5 ? 5 : 4;
+}
+
+const struct link_proto *link_broker_proto(const struct link *l, size_t i, const char **ret_name) {
+        if (!l || i >= l->n_brokers)
+                return NULL;
+        *ret_name = l->brokers[i].name;
+        return &l->brokers[i].proto;
 }
 
 uint64_t link_connects(const struct link *l) {

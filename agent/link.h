@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "link_proto.h"
+
 struct cfg;
 struct link;
 
@@ -56,6 +58,7 @@ struct link_options {
         bool tls;
         const char *ca_file, *cert_file, *key_file;
         unsigned keepalive_s;
+        enum link_proto_mode protocol; /* mqtt.protocol: per broker, auto falls back to 3.1.1 */
         const char *client_id;
         const char *will_topic; /* retained last will (status = offline) */
         const char *will_payload;
@@ -97,7 +100,10 @@ const char *link_last_error(const struct link *l);
  * broker in use; borrowed. */
 const char *link_broker(const struct link *l);
 int link_protocol_version(const struct link *l); /* 5 or 4 (3.1.1) */
-uint64_t link_connects(const struct link *l);    /* successful connections so far */
+/* Broker i's MQTT version and why (NULL when i is past the last broker), and its "host:port" in
+ * *ret_name; borrowed. */
+const struct link_proto *link_broker_proto(const struct link *l, size_t i, const char **ret_name);
+uint64_t link_connects(const struct link *l); /* successful connections so far */
 
 /* Reconnect delay: full jitter over min(60 s, 0.5 s * 2^attempt), never under 100 ms so a
  * failing broker is never hammered. `rnd` is a uniform random 32-bit value. */

@@ -18,6 +18,7 @@ static struct {
         bool looked_up;
         long (*get_verify_result)(const void *ssl);
         const char *(*verify_error_string)(long n);
+        int (*is_init_finished)(const void *ssl);
 } sym;
 
 static void look_up(void) {
@@ -26,6 +27,7 @@ static void look_up(void) {
         sym.looked_up = true;
         *(void **)&sym.get_verify_result = dlsym(RTLD_DEFAULT, "SSL_get_verify_result");
         *(void **)&sym.verify_error_string = dlsym(RTLD_DEFAULT, "X509_verify_cert_error_string");
+        *(void **)&sym.is_init_finished = dlsym(RTLD_DEFAULT, "SSL_is_init_finished");
 }
 
 void link_tls_seen_reset(struct link_tls_seen *s) {
@@ -36,9 +38,13 @@ void link_tls_observe(struct link_tls_seen *s, struct mosquitto *m) {
         struct tcp_info ti;
         socklen_t len = sizeof(ti);
         int fd = mosquitto_socket(m);
+        void *ssl = mosquitto_ssl_get(m);
 
         if (fd < 0)
                 return;
+        look_up();
+        if (ssl && sym.is_init_finished && sym.is_init_finished(ssl))
+                s->tls_done = true;
         memset(&ti, 0, sizeof(ti));
         /* Linux 4.1 has bytes_received; older kernels answer a shorter struct. */
         if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&

@@ -10,6 +10,7 @@ struct mosquitto;
 /* Gathered during one connection attempt; reset with link_tls_seen_reset at each dial. */
 struct link_tls_seen {
         bool probed;        /* TCP counters were read while the connection was up */
+        bool tls_done;      /* the handshake had completed (our side of it, with TLS 1.3) */
         uint64_t bytes_in;  /* bytes the broker sent */
         uint64_t bytes_out; /* bytes of ours the broker acknowledged */
         char verify[128];   /* OpenSSL's reason the broker's certificate failed verification */
@@ -22,7 +23,8 @@ struct link_tls_seen {
 
 void link_tls_seen_reset(struct link_tls_seen *s);
 
-/* Before libmosquitto reads from its socket: how many bytes went each way (TCP_INFO). */
+/* Before libmosquitto reads from its socket: how many bytes went each way (TCP_INFO), and whether
+ * the TLS handshake had completed. */
 void link_tls_observe(struct link_tls_seen *s, struct mosquitto *m);
 
 /* From libmosquitto's log callback on an error, while its TLS session still exists: the result

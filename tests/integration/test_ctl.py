@@ -78,6 +78,8 @@ class Ctl(harness.IntegrationTest):
                          (self.agent.pid, env.node, env.region))
         self.assertRegex(r.stdout, r"broker +localhost:%d TLS, connected \(MQTT 5, 1 connects\)" % self.broker.port)
         self.assertIn("config    %s" % self.agent.config_path, r.stdout)
+        self.assertIn('mqtt      localhost:%d: MQTT 5 (mqtt.protocol "auto": the broker answered MQTT 5)\n'
+                      % self.broker.port, r.stdout)
         self.assertRegex(r.stdout, r"sessions +0 active, 0 grace, 0 reserved, 0 ending, 2 free, 0 blocked\n"
                          r"  slots +2\n +s0 +scale cpu-4 +free +- +iface lo\n +s1 +scale cpu-8 +free +- +iface -")
 
@@ -94,6 +96,8 @@ class Ctl(harness.IntegrationTest):
         self.assertEqual(st["broker"]["port"], self.broker.port)
         self.assertIs(st["broker"]["tls"], True)
         self.assertEqual(st["broker"]["mqtt_version"], 5)
+        self.assertEqual(st["broker"]["protocols"], {"localhost:%d" % self.broker.port: {
+            "mqtt": "5", "known": True, "why": 'mqtt.protocol "auto": the broker answered MQTT 5'}})
         self.assertEqual(st["sampling"]["interval_ms"], 500)
         self.assertGreaterEqual(st["sampling"]["ticks"], 1)
         self.assertEqual([s["id"] for s in st["slots"]], ["s0", "s1"])

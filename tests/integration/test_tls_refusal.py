@@ -62,6 +62,9 @@ class TlsRefusal(harness.IntegrationTest):
         # link.c says "... before CONNACK: the broker dropped the connection; does it trust this
         # client certificate" or quotes the TLS alert OpenSSL saw (e.g. "tlsv1 alert unknown ca").
         self._never_connects(agent, sub, r"dropped the connection|alert|client certificate")
+        # A refused certificate is not taken for a broker that cannot parse MQTT 5 (mqtt.protocol
+        # "auto" tries 3.1.1 only after a connection that TLS let through closed in order).
+        self.assertEqual(agent.matches(r"MQTT 3\.1\.1"), [], "a TLS refusal taken for the MQTT version")
 
     def test_plaintext_port_is_named_not_the_client_certificate(self):
         """A plaintext MQTT listener closes on the TLS ClientHello without a byte of TLS: the

@@ -54,10 +54,19 @@ static int fixed_header(const uint8_t *p, size_t n, size_t *ret_len, size_t *ret
 static int serve(struct mqtt_fx *b, uint8_t p0, const uint8_t *body, size_t len) {
         switch (p0 >> 4) {
         case 1: { /* CONNECT: CONNACK, no session present, success, no properties */
-                static const uint8_t connack[] = { 0x20, 3, 0, 0, 0 };
+                static const uint8_t connack5[] = { 0x20, 3, 0, 0, 0 }, connack4[] = { 0x20, 2, 0, 0 };
 
+                if (len < 7)
+                        return -EBADMSG;
+                b->level = body[6]; /* after the protocol name, "\0\4MQTT" */
+                if (b->n_connects < sizeof(b->levels) / sizeof(b->levels[0]))
+                        b->levels[b->n_connects] = b->level;
                 b->n_connects++;
-                return send_all(b->client_fd, connack, sizeof(connack));
+                if (b->drop_all || (b->drop_v5 && b->level == 5))
+                        return -EPROTO;
+                if (b->level == 5)
+                        return send_all(b->client_fd, connack5, sizeof(connack5));
+                return send_all(b->client_fd, connack4, sizeof(connack4));
         }
         case 3: { /* PUBLISH */
                 int qos = (p0 >> 1) & 3;
@@ -77,7 +86,9 @@ static int serve(struct mqtt_fx *b, uint8_t p0, const uint8_t *body, size_t len)
                         puback[3] = body[off + 1];
                         off += 2;
                 }
-                do { /* the properties' length, then the properties */
+                do { /* the properties' length, then the properties (MQTT 5 only) */
+                        if (b->level != 5)
+                                break;
                         if (off >= len)
                                 return -EBADMSG;
                         plen |= (size_t)(body[off] & 0x7f) << shift;
@@ -97,7 +108,9 @@ static int serve(struct mqtt_fx *b, uint8_t p0, const uint8_t *body, size_t len)
                         b->payload[b->n_publishes] = s;
                 }
                 b->n_publishes++;
-                return send_all(b->client_fd, puback, sizeof(puback));
+                if (b->level != 5)
+                        puback[1] = 2; /* 3.1.1: no reason code */
+                return send_all(b->client_fd, puback, b->level == 5 ? sizeof(puback) : 4);
         }
         case 12: { /* PINGREQ */
                 static const uint8_t pingresp[] = { 0xd0, 0 };

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "link_proto.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -403,6 +404,36 @@ static void test_link_equal_detects_broker_and_certificate_changes(void **state)
 }
 
 #define MQTT_OK "\"mqtt\":{\"host\":\"h\"," TLS_OK "}"
+
+/* mqtt.protocol: auto by default, "5" or "3.1.1"; anything else named; a change renews the link. */
+static void test_mqtt_protocol_values_default_and_errors(void **state) {
+        static const struct {
+                const char *value;
+                int mode;
+        } ok[] = { { "\"auto\"", LINK_PROTO_AUTO },
+                   { "\"5\"", LINK_PROTO_V5 },
+                   { "\"3.1.1\"", LINK_PROTO_V311 } };
+        struct cfg_problems p;
+        struct cfg *a = NULL, *b = NULL;
+        char json[512];
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK "," MQTT_OK "}", &a, &p), 0);
+        assert_int_equal(a->mqtt.protocol, LINK_PROTO_AUTO);
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                snprintf(json, sizeof(json),
+                         "{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"protocol\":%s," TLS_OK "}}", ok[i].value);
+                assert_int_equal(parse(json, &b, &p), 0);
+                assert_int_equal(b->mqtt.protocol, ok[i].mode);
+                assert_true(cfg_link_equal(a, b) == (ok[i].mode == LINK_PROTO_AUTO));
+                cfg_free(b);
+        }
+        cfg_free(a);
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"protocol\":\"3.1\"," TLS_OK "}}",
+                       ": mqtt.protocol: must be \"auto\", \"5\" or \"3.1.1\" (got \"3.1\")");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"protocol\":5," TLS_OK "}}",
+                       ": mqtt.protocol: must be a string (got a number)");
+}
 
 /* Every sessions.* number and the enforcement mode (not the hook's argv) as in want. */
 static void expect_sessions(const struct cfg_sessions *got, const struct cfg_sessions *want) {
@@ -991,6 +1022,7 @@ int main(void) {
                 cmocka_unit_test(test_unreadable_and_oversized_files),
                 cmocka_unit_test(test_nul_byte_is_rejected),
                 cmocka_unit_test(test_link_equal_detects_broker_and_certificate_changes),
+                cmocka_unit_test(test_mqtt_protocol_values_default_and_errors),
                 cmocka_unit_test(test_sessions_and_allow_defaults_when_absent),
                 cmocka_unit_test(test_sessions_and_allow_keys_are_read),
                 cmocka_unit_test(test_sessions_limits_name_the_key_and_range),

@@ -419,6 +419,160 @@ static void test_puback_reason_codes_reach_on_published(void **state) {
         mqtt_fx_free(b);
 }
 
+/* Runs the loop until the link connects or the broker has seen `connects` CONNECTs. */
+static void run_until(sd_event *e, struct link *l, struct mqtt_fx *b, size_t connects) {
+        for (int i = 0; i < 1000 && link_get_state(l) != LINK_CONNECTED && b->n_connects < connects; i++)
+                sd_event_run(e, 5000);
+}
+
+static struct link *proto_link(sd_event *e, struct mqtt_fx *b, enum link_proto_mode mode,
+                               struct acks *acks) {
+        struct link_options o = base_options;
+        struct link *l = NULL;
+
+        o.port = b->port;
+        o.protocol = mode;
+        o.on_published = record_ack;
+        assert_int_equal(link_new(e, &o, NULL, acks, &l), 0);
+        assert_int_equal(link_start(l), 0);
+        return l;
+}
+
+/* RabbitMQ 3.10 closes the connection on an MQTT 5 CONNECT, with no CONNACK: "auto" tries 3.1.1
+ * on the same broker, says why, and keeps 3.1.1 for that broker when it comes back. */
+static void test_auto_falls_back_to_3_1_1_when_mqtt5_connect_is_dropped(void **state) {
+        const struct link_proto *p;
+        struct acks acks = { 0 };
+        struct mqtt_fx *b = NULL;
+        sd_event *e = *state;
+        const char *name;
+        struct link *l;
+        int mid;
+
+        assert_int_equal(mqtt_fx_start(e, &b), 0);
+        b->drop_v5 = true;
+        l = proto_link(e, b, LINK_PROTO_AUTO, &acks);
+        run_until(e, l, b, 99);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+        assert_int_equal(link_protocol_version(l), 4);
+        assert_int_equal(b->n_connects, 2);
+        assert_int_equal(b->levels[0], 5);
+        assert_int_equal(b->levels[1], 4);
+        p = link_broker_proto(l, 0, &name);
+        assert_non_null(p);
+        assert_true(p->known);
+        assert_non_null(strstr(p->why, "without a CONNACK"));
+        assert_null(link_broker_proto(l, 1, &name));
+        /* 3.1.1 works: QoS 1 is acknowledged (no reason code in 3.1.1). */
+        mid = publish_answered(e, l, b, &acks, 0x10);
+        assert_int_equal(acks.mid[0], mid);
+        assert_int_equal(acks.reason[0], 0);
+
+        /* The broker goes and comes back: the next CONNECT is 3.1.1 at once. */
+        mqtt_fx_drop(b);
+        for (int i = 0; i < 100 && link_get_state(l) == LINK_CONNECTED; i++)
+                sd_event_run(e, 5000);
+        run_until(e, l, b, 99);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+        assert_int_equal(b->n_connects, 3);
+        assert_int_equal(b->levels[2], 4);
+        link_free(l);
+        mqtt_fx_free(b);
+}
+
+/* A broker that drops every CONNECT: 3.1.1 does no better, so the version is not the cause, and
+ * the link says so and goes back to MQTT 5. */
+static void test_auto_says_the_cause_is_not_the_version_when_3_1_1_is_dropped_too(void **state) {
+        struct mqtt_fx *b = NULL;
+        sd_event *e = *state;
+        struct link *l;
+
+        assert_int_equal(mqtt_fx_start(e, &b), 0);
+        b->drop_all = true;
+        l = proto_link(e, b, LINK_PROTO_AUTO, NULL);
+        run_until(e, l, b, 2);
+        for (int i = 0; i < 100 && link_get_state(l) != LINK_BACKOFF; i++)
+                sd_event_run(e, 5000);
+        assert_int_equal(b->levels[0], 5);
+        assert_int_equal(b->levels[1], 4);
+        assert_non_null(strstr(link_last_error(l), "MQTT 3.1.1 was dropped as MQTT 5 was: the cause is not "
+                                                   "the MQTT version"));
+        run_until(e, l, b, 3);
+        assert_int_equal(b->levels[2], 5);
+        assert_int_equal(link_connects(l), 0);
+        link_free(l);
+        mqtt_fx_free(b);
+}
+
+/* mqtt.protocol "5" never falls back, and says a 3.1.1-only broker would do this; "3.1.1" never
+ * speaks 5. */
+static void test_explicit_protocol_is_the_only_one_spoken(void **state) {
+        struct mqtt_fx *b = NULL;
+        sd_event *e = *state;
+        struct link *l;
+
+        assert_int_equal(mqtt_fx_start(e, &b), 0);
+        b->drop_v5 = true;
+        l = proto_link(e, b, LINK_PROTO_V5, NULL);
+        run_until(e, l, b, 2);
+        for (int i = 0; i < 100 && link_get_state(l) != LINK_BACKOFF; i++)
+                sd_event_run(e, 5000);
+        assert_int_equal(b->levels[0], 5);
+        assert_int_equal(b->levels[1], 5);
+        assert_non_null(strstr(link_last_error(l), "a broker that speaks only MQTT 3.1.1 does this too"));
+        link_free(l);
+
+        b->n_connects = 0;
+        l = proto_link(e, b, LINK_PROTO_V311, NULL);
+        run_until(e, l, b, 99);
+        assert_int_equal(link_get_state(l), LINK_CONNECTED);
+        assert_int_equal(link_protocol_version(l), 4);
+        assert_int_equal(b->n_connects, 1);
+        assert_int_equal(b->levels[0], 4);
+        link_free(l);
+        mqtt_fx_free(b);
+}
+
+/* The decisions alone: a drop before the transport was up (a refused client certificate) or
+ * from a broker whose version is known says nothing about the version; CONNACK code 1 does. */
+static void test_proto_falls_back_only_on_what_is_the_versions_doing(void **state) {
+        struct link_proto p;
+        enum link_proto_mode m;
+
+        (void)state;
+        link_proto_init(&p, LINK_PROTO_AUTO);
+        assert_int_equal(p.version, 5);
+        assert_int_equal(link_proto_dropped(&p, false), LINK_PROTO_KEEP);
+        assert_int_equal(p.version, 5);
+        assert_int_equal(link_proto_connack(&p, 5, false, 1), LINK_PROTO_RETRY_V311);
+        assert_int_equal(p.version, 4);
+        assert_non_null(strstr(p.why, "refused MQTT 5 (CONNACK code 1"));
+        assert_int_equal(link_proto_connack(&p, 4, true, 0), LINK_PROTO_KEEP);
+        assert_true(p.known);
+        assert_int_equal(link_proto_dropped(&p, true), LINK_PROTO_KEEP); /* remembered */
+        assert_int_equal(p.version, 4);
+
+        link_proto_init(&p, LINK_PROTO_AUTO);
+        assert_int_equal(link_proto_connack(&p, 5, true, 0), LINK_PROTO_KEEP);
+        assert_int_equal(link_proto_dropped(&p, true), LINK_PROTO_KEEP);
+        assert_int_equal(p.version, 5);
+        /* Explicit modes never change. */
+        link_proto_init(&p, LINK_PROTO_V5);
+        assert_int_equal(link_proto_connack(&p, 5, false, 132), LINK_PROTO_KEEP);
+        assert_int_equal(link_proto_dropped(&p, true), LINK_PROTO_KEEP);
+        assert_int_equal(p.version, 5);
+        assert_string_equal(p.why, "mqtt.protocol \"5\"");
+
+        assert_int_equal(link_proto_mode_from_string("3.1.1", &m), 0);
+        assert_int_equal(m, LINK_PROTO_V311);
+        assert_int_equal(link_proto_mode_from_string("auto", &m), 0);
+        assert_int_equal(m, LINK_PROTO_AUTO);
+        assert_int_equal(link_proto_mode_from_string("5", &m), 0);
+        assert_int_equal(m, LINK_PROTO_V5);
+        assert_int_equal(link_proto_mode_from_string("3", &m), -EINVAL);
+        assert_int_equal(link_proto_mode_from_string(NULL, &m), -EINVAL);
+}
+
 /* What a failed TLS attempt is called: each cause by its own name, never the client certificate
  * for a port that does not speak TLS. */
 static void test_tls_failures_are_named_by_what_the_tls_layer_saw(void **state) {
@@ -478,6 +632,14 @@ int main(void) {
                 cmocka_unit_test(test_backoff_is_full_jitter_with_a_floor),
                 cmocka_unit_test(test_mosquitto_errors_map_to_errno),
                 cmocka_unit_test(test_tls_failures_are_named_by_what_the_tls_layer_saw),
+                cmocka_unit_test(test_proto_falls_back_only_on_what_is_the_versions_doing),
+                cmocka_unit_test_setup_teardown(test_auto_falls_back_to_3_1_1_when_mqtt5_connect_is_dropped,
+                                                loop_setup, loop_teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_auto_says_the_cause_is_not_the_version_when_3_1_1_is_dropped_too, loop_setup,
+                        loop_teardown),
+                cmocka_unit_test_setup_teardown(test_explicit_protocol_is_the_only_one_spoken, loop_setup,
+                                                loop_teardown),
                 cmocka_unit_test_setup_teardown(test_unstarted_link_refuses_publish_and_reports_idle,
                                                 loop_setup, loop_teardown),
                 cmocka_unit_test_setup_teardown(test_refused_connection_goes_to_backoff_with_reason,
