@@ -489,19 +489,20 @@ class Broker:
 class Subscriber:
     """mosquitto_sub on render/# collecting (monotonic time, topic, payload) in a thread."""
 
-    def __init__(self, env, broker, topic="render/#", cert=None, key=None, qos=0):
+    def __init__(self, env, broker, topic="render/#", cert=None, key=None, qos=0, version="mqttv5", client_id=None,
+                 clean=True):
         self.env = env
         self.broker = broker
         self.messages = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client_id = "sub-%d-%d" % (os.getpid(), len(env.procs))
+        self.client_id = client_id or "sub-%d-%d" % (os.getpid(), len(env.procs))
         self.topic_root = topic.split("#")[0].split("+")[0] or ""
         pki = env.pki
         # stdbuf: mosquitto_sub's debug lines (SUBACK) are otherwise block-buffered into the pipe.
         argv = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["mosquitto_sub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
                 "--cert", cert or pki["client_cert"], "--key", key or pki["client_key"], "-t", topic, "-v",
-                "-V", "mqttv5", "-i", self.client_id, "-d", "-q", str(qos)]
+                "-V", version, "-i", self.client_id, "-d", "-q", str(qos)] + ([] if clean else ["-c"])
         self.proc = Proc(env, "mosquitto_sub", argv, stdout=False)
         self.debug = []
         self.thread = threading.Thread(target=self._reader, daemon=True)
