@@ -490,7 +490,7 @@ class Subscriber:
     """mosquitto_sub on render/# collecting (monotonic time, topic, payload) in a thread."""
 
     def __init__(self, env, broker, topic="render/#", cert=None, key=None, qos=0, version="mqttv5", client_id=None,
-                 clean=True):
+                 clean=True, username=None):
         self.env = env
         self.broker = broker
         self.messages = []
@@ -502,7 +502,7 @@ class Subscriber:
         # stdbuf: mosquitto_sub's debug lines (SUBACK) are otherwise block-buffered into the pipe.
         argv = (["stdbuf", "-oL"] if shutil.which("stdbuf") else []) + ["mosquitto_sub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
                 "--cert", cert or pki["client_cert"], "--key", key or pki["client_key"], "-t", topic, "-v",
-                "-V", version, "-i", self.client_id, "-d", "-q", str(qos)] + ([] if clean else ["-c"])
+                "-V", version, "-i", self.client_id, "-d", "-q", str(qos)] + ([] if clean else ["-c"]) + (["-u", username] if username else [])
         self.proc = Proc(env, "mosquitto_sub", argv, stdout=False)
         self.debug = []
         self.thread = threading.Thread(target=self._reader, daemon=True)
