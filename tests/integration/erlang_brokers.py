@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import time
 
 import harness
@@ -32,14 +31,6 @@ def missing(kind):
     if kind == "ejabberd" and not any(d.startswith("ejabberd-") for d in os.listdir(EJABBERD_LIBS)):
         return "ejabberd is not installed (scripts/test installs RA_TEST_PACKAGES)"
     return ""
-
-
-def _accepting(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class ErlangBroker:
@@ -70,7 +61,7 @@ class ErlangBroker:
         t0 = time.monotonic()
         if self.epmd is None or not self.epmd.alive():
             self.epmd = harness.Proc(self.env, "epmd", ["epmd", "-port", str(self.epmd_port)])
-            if not harness.wait_for(lambda: _accepting(self.epmd_port), 10):
+            if not harness.wait_for(lambda: harness.accepting(self.epmd_port), 10):
                 raise AssertionError("epmd did not listen on port %d within 10 s (ERL_EPMD_PORT)\n%s" %
                                      (self.epmd_port, harness.tail(self.epmd.stderr())))
         argv, env_vars = self.argv_and_vars()
@@ -82,7 +73,7 @@ class ErlangBroker:
                 raise AssertionError("%s (node %s) exited with %s before its MQTT/TLS listener on 127.0.0.1:%d "
                                      "started\n%s" % (self.kind, self.node, self.proc.popen.poll(), self.port,
                                                       harness.tail(self.log())))
-            if _accepting(self.port):
+            if harness.accepting(self.port):
                 self.start_s = time.monotonic() - t0
                 return self
             time.sleep(0.2)
@@ -95,7 +86,7 @@ class ErlangBroker:
         if self.proc:
             self.proc.kill()
             # beam.smp may be a wrapper's child: its listener goes when it is gone.
-            if not harness.wait_for(lambda: not _accepting(self.port), 10):
+            if not harness.wait_for(lambda: not harness.accepting(self.port), 10):
                 raise AssertionError("%s node %s still accepts on port %d 10 s after SIGKILL" %
                                      (self.kind, self.node, self.port))
 

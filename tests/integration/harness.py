@@ -90,6 +90,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def accepting(port):
+    """Whether something accepts TCP connections on 127.0.0.1:port now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(pred, timeout, interval=0.05, what="condition"):
     """Polls pred() until it returns something truthy; returns it, or None after `timeout` s."""
     deadline = time.monotonic() + timeout

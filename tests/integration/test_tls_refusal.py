@@ -8,7 +8,6 @@
 import json
 import os
 import re
-import socket
 import sys
 import time
 
@@ -78,7 +77,7 @@ class TlsRefusal(harness.IntegrationTest):
             f.write("%slistener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n" %
                     ("user root\n" if os.geteuid() == 0 else "", plain))
         p = harness.Proc(env, "mosquitto", ["mosquitto", "-c", conf])
-        self.assertTrue(harness.wait_for(lambda: self._accepting(plain), 10), p.stderr())
+        self.assertTrue(harness.wait_for(lambda: harness.accepting(plain), 10), p.stderr())
         agent = env.agent(env.config(plain))
         first = self._never_connects(agent, sub, r"without answering the TLS handshake .*is localhost:%d a TLS "
                                      r"listener\? A plaintext MQTT port does this" % plain)
@@ -104,14 +103,6 @@ class TlsRefusal(harness.IntegrationTest):
         self.assertRegex(first, r"the broker's certificate failed verification: certificate has expired: check "
                          r"its validity dates, and this host's clock")
         self.assertTrue(agent.alive())
-
-    @staticmethod
-    def _accepting(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
 
 if __name__ == "__main__":

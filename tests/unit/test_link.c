@@ -425,6 +425,13 @@ static void run_until(sd_event *e, struct link *l, struct mqtt_fx *b, size_t con
                 sd_event_run(e, 5000);
 }
 
+/* Runs the loop until the broker has seen `connects` CONNECTs and the link waits to retry. */
+static void run_until_backoff(sd_event *e, struct link *l, struct mqtt_fx *b, size_t connects) {
+        run_until(e, l, b, connects);
+        for (int i = 0; i < 100 && link_get_state(l) != LINK_BACKOFF; i++)
+                sd_event_run(e, 5000);
+}
+
 static struct link *proto_link(sd_event *e, struct mqtt_fx *b, enum link_proto_mode mode,
                                struct acks *acks) {
         struct link_options o = base_options;
@@ -490,9 +497,7 @@ static void test_auto_says_the_cause_is_not_the_version_when_3_1_1_is_dropped_to
         assert_int_equal(mqtt_fx_start(e, &b), 0);
         b->drop_all = true;
         l = proto_link(e, b, LINK_PROTO_AUTO, NULL);
-        run_until(e, l, b, 2);
-        for (int i = 0; i < 100 && link_get_state(l) != LINK_BACKOFF; i++)
-                sd_event_run(e, 5000);
+        run_until_backoff(e, l, b, 2);
         assert_int_equal(b->levels[0], 5);
         assert_int_equal(b->levels[1], 4);
         assert_non_null(strstr(link_last_error(l), "MQTT 3.1.1 was dropped as MQTT 5 was: the cause is not "
@@ -514,9 +519,7 @@ static void test_explicit_protocol_is_the_only_one_spoken(void **state) {
         assert_int_equal(mqtt_fx_start(e, &b), 0);
         b->drop_v5 = true;
         l = proto_link(e, b, LINK_PROTO_V5, NULL);
-        run_until(e, l, b, 2);
-        for (int i = 0; i < 100 && link_get_state(l) != LINK_BACKOFF; i++)
-                sd_event_run(e, 5000);
+        run_until_backoff(e, l, b, 2);
         assert_int_equal(b->levels[0], 5);
         assert_int_equal(b->levels[1], 5);
         assert_non_null(strstr(link_last_error(l), "a broker that speaks only MQTT 3.1.1 does this too"));
