@@ -169,7 +169,10 @@ static void on_event(const char *type, cJSON *fields, void *ud) {
 
 static void on_connected(struct link *l, void *ud) {
         struct agent *a = ud;
-        int r = link_subscribe(l, a->topic_cmd, 1);
+        /* QoS 0: the session is clean, so QoS 1 would save nothing across a lost connection, and
+         * RabbitMQ makes a QoS 1 subscription a durable queue on one node, which pins the agent
+         * to that node when it dies (docs/topics.md, cmd). */
+        int r = link_subscribe(l, a->topic_cmd, 0);
 
         if (r < 0)
                 log_warn("cannot subscribe to %s: %s; MQTT commands are not taken", a->topic_cmd,

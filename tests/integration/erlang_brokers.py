@@ -47,6 +47,7 @@ class ErlangBroker:
         self.dist_port = harness.free_port()
         self.node = "ra%d%s@localhost" % (os.getpid(), name)
         self.proc = self.epmd = None
+        self.epmd_owner = self  # cluster members share the first one's epmd (node names are per host)
         self.start_s = 0.0
         os.makedirs(self.dir, exist_ok=True)
 
@@ -59,7 +60,7 @@ class ErlangBroker:
     def start(self, timeout=START_TIMEOUT_S):
         """Starts epmd (once) and the node; returns once MQTT/TLS is accepted on self.port."""
         t0 = time.monotonic()
-        if self.epmd is None or not self.epmd.alive():
+        if self.epmd_owner is self and (self.epmd is None or not self.epmd.alive()):
             self.epmd = harness.Proc(self.env, "epmd", ["epmd", "-port", str(self.epmd_port)])
             if not harness.wait_for(lambda: harness.accepting(self.epmd_port), 10):
                 raise AssertionError("epmd did not listen on port %d within 10 s (ERL_EPMD_PORT)\n%s" %
@@ -95,7 +96,7 @@ class ErlangBroker:
         return self.start(timeout)
 
     def stop(self):
-        for p in (self.proc, self.epmd):
+        for p in (self.proc, self.epmd if self.epmd_owner is self else None):
             if p:
                 p.kill()
 
@@ -108,8 +109,18 @@ class RabbitMQ(ErlangBroker):
 
     kind = "rabbitmq"
 
-    def __init__(self, env, users, name="rabbit"):
+    def __init__(self, env, users, name="rabbit", cluster_with=None):
+        """cluster_with: a started RabbitMQ this node joins at its first start (classic_config):
+        the same epmd and Erlang cookie."""
         super().__init__(env, name)
+        self.cluster = []
+        if cluster_with:
+            self.epmd_owner = cluster_with
+            self.epmd_port = cluster_with.epmd_port
+            self.cluster = [cluster_with.node, self.node]
+        with open(self.path(".erlang.cookie"), "w") as f:
+            f.write("RAINTEGRATIONCOOKIE%d" % os.getpid())
+        os.chmod(self.path(".erlang.cookie"), 0o400)
         self._write_config(users)
 
     def _write_config(self, users):
@@ -139,7 +150,8 @@ class RabbitMQ(ErlangBroker):
             "log.file = false",
             "log.console = true",
             "log.console.level = info",
-        ]
+        ] + (["cluster_formation.peer_discovery_backend = classic_config"] +
+             ["cluster_formation.classic_config.nodes.%d = %s" % (i + 1, n) for i, n in enumerate(self.cluster)])
         with open(os.path.join(d, "rabbitmq.conf"), "w") as f:
             f.write("\n".join(conf) + "\n")
         with open(os.path.join(d, "enabled_plugins"), "w") as f:
