@@ -869,7 +869,7 @@ class Env:
             parts.append("--- render-agent pid %d (%s) stderr ---\n%s" %
                          (a.pid, "running" if a.alive() else "exit %s" % a.proc.popen.poll(), tail(a.log())))
         for b in self.brokers:
-            parts.append("--- mosquitto (port %s) log ---\n%s" % (b.port, tail(b.log(), 25)))
+            parts.append("--- %s (port %s) log ---\n%s" % (getattr(b, "kind", "mosquitto"), b.port, tail(b.log(), 25)))
         for s in self.subscribers:
             parts.append("--- subscriber ---\n" + s.describe())
         for n in self.notifies:
