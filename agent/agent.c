@@ -38,6 +38,7 @@
 #define TOPIC_MAX 256
 #define EVENTS_PENDING_MAX 64
 #define CMD_HELD_MAX 256
+#define GPU_OPEN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 /* An MQTT command reply waiting for the group commit its command is part of. */
 struct held_reply {
@@ -55,8 +56,7 @@ struct agent {
         struct cfg *cfg;
         int root_fd;
         struct hal_platform platform;
-        struct sampler sampler;
-        struct hal_gpus *gpus;
+        struct sampler sampler; /* owns the GPU worker */
         struct usage usage;
         struct watch watch;
         char *pending_events[EVENTS_PENDING_MAX]; /* events made while offline, oldest first */
@@ -358,27 +358,28 @@ static void log_gpu_warning(const char *msg, void *ud) {
         log_warn("GPU: %s; other GPUs and metrics carry on", msg);
 }
 
-/* Opens the GPU backends that apply to this host and hands them to the sampler. */
+/* Opens the GPU backends that apply to this host on the sampler's GPU worker. NVML's init may hang in
+ * the driver: past GPU_OPEN_TIMEOUT the agent goes on without GPUs, and they join when it returns. */
 static int open_gpus(struct agent *a) {
         /* NVML describes this machine's driver, not a captured tree given with --root, unless
          * the config names a library on purpose. */
         struct hal_gpu_options o = { .nvml_path = a->cfg->gpu.nvml_library,
                                      .no_nvml = strcmp(a->root, "/") != 0 && !a->cfg->gpu.nvml_library };
-        struct hal_gpus *g = NULL;
+        uint64_t deadline = a->cfg->sampling_interval_ms * USEC_PER_MSEC;
         int r;
 
-        r = hal_gpus_open(a->root_fd, &o, &g, log_gpu_warning, NULL);
+        r = sampler_open_gpus(&a->sampler, &o, deadline > USEC_PER_SEC ? deadline : USEC_PER_SEC,
+                              GPU_OPEN_TIMEOUT_USEC, log_gpu_warning, NULL);
+        if (r == -ETIMEDOUT) {
+                log_warn("GPU backends: still opening after %" PRIu64 " s (a driver stuck in nvmlInit?); "
+                         "the agent starts without GPUs, they join when the driver answers",
+                         GPU_OPEN_TIMEOUT_USEC / USEC_PER_SEC);
+                return 0;
+        }
         if (r < 0)
                 return r;
-        r = sampler_set_gpus(&a->sampler, g);
-        if (r < 0) {
-                hal_gpus_free(g);
-                return r;
-        }
-        hal_gpus_free(a->gpus);
-        a->gpus = g;
-        hal_platform_note_gpus(&a->platform, hal_gpus_count(g));
-        log_info("%u GPU%s found", hal_gpus_count(g), hal_gpus_count(g) == 1 ? "" : "s");
+        hal_platform_note_gpus(&a->platform, (unsigned)r);
+        log_info("%d GPU%s found", r, r == 1 ? "" : "s");
         return 0;
 }
 
@@ -419,6 +420,7 @@ static cJSON *status_json(struct agent *a) {
         cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
         cJSON_AddNumberToObject(m, "telemetry_published", (double)a->telemetry_published);
         cJSON_AddNumberToObject(m, "telemetry_skipped", (double)a->telemetry_skipped);
+        cJSON_AddItemToObject(m, "gpus", sampler_gpu_status_json(&a->sampler));
         for (size_t i = 0; i < ELEMENTSOF(mh); i++)
                 if (mh[i]->error[0]) {
                         cJSON *errs = cJSON_GetObjectItem(m, "errors");
@@ -940,6 +942,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 return r;
         }
         sampler_init(&a->sampler, a->root_fd);
+        sampler_set_event(&a->sampler, on_event, a);
         r = open_gpus(a);
         if (r < 0) {
                 log_err("cannot open the GPU backends: %s", strerror(-r));
@@ -1039,7 +1042,6 @@ int agent_run(const struct agent_options *o) {
         watch_done(&a.watch);
         for (size_t i = 0; i < a.n_pending_events; i++)
                 free(a.pending_events[i]);
-        hal_gpus_free(a.gpus);
         if (a.root_fd >= 0)
                 close(a.root_fd);
         cfg_free(a.cfg);

@@ -1,6 +1,7 @@
 /* main.c: render-agent's command line: run the daemon, --check-config, --probe. */
 #include "agent.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
@@ -35,6 +36,7 @@ static void usage(FILE *f) {
 }
 
 #define ONESHOT_GPU_ERRORS 4
+#define ONESHOT_GPU_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 /* One sample of the host (and of the config's slots), for --probe and --check-config. */
 struct oneshot {
@@ -42,8 +44,7 @@ struct oneshot {
         char gpu_errors[ONESHOT_GPU_ERRORS][HAL_GPU_ERR_MAX];
         int root_fd;
         struct hal_platform platform;
-        struct hal_gpus *gpus;
-        struct sampler sampler;
+        struct sampler sampler; /* owns the GPU worker */
         struct usage usage;
         const struct host_sample *h;
 };
@@ -51,7 +52,6 @@ struct oneshot {
 static void oneshot_done(struct oneshot *o) {
         sampler_done(&o->sampler);
         usage_done(&o->usage);
-        hal_gpus_free(o->gpus);
         if (o->root_fd >= 0)
                 close(o->root_fd);
 }
@@ -83,16 +83,20 @@ static int oneshot_take(struct oneshot *o, const char *root, const struct cfg *c
                 fprintf(stderr, "render-agent: %s\n", err);
                 return r;
         }
-        r = hal_gpus_open(o->root_fd, &go, &o->gpus, print_gpu_warning, o);
-        if (r >= 0)
-                r = sampler_set_gpus(&o->sampler, o->gpus);
+        r = sampler_open_gpus(&o->sampler, &go, ONESHOT_GPU_TIMEOUT_USEC, ONESHOT_GPU_TIMEOUT_USEC,
+                              print_gpu_warning, o);
+        if (r == -ETIMEDOUT) {
+                print_gpu_warning("the GPU backends did not open within 5 s (a driver stuck in nvmlInit?)",
+                                  o);
+                r = 0;
+        }
         if (r >= 0 && c)
                 r = usage_init(&o->usage, o->root_fd, c);
         if (r < 0) {
                 fprintf(stderr, "render-agent: %s\n", strerror(-r));
                 return r;
         }
-        hal_platform_note_gpus(&o->platform, hal_gpus_count(o->gpus));
+        hal_platform_note_gpus(&o->platform, o->sampler.n_gpus);
         o->h = sampler_tick(&o->sampler);
         if (c)
                 usage_tick(&o->usage, c, &o->sampler, o->h->mono_usec);

@@ -1,5 +1,6 @@
 /* sampler.c: one host sample per tick (CPU, memory, interfaces) with rates against the last one. */
 #include "sampler.h"
+#include "sampler_internal.h"
 
 #include "clock.h"
 #include "log.h"
@@ -33,61 +34,7 @@ void sampler_done(struct sampler *s) {
         s->net_reader = NULL;
         sample_clear(&s->cur);
         sample_clear(&s->prev);
-        free(s->gpus);
-        free(s->gpu_errors);
-        s->gpus = NULL;
-        s->gpu_errors = NULL;
-        s->n_gpus = 0;
-}
-
-int sampler_set_gpus(struct sampler *s, struct hal_gpus *g) {
-        unsigned n = hal_gpus_count(g);
-        struct hal_gpu_sample *gs = NULL;
-        char(*errs)[HAL_GPU_ERR_MAX] = NULL;
-
-        if (n) {
-                gs = calloc(n, sizeof(*gs));
-                errs = calloc(n, sizeof(*errs));
-                if (!gs || !errs) {
-                        free(gs);
-                        free(errs);
-                        return -ENOMEM;
-                }
-        }
-        free(s->gpus);
-        free(s->gpu_errors);
-        s->hal_gpus = g;
-        s->n_gpus = n;
-        s->gpus = gs;
-        s->gpu_errors = errs;
-        return 0;
-}
-
-/* One GPU failing (lost, forbidden, a malformed sysfs file) is logged once per distinct
- * reason; the other GPUs and the host metrics carry on. */
-static void sample_gpus(struct sampler *s, struct host_sample *h) {
-        for (unsigned i = 0; i < s->n_gpus; i++) {
-                struct hal_gpu_sample *g = &s->gpus[i];
-                int r;
-
-                memset(g, 0, sizeof(*g));
-                r = hal_gpus_sample(s->hal_gpus, i, g);
-                if (r < 0 && g->error == 0) {
-                        g->error = r;
-                        snprintf(g->error_msg, sizeof(g->error_msg), "backend failed: %s", strerror(-r));
-                }
-                if (g->error < 0 && strcmp(s->gpu_errors[i], g->error_msg) != 0) {
-                        log_warn("GPU %u (%s): %s; %s", i, g->name[0] ? g->name : "?", g->error_msg,
-                                 g->present ? "its other metrics are still reported"
-                                            : "left out of telemetry");
-                        snprintf(s->gpu_errors[i], sizeof(s->gpu_errors[i]), "%s", g->error_msg);
-                } else if (g->error == 0 && s->gpu_errors[i][0]) {
-                        log_notice("GPU %u (%s) reads again", i, g->name);
-                        s->gpu_errors[i][0] = '\0';
-                }
-        }
-        h->n_gpus = s->n_gpus;
-        h->gpus = s->gpus;
+        sampler__close_gpus(s);
 }
 
 /* A failing read is retried after 1, 2, 4 ... 64 ticks, and logged only when its reason
@@ -200,7 +147,7 @@ const struct host_sample *sampler_tick(struct sampler *s) {
                 h->has_net = r >= 0;
                 metric_result(s, &s->net, r, err);
         }
-        sample_gpus(s, h);
+        sampler__tick_gpus(s, h);
         compute_rates(h, &s->prev);
         s->tick++;
         return h;

@@ -3,9 +3,11 @@
 
 #include "cpu.h"
 #include "gpu.h"
+#include "gpu_worker.h"
 #include "mem.h"
 #include "net.h"
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,8 +32,11 @@ struct host_sample {
         bool has_net;
         struct hal_net_sample net;  /* owned by the sampler */
         struct net_rate *net_rates; /* net.n entries, owned by the sampler */
+        /* The last complete GPU sample, taken on the GPU worker: 0 GPUs until one has ended. */
         unsigned n_gpus;
         const struct hal_gpu_sample *gpus; /* n_gpus entries, borrowed from the sampler */
+        uint64_t gpu_age_usec;             /* how old it is (from the start of its request) */
+        bool gpus_stale;                   /* older than two deadlines: the worker is stuck */
 };
 
 /* One metric's read state, to log a failure once and back off while it persists. */
@@ -52,10 +57,18 @@ struct sampler {
         struct hal_net_reader *net_reader;
         struct host_sample cur, prev;
         struct metric_health cpu, mem, net;
-        struct hal_gpus *hal_gpus; /* borrowed, may be NULL */
+        struct hal_gpu_worker *gpu_worker; /* owned, NULL for none */
+        bool gpus_opened;                  /* the worker's open has ended and was taken */
+        bool gpus_sampled;                 /* gpus holds a complete sample */
+        uint64_t gpu_deadline_usec;        /* a call running longer is stuck */
+        uint64_t gpu_sample_usec;          /* start of the request gpus came from */
         unsigned n_gpus;
-        struct hal_gpu_sample *gpus;         /* n_gpus, owned; rewritten each tick */
+        struct hal_gpu_sample *gpus;         /* n_gpus, owned; rewritten by each complete sample */
         char (*gpu_errors)[HAL_GPU_ERR_MAX]; /* last error logged per GPU, "" when healthy */
+        char gpu_stuck[160];                 /* the call the worker is stuck in, "" when it is not */
+        uint64_t gpu_stuck_since;
+        void (*event)(const char *type, cJSON *fields, void *ud); /* may be NULL */
+        void *event_ud;
 };
 
 /* root_fd is borrowed and must outlive the sampler. Opens nothing: each file is opened by the first
@@ -64,8 +77,21 @@ void sampler_init(struct sampler *s, int root_fd);
 /* Closes the files; also safe on a zeroed sampler that was never initialised. */
 void sampler_done(struct sampler *s);
 
-/* Samples these GPUs on every tick from now on (borrowed; NULL for none). */
-int sampler_set_gpus(struct sampler *s, struct hal_gpus *g);
+/* Opens the GPU backends on a worker thread (replacing any the sampler had: a worker stuck in a call
+ * is abandoned, not waited for) and waits up to timeout_usec for the open and a first sample. From
+ * then on each tick takes the sample the worker ended since the last one and asks for the next, never
+ * waiting; a call running past deadline_usec is stuck: logged, raised through `event` (may be NULL:
+ * "gpu_driver_stuck", then "gpu_driver_recovered"; fields taken by it) and named in
+ * sampler_gpu_status_json. Backend warnings go to warn (may be NULL) on this thread. Returns the
+ * number of GPUs, -ETIMEDOUT when the open has not ended in time (the GPUs join when it does), or
+ * -errno. */
+int sampler_open_gpus(struct sampler *s, const struct hal_gpu_options *o, uint64_t deadline_usec,
+                      uint64_t timeout_usec, void (*warn)(const char *msg, void *ud), void *ud);
+void sampler_set_event(struct sampler *s, void (*event)(const char *type, cJSON *fields, void *ud),
+                       void *ud);
+
+/* {"count","age_ms","stale","stuck","stuck_ms"}: the GPU worker's state for status (caller frees). */
+cJSON *sampler_gpu_status_json(const struct sampler *s);
 
 /* Takes a sample; the result stays valid until the next call (borrowed). */
 const struct host_sample *sampler_tick(struct sampler *s);

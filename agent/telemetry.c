@@ -119,10 +119,16 @@ static void add_gpu_procs(struct jsonw *j, const struct hal_gpu_sample *g) {
         jsonw_end(j);
 }
 
-static void add_gpu(struct jsonw *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c,
+static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index, const struct cfg *c,
                     bool with_procs) {
+        const struct hal_gpu_sample *g = &h->gpus[index];
+
         jsonw_object(j, NULL);
         jsonw_number(j, "index", index);
+        /* The sample is the GPU worker's last complete one: how old, and whether the worker is stuck. */
+        jsonw_u64(j, "age_ms", h->gpu_age_usec / USEC_PER_MSEC);
+        if (h->gpus_stale)
+                jsonw_bool(j, "stale", true);
         jsonw_string(j, "backend", g->backend ? g->backend : "?");
         jsonw_string(j, "name", g->name);
         if (g->uuid[0])
@@ -167,7 +173,7 @@ static void add_gpu(struct jsonw *j, const struct hal_gpu_sample *g, unsigned in
 static void add_gpus(struct jsonw *j, const struct host_sample *h, const struct cfg *c, bool with_procs) {
         jsonw_array(j, "gpus");
         for (unsigned i = 0; i < h->n_gpus; i++)
-                add_gpu(j, &h->gpus[i], i, c, with_procs);
+                add_gpu(j, h, i, c, with_procs);
         jsonw_end(j);
 }
 

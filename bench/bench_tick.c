@@ -92,7 +92,6 @@ int main(int argc, char **argv) {
         char root[] = "/tmp/ra-bench-XXXXXX", script[600], json[8192], cmd[600];
         struct cfg_problems problems = { 0 };
         struct hal_gpu_options go = { .nvml_path = FAKE_NVML_PATH };
-        struct hal_gpus *gpus = NULL;
         struct usage u = { 0 };
         struct watch w = { 0 };
         struct hal_platform p = { .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
@@ -121,8 +120,8 @@ int main(int argc, char **argv) {
         }
         fd = plat_open_dir(root);
         sampler_init(&s, fd);
-        if (hal_gpus_open(fd, &go, &gpus, NULL, NULL) < 0 || hal_gpus_count(gpus) != 1 ||
-            sampler_set_gpus(&s, gpus) < 0 || usage_init(&u, fd, c) < 0) {
+        if (sampler_open_gpus(&s, &go, USEC_PER_SEC, 5 * USEC_PER_SEC, NULL, NULL) != 1 ||
+            usage_init(&u, fd, c) < 0) {
                 fprintf(stderr, "bench: cannot set up the fake GPU or the slots\n");
                 return 1;
         }
@@ -165,7 +164,6 @@ int main(int argc, char **argv) {
         watch_done(&w);
         usage_done(&u);
         sampler_done(&s);
-        hal_gpus_free(gpus);
         cfg_free(c);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

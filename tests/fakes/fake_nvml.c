@@ -15,6 +15,8 @@
  *   procs gprocs.
  * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
  * call ("procs CAP").
+ * FAKE_NVML_HANG, when set, names a file: while it exists, nvmlInit_v2 and every device call block
+ * in the library (as a driver stuck in an ioctl does), and return when it is removed.
  * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
  * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString or PciInfo_v3). */
 #include <stdarg.h>
@@ -23,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef enum {
         NVML_SUCCESS = 0,
@@ -378,7 +382,17 @@ static int load_script(void) {
         return init_err;
 }
 
+/* A stuck driver, for as long as the test wants one. */
+static void hang_while_told(void) {
+        const char *path = getenv("FAKE_NVML_HANG");
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+        while (path && access(path, F_OK) == 0)
+                nanosleep(&ts, NULL);
+}
+
 static nvmlReturn_t enter(nvmlDevice_t dev, enum call c) {
+        hang_while_told();
         if (fake.inits == 0)
                 return NVML_ERROR_UNINITIALIZED;
         if (dev < fake.gpus || dev >= fake.gpus + fake.count)
@@ -391,7 +405,10 @@ static nvmlReturn_t enter(nvmlDevice_t dev, enum call c) {
 }
 
 nvmlReturn_t nvmlInit_v2(void) {
-        int r = load_script();
+        int r;
+
+        hang_while_told();
+        r = load_script();
 
         fake_log("init");
         if (r != 0) {

@@ -216,6 +216,20 @@ def fixed(v, decimals):
     return float("%.*f" % (decimals, v))
 
 
+def gpus_fresh(gpus, max_age_ms):
+    """gpus[] without each entry's "age_ms" (the GPU worker's sample age, which varies), after
+    checking that every entry is fresh: aged at most max_age_ms and not marked stale."""
+    out = []
+    for g in gpus:
+        g = dict(g)
+        age = g.pop("age_ms", None)
+        if not isinstance(age, int) or not 0 <= age <= max_age_ms or "stale" in g:
+            raise AssertionError("GPU %s is not fresh (age_ms %r, max %d): %r" % (g.get("index"), age,
+                                                                                   max_age_ms, g))
+        out.append(g)
+    return out
+
+
 def nvml_expected(g, index, with_procs=False):
     """The gpus[] member the agent must publish for scripted GPU g (fault-free: every key given)."""
     dom, bus, dev = [int(x, 16) for x in re.match(r"([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)\.",

@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 INTERVAL_MS = 200
+# A GPU sample is the worker's last complete one: about a tick old, never past the 1 s deadline.
+FRESH_MS = 1000
 ROOT = os.path.join(harness.FIXTURES, "x86-cpu")
 
 # An AWS G5-like A10G and a G6-like L4. Every metric the fake offers is given, so that the agent
@@ -110,7 +112,7 @@ class GpuTelemetry(harness.IntegrationTest):
         t0 = time.monotonic()
         docs = self.telemetry(sub, 5, since=t0)
         for d in docs:
-            self.assertEqual(d["gpus"], expected)
+            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS), expected)
             # Slot s1 is configured with GPU 0 (harness.default_slots) and has it to itself.
             self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "shared": False,
                                                    "util_pct": expected[0]["util_pct"],
@@ -137,8 +139,8 @@ class GpuTelemetry(harness.IntegrationTest):
         t0 = time.monotonic()
         docs = self.telemetry(sub, 10, since=t0)  # 2 s: ten ticks, each meeting the lost GPU again
         for d in docs:
-            self.assertEqual(d["gpus"][0], good)
-            g = d["gpus"][1]
+            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS)[0], good)
+            g = harness.gpus_fresh(d["gpus"], FRESH_MS)[1]
             self.assertEqual({k: v for k, v in g.items() if k != "error"}, ident, g)
             for k in METRIC_KEYS:
                 self.assertNotIn(k, g)
@@ -209,7 +211,7 @@ class GpuProbe(harness.IntegrationTest):
         doc = json.loads(r.stdout)
         self.assertEqual((doc["platform"]["arch"], doc["platform"]["class"]), ("x86_64", "x86-gpu"))
         exp = [harness.nvml_expected(A10G, 0, with_procs=True), harness.nvml_expected(l4, 1, with_procs=True)]
-        self.assertEqual(doc["gpus"], exp)
+        self.assertEqual(harness.gpus_fresh(doc["gpus"], FRESH_MS), exp)
         self.assertEqual(exp[0]["processes"], [{"pid": 4242, "vram_bytes": 2147483648}, {"pid": 4250},
                                                {"pid": 4301, "vram_bytes": 268435456}])
         self.assertNotIn("errors", doc)
@@ -228,7 +230,7 @@ class GpuProbe(harness.IntegrationTest):
         r = self.probe(ROOT, [{"id": "s0", "scale": "cpu-4", "gpu": 1}], [A10G, lost(L4)])
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         doc = json.loads(r.stdout)
-        self.assertEqual(doc["gpus"][0], harness.nvml_expected(A10G, 0, with_procs=True))
+        self.assertEqual(harness.gpus_fresh(doc["gpus"], FRESH_MS)[0], harness.nvml_expected(A10G, 0, with_procs=True))
         err = doc["gpus"][1]["error"]
         self.assertIn("GPU is lost", err)
         self.assertEqual(doc["errors"], [err])

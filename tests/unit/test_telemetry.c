@@ -365,6 +365,8 @@ static void rich_init(struct rich *r) {
                                               .error_msg = "GPU is lost: \x01 gone\\" };
         h->n_gpus = 2;
         h->gpus = r->gpus;
+        h->gpu_age_usec = 2345678; /* the GPU worker stuck: its last sample is 2.3 s old */
+        h->gpus_stale = true;
         r->us[0] = (struct usage_slot){ .has_cg = true,
                                         .cg_state = "ok",
                                         .cg = { .present = HAL_CG_CPU | HAL_CG_MEM | HAL_CG_MEM_MAX |
@@ -437,17 +439,19 @@ static void rich_init(struct rich *r) {
 
 #define RICH_SLOT2_SPEC ",\"conformant\":true,\"usage_pct\":{\"vram\":17.9},\"bandwidth_over_cap\":false"
 
-#define RICH_GPU0                                                                              \
-        "{\"index\":0,\"backend\":\"nvml\",\"name\":\"NVIDIA A10G\",\"uuid\":\"GPU-1\","       \
-        "\"pci_bus_id\":\"0000:01:00.0\",\"util_pct\":55.2,\"mem_util_pct\":20.0,"             \
-        "\"enc_pct\":10.1,\"dec_pct\":0.0,\"vram_total_bytes\":24000000000,"                   \
-        "\"vram_used_bytes\":6000000000,\"power_w\":150.0,\"temp_c\":61.0,\"clock_mhz\":1710," \
-        "\"clock_max_mhz\":1710,\"throttle_reasons\":4,\"fp32_tflops\":31.2,"                  \
+#define RICH_GPU0                                                                                    \
+        "{\"index\":0,\"age_ms\":2345,\"stale\":true,\"backend\":\"nvml\",\"name\":\"NVIDIA A10G\"," \
+        "\"uuid\":\"GPU-1\","                                                                        \
+        "\"pci_bus_id\":\"0000:01:00.0\",\"util_pct\":55.2,\"mem_util_pct\":20.0,"                   \
+        "\"enc_pct\":10.1,\"dec_pct\":0.0,\"vram_total_bytes\":24000000000,"                         \
+        "\"vram_used_bytes\":6000000000,\"power_w\":150.0,\"temp_c\":61.0,\"clock_mhz\":1710,"       \
+        "\"clock_max_mhz\":1710,\"throttle_reasons\":4,\"fp32_tflops\":31.2,"                        \
         "\"fp32_source\":\"table\",\"process_count\":2"
 
-#define RICH_GPU1                                                                   \
-        "{\"index\":1,\"backend\":\"amdgpu\",\"name\":\"Mystery \\\"GPU\\\"\\t1\"," \
-        "\"shared_memory\":true,\"fp32_tflops\":12.5,\"fp32_source\":\"config\","   \
+#define RICH_GPU1                                                                                \
+        "{\"index\":1,\"age_ms\":2345,\"stale\":true,\"backend\":\"amdgpu\",\"name\":\"Mystery " \
+        "\\\"GPU\\\"\\t1\","                                                                     \
+        "\"shared_memory\":true,\"fp32_tflops\":12.5,\"fp32_source\":\"config\","                \
         "\"error\":\"GPU is lost: \\u0001 gone\\\\\"}"
 
 #define RICH_SCALE_S                                                                 \

@@ -1,0 +1,157 @@
+/* test_hal_gpu_worker.c: the GPU worker thread against tests/fakes' NVML, stuck on demand
+ * (FAKE_NVML_HANG): the caller's waits are bounded, a stuck call is named, and freeing never waits. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "clock.h"
+#include "gpu_worker.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/test_hal_gpu_worker.XXXXXX";
+static char script_path[PATH_MAX], hang_path[PATH_MAX];
+static int root_fd = -1;
+
+static int group_setup(void **state) {
+        FILE *f;
+
+        (void)state;
+        if (!mkdtemp(dir))
+                return -1;
+        snprintf(script_path, sizeof(script_path), "%s/script", dir);
+        snprintf(hang_path, sizeof(hang_path), "%s/hang", dir);
+        f = fopen(script_path, "we");
+        if (!f)
+                return -1;
+        fputs("gpu 0 name=NVIDIA L4 pci=0000:01:00.0 device=0x27b8 util=42 temp=50\n", f);
+        fclose(f);
+        setenv("FAKE_NVML_SCRIPT", script_path, 1);
+        setenv("FAKE_NVML_HANG", hang_path, 1);
+        root_fd = tu_open_host("x86-cpu");
+        return root_fd < 0 ? -1 : 0;
+}
+
+static int group_teardown(void **state) {
+        (void)state;
+        close(root_fd);
+        unlink(script_path);
+        unlink(hang_path);
+        rmdir(dir);
+        return 0;
+}
+
+static void hang(bool on) {
+        if (on)
+                close(open(hang_path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+        else
+                unlink(hang_path);
+}
+
+static struct hal_gpu_worker *new_worker(void) {
+        struct hal_gpu_options o = { .nvml_path = FAKE_NVML_PATH };
+        struct hal_gpu_worker *w = NULL;
+
+        assert_int_equal(hal_gpu_worker_new(root_fd, &o, &w), 0);
+        return w;
+}
+
+static void test_sample_comes_from_the_worker_with_its_start_time(void **state) {
+        struct hal_gpu_worker *w = new_worker();
+        struct hal_gpu_sample s;
+        struct pollfd p;
+        uint64_t t0, started = 0;
+        unsigned n = 0;
+
+        (void)state;
+        assert_int_equal(hal_gpu_worker_opened(w, 5 * USEC_PER_SEC, &n, NULL, NULL), 1);
+        assert_int_equal(n, 1);
+        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &started), 0); /* nothing asked yet */
+        t0 = plat_now_mono_usec();
+        assert_int_equal(hal_gpu_worker_start(w), 0);
+        /* The eventfd says when the sample has ended: a loop needs no timer for it. */
+        p = (struct pollfd){ .fd = hal_gpu_worker_fd(w), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &started), 1);
+        assert_true(started >= t0);
+        assert_string_equal(s.backend, "nvml");
+        assert_string_equal(s.name, "NVIDIA L4");
+        assert_true(s.present & HAL_GPU_UTIL);
+        assert_true(s.util_pct == 42.0);
+        assert_int_equal(poll(&p, 1, 0), 0); /* collected: the fd is quiet again */
+        hal_gpu_worker_free(w);
+}
+
+static void test_stuck_sample_is_named_and_never_waited_for(void **state) {
+        struct hal_gpu_worker *w = new_worker();
+        struct hal_gpu_sample s;
+        uint64_t t0, since = 0, started;
+        char what[160] = "";
+        unsigned n;
+
+        (void)state;
+        assert_int_equal(hal_gpu_worker_opened(w, 5 * USEC_PER_SEC, &n, NULL, NULL), 1);
+        assert_int_equal(hal_gpu_worker_start(w), 0);
+        assert_int_equal(hal_gpu_worker_collect(w, 5 * USEC_PER_SEC, &s, &started), 1);
+        assert_false(hal_gpu_worker_busy(w, what, sizeof(what), &since));
+
+        hang(true);
+        assert_int_equal(hal_gpu_worker_start(w), 0);
+        assert_int_equal(hal_gpu_worker_start(w), -EBUSY); /* one request at a time */
+        t0 = plat_now_mono_usec();
+        assert_int_equal(hal_gpu_worker_collect(w, 200 * USEC_PER_MSEC, &s, &started), 0);
+        assert_true(plat_now_mono_usec() - t0 < 2 * USEC_PER_SEC); /* the bound held */
+        assert_true(hal_gpu_worker_busy(w, what, sizeof(what), &since));
+        assert_string_equal(what, "sampling GPU 0 (NVIDIA L4)");
+        assert_true(since <= plat_now_mono_usec());
+
+        /* Freeing a stuck worker returns at once; its thread frees itself when the call returns. */
+        t0 = plat_now_mono_usec();
+        hal_gpu_worker_free(w);
+        assert_true(plat_now_mono_usec() - t0 < USEC_PER_SEC);
+        hang(false);
+        usleep(300 * 1000); /* let the abandoned thread finish, so LSan sees it freed */
+}
+
+static void test_stuck_open_is_bounded_and_joins_when_it_returns(void **state) {
+        struct hal_gpu_worker *w;
+        char what[160] = "";
+        uint64_t t0, since;
+        unsigned n = 7;
+
+        (void)state;
+        hang(true);
+        w = new_worker();
+        t0 = plat_now_mono_usec();
+        assert_int_equal(hal_gpu_worker_opened(w, 300 * USEC_PER_MSEC, &n, NULL, NULL), 0);
+        assert_int_equal(n, 7); /* untouched */
+        assert_true(plat_now_mono_usec() - t0 < 2 * USEC_PER_SEC);
+        assert_true(hal_gpu_worker_busy(w, what, sizeof(what), &since));
+        assert_string_equal(what, "opening the GPU backends");
+        assert_int_equal(hal_gpu_worker_start(w), -EBUSY);
+        hang(false);
+        assert_int_equal(hal_gpu_worker_opened(w, 5 * USEC_PER_SEC, &n, NULL, NULL), 1);
+        assert_int_equal(n, 1);
+        hal_gpu_worker_free(w);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_sample_comes_from_the_worker_with_its_start_time),
+                cmocka_unit_test(test_stuck_sample_is_named_and_never_waited_for),
+                cmocka_unit_test(test_stuck_open_is_bounded_and_joins_when_it_returns),
+        };
+
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
