@@ -408,6 +408,8 @@ char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const
                 jsonw_object(&j, "memory");
                 jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
                 jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
+                if (h->mem.available_estimated)
+                        jsonw_bool(&j, "available_estimated", true);
                 if (h->mem.total_bytes && h->mem.available_bytes <= h->mem.total_bytes)
                         jsonw_fixed(&j, "used_pct",
                                     100.0 * (double)(h->mem.total_bytes - h->mem.available_bytes) /
@@ -454,6 +456,8 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
                 jsonw_object(&j, "memory");
                 jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
                 jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
+                if (h->mem.available_estimated)
+                        jsonw_bool(&j, "available_estimated", true);
                 jsonw_end(&j);
         }
         if (h->has_net) {

@@ -371,8 +371,19 @@ class Cli(harness.IntegrationTest):
         for line in read("proc/meminfo").splitlines():
             k, _, v = line.partition(":")
             mem[k] = v.split()
-        doc["memory"] = {"total_bytes": int(mem["MemTotal"][0]) * 1024,
-                         "available_bytes": int(mem["MemAvailable"][0]) * 1024}
+        if "MemAvailable" in mem:
+            doc["memory"] = {"total_bytes": int(mem["MemTotal"][0]) * 1024,
+                             "available_bytes": int(mem["MemAvailable"][0]) * 1024}
+        else:  # before Linux 3.14: the kernel's estimate, less the zones' low watermarks
+            est = sum(int(mem[k][0]) * 1024 for k in ("MemFree", "Active(file)", "Inactive(file)", "SReclaimable"))
+            try:
+                low = sum(int(f[1]) for f in (ln.split() for ln in read("proc/zoneinfo").splitlines())
+                          if len(f) == 2 and f[0] == "low")
+            except FileNotFoundError:
+                low = 0
+            doc["memory"] = {"total_bytes": int(mem["MemTotal"][0]) * 1024,
+                             "available_bytes": max(0, est - low * os.sysconf("SC_PAGE_SIZE")),
+                             "available_estimated": True}
 
         net = []
         for line in read("proc/net/dev").splitlines()[2:]:

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Parses s from a heap copy of exactly strlen(s) bytes, no NUL: ASan catches any overread. */
 static int parse(const char *s, struct hal_mem_sample *ret, char *err, size_t errlen) {
@@ -49,15 +50,76 @@ static void test_read_arm_host_converts_kb_to_bytes(void **state) {
         assert_int_equal(s.available_bytes, UINT64_C(29104512) * 1024);
 }
 
-static void test_read_meminfo_without_available_names_field(void **state) {
+/* A truncated file: no MemAvailable, and no SReclaimable to estimate it with. */
+static void test_read_meminfo_without_available_or_estimate_names_field(void **state) {
         _cleanup_close_ int root = tu_open_host("corrupt/meminfo-no-available");
         struct hal_mem_sample s = sentinel;
         char err[256];
 
         (void)state;
         assert_int_equal(hal_mem_read(root, &s, err, sizeof(err)), -EPROTO);
-        assert_string_equal(err, "/proc/meminfo: MemAvailable missing");
+        assert_string_equal(err, "/proc/meminfo: MemAvailable missing, and SReclaimable to estimate it");
         assert_untouched(&s);
+}
+
+/* Linux 3.10 (CentOS 7 style) has no MemAvailable: MemTotal as given, and available estimated as the
+ * kernel's own commit does, less the three zones' low watermarks (41 + 8673 + 34582 pages). */
+static void test_read_pre_3_14_host_estimates_available_less_low_watermarks(void **state) {
+        _cleanup_close_ int root = tu_open_host("x86-cpu-linux-3.10");
+        struct hal_mem_sample s = sentinel;
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+        char err[256] = "";
+
+        (void)state;
+        assert_int_equal(hal_mem_read(root, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.total_bytes, UINT64_C(16267484) * 1024);
+        assert_true(s.available_estimated);
+        assert_int_equal(s.available_bytes,
+                         (UINT64_C(9538320) + 2559780 + 2012316 + 331092) * 1024 - UINT64_C(43296) * page);
+        assert_string_equal(err, "");
+}
+
+static void test_estimate_without_zoneinfo_keeps_the_sum(void **state) {
+        struct tu_scratch *sc = *state;
+        struct hal_mem_sample s = sentinel;
+        char err[256];
+
+        tu_put(sc->fd, "proc/meminfo",
+               "MemTotal: 100 kB\nMemFree: 10 kB\nActive(file): 20 kB\nInactive(file): 5 kB\nSReclaimable: "
+               "3 kB\n");
+        assert_int_equal(hal_mem_read(sc->fd, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.available_bytes, 38 * 1024);
+        assert_true(s.available_estimated);
+        /* Watermarks past the estimate leave nothing available, never a wrapped huge number. */
+        tu_put(sc->fd, "proc/zoneinfo", "Node 0, zone Normal\n  pages free 1\n        low      100000\n");
+        assert_int_equal(hal_mem_read(sc->fd, &s, err, sizeof(err)), 0);
+        assert_int_equal(s.available_bytes, 0);
+}
+
+static void test_parse_available_given_is_not_estimated(void **state) {
+        struct hal_mem_sample s = sentinel;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(parse("MemTotal: 9 kB\nMemFree: 1 kB\nMemAvailable: 4 kB\n", &s, err, sizeof(err)),
+                         0);
+        assert_int_equal(s.available_bytes, 4 * 1024);
+        assert_false(s.available_estimated);
+}
+
+static void test_zoneinfo_low_sums_every_zone_and_names_a_bad_line(void **state) {
+        static const char good[] = "Node 0, zone DMA\n        min 1\n        low 2\n        high 3\n"
+                                   "Node 0, zone Normal\n        low 40\n    nr_zone_low 7\n";
+        uint64_t pages = 99;
+        char err[256];
+
+        (void)state;
+        assert_int_equal(hal_mem_zoneinfo_low_pages(good, strlen(good), &pages, err, sizeof(err)), 0);
+        assert_int_equal(pages, 42);
+        assert_int_equal(hal_mem_zoneinfo_low_pages("Node 0\n  low x1\n", 16, &pages, err, sizeof(err)),
+                         -EPROTO);
+        assert_string_equal(err, "/proc/zoneinfo:2: 'low' is not followed by one number: 'low x1'");
+        assert_int_equal(pages, 42);
 }
 
 static void test_read_empty_meminfo_names_file(void **state) {
@@ -100,7 +162,7 @@ static void test_reader_keeps_meminfo_open_reads_fresh_and_reopens_after_failure
         assert_int_equal(s.available_bytes, 30 * 1024);
         tu_put(sc->fd, "proc/meminfo", "MemTotal: 100 kB\n");
         assert_int_equal(hal_mem_reader_read(r, &s, err, sizeof(err)), -EPROTO);
-        assert_string_equal(err, "/proc/meminfo: MemAvailable missing");
+        assert_string_equal(err, "/proc/meminfo: MemAvailable missing, and MemFree to estimate it");
         hal_mem_reader_free(r);
         hal_mem_reader_free(NULL);
 }
@@ -247,7 +309,12 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_x86_host_converts_kb_to_bytes),
                 cmocka_unit_test(test_read_arm_host_converts_kb_to_bytes),
-                cmocka_unit_test(test_read_meminfo_without_available_names_field),
+                cmocka_unit_test(test_read_meminfo_without_available_or_estimate_names_field),
+                cmocka_unit_test(test_read_pre_3_14_host_estimates_available_less_low_watermarks),
+                cmocka_unit_test_setup_teardown(test_estimate_without_zoneinfo_keeps_the_sum,
+                                                tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test(test_parse_available_given_is_not_estimated),
+                cmocka_unit_test(test_zoneinfo_low_sums_every_zone_and_names_a_bad_line),
                 cmocka_unit_test(test_read_empty_meminfo_names_file),
                 cmocka_unit_test(test_read_missing_meminfo_returns_enoent_with_path),
                 cmocka_unit_test_setup_teardown(
