@@ -34,7 +34,7 @@ struct hal_gpu_sample {
         /* Identity: filled by every sample. */
         const char *backend; /* "nvml", "amdgpu", "mali": static */
         char name[96];       /* marketing name, or the driver's id when there is none */
-        char uuid[80];       /* "" when the backend has none */
+        char uuid[96];       /* "" when the backend has none; 96: nvml.h's NVML_DEVICE_UUID_V2_BUFFER_SIZE */
         char pci_bus_id[32]; /* "0000:01:00.0", "" for non-PCI GPUs */
         uint16_t pci_vendor; /* 0 when not PCI */
         uint16_t pci_device;

@@ -470,8 +470,31 @@ static void test_free_and_count_accept_null(void **state) {
         assert_int_equal(hal_gpus_count(NULL), 0);
 }
 
+/* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
+ * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
+static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
+        char uuid[96], script[256];
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        memset(uuid, 'f', sizeof(uuid) - 1);
+        memcpy(uuid, "MIG-GPU-", 8);
+        uuid[sizeof(uuid) - 1] = '\0';
+        snprintf(script, sizeof(script), "gpu 0 name=NVIDIA A100 uuid=%s pci=0000:01:00.0 device=0x20b0\n",
+                 uuid);
+        write_script(script);
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(strlen(s.uuid), 95);
+        assert_string_equal(s.uuid, uuid);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_uuid_up_to_nvml_v2_buffer_size_is_read_whole),
                 cmocka_unit_test_teardown(test_sample_reads_every_metric_with_exact_values, test_teardown),
                 cmocka_unit_test_teardown(test_unsupported_metric_is_absent_not_zero, test_teardown),
                 cmocka_unit_test_teardown(test_lost_gpu_reports_error_and_other_gpu_is_intact,
