@@ -149,6 +149,8 @@ static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index
                 jsonw_u64(j, "vram_total_bytes", g->vram_total_bytes);
                 jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
+        if (g->present & HAL_GPU_VRAM_RESERVED)
+                jsonw_u64(j, "vram_reserved_bytes", g->vram_reserved_bytes);
         if (g->present & HAL_GPU_POWER)
                 jsonw_fixed(j, "power_w", g->power_w, 1);
         if (g->present & HAL_GPU_TEMP)

@@ -12,17 +12,18 @@
 /* Which members of a sample hold a value. A metric the GPU or driver does not offer is
  * absent (its bit clear), never 0. */
 enum {
-        HAL_GPU_UTIL = 1u << 0,      /* util_pct */
-        HAL_GPU_MEM_UTIL = 1u << 1,  /* mem_util_pct (memory controller busy) */
-        HAL_GPU_ENC = 1u << 2,       /* enc_pct */
-        HAL_GPU_DEC = 1u << 3,       /* dec_pct */
-        HAL_GPU_VRAM = 1u << 4,      /* vram_total_bytes, vram_used_bytes */
-        HAL_GPU_POWER = 1u << 5,     /* power_w */
-        HAL_GPU_TEMP = 1u << 6,      /* temp_c */
-        HAL_GPU_CLOCK = 1u << 7,     /* clock_mhz */
-        HAL_GPU_CLOCK_MAX = 1u << 8, /* clock_max_mhz */
-        HAL_GPU_THROTTLE = 1u << 9,  /* throttle_reasons */
-        HAL_GPU_PROCS = 1u << 10,    /* procs[0..n_procs) */
+        HAL_GPU_UTIL = 1u << 0,           /* util_pct */
+        HAL_GPU_MEM_UTIL = 1u << 1,       /* mem_util_pct (memory controller busy) */
+        HAL_GPU_ENC = 1u << 2,            /* enc_pct */
+        HAL_GPU_DEC = 1u << 3,            /* dec_pct */
+        HAL_GPU_VRAM = 1u << 4,           /* vram_total_bytes, vram_used_bytes */
+        HAL_GPU_POWER = 1u << 5,          /* power_w */
+        HAL_GPU_TEMP = 1u << 6,           /* temp_c */
+        HAL_GPU_CLOCK = 1u << 7,          /* clock_mhz */
+        HAL_GPU_CLOCK_MAX = 1u << 8,      /* clock_max_mhz */
+        HAL_GPU_THROTTLE = 1u << 9,       /* throttle_reasons */
+        HAL_GPU_PROCS = 1u << 10,         /* procs[0..n_procs) */
+        HAL_GPU_VRAM_RESERVED = 1u << 11, /* vram_reserved_bytes (NVML _v2: used then excludes it) */
 };
 
 struct hal_gpu_proc {
@@ -43,7 +44,7 @@ struct hal_gpu_sample {
         /* Metrics: valid where `present` has the bit. */
         uint32_t present;
         double util_pct, mem_util_pct, enc_pct, dec_pct;
-        uint64_t vram_total_bytes, vram_used_bytes;
+        uint64_t vram_total_bytes, vram_used_bytes, vram_reserved_bytes;
         double power_w;
         double temp_c;
         unsigned clock_mhz, clock_max_mhz; /* SM (NVIDIA) or shader/core clock */

@@ -65,6 +65,22 @@ typedef struct {
         unsigned long long total, free, used;
 } nvmlMemory_t;
 
+/* Versioned structs carry their size and version in their first word (nvml.h's NVML_STRUCT_VERSION). */
+#define NVML_STRUCT_VERSION(type, ver) ((unsigned int)(sizeof(type) | ((unsigned)(ver) << 24u)))
+
+/* nvmlDeviceGetMemoryInfo_v2 (driver 510+): memory the driver or firmware sets aside, apart. */
+typedef struct {
+        unsigned int version;
+        unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+
+/* nvmlDeviceGetTemperatureV (API 13), the successor of the deprecated nvmlDeviceGetTemperature. */
+typedef struct {
+        unsigned int version;
+        int sensorType; /* nvmlTemperatureSensors_t */
+        int temperature;
+} nvmlTemperature_v1_t;
+
 /* The layout of nvmlDeviceGetPciInfo_v2 and _v3 (the v1 call had busId[16] and reserved words
  * where busId[32] is now). domain..pciDeviceId sit at the same offsets in all three. */
 typedef struct {
@@ -131,8 +147,10 @@ struct nvml {
         nvmlReturn_t (*sym_nvmlDeviceGetDecoderUtilization)(nvmlDevice_t dev, unsigned int *pct,
                                                             unsigned int *period_us);
         nvmlReturn_t (*sym_nvmlDeviceGetMemoryInfo)(nvmlDevice_t dev, nvmlMemory_t *mem);
+        nvmlReturn_t (*sym_nvmlDeviceGetMemoryInfo_v2)(nvmlDevice_t dev, nvmlMemory_v2_t *mem);
         nvmlReturn_t (*sym_nvmlDeviceGetPowerUsage)(nvmlDevice_t dev, unsigned int *mw);
         nvmlReturn_t (*sym_nvmlDeviceGetTemperature)(nvmlDevice_t dev, int sensor, unsigned int *c);
+        nvmlReturn_t (*sym_nvmlDeviceGetTemperatureV)(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
         nvmlReturn_t (*sym_nvmlDeviceGetClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetMaxClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
@@ -167,8 +185,10 @@ static const struct nvml_sym nvml_syms[] = {
         SYM(nvmlDeviceGetEncoderUtilization, NULL, false),
         SYM(nvmlDeviceGetDecoderUtilization, NULL, false),
         SYM(nvmlDeviceGetMemoryInfo, NULL, false),
+        SYM(nvmlDeviceGetMemoryInfo_v2, NULL, false),
         SYM(nvmlDeviceGetPowerUsage, NULL, false),
         SYM(nvmlDeviceGetTemperature, NULL, false),
+        SYM(nvmlDeviceGetTemperatureV, NULL, false),
         SYM(nvmlDeviceGetClockInfo, NULL, false),
         SYM(nvmlDeviceGetMaxClockInfo, NULL, false),
         /* Renamed in driver 535; the old name stays exported as deprecated. */
@@ -461,9 +481,35 @@ static void nvml_read_codec(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
         }
 }
 
-static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
-        nvmlMemory_t m = { 0 };
+/* A versioned call the driver has but does not take (a struct version it does not know): the
+ * older call is asked instead. */
+static bool nvml_try_older(nvmlReturn_t r) {
+        return nvml_unsupported(r) || r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH ||
+               r == NVML_ERROR_INVALID_ARGUMENT;
+}
 
+/* _v2 where exported: its reserved memory is shown apart, and "used" is what is allocated (total less
+ * free less reserved), so that an idle GPU is near 0 and a slot's share is not overstated. */
+static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        nvmlMemory_v2_t m2 = { .version = NVML_STRUCT_VERSION(nvmlMemory_v2_t, 2) };
+        nvmlMemory_t m = { 0 };
+        nvmlReturn_t r = NVML_ERROR_FUNCTION_NOT_FOUND;
+
+        if (n->sym_nvmlDeviceGetMemoryInfo_v2)
+                r = n->sym_nvmlDeviceGetMemoryInfo_v2(dev, &m2);
+        if (r == NVML_SUCCESS) {
+                uint64_t set_aside = m2.free + m2.reserved;
+
+                s->vram_total_bytes = m2.total;
+                s->vram_used_bytes = set_aside < m2.free || set_aside > m2.total ? 0 : m2.total - set_aside;
+                s->vram_reserved_bytes = m2.reserved;
+                s->present |= HAL_GPU_VRAM | HAL_GPU_VRAM_RESERVED;
+                return;
+        }
+        if (!nvml_try_older(r)) {
+                nvml_fail(n, i, "nvmlDeviceGetMemoryInfo_v2", r, s);
+                return;
+        }
         if (n->sym_nvmlDeviceGetMemoryInfo &&
             nvml_ok(n, i, "nvmlDeviceGetMemoryInfo", n->sym_nvmlDeviceGetMemoryInfo(dev, &m), s)) {
                 s->vram_total_bytes = m.total;
@@ -472,13 +518,23 @@ static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev,
         }
 }
 
-static void nvml_read_power(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
-        unsigned mw = 0, c = 0;
+/* nvmlDeviceGetTemperatureV where exported (the old call is deprecated in API 13), else the old one. */
+static void nvml_read_temp(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        nvmlTemperature_v1_t t = { .version = NVML_STRUCT_VERSION(nvmlTemperature_v1_t, 1),
+                                   .sensorType = NVML_TEMPERATURE_GPU };
+        nvmlReturn_t r = NVML_ERROR_FUNCTION_NOT_FOUND;
+        unsigned c = 0;
 
-        if (n->sym_nvmlDeviceGetPowerUsage &&
-            nvml_ok(n, i, "nvmlDeviceGetPowerUsage", n->sym_nvmlDeviceGetPowerUsage(dev, &mw), s)) {
-                s->power_w = mw / 1000.0;
-                s->present |= HAL_GPU_POWER;
+        if (n->sym_nvmlDeviceGetTemperatureV)
+                r = n->sym_nvmlDeviceGetTemperatureV(dev, &t);
+        if (r == NVML_SUCCESS) {
+                s->temp_c = t.temperature;
+                s->present |= HAL_GPU_TEMP;
+                return;
+        }
+        if (!nvml_try_older(r)) {
+                nvml_fail(n, i, "nvmlDeviceGetTemperatureV", r, s);
+                return;
         }
         if (n->sym_nvmlDeviceGetTemperature &&
             nvml_ok(n, i, "nvmlDeviceGetTemperature",
@@ -486,6 +542,17 @@ static void nvml_read_power(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
                 s->temp_c = c;
                 s->present |= HAL_GPU_TEMP;
         }
+}
+
+static void nvml_read_power(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        unsigned mw = 0;
+
+        if (n->sym_nvmlDeviceGetPowerUsage &&
+            nvml_ok(n, i, "nvmlDeviceGetPowerUsage", n->sym_nvmlDeviceGetPowerUsage(dev, &mw), s)) {
+                s->power_w = mw / 1000.0;
+                s->present |= HAL_GPU_POWER;
+        }
+        nvml_read_temp(n, i, dev, s);
 }
 
 static void nvml_read_clocks(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {

@@ -8,17 +8,21 @@
  *   gpu N key=value ...         describes GPU N (GPUs 0..N-1 exist; undescribed ones support nothing)
  * GPU keys (a value runs up to the next key=, so names may hold spaces):
  *   name uuid pci=DDDD:BB:DD.F device=0xID vendor=0xID util memutil enc dec vram_total vram_used
- *   power_mw temp sm sm_max throttle procs gprocs err.CALL=ERR
+ *   vram_reserved power_mw temp sm sm_max throttle procs gprocs err.CALL=ERR
+ *   vram_used is what processes allocated; the driver's reserve (vram_reserved, default 0) is
+ *   inside v1's "used" and _v2's "used", and apart in _v2's "reserved", as nvml.h says.
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
  *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
  *   CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
- *   procs gprocs.
+ *   procs gprocs memory_v2 temp_v (the last two fail only the newer call; memory and temp fail
+ *   both the old and the new one).
  * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
  * call ("procs CAP").
  * FAKE_NVML_HANG, when set, names a file: while it exists, nvmlInit_v2 and every device call block
  * in the library (as a driver stuck in an ioctl does), and return when it is removed.
  * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
- * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString or PciInfo_v3). */
+ * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
+ * MemoryInfo_v2 or TemperatureV). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,6 +48,17 @@ typedef struct {
 typedef struct {
         unsigned long long total, free, used;
 } nvmlMemory_t;
+
+typedef struct {
+        unsigned int version;
+        unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+
+typedef struct {
+        unsigned int version;
+        int sensorType;
+        int temperature;
+} nvmlTemperature_v1_t;
 
 typedef struct {
         char busIdLegacy[16];
@@ -72,12 +87,14 @@ enum call {
         CALL_THROTTLE,
         CALL_PROCS,
         CALL_GPROCS,
+        CALL_MEMORY_V2,
+        CALL_TEMP_V,
         CALL_MAX,
 };
 
 static const char *const call_names[CALL_MAX] = {
-        "handle", "name", "uuid",  "pci",      "util",     "memory", "encoder", "decoder",
-        "power",  "temp", "clock", "maxclock", "throttle", "procs",  "gprocs",
+        "handle", "name",  "uuid",     "pci",      "util",  "memory", "encoder",   "decoder", "power",
+        "temp",   "clock", "maxclock", "throttle", "procs", "gprocs", "memory_v2", "temp_v",
 };
 
 struct fake_list {
@@ -91,7 +108,7 @@ typedef struct nvmlDevice_st {
         char name[96], uuid[96];
         unsigned domain, bus, dev, vendor, device;
         unsigned util, memutil, enc, dec, power_mw, temp, sm, sm_max;
-        unsigned long long vram_total, vram_used, throttle;
+        unsigned long long vram_total, vram_used, vram_reserved, throttle;
         struct fake_list procs, gprocs;
 } * nvmlDevice_t;
 
@@ -122,6 +139,7 @@ static const struct {
         { "FUNCTION_NOT_FOUND", 13, "Function Not Found" },
         { "GPU_IS_LOST", 15, "GPU is lost" },
         { "LIB_RM_VERSION_MISMATCH", 18, "RM has detected an NVML/RM version mismatch." },
+        { "ARGUMENT_VERSION_MISMATCH", 25, "Argument version mismatch" },
         { "UNKNOWN", 999, "Unknown Error" },
 };
 
@@ -150,6 +168,8 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t dev, unsigned l
 nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *r);
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t dev, unsigned int *count,
                                                    nvmlProcessInfo_v1_t *infos);
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m);
+nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
 #endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -286,6 +306,7 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
         SET_UINT("vendor", vendor, CALL_PCI);
         SET_ULL("vram_total", vram_total, CALL_MEMORY);
         SET_ULL("vram_used", vram_used, CALL_MEMORY);
+        SET_ULL("vram_reserved", vram_reserved, CALL_MEMORY);
         SET_ULL("throttle", throttle, CALL_THROTTLE);
 #undef SET_UINT
 #undef SET_ULL
@@ -501,7 +522,8 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
         nvmlReturn_t r = enter(dev, CALL_MEMORY);
 
         if (r == NVML_SUCCESS)
-                *m = (nvmlMemory_t){ dev->vram_total, dev->vram_total - dev->vram_used, dev->vram_used };
+                *m = (nvmlMemory_t){ dev->vram_total, dev->vram_total - dev->vram_used - dev->vram_reserved,
+                                     dev->vram_used + dev->vram_reserved };
         return r;
 }
 
@@ -615,5 +637,34 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigne
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t dev, unsigned int *count,
                                                    nvmlProcessInfo_v1_t *infos) {
         return proc_list(dev, CALL_GPROCS, count, infos);
+}
+
+/* Versioned calls check the version word as the real ones do (NVML_STRUCT_VERSION). */
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m) {
+        nvmlReturn_t r = enter(dev, CALL_MEMORY);
+
+        if (r == NVML_SUCCESS && dev->err[CALL_MEMORY_V2])
+                return (nvmlReturn_t)dev->err[CALL_MEMORY_V2];
+        if (r == NVML_SUCCESS && m->version != (unsigned)(sizeof(*m) | 2u << 24))
+                return (nvmlReturn_t)25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+        if (r == NVML_SUCCESS)
+                *m = (nvmlMemory_v2_t){ m->version, dev->vram_total, dev->vram_reserved,
+                                        dev->vram_total - dev->vram_used - dev->vram_reserved,
+                                        dev->vram_used + dev->vram_reserved };
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t) {
+        nvmlReturn_t r = enter(dev, CALL_TEMP);
+
+        if (r == NVML_SUCCESS && dev->err[CALL_TEMP_V])
+                return (nvmlReturn_t)dev->err[CALL_TEMP_V];
+        if (r == NVML_SUCCESS && t->version != (unsigned)(sizeof(*t) | 1u << 24))
+                return (nvmlReturn_t)25;             /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+        if (r == NVML_SUCCESS && t->sensorType != 0) /* NVML_TEMPERATURE_GPU */
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r == NVML_SUCCESS)
+                t->temperature = (int)dev->temp;
+        return r;
 }
 #endif

@@ -170,7 +170,7 @@ def proc_net_dev():
 def write_nvml_script(path, gpus, extra_lines=()):
     """Writes a FAKE_NVML_SCRIPT (format: tests/fakes/fake_nvml.c) describing `gpus`, a list of
     dicts with the fake's keys (name uuid pci device util memutil enc dec vram_total vram_used
-    power_mw temp sm sm_max throttle procs gprocs err.CALL). Returns path."""
+    vram_reserved power_mw temp sm sm_max throttle procs gprocs err.CALL). Returns path."""
     lines = ["# written by %s" % os.path.basename(sys.argv[0])] + list(extra_lines)
     for i, g in enumerate(gpus):
         items = []
@@ -241,6 +241,8 @@ def nvml_expected(g, index, with_procs=False):
         "util_pct": fixed(g["util"], 1), "mem_util_pct": fixed(g["memutil"], 1),
         "enc_pct": fixed(g["enc"], 1), "dec_pct": fixed(g["dec"], 1),
         "vram_total_bytes": g["vram_total"], "vram_used_bytes": g["vram_used"],
+        # The fake exports nvmlDeviceGetMemoryInfo_v2: the driver's reserve is shown apart.
+        "vram_reserved_bytes": g.get("vram_reserved", 0),
         "power_w": fixed(g["power_mw"] / 1000.0, 1), "temp_c": fixed(g["temp"], 1),
         "clock_mhz": g["sm"], "clock_max_mhz": g["sm_max"], "throttle_reasons": g["throttle"],
         "fp32_tflops": None if tf is None else fixed(tf, 1),

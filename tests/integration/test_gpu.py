@@ -31,12 +31,12 @@ FRESH_MS = 1000
 ROOT = os.path.join(harness.FIXTURES, "x86-cpu")
 
 # An AWS G5-like A10G and a G6-like L4. Every metric the fake offers is given, so that the agent
-# must report each one; process lists exercise the merge of compute and graphics processes (4242
+# must report each one (the A10G's 512 MiB driver reserve apart from its used VRAM, through _v2); process lists exercise the merge of compute and graphics processes (4242
 # is in both, the larger figure wins; 4250's figure is not available).
 A10G = {
     "name": "NVIDIA A10G", "uuid": "GPU-3f1c9a52-7d0e-4b8e-9c11-5a2b6c7d8e01", "pci": "0000:00:1e.0",
     "device": 0x2237, "util": 37, "memutil": 12, "enc": 5, "dec": 3,
-    "vram_total": 24146608128, "vram_used": 8053063680, "power_mw": 187512, "temp": 61,
+    "vram_total": 24146608128, "vram_used": 8053063680, "vram_reserved": 536870912, "power_mw": 187512, "temp": 61,
     "sm": 1710, "sm_max": 1710, "throttle": 0x24,
     "procs": "4242:1073741824,4250:-", "gprocs": "4242:2147483648,4301:268435456",
 }

@@ -20,9 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ALL_METRICS                                                                                   \
-        (HAL_GPU_UTIL | HAL_GPU_MEM_UTIL | HAL_GPU_ENC | HAL_GPU_DEC | HAL_GPU_VRAM | HAL_GPU_POWER | \
-         HAL_GPU_TEMP | HAL_GPU_CLOCK | HAL_GPU_CLOCK_MAX | HAL_GPU_THROTTLE | HAL_GPU_PROCS)
+#define ALL_METRICS                                                                                 \
+        (HAL_GPU_UTIL | HAL_GPU_MEM_UTIL | HAL_GPU_ENC | HAL_GPU_DEC | HAL_GPU_VRAM |               \
+         HAL_GPU_VRAM_RESERVED | HAL_GPU_POWER | HAL_GPU_TEMP | HAL_GPU_CLOCK | HAL_GPU_CLOCK_MAX | \
+         HAL_GPU_THROTTLE | HAL_GPU_PROCS)
 
 #define GPU0_METRICS                                                                                       \
         "name=NVIDIA A10G uuid=GPU-5e1c3a4b-0000-1111-2222-333344445555 pci=0000:01:00.0 device=0x2237 "   \
@@ -166,7 +167,8 @@ static void test_unsupported_metric_is_absent_not_zero(void **state) {
         assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
         assert_int_equal(s.error, 0);
         assert_string_equal(s.error_msg, "");
-        assert_int_equal(s.present, HAL_GPU_UTIL | HAL_GPU_MEM_UTIL | HAL_GPU_DEC | HAL_GPU_VRAM);
+        assert_int_equal(s.present, HAL_GPU_UTIL | HAL_GPU_MEM_UTIL | HAL_GPU_DEC | HAL_GPU_VRAM |
+                                            HAL_GPU_VRAM_RESERVED);
         assert_int_equal(s.n_procs, 0);
         assert_string_equal(s.pci_bus_id, ""); /* PCI info not supported either */
         hal_gpu_backend_nvml.close(ctx);
@@ -186,8 +188,9 @@ static void test_lost_gpu_reports_error_and_other_gpu_is_intact(void **state) {
 
         assert_int_equal(hal_gpus_sample(g, 1, &s), 0);
         assert_int_equal(s.error, -ENXIO);
-        assert_string_equal(s.error_msg,
-                            "nvmlDeviceGetMemoryInfo on GPU 1 (0000:02:00.0): GPU is lost (NVML error 15)");
+        assert_string_equal(
+                s.error_msg,
+                "nvmlDeviceGetMemoryInfo_v2 on GPU 1 (0000:02:00.0): GPU is lost (NVML error 15)");
         assert_string_equal(s.backend, "nvml");
         assert_string_equal(s.uuid, "GPU-0b0b0b0b-0000-1111-2222-333344445555");
         /* Read before the loss: kept. After it: not asked, so absent. */
@@ -396,7 +399,8 @@ static void test_old_library_lacks_optional_metrics_but_reads_the_rest(void **st
 
         assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
         assert_int_equal(s.error, 0);
-        assert_int_equal(s.present, ALL_METRICS & ~(HAL_GPU_ENC | HAL_GPU_DEC | HAL_GPU_THROTTLE));
+        assert_int_equal(s.present, ALL_METRICS & ~(HAL_GPU_ENC | HAL_GPU_DEC | HAL_GPU_THROTTLE |
+                                                    HAL_GPU_VRAM_RESERVED));
         /* nvmlDeviceGetPciInfo_v2 stands in for the missing _v3. */
         assert_string_equal(s.pci_bus_id, "0000:01:00.0");
         assert_int_equal(s.pci_device, 0x2237);
@@ -470,6 +474,89 @@ static void test_free_and_count_accept_null(void **state) {
         assert_int_equal(hal_gpus_count(NULL), 0);
 }
 
+/* An idle GPU with 300 bytes set aside by the driver: _v2 shows them apart and "used" without them;
+ * v1 (an old driver) can only count them as used. */
+static void test_memory_v2_shows_reserved_apart_and_used_without_it(void **state) {
+        static const char script[] =
+                "gpu 0 name=NVIDIA L4 vram_total=1000 vram_used=100 vram_reserved=300\n";
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script(script);
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present, HAL_GPU_VRAM | HAL_GPU_VRAM_RESERVED);
+        assert_int_equal(s.vram_total_bytes, 1000);
+        assert_int_equal(s.vram_used_bytes, 100);
+        assert_int_equal(s.vram_reserved_bytes, 300);
+        hal_gpu_backend_nvml.close(ctx);
+
+        ctx = open_backend(FAKE_NVML_OLD_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, HAL_GPU_VRAM);
+        assert_int_equal(s.vram_used_bytes, 400);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
+static void test_memory_v2_refused_falls_back_to_v1_without_error(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA L4 vram_total=1000 vram_used=100 vram_reserved=300 "
+                     "err.memory_v2=ARGUMENT_VERSION_MISMATCH\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present, HAL_GPU_VRAM);
+        assert_int_equal(s.vram_used_bytes, 400);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
+/* The successor of the deprecated temperature call is the one asked; where it is not supported the
+ * old call still answers. */
+static void test_temperature_v_is_asked_first_and_old_call_is_the_fallback(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA L4 temp=67 err.temp_v=NOT_SUPPORTED\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present, HAL_GPU_TEMP);
+        assert_true(s.temp_c == 67.0);
+        hal_gpu_backend_nvml.close(ctx);
+
+        write_script("gpu 0 name=NVIDIA L4 temp=67 err.temp_v=UNKNOWN\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, 0);
+        assert_string_equal(s.error_msg,
+                            "nvmlDeviceGetTemperatureV on GPU 0: Unknown Error (NVML error 999)");
+        hal_gpu_backend_nvml.close(ctx);
+}
+
+/* MIG and sandboxed services meet NO_PERMISSION on some queries: it costs that field, the GPU keeps
+ * the others, and the error names the call. */
+static void test_permission_error_costs_only_the_field_it_hits(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA A100 pci=0000:01:00.0 util=5 memutil=1 temp=50 power_mw=60000 "
+                     "vram_total=1000 vram_used=10 err.memory=NO_PERMISSION\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, -EACCES);
+        assert_string_equal(s.error_msg, "nvmlDeviceGetMemoryInfo_v2 on GPU 0 (0000:01:00.0): Insufficient "
+                                         "Permissions (NVML error 4)");
+        assert_int_equal(s.present, HAL_GPU_UTIL | HAL_GPU_MEM_UTIL | HAL_GPU_TEMP | HAL_GPU_POWER);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 /* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
  * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
 static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
@@ -495,6 +582,10 @@ static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid_up_to_nvml_v2_buffer_size_is_read_whole),
+                cmocka_unit_test(test_memory_v2_shows_reserved_apart_and_used_without_it),
+                cmocka_unit_test(test_memory_v2_refused_falls_back_to_v1_without_error),
+                cmocka_unit_test(test_temperature_v_is_asked_first_and_old_call_is_the_fallback),
+                cmocka_unit_test(test_permission_error_costs_only_the_field_it_hits),
                 cmocka_unit_test_teardown(test_sample_reads_every_metric_with_exact_values, test_teardown),
                 cmocka_unit_test_teardown(test_unsupported_metric_is_absent_not_zero, test_teardown),
                 cmocka_unit_test_teardown(test_lost_gpu_reports_error_and_other_gpu_is_intact,
