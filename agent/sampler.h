@@ -35,7 +35,7 @@ struct host_sample {
         /* The last complete GPU sample, taken on the GPU worker: 0 GPUs until one has ended. */
         unsigned n_gpus;
         const struct hal_gpu_sample *gpus; /* n_gpus entries, borrowed from the sampler */
-        uint64_t gpu_age_usec;             /* how old it is (from the start of its request) */
+        uint64_t gpu_age_usec;             /* how old it is (since it ended) */
         bool gpus_stale;                   /* older than two deadlines: the worker is stuck */
 };
 
@@ -61,7 +61,7 @@ struct sampler {
         bool gpus_opened;                  /* the worker's open has ended and was taken */
         bool gpus_sampled;                 /* gpus holds a complete sample */
         uint64_t gpu_deadline_usec;        /* a call running longer is stuck */
-        uint64_t gpu_sample_usec;          /* start of the request gpus came from */
+        uint64_t gpu_sample_usec;          /* when the sample in gpus ended */
         unsigned n_gpus;
         struct hal_gpu_sample *gpus;         /* n_gpus, owned; rewritten by each complete sample */
         char (*gpu_errors)[HAL_GPU_ERR_MAX]; /* last error logged per GPU, "" when healthy */

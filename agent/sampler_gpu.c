@@ -69,13 +69,13 @@ static void log_gpu_errors(struct sampler *s) {
 }
 
 static bool take_sample(struct sampler *s, uint64_t timeout_usec) {
-        uint64_t started;
+        uint64_t ended;
 
         if (!s->gpus_opened || s->n_gpus == 0 ||
-            hal_gpu_worker_collect(s->gpu_worker, timeout_usec, s->gpus, &started) == 0)
+            hal_gpu_worker_collect(s->gpu_worker, timeout_usec, s->gpus, &ended) == 0)
                 return false;
         s->gpus_sampled = true;
-        s->gpu_sample_usec = started;
+        s->gpu_sample_usec = ended;
         log_gpu_errors(s);
         return true;
 }

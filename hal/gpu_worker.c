@@ -40,7 +40,7 @@ struct hal_gpu_worker {
         bool busy;   /* the worker is in the open or a sample */
         bool result; /* an ended sample waits in `out` */
         bool stop, abandoned;
-        uint64_t started_usec, since_usec;
+        uint64_t ended_usec, since_usec;
         char what[WHAT_LEN];
         struct hal_gpu_sample *out; /* count entries */
 };
@@ -141,6 +141,7 @@ static void *worker(void *arg) {
                 sample_all(w);
                 pthread_mutex_lock(&w->lock);
                 memcpy(w->out, w->work, w->count * sizeof(*w->out));
+                w->ended_usec = plat_now_mono_usec();
                 w->result = true;
                 signal_end(w);
         }
@@ -185,7 +186,7 @@ int hal_gpu_worker_new(int root_fd, const struct hal_gpu_options *o, struct hal_
         pthread_condattr_destroy(&ca);
         w->busy = true;
         snprintf(w->what, sizeof(w->what), "opening the GPU backends");
-        w->since_usec = w->started_usec = plat_now_mono_usec();
+        w->since_usec = plat_now_mono_usec();
         /* The worker takes no signals: the caller's loop handles them (sd-event blocks them in its own
          * thread only, and a worker created before that would otherwise get the default action). */
         sigfillset(&all);
@@ -292,7 +293,7 @@ int hal_gpu_worker_start(struct hal_gpu_worker *w) {
         w->want = true;
         w->busy = true;
         w->result = false;
-        w->started_usec = w->since_usec = plat_now_mono_usec();
+        w->since_usec = plat_now_mono_usec();
         snprintf(w->what, sizeof(w->what), "sampling the GPUs");
         pthread_cond_signal(&w->wake);
         pthread_mutex_unlock(&w->lock);
@@ -300,7 +301,7 @@ int hal_gpu_worker_start(struct hal_gpu_worker *w) {
 }
 
 int hal_gpu_worker_collect(struct hal_gpu_worker *w, uint64_t timeout_usec, struct hal_gpu_sample *ret,
-                           uint64_t *ret_started_usec) {
+                           uint64_t *ret_ended_usec) {
         pthread_mutex_lock(&w->lock);
         wait_until(w, timeout_usec, has_result);
         if (!w->result) {
@@ -309,7 +310,7 @@ int hal_gpu_worker_collect(struct hal_gpu_worker *w, uint64_t timeout_usec, stru
         }
         w->result = false;
         memcpy(ret, w->out, w->count * sizeof(*ret));
-        *ret_started_usec = w->started_usec;
+        *ret_ended_usec = w->ended_usec;
         pthread_mutex_unlock(&w->lock);
         drain(w);
         return 1;

@@ -33,10 +33,10 @@ int hal_gpu_worker_opened(struct hal_gpu_worker *w, uint64_t timeout_usec, unsig
 int hal_gpu_worker_start(struct hal_gpu_worker *w);
 
 /* Waits up to timeout_usec (0: not at all) for the sample started last to end. Returns 1 with the
- * samples in ret[0..count) (count as hal_gpu_worker_opened said) and *ret_started_usec (monotonic,
- * plat_now_mono_usec) when the request began; 0 when none has ended (nothing written). */
+ * samples in ret[0..count) (count as hal_gpu_worker_opened said) and *ret_ended_usec (monotonic,
+ * plat_now_mono_usec) when the sample ended; 0 when none has ended (nothing written). */
 int hal_gpu_worker_collect(struct hal_gpu_worker *w, uint64_t timeout_usec, struct hal_gpu_sample *ret,
-                           uint64_t *ret_started_usec);
+                           uint64_t *ret_ended_usec);
 
 /* While the worker is in a call: true, what it is doing ("opening the GPU backends", "sampling GPU 1
  * (NVIDIA L4)") into what, and since when (monotonic usec) into *ret_since_usec. False when idle. */

@@ -67,24 +67,24 @@ static struct hal_gpu_worker *new_worker(void) {
         return w;
 }
 
-static void test_sample_comes_from_the_worker_with_its_start_time(void **state) {
+static void test_sample_comes_from_the_worker_with_its_end_time(void **state) {
         struct hal_gpu_worker *w = new_worker();
         struct hal_gpu_sample s;
         struct pollfd p;
-        uint64_t t0, started = 0;
+        uint64_t t0, ended = 0;
         unsigned n = 0;
 
         (void)state;
         assert_int_equal(hal_gpu_worker_opened(w, 5 * USEC_PER_SEC, &n, NULL, NULL), 1);
         assert_int_equal(n, 1);
-        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &started), 0); /* nothing asked yet */
+        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &ended), 0); /* nothing asked yet */
         t0 = plat_now_mono_usec();
         assert_int_equal(hal_gpu_worker_start(w), 0);
         /* The eventfd says when the sample has ended: a loop needs no timer for it. */
         p = (struct pollfd){ .fd = hal_gpu_worker_fd(w), .events = POLLIN };
         assert_int_equal(poll(&p, 1, 5000), 1);
-        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &started), 1);
-        assert_true(started >= t0);
+        assert_int_equal(hal_gpu_worker_collect(w, 0, &s, &ended), 1);
+        assert_true(ended >= t0 && ended <= plat_now_mono_usec());
         assert_string_equal(s.backend, "nvml");
         assert_string_equal(s.name, "NVIDIA L4");
         assert_true(s.present & HAL_GPU_UTIL);
@@ -96,21 +96,21 @@ static void test_sample_comes_from_the_worker_with_its_start_time(void **state) 
 static void test_stuck_sample_is_named_and_never_waited_for(void **state) {
         struct hal_gpu_worker *w = new_worker();
         struct hal_gpu_sample s;
-        uint64_t t0, since = 0, started;
+        uint64_t t0, since = 0, ended;
         char what[160] = "";
         unsigned n;
 
         (void)state;
         assert_int_equal(hal_gpu_worker_opened(w, 5 * USEC_PER_SEC, &n, NULL, NULL), 1);
         assert_int_equal(hal_gpu_worker_start(w), 0);
-        assert_int_equal(hal_gpu_worker_collect(w, 5 * USEC_PER_SEC, &s, &started), 1);
+        assert_int_equal(hal_gpu_worker_collect(w, 5 * USEC_PER_SEC, &s, &ended), 1);
         assert_false(hal_gpu_worker_busy(w, what, sizeof(what), &since));
 
         hang(true);
         assert_int_equal(hal_gpu_worker_start(w), 0);
         assert_int_equal(hal_gpu_worker_start(w), -EBUSY); /* one request at a time */
         t0 = plat_now_mono_usec();
-        assert_int_equal(hal_gpu_worker_collect(w, 200 * USEC_PER_MSEC, &s, &started), 0);
+        assert_int_equal(hal_gpu_worker_collect(w, 200 * USEC_PER_MSEC, &s, &ended), 0);
         assert_true(plat_now_mono_usec() - t0 < 2 * USEC_PER_SEC); /* the bound held */
         assert_true(hal_gpu_worker_busy(w, what, sizeof(what), &since));
         assert_string_equal(what, "sampling GPU 0 (NVIDIA L4)");
@@ -148,7 +148,7 @@ static void test_stuck_open_is_bounded_and_joins_when_it_returns(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_sample_comes_from_the_worker_with_its_start_time),
+                cmocka_unit_test(test_sample_comes_from_the_worker_with_its_end_time),
                 cmocka_unit_test(test_stuck_sample_is_named_and_never_waited_for),
                 cmocka_unit_test(test_stuck_open_is_bounded_and_joins_when_it_returns),
         };

@@ -1,4 +1,5 @@
-/* test_sampler.c: rates between samples, counter resets, and per-metric failure handling. */
+/* test_sampler.c: rates between samples, counter resets, per-metric failure handling, and GPUs read on
+ * the worker thread (against tests/fakes' NVML). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,6 +199,81 @@ static void test_proc_files_stay_open_and_one_missing_at_first_is_read_once_ther
         assert_int_equal(h->mem.available_bytes, 2000000ULL * 1024);
 }
 
+struct events {
+        unsigned n;
+        char type[4][32];
+        char call[4][160];
+};
+
+static void record_event(const char *type, cJSON *fields, void *ud) {
+        struct events *e = ud;
+        const cJSON *call = cJSON_GetObjectItem(fields, "call");
+
+        if (e->n < 4) {
+                snprintf(e->type[e->n], sizeof(e->type[0]), "%s", type);
+                snprintf(e->call[e->n], sizeof(e->call[0]), "%s",
+                         cJSON_IsString(call) ? call->valuestring : "");
+        }
+        e->n++;
+        cJSON_Delete(fields);
+}
+
+/* The GPUs are read on the worker: a call stuck past the deadline (tests/fakes' NVML hanging while
+ * FAKE_NVML_HANG exists) leaves the tick its last complete sample, marked stale, names the call, and
+ * raises one event; its return raises another. */
+static void test_stuck_gpu_call_is_stale_named_and_raised_once_then_recovered(void **state) {
+        struct fx *f = *state;
+        struct hal_gpu_options o = { .nvml_path = FAKE_NVML_PATH };
+        const struct host_sample *h;
+        struct events ev = { 0 };
+        char script[128], hang[128];
+        cJSON *st;
+
+        snprintf(script, sizeof(script), "%s/nvml.script", f->dir);
+        snprintf(hang, sizeof(hang), "%s/nvml.hang", f->dir);
+        put(f, "nvml.script", "gpu 0 name=NVIDIA L4 util=42\n");
+        setenv("FAKE_NVML_SCRIPT", script, 1);
+        setenv("FAKE_NVML_HANG", hang, 1);
+        put_host(f, 100, 100, 0, 0);
+        sampler_set_event(&f->s, record_event, &ev);
+        assert_int_equal(sampler_open_gpus(&f->s, &o, 50 * USEC_PER_MSEC, 5 * USEC_PER_SEC, NULL, NULL), 1);
+
+        h = sampler_tick(&f->s);
+        assert_int_equal(h->n_gpus, 1);
+        assert_false(h->gpus_stale);
+        assert_string_equal(h->gpus[0].name, "NVIDIA L4");
+        usleep(20 * 1000); /* the request this tick made ends */
+        put(f, "nvml.hang", "");
+        h = sampler_tick(&f->s); /* takes it, asks for the next: that one hangs */
+        assert_false(h->gpus_stale);
+        usleep(150 * 1000);
+        h = sampler_tick(&f->s);
+        assert_int_equal(h->n_gpus, 1);
+        assert_true(h->gpus_stale);
+        assert_true(h->gpu_age_usec >= 150 * USEC_PER_MSEC);
+        assert_true(h->gpus[0].util_pct == 42.0); /* the last complete sample */
+        assert_int_equal(ev.n, 1);
+        assert_string_equal(ev.type[0], "gpu_driver_stuck");
+        assert_string_equal(ev.call[0], "sampling GPU 0 (NVIDIA L4)");
+        st = sampler_gpu_status_json(&f->s);
+        assert_string_equal(cJSON_GetObjectItem(st, "stuck")->valuestring, "sampling GPU 0 (NVIDIA L4)");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(st, "stale")));
+        cJSON_Delete(st);
+        h = sampler_tick(&f->s);
+        assert_int_equal(ev.n, 1); /* said once */
+
+        unlink(hang);
+        usleep(100 * 1000);
+        h = sampler_tick(&f->s);
+        assert_false(h->gpus_stale);
+        assert_int_equal(ev.n, 2);
+        assert_string_equal(ev.type[1], "gpu_driver_recovered");
+        st = sampler_gpu_status_json(&f->s);
+        assert_null(cJSON_GetObjectItem(st, "stuck"));
+        cJSON_Delete(st);
+        unsetenv("FAKE_NVML_HANG");
+}
+
 static void test_done_is_safe_on_a_zeroed_sampler(void **state) {
         struct sampler s = { 0 };
 
@@ -219,6 +295,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_proc_files_stay_open_and_one_missing_at_first_is_read_once_there, setup,
                         teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_stuck_gpu_call_is_stale_named_and_raised_once_then_recovered, setup, teardown),
                 cmocka_unit_test(test_done_is_safe_on_a_zeroed_sampler),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
