@@ -207,6 +207,24 @@ static void add_slot_cgroup(struct jsonw *j, const struct usage_slot *us) {
 
 /* The slot's GPU: a dedicated one reports its own figures; a shared one the VRAM of the
  * slot's processes. */
+/* The slot's NVENC sessions: per-stream FPS and encode latency, as the driver averages them. */
+static void add_enc_sessions(struct jsonw *j, const struct usage_slot *us) {
+        jsonw_array(j, "encoder_sessions");
+        for (size_t k = 0; k < us->n_enc; k++) {
+                const struct hal_gpu_enc_session *e = &us->enc[k];
+
+                jsonw_object(j, NULL);
+                jsonw_number(j, "pid", e->pid);
+                jsonw_string(j, "codec", e->codec);
+                jsonw_number(j, "width", e->width);
+                jsonw_number(j, "height", e->height);
+                jsonw_number(j, "avg_fps", e->avg_fps);
+                jsonw_number(j, "avg_latency_us", e->avg_latency_us);
+                jsonw_end(j);
+        }
+        jsonw_end(j);
+}
+
 static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struct usage_slot *us,
                          const struct host_sample *h) {
         const struct hal_gpu_sample *g;
@@ -231,6 +249,8 @@ static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struc
                 if (g->present & HAL_GPU_VRAM)
                         jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
+        if (us->has_enc)
+                add_enc_sessions(j, us);
         jsonw_end(j);
 }
 

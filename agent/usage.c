@@ -209,8 +209,20 @@ static bool gpu_has_shared_slot(const struct usage *u, const struct cfg *c, int 
         return false;
 }
 
-/* Brings the remembered pids up to this tick's GPU process lists: new pids are read, due ones
- * rechecked, unlisted ones forgotten. */
+/* A pid this tick lists: read when new, rechecked when due. */
+static void pid_note(struct usage *u, size_t n_sorted, int32_t pid) {
+        struct usage_pid *e = pid_find(u, n_sorted, pid);
+
+        if (!e)
+                e = pid_add(u, pid);
+        else if (!e->listed && u->tick >= e->recheck_tick)
+                pid_read(u, e);
+        if (e)
+                e->listed = true;
+}
+
+/* Brings the remembered pids up to this tick's GPU process lists (and NVENC sessions): new pids are read,
+ * due ones rechecked, unlisted ones forgotten. */
 static void pids_update(struct usage *u, const struct cfg *c, const struct host_sample *h) {
         size_t n_sorted = u->n_pids, kept = 0;
 
@@ -219,21 +231,14 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
         for (unsigned g = 0; g < h->n_gpus; g++) {
                 const struct hal_gpu_sample *gs = &h->gpus[g];
 
-                if (!(gs->present & HAL_GPU_PROCS) || !gpu_has_shared_slot(u, c, (int)g))
+                if (!(gs->present & (HAL_GPU_PROCS | HAL_GPU_ENC_SESSIONS)) ||
+                    !gpu_has_shared_slot(u, c, (int)g))
                         continue;
-                for (size_t p = 0; p < gs->n_procs; p++) {
-                        struct usage_pid *e;
-
-                        if (gs->procs[p].vram_bytes == UINT64_MAX)
-                                continue;
-                        e = pid_find(u, n_sorted, gs->procs[p].pid);
-                        if (!e)
-                                e = pid_add(u, gs->procs[p].pid);
-                        else if (!e->listed && u->tick >= e->recheck_tick)
-                                pid_read(u, e);
-                        if (e)
-                                e->listed = true;
-                }
+                for (size_t p = 0; p < gs->n_procs; p++)
+                        if (gs->procs[p].vram_bytes != UINT64_MAX)
+                                pid_note(u, n_sorted, gs->procs[p].pid);
+                for (size_t k = 0; (gs->present & HAL_GPU_ENC_SESSIONS) && k < gs->n_enc; k++)
+                        pid_note(u, n_sorted, gs->enc[k].pid);
         }
         for (size_t i = 0; i < u->n_pids; i++) {
                 if (!u->pids[i].listed) {
@@ -285,6 +290,32 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
         }
 }
 
+/* NVENC sessions per slot: a dedicated GPU's are the slot's; a shared GPU's go to the slot whose
+ * cgroup holds the session's process (one the agent cannot place is listed in no slot). */
+static void attribute_enc(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g, int index) {
+        if (!(g->present & HAL_GPU_ENC_SESSIONS))
+                return;
+        for (size_t i = 0; i < u->n && i < c->n_slots; i++)
+                if (c->slots[i].gpu == index)
+                        u->slots[i].has_enc = !u->slots[i].gpu_shared || c->slots[i].cgroup;
+        for (size_t k = 0; k < g->n_enc; k++) {
+                const struct usage_pid *e = pid_find(u, u->n_pids, g->enc[k].pid);
+
+                for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
+                        struct usage_slot *us = &u->slots[i];
+
+                        if (c->slots[i].gpu != index || !us->has_enc)
+                                continue;
+                        if (us->gpu_shared &&
+                            (!e || !e->cgroup || !usage_cgroup_contains(c->slots[i].cgroup, e->cgroup)))
+                                continue;
+                        if (us->n_enc < USAGE_SLOT_ENC_MAX)
+                                us->enc[us->n_enc++] = g->enc[k];
+                        break;
+                }
+        }
+}
+
 void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, uint64_t mono_usec) {
         const struct host_sample *h = &s->cur;
 
@@ -292,9 +323,15 @@ void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, u
                 slot_cgroup(u, &c->slots[i], &u->slots[i], mono_usec);
         pids_update(u, c, h);
         u->attr_error[0] = '\0';
-        for (unsigned g = 0; g < h->n_gpus; g++)
+        for (size_t i = 0; i < u->n; i++) {
+                u->slots[i].has_enc = false;
+                u->slots[i].n_enc = 0;
+        }
+        for (unsigned g = 0; g < h->n_gpus; g++) {
                 if (gpu_has_shared_slot(u, c, (int)g))
                         attribute_gpu(u, c, &h->gpus[g], (int)g);
+                attribute_enc(u, c, &h->gpus[g], (int)g);
+        }
         if (u->attr_error[0] && strcmp(u->attr_error, u->attr_logged) != 0)
                 log_warn("cannot tell which slot a GPU process belongs to: %s; the shared GPU's slots "
                          "report no "

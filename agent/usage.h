@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cgroup.h"
+#include "gpu.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@ struct cfg;
 struct sampler;
 
 #define USAGE_ERR_MAX 256
+#define USAGE_SLOT_ENC_MAX 8 /* NVENC sessions listed per slot (one user: a stream or two) */
 
 struct usage_slot {
         /* cgroup: has_cg false with cg_state "absent" when the slot has no cgroup right now
@@ -26,6 +28,11 @@ struct usage_slot {
         bool gpu_shared;
         bool has_gpu_vram;
         uint64_t gpu_vram_bytes;
+        /* NVENC sessions of the slot (has_enc: the driver lists them and the slot's can be told: a
+         * dedicated GPU's are all the slot's, a shared GPU's go by the process's cgroup). */
+        bool has_enc;
+        uint8_t n_enc;
+        struct hal_gpu_enc_session enc[USAGE_SLOT_ENC_MAX];
 
         /* previous tick, for rates */
         bool has_prev;

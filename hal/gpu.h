@@ -7,6 +7,7 @@
 
 #define HAL_GPU_MAX 16        /* GPUs per host; more are ignored with an error */
 #define HAL_GPU_MAX_PROCS 128 /* processes listed per GPU */
+#define HAL_GPU_MAX_ENC 32    /* NVENC sessions listed per GPU */
 #define HAL_GPU_ERR_MAX 160
 
 /* Which members of a sample hold a value. A metric the GPU or driver does not offer is
@@ -24,11 +25,22 @@ enum {
         HAL_GPU_THROTTLE = 1u << 9,       /* throttle_reasons */
         HAL_GPU_PROCS = 1u << 10,         /* procs[0..n_procs) */
         HAL_GPU_VRAM_RESERVED = 1u << 11, /* vram_reserved_bytes (NVML _v2: used then excludes it) */
+        HAL_GPU_ENC_SESSIONS = 1u << 12,  /* enc[0..n_enc) */
 };
 
 struct hal_gpu_proc {
         int32_t pid;
         uint64_t vram_bytes; /* UINT64_MAX when the driver does not say */
+};
+
+/* One hardware encoder (NVENC) session, as the driver averages it. */
+struct hal_gpu_enc_session {
+        int32_t pid;
+        uint32_t id;
+        const char *codec; /* "h264", "hevc", "av1", "unknown": static */
+        uint32_t width, height;
+        uint32_t avg_fps;
+        uint32_t avg_latency_us;
 };
 
 struct hal_gpu_sample {
@@ -51,6 +63,8 @@ struct hal_gpu_sample {
         uint64_t throttle_reasons;         /* NVML clocks-throttle-reason bits */
         size_t n_procs;
         struct hal_gpu_proc procs[HAL_GPU_MAX_PROCS];
+        size_t n_enc;
+        struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
 
         /* error < 0 with a message: something about this GPU could not be read this time.
          * With `present` bits still set it is a partial sample (one metric unreadable or

@@ -74,6 +74,13 @@ typedef struct {
         unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
 
+/* nvmlDeviceGetEncoderSessions' entries. */
+typedef struct {
+        unsigned int sessionId, pid, vgpuInstance;
+        int codecType; /* nvmlEncoderType_t: 0 H264, 1 HEVC, 2 AV1 */
+        unsigned int hResolution, vResolution, averageFps, averageLatency;
+} nvmlEncoderSessionInfo_t;
+
 /* nvmlDeviceGetTemperatureV (API 13), the successor of the deprecated nvmlDeviceGetTemperature. */
 typedef struct {
         unsigned int version;
@@ -151,6 +158,8 @@ struct nvml {
         nvmlReturn_t (*sym_nvmlDeviceGetPowerUsage)(nvmlDevice_t dev, unsigned int *mw);
         nvmlReturn_t (*sym_nvmlDeviceGetTemperature)(nvmlDevice_t dev, int sensor, unsigned int *c);
         nvmlReturn_t (*sym_nvmlDeviceGetTemperatureV)(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
+        nvmlReturn_t (*sym_nvmlDeviceGetEncoderSessions)(nvmlDevice_t dev, unsigned int *count,
+                                                         nvmlEncoderSessionInfo_t *infos);
         nvmlReturn_t (*sym_nvmlDeviceGetClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetMaxClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
@@ -189,6 +198,7 @@ static const struct nvml_sym nvml_syms[] = {
         SYM(nvmlDeviceGetPowerUsage, NULL, false),
         SYM(nvmlDeviceGetTemperature, NULL, false),
         SYM(nvmlDeviceGetTemperatureV, NULL, false),
+        SYM(nvmlDeviceGetEncoderSessions, NULL, false),
         SYM(nvmlDeviceGetClockInfo, NULL, false),
         SYM(nvmlDeviceGetMaxClockInfo, NULL, false),
         /* Renamed in driver 535; the old name stays exported as deprecated. */
@@ -668,11 +678,44 @@ static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
                 s->present |= HAL_GPU_PROCS;
 }
 
+/* NVENC sessions: per-session FPS and encode latency, what a streaming customer complains about. The
+ * driver caps sessions far below NVML_ENC_FETCH_MAX; a longer list is left out rather than cut. */
+#define NVML_ENC_FETCH_MAX 256
+
+static void nvml_read_enc(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        static const char *const codecs[] = { "h264", "hevc", "av1" };
+        _cleanup_free_ nvmlEncoderSessionInfo_t *buf = NULL;
+        unsigned got = NVML_ENC_FETCH_MAX;
+
+        if (!n->sym_nvmlDeviceGetEncoderSessions)
+                return;
+        buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
+        if (!buf || !nvml_ok(n, i, "nvmlDeviceGetEncoderSessions",
+                             n->sym_nvmlDeviceGetEncoderSessions(dev, &got, buf), s))
+                return;
+        for (unsigned k = 0; k < got && k < NVML_ENC_FETCH_MAX && s->n_enc < HAL_GPU_MAX_ENC; k++) {
+                const nvmlEncoderSessionInfo_t *e = &buf[k];
+
+                s->enc[s->n_enc++] = (struct hal_gpu_enc_session){
+                        .pid = (int32_t)e->pid,
+                        .id = e->sessionId,
+                        .codec = e->codecType >= 0 && e->codecType < (int)ELEMENTSOF(codecs)
+                                         ? codecs[e->codecType]
+                                         : "unknown",
+                        .width = e->hResolution,
+                        .height = e->vResolution,
+                        .avg_fps = e->averageFps,
+                        .avg_latency_us = e->averageLatency,
+                };
+        }
+        s->present |= HAL_GPU_ENC_SESSIONS;
+}
+
 typedef void (*nvml_read_fn)(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s);
 
 static const nvml_read_fn nvml_reads[] = {
-        nvml_read_util,  nvml_read_codec,  nvml_read_memory,
-        nvml_read_power, nvml_read_clocks, nvml_read_procs,
+        nvml_read_util,   nvml_read_codec, nvml_read_memory, nvml_read_power,
+        nvml_read_clocks, nvml_read_procs, nvml_read_enc,
 };
 
 static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {

@@ -8,13 +8,15 @@
  *   gpu N key=value ...         describes GPU N (GPUs 0..N-1 exist; undescribed ones support nothing)
  * GPU keys (a value runs up to the next key=, so names may hold spaces):
  *   name uuid pci=DDDD:BB:DD.F device=0xID vendor=0xID util memutil enc dec vram_total vram_used
- *   vram_reserved power_mw temp sm sm_max throttle procs gprocs err.CALL=ERR
+ *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs err.CALL=ERR
+ *   encs: NVENC sessions, PID:CODEC:WxH:FPS:LATENCY_US,... (CODEC h264, hevc, av1 or a number),
+ *   or "none"; session ids are 1, 2, ...
  *   vram_used is what processes allocated; the driver's reserve (vram_reserved, default 0) is
  *   inside v1's "used" and _v2's "used", and apart in _v2's "reserved", as nvml.h says.
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
  *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
  *   CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
- *   procs gprocs memory_v2 temp_v (the last two fail only the newer call; memory and temp fail
+ *   procs gprocs memory_v2 temp_v encs (memory_v2 and temp_v fail only the newer call; memory and temp fail
  *   both the old and the new one).
  * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
  * call ("procs CAP").
@@ -22,7 +24,7 @@
  * in the library (as a driver stuck in an ioctl does), and return when it is removed.
  * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
  * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
- * MemoryInfo_v2 or TemperatureV). */
+ * MemoryInfo_v2, TemperatureV or EncoderSessions). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +55,12 @@ typedef struct {
         unsigned int version;
         unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
+
+typedef struct {
+        unsigned int sessionId, pid, vgpuInstance;
+        int codecType;
+        unsigned int hResolution, vResolution, averageFps, averageLatency;
+} nvmlEncoderSessionInfo_t;
 
 typedef struct {
         unsigned int version;
@@ -89,12 +97,13 @@ enum call {
         CALL_GPROCS,
         CALL_MEMORY_V2,
         CALL_TEMP_V,
+        CALL_ENCS,
         CALL_MAX,
 };
 
 static const char *const call_names[CALL_MAX] = {
         "handle", "name",  "uuid",     "pci",      "util",  "memory", "encoder",   "decoder", "power",
-        "temp",   "clock", "maxclock", "throttle", "procs", "gprocs", "memory_v2", "temp_v",
+        "temp",   "clock", "maxclock", "throttle", "procs", "gprocs", "memory_v2", "temp_v",  "encs",
 };
 
 struct fake_list {
@@ -110,6 +119,8 @@ typedef struct nvmlDevice_st {
         unsigned util, memutil, enc, dec, power_mw, temp, sm, sm_max;
         unsigned long long vram_total, vram_used, vram_reserved, throttle;
         struct fake_list procs, gprocs;
+        unsigned n_encs;
+        nvmlEncoderSessionInfo_t encs[16];
 } * nvmlDevice_t;
 
 #define FAKE_GPUS_MAX 64
@@ -170,6 +181,8 @@ nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t dev, unsigned in
                                                    nvmlProcessInfo_v1_t *infos);
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m);
 nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
+nvmlReturn_t nvmlDeviceGetEncoderSessions(nvmlDevice_t dev, unsigned int *count,
+                                          nvmlEncoderSessionInfo_t *infos);
 #endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -273,6 +286,36 @@ static void parse_procs(struct fake_list *l, const char *v) {
         }
 }
 
+static void parse_encs(struct nvmlDevice_st *g, const char *v) {
+        static const char *const codecs[] = { "h264", "hevc", "av1" };
+
+        if (strcmp(v, "none") == 0)
+                return;
+        while (*v) {
+                char item[96], codec[16];
+                unsigned pid, w, h, fps, lat;
+                size_t len = strcspn(v, ",");
+                int c = -1;
+
+                if (len == 0 || len >= sizeof(item) || g->n_encs == sizeof(g->encs) / sizeof(g->encs[0]))
+                        die("encs: bad or too many items in '%s'", v);
+                memcpy(item, v, len);
+                item[len] = '\0';
+                if (sscanf(item, "%u:%15[^:]:%ux%u:%u:%u", &pid, codec, &w, &h, &fps, &lat) != 6)
+                        die("encs: '%s' is not PID:CODEC:WxH:FPS:LATENCY_US", item);
+                for (int k = 0; k < 3; k++)
+                        if (strcmp(codec, codecs[k]) == 0)
+                                c = k;
+                if (c < 0)
+                        c = (int)number("codec", codec);
+                g->encs[g->n_encs] = (nvmlEncoderSessionInfo_t){ g->n_encs + 1, pid, 0, c, w, h, fps, lat };
+                g->n_encs++;
+                v += len;
+                if (*v == ',')
+                        v++;
+        }
+}
+
 static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v) {
         if (strncmp(key, "err.", 4) == 0) {
                 for (int c = 0; c < CALL_MAX; c++)
@@ -325,6 +368,9 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
         } else if (strcmp(key, "procs") == 0) {
                 parse_procs(&g->procs, v);
                 g->have |= 1u << CALL_PROCS;
+        } else if (strcmp(key, "encs") == 0) {
+                parse_encs(g, v);
+                g->have |= 1u << CALL_ENCS;
         } else if (strcmp(key, "gprocs") == 0) {
                 parse_procs(&g->gprocs, v);
                 g->have |= 1u << CALL_GPROCS;
@@ -666,5 +712,22 @@ nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t
         if (r == NVML_SUCCESS)
                 t->temperature = (int)dev->temp;
         return r;
+}
+
+/* As NVML: a buffer too small gets the count it needs and INSUFFICIENT_SIZE. */
+nvmlReturn_t nvmlDeviceGetEncoderSessions(nvmlDevice_t dev, unsigned int *count,
+                                          nvmlEncoderSessionInfo_t *infos) {
+        nvmlReturn_t r = enter(dev, CALL_ENCS);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (*count < dev->n_encs) {
+                *count = dev->n_encs;
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        }
+        if (dev->n_encs)
+                memcpy(infos, dev->encs, dev->n_encs * sizeof(*infos));
+        *count = dev->n_encs;
+        return NVML_SUCCESS;
 }
 #endif

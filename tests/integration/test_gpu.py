@@ -11,7 +11,8 @@ Expectations are computed from the script (harness.nvml_expected), never hard-co
   - one GPU lost: it keeps its identity and an "error", has no metrics, the other GPU keeps all of
     its values, and the agent warns once, naming the GPU, not once per tick;
   - --probe --config: gpus[] with processes (pid, vram_bytes), and the slots' "gpu" member
-    (dedicated: util and VRAM of the GPU; shared: VRAM of the slot's processes by cgroup);
+    (dedicated: util, VRAM and NVENC sessions of the GPU; shared: VRAM and NVENC sessions of the
+    slot's processes by cgroup);
   - a gpu.nvml_library that does not exist: the agent runs quietly as a CPU host.
 """
 
@@ -39,6 +40,7 @@ A10G = {
     "vram_total": 24146608128, "vram_used": 8053063680, "vram_reserved": 536870912, "power_mw": 187512, "temp": 61,
     "sm": 1710, "sm_max": 1710, "throttle": 0x24,
     "procs": "4242:1073741824,4250:-", "gprocs": "4242:2147483648,4301:268435456",
+    "encs": "4242:h264:1920x1080:60:4200,4301:hevc:2560x1440:58:6100",
 }
 L4 = {
     "name": "NVIDIA L4", "uuid": "GPU-9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4", "pci": "0000:00:1f.0",
@@ -47,6 +49,18 @@ L4 = {
     "sm": 2040, "sm_max": 2040, "throttle": 0x1,
     "procs": "4343:3221225472", "gprocs": "none",
 }
+def encs_expected(encs, pids=None):
+    """A slot's "encoder_sessions" for the fake's encs string (only those of `pids` when given)."""
+    out = []
+    for item in encs.split(","):
+        pid, codec, res, fps, lat = item.split(":")
+        w, h = res.split("x")
+        if pids is None or int(pid) in pids:
+            out.append({"pid": int(pid), "codec": codec, "width": int(w), "height": int(h),
+                        "avg_fps": int(fps), "avg_latency_us": int(lat)})
+    return out
+
+
 METRIC_CALLS = ("util", "memory", "encoder", "decoder", "power", "temp", "clock", "maxclock", "throttle",
                 "procs", "gprocs")
 METRIC_KEYS = ("util_pct", "mem_util_pct", "enc_pct", "dec_pct", "vram_total_bytes", "vram_used_bytes",
@@ -114,9 +128,11 @@ class GpuTelemetry(harness.IntegrationTest):
         for d in docs:
             self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS), expected)
             # Slot s1 is configured with GPU 0 (harness.default_slots) and has it to itself.
+            # ... and so every NVENC session of it: FPS and encode latency per stream.
             self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "shared": False,
                                                    "util_pct": expected[0]["util_pct"],
-                                                   "vram_used_bytes": A10G["vram_used"]}, d["slots"])
+                                                   "vram_used_bytes": A10G["vram_used"],
+                                                   "encoder_sessions": encs_expected(A10G["encs"])}, d["slots"])
             self.assertNotIn("gpu", d["slots"][0])
         # Telemetry lists no processes, only their count (the probe lists them).
         self.assertNotIn("processes", docs[-1]["gpus"][0])
@@ -198,7 +214,9 @@ class GpuProbe(harness.IntegrationTest):
         # GPU 1 is shared by s1 and s2: its processes are billed to the slot whose cgroup holds
         # them, from the fixture's /proc/<pid>/cgroup (4242: slot-0.scope, 4343: slot-1.scope).
         # 4250 is listed by the driver but has no /proc entry (it exited): billed to nobody.
-        l4 = dict(L4, procs="4242:1073741824,4343:536870912,4250:4096", gprocs="4242:2147483648,4343:-")
+        # NVENC sessions go the same way: 4242's to s1, 4343's to s2, 4250's to nobody.
+        l4 = dict(L4, procs="4242:1073741824,4343:536870912,4250:4096", gprocs="4242:2147483648,4343:-",
+                  encs="4343:av1:3840x2160:30:9100,4250:h264:1280x720:60:3000,4242:hevc:1920x1080:60:4800")
         slots = [
             {"id": "s0", "scale": "cpu-4", "gpu": 0},
             {"id": "s1", "scale": "cpu-8", "cgroup": "render.slice/slot-0.scope", "gpu": 1},
@@ -218,10 +236,12 @@ class GpuProbe(harness.IntegrationTest):
         self.assertEqual(doc["slots"], [
             {"id": "s0", "scale": "cpu-4",
              "gpu": {"index": 0, "shared": False, "util_pct": harness.fixed(A10G["util"], 1),
-                     "vram_used_bytes": A10G["vram_used"]}},
-            dict({"id": "s1", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 2147483648}},
+                     "vram_used_bytes": A10G["vram_used"], "encoder_sessions": encs_expected(A10G["encs"])}},
+            dict({"id": "s1", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 2147483648,
+                                                        "encoder_sessions": encs_expected(l4["encs"], {4242})}},
                  **harness.cgroup_expected(ROOT, "render.slice/slot-0.scope")),
-            dict({"id": "s2", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 536870912}},
+            dict({"id": "s2", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 536870912,
+                                                        "encoder_sessions": encs_expected(l4["encs"], {4343})}},
                  **harness.cgroup_expected(ROOT, "render.slice/slot-1.scope")),
             {"id": "s3", "scale": "cpu-4", "gpu": {"index": 7, "error": "no such GPU on this host"}},
         ])

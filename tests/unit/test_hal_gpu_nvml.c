@@ -557,6 +557,39 @@ static void test_permission_error_costs_only_the_field_it_hits(void **state) {
         hal_gpu_backend_nvml.close(ctx);
 }
 
+static void test_encoder_sessions_are_read_with_fps_and_latency(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA L4 "
+                     "encs=4242:h264:1920x1080:60:4200,4343:av1:3840x2160:30:9100,7:9:640x480:1:2\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present, HAL_GPU_ENC_SESSIONS);
+        assert_int_equal(s.n_enc, 3);
+        assert_int_equal(s.enc[0].pid, 4242);
+        assert_int_equal(s.enc[0].id, 1);
+        assert_string_equal(s.enc[0].codec, "h264");
+        assert_int_equal(s.enc[0].width, 1920);
+        assert_int_equal(s.enc[0].height, 1080);
+        assert_int_equal(s.enc[0].avg_fps, 60);
+        assert_int_equal(s.enc[0].avg_latency_us, 4200);
+        assert_string_equal(s.enc[1].codec, "av1");
+        assert_int_equal(s.enc[1].avg_latency_us, 9100);
+        assert_string_equal(s.enc[2].codec, "unknown"); /* a codec number nvml.h does not name */
+        hal_gpu_backend_nvml.close(ctx);
+
+        /* "none": the call answers with no session: listed, empty (not absent). */
+        write_script("gpu 0 name=NVIDIA L4 encs=none\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, HAL_GPU_ENC_SESSIONS);
+        assert_int_equal(s.n_enc, 0);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 /* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
  * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
 static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
@@ -582,6 +615,7 @@ static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid_up_to_nvml_v2_buffer_size_is_read_whole),
+                cmocka_unit_test(test_encoder_sessions_are_read_with_fps_and_latency),
                 cmocka_unit_test(test_memory_v2_shows_reserved_apart_and_used_without_it),
                 cmocka_unit_test(test_memory_v2_refused_falls_back_to_v1_without_error),
                 cmocka_unit_test(test_temperature_v_is_asked_first_and_old_call_is_the_fallback),

@@ -144,6 +144,60 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         cfg_free(c);
 }
 
+/* NVENC sessions go to slots: on the shared GPU 0 by the process's cgroup (4242 is slot-0's, 4343
+ * slot-1's, 99999 nobody's), on the dedicated GPU 1 all to s2. */
+static void test_encoder_sessions_are_attributed_to_slots(void **state) {
+        struct cfg *c = load_cfg(
+                "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
+                "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0},"
+                "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
+        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+        static struct hal_gpu_sample g[2];
+        struct sampler s;
+        struct usage u = { 0 };
+
+        (void)state;
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_ENC_SESSIONS, .n_enc = 3 };
+        g[0].enc[0] = (struct hal_gpu_enc_session){
+                .pid = 4343, .codec = "hevc", .avg_fps = 59, .avg_latency_us = 4100
+        };
+        g[0].enc[1] = (struct hal_gpu_enc_session){ .pid = 99999, .codec = "h264", .avg_fps = 30 };
+        g[0].enc[2] = (struct hal_gpu_enc_session){
+                .pid = 4242, .codec = "av1", .avg_fps = 120, .avg_latency_us = 2000
+        };
+        g[1] = (struct hal_gpu_sample){ .present = HAL_GPU_ENC_SESSIONS, .n_enc = 1 };
+        g[1].enc[0] = (struct hal_gpu_enc_session){
+                .pid = 5, .codec = "h264", .avg_fps = 60, .avg_latency_us = 7000
+        };
+        s.cur.n_gpus = 2;
+        s.cur.gpus = g;
+        usage_tick(&u, c, &s, USEC_PER_SEC);
+        assert_true(u.slots[0].has_enc);
+        assert_int_equal(u.slots[0].n_enc, 1);
+        assert_int_equal(u.slots[0].enc[0].pid, 4242);
+        assert_int_equal(u.slots[0].enc[0].avg_fps, 120);
+        assert_int_equal(u.slots[1].n_enc, 1);
+        assert_int_equal(u.slots[1].enc[0].avg_latency_us, 4100);
+        assert_true(u.slots[2].has_enc);
+        assert_int_equal(u.slots[2].n_enc, 1);
+        assert_int_equal(u.slots[2].enc[0].pid, 5);
+        assert_false(u.slots[3].has_enc); /* no GPU */
+
+        /* A driver without the call: no slot claims to know (none is not "zero sessions"). */
+        g[1].present = 0;
+        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
+        assert_false(u.slots[2].has_enc);
+        assert_int_equal(u.slots[2].n_enc, 0);
+        s.cur.n_gpus = 0;
+        s.cur.gpus = NULL;
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        cfg_free(c);
+}
+
 static void test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why(void **state) {
         struct cfg *c = load_cfg(
                 "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
@@ -396,6 +450,7 @@ int main(void) {
                 cmocka_unit_test(test_cores_used_is_cpu_time_over_wall_time),
                 cmocka_unit_test(test_broken_cgroup_file_is_an_error_naming_it),
                 cmocka_unit_test(test_shared_gpu_vram_is_attributed_by_process_cgroup),
+                cmocka_unit_test(test_encoder_sessions_are_attributed_to_slots),
                 cmocka_unit_test(test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why),
                 cmocka_unit_test(test_cgroup_containment_respects_path_components),
                 cmocka_unit_test(test_scope_recreated_between_ticks_is_read_at_once_without_a_rate),
