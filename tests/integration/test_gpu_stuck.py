@@ -18,18 +18,13 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_gpu import L4  # noqa: E402
 from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 WATCHDOG_USEC = 2000000
 HANG_S = 10
 ROOT = os.path.join(harness.FIXTURES, "x86-cpu")
-L4 = {
-    "name": "NVIDIA L4", "uuid": "GPU-9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4", "pci": "0000:00:1f.0",
-    "device": 0x27B8, "util": 88, "memutil": 40, "enc": 0, "dec": 17,
-    "vram_total": 24152899584, "vram_used": 20401094656, "power_mw": 71250, "temp": 74,
-    "sm": 2040, "sm_max": 2040, "throttle": 0x1, "procs": "4343:3221225472", "gprocs": "none",
-}
 
 
 def p99(xs):
