@@ -219,6 +219,7 @@ static void sample(struct agent *a) {
         struct tele_self self;
 
         sampler_tick(&a->sampler);
+        hal_platform_note_gpus(&a->platform, a->sampler.n_gpus); /* GPUs whose open ended late */
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
         plan(a);
         watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);

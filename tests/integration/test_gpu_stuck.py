@@ -8,7 +8,8 @@ FAKE_NVML_HANG file exists, as a driver stuck in an ioctl does) costs the agent'
   - WATCHDOG=1 keeps coming at the pace WATCHDOG_USEC asks (no restart by systemd);
   - status names the stuck call, a gpu_driver_stuck event goes out, and gpu_driver_recovered
     once the call returns, after which the GPU is fresh again;
-  - an NVML init stuck at start delays READY by the 5 s bound only, and the GPU joins later.
+  - an NVML init stuck at start delays READY by the 5 s bound only, and the GPU joins later;
+  - stopping the agent while a call is stuck is prompt and clean (the worker is abandoned).
 """
 
 import os
@@ -140,13 +141,26 @@ class GpuStuck(harness.IntegrationTest):
         self.agent.wait_log(r"GPU backends: still opening after 5 s")
         st = self.gpu_status()
         self.assertEqual((st["count"], st["opened"]), (0, False), st)
+        self.assertEqual(self.client.call("status")["status"]["class"], "x86-cpu")  # no GPU known yet
         self.hang(False)
         self.agent.wait_log(r"the GPU backends opened late: 1 GPU found")
         got = self.sub.wait_doc("/telemetry", lambda t: len(t["gpus"]) == 1, timeout=5)
         self.assertIsNotNone(got, "the GPU never joined telemetry")
         self.assertEqual(got[1]["gpus"][0]["name"], "NVIDIA L4")
+        self.assertEqual(self.client.call("status")["status"]["class"], "x86-gpu")
         self.assertEqual(self.agent.stop(), 0)
 
+
+    def test_stop_while_the_driver_is_stuck_is_prompt_and_clean(self):
+        self.start()
+        harness.wait_for(lambda: self.gpu_status().get("age_ms") is not None, 10, what="a first GPU sample")
+        self.hang(True)
+        harness.wait_for(lambda: "stuck" in self.gpu_status(), 5, what="status naming the stuck call")
+        # The stuck worker is abandoned, not joined: the agent ends at once, cleanly (the harness
+        # fails the test on any sanitizer report in its output).
+        t0 = time.monotonic()
+        self.assertEqual(self.agent.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 3.0)
 
 if __name__ == "__main__":
     harness.main()
