@@ -496,7 +496,10 @@ static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *
                         snprintf(msg, msglen, "this node has no slots configured");
                         return NULL;
                 }
-                return sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
+                res = sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
+                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and encode latency */
+                        tele_sessions_add_encoders(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
+                return res;
         }
         *ret_code = "BAD_REQUEST";
         snprintf(msg, msglen,

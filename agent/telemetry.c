@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Every document is written with jsonw: as text for what is published or printed (no tree built
  * and freed on every tick), as a cJSON tree for what goes into a control reply. Counters are raw
@@ -538,4 +539,33 @@ cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct
         jsonw_end(&j);
         jsonw_end(&j);
         return jsonw_take_tree(&j);
+}
+
+void tele_sessions_add_encoders(cJSON *list, const struct cfg *c, const struct usage *u) {
+        cJSON *e;
+
+        cJSON_ArrayForEach(e, list) {
+                const cJSON *slot = cJSON_GetObjectItemCaseSensitive(e, "slot");
+
+                for (size_t i = 0; cJSON_IsString(slot) && i < c->n_slots && i < u->n; i++) {
+                        const struct usage_slot *us = &u->slots[i];
+                        cJSON *a;
+
+                        if (strcmp(c->slots[i].id, slot->valuestring) != 0 || !us->has_enc)
+                                continue;
+                        a = cJSON_AddArrayToObject(e, "encoder_sessions");
+                        for (size_t k = 0; a && k < us->n_enc; k++) {
+                                const struct hal_gpu_enc_session *x = &us->enc[k];
+                                cJSON *o = cJSON_CreateObject();
+
+                                cJSON_AddNumberToObject(o, "pid", x->pid);
+                                cJSON_AddStringToObject(o, "codec", x->codec);
+                                cJSON_AddNumberToObject(o, "width", x->width);
+                                cJSON_AddNumberToObject(o, "height", x->height);
+                                cJSON_AddNumberToObject(o, "avg_fps", x->avg_fps);
+                                cJSON_AddNumberToObject(o, "avg_latency_us", x->avg_latency_us);
+                                cJSON_AddItemToArray(a, o);
+                        }
+                }
+        }
 }

@@ -13,6 +13,7 @@ Expectations are computed from the script (harness.nvml_expected), never hard-co
   - --probe --config: gpus[] with processes (pid, vram_bytes), and the slots' "gpu" member
     (dedicated: util, VRAM and NVENC sessions of the GPU; shared: VRAM and NVENC sessions of the
     slot's processes by cgroup);
+  - render-agentctl sessions (and the sessions op) show each stream's FPS and encode latency;
   - a gpu.nvml_library that does not exist: the agent runs quietly as a CPU host.
 """
 
@@ -25,6 +26,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 # A GPU sample is the worker's last complete one: about a tick old, never past the 1 s deadline.
@@ -87,12 +89,12 @@ class GpuTelemetry(harness.IntegrationTest):
         if not self.lib:
             self.fail("RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
 
-    def start(self, gpus, nvml_library=None):
+    def start(self, gpus, nvml_library=None, slots=None):
         env = self.env
         script = harness.write_nvml_script(env.path("nvml.script"), gpus)
         self.nvml_log = env.path("nvml.log")
         broker = env.broker()
-        cfg = env.config(broker.port, interval_ms=INTERVAL_MS,
+        cfg = env.config(broker.port, interval_ms=INTERVAL_MS, slots=slots,
                          extra={"gpu": {"nvml_library": nvml_library or self.lib}})
         agent = env.agent(cfg, args=["--root", ROOT],
                           extra_env={"FAKE_NVML_SCRIPT": script, "FAKE_NVML_LOG": self.nvml_log})
@@ -170,6 +172,24 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertIn(docs[-1]["gpus"][1]["error"], about1[0])
         self.assertEqual([w for w in warns if w not in about1], [], "other warnings:\n" + "\n".join(warns))
         self.assertEqual(len(self.nvml_calls("init")), 1)
+
+    def test_ctl_sessions_show_each_stream_fps_and_encode_latency(self):
+        agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
+        sock = self.env.path("agent.sock")
+        c = Client(sock)
+        self.addCleanup(c.close)
+        harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10, what="slot s0 admissible")
+        sess = c.call("sessions")["sessions"]
+        self.assertTrue(c.call("start", session=sess[0]["session"])["ok"])
+        harness.wait_for(lambda: "encoder_sessions" in c.call("sessions")["sessions"][0], 5, what="encoder sessions")
+        s0 = c.call("sessions")["sessions"][0]
+        self.assertEqual((s0["slot"], s0["user"]), ("s0", "alice"))
+        self.assertEqual(s0["encoder_sessions"], encs_expected(A10G["encs"]))
+        r = self.env.run([harness.ctl_binary(), "--socket", sock, "sessions"], timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("nvenc: pid 4242 h264 1920x1080, 60 fps, latency 4.2 ms\n", r.stdout)
+        self.assertIn("nvenc: pid 4301 hevc 2560x1440, 58 fps, latency 6.1 ms\n", r.stdout)
+        self.assertEqual(agent.stop(), 0)
 
     def test_missing_library_is_a_quiet_cpu_host(self):
         missing = self.env.path("no-such-dir", "libnvidia-ml.so.1")
