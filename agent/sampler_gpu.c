@@ -38,6 +38,9 @@ static int take_open(struct sampler *s, uint64_t timeout_usec, void (*warn)(cons
         if (hal_gpu_worker_opened(s->gpu_worker, timeout_usec, &n, warn, ud) == 0)
                 return -ETIMEDOUT;
         if (n) {
+                /* After a failed allocation the next tick tries again: nothing of this one stays. */
+                free(s->gpus);
+                free(s->gpu_errors);
                 s->gpus = calloc(n, sizeof(*s->gpus));
                 s->gpu_errors = calloc(n, sizeof(*s->gpu_errors));
                 if (!s->gpus || !s->gpu_errors)

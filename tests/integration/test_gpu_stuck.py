@@ -139,6 +139,9 @@ class GpuStuck(harness.IntegrationTest):
         self.assertIsNotNone(ready, "no READY=1")
         self.assertLess(ready[0][0] - t0, 9.0, "READY took %.1f s with init stuck" % (ready[0][0] - t0))
         self.agent.wait_log(r"GPU backends: still opening after 5 s")
+        ev = self.sub.wait_doc("/events", lambda e: e.get("event") == "gpu_driver_stuck", timeout=10)
+        self.assertIsNotNone(ev, "no gpu_driver_stuck event for the stuck nvmlInit")
+        self.assertEqual(ev[1]["call"], "opening the GPU backends")
         st = self.gpu_status()
         self.assertEqual((st["count"], st["opened"]), (0, False), st)
         self.assertEqual(self.client.call("status")["status"]["class"], "x86-cpu")  # no GPU known yet
