@@ -107,7 +107,7 @@ struct meter {
         /* meter__checked: the call that failed last and its error, said once. */
         const char *failed_call;
         int failed_err;
-        int cursor_err; /* meter__flush_cursor's last failure, 0 */
+        int cursor_err;               /* meter__flush_cursor's last failure, 0 */
         struct clocksync_watch clock; /* the kernel's clock sync state, read each second */
 };
 
