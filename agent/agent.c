@@ -16,6 +16,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "selfstat.h"
+#include "gauges.h"
 #include "sessions.h"
 #include "startup_checks.h"
 #include "strutil.h"
@@ -214,6 +215,12 @@ static void self_cost(struct agent *a, struct tele_self *ret) {
         }
 }
 
+static int publish_gauge(void *userdata, const char *topic, const char *payload) {
+        struct agent *a = userdata;
+
+        return link_publish(a->link, topic, payload, strlen(payload), 0, false);
+}
+
 static void sample(struct agent *a) {
         _cleanup_free_ char *doc = NULL;
         struct tele_self self;
@@ -237,6 +244,9 @@ static void sample(struct agent *a) {
         doc = tele_telemetry_json_ex(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, &self);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
+        if (doc && a->cfg->sampling_gauges_every && a->telemetry_seq % a->cfg->sampling_gauges_every == 0)
+                (void)gauges_publish(a->cfg, doc, a->sessions ? sessions_slots(a->sessions) : NULL,
+                                     publish_gauge, a);
 }
 
 static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {

@@ -1021,9 +1021,12 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
         }
         sect = get_object(&x, root, "sampling", false);
         if (sect) {
-                check_keys(&x, sect, "sampling", (const char *const[]){ "interval_ms", NULL });
+                check_keys(&x, sect, "sampling",
+                           (const char *const[]){ "interval_ms", "gauges_every", NULL });
                 get_uint(&x, sect, "interval_ms", "sampling.interval_ms", 100, 60000,
                          &c->sampling_interval_ms);
+                get_uint(&x, sect, "gauges_every", "sampling.gauges_every", 0, 3600,
+                         &c->sampling_gauges_every);
         }
         parse_mqtt(&x, root, c);
         parse_gpu(&x, root, c);

@@ -111,6 +111,7 @@ struct cfg {
         char *node_id;
         char *node_region;
         unsigned sampling_interval_ms;
+        unsigned sampling_gauges_every; /* publish gauges every Nth sample; 0: never */
         struct cfg_mqtt mqtt;
         struct cfg_gpu gpu;
         struct cfg_events events;
