@@ -11,8 +11,9 @@ RA_RUN_PACKAGES=(mosquitto mosquitto-clients openssl procps tmux)
 RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
 # Brokers beyond mosquitto that only the integration tests start (test_rabbitmq: rabbitmq_mqtt with
 # TLS client-certificate login; test_ejabberd: mod_mqtt), installed by scripts/test alone: the demo
-# and the bench need none of them.
-RA_TEST_PACKAGES=(rabbitmq-server ejabberd)
+# and the bench need none of them. test_prometheus: the fleet recipe (docs/deploy.md) with the exporter
+# and a real Prometheus.
+RA_TEST_PACKAGES=(rabbitmq-server ejabberd prometheus-mqtt-exporter prometheus)
 # scripts/package (dpkg-shlibdeps, dpkg-buildflags; CPack needs `file`), and its tests (tests/package/,
 # scripts/test-arm64): systemd for systemd-analyze, systemd-container and debootstrap for the
 # container test_sandbox.sh boots.
