@@ -29,6 +29,49 @@ static void copy_num(cJSON *out, const char *key, const cJSON *obj, const char *
                 cJSON_AddNumberToObject(out, key, obj->valuedouble);
 }
 
+struct gauge_member {
+        const char *key, *path;
+};
+
+static const struct gauge_member host_members[] = {
+        { "seq", "seq" },
+        { "cpu_cores", "cpu.cores" },
+        { "cpu_util_pct", "cpu.util_pct" },
+        { "memory_total_bytes", "memory.total_bytes" },
+        { "memory_available_bytes", "memory.available_bytes" },
+        { "memory_used_pct", "memory.used_pct" },
+};
+
+static const struct gauge_member slot_members[] = {
+        { "cpu_cores_used", "cgroup.cores_used" },
+        { "cpu_quota_cores", "cgroup.cpu_quota_cores" },
+        { "memory_bytes", "cgroup.memory_bytes" },
+        { "memory_max_bytes", "cgroup.memory_max_bytes" },
+        { "pids", "cgroup.pids" },
+        { "vram_used_bytes", "gpu.vram_used_bytes" },
+        { "gpu_util_pct", "gpu.util_pct" },
+        { "bandwidth_mbps", "bandwidth_mbps" },
+        { "cpu_usage_pct", "usage_pct.cpu" },
+        { "memory_usage_pct", "usage_pct.memory" },
+        { "vram_usage_pct", "usage_pct.vram" },
+        { "gpu_usage_pct", "usage_pct.gpu" },
+        { "bandwidth_usage_pct", "usage_pct.bandwidth" },
+};
+
+static const struct gauge_member gpu_members[] = {
+        { "util_pct", "util_pct" },
+        { "mem_util_pct", "mem_util_pct" },
+        { "vram_total_bytes", "vram_total_bytes" },
+        { "vram_used_bytes", "vram_used_bytes" },
+        { "power_w", "power_w" },
+        { "temp_c", "temp_c" },
+};
+
+static void copy_all(cJSON *out, const cJSON *obj, const struct gauge_member *m, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                copy_num(out, m[i].key, obj, m[i].path);
+}
+
 static int emit(const struct cfg *c, const char *leaf, cJSON *doc, gauges_publish_fn fn, void *userdata) {
         _cleanup_free_ char *payload = NULL;
         char topic[GAUGES_TOPIC_MAX];
@@ -51,12 +94,7 @@ static cJSON *host_doc(const cJSON *tele, const struct slots *slots) {
 
         if (!o)
                 return NULL;
-        copy_num(o, "seq", tele, "seq");
-        copy_num(o, "cpu_cores", tele, "cpu.cores");
-        copy_num(o, "cpu_util_pct", tele, "cpu.util_pct");
-        copy_num(o, "memory_total_bytes", tele, "memory.total_bytes");
-        copy_num(o, "memory_available_bytes", tele, "memory.available_bytes");
-        copy_num(o, "memory_used_pct", tele, "memory.used_pct");
+        copy_all(o, tele, host_members, sizeof(host_members) / sizeof(host_members[0]));
         if (slots) {
                 size_t n = slots_count(slots), held = 0;
 
@@ -80,19 +118,7 @@ static cJSON *slot_doc(const struct cfg *c, const cJSON *sl, const struct slots 
 
         if (!o)
                 return NULL;
-        copy_num(o, "cpu_cores_used", sl, "cgroup.cores_used");
-        copy_num(o, "cpu_quota_cores", sl, "cgroup.cpu_quota_cores");
-        copy_num(o, "memory_bytes", sl, "cgroup.memory_bytes");
-        copy_num(o, "memory_max_bytes", sl, "cgroup.memory_max_bytes");
-        copy_num(o, "pids", sl, "cgroup.pids");
-        copy_num(o, "vram_used_bytes", sl, "gpu.vram_used_bytes");
-        copy_num(o, "gpu_util_pct", sl, "gpu.util_pct");
-        copy_num(o, "bandwidth_mbps", sl, "bandwidth_mbps");
-        copy_num(o, "cpu_usage_pct", sl, "usage_pct.cpu");
-        copy_num(o, "memory_usage_pct", sl, "usage_pct.memory");
-        copy_num(o, "vram_usage_pct", sl, "usage_pct.vram");
-        copy_num(o, "gpu_usage_pct", sl, "usage_pct.gpu");
-        copy_num(o, "bandwidth_usage_pct", sl, "usage_pct.bandwidth");
+        copy_all(o, sl, slot_members, sizeof(slot_members) / sizeof(slot_members[0]));
         if (sc) { /* the scale's limits, so a query can compare without the catalog */
                 cJSON_AddNumberToObject(o, "limit_vcpu", sc->vcpu);
                 cJSON_AddNumberToObject(o, "limit_ram_bytes", (double)sc->ram_bytes);
@@ -118,12 +144,7 @@ static cJSON *gpu_doc(const cJSON *g) {
 
         if (!o)
                 return NULL;
-        copy_num(o, "util_pct", g, "util_pct");
-        copy_num(o, "mem_util_pct", g, "mem_util_pct");
-        copy_num(o, "vram_total_bytes", g, "vram_total_bytes");
-        copy_num(o, "vram_used_bytes", g, "vram_used_bytes");
-        copy_num(o, "power_w", g, "power_w");
-        copy_num(o, "temp_c", g, "temp_c");
+        copy_all(o, g, gpu_members, sizeof(gpu_members) / sizeof(gpu_members[0]));
         return o;
 }
 
