@@ -16,6 +16,9 @@
 
 /* Records waiting in the spool past this many are a warning even while the broker is connected. */
 #define BACKLOG_WARN_RECORDS 1000
+/* The oldest unacknowledged record waiting longer than this is a warning: a connected link
+ * acknowledges records within seconds, so something holds them back (consumer, ACL, throughput). */
+#define OLDEST_WARN_S 600
 
 static const char *str(const cJSON *o, const char *k) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -89,7 +92,8 @@ static void check_spool(struct doctor *d, const cJSON *status) {
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(m, "spool");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(status, "broker");
         double pending = num(sp, "pending"), used = num(sp, "used"), max = num(sp, "max_bytes");
-        char figures[200];
+        double oldest = num(sp, "oldest_pending_age_s");
+        char figures[300];
 
         if (!m) {
                 doctor_add(d, DOCTOR_FAIL, "spool", "see the agent's log (journalctl -u render-agent)",
@@ -98,6 +102,9 @@ static void check_spool(struct doctor *d, const cJSON *status) {
         }
         snprintf(figures, sizeof(figures), "%.0f record(s) unacknowledged, %.1f of %.0f MiB used", pending,
                  used / 1048576, max / 1048576);
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sp, "oldest_pending_age_s")))
+                snprintf(figures + strlen(figures), sizeof(figures) - strlen(figures),
+                         ", the oldest made %.0f s ago (%s)", oldest, str(sp, "oldest_pending_ts"));
         if (str(m, "refusing_sessions")[0] || is_true(sp, "full") || num(m, "lost") > 0)
                 doctor_add(
                         d, DOCTOR_FAIL, "spool",
@@ -116,6 +123,12 @@ static void check_spool(struct doctor *d, const cJSON *status) {
                 doctor_add(d, DOCTOR_WARN, "spool",
                            "the backlog leaves once the broker link is up (see the broker check)",
                            "backlog: %s, and the broker link is down", figures);
+        else if (oldest > OLDEST_WARN_S)
+                doctor_add(d, DOCTOR_WARN, "spool",
+                           "find what holds the acknowledgements back: the broker's ACL for the metering "
+                           "topic, the consumer's subscription and throughput (status.metering's "
+                           "last_error)",
+                           "backlog: %s: over %d min unacknowledged", figures, OLDEST_WARN_S / 60);
         else if (pending > BACKLOG_WARN_RECORDS)
                 doctor_add(d, DOCTOR_WARN, "spool", "check the broker's and the consumer's throughput",
                            "backlog: %s", figures);

@@ -3,6 +3,7 @@
 #include "meter_internal.h"
 
 #include "cleanup.h"
+#include "evhist.h"
 #include "link.h"
 #include "log.h"
 #include "strutil.h"
@@ -163,6 +164,34 @@ void meter_backlog(const struct meter *m, uint64_t *ret_records, uint64_t *ret_b
         *ret_bytes = st.used; /* the records' bytes: preallocated zeros are no backlog */
 }
 
+/* spool.oldest_pending_ts and oldest_pending_age_s: when the oldest record not yet acknowledged was
+ * made (its document's "ts"), so that a stuck backlog shows how long it has waited. One record read
+ * per status request; left out when there is none, or it cannot be read or has no ts. */
+static void oldest_pending_json(const struct meter *m, const struct spool_stats *st, cJSON *sp) {
+        struct spool_reader *rd = NULL;
+        const void *buf;
+        size_t len;
+        uint64_t id, made;
+        char msg[64];
+
+        if (!m->spool || !st->pending || !st->oldest_unacked || spool_reader_new(m->spool, &rd) < 0)
+                return;
+        spool_reader_seek(rd, st->oldest_unacked - 1);
+        if (spool_reader_next(rd, &buf, &len, &id) >= 0) {
+                cJSON *doc = cJSON_ParseWithLength(buf, len);
+                const cJSON *ts = cJSON_GetObjectItemCaseSensitive(doc, "ts");
+                uint64_t now = plat_now_real_usec();
+
+                if (cJSON_IsString(ts) && evhist_parse_since(ts, now, &made, msg, sizeof(msg)) >= 0) {
+                        cJSON_AddStringToObject(sp, "oldest_pending_ts", ts->valuestring);
+                        cJSON_AddNumberToObject(sp, "oldest_pending_age_s",
+                                                made < now ? (double)((now - made) / USEC_PER_SEC) : 0);
+                }
+                cJSON_Delete(doc);
+        }
+        spool_reader_free(rd);
+}
+
 cJSON *meter_status_json(const struct meter *m) {
         cJSON *o = cJSON_CreateObject(), *sp;
         struct spool_stats st = { 0 };
@@ -189,6 +218,7 @@ cJSON *meter_status_json(const struct meter *m) {
         cJSON_AddNumberToObject(sp, "segments", (double)st.segments);
         cJSON_AddNumberToObject(sp, "quarantined", (double)st.quarantined);
         cJSON_AddBoolToObject(sp, "full", st.full);
+        oldest_pending_json(m, &st, sp);
         if (m->signing)
                 cJSON_AddItemToObject(o, "signatures", signing_status_json(m->signing));
         if (m->billing)

@@ -128,6 +128,14 @@ class Doctor(harness.IntegrationTest):
         self.expect(by, "broker", "FAIL", ["localhost:%d" % broker.port], ["start the broker"])
         s = self.expect(by, "spool", "WARN", fix=["broker"])
         self.assertRegex(s["evidence"], r"backlog: [1-9]\d* record\(s\) unacknowledged.*broker link is down")
+        # The oldest unacknowledged record's age is in status and in the evidence.
+        self.assertTrue(harness.wait_for(lambda: "oldest_pending_ts" in self.status()["metering"]["spool"], 10))
+        sp = self.status()["metering"]["spool"]
+        self.assertRegex(sp["oldest_pending_ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+        self.assertGreaterEqual(sp["oldest_pending_age_s"], 0)
+        self.assertLess(sp["oldest_pending_age_s"], 120)
+        rc, by, doc = self.doctor()
+        self.assertRegex(self.only(by, "spool")["evidence"], r"the oldest made \d+ s ago \(\d{4}-")
 
     def test_wrong_ca_names_the_tls_reason_and_the_ca_file(self):
         broker = self.env.broker()

@@ -157,6 +157,29 @@ static void test_spool_without_consumer_warns_and_quiet_spool_passes(void **stat
         cJSON_Delete(st);
 }
 
+static void test_spool_whose_oldest_record_waits_over_ten_minutes_warns_with_its_age(void **state) {
+        struct doctor *d = *state;
+        cJSON *st =
+                cJSON_Parse("{\"broker\":{\"state\":\"connected\"},\"slots\":[],\"metering\":{"
+                            "\"spool\":{\"pending\":2,\"oldest_pending_ts\":\"2026-12-05T00:00:00.000Z\","
+                            "\"oldest_pending_age_s\":900}}}");
+
+        doctor_agent(d, st, NULL);
+        assert_int_equal(find(d, "spool")->level, DOCTOR_WARN);
+        assert_non_null(
+                strstr(find(d, "spool")->evidence, "the oldest made 900 s ago (2026-12-05T00:00:00.000Z)"));
+        assert_non_null(strstr(find(d, "spool")->fix, "ACL"));
+        cJSON_SetNumberValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "metering"), "spool"),
+                                    "oldest_pending_age_s"),
+                30);
+        memset(d, 0, sizeof(*d));
+        doctor_agent(d, st, NULL);
+        assert_int_equal(find(d, "spool")->level, DOCTOR_PASS);
+        assert_non_null(strstr(find(d, "spool")->evidence, "the oldest made 30 s ago"));
+        cJSON_Delete(st);
+}
+
 static void test_a_recent_clock_step_warns_an_old_one_passes(void **state) {
         struct doctor *d = *state;
         cJSON *st = cJSON_Parse(
@@ -217,6 +240,9 @@ int main(void) {
                         test_clock_check_fails_unsynced_warns_large_error_passes_synced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agent_checks_name_tls_reason_refusal_and_nonconformance,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_spool_whose_oldest_record_waits_over_ten_minutes_warns_with_its_age, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_spool_without_consumer_warns_and_quiet_spool_passes,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_recent_clock_step_warns_an_old_one_passes, setup,
