@@ -65,6 +65,13 @@ void doctor_local(struct doctor *d, const struct cfg *c, unsigned agent_uid, uns
  * the spool and metering, the wall-clock steps, each slot's GPU. */
 void doctor_agent(struct doctor *d, const cJSON *status, const cJSON *spec);
 
+/* One slot's cgroup `cgroup` under the cgroup v2 mount root_fd (borrowed; named root_path in the
+ * evidence): FAIL when missing or its cgroup.kill is not writable, WARN when it is not delegated to
+ * agent_uid (no trusted.delegate / user.delegate xattr, and, for a non-root agent, cgroup.procs and
+ * cgroup.subtree_control not its own), else PASS (doctor_cgroup.c). */
+void doctor_cgroup(struct doctor *d, int root_fd, const char *root_path, const char *slot,
+                   const char *cgroup, unsigned agent_uid);
+
 /* When the agent is not running: can this host open a TCP connection to each broker (timeout_ms
  * each)? The TLS handshake is the agent's to report. */
 void doctor_broker_reach(struct doctor *d, const struct cfg *c, int timeout_ms);

@@ -25,6 +25,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct plat_signer *, plat_signer_free);
 #define CLOCK_WARN_ERROR_US (100 * 1000)
 /* Free room under the state directory below this: the spool will refuse new sessions soon. */
 #define ROOM_WARN_BYTES (64ULL * 1024 * 1024)
+#define CGROUP_ROOT "/sys/fs/cgroup"
 
 static void check_clock(struct doctor *d) {
         struct clocksync_state s;
@@ -191,38 +192,20 @@ static void check_key(struct doctor *d, const struct cfg *c) {
                            key, plat_signer_kid(s));
 }
 
-static void check_slots(struct doctor *d, const struct cfg *c) {
+static void check_slots(struct doctor *d, const struct cfg *c, unsigned uid) {
+        _cleanup_close_ int root_fd = open(CGROUP_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int root_err = errno;
         size_t cgroups = 0, ifaces = 0;
 
         for (size_t i = 0; i < c->n_slots; i++) {
                 const struct cfg_slot *sl = &c->slots[i];
-                char path[PATH_MAX];
 
-                if (sl->cgroup) {
-                        cgroups++;
-                        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", sl->cgroup);
-                        if (access(path, F_OK) < 0)
-                                doctor_add(
-                                        d, DOCTOR_FAIL, "cgroup",
-                                        "create it and delegate it to the streaming service (systemd slice "
-                                        "or unit with Delegate=yes), or correct slots[].cgroup",
-                                        "slot %s: cgroup %s is missing (%s): the slot is neither measured "
-                                        "nor enforceable",
-                                        sl->id, path, strerror(errno));
-                        else if (snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.kill", sl->cgroup) >
-                                         0 &&
-                                 access(path, W_OK) < 0)
-                                doctor_add(d, DOCTOR_FAIL, "cgroup",
-                                           "run the agent as root or give its user the cgroup (Linux 5.14+ "
-                                           "for cgroup.kill)",
-                                           "slot %s: %s is not writable (%s): enforcement cannot end its "
-                                           "sessions",
-                                           sl->id, path, strerror(errno));
-                        else
-                                doctor_add(d, DOCTOR_PASS, "cgroup", NULL,
-                                           "slot %s: /sys/fs/cgroup/%s present, cgroup.kill writable",
-                                           sl->id, sl->cgroup);
-                }
+                if (sl->cgroup && root_fd < 0)
+                        doctor_add(d, DOCTOR_FAIL, "cgroup", "mount the cgroup v2 hierarchy there",
+                                   "slot %s: cannot open %s: %s", sl->id, CGROUP_ROOT, strerror(root_err));
+                else if (sl->cgroup)
+                        doctor_cgroup(d, root_fd, CGROUP_ROOT, sl->id, sl->cgroup, uid);
+                cgroups += sl->cgroup != NULL;
                 if (sl->iface) {
                         ifaces++;
                         if (if_nametoindex(sl->iface) == 0)
@@ -251,5 +234,5 @@ void doctor_local(struct doctor *d, const struct cfg *c, unsigned agent_uid, uns
         check_state_dir(d, c, agent_uid);
         check_certificate(d, c, warn_days);
         check_key(d, c);
-        check_slots(d, c);
+        check_slots(d, c, agent_uid);
 }
