@@ -168,6 +168,22 @@ static void on_event(const char *type, cJSON *fields, void *ud) {
         log_limited(LOG_INFO, "event %s", type);
 }
 
+/* mqtt_connected / mqtt_lost: kept in the event history, and on .../events once connected. */
+static void link_event(struct agent *a, const char *type, const char *broker, const char *reason) {
+        cJSON *f = cJSON_CreateObject();
+
+        if (f && cJSON_AddStringToObject(f, "broker", broker) &&
+            (!reason || cJSON_AddStringToObject(f, "reason", reason)))
+                on_event(type, f, a);
+        else
+                cJSON_Delete(f);
+}
+
+static void on_link_lost(struct link *l, const char *broker, const char *reason, void *ud) {
+        (void)l;
+        link_event(ud, "mqtt_lost", broker, reason);
+}
+
 static void on_connected(struct link *l, void *ud) {
         struct agent *a = ud;
         /* QoS 0: the session is clean, so QoS 1 would save nothing across a lost connection, and
@@ -180,6 +196,7 @@ static void on_connected(struct link *l, void *ud) {
                          strerror(-r));
         publish_status(ud);
         flush_events(ud);
+        link_event(a, "mqtt_connected", link_broker(l), NULL);
         meter_connected(a->meter);
         announce(ud, false);
 }
@@ -320,6 +337,7 @@ static int start_link(struct agent *a) {
                 .will_payload = will,
                 .on_message = on_message,
                 .on_published = on_published,
+                .on_lost = on_link_lost,
         };
         struct link_broker brokers[CFG_MAX_BROKERS];
         int r;

@@ -47,6 +47,7 @@ struct link {
         link_connected_fn on_connected;
         link_message_fn on_message;
         link_published_fn on_published;
+        link_lost_fn on_lost;
         void *userdata;
         int stop_mid; /* link_stop: the offline status, acknowledged last */
         bool stop_acked;
@@ -256,6 +257,8 @@ static void attempt_failed(struct link *l, const char *what, bool handshake, boo
         } else
                 log_debug("MQTT broker %s: %s; %s", b->name, reason, then);
         schedule_next(l, next, backoff);
+        if (lost && l->on_lost) /* after: the link is no longer connected for what it publishes */
+                l->on_lost(l, b->name, reason, l->userdata);
 }
 
 static void on_log(struct mosquitto *m, void *ud, int level, const char *msg) {
@@ -594,6 +597,7 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
         l->on_connected = on_connected;
         l->on_message = o->on_message;
         l->on_published = o->on_published;
+        l->on_lost = o->on_lost;
         l->userdata = userdata;
         l->stop_mid = -1;
         l->keepalive_s = o->keepalive_s;

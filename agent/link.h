@@ -34,6 +34,10 @@ typedef void (*link_message_fn)(struct link *l, const char *topic, const void *p
  * means for a message is the caller's to decide (delivery.h for metering). */
 typedef void (*link_published_fn)(struct link *l, int mid, int reason, void *userdata);
 
+/* The connection to `broker` ("host:port") was lost, for `reason` (borrowed for the call); the
+ * link reconnects on its own. Not called for failed attempts, nor for link_stop. */
+typedef void (*link_lost_fn)(struct link *l, const char *broker, const char *reason, void *userdata);
+
 #define LINK_MAX_BROKERS 8
 
 /* One broker address. With TLS its certificate must name `host` (verified per broker). */
@@ -64,6 +68,7 @@ struct link_options {
         const char *will_payload;
         link_message_fn on_message;     /* may be NULL */
         link_published_fn on_published; /* may be NULL */
+        link_lost_fn on_lost;           /* may be NULL */
 };
 
 /* Strings in opts are copied. The link does nothing until link_start(). */

@@ -27,6 +27,7 @@ class CtlEvents(harness.IntegrationTest):
         self.bufs = {}
         env = self.env
         broker = env.broker()
+        self.broker = broker
         self.agent = env.agent(env.config(broker.port, interval_ms=500, slots=ONE_SLOT))
         self.agent.wait_connected()
         self.sock = env.path("agent.sock")
@@ -123,6 +124,30 @@ class CtlEvents(harness.IntegrationTest):
         self.assertIn("BAD_REQUEST: \"since\" must be a number of seconds or an RFC 3339 UTC time", r.stderr)
         r = self.ctl("events", "--bogus")
         self.assertEqual(r.returncode, 2)
+
+    def events(self):
+        r = self.ctl("--json", "events")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_a_lost_broker_and_the_reconnect_are_in_the_history_with_broker_and_reason(self):
+        broker = "localhost:%d" % self.broker.port
+        first = harness.wait_for(lambda: [e for e in self.events() if e["event"] == "mqtt_connected"], 10)
+        self.assertTrue(first, self.events())
+        self.assertEqual(first[0]["broker"], broker)
+        self.broker.kill9()
+        # While the link is down, the loss is in the local history (it cannot reach MQTT yet).
+        lost = harness.wait_for(lambda: [e for e in self.events() if e["event"] == "mqtt_lost"], 15)
+        self.assertTrue(lost, self.events())
+        self.assertEqual(lost[0]["broker"], broker)
+        self.assertNotEqual(lost[0].get("reason", ""), "")
+        self.broker.restart()
+        names = harness.wait_for(
+            lambda: (lambda n: n if n.count("mqtt_connected") == 2 else None)(
+                [e["event"] for e in self.events() if e["event"].startswith("mqtt_")]), 20)
+        self.assertEqual(names, ["mqtt_connected", "mqtt_lost", "mqtt_connected"], self.events())
+        r = self.ctl("events")
+        self.assertRegex(r.stdout, r"(?m)^\S+Z mqtt_lost +broker=%s reason=" % broker)
 
     def test_a_follower_that_does_not_read_is_dropped_and_the_agent_goes_on(self):
         slow = socket.socket(socket.AF_UNIX)
