@@ -18,10 +18,10 @@
 #define TOP_REFRESH_MS 1000
 #define TOP_MAX_ROWS 256
 
-enum top_sort { SORT_SLOT, SORT_CPU, SORT_MEMORY, SORT_GPU, SORT_BANDWIDTH };
+enum top_sort { SORT_SLOT, SORT_CPU, SORT_MEMORY, SORT_VRAM, SORT_GPU, SORT_BANDWIDTH };
 
-static const char *const sort_names[] = { "slot", "cpu", "memory", "gpu", "bandwidth" };
-static const char *const sort_keys[] = { NULL, "cpu", "memory", "gpu", "bandwidth" };
+static const char *const sort_names[] = { "slot", "cpu", "memory", "vram", "gpu", "bandwidth" };
+static const char *const sort_keys[] = { NULL, "cpu", "memory", "vram", "gpu", "bandwidth" };
 
 /* What one refresh shows: the agent's replies (owned). */
 struct top_view {
@@ -143,6 +143,26 @@ static void host_lines(FILE *f, const cJSON *tele) {
         }
 }
 
+/* The slot's NVENC streams (telemetry's slots[].gpu.encoder_sessions): the slowest stream's FPS
+ * and the worst encode latency, "-" where the driver lists none. */
+static void encode_cells(FILE *f, const cJSON *tele_slot) {
+        const cJSON *encs = cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(tele_slot, "gpu"), "encoder_sessions"),
+                    *e;
+        double fps = -1, lat = -1;
+
+        cJSON_ArrayForEach(e, encs) {
+                if (fps < 0 || ctl_num(e, "avg_fps") < fps)
+                        fps = ctl_num(e, "avg_fps");
+                if (ctl_num(e, "avg_latency_us") > lat)
+                        lat = ctl_num(e, "avg_latency_us");
+        }
+        if (fps < 0)
+                fprintf(f, " %5s %7s", "-", "-");
+        else
+                fprintf(f, " %5.0f %7.1f", fps, lat / 1000.0);
+}
+
 static enum top_sort g_sort; /* qsort's comparator has no user data */
 
 static double sort_value(const cJSON *spec_slot) {
@@ -151,6 +171,7 @@ static double sort_value(const cJSON *spec_slot) {
 
 struct row {
         const cJSON *slot, *spec; /* the status slot and its spec entry (may be NULL) */
+        const cJSON *tele;        /* its telemetry entry (may be NULL) */
         size_t order;
 };
 
@@ -182,17 +203,19 @@ static void render(FILE *f, const struct top_view *v, enum top_sort sort, bool l
                         ? "  DRAINING"
                         : "");
         if (live)
-                fprintf(f, "sorted by %s; keys: c cpu, m memory, g gpu, b bandwidth, s slot, q quit\n",
+                fprintf(f,
+                        "sorted by %s; keys: c cpu, m memory, v vram, g gpu, b bandwidth, s slot, q quit\n",
                         sort_names[sort]);
         host_lines(f, v->tele);
-        fprintf(f, "\n%-10s %-7s %-8s %-16s %-6s %-18s %-18s %-18s %-18s %s\n", "SLOT", "SCALE", "STATE",
-                "USER", "AGE", "CPU", "MEMORY", "GPU", "BANDWIDTH", "VIEWERS");
+        fprintf(f, "\n%-10s %-7s %-8s %-16s %-6s %-18s %-18s %-18s %-18s %-18s %5s %7s %s\n", "SLOT",
+                "SCALE", "STATE", "USER", "AGE", "CPU", "MEMORY", "VRAM", "GPU", "BANDWIDTH", "FPS",
+                "LAT_MS", "VIEWERS");
         cJSON_ArrayForEach(e, slots) {
                 if (n == TOP_MAX_ROWS)
                         break;
                 rows[n] = (struct row){
                         e, find_by_id(cJSON_GetObjectItemCaseSensitive(v->spec, "slots"), ctl_str(e, "id")),
-                        n
+                        find_by_id(cJSON_GetObjectItemCaseSensitive(v->tele, "slots"), ctl_str(e, "id")), n
                 };
                 n++;
         }
@@ -208,8 +231,10 @@ static void render(FILE *f, const struct top_view *v, enum top_sort sort, bool l
                         ctl_str(rows[i].slot, "user"), a);
                 cell(f, pct, "cpu");
                 cell(f, pct, "memory");
+                cell(f, pct, "vram");
                 cell(f, pct, "gpu");
                 cell(f, pct, "bandwidth");
+                encode_cells(f, rows[i].tele);
                 fprintf(f, " %d\n",
                         cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rows[i].slot, "viewers")));
         }
@@ -236,6 +261,9 @@ static int on_key(char k, enum top_sort *sort) {
                 break;
         case 'm':
                 *sort = SORT_MEMORY;
+                break;
+        case 'v':
+                *sort = SORT_VRAM;
                 break;
         case 'g':
                 *sort = SORT_GPU;

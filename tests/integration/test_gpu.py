@@ -191,6 +191,27 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertIn("nvenc: pid 4301 hevc 2560x1440, 58 fps, latency 6.1 ms\n", r.stdout)
         self.assertEqual(agent.stop(), 0)
 
+    def test_top_shows_each_slot_vram_fps_and_encode_latency(self):
+        # s0 has the A10G to itself (its two NVENC streams); s1 has no GPU.
+        agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "S", "gpu": 0}, {"id": "s1", "scale": "cpu-4"}])
+        sock = self.env.path("agent.sock")
+        harness.wait_for(lambda: os.path.exists(sock), 10, what="control socket")
+        vram_pct = "%4.0f%%" % (A10G["vram_used"] / 4e9 * 100)  # scale S: 4 GB of VRAM
+
+        def top():
+            r = self.env.run([harness.ctl_binary(), "--socket", sock, "top"], timeout=10)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout if re.search(r"(?m)^s0 .* 58 ", r.stdout) else None
+        out = harness.wait_for(top, 10, what="top with s0's encoder sessions")
+        self.assertRegex(out, r"(?m)^SLOT +SCALE +STATE +USER +AGE +CPU +MEMORY +VRAM +GPU +BANDWIDTH +FPS +LAT_MS +VIEWERS$")
+        s0 = [line for line in out.splitlines() if line.startswith("s0 ")][0]
+        s1 = [line for line in out.splitlines() if line.startswith("s1 ")][0]
+        self.assertIn(vram_pct, s0)
+        # The slowest stream's FPS and the worst encode latency (58 fps at 6.1 ms; 60 at 4.2 ms).
+        self.assertRegex(s0, r" 58 +6\.1 0$")
+        self.assertRegex(s1, r" - +- 0$")
+        self.assertEqual(agent.stop(), 0)
+
     def test_missing_library_is_a_quiet_cpu_host(self):
         missing = self.env.path("no-such-dir", "libnvidia-ml.so.1")
         agent, sub = self.start([A10G], nvml_library=missing)
