@@ -157,6 +157,16 @@ static void test_spool_without_consumer_warns_and_quiet_spool_passes(void **stat
         cJSON_Delete(st);
 }
 
+/* Sets status.metering.<object>.<member> to value and runs the agent checks again, afresh. */
+static void recheck_with(struct doctor *d, cJSON *st, const char *object, const char *member, double value) {
+        cJSON_SetNumberValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "metering"), object),
+                                    member),
+                value);
+        memset(d, 0, sizeof(*d));
+        doctor_agent(d, st, NULL);
+}
+
 static void test_spool_whose_oldest_record_waits_over_ten_minutes_warns_with_its_age(void **state) {
         struct doctor *d = *state;
         cJSON *st =
@@ -169,12 +179,7 @@ static void test_spool_whose_oldest_record_waits_over_ten_minutes_warns_with_its
         assert_non_null(
                 strstr(find(d, "spool")->evidence, "the oldest made 900 s ago (2026-12-05T00:00:00.000Z)"));
         assert_non_null(strstr(find(d, "spool")->fix, "ACL"));
-        cJSON_SetNumberValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "metering"), "spool"),
-                                    "oldest_pending_age_s"),
-                30);
-        memset(d, 0, sizeof(*d));
-        doctor_agent(d, st, NULL);
+        recheck_with(d, st, "spool", "oldest_pending_age_s", 30);
         assert_int_equal(find(d, "spool")->level, DOCTOR_PASS);
         assert_non_null(strstr(find(d, "spool")->evidence, "the oldest made 30 s ago"));
         cJSON_Delete(st);
@@ -190,12 +195,7 @@ static void test_a_recent_clock_step_warns_an_old_one_passes(void **state) {
         doctor_agent(d, st, NULL);
         assert_int_equal(find(d, "clock_steps")->level, DOCTOR_WARN);
         assert_non_null(strstr(find(d, "clock_steps")->evidence, "stepped 42 s ago"));
-        cJSON_SetNumberValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "metering"), "clock_steps"),
-                                    "last_s_ago"),
-                86400);
-        memset(d, 0, sizeof(*d));
-        doctor_agent(d, st, NULL);
+        recheck_with(d, st, "clock_steps", "last_s_ago", 86400);
         assert_int_equal(find(d, "clock_steps")->level, DOCTOR_PASS);
         cJSON_Delete(st);
 }
