@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "log.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,13 +16,10 @@
 /* The latest "expires" taken (year 5138): far enough for anyone, small enough for usec in 64 bits. */
 #define CMD_EXPIRES_MAX 1e11
 
-static const char *const allowed[] = { "disconnect", "drain", "undrain", "status" };
-
 bool cmd_allowed(const char *op) {
-        for (size_t i = 0; i < ELEMENTSOF(allowed); i++)
-                if (!strcmp(op, allowed[i]))
-                        return true;
-        return false;
+        const struct ops_entry *e = ops_find(op);
+
+        return e && e->mqtt;
 }
 
 static bool seen(const struct cmd_state *s, const char *key) {

@@ -1063,27 +1063,6 @@ static cJSON *op_report_bytes(struct req_ctx *x) {
         return o;
 }
 
-struct op {
-        const char *name;
-        bool mutates;
-};
-
-static const struct op ops[] = {
-        { "reserve", true },      { "start", true },        { "heartbeat", true }, { "client_lost", true },
-        { "end", true },          { "disconnect", true },   { "release", true },   { "viewer_join", true },
-        { "viewer_leave", true }, { "report_bytes", true }, { "drain", true },     { "undrain", true },
-        { "unblock", true },      { "slots", false },       { "sessions", false },
-};
-
-bool sessions_handles(const char *op, bool *ret_mutates) {
-        for (size_t i = 0; i < ELEMENTSOF(ops); i++)
-                if (!strcmp(op, ops[i].name)) {
-                        *ret_mutates = ops[i].mutates;
-                        return true;
-                }
-        return false;
-}
-
 cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bool *ret_held,
                         const char **ret_code, char *msg, size_t msg_len) {
         struct req_ctx x = { .s = s, .req = req, .code = ret_code, .msg = msg, .msg_len = msg_len };

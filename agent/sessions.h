@@ -81,12 +81,9 @@ void sessions_free(struct sessions *s);
  * -EBUSY (a held slot would go) or -EINVAL (bad limits) with msg; the old config stays. */
 int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len);
 
-/* True when `op` is a session op; *ret_mutates: it needs control.allow on the socket. */
-bool sessions_handles(const char *op, bool *ret_mutates);
-
-/* Answers one request. On success the reply's members (caller frees) and *ret_held: the reply
- * acknowledges a transition that is not on disk yet; hold it until hooks->committed. On refusal
- * NULL, *ret_code a stable code (slots_code_str names) and msg. */
+/* Answers one request of an op ops.h gives to OPS_SESSIONS. On success the reply's members (caller frees)
+ * and *ret_held: the reply acknowledges a transition that is not on disk yet; hold it until
+ * hooks->committed. On refusal NULL, *ret_code a stable code (slots_code_str names) and msg. */
 cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bool *ret_held,
                         const char **ret_code, char *msg, size_t msg_len);
 

@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fileio.h"
+#include "ops.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -228,7 +229,7 @@ void fxs_check_holds(const struct sessions *s, const char *slot, const char *use
 cJSON *fxs_dispatch(const char *op, const cJSON *req, const struct plat_peer *peer, void *userdata,
                     bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
         struct sessions *s = userdata;
-        bool mutates;
+        const struct ops_entry *e = ops_find(op);
         cJSON *r;
 
         (void)peer;
@@ -237,7 +238,7 @@ cJSON *fxs_dispatch(const char *op, const cJSON *req, const struct plat_peer *pe
                 cJSON_AddItemToObject(r, "sessions", sessions_summary_json(s));
                 return r;
         }
-        if (sessions_handles(op, &mutates))
+        if (e && e->owner == OPS_SESSIONS)
                 return sessions_request(s, op, req, ret_held, ret_code, msg, msglen);
         *ret_code = "BAD_REQUEST";
         snprintf(msg, msglen, "unknown op \"%.64s\"", op);
