@@ -1,120 +1,24 @@
-/* agent.c: the daemon: one sd-event loop wiring config, sampling, telemetry, MQTT and the control socket. */
-#include "agent.h"
+/* agent.c: the daemon's lifecycle on one sd-event loop: start-up and shutdown, signals, events, the MQTT
+ * link, the sampling tick and the GPUs. Its other concerns, one file each (agent_internal.h): the
+ * control plane (agent_control.c), the status document (agent_status.c), the session service's and
+ * meter's hooks (agent_hooks.c), reload (agent_reload.c). */
+#include "agent_internal.h"
 
-#include "authz.h"
 #include "cleanup.h"
 #include "clock.h"
-#include "cmd.h"
 #include "config.h"
 #include "crypto.h"
 #include "diag.h"
 #include "evhist.h"
-#include "fileio.h"
-#include "link.h"
 #include "log.h"
-#include "ops.h"
 #include "meter.h"
-#include "platform_class.h"
-#include "sampler.h"
-#include "selfstat.h"
 #include "gauges.h"
 #include "sessions.h"
 #include "startup_checks.h"
-#include "strutil.h"
-#include "telemetry.h"
-#include "usage.h"
-#include "watch.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <mosquitto.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#define TOPIC_MAX 256
-#define EVENTS_PENDING_MAX 64
-#define CMD_HELD_MAX 256
-#define GPU_OPEN_TIMEOUT_USEC (5 * USEC_PER_SEC)
-
-/* An MQTT command reply waiting for the group commit its command is part of. */
-struct held_reply {
-        char *topic;
-        char *line;
-        void *corr;
-        size_t corr_len;
-        bool needs_commit;
-};
-
-struct agent {
-        sd_event *event;
-        const char *config_path;
-        const char *root;
-        struct cfg *cfg;
-        int root_fd;
-        struct hal_platform platform;
-        struct sampler sampler; /* owns the GPU worker */
-        struct usage usage;
-        struct watch watch;
-        char *pending_events[EVENTS_PENDING_MAX]; /* events made while offline, oldest first */
-        size_t n_pending_events;
-        uint64_t events_dropped;
-        struct evhist *evhist; /* recent events for the control socket's "events" op */
-        struct link *link;
-        struct diag *diag;
-        bool control_activated; /* the control socket came from systemd (socket activation) */
-        struct sessions *sessions;
-        uint64_t cert_not_after; /* the client certificate's end of validity (wall usec); 0 unknown */
-        struct meter *meter;
-        struct held_reply held[CMD_HELD_MAX];
-        size_t n_held;
-        struct cmd_state cmd; /* ids of commands carried out, log limits */
-        sd_event_source *sample_timer;
-        uint64_t next_sample_usec;
-        struct tele_ticks ticks; /* the sampling tick's own duration */
-        struct plat_self self;   /* the agent's own CPU/RSS, /proc/self/status kept open */
-        bool self_unreadable;    /* said once: the agent's own CPU/RSS cannot be read */
-        uint64_t telemetry_seq, telemetry_published, telemetry_skipped;
-        uint64_t started_real_usec, started_mono_usec;
-        enum link_state announced;
-        char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
-        char topic_cmd[TOPIC_MAX], topic_cmd_reply[TOPIC_MAX], topic_metering[TOPIC_MAX];
-};
-
-/* Tells systemd what the agent is doing whenever the broker link changes state (or when forced,
- * after RELOADING=1 replaced the status line). */
-static void announce(struct agent *a, bool force) {
-        enum link_state st = link_get_state(a->link);
-
-        if (st == a->announced && !force)
-                return;
-        a->announced = st;
-        /* The broker of the current attempt: with mqtt.brokers it changes on failover. */
-        if (st == LINK_CONNECTED)
-                sd_notifyf(false, "STATUS=Connected to %s; telemetry every %u ms", link_broker(a->link),
-                           a->cfg->sampling_interval_ms);
-        else if (st == LINK_BACKOFF)
-                sd_notifyf(false, "STATUS=No broker reachable (last: %s); sampling goes on, retrying",
-                           link_last_error(a->link));
-        else
-                sd_notifyf(false, "STATUS=Connecting to %s", link_broker(a->link));
-}
-
-static void publish_status(struct agent *a) {
-        _cleanup_free_ char *doc = tele_status_json(a->cfg, &a->platform, true, NULL, plat_now_real_usec());
-        int r;
-
-        if (!doc)
-                return;
-        r = link_publish(a->link, a->topic_status, doc, strlen(doc), 1, true);
-        if (r < 0 && r != -ENOTCONN)
-                log_warn("cannot publish status on %s: %s", a->topic_status, strerror(-r));
-}
 
 /* Events go out at QoS 1 while connected. Offline, the last EVENTS_PENDING_MAX wait for the next
  * connection (older ones are dropped and counted: events are alarms, not billing records). */
@@ -145,7 +49,7 @@ static void flush_events(struct agent *a) {
         a->n_pending_events -= sent;
 }
 
-static void on_event(const char *type, cJSON *fields, void *ud) {
+void agent__on_event(const char *type, cJSON *fields, void *ud) {
         struct agent *a = ud;
         cJSON *o = cJSON_CreateObject(), *f;
         char ts[32], *doc;
@@ -175,7 +79,7 @@ static void link_event(struct agent *a, const char *type, const char *broker, co
 
         if (f && cJSON_AddStringToObject(f, "broker", broker) &&
             (!reason || cJSON_AddStringToObject(f, "reason", reason)))
-                on_event(type, f, a);
+                agent__on_event(type, f, a);
         else
                 cJSON_Delete(f);
 }
@@ -195,16 +99,16 @@ static void on_connected(struct link *l, void *ud) {
         if (r < 0)
                 log_warn("cannot subscribe to %s: %s; MQTT commands are not taken", a->topic_cmd,
                          strerror(-r));
-        publish_status(ud);
+        agent__publish_status(ud);
         flush_events(ud);
         link_event(a, "mqtt_connected", link_broker(l), NULL);
         meter_connected(a->meter);
-        announce(ud, false);
+        agent__announce(ud, false);
 }
 
 /* The plan needs what the host offers, so it is made on the first sample, and again at once
  * after a reload (from the last sample): until then no slot is admissible. */
-static void plan(struct agent *a) {
+void agent__plan(struct agent *a) {
         struct spec_host host;
 
         if (a->watch.planned || a->sampler.tick == 0)
@@ -214,7 +118,7 @@ static void plan(struct agent *a) {
 }
 
 /* The agent's own cost, for status and telemetry: a part that cannot be read is left out. */
-static void self_cost(struct agent *a, struct tele_self *ret) {
+void agent__self_cost(struct agent *a, struct tele_self *ret) {
         char why[128];
         uint64_t now = plat_now_mono_usec();
 
@@ -246,10 +150,10 @@ static void sample(struct agent *a) {
         sampler_tick(&a->sampler);
         hal_platform_note_gpus(&a->platform, a->sampler.n_gpus); /* GPUs whose open ended late */
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
-        plan(a);
+        agent__plan(a);
         watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
-        announce(a, false);
+        agent__announce(a, false);
         if (link_get_state(a->link) != LINK_CONNECTED)
                 return; /* telemetry is "latest wins": nothing is queued while offline */
         /* ...nor behind a broker slower than the stream: libmosquitto would queue samples without
@@ -258,7 +162,7 @@ static void sample(struct agent *a) {
                 a->telemetry_skipped++;
                 return;
         }
-        self_cost(a, &self);
+        agent__self_cost(a, &self);
         doc = tele_telemetry_json_ex(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, &self);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
@@ -284,9 +188,6 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
         tele_ticks_add(&a->ticks, t1, t1 - t0);
         return 0;
 }
-
-static void on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
-                       const char *response_topic, const void *corr, size_t corr_len, void *ud);
 
 /* Only metering decides what a PUBACK reason means for its records: an event or status that no
  * one subscribed to (0x10) is fine, they are not tracked. */
@@ -322,7 +223,7 @@ static void check_certificate(struct agent *a) {
                          a->cfg->mqtt.cert_file, plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));
 }
 
-static int start_link(struct agent *a) {
+int agent__start_link(struct agent *a) {
         _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
         struct link_options o = {
                 .host = a->cfg->mqtt.host,
@@ -336,7 +237,7 @@ static int start_link(struct agent *a) {
                 .client_id = a->cfg->node_id,
                 .will_topic = a->topic_status,
                 .will_payload = will,
-                .on_message = on_message,
+                .on_message = agent__on_message,
                 .on_published = on_published,
                 .on_lost = on_link_lost,
         };
@@ -371,7 +272,7 @@ static int start_link(struct agent *a) {
         return link_start(a->link);
 }
 
-static void stop_link(struct agent *a, const char *reason) {
+void agent__stop_link(struct agent *a, const char *reason) {
         _cleanup_free_ char *off = NULL;
 
         if (!a->link)
@@ -390,7 +291,7 @@ static void log_gpu_warning(const char *msg, void *ud) {
 
 /* Opens the GPU backends that apply to this host on the sampler's GPU worker. NVML's init may hang in
  * the driver: past GPU_OPEN_TIMEOUT the agent goes on without GPUs, and they join when it returns. */
-static int open_gpus(struct agent *a) {
+int agent__open_gpus(struct agent *a) {
         /* NVML describes this machine's driver, not a captured tree given with --root, unless
          * the config names a library on purpose. */
         struct hal_gpu_options o = { .nvml_path = a->cfg->gpu.nvml_library,
@@ -413,488 +314,12 @@ static int open_gpus(struct agent *a) {
         return 0;
 }
 
-static cJSON *status_json(struct agent *a) {
-        cJSON *o = cJSON_CreateObject(), *l, *m, *slots;
-        const struct metric_health *mh[] = { &a->sampler.cpu, &a->sampler.mem, &a->sampler.net };
-        struct tele_self self;
-        char ts[32];
-
-        cJSON_AddStringToObject(o, "version", RA_VERSION);
-        cJSON_AddNumberToObject(o, "pid", getpid());
-        cJSON_AddStringToObject(o, "node", a->cfg->node_id);
-        cJSON_AddStringToObject(o, "region", a->cfg->node_region);
-        cJSON_AddStringToObject(o, "config", a->cfg->path);
-        cJSON_AddStringToObject(o, "started", plat_format_rfc3339_ms(a->started_real_usec, ts, sizeof(ts)));
-        cJSON_AddNumberToObject(o, "uptime_s",
-                                (double)((plat_now_mono_usec() - a->started_mono_usec) / USEC_PER_SEC));
-        cJSON_AddStringToObject(o, "arch", a->platform.arch);
-        cJSON_AddStringToObject(o, "class", hal_class_to_string(a->platform.cls));
-        l = cJSON_AddObjectToObject(o, "broker");
-        cJSON_AddStringToObject(l, "host", a->cfg->mqtt.host);
-        cJSON_AddNumberToObject(l, "port", a->cfg->mqtt.port);
-        cJSON_AddBoolToObject(l, "tls", a->cfg->mqtt.tls);
-        cJSON_AddStringToObject(l, "state", link_state_to_string(link_get_state(a->link)));
-        cJSON_AddNumberToObject(l, "mqtt_version", a->link ? link_protocol_version(a->link) : 0);
-        cJSON_AddNumberToObject(l, "connects", (double)link_connects(a->link));
-        cJSON_AddStringToObject(l, "last_error", link_last_error(a->link));
-        if (a->link)
-                cJSON_AddStringToObject(l, "current", link_broker(a->link));
-        cJSON_AddItemToObject(l, "protocols", link_proto_status_json(a->link));
-        if (a->cert_not_after) {
-                cJSON_AddStringToObject(l, "cert_not_after",
-                                        plat_format_rfc3339_ms(a->cert_not_after, ts, sizeof(ts)));
-                cJSON_AddBoolToObject(l, "cert_expired", a->cert_not_after <= plat_now_real_usec());
-        }
-        m = cJSON_AddObjectToObject(o, "sampling");
-        cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
-        cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
-        cJSON_AddNumberToObject(m, "telemetry_published", (double)a->telemetry_published);
-        cJSON_AddNumberToObject(m, "telemetry_skipped", (double)a->telemetry_skipped);
-        cJSON_AddItemToObject(m, "gpus", sampler_gpu_status_json(&a->sampler));
-        for (size_t i = 0; i < ELEMENTSOF(mh); i++)
-                if (mh[i]->error[0]) {
-                        cJSON *errs = cJSON_GetObjectItem(m, "errors");
-
-                        if (!errs)
-                                errs = cJSON_AddArrayToObject(m, "errors");
-                        cJSON_AddItemToArray(errs, cJSON_CreateString(mh[i]->error));
-                }
-        if (a->sessions)
-                cJSON_AddItemToObject(o, "sessions", sessions_summary_json(a->sessions));
-        if (a->meter)
-                cJSON_AddItemToObject(o, "metering", meter_status_json(a->meter));
-        self_cost(a, &self);
-        cJSON_AddItemToObject(o, "self", tele_self_json(&self));
-        if (self.has_clock)
-                cJSON_AddItemToObject(o, "clock", clocksync_json(&self.clock));
-        slots = a->sessions ? sessions_slots_json(a->sessions) : cJSON_CreateArray();
-        cJSON_AddItemToObject(o, "slots", slots);
-        for (size_t i = 0; i < a->cfg->n_slots; i++) {
-                cJSON *j = cJSON_GetArrayItem(slots, (int)i);
-
-                if (!j) {
-                        j = cJSON_CreateObject();
-                        cJSON_AddStringToObject(j, "id", a->cfg->slots[i].id);
-                        cJSON_AddStringToObject(j, "scale", a->cfg->slots[i].scale);
-                        cJSON_AddItemToArray(slots, j);
-                }
-
-                if (a->cfg->slots[i].iface)
-                        cJSON_AddStringToObject(j, "iface", a->cfg->slots[i].iface);
-                if (a->watch.planned && i < a->watch.n) {
-                        cJSON_AddBoolToObject(j, "conformant", a->watch.slots[i].verdict.meets);
-                        if (!a->watch.slots[i].verdict.meets)
-                                cJSON_AddStringToObject(j, "nonconformant",
-                                                        a->watch.slots[i].verdict.reason);
-                }
-        }
-        return o;
-}
-
-/* At accept: a peer that may change sessions is not limited per uid and may use the reserve. */
-static unsigned on_admit(const struct plat_peer *peer, void *ud) {
-        struct agent *a = ud;
-
-        return authz_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
-}
-
-static cJSON *status_json(struct agent *a);
-
-/* Every op, whoever asks: the socket and MQTT handlers check who may before calling this. */
-static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *ret_held,
-                       const char **ret_code, char *msg, size_t msglen) {
-        const struct ops_entry *e = ops_find(op);
-        cJSON *res;
-
-        if (!e) {
-                *ret_code = "BAD_REQUEST";
-                snprintf(msg, msglen, "unknown op \"%.64s\" (known: %s)", op, ops_names());
-                return NULL;
-        }
-        if (e->owner == OPS_EVENTS)
-                return evhist_op(a->evhist, req, plat_now_real_usec(), ret_code, msg, msglen);
-        if (strcmp(op, "status") == 0) {
-                res = cJSON_CreateObject();
-                cJSON_AddItemToObject(res, "status", status_json(a));
-                return res;
-        }
-        if (strcmp(op, "spec") == 0) {
-                res = cJSON_CreateObject();
-                cJSON_AddItemToObject(res, "spec",
-                                      tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
-                return res;
-        }
-        if (strcmp(op, "telemetry") == 0) /* the last sample, as published: for render-agentctl top */
-                return tele_telemetry_reply(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
-        if (e->owner == OPS_SESSIONS) {
-                if (!a->sessions) {
-                        *ret_code = "NO_IDLE";
-                        snprintf(msg, msglen, "this node has no slots configured");
-                        return NULL;
-                }
-                res = sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
-                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and encode latency */
-                        tele_sessions_add_encoders(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
-                return res;
-        }
-        /* OPS_AGENT: status, spec and telemetry above; a new one in ops.c needs its answer here. */
-        *ret_code = "INTERNAL";
-        snprintf(msg, msglen, "op %s has no handler", op);
-        return NULL;
-}
-
-static cJSON *on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
-                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
-        const struct ops_entry *e = ops_find(op);
-        struct agent *a = ud;
-        cJSON *res;
-
-        if (e && e->mutates && !authz_may_change(a->cfg, peer)) {
-                *ret_code = "FORBIDDEN";
-                snprintf(msg, msglen,
-                         "op %s changes sessions: uid %u is not root, the agent's user, or in control.allow",
-                         op, peer ? (unsigned)peer->uid : 0U);
-                return NULL;
-        }
-        /* Reads are open to whoever can connect; with control.read set, who uses a slot is not. */
-        res = dispatch(a, op, req, ret_held, ret_code, msg, msglen);
-        if (res && !authz_may_read_personal(a->cfg, peer))
-                authz_redact(res);
-        return res;
-}
-
-/* MQTT commands that agent/cmd.c lets through: the broker authenticated the sender (its ACL
- * decides who may publish on cmd). */
-static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
-                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
-        (void)peer;
-        return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
-}
-
-static void send_reply(struct agent *a, struct held_reply *h) {
-        int r = link_publish_ex(a->link, h->topic, h->line, strlen(h->line), 1, h->corr, h->corr_len, NULL);
-
-        if (r < 0)
-                log_warn("cannot publish the reply on %s: %s; the command's sender will not hear back",
-                         h->topic, strerror(-r));
-        free(h->topic);
-        free(h->line);
-        free(h->corr);
-}
-
-static void on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
-                       const char *response_topic, const void *corr, size_t corr_len, void *ud) {
-        struct agent *a = ud;
-        struct cmd_message m = { payload, len, retain, response_topic };
-        struct held_reply h = { 0 };
-        bool held = false;
-        int r;
-
-        (void)l;
-        if (strcmp(topic, a->topic_cmd))
-                return;
-        /* No room to hold one more reply: write the open batch (its replies go out) first. */
-        if (a->n_held == CMD_HELD_MAX && a->sessions)
-                (void)sessions_flush(a->sessions);
-        r = cmd_handle_message(&a->cmd, &m, a->topic_cmd_reply, on_mqtt_op, a, &h.line, &h.topic, &held);
-        if (r <= 0)
-                return; /* dropped (the log says why), or out of memory */
-        if (corr_len && (h.corr = malloc(corr_len)))
-                memcpy(h.corr, corr, corr_len);
-        h.corr_len = h.corr ? corr_len : 0;
-        h.needs_commit = held;
-        log_limited(LOG_INFO, "MQTT command on %s answered: %.200s", topic, h.line);
-        if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
-                a->held[a->n_held++] = h;
-                return;
-        }
-        send_reply(a, &h);
-}
-
-/* The group commit is done: held replies go out on both channels, or fail with INTERNAL. */
-static void on_committed(bool ok, const char *msg, void *ud) {
-        struct agent *a = ud;
-
-        if (!ok) {
-                log_err("session state not written: %s; the operations of this batch are refused", msg);
-                meter_abort(a->meter);
-        }
-        /* The batch's records (session_start, session_end...) were written with its state, in
-         * one fdatasync, before any reply says the transition happened. The spool takes them
-         * after the replies (meter_sync, below). */
-        if (a->diag)
-                diag_committed(a->diag, ok, msg);
-        for (size_t i = 0; i < a->n_held; i++) {
-                struct held_reply *h = &a->held[i];
-
-                if (h->needs_commit && !ok) {
-                        cJSON *r = cJSON_Parse(h->line), *e = cJSON_CreateObject(), *err;
-
-                        cmd_forget(&a->cmd, cJSON_GetObjectItem(r, "id")); /* undone: may come again */
-                        cJSON_AddItemToObject(e, "id", cJSON_DetachItemFromObject(r, "id"));
-                        cJSON_AddFalseToObject(e, "ok");
-                        err = cJSON_AddObjectToObject(e, "error");
-                        cJSON_AddStringToObject(err, "code", "INTERNAL");
-                        cJSON_AddStringToObject(err, "message", msg);
-                        free(h->line);
-                        h->line = cJSON_PrintUnformatted(e);
-                        cJSON_Delete(r);
-                        cJSON_Delete(e);
-                        if (!h->line)
-                                h->line = strdup("{\"ok\":false}");
-                }
-                send_reply(a, h);
-        }
-        a->n_held = 0;
-        if (ok && a->meter)
-                (void)meter_sync(a->meter);
-}
-
-static bool slot_admissible(void *ud, size_t i) {
-        struct agent *a = ud;
-
-        return watch_slot_admissible(&a->watch, i);
-}
-
-static void log_problems(const struct cfg_problems *p) {
-        for (size_t i = 0; i < p->n; i++)
-                log_err("%s", p->msgs[i]);
-}
-
-/* SIGHUP: the new file replaces the running config only when it is valid as a whole. */
-static void on_transition(const struct slots_event *ev, void *ud) {
-        meter_transition(((struct agent *)ud)->meter, ev);
-}
-
-static int on_journal(void *ud, char **ret_json) {
-        return meter_journal(((struct agent *)ud)->meter, ret_json);
-}
-
-static int on_open_minutes(void *ud, char **ret_json) {
-        return meter_open_minutes(((struct agent *)ud)->meter, ret_json);
-}
-
-static void on_write_journal(void *ud) {
-        struct agent *a = ud;
-
-        if (a->sessions)
-                sessions_touch(a->sessions);
-}
-
-static void on_bytes(size_t slot, enum sessions_flow flow, const char *peer, uint64_t bytes, uint64_t from,
-                     uint64_t to, void *ud) {
-        (void)to; /* reports are handled as they arrive: "to" is now */
-        if (flow == SESSIONS_FLOW_PUSH)
-                meter_push_bytes(((struct agent *)ud)->meter, slot, peer, bytes, from);
-        else
-                meter_bytes(((struct agent *)ud)->meter, slot, flow, bytes, from);
-}
-
-static void on_push(size_t slot, const char *session, const char *target, bool started, void *ud) {
-        meter_push(((struct agent *)ud)->meter, slot, session, target, started);
-}
-
-static const char *refuse_new(void *ud) {
-        struct agent *a = ud;
-
-        return a->meter ? meter_admission(a->meter) : "metering is not running (see the log)";
-}
-
-static void on_meter_alarm(const char *what, const char *msg, void *ud) {
-        cJSON *f = cJSON_CreateObject();
-
-        log_err("%s", msg);
-        cJSON_AddStringToObject(f, "alarm", what);
-        cJSON_AddStringToObject(f, "message", msg);
-        on_event("metering_alarm", f, ud);
-}
-
-/* The meter logged it already. */
-static void on_meter_cleared(const char *what, const char *msg, void *ud) {
-        cJSON *f = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(f, "alarm", what);
-        cJSON_AddStringToObject(f, "message", msg);
-        on_event("metering_alarm_cleared", f, ud);
-}
-
-static const struct sessions_hooks session_hooks = {
-        .event = on_event,
-        .transition = on_transition,
-        .journal = on_journal,
-        .open_minutes = on_open_minutes,
-        .bytes = on_bytes,
-        .push = on_push,
-        .committed = on_committed,
-        .admissible = slot_admissible,
-        .refuse_new = refuse_new,
-};
-
-/* Metering follows the node, its slots and the metering settings: when any of them changed, the
- * open windows are closed (partial) and the meter starts again on the same spool. */
-static bool meter_config_equal(const struct cfg *a, const struct cfg *b) {
-        if (!plat_streq_ptr(a->node_id, b->node_id) || !plat_streq_ptr(a->node_region, b->node_region) ||
-            !plat_streq_ptr(a->state_dir, b->state_dir) || a->n_slots != b->n_slots ||
-            a->metering.window_s != b->metering.window_s || a->metering.late_s != b->metering.late_s ||
-            a->metering.spool_max_mb != b->metering.spool_max_mb ||
-            a->metering.inflight != b->metering.inflight ||
-            !plat_streq_ptr(a->metering.key_file, b->metering.key_file) ||
-            !plat_streq_ptr(a->metering.cert_file, b->metering.cert_file) ||
-            !plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) ||
-            !plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) || a->mqtt.tls_stamp != b->mqtt.tls_stamp)
-                return false;
-        for (size_t i = 0; i < a->n_slots; i++)
-                if (strcmp(a->slots[i].id, b->slots[i].id) || strcmp(a->slots[i].scale, b->slots[i].scale))
-                        return false;
-        return true;
-}
-
-static int open_meter(struct agent *a, const struct cfg *c) {
-        struct meter_hooks h = { .alarm = on_meter_alarm,
-                                 .cleared = on_meter_cleared,
-                                 .write_journal = on_write_journal,
-                                 .userdata = a };
-        char why[METER_MSG_MAX];
-        int r;
-
-        r = meter_new(a->event, c, a->sessions ? sessions_slots(a->sessions) : NULL, &h, &a->meter, why,
-                      sizeof(why));
-        if (r < 0) {
-                log_err("cannot start metering: %s", why);
-                return r;
-        }
-        if (a->link)
-                meter_set_link(a->meter, a->link, a->topic_metering);
-        if (meter_refusal(a->meter))
-                log_err("metering: %s; new sessions are refused", meter_refusal(a->meter));
-        return 0;
-}
-
-/* Sessions follow the new config (limits, enforcement, slots); a node that gets its first slots
- * starts taking sessions, one that loses them all must have none running. */
-static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size_t len) {
-        char warning[SLOTS_MSG_MAX];
-        struct sessions_hooks h = session_hooks;
-        int r;
-
-        h.userdata = a;
-        if (a->sessions && n->n_slots)
-                return sessions_reconfigure(a->sessions, n, why, len);
-        if (a->sessions) {
-                if (sessions_busy(a->sessions))
-                        return snprintf(why, len, "the new config has no slots while sessions are held"),
-                               -EBUSY;
-                sessions_free(a->sessions);
-                a->sessions = NULL;
-                return 0;
-        }
-        r = sessions_new(a->event, n, a->root_fd, &h, &a->sessions, warning, why, len);
-        if (r >= 0 && warning[0])
-                log_err("%s", warning);
-        return r;
-}
-
-static void reload(struct agent *a) {
-        struct cfg_problems problems = { 0 };
-        struct diag *d = NULL;
-        char why[256] = "";
-        struct cfg *n = NULL, *old;
-        bool relink;
-        int r;
-
-        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading configuration",
-                   plat_now_mono_usec());
-        r = cfg_load(a->config_path, &n, &problems);
-        if (r < 0) {
-                log_problems(&problems);
-                log_err("reload of %s rejected (%zu problem%s); the running configuration stays in force",
-                        a->config_path, problems.n, problems.n == 1 ? "" : "s");
-                cfg_problems_done(&problems);
-                sd_notify(false, "READY=1");
-                announce(a, true);
-                return;
-        }
-        relink = !cfg_link_equal(a->cfg, n);
-        /* Everything that can fail comes first, while the running config is still whole: the
-         * session service takes pointers into n, so n is freed only if nothing took it. */
-        if (a->control_activated && !plat_streq_ptr(a->cfg->control_socket, n->control_socket))
-                log_warn("control.socket changed to %s, but the control socket comes from systemd "
-                         "(render-agent.socket): change ListenStream= there",
-                         n->control_socket);
-        else if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
-                r = diag_new(a->event, n->control_socket, on_request, on_admit, a, &d);
-                if (r < 0) {
-                        snprintf(why, sizeof(why), "cannot listen on %s: %s", n->control_socket,
-                                 strerror(-r));
-                        goto reject;
-                }
-        }
-        if (a->sessions || n->n_slots) {
-                r = reload_sessions(a, n, why, sizeof(why));
-                if (r < 0)
-                        goto reject;
-        }
-        if (d) {
-                diag_free(a->diag);
-                a->diag = d;
-        }
-        /* The open batch is written first: its transitions belong to the meter that saw it. */
-        if (a->sessions)
-                (void)sessions_flush(a->sessions);
-        /* Slots may have moved: their usage figures start over with the new list; what the watch
-         * raised (over the cap, memory pressure) stays with each kept slot, so it still clears. */
-        if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_reload(&a->watch, a->cfg, n) < 0)
-                log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
-        if (relink)
-                stop_link(a, "reconfigured");
-        if (!meter_config_equal(a->cfg, n)) {
-                /* The open minutes become records; the state written next no longer holds their
-                 * bytes as open, and only then are the records spooled (meter_open_minutes). */
-                meter_stop(a->meter);
-                if (a->sessions)
-                        (void)sessions_flush(a->sessions);
-                meter_free(a->meter);
-                a->meter = NULL;
-                if (open_meter(a, n) < 0)
-                        log_err("metering stopped after reload; new sessions are refused until it runs "
-                                "again");
-        }
-        old = a->cfg;
-        a->cfg = n;
-        if (!plat_streq_ptr(old->gpu.nvml_library, n->gpu.nvml_library) && open_gpus(a) < 0)
-                log_err("cannot reopen the GPU backends after reload; GPU figures keep coming from the "
-                        "previous "
-                        "ones");
-        cfg_free(old);
-        plan(a);
-        if (relink) {
-                r = start_link(a);
-                if (r < 0)
-                        log_err("cannot start the MQTT link after reload: %s; telemetry stops until the "
-                                "next "
-                                "reload",
-                                strerror(-r));
-        } else
-                publish_status(a); /* slots or sampling may have changed */
-        log_notice("configuration reloaded from %s (%zu slots%s)", a->config_path, a->cfg->n_slots,
-                   relink ? ", broker connection renewed" : "");
-        sd_notify(false, "READY=1");
-        announce(a, true);
-        return;
-reject:
-        log_err("reload of %s rejected: %s; the running configuration stays in force", a->config_path, why);
-        diag_free(d);
-        cfg_free(n);
-        sd_notify(false, "READY=1");
-        announce(a, true);
-}
-
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud) {
         struct agent *a = ud;
 
         (void)s;
         if (si->ssi_signo == SIGHUP) {
-                reload(a);
+                agent__reload(a);
                 return 0;
         }
         log_notice("received %s; stopping", strsignal((int)si->ssi_signo));
@@ -905,7 +330,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         /* Records of the last windows the spool could not take go into slots.state. */
         if (a->sessions)
                 (void)sessions_flush(a->sessions);
-        stop_link(a, "stopped");
+        agent__stop_link(a, "stopped");
         return sd_event_exit(a->event, 0);
 }
 
@@ -932,7 +357,7 @@ static int open_control(struct agent *a) {
                 free(names[i]);
         free(names);
         if (fd >= 0) {
-                r = diag_new_fd(a->event, fd, on_request, on_admit, a, &a->diag);
+                r = diag_new_fd(a->event, fd, agent__on_request, agent__on_admit, a, &a->diag);
                 if (r < 0) {
                         log_err("cannot serve the control socket passed by systemd: %s", strerror(-r));
                         return r;
@@ -943,7 +368,7 @@ static int open_control(struct agent *a) {
         }
         if (startup_check(a->cfg, STARTUP_SOCKET_DIR | STARTUP_SOCKET_FREE, geteuid(), log_refusal, NULL))
                 return -EPERM;
-        r = diag_new(a->event, a->cfg->control_socket, on_request, on_admit, a, &a->diag);
+        r = diag_new(a->event, a->cfg->control_socket, agent__on_request, agent__on_admit, a, &a->diag);
         if (r < 0)
                 log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
         return r;
@@ -957,7 +382,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
 
         r = cfg_load(a->config_path, &a->cfg, &problems);
         if (r < 0) {
-                log_problems(&problems);
+                agent__log_problems(&problems);
                 log_err("cannot start: %s has %zu problem%s", a->config_path, problems.n,
                         problems.n == 1 ? "" : "s");
                 cfg_problems_done(&problems);
@@ -977,8 +402,8 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 return r;
         }
         sampler_init(&a->sampler, a->root_fd);
-        sampler_set_event(&a->sampler, on_event, a);
-        r = open_gpus(a);
+        sampler_set_event(&a->sampler, agent__on_event, a);
+        r = agent__open_gpus(a);
         if (r < 0) {
                 log_err("cannot open the GPU backends: %s", strerror(-r));
                 return r;
@@ -986,7 +411,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
         r = usage_init(&a->usage, a->root_fd, a->cfg);
         if (r < 0)
                 return r;
-        r = watch_init(&a->watch, a->cfg, on_event, a);
+        r = watch_init(&a->watch, a->cfg, agent__on_event, a);
         if (r < 0)
                 return r;
 
@@ -1016,7 +441,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 return r;
         if (a->cfg->n_slots) {
                 char warning[SLOTS_MSG_MAX], why[256];
-                struct sessions_hooks h = session_hooks;
+                struct sessions_hooks h = agent__session_hooks;
 
                 h.userdata = a;
                 r = sessions_new(a->event, a->cfg, a->root_fd, &h, &a->sessions, warning, why, sizeof(why));
@@ -1027,7 +452,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 if (warning[0])
                         log_err("%s", warning);
         }
-        r = open_meter(a, a->cfg);
+        r = agent__open_meter(a, a->cfg);
         if (r < 0)
                 return r;
         r = open_control(a);
@@ -1055,7 +480,7 @@ int agent_run(const struct agent_options *o) {
                 log_notice("render-agent %s started: node %s in %s, %s, %zu slots, control socket %s",
                            RA_VERSION, a.cfg->node_id, a.cfg->node_region,
                            hal_class_to_string(a.platform.cls), a.cfg->n_slots, a.cfg->control_socket);
-                r = start_link(&a);
+                r = agent__start_link(&a);
                 if (r < 0)
                         log_err("cannot set up the MQTT link: %s", strerror(-r));
         }
@@ -1067,7 +492,7 @@ int agent_run(const struct agent_options *o) {
         }
         sessions_free(a.sessions); /* writes what is pending, before the link goes */
         meter_free(a.meter);       /* the open windows as partial records, all synced */
-        stop_link(&a, "stopped");
+        agent__stop_link(&a, "stopped");
         diag_free(a.diag);
         evhist_free(a.evhist);
         sd_event_source_disable_unref(a.sample_timer);

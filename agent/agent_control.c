@@ -1,0 +1,172 @@
+/* agent_control.c: the control plane: every op from the socket and from MQTT commands, who may send
+ * it (ops.h, authz.h), and the replies held until the group commit that makes them true. */
+#include "agent_internal.h"
+
+#include "authz.h"
+#include "cleanup.h"
+#include "clock.h"
+#include "diag.h"
+#include "evhist.h"
+#include "log.h"
+#include "meter.h"
+#include "ops.h"
+#include "sessions.h"
+
+#include <string.h>
+
+/* At accept: a peer that may change sessions is not limited per uid and may use the reserve. */
+unsigned agent__on_admit(const struct plat_peer *peer, void *ud) {
+        struct agent *a = ud;
+
+        return authz_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
+}
+
+/* Every op, whoever asks: the socket and MQTT handlers check who may before calling this. */
+static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *ret_held,
+                       const char **ret_code, char *msg, size_t msglen) {
+        const struct ops_entry *e = ops_find(op);
+        cJSON *res;
+
+        if (!e) {
+                *ret_code = "BAD_REQUEST";
+                snprintf(msg, msglen, "unknown op \"%.64s\" (known: %s)", op, ops_names());
+                return NULL;
+        }
+        if (e->owner == OPS_EVENTS)
+                return evhist_op(a->evhist, req, plat_now_real_usec(), ret_code, msg, msglen);
+        if (strcmp(op, "status") == 0) {
+                res = cJSON_CreateObject();
+                cJSON_AddItemToObject(res, "status", agent__status_json(a));
+                return res;
+        }
+        if (strcmp(op, "spec") == 0) {
+                res = cJSON_CreateObject();
+                cJSON_AddItemToObject(res, "spec",
+                                      tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
+                return res;
+        }
+        if (strcmp(op, "telemetry") == 0) /* the last sample, as published: for render-agentctl top */
+                return tele_telemetry_reply(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
+        if (e->owner == OPS_SESSIONS) {
+                if (!a->sessions) {
+                        *ret_code = "NO_IDLE";
+                        snprintf(msg, msglen, "this node has no slots configured");
+                        return NULL;
+                }
+                res = sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
+                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and encode latency */
+                        tele_sessions_add_encoders(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
+                return res;
+        }
+        /* OPS_AGENT: status, spec and telemetry above; a new one in ops.c needs its answer here. */
+        *ret_code = "INTERNAL";
+        snprintf(msg, msglen, "op %s has no handler", op);
+        return NULL;
+}
+
+cJSON *agent__on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
+        const struct ops_entry *e = ops_find(op);
+        struct agent *a = ud;
+        cJSON *res;
+
+        if (e && e->mutates && !authz_may_change(a->cfg, peer)) {
+                *ret_code = "FORBIDDEN";
+                snprintf(msg, msglen,
+                         "op %s changes sessions: uid %u is not root, the agent's user, or in control.allow",
+                         op, peer ? (unsigned)peer->uid : 0U);
+                return NULL;
+        }
+        /* Reads are open to whoever can connect; with control.read set, who uses a slot is not. */
+        res = dispatch(a, op, req, ret_held, ret_code, msg, msglen);
+        if (res && !authz_may_read_personal(a->cfg, peer))
+                authz_redact(res);
+        return res;
+}
+
+/* MQTT commands that agent/cmd.c lets through: the broker authenticated the sender (its ACL
+ * decides who may publish on cmd). */
+static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
+                         bool *ret_held, const char **ret_code, char *msg, size_t msglen) {
+        (void)peer;
+        return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
+}
+
+static void send_reply(struct agent *a, struct held_reply *h) {
+        int r = link_publish_ex(a->link, h->topic, h->line, strlen(h->line), 1, h->corr, h->corr_len, NULL);
+
+        if (r < 0)
+                log_warn("cannot publish the reply on %s: %s; the command's sender will not hear back",
+                         h->topic, strerror(-r));
+        free(h->topic);
+        free(h->line);
+        free(h->corr);
+}
+
+void agent__on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
+                       const char *response_topic, const void *corr, size_t corr_len, void *ud) {
+        struct agent *a = ud;
+        struct cmd_message m = { payload, len, retain, response_topic };
+        struct held_reply h = { 0 };
+        bool held = false;
+        int r;
+
+        (void)l;
+        if (strcmp(topic, a->topic_cmd))
+                return;
+        /* No room to hold one more reply: write the open batch (its replies go out) first. */
+        if (a->n_held == CMD_HELD_MAX && a->sessions)
+                (void)sessions_flush(a->sessions);
+        r = cmd_handle_message(&a->cmd, &m, a->topic_cmd_reply, on_mqtt_op, a, &h.line, &h.topic, &held);
+        if (r <= 0)
+                return; /* dropped (the log says why), or out of memory */
+        if (corr_len && (h.corr = malloc(corr_len)))
+                memcpy(h.corr, corr, corr_len);
+        h.corr_len = h.corr ? corr_len : 0;
+        h.needs_commit = held;
+        log_limited(LOG_INFO, "MQTT command on %s answered: %.200s", topic, h.line);
+        if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
+                a->held[a->n_held++] = h;
+                return;
+        }
+        send_reply(a, &h);
+}
+
+/* The group commit is done: held replies go out on both channels, or fail with INTERNAL. */
+void agent__on_committed(bool ok, const char *msg, void *ud) {
+        struct agent *a = ud;
+
+        if (!ok) {
+                log_err("session state not written: %s; the operations of this batch are refused", msg);
+                meter_abort(a->meter);
+        }
+        /* The batch's records (session_start, session_end...) were written with its state, in
+         * one fdatasync, before any reply says the transition happened. The spool takes them
+         * after the replies (meter_sync, below). */
+        if (a->diag)
+                diag_committed(a->diag, ok, msg);
+        for (size_t i = 0; i < a->n_held; i++) {
+                struct held_reply *h = &a->held[i];
+
+                if (h->needs_commit && !ok) {
+                        cJSON *r = cJSON_Parse(h->line), *e = cJSON_CreateObject(), *err;
+
+                        cmd_forget(&a->cmd, cJSON_GetObjectItem(r, "id")); /* undone: may come again */
+                        cJSON_AddItemToObject(e, "id", cJSON_DetachItemFromObject(r, "id"));
+                        cJSON_AddFalseToObject(e, "ok");
+                        err = cJSON_AddObjectToObject(e, "error");
+                        cJSON_AddStringToObject(err, "code", "INTERNAL");
+                        cJSON_AddStringToObject(err, "message", msg);
+                        free(h->line);
+                        h->line = cJSON_PrintUnformatted(e);
+                        cJSON_Delete(r);
+                        cJSON_Delete(e);
+                        if (!h->line)
+                                h->line = strdup("{\"ok\":false}");
+                }
+                send_reply(a, h);
+        }
+        a->n_held = 0;
+        if (ok && a->meter)
+                (void)meter_sync(a->meter);
+}
