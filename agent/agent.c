@@ -233,6 +233,7 @@ int agent__start_link(struct agent *a) {
                 .cert_file = a->cfg->mqtt.cert_file,
                 .key_file = a->cfg->mqtt.key_file,
                 .keepalive_s = a->cfg->mqtt.keepalive_s,
+                .reconnect_window_ms = a->cfg->mqtt.reconnect_window_ms,
                 .protocol = (enum link_proto_mode)a->cfg->mqtt.protocol,
                 .client_id = a->cfg->node_id,
                 .will_topic = a->topic_status,

@@ -26,6 +26,7 @@ static bool meter_config_equal(const struct cfg *a, const struct cfg *b) {
             a->metering.window_s != b->metering.window_s || a->metering.late_s != b->metering.late_s ||
             a->metering.spool_max_mb != b->metering.spool_max_mb ||
             a->metering.inflight != b->metering.inflight ||
+            a->metering.redeliver_per_s != b->metering.redeliver_per_s ||
             !plat_streq_ptr(a->metering.key_file, b->metering.key_file) ||
             !plat_streq_ptr(a->metering.cert_file, b->metering.cert_file) ||
             !plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) ||

@@ -405,7 +405,8 @@ static void parse_brokers(struct ctx *x, const cJSON *arr, struct cfg_mqtt *m) {
 
 static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
         static const char *const keys[] = { "host",        "brokers",      "port",     "tls",
-                                            "keepalive_s", "topic_prefix", "protocol", NULL };
+                                            "keepalive_s", "topic_prefix", "protocol", "reconnect_window_ms",
+                                            NULL };
         static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file", NULL };
         const cJSON *m = get_object(x, root, "mqtt", true), *tls, *brokers, *proto;
         _cleanup_free_ char *host = NULL;
@@ -423,6 +424,8 @@ static void parse_mqtt(struct ctx *x, const cJSON *root, struct cfg *c) {
                            "in order)");
         get_string(x, m, "host", "mqtt.host", false, check_host, &host);
         get_uint(x, m, "keepalive_s", "mqtt.keepalive_s", 5, 3600, &c->mqtt.keepalive_s);
+        get_uint(x, m, "reconnect_window_ms", "mqtt.reconnect_window_ms", 0, 600000,
+                 &c->mqtt.reconnect_window_ms);
         proto = cJSON_GetObjectItemCaseSensitive(m, "protocol");
         if (proto && !cJSON_IsString(proto))
                 problem(x, "mqtt.protocol: must be a string (got %s)", type_name(proto));
@@ -750,8 +753,8 @@ static void parse_window_s(struct ctx *x, const cJSON *e, struct cfg_metering *m
 }
 
 static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
-        static const char *const keys[] = { "window_s",  "late_s", "spool_max_mb", "inflight", "key_file",
-                                            "cert_file", NULL };
+        static const char *const keys[] = { "window_s", "late_s",          "spool_max_mb", "inflight",
+                                            "key_file", "redeliver_per_s", "cert_file",    NULL };
         struct cfg_metering *m = &c->metering;
         const cJSON *e = get_object(x, root, "metering", false);
         uint64_t unused = 0;
@@ -763,6 +766,7 @@ static void parse_metering(struct ctx *x, const cJSON *root, struct cfg *c) {
         get_uint(x, e, "late_s", "metering.late_s", 0, 120, &m->late_s);
         get_uint(x, e, "spool_max_mb", "metering.spool_max_mb", 1, 1024 * 1024, &m->spool_max_mb);
         get_uint(x, e, "inflight", "metering.inflight", 1, 1000, &m->inflight);
+        get_uint(x, e, "redeliver_per_s", "metering.redeliver_per_s", 0, 100000, &m->redeliver_per_s);
         if (cJSON_GetObjectItemCaseSensitive(e, "key_file"))
                 get_file(x, e, "key_file", "metering.key_file", &m->key_file, &unused);
         if (cJSON_GetObjectItemCaseSensitive(e, "cert_file"))
@@ -954,6 +958,7 @@ static int set_defaults(struct cfg *c, const char *path) {
         c->mqtt.port = 8883;
         c->mqtt.tls = true;
         c->mqtt.keepalive_s = 30;
+        c->mqtt.reconnect_window_ms = 5000;
         c->mqtt.topic_prefix = strdup("render/v1");
         c->events = (struct cfg_events){ .bandwidth_over_s = 5,
                                          .bandwidth_under_s = 5,
@@ -963,6 +968,7 @@ static int set_defaults(struct cfg *c, const char *path) {
         c->control_clients_per_user = CFG_CLIENTS_PER_USER_DEFAULT;
         c->metering =
                 (struct cfg_metering){ .window_s = 3600, .late_s = 10, .spool_max_mb = 256, .inflight = 64 };
+        c->metering.redeliver_per_s = 50;
         c->sessions = (struct cfg_sessions){ .lock_ttl_s = 30,
                                              .grace_s = 120,
                                              .viewers_max = 4,
@@ -1151,6 +1157,7 @@ bool cfg_link_equal(const struct cfg *a, const struct cfg *b) {
                plat_streq_ptr(a->mqtt.cert_file, b->mqtt.cert_file) &&
                plat_streq_ptr(a->mqtt.key_file, b->mqtt.key_file) &&
                a->mqtt.keepalive_s == b->mqtt.keepalive_s && a->mqtt.protocol == b->mqtt.protocol &&
+               a->mqtt.reconnect_window_ms == b->mqtt.reconnect_window_ms &&
                plat_streq_ptr(a->mqtt.topic_prefix, b->mqtt.topic_prefix) &&
                a->mqtt.tls_stamp == b->mqtt.tls_stamp;
 }

@@ -39,7 +39,8 @@ struct cfg_mqtt {
         char *cert_file;
         char *key_file;
         unsigned keepalive_s;
-        int protocol; /* mqtt.protocol: an enum link_proto_mode (0 auto, 5, 4 = 3.1.1) */
+        unsigned reconnect_window_ms; /* the first reconnect after a loss: drawn over it; default 5000 */
+        int protocol;                 /* mqtt.protocol: an enum link_proto_mode (0 auto, 5, 4 = 3.1.1) */
         char *topic_prefix;
         uint64_t tls_stamp; /* folds the TLS files' inode, size and mtime: a rotation changes it */
 };
@@ -83,12 +84,13 @@ struct cfg_sessions {
 
 /* Billing-grade records (docs/metering.md). */
 struct cfg_metering {
-        unsigned window_s;     /* concurrency window, divides an hour; default 3600 */
-        unsigned late_s;       /* how long a minute waits for late byte reports; default 10 */
-        unsigned spool_max_mb; /* cap on the spool's bytes; default 256 */
-        unsigned inflight;     /* records published and not yet acknowledged; default 64 */
-        char *key_file;        /* the signing key; NULL: mqtt.tls.key_file */
-        char *cert_file;       /* its certificate (kid); NULL: mqtt.tls.cert_file */
+        unsigned window_s;        /* concurrency window, divides an hour; default 3600 */
+        unsigned late_s;          /* how long a minute waits for late byte reports; default 10 */
+        unsigned spool_max_mb;    /* cap on the spool's bytes; default 256 */
+        unsigned inflight;        /* records published and not yet acknowledged; default 64 */
+        unsigned redeliver_per_s; /* records published a second at most; 0 no cap; default 50 */
+        char *key_file;           /* the signing key; NULL: mqtt.tls.key_file */
+        char *cert_file;          /* its certificate (kid); NULL: mqtt.tls.cert_file */
 };
 
 #define CFG_MAX_ALLOW 32

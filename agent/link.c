@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "link_tls.h"
 #include "log.h"
+#include "pace.h"
 #include "strutil.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/random.h>
 
 #define BACKOFF_BASE_USEC (500 * 1000ULL)
 #define BACKOFF_CAP_USEC (60 * 1000 * 1000ULL)
@@ -42,6 +42,7 @@ struct link {
         enum link_state state;
         bool tcp_pending; /* non-blocking TCP connect not yet complete */
         unsigned attempt;
+        uint64_t spread_usec; /* mqtt.reconnect_window_ms */
         int protocol;
         uint64_t connects;
         link_connected_fn on_connected;
@@ -133,19 +134,11 @@ size_t link_next_broker(size_t n, size_t current, size_t home, bool lost, bool *
         return next;
 }
 
-static uint32_t random_u32(void) {
-        uint32_t v;
-
-        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
-                v = (uint32_t)random();
-        return v;
-}
-
 static void link_drop_io(struct link *l) {
         l->io = sd_event_source_disable_unref(l->io);
 }
 
-static void schedule_next(struct link *l, size_t next, bool backoff);
+static void schedule_next(struct link *l, size_t next, bool backoff, bool lost);
 
 static int update_io(struct link *l);
 
@@ -256,7 +249,7 @@ static void attempt_failed(struct link *l, const char *what, bool handshake, boo
                 plat_strlcpy(b->logged_key, key, sizeof(b->logged_key));
         } else
                 log_debug("MQTT broker %s: %s; %s", b->name, reason, then);
-        schedule_next(l, next, backoff);
+        schedule_next(l, next, backoff, lost);
         if (lost && l->on_lost) /* after: the link is no longer connected for what it publishes */
                 l->on_lost(l, b->name, reason, l->userdata);
 }
@@ -475,11 +468,15 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *ud) {
 /* Arms the retry timer for broker `next`: after the backoff delay, or in this loop's next
  * iteration when switching brokers within a round (not from here: this runs inside socket
  * handlers, and one attempt's failure must not nest the next attempt's). */
-static void schedule_next(struct link *l, size_t next, bool backoff) {
+static void schedule_next(struct link *l, size_t next, bool backoff, bool lost) {
         uint64_t delay = 0, now;
 
+        /* After a lost connection (a broker restart loses the whole fleet's) the first retry is
+         * drawn over the reconnect window, so the nodes come back spread over it. */
         if (backoff) {
-                delay = link_backoff_usec(l->attempt, random_u32());
+                delay = lost && l->spread_usec
+                                ? pace_spread_usec(l->spread_usec, BACKOFF_FLOOR_USEC, pace_random_u32())
+                                : link_backoff_usec(l->attempt, pace_random_u32());
                 if (l->attempt < 64)
                         l->attempt++;
         }
@@ -601,6 +598,7 @@ int link_new(sd_event *e, const struct link_options *o, link_connected_fn on_con
         l->userdata = userdata;
         l->stop_mid = -1;
         l->keepalive_s = o->keepalive_s;
+        l->spread_usec = (uint64_t)o->reconnect_window_ms * 1000;
         l->tls = o->tls;
         r = copy_brokers(l, o);
         if (r < 0) {

@@ -62,6 +62,7 @@ struct link_options {
         bool tls;
         const char *ca_file, *cert_file, *key_file;
         unsigned keepalive_s;
+        unsigned reconnect_window_ms;  /* the first retry after a lost connection: drawn over it */
         enum link_proto_mode protocol; /* mqtt.protocol: per broker, auto falls back to 3.1.1 */
         const char *client_id;
         const char *will_topic; /* retained last will (status = offline) */

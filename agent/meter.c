@@ -491,6 +491,7 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         m->region = strdup(cfg->node_region);
         m->state_dir = strdup(cfg->state_dir);
         m->max_inflight = cfg->metering.inflight;
+        pace_init(&m->pace, cfg->metering.redeliver_per_s, cfg->metering.redeliver_per_s / 10 + 1);
         m->inflight = calloc(m->max_inflight, sizeof(*m->inflight));
         if (!m->node || !m->region || !m->state_dir || !m->inflight) {
                 r = -ENOMEM;
@@ -674,6 +675,7 @@ void meter_free(struct meter *m) {
         plat_signer_free(m->signer);
         sd_event_source_disable_unref(m->sync_src);
         sd_event_source_disable_unref(m->timer);
+        sd_event_source_disable_unref(m->pace_src);
         if (m->state_fd >= 0)
                 close(m->state_fd);
         sd_event_unref(m->event);

@@ -6,28 +6,54 @@
 #include "evhist.h"
 #include "link.h"
 #include "log.h"
+#include "pace.h"
 #include "strutil.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+
+static int on_pace(sd_event_source *s, uint64_t usec, void *ud) {
+        (void)s;
+        (void)usec;
+        meter__pump(ud);
+        return 0;
+}
+
+/* The rate cap holds the next record back `wait` usec: pump again then. */
+static void pump_later(struct meter *m, uint64_t wait) {
+        uint64_t now;
+
+        sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (m->pace_src) {
+                (void)sd_event_source_set_time(m->pace_src, now + wait);
+                (void)sd_event_source_set_enabled(m->pace_src, SD_EVENT_ONESHOT);
+        } else if (sd_event_add_time(m->event, &m->pace_src, CLOCK_MONOTONIC, now + wait, 1000, on_pace, m) <
+                   0)
+                /* The meter's 1 s timer pumps too: the backlog goes on, only slower. */
+                log_debug("metering: cannot arm the pacing timer");
+}
 
 void meter__pump(struct meter *m) {
+        uint64_t now = plat_now_mono_usec();
         unsigned window;
 
         if (!m->spool || !m->signer)
                 return; /* records stay in the spool until there is a key to sign them */
         /* Without a consumer: nothing while a backoff runs, then one record at a time. */
-        window = delivery_window(&m->delivery, plat_now_mono_usec(), m->max_inflight);
+        window = delivery_window(&m->delivery, now, m->max_inflight);
         while (m->link && link_get_state(m->link) == LINK_CONNECTED && m->n_inflight < window) {
                 _cleanup_free_ void *buf = NULL;
                 _cleanup_free_ char *line = NULL;
                 size_t len;
-                uint64_t id;
+                uint64_t id, wait = pace_wait_usec(&m->pace, now);
                 int mid = 0, r;
 
+                if (wait) {
+                        pump_later(m, wait);
+                        break;
+                }
                 r = spool_read_next(m->spool, &buf, &len, &id);
                 if (r < 0)
                         return; /* delivery is at the newest record: nothing to sign ahead */
@@ -49,6 +75,7 @@ void meter__pump(struct meter *m) {
                         break;
                 }
                 m->inflight[m->n_inflight++] = (struct inflight){ .mid = mid, .id = id };
+                (void)pace_take(&m->pace, now);
                 m->published++;
         }
         /* The link is away or its window full: what is behind gets signed meanwhile. */
@@ -79,20 +106,12 @@ void meter_connected(struct meter *m) {
         meter__pump(m);
 }
 
-static uint32_t random_u32(void) {
-        uint32_t v;
-
-        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
-                v = (uint32_t)random();
-        return v;
-}
-
 /* PUBACK 0x10: the broker took record `id` and nobody received it. It stays in the spool; the
  * alarm goes out once, when this begins. */
 static void no_consumer(struct meter *m, uint64_t id) {
         uint64_t now = plat_now_mono_usec();
 
-        if (delivery_no_consumer(&m->delivery, now, plat_now_real_usec(), random_u32()))
+        if (delivery_no_consumer(&m->delivery, now, plat_now_real_usec(), pace_random_u32()))
                 meter__alarm(m, "no_consumer",
                              "metering: nobody subscribes to %s: the broker dropped record %" PRIu64
                              " (MQTT 5 PUBACK reason 0x10, no matching subscribers); records stay in the "

@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "delivery.h"
 #include "journal.h"
+#include "pace.h"
 #include "signing.h"
 #include "spool.h"
 #include "syncer.h"
@@ -86,7 +87,11 @@ struct meter {
         struct inflight *inflight;
         size_t n_inflight;
         struct delivery delivery; /* whether records reach a consumer (PUBACK 0x10) */
-        bool said_v311;           /* the 3.1.1 caveat was logged */
+        /* metering.redeliver_per_s: a backlog after an outage goes out at this rate, so a fleet
+         * back from a broker restart does not flood it; pace_src pumps again when it allows. */
+        struct pace pace;
+        sd_event_source *pace_src;
+        bool said_v311; /* the 3.1.1 caveat was logged */
         uint64_t published, acked, made;
         sd_event_source *sync_src, *timer;
         /* The spool's fdatasync runs on a worker (NULL: inline, if it could not start): the loop

@@ -191,13 +191,15 @@ class Metering(harness.IntegrationTest):
         agent = env.agent(cfg)
         agent.wait_connected()
         st = None
+        # The backlog goes out at metering.redeliver_per_s (default 50 a second).
+        backlog = ((self.up(sock) or {}).get("metering") or {}).get("spool", {}).get("pending", 0)
 
         def delivered():
             nonlocal st
             st = (self.up(sock) or {}).get("metering")
             return st is not None and st["spool"]["pending"] == 0 and st["owed"] == 0 and st["next_seq"] > 1
 
-        harness.wait_for(delivered, 30, what="spool drained")
+        harness.wait_for(delivered, 30 + backlog / 50, what="spool drained")
         last = st["next_seq"] - 1
         harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15,
                          what="%d records at the subscriber" % last)
@@ -285,12 +287,14 @@ class Metering(harness.IntegrationTest):
         agent = env.agent(cfg)
         agent.wait_connected()
         st = None
+        # The backlog goes out at metering.redeliver_per_s (default 50 a second).
+        backlog = ((self.up(sock) or {}).get("metering") or {}).get("spool", {}).get("pending", 0)
 
         def delivered():
             nonlocal st
             st = (self.up(sock) or {}).get("metering")
             return st is not None and st["spool"]["pending"] == 0 and st["owed"] == 0
-        harness.wait_for(delivered, 30, what="spool drained")
+        harness.wait_for(delivered, 30 + backlog / 50, what="spool drained")
         last = st["next_seq"] - 1
         harness.wait_for(lambda: len({p["seq"] for _, p in self.records(sub)}) >= last, 15,
                          what="%d records at the subscriber" % last)

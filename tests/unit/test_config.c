@@ -224,6 +224,30 @@ static void test_missing_certificate_file_is_named(void **state) {
                        want);
 }
 
+static void test_reconnect_window_and_redelivery_rate_default_and_are_checked(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "}}", &c, &p), 0);
+        assert_int_equal(c->mqtt.reconnect_window_ms, 5000);
+        assert_int_equal(c->metering.redeliver_per_s, 50);
+        cfg_free(c);
+        c = NULL;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"reconnect_window_ms\":30000," TLS_OK
+                               "},\"metering\":{\"redeliver_per_s\":0}}",
+                               &c, &p),
+                         0);
+        assert_int_equal(c->mqtt.reconnect_window_ms, 30000);
+        assert_int_equal(c->metering.redeliver_per_s, 0);
+        cfg_free(c);
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\",\"reconnect_window_ms\":600001," TLS_OK "}}",
+                       ": mqtt.reconnect_window_ms: must be 0..600000 (got 600001)");
+        expect_problem("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "},\"metering\":{\"redeliver_per_s\":-1}}",
+                       ": metering.redeliver_per_s: must be 0..100000 (got -1)");
+}
+
 static void test_every_problem_is_reported_not_just_the_first(void **state) {
         struct cfg_problems p;
         struct cfg *c = NULL;
@@ -1014,6 +1038,7 @@ int main(void) {
                 cmocka_unit_test(test_syntax_error_reports_line_and_column),
                 cmocka_unit_test(test_unknown_and_duplicate_keys_are_errors),
                 cmocka_unit_test(test_missing_certificate_file_is_named),
+                cmocka_unit_test(test_reconnect_window_and_redelivery_rate_default_and_are_checked),
                 cmocka_unit_test(test_every_problem_is_reported_not_just_the_first),
                 cmocka_unit_test(test_slot_problems_name_the_slot),
                 cmocka_unit_test(test_a_slot_may_be_bound_to_a_project),
