@@ -179,9 +179,11 @@ static int synced(struct meter *m, int appended, bool all, int s) {
                                 journal_owed(m->journal), strerror(-m->flush_err));
                 m->alarmed_full = true;
                 request_journal_write(m);
-        } else if (m->flush_err || m->alarmed_full) {
+        } else if (m->flush_err || m->alarmed_full ||
+                   (m->admit_on_sync && journal_bytes(m->journal) <= JOURNAL_SOFT_MAX_BYTES)) {
                 m->flush_err = 0;
                 m->alarmed_full = false;
+                m->admit_on_sync = false;
                 if (!m->room_low)
                         m->refusal[0] = '\0';
                 log_notice("metering: the spool takes records again; new sessions are admitted");
@@ -243,9 +245,11 @@ int meter_journal(struct meter *m, char **ret_json) {
                 return 0;
         if (r >= 0)
                 m->journal_given = journal_next_seq(m->journal) - 1;
-        if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0])
+        if (r >= 0 && journal_bytes(m->journal) > JOURNAL_SOFT_MAX_BYTES && !m->refusal[0]) {
                 meter__refuse(m, "%zu KiB of billing records wait for the spool",
                               journal_bytes(m->journal) >> 10);
+                m->admit_on_sync = true;
+        }
         return r;
 }
 
@@ -364,8 +368,12 @@ static void check_room(struct meter *m) {
         if (!m->room_low || !m->spool || !has_room(m))
                 return;
         m->room_low = false;
-        if (journal_owed(m->journal))
-                return; /* refused until they are in the spool (flush) */
+        if (journal_owed(m->journal)) {
+                /* Refused until they are in the spool: the sync that takes them (on the worker, it
+                 * may still run) lifts the refusal. */
+                m->admit_on_sync = true;
+                return;
+        }
         m->refusal[0] = '\0';
         m->alarmed_full = false;
         log_notice("metering: the spool has room again; new sessions are admitted");

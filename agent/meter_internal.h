@@ -107,6 +107,9 @@ struct meter {
         bool sync_again;
         bool alarmed_full;
         bool room_low; /* refusing since the start: the spool had under ROOM_MIN of room */
+        /* The refusal waits for a sync: room came back (check_room) or the journal outgrew its soft
+         * limit while records were owed; the sync that takes them all lifts it. */
+        bool admit_on_sync;
         char refusal[METER_MSG_MAX];
         char last_error[METER_MSG_MAX];
         /* meter__checked: the call that failed last and its error, said once. */
