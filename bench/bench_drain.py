@@ -8,7 +8,7 @@ nothing unacknowledged is measured: records published at QoS 1 and acknowledged 
 
 Two backlogs, one after the other:
 - signed ahead: the agent had the time to sign the records while the broker was away (at most
-  half of one core, idle time: agent/signing.c), and the signatures outlived the restart in the
+  half of one core, idle time: agent/metering/signing.c), and the signatures outlived the restart in the
   signature cache; draining is then publishing.
 - unsigned: the signature cache is deleted before the restart, so each record is signed as it is
   published (mbedtls ES256, ~0.35 ms): the case of a backlog made faster than signing ahead goes.

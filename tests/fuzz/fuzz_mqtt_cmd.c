@@ -1,5 +1,5 @@
 /* fuzz_mqtt_cmd.c: libFuzzer target for MQTT command messages (payload, retain flag, response topic)
- * through agent/cmd.c into the real sessions. */
+ * through agent/control/cmd.c into the real sessions. */
 #include "cmd.h"
 #include "fuzz_sessions_fx.h"
 

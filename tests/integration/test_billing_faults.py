@@ -66,7 +66,7 @@ DRAIN_TIMEOUT_S = 60  # the consumer gets every record within this after everyth
 WORKERS = 5  # load clients, on 4 slots: one is often refused for want of a slot
 FIXTURE_ROOT = os.path.join(harness.FIXTURES, "x86-cpu")  # 8 cores: four 1-vCPU slots conform
 SLOTS = [{"id": "s%d" % i, "scale": "cpu-4"} for i in range(4)]
-# A tmpfs smaller than two spool segments (2 x 4 MiB, agent/spool.h): the spool cannot prepare a
+# A tmpfs smaller than two spool segments (2 x 4 MiB, agent/metering/spool.h): the spool cannot prepare a
 # preallocated one, so once the file system is full the spool has no room but what the agent keeps
 # for itself (and the rest of its last page), and "the disk is full" in the driver's timeline is
 # "the spool has no room to open billing".

@@ -19,7 +19,7 @@ from test_sessions import Client  # noqa: E402
 AGENTS = 8
 WINDOW_MS = 8000
 RATE = 20  # metering.redeliver_per_s
-BURST = RATE // 10 + 1  # what the meter lets go at once (agent/meter.c)
+BURST = RATE // 10 + 1  # what the meter lets go at once (agent/metering/meter.c)
 
 
 class ReconnectStorm(harness.IntegrationTest):

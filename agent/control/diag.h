@@ -41,7 +41,7 @@ typedef unsigned (*diag_admit_fn)(const struct plat_peer *peer, void *userdata);
  * be NULL: every peer is then limited to DIAG_DEFAULT_PER_UID and kept out of the reserve. A
  * client that shuts its side down (shutdown(SHUT_WR)) still gets every reply to what it sent
  * before, held ones at the next diag_committed, and is closed after the last. Request lines are
- * read strictly (agent/jsonstrict.h): a key twice, data after the object, bytes that are not UTF-8
+ * read strictly (agent/json/jsonstrict.h): a key twice, data after the object, bytes that are not UTF-8
  * or an "id" with control characters get BAD_REQUEST with a null id and reach no handler. */
 int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
              struct diag **ret);

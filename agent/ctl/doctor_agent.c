@@ -36,7 +36,7 @@ static bool is_true(const cJSON *o, const char *k) {
         return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-/* The fix for a broker link's last error, by what the link module said (agent/link.c). */
+/* The fix for a broker link's last error, by what the link module said (agent/link/link.c). */
 static const char *broker_fix(const char *err) {
         if (strstr(err, "failed verification") || strstr(err, "not trusted"))
                 return "make mqtt.tls.ca_file the CA that signed the broker's certificate, and list the "

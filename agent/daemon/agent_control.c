@@ -84,7 +84,7 @@ cJSON *agent__on_request(const char *op, const cJSON *req, const struct plat_pee
         return res;
 }
 
-/* MQTT commands that agent/cmd.c lets through: the broker authenticated the sender (its ACL
+/* MQTT commands that agent/control/cmd.c lets through: the broker authenticated the sender (its ACL
  * decides who may publish on cmd). */
 static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
                          bool *ret_held, const char **ret_code, char *msg, size_t msglen) {

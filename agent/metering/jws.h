@@ -20,7 +20,7 @@
  * -EMSGSIZE when len > JWS_PAYLOAD_MAX, -ENOMEM, or the signer's error. */
 int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line);
 
-/* jws_sign in steps, for a caller that may hold the signature already (agent/sigcache.h): the
+/* jws_sign in steps, for a caller that may hold the signature already (agent/metering/sigcache.h): the
  * signing input with its digest, then the line from a signature made over that digest. */
 struct jws_input {
         char *buf;                       /* ASCII(BASE64URL(header)) '.' ASCII(BASE64URL(payload)), owned */

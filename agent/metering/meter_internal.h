@@ -1,7 +1,7 @@
 /* meter_internal.h: the meter's state, shared by its three files: meter.c (durability: the
  * journal into the spool, room, the timer, construction), meter_records.c (records from
  * transitions, pushes and billing windows) and meter_delivery.c (publishing, PUBACKs, status).
- * Nothing outside agent/meter*.c includes it. */
+ * Nothing outside agent/metering/meter*.c includes it. */
 #pragma once
 
 #include "meter.h"

@@ -1,5 +1,5 @@
 /* billing_internal.h: the billing module's state, shared by billing.c (windows, minutes, the clock)
- * and billing_targets.c (push targets, open bytes). Nothing outside agent/billing*.c includes it. */
+ * and billing_targets.c (push targets, open bytes). Nothing outside billing*.c includes it. */
 #pragma once
 
 #include "billing.h"

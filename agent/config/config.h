@@ -95,7 +95,7 @@ struct cfg_metering {
 
 #define CFG_MAX_ALLOW 32
 /* control.clients_per_user: the default, and at most the connections open to peers that may not
- * change sessions (64 less the 16 kept for those that may: agent/diag.h). */
+ * change sessions (64 less the 16 kept for those that may: agent/control/diag.h). */
 #define CFG_CLIENTS_PER_USER_DEFAULT 8
 #define CFG_CLIENTS_PER_USER_MAX 48
 
