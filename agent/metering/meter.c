@@ -181,12 +181,20 @@ static int synced(struct meter *m, int appended, bool all, int s) {
                 request_journal_write(m);
         } else if (m->flush_err || m->alarmed_full ||
                    (m->admit_on_sync && journal_bytes(m->journal) <= JOURNAL_SOFT_MAX_BYTES)) {
+                /* Said for what ended: a spool that failed, or records that waited for it. */
+                const char *what = m->flush_err || m->alarmed_full
+                                           ? "the spool takes records again"
+                                           : "the billing records that waited are in the spool";
+
                 m->flush_err = 0;
                 m->alarmed_full = false;
                 m->admit_on_sync = false;
-                if (!m->room_low)
+                if (m->room_low)
+                        log_notice("metering: %s; new sessions stay refused: %s", what, m->refusal);
+                else {
                         m->refusal[0] = '\0';
-                log_notice("metering: the spool takes records again; new sessions are admitted");
+                        log_notice("metering: %s; new sessions are admitted", what);
+                }
         }
         meter__pump(m);
         return r;

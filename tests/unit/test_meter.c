@@ -1160,6 +1160,81 @@ static void test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_jo
         expect_chain(f);
 }
 
+/* stderr (where the log goes in tests) into a file until stderr_back; its text then. */
+static int stderr_saved = -1;
+static FILE *stderr_file;
+
+static void stderr_capture(void) {
+        stderr_file = tmpfile();
+        assert_non_null(stderr_file);
+        fflush(stderr);
+        stderr_saved = dup(STDERR_FILENO);
+        assert_true(stderr_saved >= 0 && dup2(fileno(stderr_file), STDERR_FILENO) >= 0);
+}
+
+static char *stderr_back(void) {
+        char *text = calloc(1, 65536);
+
+        fflush(stderr);
+        assert_true(dup2(stderr_saved, STDERR_FILENO) >= 0);
+        close(stderr_saved);
+        rewind(stderr_file);
+        assert_non_null(text);
+        (void)fread(text, 1, 65535, stderr_file);
+        fclose(stderr_file);
+        return text;
+}
+
+/* Records pile up while the spool's sync is slow (the disk holds it): past the journal's soft
+ * limit new sessions are refused, for that reason; the sync that takes them admits again, and the
+ * log says what ended (records that waited), not that a failed spool works again. */
+static void test_records_waiting_past_the_soft_limit_refuse_until_their_sync_ends(void **state) {
+        struct fx *f = *state;
+        char *journal = NULL, msg[SLOTS_MSG_MAX], user[16], *log;
+        const char *why = NULL;
+        int n = 0;
+
+        open_meter(f, make_cfg(f, true, ""));
+        run_for(f, 1200 * MSEC); /* the first segment is made on the timer */
+        assert_int_equal(meter_sync_wait(f->m), 0);
+        assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
+        __atomic_store_n(&hold_syncs, true, __ATOMIC_SEQ_CST);
+        f->manual_sync = true;
+        stderr_capture();
+        /* Sessions, each as the service runs it (one batch: records with the state, then the
+         * spool), while the first sync waits for the disk. */
+        while (!why && n < 1000) {
+                snprintf(user, sizeof(user), "u%d", n++);
+                slots_batch_begin(f->slots);
+                assert_int_equal(play(f, user, "s0", NULL), SLOTS_OK);
+                assert_int_equal(end(f, user, "user_end"), SLOTS_OK);
+                assert_int_equal(meter_journal(f->m, &journal), 0);
+                slots_set_journal(f->slots, journal);
+                assert_int_equal(slots_batch_commit(f->slots, msg, sizeof(msg)), 1);
+                (void)meter_sync(f->m);
+                why = meter_refusal(f->m);
+        }
+        assert_non_null(why);
+        assert_non_null(strstr(why, "KiB of billing records wait for the spool"));
+        assert_true(n > 10); /* a pile, not the first session */
+        /* The disk answers: the waiting records go in, and sessions are admitted. */
+        __atomic_store_n(&hold_syncs, false, __ATOMIC_SEQ_CST);
+        assert_int_equal(write(hold_pipe[1], "x", 1), 1);
+        assert_true(run_until_owed_none(f));
+        assert_null(meter_refusal(f->m));
+        log = stderr_back();
+        assert_non_null(
+                strstr(log, "the billing records that waited are in the spool; new sessions are admitted"));
+        assert_null(strstr(log, "the spool takes records again"));
+        free(log);
+        assert_int_equal(f->n_alarms, 0);
+        /* Every start and end made, and in the spool (none owed, above). */
+        assert_true(status_num(f->m, "records_made") >= 2 * n);
+        close_meter(f);
+        close(hold_pipe[0]);
+        close(hold_pipe[1]);
+}
+
 static void test_a_failed_sync_on_the_worker_refuses_and_loses_nothing(void **state) {
         struct fx *f = *state;
 
@@ -1852,6 +1927,9 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
                         test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_records_waiting_past_the_soft_limit_refuse_until_their_sync_ends, setup,
                         teardown),
                 cmocka_unit_test_setup_teardown(test_a_failed_sync_on_the_worker_refuses_and_loses_nothing,
                                                 setup, teardown),
