@@ -459,6 +459,26 @@ class BillTool(unittest.TestCase):
             self.assertEqual(rc, 2, err)
             self.assertIn(want, err)
 
+    def test_records_on_an_unsynchronised_clock_are_noted_or_with_the_option_fail(self):
+        at = "2027-03-01T10:00:00Z"
+        recs = [dict(minute("x", 1, "p", at, "viewers", {3: 1000}), clock_synced=True, clock_est_error_us=200),
+                dict(minute("x", 2, "p", "2027-03-01T10:01:00Z", "viewers", {3: 3000}), clock_synced=False,
+                     clock_est_error_us=1500000),
+                dict(minute("y", 1, "p", at, "viewers", {3: 1000}), clock_synced=True)]
+        rc, doc, err = self.bill(recs)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("node x: 1 of 2 window and minute record(s) were made on a clock the kernel did not call "
+                      "synchronised (clock_synced: false; worst estimated error 1500.000 ms)", err)
+        self.assertNotIn("node y:", err)
+        self.assertEqual(doc["records"]["nodes"]["x"]["clock_unsynced"], 1)
+        self.assertEqual(doc["projects"]["p"]["days"][0]["viewers"]["peak_mbps"], "3.000")  # still billed
+        rc, doc, err = self.bill(recs, "--require-synced-clock")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("check failed: node x: 1 of 2", err)
+        rc, _, err = self.bill(None, raw=json.dumps(dict(recs[0], clock_synced="yes")) + "\n")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("<stdin>:1: clock_synced: want true or false", err)
+
     def test_a_seq_gap_is_a_failed_check(self):
         recs = [rec("x", 1, "t", "2027-03-01T10:00:00.000Z"), rec("x", 3, "t", "2027-03-01T10:00:01.000Z")]
         rc, doc, err = self.bill(recs)
