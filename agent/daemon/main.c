@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,14 @@ int main(int argc, char **argv) {
                 {},
         };
         struct agent_options o = { .config_path = CFG_DEFAULT_PATH, .root = "/" };
+
+        /* What the agent costs the host is its private pages (USS). glibc's mmap threshold grows
+         * to the largest block freed (the spool's recovery buffer, 256 KiB), after which large
+         * long-lived blocks come from the heap, whole pages dirtied whether used or not, and freed
+         * ones stay in it. Fixed at 64 KiB: large blocks are mappings of their own, only their used
+         * pages resident, and returned when freed (scripts/bench: USS 2.3 -> 2.0 MiB). */
+        (void)mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+        (void)mallopt(M_TRIM_THRESHOLD, 64 * 1024);
         bool do_check = false, do_probe = false, have_config = false;
         int level = LOG_INFO, c;
 
