@@ -1,4 +1,5 @@
-/* slots_internal.h: what slots.c (the state machine) and slots_store.c (its file) share; no other module. */
+/* slots_internal.h: what slots.c (the state machine), slots_query.c, slots_project.c and slots_store.c
+ * (its file) share; no other module. */
 #pragma once
 
 #include "slots.h"
