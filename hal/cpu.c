@@ -188,16 +188,6 @@ static int read_through(struct plat_file *f, struct hal_cpu_sample *ret, char *e
         return hal_cpu_parse(buf, len, ret, err, errlen);
 }
 
-int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errlen) {
-        struct plat_file f;
-        int r;
-
-        plat_file_init(&f, root_fd, STAT_PATH, STAT_MAX_BYTES, true);
-        r = read_through(&f, ret, err, errlen);
-        plat_file_done(&f);
-        return r;
-}
-
 int hal_cpu_reader_new(int root_fd, struct hal_cpu_reader **ret) {
         struct hal_cpu_reader *r = malloc(sizeof(*r));
 

@@ -10,16 +10,13 @@ struct hal_cpu_sample {
         unsigned cores;         /* "cpuN" lines: online logical CPUs */
 };
 
-/* Reads <root>/proc/stat. Errors: -errno from the read, -EPROTO for malformed content; err names
- * the file, the line and what was wrong. *ret is written only on success. */
-int hal_cpu_read(int root_fd, struct hal_cpu_sample *ret, char *err, size_t errlen);
-
-/* The parser behind hal_cpu_read, for tests and fuzzing. buf need not be NUL-terminated. */
+/* The parser behind hal_cpu_reader_read, for tests and fuzzing. buf need not be NUL-terminated. */
 int hal_cpu_parse(const char *buf, size_t len, struct hal_cpu_sample *ret, char *err, size_t errlen);
 
-/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
- * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
- * failed open or read opens it again. Errors and messages are those of hal_cpu_read(). */
+/* <root>/proc/stat kept open between samples, for a caller that reads it every tick: no open() and
+ * close() per read, and the buffer is kept. Created closed; the first read opens it, and a read after
+ * a failed open or read opens it again. Errors: -errno from the read, -EPROTO for malformed content;
+ * err names the file, the line and what was wrong. *ret is written only on success. */
 struct hal_cpu_reader;
 
 /* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_cpu_reader_free(). */

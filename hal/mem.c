@@ -240,18 +240,6 @@ static int read_through(struct plat_file *f, struct plat_file *zf, struct hal_me
         return 0;
 }
 
-int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errlen) {
-        struct hal_mem_reader r;
-        int k;
-
-        plat_file_init(&r.file, root_fd, MEMINFO_PATH, MEMINFO_MAX_BYTES, true);
-        plat_file_init(&r.zoneinfo, root_fd, ZONEINFO_PATH, ZONEINFO_MAX_BYTES, false);
-        k = read_through(&r.file, &r.zoneinfo, ret, err, errlen);
-        plat_file_done(&r.file);
-        plat_file_done(&r.zoneinfo);
-        return k;
-}
-
 int hal_mem_reader_new(int root_fd, struct hal_mem_reader **ret) {
         struct hal_mem_reader *r = malloc(sizeof(*r));
 

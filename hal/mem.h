@@ -14,16 +14,15 @@ struct hal_mem_sample {
         bool available_estimated;
 };
 
-/* Reads <root>/proc/meminfo (and /proc/zoneinfo for an estimate). -EPROTO when a field is malformed,
- * or missing: MemTotal, or MemAvailable and what its estimate needs (err names it). */
-int hal_mem_read(int root_fd, struct hal_mem_sample *ret, char *err, size_t errlen);
 int hal_mem_parse(const char *buf, size_t len, struct hal_mem_sample *ret, char *err, size_t errlen);
 /* The sum of every zone's "low" watermark in /proc/zoneinfo text, in pages. -EPROTO when malformed. */
 int hal_mem_zoneinfo_low_pages(const char *buf, size_t len, uint64_t *ret_pages, char *err, size_t errlen);
 
-/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
- * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
- * failed open or read opens it again. Errors and messages are those of hal_mem_read(). */
+/* <root>/proc/meminfo (and /proc/zoneinfo for an estimate) kept open between samples, for a caller
+ * that reads them every tick: no open() and close() per read, and the buffer is kept. Created
+ * closed; the first read opens them, and a read after a failed open or read opens them again.
+ * -EPROTO when a field is malformed, or missing: MemTotal, or MemAvailable and what its estimate
+ * needs (err names it). */
 struct hal_mem_reader;
 
 /* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_mem_reader_free(). */

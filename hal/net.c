@@ -239,23 +239,13 @@ static int read_through(struct plat_file *f, struct hal_net_sample *ret, char *e
         return hal_net_parse(buf, len, ret, err, errlen);
 }
 
-/* /proc/net/dev is a seq file with a record per interface: it comes a page or so per read, so it
- * is read to EOF, never in one pread(). */
-int hal_net_read(int root_fd, struct hal_net_sample *ret, char *err, size_t errlen) {
-        struct plat_file f;
-        int r;
-
-        plat_file_init(&f, root_fd, NETDEV_PATH, NETDEV_MAX_BYTES, false);
-        r = read_through(&f, ret, err, errlen);
-        plat_file_done(&f);
-        return r;
-}
-
 int hal_net_reader_new(int root_fd, struct hal_net_reader **ret) {
         struct hal_net_reader *r = malloc(sizeof(*r));
 
         if (!r)
                 return -ENOMEM;
+        /* /proc/net/dev is a seq file with a record per interface: it comes a page or so per read,
+         * so it is read to EOF, never in one pread(). */
         plat_file_init(&r->file, root_fd, NETDEV_PATH, NETDEV_MAX_BYTES, false);
         *ret = r;
         return 0;

@@ -18,17 +18,16 @@ struct hal_net_sample {
         struct hal_net_iface *ifaces; /* owned; release with hal_net_sample_done() */
 };
 
-/* Reads <root>/proc/net/dev. On success *ret owns a new array (caller calls hal_net_sample_done). */
-int hal_net_read(int root_fd, struct hal_net_sample *ret, char *err, size_t errlen);
 int hal_net_parse(const char *buf, size_t len, struct hal_net_sample *ret, char *err, size_t errlen);
 void hal_net_sample_done(struct hal_net_sample *s);
 
 /* Borrowed pointer into s, or NULL. */
 const struct hal_net_iface *hal_net_find(const struct hal_net_sample *s, const char *name);
 
-/* The file kept open between samples, for a caller that reads it every tick: no open() and close()
- * per read, and the buffer is kept. Created closed; the first read opens it, and a read after a
- * failed open or read opens it again. Errors and messages are those of hal_net_read(). */
+/* <root>/proc/net/dev kept open between samples, for a caller that reads it every tick: no open() and
+ * close() per read, and the buffer is kept. Created closed; the first read opens it, and a read after
+ * a failed open or read opens it again. On success *ret owns a new array (caller calls
+ * hal_net_sample_done). */
 struct hal_net_reader;
 
 /* root_fd is borrowed and must outlive the reader. -ENOMEM only. Free with hal_net_reader_free(). */
