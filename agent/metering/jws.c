@@ -102,21 +102,6 @@ void jws_input_done(struct jws_input *in) {
         in->buf = NULL;
 }
 
-int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line) {
-        uint8_t sig[PLAT_ES256_SIG_LEN];
-        struct jws_input in;
-        int r;
-
-        r = jws_input_make(s, payload, len, &in);
-        if (r < 0)
-                return r;
-        r = plat_signer_sign_digest(s, in.digest, sig);
-        if (r >= 0)
-                r = jws_input_line(&in, sig, ret_line);
-        jws_input_done(&in);
-        return r;
-}
-
 /* The line's three members. Base64url needs no JSON escapes, and refusing them keeps one spelling
  * per record: what is signed is exactly the characters on the line. */
 static int split(const char *line, size_t len, cJSON **ret_root, struct parts *ret, char *msg,

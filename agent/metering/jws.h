@@ -8,20 +8,16 @@
 /* The longest record line produced or accepted, without its newline (docs/metering.md). */
 #define JWS_LINE_MAX (64 * 1024)
 
-/* The largest payload jws_sign() takes: its line then always fits JWS_LINE_MAX. */
+/* The largest payload jws_input_make() takes: its line then always fits JWS_LINE_MAX. */
 #define JWS_PAYLOAD_MAX 48000
 
 /* The longest protected header accepted, decoded. Ours is about 70 bytes. */
 #define JWS_HEADER_MAX 1024
 
-/* Signs len payload bytes with s: *ret_line is the record, one line of
- * {"protected":"<b64url>","payload":"<b64url>","signature":"<b64url r||s>"}, with no newline,
- * NUL-terminated, caller frees. The protected header is {"alg":"ES256","kid":"<signer's kid>"}.
- * -EMSGSIZE when len > JWS_PAYLOAD_MAX, -ENOMEM, or the signer's error. */
-int jws_sign(struct plat_signer *s, const void *payload, size_t len, char **ret_line);
-
-/* jws_sign in steps, for a caller that may hold the signature already (agent/metering/sigcache.h): the
- * signing input with its digest, then the line from a signature made over that digest. */
+/* Signing a record, in steps, for a caller that may hold the signature already (agent/metering/sigcache.h):
+ * the signing input with its digest, then the line from a signature made over that digest. The
+ * line is one line of {"protected":"<b64url>","payload":"<b64url>","signature":"<b64url r||s>"},
+ * with no newline, NUL-terminated; the protected header is {"alg":"ES256","kid":"<signer's kid>"}. */
 struct jws_input {
         char *buf;                       /* ASCII(BASE64URL(header)) '.' ASCII(BASE64URL(payload)), owned */
         size_t hlen;                     /* where the '.' is */
@@ -29,7 +25,7 @@ struct jws_input {
 };
 /* -EMSGSIZE when len > JWS_PAYLOAD_MAX, -ENOMEM. Free with jws_input_done. */
 int jws_input_make(struct plat_signer *s, const void *payload, size_t len, struct jws_input *ret);
-/* The record line, as jws_sign gives it, with sig (plat_signer_sign_digest of in->digest). */
+/* The record line (caller frees), with sig (plat_signer_sign_digest of in->digest). */
 int jws_input_line(struct jws_input *in, const uint8_t sig[static PLAT_ES256_SIG_LEN], char **ret_line);
 void jws_input_done(struct jws_input *in);
 

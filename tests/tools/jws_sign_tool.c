@@ -2,6 +2,7 @@
 #include "cleanup.h"
 #include "crypto.h"
 #include "jws.h"
+#include "testsign.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -126,7 +127,7 @@ int main(int argc, char **argv) {
                 if (n > 0 && line[n - 1] == '\n')
                         line[--n] = '\0';
                 payload = chain ? chain_payload(line, node, region, seq, prev) : strdup(line);
-                if (!payload || jws_sign(s, payload, strlen(payload), &out) < 0) {
+                if (!payload || tu_jws_sign(s, payload, strlen(payload), &out) < 0) {
                         fprintf(stderr, "jws_sign_tool: cannot sign \"%s\"\n", line);
                         rc = 1;
                         break;

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "base64.h"
 #include "jws.h"
+#include "testsign.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -34,7 +35,7 @@ struct fx {
 static char *sign(struct plat_signer *s, const char *payload) {
         char *line = NULL;
 
-        assert_int_equal(jws_sign(s, payload, strlen(payload), &line), 0);
+        assert_int_equal(tu_jws_sign(s, payload, strlen(payload), &line), 0);
         return line;
 }
 

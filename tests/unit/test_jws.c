@@ -8,6 +8,7 @@
 #include "base64.h"
 #include "jws.h"
 #include "testutil.h"
+#include "testsign.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ static void test_signed_record_is_one_line_that_verifies(void **state) {
         const char *h, *e;
         size_t n;
 
-        assert_int_equal(jws_sign(f->signer, payload, strlen(payload), &line), 0);
+        assert_int_equal(tu_jws_sign(f->signer, payload, strlen(payload), &line), 0);
         assert_null(strchr(line, '\n'));
         assert_true(strncmp(line, "{\"protected\":\"", 14) == 0);
         /* The protected header is exactly {"alg":"ES256","kid":"<kid>"}. */
@@ -165,7 +166,7 @@ static void test_tampered_payload_header_or_signature_fails(void **state) {
         char *h64, *p64, *sig, hdr[128];
         size_t n;
 
-        assert_int_equal(jws_sign(f->signer, payload, strlen(payload), &line), 0);
+        assert_int_equal(tu_jws_sign(f->signer, payload, strlen(payload), &line), 0);
 
         /* Payload: "seq":42 becomes "seq":43 under the same signature. */
         p = strdup(payload);
@@ -232,7 +233,7 @@ static void test_kid_of_another_key_is_refused_naming_both(void **state) {
         char *line = NULL, *out = NULL, hdr[128];
         size_t n;
 
-        assert_int_equal(jws_sign(f->other, payload, strlen(payload), &line), 0);
+        assert_int_equal(tu_jws_sign(f->other, payload, strlen(payload), &line), 0);
         assert_int_equal(verify(f, line, f->key, &out, &n), -EKEYREJECTED);
         assert_non_null(strstr(f->msg, plat_signer_kid(f->other)));
         assert_non_null(strstr(f->msg, plat_signer_kid(f->signer)));
@@ -315,7 +316,7 @@ static void test_malformed_records_are_refused_with_a_reason(void **state) {
                   "protected header: not a JSON object" },
         };
 
-        assert_int_equal(jws_sign(f->signer, payload, strlen(payload), &good), 0);
+        assert_int_equal(tu_jws_sign(f->signer, payload, strlen(payload), &good), 0);
         h64 = member(good, "protected");
         p64 = member(good, "payload");
         sig = member(good, "signature");
@@ -352,7 +353,7 @@ static void test_member_order_and_blanks_do_not_matter(void **state) {
         char *good = NULL, *out = NULL, *h64, *p64, *sig, line[2048];
         size_t n;
 
-        assert_int_equal(jws_sign(f->signer, payload, strlen(payload), &good), 0);
+        assert_int_equal(tu_jws_sign(f->signer, payload, strlen(payload), &good), 0);
         h64 = member(good, "protected");
         p64 = member(good, "payload");
         sig = member(good, "signature");
@@ -376,9 +377,9 @@ static void test_payload_and_line_limits_hold(void **state) {
         assert_non_null(big);
         memset(big, 'x', JWS_LINE_MAX + 1);
         big[JWS_LINE_MAX + 1] = '\0';
-        assert_int_equal(jws_sign(f->signer, big, JWS_PAYLOAD_MAX + 1, &line), -EMSGSIZE);
+        assert_int_equal(tu_jws_sign(f->signer, big, JWS_PAYLOAD_MAX + 1, &line), -EMSGSIZE);
         assert_null(line);
-        assert_int_equal(jws_sign(f->signer, big, JWS_PAYLOAD_MAX, &line), 0);
+        assert_int_equal(tu_jws_sign(f->signer, big, JWS_PAYLOAD_MAX, &line), 0);
         assert_true(strlen(line) <= JWS_LINE_MAX);
         assert_int_equal(verify(f, line, f->key, &out, &n), 0);
         assert_int_equal(n, JWS_PAYLOAD_MAX);
@@ -395,7 +396,7 @@ static void test_unverified_parse_reads_any_key_but_checks_the_form(void **state
         char *line = NULL, *out = NULL;
         size_t n;
 
-        assert_int_equal(jws_sign(f->other, payload, strlen(payload), &line), 0);
+        assert_int_equal(tu_jws_sign(f->other, payload, strlen(payload), &line), 0);
         assert_int_equal(jws_parse_unverified(line, strlen(line), &out, &n, f->msg, sizeof(f->msg)), 0);
         assert_string_equal(out, payload);
         free(out);

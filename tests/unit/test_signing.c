@@ -1,5 +1,5 @@
 /* test_signing.c: metering signatures made ahead on a real sd-event loop from a real spool in a
- * scratch dir: the lines equal jws_sign's byte for byte whether they come from the cache or not,
+ * scratch dir: the lines equal tu_jws_sign's byte for byte whether they come from the cache or not,
  * delivered records are left alone, the cache outlives a restart and is dropped for another key. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include "signing.h"
 #include "spool.h"
 #include "testutil.h"
+#include "testsign.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,13 +95,13 @@ static void run_until_caught_up(struct fx *f) {
         assert_true(sd_event_run(f->e, 50 * 1000) >= 0);
 }
 
-/* Every record's line is what jws_sign makes of its payload, byte for byte. */
+/* Every record's line is what tu_jws_sign makes of its payload, byte for byte. */
 static void assert_lines_are_jws_sign(struct fx *f, struct plat_signer *signer) {
         for (unsigned i = 0; i < N_RECS; i++) {
                 char *line = NULL, *want = NULL;
 
                 assert_int_equal(signing_line(f->g, i + 1, f->payload[i], strlen(f->payload[i]), &line), 0);
-                assert_int_equal(jws_sign(signer, f->payload[i], strlen(f->payload[i]), &want), 0);
+                assert_int_equal(tu_jws_sign(signer, f->payload[i], strlen(f->payload[i]), &want), 0);
                 assert_string_equal(line, want);
                 free(line);
                 free(want);
