@@ -13,7 +13,6 @@ import shutil
 import time
 
 import harness
-from test_sessions import Client
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # /usr/sbin's wrapper would su to rabbitmq
 EJABBERD_LIBS = "/usr/lib/x86_64-linux-gnu"
@@ -243,14 +242,14 @@ class BrokerScenario(harness.IntegrationTest):
         super().setUp()
 
     def status(self):
-        c = Client(self.env.path("agent.sock"))
+        c = harness.ControlConn(self.env.path("agent.sock"))
         st = c.call("status")["status"]
         c.close()
         return st
 
     def sessions(self, users):
         """Reserves, starts and ends one session per user over the control socket: 2 records each."""
-        c = Client(self.env.path("agent.sock"))
+        c = harness.ControlConn(self.env.path("agent.sock"))
         for user in users:
             s = c.call("reserve", user=user)["session"]
             self.assertTrue(c.call("start", session=s)["ok"])

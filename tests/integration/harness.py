@@ -664,30 +664,75 @@ class Notify:
 
 
 class ControlConn:
-    """A control-socket connection: JSON lines out and in (docs/protocol.md)."""
+    """The tests' one control-socket client: JSON lines out and in (docs/protocol.md).
 
-    def __init__(self, path, timeout=10):
-        self.s = socket.socket(socket.AF_UNIX)
+    call() numbers its requests (unless given an "id") and checks the reply answers that number;
+    request() puts a JSON object on the wire as it is, send() bytes as they are, and line() reads
+    the next line, for tests that speak the protocol wrongly on purpose."""
+
+    def __init__(self, path, timeout=10.0):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A timeout makes the socket non-blocking, and a Unix connect() then fails with EAGAIN
+        # while the listen backlog is full: retry until the deadline instead.
         self.s.settimeout(timeout)
-        self.s.connect(path)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    self.s.connect(path)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        except OSError:
+            self.s.close()  # the agent is down, or not listening yet
+            raise
         self.buf = b""
+        self.next_id = 0
+
+    def send(self, data):
+        self.s.sendall(data)
 
     def line(self):
         """The next line from the agent, parsed."""
         while b"\n" not in self.buf:
             chunk = self.s.recv(65536)
             if not chunk:
-                raise ConnectionError("agent closed the control connection")
+                raise ConnectionError("agent closed the control connection (unread: %r)" % self.buf[:200])
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def call(self, op, **fields):
-        self.s.sendall(json.dumps(dict(fields, op=op)).encode() + b"\n")
+    def request(self, obj):
+        """obj on the wire as it is; the reply."""
+        self.send(json.dumps(obj).encode() + b"\n")
         return self.line()
+
+    def raw(self, data):
+        """Bytes on the wire as they are; the reply."""
+        self.send(data)
+        return self.line()
+
+    def call(self, op, **fields):
+        if "id" in fields:
+            return self.request(dict(fields, op=op))
+        self.next_id += 1
+        reply = self.request(dict(fields, id=self.next_id, op=op))
+        assert reply.get("id") == self.next_id, reply
+        return reply
 
     def close(self):
         self.s.close()
+
+
+def control_ask(path, op, **fields):
+    """One request on a control connection of its own; the reply."""
+    c = ControlConn(path)
+    try:
+        return c.call(op, **fields)
+    finally:
+        c.close()
 
 
 class Agent:

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_faults_link import fake_clock_library  # noqa: E402
 from test_jose import jose_dir  # noqa: E402
-from test_sessions import Client, code  # noqa: E402
+from test_sessions import code  # noqa: E402
 
 BILL = os.path.join(harness.SOURCE_DIR, "scripts", "bill")
 NODES = ("node-a", "node-b")
@@ -82,7 +82,7 @@ class Node:
 
     def __init__(self, name, agent, sock):
         self.name, self.agent, self.sock = name, agent, sock
-        self.c = Client(sock, timeout=20)
+        self.c = harness.ControlConn(sock, timeout=20)
 
     def close(self):
         self.c.close()
@@ -163,7 +163,7 @@ class BillingExamples(harness.IntegrationTest):
         harness.write_atomic(self.clock, "%+d\n" % (agent_epoch_at - real_at))
 
     def status(self, node):
-        c = Client(node.sock, timeout=10)
+        c = harness.ControlConn(node.sock, timeout=10)
         try:
             return c.call("status")["status"]
         finally:

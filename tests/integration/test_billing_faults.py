@@ -56,7 +56,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_jose import jose_dir  # noqa: E402
-from test_sessions import Client, code  # noqa: E402
+from test_sessions import code  # noqa: E402
 
 SCRIPT_START = time.monotonic()
 DEFAULT_SEEDS = "1,2,3,4,5"
@@ -216,17 +216,6 @@ class Consumer:
             return 0
 
 
-class Conn(Client):
-    """A control connection whose socket is closed when connecting fails (the agent is down)."""
-
-    def __init__(self, path, timeout=10.0):
-        try:
-            super().__init__(path, timeout)
-        except OSError:
-            self.sock.close()
-            raise
-
-
 def read_consumer_file(path):
     """([(line number, the record's JWS line)], torn lines): one entry per PUBLISH stored."""
     out, torn = [], []
@@ -296,7 +285,7 @@ class Driver:
     def _connect(self, w):
         while not self.abort.is_set():
             try:
-                w["c"] = Conn(self.sock, timeout=5)
+                w["c"] = harness.ControlConn(self.sock, timeout=5)
                 return True
             except OSError:
                 time.sleep(0.05)  # the agent is down (killed, restarting)
@@ -726,7 +715,7 @@ class BillingFaults(harness.IntegrationTest):
 
     def status(self):
         try:
-            c = Conn(self.sock(), timeout=3)
+            c = harness.ControlConn(self.sock(), timeout=3)
             try:
                 return c.call("status")["status"]
             finally:

@@ -64,12 +64,6 @@ def raw(path, data, half_close=False, timeout=10.0):
         s.close()
 
 
-def ask(path, op, **fields):
-    """One request on a connection of its own; the reply, parsed."""
-    line = raw(path, json.dumps(dict(fields, op=op)).encode() + b"\n")
-    return json.loads(line)
-
-
 def code(reply):
     return None if reply["ok"] else reply["error"]["code"]
 
@@ -152,12 +146,12 @@ class ControlInput(harness.IntegrationTest):
         r = json.loads(lines[0])
         self.assertTrue(r["ok"], r)
         self.assertEqual((r["id"], r["user"], r["state"]), (1, "alice", "reserved"))
-        slot = ask(sock, "slots")["slots"][0]
+        slot = harness.control_ask(sock, "slots")["slots"][0]
         self.assertEqual((slot["state"], slot["user"]), ("reserved", "alice"))
         got = raw(sock, b'{"id":2,"op":"drain"}\n', half_close=True)
         self.assertTrue(got.endswith(b"\n"), "no reply before the agent closed the connection: %r" % got)
         self.assertTrue(json.loads(got)["ok"], got)
-        self.assertEqual(code(ask(sock, "reserve", user="bob")), "DRAINING")
+        self.assertEqual(code(harness.control_ask(sock, "reserve", user="bob")), "DRAINING")
         self.assertTrue(agent.alive())
 
     def test_a_key_twice_or_a_second_object_is_refused_and_not_run(self):
@@ -169,8 +163,8 @@ class ControlInput(harness.IntegrationTest):
         self.assertEqual(r, {"id": None, "ok": False, "error": {
             "code": "BAD_REQUEST",
             "message": "request has data after its JSON object, at byte 22 (one object per line)"}})
-        self.assertFalse(ask(sock, "status")["status"]["sessions"]["draining"])
-        self.assertTrue(ask(sock, "reserve", user="bob")["ok"])  # not drained
+        self.assertFalse(harness.control_ask(sock, "status")["status"]["sessions"]["draining"])
+        self.assertTrue(harness.control_ask(sock, "reserve", user="bob")["ok"])  # not drained
         # An id that is not UTF-8 is not echoed: the reply is UTF-8 and says where the byte was.
         got = raw(sock, b'{"id":"\xff\xfe","op":"status"}\n')
         r = json.loads(got.decode("utf-8"))
@@ -187,7 +181,7 @@ class ControlInput(harness.IntegrationTest):
         os.chmod(self.env.dir, 0o711)
         os.chown(sock, 0, self.sock_gid)
         os.chmod(sock, 0o660)
-        r = ask(sock, "reserve", user="alice", client_ip="192.0.2.10")
+        r = harness.control_ask(sock, "reserve", user="alice", client_ip="192.0.2.10")
         self.assertTrue(r["ok"], r)
         # A socket-group member not in control.read nor control.allow reads the slots and the
         # health, without who is on them.
@@ -206,7 +200,7 @@ class ControlInput(harness.IntegrationTest):
             r = json.loads(self.request(who, sock, "slots"))
             self.assertNotIn("redacted", r)
             self.assertEqual((r["slots"][0]["user"], r["slots"][0]["client_ip"]), ("alice", "192.0.2.10"), who)
-        r = ask(sock, "sessions")
+        r = harness.control_ask(sock, "sessions")
         self.assertNotIn("redacted", r)
         self.assertEqual(r["sessions"][0]["user"], "alice")
         # control.read changes nothing about who may change sessions.

@@ -5,7 +5,6 @@ malformed and oversized requests get an error reply and the connection and the a
 
 import json
 import os
-import socket
 import sys
 import time
 
@@ -14,46 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 MAX_LINE = 64 * 1024
-
-
-class Conn:
-    """A control-socket client reading newline-terminated JSON replies, with timeouts."""
-
-    def __init__(self, path, timeout=5.0):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # A timeout makes the socket non-blocking, and a Unix connect() then fails with EAGAIN
-        # while the listen backlog is full: retry until the deadline instead.
-        self.s.settimeout(timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.s.connect(path)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    self.s.close()
-                    raise
-                time.sleep(0.01)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def reply(self):
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise AssertionError("control socket closed before a reply (buffer %r)" % self.buf[:200])
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
-
-    def request(self, obj):
-        self.send(json.dumps(obj).encode() + b"\n")
-        return self.reply()
-
-    def close(self):
-        self.s.close()
 
 
 class Ctl(harness.IntegrationTest):
@@ -130,11 +89,11 @@ class Ctl(harness.IntegrationTest):
         self.assertTrue(self.agent.alive())
 
     def test_socket_protocol(self):
-        c = Conn(self.sock)
+        c = harness.ControlConn(self.sock)
         try:
             # Not JSON: BAD_REQUEST, and the same connection answers the next request.
             c.send(b"this is not json\n")
-            r = c.reply()
+            r = c.line()
             self.assertIs(r["ok"], False, r)
             self.assertEqual(r["error"]["code"], "BAD_REQUEST", r)
             self.assertIsNone(r["id"])
@@ -151,28 +110,28 @@ class Ctl(harness.IntegrationTest):
             self.assertEqual((r["ok"], r["id"], r["error"]["code"]), (False, 8, "BAD_REQUEST"), r)
             self.assertIn("unknown op", r["error"]["message"])
             c.send(b"[1,2,3]\n")
-            r = c.reply()
+            r = c.line()
             self.assertEqual(r["error"]["code"], "BAD_REQUEST", r)
 
             # Two requests in one write: two replies, in order.
             c.send(b'{"id":1,"op":"status"}\n{"id":2,"op":"status"}\n')
-            self.assertEqual([c.reply()["id"], c.reply()["id"]], [1, 2])
+            self.assertEqual([c.line()["id"], c.line()["id"]], [1, 2])
 
             # A request split across writes is reassembled.
             c.send(b'{"id":3,')
             time.sleep(0.2)
             c.send(b'"op":"status"}\n')
-            self.assertEqual(c.reply()["id"], 3)
+            self.assertEqual(c.line()["id"], 3)
 
             # Oversized: a line longer than 64 KiB gets one error reply; the rest of that line is
             # skipped, and the connection keeps working.
             big = b'{"id":9,"op":"status","pad":"' + b"x" * (MAX_LINE + 40000) + b'"}\n'
             c.send(big + b'{"id":10,"op":"status"}\n')
-            r = c.reply()
+            r = c.line()
             self.assertIs(r["ok"], False, r)
             self.assertEqual(r["error"]["code"], "BAD_REQUEST", r)
             self.assertIn("longer than", r["error"]["message"])
-            r = c.reply()
+            r = c.line()
             self.assertEqual((r["ok"], r["id"]), (True, 10), r)
 
             # Exactly at the limit (65536 bytes before the newline) is still a request.
@@ -181,30 +140,30 @@ class Ctl(harness.IntegrationTest):
             line = head + b"y" * (MAX_LINE - len(head) - len(tail)) + tail
             self.assertEqual(len(line), MAX_LINE)
             c.send(line + b"\n")
-            r = c.reply()
+            r = c.line()
             self.assertEqual((r["ok"], r["id"]), (True, 11), r)
 
             # One byte over: refused.
             line = head + b"y" * (MAX_LINE + 1 - len(head) - len(tail)) + tail
             c.send(line + b"\n")
-            r = c.reply()
+            r = c.line()
             self.assertEqual(r["error"]["code"], "BAD_REQUEST", r)
             r = c.request({"id": 12, "op": "status"})
             self.assertEqual((r["ok"], r["id"]), (True, 12), r)
 
             # A NUL byte inside a line.
             c.send(b'{"id":13,\x00"op":"status"}\n')
-            r = c.reply()
+            r = c.line()
             self.assertEqual(r["error"]["code"], "BAD_REQUEST", r)
             self.assertEqual(c.request({"id": 14, "op": "status"})["id"], 14)
         finally:
             c.close()
 
         # The agent still serves new clients, and a client that hangs up mid-line is harmless.
-        c2 = Conn(self.sock)
+        c2 = harness.ControlConn(self.sock)
         c2.send(b'{"id":1,"op":"sta')
         c2.close()
-        c3 = Conn(self.sock)
+        c3 = harness.ControlConn(self.sock)
         try:
             self.assertIs(c3.request({"id": 1, "op": "status"})["ok"], True)
         finally:
@@ -219,7 +178,7 @@ class Ctl(harness.IntegrationTest):
         conns = []
         try:
             for _ in range(70):
-                conns.append(Conn(self.sock, timeout=5))
+                conns.append(harness.ControlConn(self.sock, timeout=5))
             answered = 0
             for c in conns:
                 try:

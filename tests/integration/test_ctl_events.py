@@ -81,7 +81,7 @@ class CtlEvents(harness.IntegrationTest):
         for i in range(20):
             op = "drain" if i % 2 == 0 else "undrain"
             t0 = time.monotonic()
-            c.s.sendall(json.dumps({"op": op}).encode() + b"\n")
+            c.send(json.dumps({"op": op}).encode() + b"\n")
             line = self.read_line(p, 2)
             lat.append(time.monotonic() - t0)
             self.assertIsNotNone(line, "no event within 2 s of %s" % op)
@@ -162,7 +162,7 @@ class CtlEvents(harness.IntegrationTest):
         for _ in range(6):
             batch = b"".join(json.dumps({"op": "drain" if i % 2 == 0 else "undrain"}).encode() + b"\n"
                              for i in range(400))
-            c.s.sendall(batch)
+            c.send(batch)
             for _ in range(400):
                 self.assertTrue(c.line()["ok"])
             made += 400

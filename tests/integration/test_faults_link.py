@@ -23,7 +23,6 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 SLOTS = [{"id": "s0", "scale": "cpu-4"}, {"id": "s1", "scale": "cpu-8"}]
 METERING = {"metering": {"window_s": 2, "late_s": 0}}
@@ -55,7 +54,7 @@ class FaultTest(harness.IntegrationTest):
     def status(self, timeout=5.0):
         """The agent's status document, or None while it does not answer (restarting, killed)."""
         try:
-            c = Client(self.sock(), timeout=timeout)
+            c = harness.ControlConn(self.sock(), timeout=timeout)
             try:
                 return c.call("status")["status"]
             finally:
@@ -81,7 +80,7 @@ class FaultTest(harness.IntegrationTest):
         """n sessions through reserve/start/end; returns {session: user} of those whose start and
         end were both acknowledged (added to acked when given)."""
         acked = {} if acked is None else acked
-        c = Client(self.sock(), timeout=10)
+        c = harness.ControlConn(self.sock(), timeout=10)
         try:
             for i in range(n):
                 user = "%s%d" % (prefix, i)

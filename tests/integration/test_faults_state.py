@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import not_clock  # noqa: E402
 from test_faults_link import FaultTest, decode, fake_clock_library  # noqa: E402
-from test_sessions import Client, code, read_slot_state  # noqa: E402
+from test_sessions import code, read_slot_state  # noqa: E402
 
 SPOOL_MAGIC = b"\xf5RA1"  # docs/spool.md, "Record format"
 
@@ -60,7 +60,7 @@ class Churn:
         rng = random.Random(self.prefix)
         n = 0
         try:
-            c = Client(self.sock, timeout=5)
+            c = harness.ControlConn(self.sock, timeout=5)
         except OSError:
             return
         try:
@@ -118,7 +118,7 @@ class StateFaults(FaultTest):
         agent = self.start(self.config(broker.port), wrapper=wrapper)
         root = "/proc/%d/root" % agent.pid
         acked = self.churn(5, "roomy")
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         holder = c.call("reserve", user="holder")["session"]
         self.assertTrue(c.call("start", session=holder)["ok"])
         c.close()
@@ -135,7 +135,7 @@ class StateFaults(FaultTest):
                 pass
         # New sessions get NO_IDLE: a record that cannot be spooled must not be promised.
         refused, n = None, 0
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         for i in range(400):
             r = c.call("reserve", user="full%d" % i)
             if not r["ok"]:
@@ -192,7 +192,7 @@ class StateFaults(FaultTest):
         agent = self.start(self.config(broker.port), wrapper=wrapper)
         root = "/proc/%d/root" % agent.pid
         # Refused from the very first op, before any record failed to write.
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         r = c.call("reserve", user="early")
         self.assertEqual(code(r), "NO_IDLE", r)
         self.assertIn("No space left on device", r["error"]["message"])
@@ -229,7 +229,7 @@ class StateFaults(FaultTest):
             ended.update(churn.ended)
             agent = self.start(cfg)
             # Every session whose start was acknowledged and whose end was not sent is still held.
-            c = Client(self.sock())
+            c = harness.ControlConn(self.sock())
             slots = {s.get("session"): s for s in c.call("slots")["slots"]}
             for s, user in held.items():
                 self.assertIn(s, slots, "iteration %d: acked session %s of %s lost" % (it, s, user))
@@ -275,7 +275,7 @@ class StateFaults(FaultTest):
         sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
         cfg = self.config(broker.port, extra={"sessions": {"lock_ttl_s": 4}})
         self.start(cfg, extra_env=self.fake_clock_env(clock))
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         self.assertTrue(c.call("reserve", user="alice", slot="s0")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])  # occupancy 1 through both steps
         time.sleep(3)
@@ -330,7 +330,7 @@ class StateFaults(FaultTest):
         broker = env.broker()
         sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
         self.start(self.config(broker.port), extra_env=self.fake_clock_env(clock))
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
         time.sleep(1)
@@ -349,7 +349,7 @@ class StateFaults(FaultTest):
         broker = env.broker()
         cfg = self.config(broker.port)
         agent = self.start(cfg)
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
         c.close()
@@ -366,13 +366,13 @@ class StateFaults(FaultTest):
         self.assertTrue(st["sessions"].get("last_error"), st["sessions"])
         kept = [n for n in os.listdir(env.path("state")) if n.startswith("slots.state.corrupt-")]
         self.assertEqual(len(kept), 1, os.listdir(env.path("state")))
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         self.assertEqual(code(c.call("reserve", user="bob")), "NO_IDLE")
         c.close()
         # An operator vouches for s1 (render-agentctl unblock): it takes sessions again; s0 does not.
         r = env.run([harness.ctl_binary(), "--socket", self.sock(), "unblock", "s1"])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         r = c.call("reserve", user="bob")
         self.assertTrue(r["ok"], r)
         self.assertEqual(r["slot"], "s1")
@@ -468,7 +468,7 @@ class StateFaults(FaultTest):
         # The agent runs on, serves sessions and reports what it lost.
         time.sleep(1)
         self.assertTrue(agent.alive())
-        c = Client(self.sock())
+        c = harness.ControlConn(self.sock())
         self.assertTrue(c.call("reserve", user="alice", slot="s1")["ok"])
         c.close()
         st = self.status()

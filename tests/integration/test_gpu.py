@@ -26,7 +26,6 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 # A GPU sample is the worker's last complete one: about a tick old, never past the 1 s deadline.
@@ -176,7 +175,7 @@ class GpuTelemetry(harness.IntegrationTest):
     def test_ctl_sessions_show_each_stream_fps_and_encode_latency(self):
         agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
         sock = self.env.path("agent.sock")
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         self.addCleanup(c.close)
         harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10, what="slot s0 admissible")
         sess = c.call("sessions")["sessions"]

@@ -20,7 +20,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_gpu import L4  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 WATCHDOG_USEC = 2000000
@@ -51,7 +50,7 @@ class GpuStuck(harness.IntegrationTest):
                                extra_env={"FAKE_NVML_SCRIPT": script, "FAKE_NVML_HANG": self.hang_file,
                                           "WATCHDOG_USEC": str(WATCHDOG_USEC)})
         self.agent.wait_connected()
-        self.client = Client(env.path("agent.sock"), timeout=10)
+        self.client = harness.ControlConn(env.path("agent.sock"), timeout=10)
         self.addCleanup(self.client.close)
         self.addCleanup(self.hang, False)  # never leave the agent stuck at stop
 

@@ -5,7 +5,6 @@ the agent refuses, at start-up and in --check-config, a control socket directory
 or may write, a state_dir open to others, a TLS key readable by group or others, and a
 control.socket where another process listens (a stale socket is still replaced)."""
 
-import json
 import os
 import re
 import socket
@@ -17,24 +16,6 @@ import harness  # noqa: E402
 
 ONE_SLOT = [{"id": "s0", "scale": "cpu-4"}]
 OTHER_UID = 4242
-
-
-class Control:
-    """One control-socket connection: JSON lines out, JSON lines in."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.f = self.sock.makefile("rb")
-
-    def call(self, **req):
-        self.sock.sendall((json.dumps(req) + "\n").encode())
-        return json.loads(self.f.readline())
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
 
 
 class HostSecurity(harness.IntegrationTest):
@@ -59,17 +40,17 @@ class HostSecurity(harness.IntegrationTest):
 
         def admissible():
             try:
-                c = Control(sock)
-                st = c.call(op="status")["status"]
+                c = harness.ControlConn(sock)
+                st = c.call("status")["status"]
                 c.close()
                 return all(s.get("conformant") for s in st["slots"])
             except OSError:
                 return False
         self.assertTrue(harness.wait_for(admissible, 10), env.describe())
-        c = Control(sock)
-        session = c.call(op="reserve", user="alice")["session"]
-        self.assertTrue(c.call(op="start", session=session)["ok"])
-        self.assertTrue(c.call(op="end", session=session, reason="kicked")["ok"])
+        c = harness.ControlConn(sock)
+        session = c.call("reserve", user="alice")["session"]
+        self.assertTrue(c.call("start", session=session)["ok"])
+        self.assertTrue(c.call("end", session=session, reason="kicked")["ok"])
         self.assertTrue(harness.wait_for(lambda: os.path.exists(out), 10), "the hook did not run:\n" + agent.log())
         c.close()
         fds = {}
@@ -108,8 +89,8 @@ class HostSecurity(harness.IntegrationTest):
         self.assertTrue(os.path.exists(sock))
         agent = env.agent(cfg)
         agent.wait_connected()
-        c = Control(sock)
-        self.assertIn("status", c.call(op="status"))
+        c = harness.ControlConn(sock)
+        self.assertIn("status", c.call("status"))
         c.close()
 
     def test_check_config_and_start_refuse_paths_other_users_control(self):

@@ -18,7 +18,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import not_clock  # noqa: E402
-from test_sessions import Client, code  # noqa: E402
+from test_sessions import code  # noqa: E402
 
 SLOTS = [{"id": "s0", "scale": "cpu-4"}, {"id": "s1", "scale": "cpu-8"}]
 METERING = {"metering": {"window_s": 2, "late_s": 0}}
@@ -60,7 +60,7 @@ class Metering(harness.IntegrationTest):
             raise AssertionError("verify printed no JSON (exit %d): %s %s" % (r.returncode, r.stdout, r.stderr))
 
     def status(self, sock):
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         st = c.call("status")["status"]
         c.close()
         return st
@@ -87,7 +87,7 @@ class Metering(harness.IntegrationTest):
         sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
         cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
         agent, sock = self.start(cfg)
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         sess = c.call("reserve", user="alice", client_ip="192.0.2.10")["session"]
         self.assertTrue(c.call("start", session=sess)["ok"])
         self.assertTrue(c.call("viewer_join", session=sess, viewer="vic", role="viewer")["ok"])
@@ -163,7 +163,7 @@ class Metering(harness.IntegrationTest):
         n = 0
         while time.monotonic() < t_end:
             try:
-                c = Client(sock, timeout=5)
+                c = harness.ControlConn(sock, timeout=5)
                 for _ in range(5):
                     n += 1
                     user = "u%d" % n
@@ -227,7 +227,7 @@ class Metering(harness.IntegrationTest):
         sub = env.subscriber(broker, topic=env.topic("metering"), qos=1)
         cfg = env.config(broker.port, slots=SLOTS, extra=METERING)
         agent, sock = self.start(cfg)
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         sess = c.call("reserve", user="alice", slot="s0")["session"]
         self.assertTrue(c.call("start", session=sess)["ok"])
         self.assertTrue(c.call("viewer_join", session=sess, viewer="vic")["ok"])
@@ -267,7 +267,7 @@ class Metering(harness.IntegrationTest):
         agent = env.agent(cfg)
         harness.wait_for(lambda: self.up(sock), 10, what="agent back")
         c.close()
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         next_kill = time.monotonic() + 3
         while kills < 5 or time.monotonic() < next_kill:  # reports go on after the last kill too
             report()
@@ -278,7 +278,7 @@ class Metering(harness.IntegrationTest):
                 agent = env.agent(cfg)
                 harness.wait_for(lambda: self.up(sock), 10, what="agent back")
                 c.close()
-                c = Client(sock)
+                c = harness.ControlConn(sock)
                 next_kill = time.monotonic() + 2 + kills % 3
         self.assertTrue(c.call("end", session=sess)["ok"])
         c.close()
@@ -333,7 +333,7 @@ class Metering(harness.IntegrationTest):
         # (they roll over at 4 MiB) takes ~2,000 records, then every append gets EFBIG; acks do not
         # make room in the segment being written.
         agent, sock = self.start(cfg, wrapper=["prlimit", "--fsize=800000:unlimited"])
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         refused = None
         acked = set()
         for i in range(5000):
@@ -362,7 +362,7 @@ class Metering(harness.IntegrationTest):
         harness.wait_for(lambda: "refusing_sessions" not in self.status(sock)["metering"], 10,
                          what="sessions admitted again")
         c.close()
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         self.assertTrue(c.call("reserve", user="after", slot="s0")["ok"])
         c.close()
         harness.wait_for(lambda: self.status(sock)["metering"]["spool"]["pending"] == 0 and
@@ -398,7 +398,7 @@ class Metering(harness.IntegrationTest):
         self.assertRegex(r.stdout, r"^reserve: slot s0 is reserved, user alice, session [0-9a-f]{32}, "
                                    r"project acme, app racer")
         self.assertEqual(env.run(ctl + ["start", "--user", "alice"]).returncode, 0)
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         bob = c.call("reserve", user="bob")  # no project: the bound slot's
         self.assertEqual((bob["slot"], bob["project"]), ("s1", "zeta"), bob)
         self.assertTrue(c.call("start", user="bob")["ok"])

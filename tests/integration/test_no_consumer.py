@@ -16,7 +16,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import not_clock  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 SLOTS = [{"id": "s0", "scale": "cpu-4"}, {"id": "s1", "scale": "cpu-8"}]
 METERING = {"metering": {"window_s": 2, "late_s": 0}}
@@ -29,7 +28,7 @@ def b64url_json(s):
 
 class NoConsumer(harness.IntegrationTest):
     def status(self, sock):
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         st = c.call("status")["status"]
         c.close()
         return st
@@ -62,7 +61,7 @@ class NoConsumer(harness.IntegrationTest):
         sock = env.path("agent.sock")
         self.assertTrue(harness.wait_for(lambda: all(s.get("conformant") for s in self.status(sock)["slots"]),
                                          10), "slots not planned")
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         acked = set()
         for user in ("alice", "bob", "carol"):
             s = c.call("reserve", user=user)["session"]

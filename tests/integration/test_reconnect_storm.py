@@ -14,7 +14,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_metering import SLOTS, b64url_json  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 AGENTS = 8
 WINDOW_MS = 8000
@@ -74,7 +73,7 @@ class ReconnectStorm(harness.IntegrationTest):
         harness.wait_for(lambda: all(s.get("conformant") for s in self.status(sock)["slots"]), 10,
                          what="slots planned")
         broker.stop()
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         for n in range(30):  # records wait in the spool while the broker is away
             s = c.call("reserve", user="u%d" % n)["session"]
             self.assertTrue(c.call("start", session=s)["ok"])
@@ -127,7 +126,7 @@ class ReconnectStorm(harness.IntegrationTest):
         return out
 
     def status(self, sock):
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         try:
             return c.call("status")["status"]
         finally:

@@ -13,7 +13,6 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_sessions import Client  # noqa: E402
 
 INTERVAL_MS = 200
 
@@ -109,7 +108,7 @@ class Reload(harness.IntegrationTest):
         cfg = env.config(broker.port, interval_ms=INTERVAL_MS)
         agent = env.agent(cfg)
         agent.wait_connected()
-        c = Client(env.path("agent.sock"))
+        c = harness.ControlConn(env.path("agent.sock"))
         self.assertTrue(harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10), agent.log())
         empty = json.loads(harness.read_text(cfg))
         empty["slots"] = []

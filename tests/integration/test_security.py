@@ -11,7 +11,6 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -104,38 +103,6 @@ def run_cmd(argv):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         raise AssertionError("%s failed (%d): %s" % (" ".join(argv), r.returncode, r.stderr))
-
-
-class Conn:
-    """A control-socket connection of the test's own (root): JSON lines out and in."""
-
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(10)
-        self.s.connect(path)
-        self.buf = b""
-
-    def call(self, op, **fields):
-        self.s.sendall(json.dumps(dict(fields, op=op)).encode() + b"\n")
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("agent closed the control connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def close(self):
-        self.s.close()
-
-
-def ask(path, op, **fields):
-    """One request on a connection of its own."""
-    c = Conn(path)
-    try:
-        return c.call(op, **fields)
-    finally:
-        c.close()
 
 
 def code(reply):
@@ -299,7 +266,7 @@ class Security(harness.IntegrationTest):
         p, _ = self.handoff(self.op, sock, "drain")
         r = self.go(p)
         self.assertTrue(r["ok"], r)
-        self.assertEqual(code(ask(sock, "reserve", user="zoe")), "DRAINING")
+        self.assertEqual(code(harness.control_ask(sock, "reserve", user="zoe")), "DRAINING")
         self.assertTrue(agent.alive())
 
     def test_a_reused_pid_does_not_lend_its_groups(self):
@@ -314,7 +281,7 @@ class Security(harness.IntegrationTest):
                 continue
             r = self.go(p)
             self.assertEqual(code(r), "FORBIDDEN", "a reused pid lent its groups to the peer: %s" % r)
-            self.assertTrue(ask(sock, "reserve", user="zoe")["ok"])  # not drained
+            self.assertTrue(harness.control_ask(sock, "reserve", user="zoe")["ok"])  # not drained
             self.assertTrue(agent.alive())
             return
         self.skipTest("another process took the freed pid five times over")
@@ -356,7 +323,7 @@ class Security(harness.IntegrationTest):
             '{"id":null,"ok":false,"error":{"code":"SLOW_DOWN","message":"too many control clients"}}\n'}, got)
         r = self.request(self.op, sock, "reserve", user="bob")
         self.assertTrue(r["ok"], r)
-        self.assertTrue(ask(sock, "status")["ok"])
+        self.assertTrue(harness.control_ask(sock, "status")["ok"])
         # Bytes trickled into a line do not keep it open: each is closed 5 s after its line began.
         p.stdin.write("go\n")
         p.stdin.flush()
@@ -390,7 +357,7 @@ class Security(harness.IntegrationTest):
             self.assertIsNotNone(got, sub.describe())
             return got[1]
 
-        c = Conn(sock)
+        c = harness.ControlConn(sock)
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
         # Sent with the retain flag, the command is carried out once, as it is sent...
@@ -405,7 +372,7 @@ class Security(harness.IntegrationTest):
         agent2.wait_connected()
 
         def slot():
-            return ask(sock, "slots")["slots"][0]
+            return harness.control_ask(sock, "slots")["slots"][0]
         harness.wait_for(lambda: agent2.matches(r"retained MQTT command ignored") or slot().get("session") != session,
                          10, what="the retained command delivered")
         time.sleep(0.5)
@@ -424,7 +391,7 @@ class Security(harness.IntegrationTest):
         pub(json.dumps({"id": "late-1", "op": "undrain", "expires": int(time.time()) - 60}))
         r = reply("late-1")
         self.assertEqual(r["error"]["code"], "EXPIRED", r)
-        self.assertEqual(code(ask(sock, "reserve", user="zoe")), "DRAINING")
+        self.assertEqual(code(harness.control_ask(sock, "reserve", user="zoe")), "DRAINING")
         pub("", "-r")  # the retained command, cleared
 
     def test_a_slot_cgroup_of_dot_is_refused_before_it_kills_anything(self):
@@ -447,9 +414,9 @@ class Security(harness.IntegrationTest):
         harness.wait_for(lambda: not agent.alive() or os.path.exists(sock), 15, what="agent started or gone")
         if agent.alive():
             # It took the config: what that costs, shown before the test fails.
-            harness.wait_for(lambda: ask(sock, "status")["status"]["slots"][0].get("conformant"), 10,
+            harness.wait_for(lambda: harness.control_ask(sock, "status")["status"]["slots"][0].get("conformant"), 10,
                              what="slot admissible")
-            c = Conn(sock)
+            c = harness.ControlConn(sock)
             c.call("reserve", user="alice")
             c.call("start", user="alice")
             c.call("end", user="alice")

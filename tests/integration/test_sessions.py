@@ -10,7 +10,6 @@ socket passed by socket activation."""
 import json
 import os
 import random
-import socket
 import struct
 import subprocess
 import sys
@@ -61,41 +60,6 @@ def read_slot_state(path):
         if best is None or gen > best[0]:
             best = (gen, payload)
     return json.loads(best[1]) if best else None
-
-
-class Client:
-    """One control-socket connection: JSON lines out, JSON lines in."""
-
-    def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-        self.next_id = 0
-
-    def call(self, op, **fields):
-        self.next_id += 1
-        req = dict(fields, id=self.next_id, op=op)
-        self.sock.sendall((json.dumps(req) + "\n").encode())
-        reply = self.read()
-        assert reply.get("id") == self.next_id, reply
-        return reply
-
-    def raw(self, data):
-        self.sock.sendall(data)
-        return self.read()
-
-    def read(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("agent closed the control connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def close(self):
-        self.sock.close()
 
 
 def code(reply):
@@ -151,7 +115,7 @@ class Race:
     def worker(self, k):
         rng = random.Random(k)
         try:
-            c = Client(self.sock_path)
+            c = harness.ControlConn(self.sock_path)
         except OSError as e:
             self.errors.append("client %d cannot connect: %s" % (k, e))
             return
@@ -206,7 +170,7 @@ class Sessions(harness.IntegrationTest):
 
     def admissible(self, sock, n):
         try:
-            c = Client(sock)
+            c = harness.ControlConn(sock)
             st = c.call("status")["status"]
             c.close()
         except OSError:
@@ -229,7 +193,7 @@ class Sessions(harness.IntegrationTest):
         st = race.stats
         self.assertGreater(st["start_ok"], 100, st)
         self.assertGreater(st["no_idle"], 0, st)  # 32 clients on 4 slots: most are refused
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         slots = c.call("slots")["slots"]
         c.close()
         users = [s["user"] for s in slots if "user" in s]
@@ -246,7 +210,7 @@ class Sessions(harness.IntegrationTest):
         self.assertEqual(len(starts), len(set(starts)))
         self.assertEqual(set(starts), race.started_sessions)
         # The group commit shares writes between clients: far fewer writes than operations.
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         status = c.call("status")["status"]
         c.close()
         self.assertLess(status["sessions"]["commits"], 2 * (st["reserve_ok"] + st["start_ok"] + st["end_ok"]))
@@ -266,7 +230,7 @@ class Sessions(harness.IntegrationTest):
         self.assertIsNotNone(on_disk, "no valid copy in slots.state after kill -9")
         agent2 = env.agent(cfg, args=["--root", FIXTURE_ROOT])
         agent2.wait_connected()
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         slots = {s["id"]: s for s in c.call("slots")["slots"]}
         c.close()
         for user, (slot, session) in started.items():
@@ -284,7 +248,7 @@ class Sessions(harness.IntegrationTest):
         env = self.env
         broker = env.broker()
         agent, sock, _ = self.agent_with(broker, FOUR_SLOTS[:1], extra={"scales": {"cpu-4": {"vcpu": 1, "ram_gb": 1}}})
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         cases = [
             (b"not json\n", "BAD_REQUEST"),
             (b"[1,2]\n", "BAD_REQUEST"),
@@ -386,7 +350,7 @@ class Sessions(harness.IntegrationTest):
         env = self.env
         broker = env.broker()
         agent, sock, cfg = self.agent_with(broker, FOUR_SLOTS[:1])
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         with open(cfg) as f:
             doc = json.load(f)
@@ -408,7 +372,7 @@ class Sessions(harness.IntegrationTest):
         broker = env.broker()
         sub = env.subscriber(broker, topic="#")
         agent, sock, _ = self.agent_with(broker, FOUR_SLOTS[:1])
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
         pki = env.pki
@@ -456,7 +420,7 @@ class Sessions(harness.IntegrationTest):
         os.chmod(hook, 0o755)
         extra = {"sessions": {"enforcement": "exec", "enforcement_exec": [hook], "enforcement_timeout_s": 5}}
         agent, sock, _ = self.agent_with(broker, FOUR_SLOTS[:1], extra=extra)
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         session = c.call("reserve", user="alice")["session"]
         c.call("start", session=session)
         r = c.call("end", session=session, reason="kicked")
@@ -499,7 +463,7 @@ class Sessions(harness.IntegrationTest):
             f.write(str(player.pid))
         slots = [{"id": "s0", "scale": "cpu-4", "cgroup": name}]
         agent, sock, _ = self.agent_with(broker, slots, extra={"sessions": {"enforcement": "cgroup_kill"}})
-        c = Client(sock)
+        c = harness.ControlConn(sock)
         c.call("reserve", user="alice")
         c.call("start", user="alice")
         c.call("disconnect", user="alice")
@@ -516,7 +480,7 @@ class Sessions(harness.IntegrationTest):
                 "--config", cfg]
         p = harness.Proc(env, "activate", argv)
         harness.wait_for(lambda: os.path.exists(sock), 10, what="activated socket")
-        c = Client(sock, timeout=20)  # the agent starts on the first connection
+        c = harness.ControlConn(sock, timeout=20)  # the agent starts on the first connection
         st = c.call("status")
         self.assertTrue(st["ok"], st)
         self.assertFalse(os.path.exists(env.path("agent.sock")), "control.socket must not be bound as well")
