@@ -8,7 +8,6 @@ and scale labels, and a session reserved and started over the control socket sho
 import json
 import os
 import re
-import socket
 import sys
 import urllib.parse
 import urllib.request
@@ -20,20 +19,6 @@ import harness  # noqa: E402
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packaging", "examples")
 EXPORTER = "/usr/bin/prometheus-mqtt-exporter"
 PROMETHEUS = "/usr/bin/prometheus"
-
-
-def control(path, op, **fields):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall((json.dumps(dict(fields, id=1, op=op)) + "\n").encode())
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise AssertionError("control socket closed before a reply to %s" % op)
-            buf += chunk
-        return json.loads(buf.partition(b"\n")[0])
 
 
 def query(port, promql):
@@ -95,11 +80,11 @@ class Prometheus(harness.IntegrationTest):
 
         sock = env.path("agent.sock")
         self.assertTrue(harness.wait_for(lambda: os.path.exists(sock), 5), "no control socket")
-        r = control(sock, "reserve", user="alice", slot="s0")
+        r = harness.control_ask(sock, "reserve", user="alice", slot="s0")
         self.assertTrue(r.get("ok", "session" in r), r)
         session = r.get("session")
         self.assertTrue(session, r)
-        r = control(sock, "start", session=session)
+        r = harness.control_ask(sock, "start", session=session)
         self.assertNotIn("error", r, r)
 
         def held():
