@@ -8,6 +8,7 @@
 #define HAL_GPU_MAX 16        /* GPUs per host; more are ignored with an error */
 #define HAL_GPU_MAX_PROCS 128 /* processes listed per GPU */
 #define HAL_GPU_MAX_ENC 32    /* NVENC sessions listed per GPU */
+#define HAL_GPU_MAX_FBC 32    /* NvFBC capture sessions listed per GPU */
 #define HAL_GPU_ERR_MAX 160
 
 /* Which members of a sample hold a value. A metric the GPU or driver does not offer is
@@ -26,6 +27,7 @@ enum {
         HAL_GPU_PROCS = 1u << 10,         /* procs[0..n_procs) */
         HAL_GPU_VRAM_RESERVED = 1u << 11, /* vram_reserved_bytes (NVML _v2: used then excludes it) */
         HAL_GPU_ENC_SESSIONS = 1u << 12,  /* enc[0..n_enc) */
+        HAL_GPU_FBC_SESSIONS = 1u << 13,  /* fbc[0..n_fbc) */
 };
 
 struct hal_gpu_proc {
@@ -40,6 +42,17 @@ struct hal_gpu_enc_session {
         const char *codec; /* "h264", "hevc", "av1", "unknown": static */
         uint32_t width, height;
         uint32_t avg_fps;
+        uint32_t avg_latency_us;
+};
+
+/* One frame-buffer capture (NvFBC) session, as the driver averages it: the capture half of a stream
+ * (the encode half is an NVENC session of the same process). */
+struct hal_gpu_fbc_session {
+        int32_t pid;
+        uint32_t id;
+        const char *type;       /* "tosys", "cuda", "vid", "hwenc", "unknown": static */
+        uint32_t width, height; /* what the caller asked to capture */
+        uint32_t avg_fps;       /* new frames captured per second */
         uint32_t avg_latency_us;
 };
 
@@ -65,6 +78,8 @@ struct hal_gpu_sample {
         struct hal_gpu_proc procs[HAL_GPU_MAX_PROCS];
         size_t n_enc;
         struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
+        size_t n_fbc;
+        struct hal_gpu_fbc_session fbc[HAL_GPU_MAX_FBC];
 
         /* error < 0 with a message: something about this GPU could not be read this time.
          * With `present` bits still set it is a partial sample (one metric unreadable or

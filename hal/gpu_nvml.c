@@ -81,6 +81,15 @@ typedef struct {
         unsigned int hResolution, vResolution, averageFps, averageLatency;
 } nvmlEncoderSessionInfo_t;
 
+/* nvmlDeviceGetFBCSessions' entries (nvml.h's nvmlFBCSessionInfo_t). */
+typedef struct {
+        unsigned int sessionId, pid, vgpuInstance, displayOrdinal;
+        int sessionType; /* nvmlFBCSessionType_t: 0 unknown, 1 ToSys, 2 Cuda, 3 Vid, 4 HwEnc */
+        unsigned int sessionFlags, hMaxResolution, vMaxResolution, hResolution, vResolution;
+        unsigned int averageFPS, averageLatency;
+} nvmlFBCSessionInfo_t;
+_Static_assert(sizeof(nvmlFBCSessionInfo_t) == 48, "nvmlFBCSessionInfo_t layout");
+
 /* nvmlDeviceGetTemperatureV (API 13), the successor of the deprecated nvmlDeviceGetTemperature. */
 typedef struct {
         unsigned int version;
@@ -160,6 +169,8 @@ struct nvml {
         nvmlReturn_t (*sym_nvmlDeviceGetTemperatureV)(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
         nvmlReturn_t (*sym_nvmlDeviceGetEncoderSessions)(nvmlDevice_t dev, unsigned int *count,
                                                          nvmlEncoderSessionInfo_t *infos);
+        nvmlReturn_t (*sym_nvmlDeviceGetFBCSessions)(nvmlDevice_t dev, unsigned int *count,
+                                                     nvmlFBCSessionInfo_t *infos);
         nvmlReturn_t (*sym_nvmlDeviceGetClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetMaxClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
         nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
@@ -199,6 +210,7 @@ static const struct nvml_sym nvml_syms[] = {
         SYM(nvmlDeviceGetTemperature, NULL, false),
         SYM(nvmlDeviceGetTemperatureV, NULL, false),
         SYM(nvmlDeviceGetEncoderSessions, NULL, false),
+        SYM(nvmlDeviceGetFBCSessions, NULL, false),
         SYM(nvmlDeviceGetClockInfo, NULL, false),
         SYM(nvmlDeviceGetMaxClockInfo, NULL, false),
         /* Renamed in driver 535; the old name stays exported as deprecated. */
@@ -711,11 +723,42 @@ static void nvml_read_enc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
         s->present |= HAL_GPU_ENC_SESSIONS;
 }
 
+/* NvFBC capture sessions: the capture half of a stream, with its own FPS and latency. Read like the
+ * NVENC sessions. */
+static void nvml_read_fbc(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        static const char *const types[] = { "unknown", "tosys", "cuda", "vid", "hwenc" };
+        _cleanup_free_ nvmlFBCSessionInfo_t *buf = NULL;
+        unsigned got = NVML_ENC_FETCH_MAX;
+
+        if (!n->sym_nvmlDeviceGetFBCSessions)
+                return;
+        buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
+        if (!buf ||
+            !nvml_ok(n, i, "nvmlDeviceGetFBCSessions", n->sym_nvmlDeviceGetFBCSessions(dev, &got, buf), s))
+                return;
+        for (unsigned k = 0; k < got && k < NVML_ENC_FETCH_MAX && s->n_fbc < HAL_GPU_MAX_FBC; k++) {
+                const nvmlFBCSessionInfo_t *e = &buf[k];
+
+                s->fbc[s->n_fbc++] = (struct hal_gpu_fbc_session){
+                        .pid = (int32_t)e->pid,
+                        .id = e->sessionId,
+                        .type = e->sessionType >= 0 && e->sessionType < (int)ELEMENTSOF(types)
+                                        ? types[e->sessionType]
+                                        : "unknown",
+                        .width = e->hResolution,
+                        .height = e->vResolution,
+                        .avg_fps = e->averageFPS,
+                        .avg_latency_us = e->averageLatency,
+                };
+        }
+        s->present |= HAL_GPU_FBC_SESSIONS;
+}
+
 typedef void (*nvml_read_fn)(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s);
 
 static const nvml_read_fn nvml_reads[] = {
         nvml_read_util,   nvml_read_codec, nvml_read_memory, nvml_read_power,
-        nvml_read_clocks, nvml_read_procs, nvml_read_enc,
+        nvml_read_clocks, nvml_read_procs, nvml_read_enc,    nvml_read_fbc,
 };
 
 static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {

@@ -11,20 +11,20 @@
  *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs err.CALL=ERR
  *   encs: NVENC sessions, PID:CODEC:WxH:FPS:LATENCY_US,... (CODEC h264, hevc, av1 or a number),
  *   or "none"; session ids are 1, 2, ...
+ *   fbcs: NvFBC capture sessions, PID:TYPE:WxH:FPS:LATENCY_US,... (TYPE unknown, tosys, cuda, vid,
+ *   hwenc or a number), or "none"; session ids are 101, 102, ...
  *   vram_used is what processes allocated; the driver's reserve (vram_reserved, default 0) is
  *   inside v1's "used" and _v2's "used", and apart in _v2's "reserved", as nvml.h says.
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
  *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
  *   CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
- *   procs gprocs memory_v2 temp_v encs (memory_v2 and temp_v fail only the newer call; memory and temp fail
- *   both the old and the new one).
- * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
- * call ("procs CAP").
- * FAKE_NVML_HANG, when set, names a file: while it exists, nvmlInit_v2 and every device call block
- * in the library (as a driver stuck in an ioctl does), and return when it is removed.
- * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
- * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
- * MemoryInfo_v2, TemperatureV or EncoderSessions). */
+ *   procs gprocs memory_v2 temp_v encs fbcs (memory_v2 and temp_v fail only the newer call; memory and temp
+ * fail both the old and the new one). FAKE_NVML_LOG, when set, names a file that gets one line per init,
+ * shutdown and process-list call ("procs CAP"). FAKE_NVML_HANG, when set, names a file: while it exists,
+ * nvmlInit_v2 and every device call block in the library (as a driver stuck in an ioctl does), and return
+ * when it is removed. Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no
+ * encoder, decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
+ * MemoryInfo_v2, TemperatureV, EncoderSessions or FBCSessions). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -63,6 +63,13 @@ typedef struct {
 } nvmlEncoderSessionInfo_t;
 
 typedef struct {
+        unsigned int sessionId, pid, vgpuInstance, displayOrdinal;
+        int sessionType;
+        unsigned int sessionFlags, hMaxResolution, vMaxResolution, hResolution, vResolution;
+        unsigned int averageFPS, averageLatency;
+} nvmlFBCSessionInfo_t;
+
+typedef struct {
         unsigned int version;
         int sensorType;
         int temperature;
@@ -98,13 +105,17 @@ enum call {
         CALL_MEMORY_V2,
         CALL_TEMP_V,
         CALL_ENCS,
+        CALL_FBCS,
         CALL_MAX,
 };
 
 static const char *const call_names[CALL_MAX] = {
-        "handle", "name",  "uuid",     "pci",      "util",  "memory", "encoder",   "decoder", "power",
-        "temp",   "clock", "maxclock", "throttle", "procs", "gprocs", "memory_v2", "temp_v",  "encs",
+        "handle",  "name",      "uuid",   "pci",   "util",     "memory",   "encoder",
+        "decoder", "power",     "temp",   "clock", "maxclock", "throttle", "procs",
+        "gprocs",  "memory_v2", "temp_v", "encs",  "fbcs",
 };
+
+#define FAKE_STREAMS_MAX 16 /* encoder or FBC sessions a GPU of the script may have */
 
 struct fake_list {
         unsigned n;
@@ -119,8 +130,9 @@ typedef struct nvmlDevice_st {
         unsigned util, memutil, enc, dec, power_mw, temp, sm, sm_max;
         unsigned long long vram_total, vram_used, vram_reserved, throttle;
         struct fake_list procs, gprocs;
-        unsigned n_encs;
-        nvmlEncoderSessionInfo_t encs[16];
+        unsigned n_encs, n_fbcs;
+        nvmlEncoderSessionInfo_t encs[FAKE_STREAMS_MAX];
+        nvmlFBCSessionInfo_t fbcs[FAKE_STREAMS_MAX];
 } * nvmlDevice_t;
 
 #define FAKE_GPUS_MAX 64
@@ -183,6 +195,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m);
 nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
 nvmlReturn_t nvmlDeviceGetEncoderSessions(nvmlDevice_t dev, unsigned int *count,
                                           nvmlEncoderSessionInfo_t *infos);
+nvmlReturn_t nvmlDeviceGetFBCSessions(nvmlDevice_t dev, unsigned int *count, nvmlFBCSessionInfo_t *infos);
 #endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -286,34 +299,71 @@ static void parse_procs(struct fake_list *l, const char *v) {
         }
 }
 
-static void parse_encs(struct nvmlDevice_st *g, const char *v) {
-        static const char *const codecs[] = { "h264", "hevc", "av1" };
+/* One stream session of a script: PID:KIND:WxH:FPS:LATENCY_US, KIND a name from names (its index is
+ * the NVML enum value) or a number. */
+struct fake_stream {
+        unsigned pid, w, h, fps, lat;
+        int kind;
+};
+
+static unsigned parse_streams(const char *key, const char *v, const char *const *names, int n_names,
+                              struct fake_stream *out, unsigned max) {
+        unsigned n = 0;
 
         if (strcmp(v, "none") == 0)
-                return;
+                return 0;
         while (*v) {
-                char item[96], codec[16];
-                unsigned pid, w, h, fps, lat;
+                char item[96], kind[16];
                 size_t len = strcspn(v, ",");
-                int c = -1;
+                struct fake_stream *f = &out[n];
 
-                if (len == 0 || len >= sizeof(item) || g->n_encs == sizeof(g->encs) / sizeof(g->encs[0]))
-                        die("encs: bad or too many items in '%s'", v);
+                if (len == 0 || len >= sizeof(item) || n == max)
+                        die("%s: bad or too many items in '%s'", key, v);
                 memcpy(item, v, len);
                 item[len] = '\0';
-                if (sscanf(item, "%u:%15[^:]:%ux%u:%u:%u", &pid, codec, &w, &h, &fps, &lat) != 6)
-                        die("encs: '%s' is not PID:CODEC:WxH:FPS:LATENCY_US", item);
-                for (int k = 0; k < 3; k++)
-                        if (strcmp(codec, codecs[k]) == 0)
-                                c = k;
-                if (c < 0)
-                        c = (int)number("codec", codec);
-                g->encs[g->n_encs] = (nvmlEncoderSessionInfo_t){ g->n_encs + 1, pid, 0, c, w, h, fps, lat };
-                g->n_encs++;
+                if (sscanf(item, "%u:%15[^:]:%ux%u:%u:%u", &f->pid, kind, &f->w, &f->h, &f->fps, &f->lat) !=
+                    6)
+                        die("%s: '%s' is not PID:KIND:WxH:FPS:LATENCY_US", key, item);
+                f->kind = -1;
+                for (int k = 0; k < n_names; k++)
+                        if (strcmp(kind, names[k]) == 0)
+                                f->kind = k;
+                if (f->kind < 0)
+                        f->kind = (int)number(key, kind);
+                n++;
                 v += len;
                 if (*v == ',')
                         v++;
         }
+        return n;
+}
+
+static void parse_encs(struct nvmlDevice_st *g, const char *v) {
+        static const char *const codecs[] = { "h264", "hevc", "av1" };
+        struct fake_stream f[FAKE_STREAMS_MAX];
+
+        g->n_encs = parse_streams("encs", v, codecs, 3, f, FAKE_STREAMS_MAX);
+        for (unsigned k = 0; k < g->n_encs; k++)
+                g->encs[k] = (nvmlEncoderSessionInfo_t){ k + 1,  f[k].pid, 0,        f[k].kind,
+                                                         f[k].w, f[k].h,   f[k].fps, f[k].lat };
+}
+
+/* FBC sessions are numbered from 101, so that a test can tell them from encoder sessions. */
+static void parse_fbcs(struct nvmlDevice_st *g, const char *v) {
+        static const char *const types[] = { "unknown", "tosys", "cuda", "vid", "hwenc" };
+        struct fake_stream f[FAKE_STREAMS_MAX];
+
+        g->n_fbcs = parse_streams("fbcs", v, types, 5, f, FAKE_STREAMS_MAX);
+        for (unsigned k = 0; k < g->n_fbcs; k++)
+                g->fbcs[k] = (nvmlFBCSessionInfo_t){ .sessionId = 101 + k,
+                                                     .pid = f[k].pid,
+                                                     .sessionType = f[k].kind,
+                                                     .hMaxResolution = 4096,
+                                                     .vMaxResolution = 4096,
+                                                     .hResolution = f[k].w,
+                                                     .vResolution = f[k].h,
+                                                     .averageFPS = f[k].fps,
+                                                     .averageLatency = f[k].lat };
 }
 
 static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v) {
@@ -371,6 +421,9 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
         } else if (strcmp(key, "encs") == 0) {
                 parse_encs(g, v);
                 g->have |= 1u << CALL_ENCS;
+        } else if (strcmp(key, "fbcs") == 0) {
+                parse_fbcs(g, v);
+                g->have |= 1u << CALL_FBCS;
         } else if (strcmp(key, "gprocs") == 0) {
                 parse_procs(&g->gprocs, v);
                 g->have |= 1u << CALL_GPROCS;
@@ -715,19 +768,27 @@ nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t
 }
 
 /* As NVML: a buffer too small gets the count it needs and INSUFFICIENT_SIZE. */
+static nvmlReturn_t session_list(const void *v, unsigned n, size_t size, unsigned int *count, void *infos) {
+        if (*count < n) {
+                *count = n;
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        }
+        if (n)
+                memcpy(infos, v, n * size);
+        *count = n;
+        return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetEncoderSessions(nvmlDevice_t dev, unsigned int *count,
                                           nvmlEncoderSessionInfo_t *infos) {
         nvmlReturn_t r = enter(dev, CALL_ENCS);
 
-        if (r != NVML_SUCCESS)
-                return r;
-        if (*count < dev->n_encs) {
-                *count = dev->n_encs;
-                return NVML_ERROR_INSUFFICIENT_SIZE;
-        }
-        if (dev->n_encs)
-                memcpy(infos, dev->encs, dev->n_encs * sizeof(*infos));
-        *count = dev->n_encs;
-        return NVML_SUCCESS;
+        return r != NVML_SUCCESS ? r : session_list(dev->encs, dev->n_encs, sizeof(*infos), count, infos);
+}
+
+nvmlReturn_t nvmlDeviceGetFBCSessions(nvmlDevice_t dev, unsigned int *count, nvmlFBCSessionInfo_t *infos) {
+        nvmlReturn_t r = enter(dev, CALL_FBCS);
+
+        return r != NVML_SUCCESS ? r : session_list(dev->fbcs, dev->n_fbcs, sizeof(*infos), count, infos);
 }
 #endif

@@ -590,6 +590,53 @@ static void test_encoder_sessions_are_read_with_fps_and_latency(void **state) {
         hal_gpu_backend_nvml.close(ctx);
 }
 
+/* NvFBC sessions: pid, type, the resolution asked for, capture FPS and latency; a permission error
+ * on them costs them alone. */
+static void test_fbc_sessions_are_read_with_fps_and_latency(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA L4 encs=4242:h264:1920x1080:60:4200 "
+                     "fbcs=4242:hwenc:1920x1080:59:1800,4343:tosys:1280x720:30:900,7:9:640x480:1:2\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present, HAL_GPU_ENC_SESSIONS | HAL_GPU_FBC_SESSIONS);
+        assert_int_equal(s.n_enc, 1);
+        assert_int_equal(s.n_fbc, 3);
+        assert_int_equal(s.fbc[0].pid, 4242);
+        assert_int_equal(s.fbc[0].id, 101);
+        assert_string_equal(s.fbc[0].type, "hwenc");
+        assert_int_equal(s.fbc[0].width, 1920);
+        assert_int_equal(s.fbc[0].height, 1080);
+        assert_int_equal(s.fbc[0].avg_fps, 59);
+        assert_int_equal(s.fbc[0].avg_latency_us, 1800);
+        assert_string_equal(s.fbc[1].type, "tosys");
+        assert_int_equal(s.fbc[1].pid, 4343);
+        assert_int_equal(s.fbc[1].avg_latency_us, 900);
+        assert_string_equal(s.fbc[2].type, "unknown"); /* a type number nvml.h does not name */
+        hal_gpu_backend_nvml.close(ctx);
+
+        write_script(
+                "gpu 0 name=NVIDIA L4 encs=none fbcs=4242:cuda:1920x1080:59:1800 err.fbcs=NO_PERMISSION\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, HAL_GPU_ENC_SESSIONS);
+        assert_int_equal(s.n_fbc, 0);
+        assert_int_equal(s.error, -EACCES);
+        assert_non_null(strstr(s.error_msg, "nvmlDeviceGetFBCSessions on GPU 0"));
+        hal_gpu_backend_nvml.close(ctx);
+
+        /* A driver without the call (the old library): no FBC figures, no error. */
+        write_script("gpu 0 name=NVIDIA L4 fbcs=4242:cuda:1920x1080:59:1800\n");
+        ctx = open_backend(FAKE_NVML_OLD_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_int_equal(s.present & HAL_GPU_FBC_SESSIONS, 0);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 /* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
  * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
 static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
@@ -616,6 +663,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid_up_to_nvml_v2_buffer_size_is_read_whole),
                 cmocka_unit_test(test_encoder_sessions_are_read_with_fps_and_latency),
+                cmocka_unit_test(test_fbc_sessions_are_read_with_fps_and_latency),
                 cmocka_unit_test(test_memory_v2_shows_reserved_apart_and_used_without_it),
                 cmocka_unit_test(test_memory_v2_refused_falls_back_to_v1_without_error),
                 cmocka_unit_test(test_temperature_v_is_asked_first_and_old_call_is_the_fallback),
