@@ -252,6 +252,10 @@ static void print_slot_line(const cJSON *e, bool session_view) {
                 printf("  %-10s nvenc: pid %.0f %s %.0fx%.0f, %.0f fps, latency %.1f ms\n", "",
                        num(v, "pid"), str(v, "codec"), num(v, "width"), num(v, "height"), num(v, "avg_fps"),
                        num(v, "avg_latency_us") / 1000.0);
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(e, "fbc_sessions"))
+                printf("  %-10s nvfbc: pid %.0f %s %.0fx%.0f, %.0f fps, latency %.1f ms\n", "",
+                       num(v, "pid"), str(v, "type"), num(v, "width"), num(v, "height"), num(v, "avg_fps"),
+                       num(v, "avg_latency_us") / 1000.0);
 }
 
 static void print_slot_header(bool session_view) {

@@ -143,24 +143,37 @@ static void host_lines(FILE *f, const cJSON *tele) {
         }
 }
 
-/* The slot's NVENC streams (telemetry's slots[].gpu.encoder_sessions): the slowest stream's FPS
- * and the worst encode latency, "-" where the driver lists none. */
-static void encode_cells(FILE *f, const cJSON *tele_slot) {
-        const cJSON *encs = cJSON_GetObjectItemCaseSensitive(
-                            cJSON_GetObjectItemCaseSensitive(tele_slot, "gpu"), "encoder_sessions"),
-                    *e;
+/* The slowest stream's FPS and the worst latency of a session list; fps < 0 when none is listed. */
+static void slowest(const cJSON *list, double *ret_fps, double *ret_lat) {
+        const cJSON *e;
         double fps = -1, lat = -1;
 
-        cJSON_ArrayForEach(e, encs) {
+        cJSON_ArrayForEach(e, list) {
                 if (fps < 0 || ctl_num(e, "avg_fps") < fps)
                         fps = ctl_num(e, "avg_fps");
                 if (ctl_num(e, "avg_latency_us") > lat)
                         lat = ctl_num(e, "avg_latency_us");
         }
+        *ret_fps = fps;
+        *ret_lat = lat;
+}
+
+/* The slot's streams (telemetry's slots[].gpu): the slowest NVENC stream's FPS and the worst encode
+ * latency, then the slowest NvFBC capture's FPS; "-" where the driver lists none. */
+static void stream_cells(FILE *f, const cJSON *tele_slot) {
+        const cJSON *gpu = cJSON_GetObjectItemCaseSensitive(tele_slot, "gpu");
+        double fps, lat, cap, cap_lat;
+
+        slowest(cJSON_GetObjectItemCaseSensitive(gpu, "encoder_sessions"), &fps, &lat);
+        slowest(cJSON_GetObjectItemCaseSensitive(gpu, "fbc_sessions"), &cap, &cap_lat);
         if (fps < 0)
                 fprintf(f, " %5s %7s", "-", "-");
         else
                 fprintf(f, " %5.0f %7.1f", fps, lat / 1000.0);
+        if (cap < 0)
+                fprintf(f, " %7s", "-");
+        else
+                fprintf(f, " %7.0f", cap);
 }
 
 static enum top_sort g_sort; /* qsort's comparator has no user data */
@@ -207,9 +220,9 @@ static void render(FILE *f, const struct top_view *v, enum top_sort sort, bool l
                         "sorted by %s; keys: c cpu, m memory, v vram, g gpu, b bandwidth, s slot, q quit\n",
                         sort_names[sort]);
         host_lines(f, v->tele);
-        fprintf(f, "\n%-10s %-7s %-8s %-16s %-6s %-18s %-18s %-18s %-18s %-18s %5s %7s %s\n", "SLOT",
+        fprintf(f, "\n%-10s %-7s %-8s %-16s %-6s %-18s %-18s %-18s %-18s %-18s %5s %7s %7s %s\n", "SLOT",
                 "SCALE", "STATE", "USER", "AGE", "CPU", "MEMORY", "VRAM", "GPU", "BANDWIDTH", "FPS",
-                "LAT_MS", "VIEWERS");
+                "LAT_MS", "CAP_FPS", "VIEWERS");
         cJSON_ArrayForEach(e, slots) {
                 if (n == TOP_MAX_ROWS)
                         break;
@@ -234,7 +247,7 @@ static void render(FILE *f, const struct top_view *v, enum top_sort sort, bool l
                 cell(f, pct, "vram");
                 cell(f, pct, "gpu");
                 cell(f, pct, "bandwidth");
-                encode_cells(f, rows[i].tele);
+                stream_cells(f, rows[i].tele);
                 fprintf(f, " %d\n",
                         cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rows[i].slot, "viewers")));
         }

@@ -11,6 +11,7 @@
 #include "meter.h"
 #include "ops.h"
 #include "sessions.h"
+#include "streams.h"
 
 #include <string.h>
 
@@ -54,8 +55,8 @@ static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *
                         return NULL;
                 }
                 res = sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
-                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and encode latency */
-                        tele_sessions_add_encoders(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
+                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and latency */
+                        streams_add_to_sessions(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
                 return res;
         }
         /* OPS_AGENT: status, spec and telemetry above; a new one in ops.c needs its answer here. */

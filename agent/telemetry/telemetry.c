@@ -7,6 +7,7 @@
 #include "jsonw.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "streams.h"
 #include "usage.h"
 #include "watch.h"
 
@@ -207,25 +208,7 @@ static void add_slot_cgroup(struct jsonw *j, const struct usage_slot *us) {
 }
 
 /* The slot's GPU: a dedicated one reports its own figures; a shared one the VRAM of the
- * slot's processes. */
-/* The slot's NVENC sessions: per-stream FPS and encode latency, as the driver averages them. */
-static void add_enc_sessions(struct jsonw *j, const struct usage_slot *us) {
-        jsonw_array(j, "encoder_sessions");
-        for (size_t k = 0; k < us->n_enc; k++) {
-                const struct hal_gpu_enc_session *e = &us->enc[k];
-
-                jsonw_object(j, NULL);
-                jsonw_number(j, "pid", e->pid);
-                jsonw_string(j, "codec", e->codec);
-                jsonw_number(j, "width", e->width);
-                jsonw_number(j, "height", e->height);
-                jsonw_number(j, "avg_fps", e->avg_fps);
-                jsonw_number(j, "avg_latency_us", e->avg_latency_us);
-                jsonw_end(j);
-        }
-        jsonw_end(j);
-}
-
+ * slot's processes. Both list the slot's stream sessions. */
 static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struct usage_slot *us,
                          const struct host_sample *h) {
         const struct hal_gpu_sample *g;
@@ -250,8 +233,7 @@ static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struc
                 if (g->present & HAL_GPU_VRAM)
                         jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
-        if (us->has_enc)
-                add_enc_sessions(j, us);
+        streams_write(j, us);
         jsonw_end(j);
 }
 
@@ -539,33 +521,4 @@ cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct
         jsonw_end(&j);
         jsonw_end(&j);
         return jsonw_take_tree(&j);
-}
-
-void tele_sessions_add_encoders(cJSON *list, const struct cfg *c, const struct usage *u) {
-        cJSON *e;
-
-        cJSON_ArrayForEach(e, list) {
-                const cJSON *slot = cJSON_GetObjectItemCaseSensitive(e, "slot");
-
-                for (size_t i = 0; cJSON_IsString(slot) && i < c->n_slots && i < u->n; i++) {
-                        const struct usage_slot *us = &u->slots[i];
-                        cJSON *a;
-
-                        if (strcmp(c->slots[i].id, slot->valuestring) != 0 || !us->has_enc)
-                                continue;
-                        a = cJSON_AddArrayToObject(e, "encoder_sessions");
-                        for (size_t k = 0; a && k < us->n_enc; k++) {
-                                const struct hal_gpu_enc_session *x = &us->enc[k];
-                                cJSON *o = cJSON_CreateObject();
-
-                                cJSON_AddNumberToObject(o, "pid", x->pid);
-                                cJSON_AddStringToObject(o, "codec", x->codec);
-                                cJSON_AddNumberToObject(o, "width", x->width);
-                                cJSON_AddNumberToObject(o, "height", x->height);
-                                cJSON_AddNumberToObject(o, "avg_fps", x->avg_fps);
-                                cJSON_AddNumberToObject(o, "avg_latency_us", x->avg_latency_us);
-                                cJSON_AddItemToArray(a, o);
-                        }
-                }
-        }
 }

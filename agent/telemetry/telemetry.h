@@ -77,10 +77,6 @@ cJSON *tele_self_json(const struct tele_self *self);
 cJSON *tele_spec_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
                       const struct watch *w);
 
-/* Adds each listed session's NVENC sessions ("encoder_sessions", as in telemetry) to the reply of the
- * `sessions` op (render-agentctl sessions): list is its "sessions" array, entries named by "slot". */
-void tele_sessions_add_encoders(cJSON *list, const struct cfg *c, const struct usage *u);
-
 /* The --probe document: raw counters of one sample (GPUs with their processes); with a config
  * (c and u not NULL) also each slot's measured counters. `errors` lists what could not be read. */
 char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h, const struct cfg *c,

@@ -221,7 +221,7 @@ static void pid_note(struct usage *u, size_t n_sorted, int32_t pid) {
                 e->listed = true;
 }
 
-/* Brings the remembered pids up to this tick's GPU process lists (and NVENC sessions): new pids are read,
+/* Brings the remembered pids up to this tick's GPU process lists (and stream sessions): new pids are read,
  * due ones rechecked, unlisted ones forgotten. */
 static void pids_update(struct usage *u, const struct cfg *c, const struct host_sample *h) {
         size_t n_sorted = u->n_pids, kept = 0;
@@ -231,7 +231,7 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
         for (unsigned g = 0; g < h->n_gpus; g++) {
                 const struct hal_gpu_sample *gs = &h->gpus[g];
 
-                if (!(gs->present & (HAL_GPU_PROCS | HAL_GPU_ENC_SESSIONS)) ||
+                if (!(gs->present & (HAL_GPU_PROCS | HAL_GPU_ENC_SESSIONS | HAL_GPU_FBC_SESSIONS)) ||
                     !gpu_has_shared_slot(u, c, (int)g))
                         continue;
                 for (size_t p = 0; p < gs->n_procs; p++)
@@ -239,6 +239,8 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
                                 pid_note(u, n_sorted, gs->procs[p].pid);
                 for (size_t k = 0; (gs->present & HAL_GPU_ENC_SESSIONS) && k < gs->n_enc; k++)
                         pid_note(u, n_sorted, gs->enc[k].pid);
+                for (size_t k = 0; (gs->present & HAL_GPU_FBC_SESSIONS) && k < gs->n_fbc; k++)
+                        pid_note(u, n_sorted, gs->fbc[k].pid);
         }
         for (size_t i = 0; i < u->n_pids; i++) {
                 if (!u->pids[i].listed) {
@@ -290,29 +292,48 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
         }
 }
 
-/* NVENC sessions per slot: a dedicated GPU's are the slot's; a shared GPU's go to the slot whose
- * cgroup holds the session's process (one the agent cannot place is listed in no slot). */
-static void attribute_enc(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g, int index) {
-        if (!(g->present & HAL_GPU_ENC_SESSIONS))
-                return;
-        for (size_t i = 0; i < u->n && i < c->n_slots; i++)
-                if (c->slots[i].gpu == index)
-                        u->slots[i].has_enc = !u->slots[i].gpu_shared || c->slots[i].cgroup;
-        for (size_t k = 0; k < g->n_enc; k++) {
-                const struct usage_pid *e = pid_find(u, u->n_pids, g->enc[k].pid);
+/* The slot a stream session (NVENC, NvFBC) of GPU `index` belongs to, or -1: a dedicated GPU's are
+ * its slot's; a shared GPU's go to the slot whose cgroup holds the session's process (one the agent
+ * cannot place is listed in no slot). */
+static int stream_slot(struct usage *u, const struct cfg *c, int index, int32_t pid) {
+        const struct usage_pid *e = pid_find(u, u->n_pids, pid);
 
-                for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
-                        struct usage_slot *us = &u->slots[i];
+        for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
+                if (c->slots[i].gpu != index)
+                        continue;
+                if (!u->slots[i].gpu_shared)
+                        return (int)i;
+                if (c->slots[i].cgroup && e && e->cgroup &&
+                    usage_cgroup_contains(c->slots[i].cgroup, e->cgroup))
+                        return (int)i;
+        }
+        return -1;
+}
 
-                        if (c->slots[i].gpu != index || !us->has_enc)
-                                continue;
-                        if (us->gpu_shared &&
-                            (!e || !e->cgroup || !usage_cgroup_contains(c->slots[i].cgroup, e->cgroup)))
-                                continue;
-                        if (us->n_enc < USAGE_SLOT_ENC_MAX)
-                                us->enc[us->n_enc++] = g->enc[k];
-                        break;
-                }
+/* Whether slot i can tell its stream sessions on a GPU that lists them. */
+static bool stream_slot_tells(const struct usage *u, const struct cfg *c, size_t i, int index) {
+        return c->slots[i].gpu == index && (!u->slots[i].gpu_shared || c->slots[i].cgroup);
+}
+
+static void attribute_streams(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g,
+                              int index) {
+        for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
+                if (!stream_slot_tells(u, c, i, index))
+                        continue;
+                u->slots[i].has_enc = g->present & HAL_GPU_ENC_SESSIONS;
+                u->slots[i].has_fbc = g->present & HAL_GPU_FBC_SESSIONS;
+        }
+        for (size_t k = 0; (g->present & HAL_GPU_ENC_SESSIONS) && k < g->n_enc; k++) {
+                int i = stream_slot(u, c, index, g->enc[k].pid);
+
+                if (i >= 0 && u->slots[i].n_enc < USAGE_SLOT_ENC_MAX)
+                        u->slots[i].enc[u->slots[i].n_enc++] = g->enc[k];
+        }
+        for (size_t k = 0; (g->present & HAL_GPU_FBC_SESSIONS) && k < g->n_fbc; k++) {
+                int i = stream_slot(u, c, index, g->fbc[k].pid);
+
+                if (i >= 0 && u->slots[i].n_fbc < USAGE_SLOT_FBC_MAX)
+                        u->slots[i].fbc[u->slots[i].n_fbc++] = g->fbc[k];
         }
 }
 
@@ -324,13 +345,13 @@ void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, u
         pids_update(u, c, h);
         u->attr_error[0] = '\0';
         for (size_t i = 0; i < u->n; i++) {
-                u->slots[i].has_enc = false;
-                u->slots[i].n_enc = 0;
+                u->slots[i].has_enc = u->slots[i].has_fbc = false;
+                u->slots[i].n_enc = u->slots[i].n_fbc = 0;
         }
         for (unsigned g = 0; g < h->n_gpus; g++) {
                 if (gpu_has_shared_slot(u, c, (int)g))
                         attribute_gpu(u, c, &h->gpus[g], (int)g);
-                attribute_enc(u, c, &h->gpus[g], (int)g);
+                attribute_streams(u, c, &h->gpus[g], (int)g);
         }
         if (u->attr_error[0] && strcmp(u->attr_error, u->attr_logged) != 0)
                 log_warn("cannot tell which slot a GPU process belongs to: %s; the shared GPU's slots "

@@ -12,6 +12,7 @@ struct sampler;
 
 #define USAGE_ERR_MAX 256
 #define USAGE_SLOT_ENC_MAX 8 /* NVENC sessions listed per slot (one user: a stream or two) */
+#define USAGE_SLOT_FBC_MAX 8 /* NvFBC capture sessions listed per slot */
 
 struct usage_slot {
         /* cgroup: has_cg false with cg_state "absent" when the slot has no cgroup right now
@@ -33,6 +34,10 @@ struct usage_slot {
         bool has_enc;
         uint8_t n_enc;
         struct hal_gpu_enc_session enc[USAGE_SLOT_ENC_MAX];
+        /* NvFBC capture sessions of the slot, told apart the same way. */
+        bool has_fbc;
+        uint8_t n_fbc;
+        struct hal_gpu_fbc_session fbc[USAGE_SLOT_FBC_MAX];
 
         /* previous tick, for rates */
         bool has_prev;

@@ -170,7 +170,7 @@ def proc_net_dev():
 def write_nvml_script(path, gpus, extra_lines=()):
     """Writes a FAKE_NVML_SCRIPT (format: tests/fakes/fake_nvml.c) describing `gpus`, a list of
     dicts with the fake's keys (name uuid pci device util memutil enc dec vram_total vram_used
-    vram_reserved power_mw temp sm sm_max throttle procs gprocs encs err.CALL). Returns path."""
+    vram_reserved power_mw temp sm sm_max throttle procs gprocs encs fbcs err.CALL). Returns path."""
     lines = ["# written by %s" % os.path.basename(sys.argv[0])] + list(extra_lines)
     for i, g in enumerate(gpus):
         items = []

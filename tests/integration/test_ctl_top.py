@@ -62,7 +62,7 @@ class CtlTop(harness.IntegrationTest):
         got = self.wait_screen(lambda s: "s1" in s and "alice" in s, "no slot lines")
         self.assertRegex(got, r"render-agent \S+ +node %s in %s" % (self.env.node, self.env.region))
         self.assertRegex(got, r"(?m)^host +CPU ")
-        self.assertRegex(got, r"(?m)^SLOT +SCALE +STATE +USER +AGE +CPU +MEMORY +VRAM +GPU +BANDWIDTH +FPS +LAT_MS +VIEWERS")
+        self.assertRegex(got, r"(?m)^SLOT +SCALE +STATE +USER +AGE +CPU +MEMORY +VRAM +GPU +BANDWIDTH +FPS +LAT_MS +CAP_FPS +VIEWERS")
         self.assertRegex(got, r"(?m)^s0 +cpu-4 +free +- +- ")
         self.assertRegex(got, r"(?m)^s1 +cpu-8 +active +alice +\d+m\d\ds ")
         self.assertIn("sorted by slot", got)

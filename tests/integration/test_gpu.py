@@ -13,7 +13,8 @@ Expectations are computed from the script (harness.nvml_expected), never hard-co
   - --probe --config: gpus[] with processes (pid, vram_bytes), and the slots' "gpu" member
     (dedicated: util, VRAM and NVENC sessions of the GPU; shared: VRAM and NVENC sessions of the
     slot's processes by cgroup);
-  - render-agentctl sessions (and the sessions op) show each stream's FPS and encode latency;
+  - render-agentctl sessions (and the sessions op) show each stream's FPS and encode latency, and
+    each NvFBC capture's FPS and latency (fbc_sessions, attributed like the NVENC sessions);
   - a gpu.nvml_library that does not exist: the agent runs quietly as a CPU host.
 """
 
@@ -42,6 +43,7 @@ A10G = {
     "sm": 1710, "sm_max": 1710, "throttle": 0x24,
     "procs": "4242:1073741824,4250:-", "gprocs": "4242:2147483648,4301:268435456",
     "encs": "4242:h264:1920x1080:60:4200,4301:hevc:2560x1440:58:6100",
+    "fbcs": "4242:hwenc:1920x1080:59:1800,4301:tosys:2560x1440:57:2500",
 }
 L4 = {
     "name": "NVIDIA L4", "uuid": "GPU-9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4", "pci": "0000:00:1f.0",
@@ -50,16 +52,21 @@ L4 = {
     "sm": 2040, "sm_max": 2040, "throttle": 0x1,
     "procs": "4343:3221225472", "gprocs": "none",
 }
-def encs_expected(encs, pids=None):
-    """A slot's "encoder_sessions" for the fake's encs string (only those of `pids` when given)."""
+def encs_expected(encs, pids=None, kind="codec"):
+    """A slot's "encoder_sessions" for the fake's encs string (only those of `pids` when given), or
+    with kind="type" its "fbc_sessions" for an fbcs string."""
     out = []
     for item in encs.split(","):
         pid, codec, res, fps, lat = item.split(":")
         w, h = res.split("x")
         if pids is None or int(pid) in pids:
-            out.append({"pid": int(pid), "codec": codec, "width": int(w), "height": int(h),
+            out.append({"pid": int(pid), kind: codec, "width": int(w), "height": int(h),
                         "avg_fps": int(fps), "avg_latency_us": int(lat)})
     return out
+
+
+def fbcs_expected(fbcs, pids=None):
+    return encs_expected(fbcs, pids, kind="type")
 
 
 METRIC_CALLS = ("util", "memory", "encoder", "decoder", "power", "temp", "clock", "maxclock", "throttle",
@@ -133,7 +140,8 @@ class GpuTelemetry(harness.IntegrationTest):
             self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "shared": False,
                                                    "util_pct": expected[0]["util_pct"],
                                                    "vram_used_bytes": A10G["vram_used"],
-                                                   "encoder_sessions": encs_expected(A10G["encs"])}, d["slots"])
+                                                   "encoder_sessions": encs_expected(A10G["encs"]),
+                                                   "fbc_sessions": fbcs_expected(A10G["fbcs"])}, d["slots"])
             self.assertNotIn("gpu", d["slots"][0])
         # Telemetry lists no processes, only their count (the probe lists them).
         self.assertNotIn("processes", docs[-1]["gpus"][0])
@@ -184,10 +192,13 @@ class GpuTelemetry(harness.IntegrationTest):
         s0 = c.call("sessions")["sessions"][0]
         self.assertEqual((s0["slot"], s0["user"]), ("s0", "alice"))
         self.assertEqual(s0["encoder_sessions"], encs_expected(A10G["encs"]))
+        self.assertEqual(s0["fbc_sessions"], fbcs_expected(A10G["fbcs"]))
         r = self.env.run([harness.ctl_binary(), "--socket", sock, "sessions"], timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("nvenc: pid 4242 h264 1920x1080, 60 fps, latency 4.2 ms\n", r.stdout)
         self.assertIn("nvenc: pid 4301 hevc 2560x1440, 58 fps, latency 6.1 ms\n", r.stdout)
+        self.assertIn("nvfbc: pid 4242 hwenc 1920x1080, 59 fps, latency 1.8 ms\n", r.stdout)
+        self.assertIn("nvfbc: pid 4301 tosys 2560x1440, 57 fps, latency 2.5 ms\n", r.stdout)
         self.assertEqual(agent.stop(), 0)
 
     def test_top_shows_each_slot_vram_fps_and_encode_latency(self):
@@ -202,13 +213,14 @@ class GpuTelemetry(harness.IntegrationTest):
             self.assertEqual(r.returncode, 0, r.stderr)
             return r.stdout if re.search(r"(?m)^s0 .* 58 ", r.stdout) else None
         out = harness.wait_for(top, 10, what="top with s0's encoder sessions")
-        self.assertRegex(out, r"(?m)^SLOT +SCALE +STATE +USER +AGE +CPU +MEMORY +VRAM +GPU +BANDWIDTH +FPS +LAT_MS +VIEWERS$")
+        self.assertRegex(out, r"(?m)^SLOT +SCALE +STATE +USER +AGE +CPU +MEMORY +VRAM +GPU +BANDWIDTH +FPS +LAT_MS +CAP_FPS +VIEWERS$")
         s0 = [line for line in out.splitlines() if line.startswith("s0 ")][0]
         s1 = [line for line in out.splitlines() if line.startswith("s1 ")][0]
         self.assertIn(vram_pct, s0)
-        # The slowest stream's FPS and the worst encode latency (58 fps at 6.1 ms; 60 at 4.2 ms).
-        self.assertRegex(s0, r" 58 +6\.1 0$")
-        self.assertRegex(s1, r" - +- 0$")
+        # The slowest stream's FPS and the worst encode latency (58 fps at 6.1 ms; 60 at 4.2 ms), and
+        # the slowest capture (57 fps; 59).
+        self.assertRegex(s0, r" 58 +6\.1 +57 0$")
+        self.assertRegex(s1, r" - +- +- 0$")
         self.assertEqual(agent.stop(), 0)
 
     def test_missing_library_is_a_quiet_cpu_host(self):
@@ -256,7 +268,8 @@ class GpuProbe(harness.IntegrationTest):
         # 4250 is listed by the driver but has no /proc entry (it exited): billed to nobody.
         # NVENC sessions go the same way: 4242's to s1, 4343's to s2, 4250's to nobody.
         l4 = dict(L4, procs="4242:1073741824,4343:536870912,4250:4096", gprocs="4242:2147483648,4343:-",
-                  encs="4343:av1:3840x2160:30:9100,4250:h264:1280x720:60:3000,4242:hevc:1920x1080:60:4800")
+                  encs="4343:av1:3840x2160:30:9100,4250:h264:1280x720:60:3000,4242:hevc:1920x1080:60:4800",
+                  fbcs="4250:tosys:1280x720:60:700,4343:cuda:3840x2160:31:2600,4242:hwenc:1920x1080:60:1500")
         slots = [
             {"id": "s0", "scale": "cpu-4", "gpu": 0},
             {"id": "s1", "scale": "cpu-8", "cgroup": "render.slice/slot-0.scope", "gpu": 1},
@@ -276,12 +289,15 @@ class GpuProbe(harness.IntegrationTest):
         self.assertEqual(doc["slots"], [
             {"id": "s0", "scale": "cpu-4",
              "gpu": {"index": 0, "shared": False, "util_pct": harness.fixed(A10G["util"], 1),
-                     "vram_used_bytes": A10G["vram_used"], "encoder_sessions": encs_expected(A10G["encs"])}},
+                     "vram_used_bytes": A10G["vram_used"], "encoder_sessions": encs_expected(A10G["encs"]),
+                     "fbc_sessions": fbcs_expected(A10G["fbcs"])}},
             dict({"id": "s1", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 2147483648,
-                                                        "encoder_sessions": encs_expected(l4["encs"], {4242})}},
+                                                        "encoder_sessions": encs_expected(l4["encs"], {4242}),
+                                                        "fbc_sessions": fbcs_expected(l4["fbcs"], {4242})}},
                  **harness.cgroup_expected(ROOT, "render.slice/slot-0.scope")),
             dict({"id": "s2", "scale": "cpu-8", "gpu": {"index": 1, "shared": True, "vram_used_bytes": 536870912,
-                                                        "encoder_sessions": encs_expected(l4["encs"], {4343})}},
+                                                        "encoder_sessions": encs_expected(l4["encs"], {4343}),
+                                                        "fbc_sessions": fbcs_expected(l4["fbcs"], {4343})}},
                  **harness.cgroup_expected(ROOT, "render.slice/slot-1.scope")),
             {"id": "s3", "scale": "cpu-4", "gpu": {"index": 7, "error": "no such GPU on this host"}},
         ])

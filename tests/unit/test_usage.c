@@ -198,6 +198,64 @@ static void test_encoder_sessions_are_attributed_to_slots(void **state) {
         cfg_free(c);
 }
 
+/* NvFBC capture sessions go the same way, apart from the NVENC ones: a GPU that lists FBC sessions
+ * and not encoder sessions gives its slots the one and not the other. */
+static void test_fbc_sessions_are_attributed_to_slots_like_encoder_sessions(void **state) {
+        struct cfg *c = load_cfg(
+                "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
+                "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0},"
+                "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
+        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+        static struct hal_gpu_sample g[2];
+        struct sampler s;
+        struct usage u = { 0 };
+
+        (void)state;
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, c), 0);
+        g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_FBC_SESSIONS, .n_fbc = 3 };
+        g[0].fbc[0] = (struct hal_gpu_fbc_session){ .pid = 99999, .type = "tosys", .avg_fps = 30 };
+        g[0].fbc[1] = (struct hal_gpu_fbc_session){
+                .pid = 4343, .type = "hwenc", .avg_fps = 59, .avg_latency_us = 1700
+        };
+        g[0].fbc[2] = (struct hal_gpu_fbc_session){
+                .pid = 4242, .type = "cuda", .avg_fps = 60, .avg_latency_us = 900
+        };
+        g[1] = (struct hal_gpu_sample){ .present = HAL_GPU_ENC_SESSIONS | HAL_GPU_FBC_SESSIONS,
+                                        .n_enc = 1,
+                                        .n_fbc = 1 };
+        g[1].enc[0] = (struct hal_gpu_enc_session){ .pid = 5, .codec = "h264", .avg_fps = 60 };
+        g[1].fbc[0] = (struct hal_gpu_fbc_session){ .pid = 5, .type = "vid", .avg_fps = 61 };
+        s.cur.n_gpus = 2;
+        s.cur.gpus = g;
+        usage_tick(&u, c, &s, USEC_PER_SEC);
+        assert_false(u.slots[0].has_enc);
+        assert_true(u.slots[0].has_fbc);
+        assert_int_equal(u.slots[0].n_fbc, 1);
+        assert_int_equal(u.slots[0].fbc[0].pid, 4242);
+        assert_int_equal(u.slots[0].fbc[0].avg_latency_us, 900);
+        assert_true(u.slots[1].has_fbc);
+        assert_int_equal(u.slots[1].n_fbc, 1);
+        assert_string_equal(u.slots[1].fbc[0].type, "hwenc");
+        assert_true(u.slots[2].has_enc && u.slots[2].has_fbc);
+        assert_int_equal(u.slots[2].n_enc, 1);
+        assert_int_equal(u.slots[2].n_fbc, 1);
+        assert_int_equal(u.slots[2].fbc[0].avg_fps, 61);
+        assert_false(u.slots[3].has_fbc); /* no GPU */
+
+        /* The sessions end: listed and empty, not absent. */
+        g[0].n_fbc = 0;
+        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
+        assert_true(u.slots[0].has_fbc);
+        assert_int_equal(u.slots[0].n_fbc, 0);
+        s.cur.n_gpus = 0;
+        s.cur.gpus = NULL;
+        usage_done(&u);
+        sampler_done(&s);
+        close(fd);
+        cfg_free(c);
+}
+
 static void test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why(void **state) {
         struct cfg *c = load_cfg(
                 "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
@@ -451,6 +509,7 @@ int main(void) {
                 cmocka_unit_test(test_broken_cgroup_file_is_an_error_naming_it),
                 cmocka_unit_test(test_shared_gpu_vram_is_attributed_by_process_cgroup),
                 cmocka_unit_test(test_encoder_sessions_are_attributed_to_slots),
+                cmocka_unit_test(test_fbc_sessions_are_attributed_to_slots_like_encoder_sessions),
                 cmocka_unit_test(test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why),
                 cmocka_unit_test(test_cgroup_containment_respects_path_components),
                 cmocka_unit_test(test_scope_recreated_between_ticks_is_read_at_once_without_a_rate),
