@@ -150,6 +150,8 @@ static void sample(struct agent *a) {
         sampler_tick(&a->sampler);
         hal_platform_note_gpus(&a->platform, a->sampler.n_gpus); /* GPUs whose open ended late */
         usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
+        for (size_t i = 0; a->meter && i < a->usage.n; i++) /* for each session_end's "streams" */
+                meter_streams(a->meter, i, &a->usage.slots[i], a->sampler.cur.gpus_stale);
         agent__plan(a);
         watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
         a->telemetry_seq++;

@@ -17,6 +17,8 @@
 
 #define METER_MSG_MAX 512
 
+struct usage_slot;
+
 struct meter;
 
 struct meter_hooks {
@@ -69,6 +71,9 @@ void meter_bytes(struct meter *m, size_t slot, enum sessions_flow flow, uint64_t
 void meter_push_bytes(struct meter *m, size_t slot, const char *target, uint64_t bytes,
                       uint64_t from_real_usec);
 void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started);
+/* One tick of slot i's stream sessions (us borrowed; gpus_stale: the GPU sample is the driver's last,
+ * repeated), summed while the slot holds a running session into its session_end's "streams". */
+void meter_streams(struct meter *m, size_t slot, const struct usage_slot *us, bool gpus_stale);
 
 /* Every record not yet synced in the spool, as a JSON array text for slots.state (caller frees;
  * NULL when none). -ENOMEM: the state must not be written without them. */

@@ -15,6 +15,7 @@
 #include "pace.h"
 #include "signing.h"
 #include "spool.h"
+#include "streamsum.h"
 #include "syncer.h"
 
 #include <stdbool.h>
@@ -69,6 +70,9 @@ struct meter {
          * meter_abort): the views as they were before it, and its occupancy changes. */
         bool in_batch;
         struct slot_view saved[SLOTS_MAX];
+        /* Each slot's running session's stream quality (meter_streams), for its session_end. Not put
+         * back by meter_abort: a batch that did not happen took nothing from it. */
+        struct streamsum streams[SLOTS_MAX];
         bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
         char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
         /* Billing's open minutes in slots.state (meter_open_minutes): they changed since last handed

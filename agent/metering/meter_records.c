@@ -125,6 +125,29 @@ static uint64_t duration_usec(const struct slot_view *sv, const struct slots_eve
                                                                          : 0;
 }
 
+/* The ending session's stream quality, when the slot's driver listed stream sessions for it and the
+ * summary is that session's (summed since its start, in this run of the agent). */
+static void add_streams(cJSON *f, const struct meter *m, const struct slots_event *ev) {
+        const struct slot_view *sv = &m->slot[ev->slot];
+        cJSON *s;
+
+        if (strcmp(sv->session, ev->session) != 0)
+                return;
+        s = streamsum_json(&m->streams[ev->slot]);
+        if (s && !cJSON_AddItemToObject(f, "streams", s))
+                cJSON_Delete(s);
+}
+
+void meter_streams(struct meter *m, size_t slot, const struct usage_slot *us, bool gpus_stale) {
+        const struct slot_view *sv;
+
+        if (!m || slot >= m->n_slots)
+                return;
+        sv = &m->slot[slot];
+        if (sv->session[0] && !sv->ended)
+                streamsum_add(&m->streams[slot], us, gpus_stale);
+}
+
 void meter_transition(struct meter *m, const struct slots_event *ev) {
         struct slot_view *sv;
         uint64_t now = plat_now_real_usec();
@@ -143,6 +166,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 plat_strlcpy(sv->project, ev->project, sizeof(sv->project));
                 plat_strlcpy(sv->app, ev->app, sizeof(sv->app));
                 sv->started_mono = plat_now_mono_usec();
+                streamsum_reset(&m->streams[ev->slot]);
                 f = session_fields(m, ev);
                 if (ev->client_ip[0])
                         cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
@@ -182,6 +206,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 cJSON_AddNumberToObject(f, "duration_s",
                                         (double)(duration_usec(sv, ev, now) / 1000) / 1000.0);
                 cJSON_AddStringToObject(f, "reason", ev->reason);
+                add_streams(f, m, ev);
                 record(m, "session_end", f);
                 break;
         case SLOTS_EV_FREED:

@@ -18,6 +18,7 @@ Expectations are computed from the script (harness.nvml_expected), never hard-co
   - a gpu.nvml_library that does not exist: the agent runs quietly as a CPU host.
 """
 
+import base64
 import json
 import os
 import re
@@ -100,6 +101,8 @@ class GpuTelemetry(harness.IntegrationTest):
         script = harness.write_nvml_script(env.path("nvml.script"), gpus)
         self.nvml_log = env.path("nvml.log")
         broker = env.broker()
+        # Every metering record from the first on (verify wants the whole chain).
+        self.meter = env.subscriber(broker, topic=env.topic("metering"), qos=1)
         cfg = env.config(broker.port, interval_ms=INTERVAL_MS, slots=slots,
                          extra={"gpu": {"nvml_library": nvml_library or self.lib}})
         agent = env.agent(cfg, args=["--root", ROOT],
@@ -199,6 +202,55 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertIn("nvenc: pid 4301 hevc 2560x1440, 58 fps, latency 6.1 ms\n", r.stdout)
         self.assertIn("nvfbc: pid 4242 hwenc 1920x1080, 59 fps, latency 1.8 ms\n", r.stdout)
         self.assertIn("nvfbc: pid 4301 tosys 2560x1440, 57 fps, latency 2.5 ms\n", r.stdout)
+        self.assertEqual(agent.stop(), 0)
+
+    def test_session_end_carries_stream_quality_and_verifies(self):
+        # s0 has the A10G to itself: its two NVENC streams and two captures, the same every tick.
+        agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
+        env = self.env
+        meter = self.meter
+        c = Client(env.path("agent.sock"))
+        self.addCleanup(c.close)
+        harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10, what="slot s0 admissible")
+        sess = c.call("sessions")["sessions"][0]["session"]
+        self.assertTrue(c.call("start", session=sess)["ok"])
+        harness.wait_for(lambda: "fbc_sessions" in c.call("sessions")["sessions"][0], 5, what="stream sessions")
+        time.sleep(5 * INTERVAL_MS / 1000.0)
+        self.assertTrue(c.call("end", session=sess, reason="user_quit")["ok"])
+
+        def session_end():
+            for _, topic, payload in meter.on("/metering"):
+                b64 = json.loads(payload)["payload"]
+                p = json.loads(base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)))
+                if p["type"] == "session_end":
+                    return payload, p
+            return None
+        line, end = harness.wait_for(session_end, 10, what="the session_end record")
+        st = end["streams"]
+        ticks = st["ticks"]
+        self.assertGreaterEqual(ticks, 3, st)
+        # Every tick saw the same figures: the averages are those of the scripted sessions.
+        self.assertEqual(st, {
+            "ticks": ticks,
+            "encoder": {"sessions": 2, "samples": 2 * ticks, "avg_fps": 59, "min_fps": 58,
+                        "avg_latency_us": 5150, "max_latency_us": 6100},
+            "fbc": {"sessions": 2, "samples": 2 * ticks, "avg_fps": 58, "min_fps": 57,
+                    "avg_latency_us": 2150, "max_latency_us": 2500},
+        })
+        # Signed and chained like every record: verify takes it, and so does the reference biller.
+        recs = []
+        for _, topic, payload in meter.on("/metering"):
+            b64 = json.loads(payload)["payload"]
+            p = json.loads(base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)))
+            recs.append((p["seq"], payload))
+        lines = [l for _, l in sorted(dict(recs).items())]
+        path = env.path("records.jws")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = env.run([harness.ctl_binary(), "verify", "--json", "--cert", env.pki["client_cert"], path])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = env.run([sys.executable, os.path.join(harness.SOURCE_DIR, "scripts", "bill"), "--json", path])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(agent.stop(), 0)
 
     def test_top_shows_each_slot_vram_fps_and_encode_latency(self):
