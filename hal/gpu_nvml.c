@@ -1,5 +1,6 @@
 /* gpu_nvml.c: NVIDIA GPUs through NVML (libnvidia-ml.so.1), loaded with dlopen at run time. */
 #include "gpu_backends.h"
+#include "gpu_nvml_internal.h"
 
 #include "cleanup.h"
 #include "strutil.h"
@@ -11,174 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Our own declarations of the stable NVML C ABI, only what this file uses; the NVIDIA header
- * is not packaged in Debian. Checked against nvml.h of CUDA 12.2 (NVML API 12, as vendored in
- * NVIDIA/go-nvml) and the layouts older drivers export. */
-
-typedef enum {
-        NVML_SUCCESS = 0,
-        NVML_ERROR_UNINITIALIZED = 1,
-        NVML_ERROR_INVALID_ARGUMENT = 2,
-        NVML_ERROR_NOT_SUPPORTED = 3,
-        NVML_ERROR_NO_PERMISSION = 4,
-        NVML_ERROR_ALREADY_INITIALIZED = 5,
-        NVML_ERROR_NOT_FOUND = 6,
-        NVML_ERROR_INSUFFICIENT_SIZE = 7,
-        NVML_ERROR_INSUFFICIENT_POWER = 8,
-        NVML_ERROR_DRIVER_NOT_LOADED = 9,
-        NVML_ERROR_TIMEOUT = 10,
-        NVML_ERROR_IRQ_ISSUE = 11,
-        NVML_ERROR_LIBRARY_NOT_FOUND = 12,
-        NVML_ERROR_FUNCTION_NOT_FOUND = 13,
-        NVML_ERROR_CORRUPTED_INFOROM = 14,
-        NVML_ERROR_GPU_IS_LOST = 15,
-        NVML_ERROR_RESET_REQUIRED = 16,
-        NVML_ERROR_OPERATING_SYSTEM = 17,
-        NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
-        NVML_ERROR_IN_USE = 19,
-        NVML_ERROR_MEMORY = 20,
-        NVML_ERROR_NO_DATA = 21,
-        NVML_ERROR_VGPU_ECC_NOT_SUPPORTED = 22,
-        NVML_ERROR_INSUFFICIENT_RESOURCES = 23,
-        NVML_ERROR_FREQ_NOT_SUPPORTED = 24,
-        NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
-        NVML_ERROR_DEPRECATED = 26,
-        NVML_ERROR_NOT_READY = 27,
-        NVML_ERROR_GPU_NOT_FOUND = 28,
-        NVML_ERROR_INVALID_STATE = 29,
-        NVML_ERROR_UNKNOWN = 999,
-} nvmlReturn_t;
-
-typedef struct nvmlDevice_st *nvmlDevice_t;
-
-enum { NVML_TEMPERATURE_GPU = 0 }; /* nvmlTemperatureSensors_t */
-enum { NVML_CLOCK_SM = 1 };        /* nvmlClockType_t */
-
-typedef struct {
-        unsigned int gpu;    /* % of time a kernel ran */
-        unsigned int memory; /* % of time device memory was read or written */
-} nvmlUtilization_t;
-
-/* v1, taken by nvmlDeviceGetMemoryInfo (the _v2 struct carries a version word in front). */
-typedef struct {
-        unsigned long long total, free, used;
-} nvmlMemory_t;
-
-/* Versioned structs carry their size and version in their first word (nvml.h's NVML_STRUCT_VERSION). */
-#define NVML_STRUCT_VERSION(type, ver) ((unsigned int)(sizeof(type) | ((unsigned)(ver) << 24u)))
-
-/* nvmlDeviceGetMemoryInfo_v2 (driver 510+): memory the driver or firmware sets aside, apart. */
-typedef struct {
-        unsigned int version;
-        unsigned long long total, reserved, free, used;
-} nvmlMemory_v2_t;
-
-/* nvmlDeviceGetEncoderSessions' entries. */
-typedef struct {
-        unsigned int sessionId, pid, vgpuInstance;
-        int codecType; /* nvmlEncoderType_t: 0 H264, 1 HEVC, 2 AV1 */
-        unsigned int hResolution, vResolution, averageFps, averageLatency;
-} nvmlEncoderSessionInfo_t;
-
-/* nvmlDeviceGetFBCSessions' entries (nvml.h's nvmlFBCSessionInfo_t). */
-typedef struct {
-        unsigned int sessionId, pid, vgpuInstance, displayOrdinal;
-        int sessionType; /* nvmlFBCSessionType_t: 0 unknown, 1 ToSys, 2 Cuda, 3 Vid, 4 HwEnc */
-        unsigned int sessionFlags, hMaxResolution, vMaxResolution, hResolution, vResolution;
-        unsigned int averageFPS, averageLatency;
-} nvmlFBCSessionInfo_t;
-_Static_assert(sizeof(nvmlFBCSessionInfo_t) == 48, "nvmlFBCSessionInfo_t layout");
-
-/* nvmlDeviceGetTemperatureV (API 13), the successor of the deprecated nvmlDeviceGetTemperature. */
-typedef struct {
-        unsigned int version;
-        int sensorType; /* nvmlTemperatureSensors_t */
-        int temperature;
-} nvmlTemperature_v1_t;
-
-/* The layout of nvmlDeviceGetPciInfo_v2 and _v3 (the v1 call had busId[16] and reserved words
- * where busId[32] is now). domain..pciDeviceId sit at the same offsets in all three. */
-typedef struct {
-        char busIdLegacy[16];
-        unsigned int domain;
-        unsigned int bus;
-        unsigned int device;
-        unsigned int pciDeviceId; /* device id << 16 | vendor id */
-        unsigned int pciSubSystemId;
-        char busId[32];
-} nvmlPciInfo_t;
-_Static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout");
-
-/* v1, taken by the unversioned nvmlDeviceGetComputeRunningProcesses and
- * nvmlDeviceGetGraphicsRunningProcesses, whose 16-byte layout has not changed since NVML 1.
- * _v2 takes 24 bytes (MIG instance ids added). _v3 changed its struct without a version bump:
- * 24 bytes from driver 510, 32 (usedGpuCcProtectedMemory) in the 535.43..535.86 headers, 24 again
- * after (nvitop #79, #89; go-nvml #75). We need neither MIG ids nor CC memory. */
-typedef struct {
-        unsigned int pid;
-        unsigned long long usedGpuMemory; /* NVML_VALUE_NOT_AVAILABLE (all ones) when unknown */
-} nvmlProcessInfo_v1_t;
-_Static_assert(sizeof(void *) != 8 || sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout");
-
-#define NVML_DEFAULT_PATH "libnvidia-ml.so.1"
-/* NVML numbers GPUs densely from 0; a count past this is garbage, not a host. */
-#define NVML_GPUS_MAX 1024
-/* Process lists: a first buffer that fits a render host, and the most we fetch before keeping
- * the first HAL_GPU_MAX_PROCS. */
-#define NVML_PROCS_FIRST 32
-#define NVML_PROCS_FETCH_MAX 4096
-#define NVML_PROCS_TRIES 4
-/* Room per entry in the process buffer: the widest stride any driver has written (the 535.43
- * _v3 struct), so that a driver that gets the layout wrong cannot write past our buffer. */
-#define NVML_PROC_STRIDE_MAX 32
-
-struct nvml_gpu {
-        nvmlDevice_t dev; /* NULL until nvmlDeviceGetHandleByIndex_v2 succeeds */
-        bool have_ident;  /* name, uuid and PCI ids below were read (they never change) */
-        char name[sizeof(((struct hal_gpu_sample *)NULL)->name)];
-        char uuid[sizeof(((struct hal_gpu_sample *)NULL)->uuid)];
-        char pci_bus_id[sizeof(((struct hal_gpu_sample *)NULL)->pci_bus_id)];
-        uint16_t pci_vendor, pci_device;
-};
-
-struct nvml {
-        void *dl;
-        unsigned count;
-        struct nvml_gpu *gpus;
-
-        /* Required: the library is useless without them. */
-        nvmlReturn_t (*sym_nvmlInit_v2)(void);
-        nvmlReturn_t (*sym_nvmlShutdown)(void);
-        nvmlReturn_t (*sym_nvmlDeviceGetCount_v2)(unsigned int *count);
-        nvmlReturn_t (*sym_nvmlDeviceGetHandleByIndex_v2)(unsigned int index, nvmlDevice_t *dev);
-        /* Optional: a driver without one lacks that metric (or the error text). */
-        const char *(*sym_nvmlErrorString)(nvmlReturn_t r);
-        nvmlReturn_t (*sym_nvmlDeviceGetName)(nvmlDevice_t dev, char *name, unsigned int len);
-        nvmlReturn_t (*sym_nvmlDeviceGetUUID)(nvmlDevice_t dev, char *uuid, unsigned int len);
-        nvmlReturn_t (*sym_nvmlDeviceGetPciInfo)(nvmlDevice_t dev, nvmlPciInfo_t *pci);
-        nvmlReturn_t (*sym_nvmlDeviceGetUtilizationRates)(nvmlDevice_t dev, nvmlUtilization_t *u);
-        nvmlReturn_t (*sym_nvmlDeviceGetEncoderUtilization)(nvmlDevice_t dev, unsigned int *pct,
-                                                            unsigned int *period_us);
-        nvmlReturn_t (*sym_nvmlDeviceGetDecoderUtilization)(nvmlDevice_t dev, unsigned int *pct,
-                                                            unsigned int *period_us);
-        nvmlReturn_t (*sym_nvmlDeviceGetMemoryInfo)(nvmlDevice_t dev, nvmlMemory_t *mem);
-        nvmlReturn_t (*sym_nvmlDeviceGetMemoryInfo_v2)(nvmlDevice_t dev, nvmlMemory_v2_t *mem);
-        nvmlReturn_t (*sym_nvmlDeviceGetPowerUsage)(nvmlDevice_t dev, unsigned int *mw);
-        nvmlReturn_t (*sym_nvmlDeviceGetTemperature)(nvmlDevice_t dev, int sensor, unsigned int *c);
-        nvmlReturn_t (*sym_nvmlDeviceGetTemperatureV)(nvmlDevice_t dev, nvmlTemperature_v1_t *t);
-        nvmlReturn_t (*sym_nvmlDeviceGetEncoderSessions)(nvmlDevice_t dev, unsigned int *count,
-                                                         nvmlEncoderSessionInfo_t *infos);
-        nvmlReturn_t (*sym_nvmlDeviceGetFBCSessions)(nvmlDevice_t dev, unsigned int *count,
-                                                     nvmlFBCSessionInfo_t *infos);
-        nvmlReturn_t (*sym_nvmlDeviceGetClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
-        nvmlReturn_t (*sym_nvmlDeviceGetMaxClockInfo)(nvmlDevice_t dev, int type, unsigned int *mhz);
-        nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
-        nvmlReturn_t (*sym_nvmlDeviceGetComputeRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
-                                                                 nvmlProcessInfo_v1_t *infos);
-        nvmlReturn_t (*sym_nvmlDeviceGetGraphicsRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
-                                                                  nvmlProcessInfo_v1_t *infos);
-};
 
 struct nvml_sym {
         const char *name;
@@ -287,15 +120,12 @@ static const char *nvml_describe(const struct nvml *n, nvmlReturn_t r, char *buf
         return buf;
 }
 
-/* A metric the GPU or driver does not offer is absent, not an error. */
-static bool nvml_unsupported(nvmlReturn_t r) {
+bool nvml__unsupported(nvmlReturn_t r) {
         return r == NVML_ERROR_NOT_SUPPORTED || r == NVML_ERROR_FUNCTION_NOT_FOUND;
 }
 
-/* Records a failed call for GPU i in s->error; the first failure wins (later calls usually fail
- * for the same reason). */
-static void nvml_fail(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r,
-                      struct hal_gpu_sample *s) {
+void nvml__fail(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r,
+                struct hal_gpu_sample *s) {
         char what[96];
 
         if (s->error < 0)
@@ -309,14 +139,11 @@ static void nvml_fail(const struct nvml *n, unsigned i, const char *call, nvmlRe
                           nvml_describe(n, r, what, sizeof(what)));
 }
 
-/* Classifies the result of one metric call: true when its value may be used. Unsupported is
- * false without an error; anything else is recorded by nvml_fail. */
-static bool nvml_ok(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r,
-                    struct hal_gpu_sample *s) {
+bool nvml__ok(const struct nvml *n, unsigned i, const char *call, nvmlReturn_t r, struct hal_gpu_sample *s) {
         if (r == NVML_SUCCESS)
                 return true;
-        if (!nvml_unsupported(r))
-                nvml_fail(n, i, call, r, s);
+        if (!nvml__unsupported(r))
+                nvml__fail(n, i, call, r, s);
         return false;
 }
 
@@ -423,7 +250,7 @@ static bool nvml_lost(const struct hal_gpu_sample *s) {
 }
 
 static bool nvml_answered(nvmlReturn_t r) {
-        return r == NVML_SUCCESS || nvml_unsupported(r);
+        return r == NVML_SUCCESS || nvml__unsupported(r);
 }
 
 /* Name, UUID and PCI ids never change: they are read until every call has answered, then kept,
@@ -436,7 +263,7 @@ static void nvml_read_ident(const struct nvml *n, unsigned i, struct nvml_gpu *g
                 nvmlPciInfo_t pci = { 0 };
 
                 r = n->sym_nvmlDeviceGetPciInfo(g->dev, &pci);
-                if (nvml_ok(n, i, "nvmlDeviceGetPciInfo", r, s)) {
+                if (nvml__ok(n, i, "nvmlDeviceGetPciInfo", r, s)) {
                         /* sysfs spelling; NVML's own busId pads the domain to 8 digits (v3) or 4 (v2). */
                         snprintf(g->pci_bus_id, sizeof(g->pci_bus_id), "%04x:%02x:%02x.0", pci.domain,
                                  pci.bus, pci.device);
@@ -450,14 +277,14 @@ static void nvml_read_ident(const struct nvml *n, unsigned i, struct nvml_gpu *g
         if (n->sym_nvmlDeviceGetName && !nvml_lost(s)) {
                 r = n->sym_nvmlDeviceGetName(g->dev, g->name, sizeof(g->name));
                 g->name[sizeof(g->name) - 1] = '\0';
-                if (!nvml_ok(n, i, "nvmlDeviceGetName", r, s))
+                if (!nvml__ok(n, i, "nvmlDeviceGetName", r, s))
                         g->name[0] = '\0';
                 done = done && nvml_answered(r);
         }
         if (n->sym_nvmlDeviceGetUUID && !nvml_lost(s)) {
                 r = n->sym_nvmlDeviceGetUUID(g->dev, g->uuid, sizeof(g->uuid));
                 g->uuid[sizeof(g->uuid) - 1] = '\0';
-                if (!nvml_ok(n, i, "nvmlDeviceGetUUID", r, s))
+                if (!nvml__ok(n, i, "nvmlDeviceGetUUID", r, s))
                         g->uuid[0] = '\0';
                 done = done && nvml_answered(r);
         }
@@ -478,8 +305,8 @@ static void nvml_read_util(const struct nvml *n, unsigned i, nvmlDevice_t dev, s
         nvmlUtilization_t u = { 0 };
 
         if (n->sym_nvmlDeviceGetUtilizationRates &&
-            nvml_ok(n, i, "nvmlDeviceGetUtilizationRates", n->sym_nvmlDeviceGetUtilizationRates(dev, &u),
-                    s)) {
+            nvml__ok(n, i, "nvmlDeviceGetUtilizationRates", n->sym_nvmlDeviceGetUtilizationRates(dev, &u),
+                     s)) {
                 s->util_pct = u.gpu;
                 s->mem_util_pct = u.memory;
                 s->present |= HAL_GPU_UTIL | HAL_GPU_MEM_UTIL;
@@ -490,14 +317,14 @@ static void nvml_read_codec(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
         unsigned pct = 0, period_us = 0;
 
         if (n->sym_nvmlDeviceGetEncoderUtilization &&
-            nvml_ok(n, i, "nvmlDeviceGetEncoderUtilization",
-                    n->sym_nvmlDeviceGetEncoderUtilization(dev, &pct, &period_us), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetEncoderUtilization",
+                     n->sym_nvmlDeviceGetEncoderUtilization(dev, &pct, &period_us), s)) {
                 s->enc_pct = pct;
                 s->present |= HAL_GPU_ENC;
         }
         if (n->sym_nvmlDeviceGetDecoderUtilization &&
-            nvml_ok(n, i, "nvmlDeviceGetDecoderUtilization",
-                    n->sym_nvmlDeviceGetDecoderUtilization(dev, &pct, &period_us), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetDecoderUtilization",
+                     n->sym_nvmlDeviceGetDecoderUtilization(dev, &pct, &period_us), s)) {
                 s->dec_pct = pct;
                 s->present |= HAL_GPU_DEC;
         }
@@ -506,38 +333,51 @@ static void nvml_read_codec(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
 /* A versioned call the driver has but does not take (a struct version it does not know): the
  * older call is asked instead. */
 static bool nvml_try_older(nvmlReturn_t r) {
-        return nvml_unsupported(r) || r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH ||
+        return nvml__unsupported(r) || r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH ||
                r == NVML_ERROR_INVALID_ARGUMENT;
 }
 
-/* _v2 where exported: its reserved memory is shown apart, and "used" is what is allocated (total less
- * free less reserved), so that an idle GPU is near 0 and a slot's share is not overstated. */
-static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+nvmlReturn_t nvml__memory(const struct nvml *n, nvmlDevice_t dev, uint64_t *ret_total, uint64_t *ret_used,
+                          uint64_t *ret_reserved, bool *ret_has_reserved, const char **ret_call) {
         nvmlMemory_v2_t m2 = { .version = NVML_STRUCT_VERSION(nvmlMemory_v2_t, 2) };
         nvmlMemory_t m = { 0 };
         nvmlReturn_t r = NVML_ERROR_FUNCTION_NOT_FOUND;
 
+        *ret_call = "nvmlDeviceGetMemoryInfo_v2";
         if (n->sym_nvmlDeviceGetMemoryInfo_v2)
                 r = n->sym_nvmlDeviceGetMemoryInfo_v2(dev, &m2);
         if (r == NVML_SUCCESS) {
                 uint64_t set_aside = m2.free + m2.reserved;
 
-                s->vram_total_bytes = m2.total;
-                s->vram_used_bytes = set_aside < m2.free || set_aside > m2.total ? 0 : m2.total - set_aside;
-                s->vram_reserved_bytes = m2.reserved;
-                s->present |= HAL_GPU_VRAM | HAL_GPU_VRAM_RESERVED;
-                return;
+                *ret_total = m2.total;
+                *ret_used = set_aside < m2.free || set_aside > m2.total ? 0 : m2.total - set_aside;
+                *ret_reserved = m2.reserved;
+                *ret_has_reserved = true;
+                return r;
         }
-        if (!nvml_try_older(r)) {
-                nvml_fail(n, i, "nvmlDeviceGetMemoryInfo_v2", r, s);
-                return;
+        if (!nvml_try_older(r))
+                return r;
+        *ret_call = "nvmlDeviceGetMemoryInfo";
+        r = n->sym_nvmlDeviceGetMemoryInfo ? n->sym_nvmlDeviceGetMemoryInfo(dev, &m)
+                                           : NVML_ERROR_FUNCTION_NOT_FOUND;
+        if (r == NVML_SUCCESS) {
+                *ret_total = m.total;
+                *ret_used = m.used;
+                *ret_has_reserved = false;
         }
-        if (n->sym_nvmlDeviceGetMemoryInfo &&
-            nvml_ok(n, i, "nvmlDeviceGetMemoryInfo", n->sym_nvmlDeviceGetMemoryInfo(dev, &m), s)) {
-                s->vram_total_bytes = m.total;
-                s->vram_used_bytes = m.used;
-                s->present |= HAL_GPU_VRAM;
-        }
+        return r;
+}
+
+/* _v2 where exported: its reserved memory is shown apart, and "used" is what is allocated (total less
+ * free less reserved), so that an idle GPU is near 0 and a slot's share is not overstated. */
+static void nvml_read_memory(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        const char *call;
+        bool has_reserved = false;
+        nvmlReturn_t r = nvml__memory(n, dev, &s->vram_total_bytes, &s->vram_used_bytes,
+                                      &s->vram_reserved_bytes, &has_reserved, &call);
+
+        if (nvml__ok(n, i, call, r, s))
+                s->present |= HAL_GPU_VRAM | (has_reserved ? HAL_GPU_VRAM_RESERVED : 0);
 }
 
 /* nvmlDeviceGetTemperatureV where exported (the old call is deprecated in API 13), else the old one. */
@@ -555,12 +395,12 @@ static void nvml_read_temp(const struct nvml *n, unsigned i, nvmlDevice_t dev, s
                 return;
         }
         if (!nvml_try_older(r)) {
-                nvml_fail(n, i, "nvmlDeviceGetTemperatureV", r, s);
+                nvml__fail(n, i, "nvmlDeviceGetTemperatureV", r, s);
                 return;
         }
         if (n->sym_nvmlDeviceGetTemperature &&
-            nvml_ok(n, i, "nvmlDeviceGetTemperature",
-                    n->sym_nvmlDeviceGetTemperature(dev, NVML_TEMPERATURE_GPU, &c), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetTemperature",
+                     n->sym_nvmlDeviceGetTemperature(dev, NVML_TEMPERATURE_GPU, &c), s)) {
                 s->temp_c = c;
                 s->present |= HAL_GPU_TEMP;
         }
@@ -570,7 +410,7 @@ static void nvml_read_power(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
         unsigned mw = 0;
 
         if (n->sym_nvmlDeviceGetPowerUsage &&
-            nvml_ok(n, i, "nvmlDeviceGetPowerUsage", n->sym_nvmlDeviceGetPowerUsage(dev, &mw), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetPowerUsage", n->sym_nvmlDeviceGetPowerUsage(dev, &mw), s)) {
                 s->power_w = mw / 1000.0;
                 s->present |= HAL_GPU_POWER;
         }
@@ -582,20 +422,20 @@ static void nvml_read_clocks(const struct nvml *n, unsigned i, nvmlDevice_t dev,
         unsigned mhz = 0;
 
         if (n->sym_nvmlDeviceGetClockInfo &&
-            nvml_ok(n, i, "nvmlDeviceGetClockInfo", n->sym_nvmlDeviceGetClockInfo(dev, NVML_CLOCK_SM, &mhz),
-                    s)) {
+            nvml__ok(n, i, "nvmlDeviceGetClockInfo", n->sym_nvmlDeviceGetClockInfo(dev, NVML_CLOCK_SM, &mhz),
+                     s)) {
                 s->clock_mhz = mhz;
                 s->present |= HAL_GPU_CLOCK;
         }
         if (n->sym_nvmlDeviceGetMaxClockInfo &&
-            nvml_ok(n, i, "nvmlDeviceGetMaxClockInfo",
-                    n->sym_nvmlDeviceGetMaxClockInfo(dev, NVML_CLOCK_SM, &mhz), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetMaxClockInfo",
+                     n->sym_nvmlDeviceGetMaxClockInfo(dev, NVML_CLOCK_SM, &mhz), s)) {
                 s->clock_max_mhz = mhz;
                 s->present |= HAL_GPU_CLOCK_MAX;
         }
         if (n->sym_nvmlDeviceGetCurrentClocksEventReasons &&
-            nvml_ok(n, i, "nvmlDeviceGetCurrentClocksEventReasons",
-                    n->sym_nvmlDeviceGetCurrentClocksEventReasons(dev, &reasons), s)) {
+            nvml__ok(n, i, "nvmlDeviceGetCurrentClocksEventReasons",
+                     n->sym_nvmlDeviceGetCurrentClocksEventReasons(dev, &reasons), s)) {
                 s->throttle_reasons = reasons;
                 s->present |= HAL_GPU_THROTTLE;
         }
@@ -603,11 +443,11 @@ static void nvml_read_clocks(const struct nvml *n, unsigned i, nvmlDevice_t dev,
 
 /* One process, one entry: a process that renders and runs CUDA is in both lists, with the same
  * memory figure when the driver knows it. */
-static void nvml_add_proc(struct hal_gpu_sample *s, unsigned pid, unsigned long long used) {
+static void nvml_add_proc(const struct nvml_procs *t, unsigned pid, unsigned long long used) {
         uint64_t vram = used; /* NVML_VALUE_NOT_AVAILABLE is all ones: UINT64_MAX, "unknown" */
 
-        for (size_t k = 0; k < s->n_procs; k++) {
-                struct hal_gpu_proc *p = &s->procs[k];
+        for (size_t k = 0; k < *t->n; k++) {
+                struct hal_gpu_proc *p = &t->v[k];
 
                 if (p->pid != (int32_t)pid)
                         continue;
@@ -615,17 +455,14 @@ static void nvml_add_proc(struct hal_gpu_sample *s, unsigned pid, unsigned long 
                         p->vram_bytes = vram;
                 return;
         }
-        if (s->n_procs < HAL_GPU_MAX_PROCS)
-                s->procs[s->n_procs++] = (struct hal_gpu_proc){ .pid = (int32_t)pid, .vram_bytes = vram };
+        if (*t->n < t->max)
+                t->v[(*t->n)++] = (struct hal_gpu_proc){ .pid = (int32_t)pid, .vram_bytes = vram };
 }
 
-typedef nvmlReturn_t (*nvml_procs_fn)(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_v1_t *infos);
-
-/* Reads one process list into s: 1 when read, 0 when the driver has none to give, -1 on error.
- * NVML answers INSUFFICIENT_SIZE with the count it needs and fills nothing, so the whole list
- * is fetched (up to NVML_PROCS_FETCH_MAX) and the first HAL_GPU_MAX_PROCS are kept. */
-static int nvml_read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t dev, nvml_procs_fn fn,
-                               const char *call, struct hal_gpu_sample *s) {
+/* NVML answers INSUFFICIENT_SIZE with the count it needs and fills nothing, so the whole list
+ * is fetched (up to NVML_PROCS_FETCH_MAX) and the first to->max are kept. */
+int nvml__read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t dev, nvml_procs_fn fn,
+                         const char *call, const struct nvml_procs *to, struct hal_gpu_sample *s) {
         unsigned cap = NVML_PROCS_FIRST;
 
         for (unsigned t = 0; t < NVML_PROCS_TRIES; t++) {
@@ -651,12 +488,12 @@ static int nvml_read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t de
                         cap = got > NVML_PROCS_FETCH_MAX - 16 ? NVML_PROCS_FETCH_MAX : got + 16;
                         continue;
                 }
-                if (!nvml_ok(n, i, call, r, s))
-                        return nvml_unsupported(r) ? 0 : -1;
+                if (!nvml__ok(n, i, call, r, s))
+                        return nvml__unsupported(r) ? 0 : -1;
                 if (got > cap)
                         got = cap;
                 for (unsigned k = 0; k < got; k++)
-                        nvml_add_proc(s, buf[k].pid, buf[k].usedGpuMemory);
+                        nvml_add_proc(to, buf[k].pid, buf[k].usedGpuMemory);
                 return 1;
         }
         return 0; /* the list kept growing faster than we asked */
@@ -672,6 +509,7 @@ static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
                 { n->sym_nvmlDeviceGetComputeRunningProcesses, "nvmlDeviceGetComputeRunningProcesses" },
                 { n->sym_nvmlDeviceGetGraphicsRunningProcesses, "nvmlDeviceGetGraphicsRunningProcesses" },
         };
+        const struct nvml_procs t = { s->procs, &s->n_procs, HAL_GPU_MAX_PROCS };
         bool any = false;
 
         for (size_t k = 0; k < ELEMENTSOF(lists); k++) {
@@ -679,7 +517,7 @@ static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
 
                 if (!lists[k].fn)
                         continue;
-                r = nvml_read_proc_list(n, i, dev, lists[k].fn, lists[k].call, s);
+                r = nvml__read_proc_list(n, i, dev, lists[k].fn, lists[k].call, &t, s);
                 if (r < 0) {
                         s->n_procs = 0;
                         return;
@@ -702,8 +540,8 @@ static void nvml_read_enc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
         if (!n->sym_nvmlDeviceGetEncoderSessions)
                 return;
         buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
-        if (!buf || !nvml_ok(n, i, "nvmlDeviceGetEncoderSessions",
-                             n->sym_nvmlDeviceGetEncoderSessions(dev, &got, buf), s))
+        if (!buf || !nvml__ok(n, i, "nvmlDeviceGetEncoderSessions",
+                              n->sym_nvmlDeviceGetEncoderSessions(dev, &got, buf), s))
                 return;
         for (unsigned k = 0; k < got && k < NVML_ENC_FETCH_MAX && s->n_enc < HAL_GPU_MAX_ENC; k++) {
                 const nvmlEncoderSessionInfo_t *e = &buf[k];
@@ -734,7 +572,7 @@ static void nvml_read_fbc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
                 return;
         buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
         if (!buf ||
-            !nvml_ok(n, i, "nvmlDeviceGetFBCSessions", n->sym_nvmlDeviceGetFBCSessions(dev, &got, buf), s))
+            !nvml__ok(n, i, "nvmlDeviceGetFBCSessions", n->sym_nvmlDeviceGetFBCSessions(dev, &got, buf), s))
                 return;
         for (unsigned k = 0; k < got && k < NVML_ENC_FETCH_MAX && s->n_fbc < HAL_GPU_MAX_FBC; k++) {
                 const nvmlFBCSessionInfo_t *e = &buf[k];
@@ -775,8 +613,8 @@ static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {
                 nvmlReturn_t r = n->sym_nvmlDeviceGetHandleByIndex_v2(i, &dev);
 
                 if (r != NVML_SUCCESS || !dev) {
-                        nvml_fail(n, i, "nvmlDeviceGetHandleByIndex_v2",
-                                  r != NVML_SUCCESS ? r : NVML_ERROR_UNKNOWN, s);
+                        nvml__fail(n, i, "nvmlDeviceGetHandleByIndex_v2",
+                                   r != NVML_SUCCESS ? r : NVML_ERROR_UNKNOWN, s);
                         return 0;
                 }
                 g->dev = dev;
