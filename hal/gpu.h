@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAL_GPU_MAX 16        /* GPUs per host; more are ignored with an error */
-#define HAL_GPU_MAX_PROCS 128 /* processes listed per GPU */
-#define HAL_GPU_MAX_ENC 32    /* NVENC sessions listed per GPU */
-#define HAL_GPU_MAX_FBC 32    /* NvFBC capture sessions listed per GPU */
+#define HAL_GPU_MAX 16           /* GPUs per host; more are ignored with an error */
+#define HAL_GPU_MAX_PROCS 128    /* processes listed per GPU */
+#define HAL_GPU_MAX_ENC 32       /* NVENC sessions listed per GPU */
+#define HAL_GPU_MAX_FBC 32       /* NvFBC capture sessions listed per GPU */
+#define HAL_GPU_MAX_MIG 8        /* MIG devices listed per GPU (an A100 or H100 has at most 7) */
+#define HAL_GPU_MIG_MAX_PROCS 32 /* processes listed per MIG device */
 #define HAL_GPU_ERR_MAX 160
 
 /* Which members of a sample hold a value. A metric the GPU or driver does not offer is
@@ -28,6 +30,16 @@ enum {
         HAL_GPU_VRAM_RESERVED = 1u << 11, /* vram_reserved_bytes (NVML _v2: used then excludes it) */
         HAL_GPU_ENC_SESSIONS = 1u << 12,  /* enc[0..n_enc) */
         HAL_GPU_FBC_SESSIONS = 1u << 13,  /* fbc[0..n_fbc) */
+        HAL_GPU_MIG = 1u << 14,           /* mig_enabled */
+        HAL_GPU_MIG_DEVICES = 1u << 15,   /* mig[0..n_mig): the MIG devices of a MIG-enabled GPU */
+};
+
+/* Which members of a MIG device hold a value, as for the GPU. */
+enum {
+        HAL_GPU_MIG_IDS = 1u << 0,   /* gpu_instance_id, compute_instance_id */
+        HAL_GPU_MIG_VRAM = 1u << 1,  /* vram_total_bytes, vram_used_bytes */
+        HAL_GPU_MIG_PROCS = 1u << 2, /* procs[0..n_procs) */
+        HAL_GPU_MIG_UTIL = 1u << 3,  /* util_pct */
 };
 
 struct hal_gpu_proc {
@@ -56,6 +68,22 @@ struct hal_gpu_fbc_session {
         uint32_t avg_latency_us;
 };
 
+/* One MIG device (a compute instance of a GPU instance) of a MIG-enabled GPU, with what NVML answers
+ * for it on its own handle. */
+struct hal_gpu_mig {
+        unsigned index; /* NVML's MIG device index under the GPU */
+        char uuid[96];  /* "MIG-..." ("" when not read) */
+        uint32_t present;
+        /* NVML said NOT_SUPPORTED to utilisation on it (what nvml.h documents for MIG): shown so,
+         * not as 0 and not as merely unknown. */
+        bool util_unsupported;
+        unsigned gpu_instance_id, compute_instance_id;
+        double util_pct;
+        uint64_t vram_total_bytes, vram_used_bytes;
+        size_t n_procs;
+        struct hal_gpu_proc procs[HAL_GPU_MIG_MAX_PROCS];
+};
+
 struct hal_gpu_sample {
         /* Identity: filled by every sample. */
         const char *backend; /* "nvml", "amdgpu", "mali": static */
@@ -80,6 +108,9 @@ struct hal_gpu_sample {
         struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
         size_t n_fbc;
         struct hal_gpu_fbc_session fbc[HAL_GPU_MAX_FBC];
+        bool mig_enabled; /* with HAL_GPU_MIG: the GPU runs in MIG mode (current, not pending) */
+        size_t n_mig;
+        struct hal_gpu_mig mig[HAL_GPU_MAX_MIG];
 
         /* error < 0 with a message: something about this GPU could not be read this time.
          * With `present` bits still set it is a partial sample (one metric unreadable or

@@ -50,6 +50,11 @@ static const struct nvml_sym nvml_syms[] = {
         SYM(nvmlDeviceGetCurrentClocksEventReasons, "nvmlDeviceGetCurrentClocksThrottleReasons", false),
         SYM(nvmlDeviceGetComputeRunningProcesses, NULL, false),
         SYM(nvmlDeviceGetGraphicsRunningProcesses, NULL, false),
+        SYM(nvmlDeviceGetMigMode, NULL, false),
+        SYM(nvmlDeviceGetMaxMigDeviceCount, NULL, false),
+        SYM(nvmlDeviceGetMigDeviceHandleByIndex, NULL, false),
+        SYM(nvmlDeviceGetGpuInstanceId, NULL, false),
+        SYM(nvmlDeviceGetComputeInstanceId, NULL, false),
 };
 
 /* The one place nvmlReturn_t becomes an errno. */
@@ -595,8 +600,8 @@ static void nvml_read_fbc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
 typedef void (*nvml_read_fn)(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s);
 
 static const nvml_read_fn nvml_reads[] = {
-        nvml_read_util,   nvml_read_codec, nvml_read_memory, nvml_read_power,
-        nvml_read_clocks, nvml_read_procs, nvml_read_enc,    nvml_read_fbc,
+        nvml_read_util,  nvml_read_codec, nvml_read_memory, nvml_read_power, nvml_read_clocks,
+        nvml_read_procs, nvml_read_enc,   nvml_read_fbc,    nvml__read_mig,
 };
 
 static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {

@@ -173,6 +173,13 @@ struct nvml {
         nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
         nvmlReturn_t (*sym_nvmlDeviceGetComputeRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
                                                                  nvmlProcessInfo_v1_t *infos);
+        nvmlReturn_t (*sym_nvmlDeviceGetMigMode)(nvmlDevice_t dev, unsigned int *current,
+                                                 unsigned int *pending);
+        nvmlReturn_t (*sym_nvmlDeviceGetMaxMigDeviceCount)(nvmlDevice_t dev, unsigned int *count);
+        nvmlReturn_t (*sym_nvmlDeviceGetMigDeviceHandleByIndex)(nvmlDevice_t dev, unsigned int index,
+                                                                nvmlDevice_t *mig);
+        nvmlReturn_t (*sym_nvmlDeviceGetGpuInstanceId)(nvmlDevice_t dev, unsigned int *id);
+        nvmlReturn_t (*sym_nvmlDeviceGetComputeInstanceId)(nvmlDevice_t dev, unsigned int *id);
         nvmlReturn_t (*sym_nvmlDeviceGetGraphicsRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
                                                                   nvmlProcessInfo_v1_t *infos);
 };

@@ -6,25 +6,34 @@
  *   init=ERR                    nvmlInit_v2 fails with NVML_ERROR_<ERR>
  *   err.count=ERR               nvmlDeviceGetCount_v2 fails
  *   gpu N key=value ...         describes GPU N (GPUs 0..N-1 exist; undescribed ones support nothing)
+ *   mig G K key=value ...       describes MIG device K of GPU G (G < 8, K < 8)
  * GPU keys (a value runs up to the next key=, so names may hold spaces):
  *   name uuid pci=DDDD:BB:DD.F device=0xID vendor=0xID util memutil enc dec vram_total vram_used
- *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs err.CALL=ERR
+ *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs fbcs migmode mig_max
+ *   err.CALL=ERR
  *   encs: NVENC sessions, PID:CODEC:WxH:FPS:LATENCY_US,... (CODEC h264, hevc, av1 or a number),
  *   or "none"; session ids are 1, 2, ...
- *   fbcs: NvFBC capture sessions, PID:TYPE:WxH:FPS:LATENCY_US,... (TYPE unknown, tosys, cuda, vid,
- *   hwenc or a number), or "none"; session ids are 101, 102, ...
+ *   fbcs: NvFBC capture sessions, PID:TYPE:WxH:FPS:LATENCY_US,... (TYPE unknown, tosys, cuda,
+ *   vid, hwenc or a number), or "none"; session ids are 101, 102, ...
  *   vram_used is what processes allocated; the driver's reserve (vram_reserved, default 0) is
  *   inside v1's "used" and _v2's "used", and apart in _v2's "reserved", as nvml.h says.
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
  *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
- *   CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
- *   procs gprocs memory_v2 temp_v encs fbcs (memory_v2 and temp_v fail only the newer call; memory and temp
- * fail both the old and the new one). FAKE_NVML_LOG, when set, names a file that gets one line per init,
- * shutdown and process-list call ("procs CAP"). FAKE_NVML_HANG, when set, names a file: while it exists,
- * nvmlInit_v2 and every device call block in the library (as a driver stuck in an ioctl does), and return
- * when it is removed. Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no
- * encoder, decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
- * MemoryInfo_v2, TemperatureV, EncoderSessions or FBCSessions). */
+ *   migmode: 1 MIG enabled, 0 disabled; mig_max: nvmlDeviceGetMaxMigDeviceCount.
+ * MIG device keys: the GPU keys (uuid vram_total vram_used procs gprocs util err.CALL ...) and
+ *   gi, ci (its GPU and compute instance ids); an index not described answers NOT_FOUND, as NVML
+ *   does for an empty one.
+ * CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
+ *   procs gprocs memory_v2 temp_v encs fbcs migmode (mode and count) mighandle (the MIG device
+ *   lookup) migids (memory_v2 and temp_v fail only the newer call; memory and temp fail both the
+ *   old and the new one).
+ * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
+ * call ("procs CAP").
+ * FAKE_NVML_HANG, when set, names a file: while it exists, nvmlInit_v2 and every device call block
+ * in the library (as a driver stuck in an ioctl does), and return when it is removed.
+ * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
+ * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
+ * MemoryInfo_v2, TemperatureV, EncoderSessions, FBCSessions or MIG calls). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -106,13 +115,16 @@ enum call {
         CALL_TEMP_V,
         CALL_ENCS,
         CALL_FBCS,
+        CALL_MIGMODE,
+        CALL_MIGHANDLE,
+        CALL_MIGIDS,
         CALL_MAX,
 };
 
 static const char *const call_names[CALL_MAX] = {
-        "handle",  "name",      "uuid",   "pci",   "util",     "memory",   "encoder",
-        "decoder", "power",     "temp",   "clock", "maxclock", "throttle", "procs",
-        "gprocs",  "memory_v2", "temp_v", "encs",  "fbcs",
+        "handle", "name", "uuid",  "pci",      "util",      "memory", "encoder", "decoder",
+        "power",  "temp", "clock", "maxclock", "throttle",  "procs",  "gprocs",  "memory_v2",
+        "temp_v", "encs", "fbcs",  "migmode",  "mighandle", "migids",
 };
 
 #define FAKE_STREAMS_MAX 16 /* encoder or FBC sessions a GPU of the script may have */
@@ -133,15 +145,21 @@ typedef struct nvmlDevice_st {
         unsigned n_encs, n_fbcs;
         nvmlEncoderSessionInfo_t encs[FAKE_STREAMS_MAX];
         nvmlFBCSessionInfo_t fbcs[FAKE_STREAMS_MAX];
+        unsigned migmode, mig_max; /* a GPU: MIG mode, nvmlDeviceGetMaxMigDeviceCount */
+        unsigned gi, ci;           /* a MIG device: its GPU and compute instance ids */
+        int described;             /* a MIG device: the script has a line for it */
 } * nvmlDevice_t;
 
 #define FAKE_GPUS_MAX 64
+#define FAKE_MIG_GPUS 8 /* GPUs that may have MIG devices (the first ones) */
+#define FAKE_MIG_MAX 8  /* MIG devices per GPU */
 
 static struct {
         int inits;
         unsigned count;
         int err_count;
         struct nvmlDevice_st gpus[FAKE_GPUS_MAX];
+        struct nvmlDevice_st migs[FAKE_MIG_GPUS][FAKE_MIG_MAX];
 } fake;
 
 static const struct {
@@ -196,6 +214,11 @@ nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t
 nvmlReturn_t nvmlDeviceGetEncoderSessions(nvmlDevice_t dev, unsigned int *count,
                                           nvmlEncoderSessionInfo_t *infos);
 nvmlReturn_t nvmlDeviceGetFBCSessions(nvmlDevice_t dev, unsigned int *count, nvmlFBCSessionInfo_t *infos);
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t dev, unsigned int *current, unsigned int *pending);
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t dev, unsigned int *count);
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t dev, unsigned int index, nvmlDevice_t *mig);
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t dev, unsigned int *id);
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *id);
 #endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -252,6 +275,11 @@ static void free_state(void) {
                 free(fake.gpus[k].procs.v);
                 free(fake.gpus[k].gprocs.v);
         }
+        for (unsigned k = 0; k < FAKE_MIG_GPUS; k++)
+                for (unsigned m = 0; m < FAKE_MIG_MAX; m++) {
+                        free(fake.migs[k][m].procs.v);
+                        free(fake.migs[k][m].gprocs.v);
+                }
         memset(&fake, 0, sizeof(fake));
 }
 
@@ -401,6 +429,10 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
         SET_ULL("vram_used", vram_used, CALL_MEMORY);
         SET_ULL("vram_reserved", vram_reserved, CALL_MEMORY);
         SET_ULL("throttle", throttle, CALL_THROTTLE);
+        SET_UINT("migmode", migmode, CALL_MIGMODE);
+        SET_UINT("mig_max", mig_max, CALL_MIGMODE);
+        SET_UINT("gi", gi, CALL_MIGIDS);
+        SET_UINT("ci", ci, CALL_MIGIDS);
 #undef SET_UINT
 #undef SET_ULL
         if (strcmp(key, "name") == 0) {
@@ -493,6 +525,15 @@ static int load_script(void) {
                                 fake.count = (unsigned)i + 1;
                         fake.gpus[i].vendor = 0x10de;
                         parse_pairs(end, &fake.gpus[i], &init_err);
+                } else if (strncmp(p, "mig ", 4) == 0) {
+                        unsigned g, m;
+                        int at = 0;
+
+                        if (sscanf(p + 4, "%u %u %n", &g, &m, &at) != 2 || at == 0 || g >= FAKE_MIG_GPUS ||
+                            m >= FAKE_MIG_MAX)
+                                die("bad 'mig GPU INDEX' in '%s'", p);
+                        fake.migs[g][m].described = 1;
+                        parse_pairs(p + 4 + at, &fake.migs[g][m], &init_err);
                 } else {
                         parse_pairs(p, NULL, &init_err);
                 }
@@ -511,11 +552,20 @@ static void hang_while_told(void) {
                 nanosleep(&ts, NULL);
 }
 
+/* A GPU's handle, or a MIG device's the library handed out. */
+static int valid_handle(nvmlDevice_t dev) {
+        const struct nvmlDevice_st *migs = &fake.migs[0][0];
+
+        if (dev >= fake.gpus && dev < fake.gpus + fake.count)
+                return 1;
+        return dev >= migs && dev < migs + FAKE_MIG_GPUS * FAKE_MIG_MAX && dev->described;
+}
+
 static nvmlReturn_t enter(nvmlDevice_t dev, enum call c) {
         hang_while_told();
         if (fake.inits == 0)
                 return NVML_ERROR_UNINITIALIZED;
-        if (dev < fake.gpus || dev >= fake.gpus + fake.count)
+        if (!valid_handle(dev))
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (dev->err[c])
                 return (nvmlReturn_t)dev->err[c];
@@ -790,5 +840,58 @@ nvmlReturn_t nvmlDeviceGetFBCSessions(nvmlDevice_t dev, unsigned int *count, nvm
         nvmlReturn_t r = enter(dev, CALL_FBCS);
 
         return r != NVML_SUCCESS ? r : session_list(dev->fbcs, dev->n_fbcs, sizeof(*infos), count, infos);
+}
+
+/* MIG: a GPU's mode and MIG devices (only the first FAKE_MIG_GPUS GPUs may have some). */
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t dev, unsigned int *current, unsigned int *pending) {
+        nvmlReturn_t r = enter(dev, CALL_MIGMODE);
+
+        if (r == NVML_SUCCESS)
+                *current = *pending = dev->migmode;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t dev, unsigned int *count) {
+        nvmlReturn_t r = enter(dev, CALL_MIGMODE);
+
+        if (r == NVML_SUCCESS)
+                *count = dev->mig_max;
+        return r;
+}
+
+/* As NVML: NOT_FOUND where no MIG device is at the index. */
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t dev, unsigned int index, nvmlDevice_t *mig) {
+        nvmlReturn_t r = enter(dev, CALL_MIGMODE);
+        size_t g;
+
+        if (r == NVML_SUCCESS && dev->err[CALL_MIGHANDLE])
+                return (nvmlReturn_t)dev->err[CALL_MIGHANDLE];
+        if (r != NVML_SUCCESS)
+                return r;
+        g = (size_t)(dev - fake.gpus);
+        if (!dev->migmode)
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (index >= dev->mig_max || g >= FAKE_MIG_GPUS || index >= FAKE_MIG_MAX)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!fake.migs[g][index].described)
+                return (nvmlReturn_t)6; /* NVML_ERROR_NOT_FOUND */
+        *mig = &fake.migs[g][index];
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t dev, unsigned int *id) {
+        nvmlReturn_t r = enter(dev, CALL_MIGIDS);
+
+        if (r == NVML_SUCCESS)
+                *id = dev->gi;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *id) {
+        nvmlReturn_t r = enter(dev, CALL_MIGIDS);
+
+        if (r == NVML_SUCCESS)
+                *id = dev->ci;
+        return r;
 }
 #endif

@@ -637,6 +637,85 @@ static void test_fbc_sessions_are_read_with_fps_and_latency(void **state) {
         hal_gpu_backend_nvml.close(ctx);
 }
 
+/* A MIG-enabled A100: its MIG devices listed with their own memory and processes, utilisation
+ * marked unsupported (what NVML answers on a MIG device), an empty index skipped. */
+static void test_mig_devices_are_listed_with_their_own_memory_and_processes(void **state) {
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        write_script("gpu 0 name=NVIDIA A100 pci=0000:01:00.0 vram_total=42949672960 vram_used=5000 "
+                     "migmode=1 mig_max=7\n"
+                     "mig 0 0 uuid=MIG-4f0a gi=1 ci=0 vram_total=10200547328 vram_used=1073741824 "
+                     "procs=4242:1000000000 gprocs=none\n"
+                     "mig 0 2 uuid=MIG-9b3c gi=2 ci=0 vram_total=20401094656 vram_used=0 procs=none "
+                     "gprocs=none\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, 0);
+        assert_true(s.present & HAL_GPU_MIG);
+        assert_true(s.present & HAL_GPU_MIG_DEVICES);
+        assert_false(s.present & HAL_GPU_UTIL);
+        assert_true(s.mig_enabled);
+        assert_int_equal(s.n_mig, 2);
+        assert_int_equal(s.mig[0].index, 0);
+        assert_string_equal(s.mig[0].uuid, "MIG-4f0a");
+        assert_int_equal(s.mig[0].present, HAL_GPU_MIG_IDS | HAL_GPU_MIG_VRAM | HAL_GPU_MIG_PROCS);
+        assert_true(s.mig[0].util_unsupported);
+        assert_int_equal(s.mig[0].gpu_instance_id, 1);
+        assert_int_equal(s.mig[0].compute_instance_id, 0);
+        assert_int_equal(s.mig[0].vram_total_bytes, 10200547328ull);
+        assert_int_equal(s.mig[0].vram_used_bytes, 1073741824);
+        assert_int_equal(s.mig[0].n_procs, 1);
+        assert_int_equal(s.mig[0].procs[0].pid, 4242);
+        assert_int_equal(s.mig[0].procs[0].vram_bytes, 1000000000);
+        assert_int_equal(s.mig[1].index, 2); /* index 1 holds no MIG device */
+        assert_int_equal(s.mig[1].gpu_instance_id, 2);
+        assert_int_equal(s.mig[1].n_procs, 0);
+        assert_true(s.mig[1].present & HAL_GPU_MIG_PROCS); /* listed, empty */
+        hal_gpu_backend_nvml.close(ctx);
+
+        /* A permission error on one MIG device's processes costs that list, named; the rest stays. */
+        write_script(
+                "gpu 0 name=NVIDIA A100 pci=0000:01:00.0 migmode=1 mig_max=7\n"
+                "mig 0 0 uuid=MIG-4f0a vram_total=100 vram_used=1 procs=4242:5 err.procs=NO_PERMISSION\n"
+                "mig 0 1 uuid=MIG-9b3c vram_total=200 vram_used=2 procs=4343:6\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.error, -EACCES);
+        assert_string_equal(s.error_msg, "nvmlDeviceGetComputeRunningProcesses for MIG device 0 on GPU 0 "
+                                         "(0000:01:00.0): Insufficient Permissions (NVML error 4)");
+        assert_int_equal(s.n_mig, 2);
+        assert_int_equal(s.mig[0].present, HAL_GPU_MIG_VRAM);
+        assert_int_equal(s.mig[1].present, HAL_GPU_MIG_VRAM | HAL_GPU_MIG_PROCS);
+        assert_int_equal(s.mig[1].procs[0].pid, 4343);
+        hal_gpu_backend_nvml.close(ctx);
+
+        /* A MIG device that cannot be looked up: no list rather than one with a hole. */
+        write_script("gpu 0 name=NVIDIA A100 migmode=1 mig_max=7 err.mighandle=NO_PERMISSION\n"
+                     "mig 0 0 uuid=MIG-4f0a\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, HAL_GPU_MIG);
+        assert_true(s.mig_enabled);
+        assert_int_equal(s.n_mig, 0);
+        assert_int_equal(s.error, -EACCES);
+        hal_gpu_backend_nvml.close(ctx);
+
+        /* MIG-capable, MIG off: said so, no devices; an old driver: nothing about MIG. */
+        write_script("gpu 0 name=NVIDIA A100 migmode=0 mig_max=0\n");
+        ctx = open_backend(FAKE_NVML_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, HAL_GPU_MIG);
+        assert_false(s.mig_enabled);
+        hal_gpu_backend_nvml.close(ctx);
+        ctx = open_backend(FAKE_NVML_OLD_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, 0);
+        assert_int_equal(s.error, 0);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 /* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
  * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
 static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
@@ -664,6 +743,7 @@ int main(void) {
                 cmocka_unit_test(test_uuid_up_to_nvml_v2_buffer_size_is_read_whole),
                 cmocka_unit_test(test_encoder_sessions_are_read_with_fps_and_latency),
                 cmocka_unit_test(test_fbc_sessions_are_read_with_fps_and_latency),
+                cmocka_unit_test(test_mig_devices_are_listed_with_their_own_memory_and_processes),
                 cmocka_unit_test(test_memory_v2_shows_reserved_apart_and_used_without_it),
                 cmocka_unit_test(test_memory_v2_refused_falls_back_to_v1_without_error),
                 cmocka_unit_test(test_temperature_v_is_asked_first_and_old_call_is_the_fallback),
