@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "config.h"
+#include "gpujson.h"
 #include "jsonw.h"
 #include "platform_class.h"
 #include "sampler.h"
@@ -109,18 +110,6 @@ static void add_fp32(struct jsonw *j, const struct hal_gpu_sample *g, unsigned i
         jsonw_string(j, "fp32_source", source);
 }
 
-static void add_gpu_procs(struct jsonw *j, const struct hal_gpu_sample *g) {
-        jsonw_array(j, "processes");
-        for (size_t i = 0; i < g->n_procs; i++) {
-                jsonw_object(j, NULL);
-                jsonw_number(j, "pid", g->procs[i].pid);
-                if (g->procs[i].vram_bytes != UINT64_MAX)
-                        jsonw_u64(j, "vram_bytes", g->procs[i].vram_bytes);
-                jsonw_end(j);
-        }
-        jsonw_end(j);
-}
-
 static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index, const struct cfg *c,
                     bool with_procs) {
         const struct hal_gpu_sample *g = &h->gpus[index];
@@ -167,8 +156,9 @@ static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index
         if (g->present & HAL_GPU_PROCS) {
                 jsonw_number(j, "process_count", (double)g->n_procs);
                 if (with_procs)
-                        add_gpu_procs(j, g);
+                        gpujson_procs(j, g->procs, g->n_procs);
         }
+        gpujson_mig(j, g, with_procs);
         if (g->error < 0)
                 jsonw_string(j, "error", g->error_msg);
         jsonw_end(j);

@@ -53,6 +53,31 @@ L4 = {
     "sm": 2040, "sm_max": 2040, "throttle": 0x1,
     "procs": "4343:3221225472", "gprocs": "none",
 }
+# Two MIG devices of GPU 0 (index 1 empty), as the fake scripts them, and what the agent reports.
+MIG_LINES = (
+    "mig 0 0 uuid=MIG-4f0a6c1e-8d2b-5e3f-9a71-0c4d5e6f7a81 gi=1 ci=0 vram_total=10200547328 "
+    "vram_used=1073741824 procs=4242:1000000000 gprocs=4242:1073741824,4250:-",
+    "mig 0 2 uuid=MIG-9b3c2d1e-0f4a-5b6c-8d7e-1f2a3b4c5d6e gi=2 ci=0 vram_total=20401094656 "
+    "vram_used=0 procs=none gprocs=none",
+)
+
+
+def mig_expected(with_procs):
+    devs = [
+        {"index": 0, "uuid": "MIG-4f0a6c1e-8d2b-5e3f-9a71-0c4d5e6f7a81", "gpu_instance_id": 1,
+         "compute_instance_id": 0, "util": "unsupported", "vram_total_bytes": 10200547328,
+         "vram_used_bytes": 1073741824, "process_count": 2,
+         "processes": [{"pid": 4242, "vram_bytes": 1073741824}, {"pid": 4250}]},
+        {"index": 2, "uuid": "MIG-9b3c2d1e-0f4a-5b6c-8d7e-1f2a3b4c5d6e", "gpu_instance_id": 2,
+         "compute_instance_id": 0, "util": "unsupported", "vram_total_bytes": 20401094656,
+         "vram_used_bytes": 0, "process_count": 0, "processes": []},
+    ]
+    if not with_procs:
+        for d in devs:
+            del d["processes"]
+    return devs
+
+
 def encs_expected(encs, pids=None, kind="codec"):
     """A slot's "encoder_sessions" for the fake's encs string (only those of `pids` when given), or
     with kind="type" its "fbc_sessions" for an fbcs string."""
@@ -96,9 +121,9 @@ class GpuTelemetry(harness.IntegrationTest):
         if not self.lib:
             self.fail("RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
 
-    def start(self, gpus, nvml_library=None, slots=None):
+    def start(self, gpus, nvml_library=None, slots=None, extra_lines=()):
         env = self.env
-        script = harness.write_nvml_script(env.path("nvml.script"), gpus)
+        script = harness.write_nvml_script(env.path("nvml.script"), gpus, extra_lines)
         self.nvml_log = env.path("nvml.log")
         broker = env.broker()
         # Every metering record from the first on (verify wants the whole chain).
@@ -154,6 +179,16 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertEqual(self.nvml_calls("shutdown"), [])
         self.assertEqual(agent.stop(), 0)
         self.assertEqual(len(self.nvml_calls("shutdown")), 1, harness.read_text(self.nvml_log))
+
+    def test_mig_devices_in_telemetry(self):
+        a100 = {k: v for k, v in A10G.items() if k not in ("util", "memutil", "procs", "gprocs", "encs", "fbcs")}
+        a100.update(name="NVIDIA A100-SXM4-40GB", device=0x20B0, migmode=1, mig_max=7)
+        agent, sub = self.start([a100], extra_lines=MIG_LINES)
+        docs = self.telemetry(sub, 2, since=time.monotonic())
+        for d in docs:
+            self.assertEqual(d["gpus"][0]["mig"], {"enabled": True, "devices": mig_expected(with_procs=False)})
+        self.assertEqual(agent.matches(GPU_WARN_RE), [])
+        self.assertEqual(agent.stop(), 0)
 
     def test_lost_gpu_reported_once_other_keeps_values(self):
         agent, sub = self.start([A10G, lost(L4)])
@@ -304,9 +339,9 @@ class GpuProbe(harness.IntegrationTest):
         if not self.lib:
             self.fail("RA_FAKE_NVML (tests/fakes' libfake_nvml.so) is not set")
 
-    def probe(self, root, slots, gpus, nvml_library=None):
+    def probe(self, root, slots, gpus, nvml_library=None, extra_lines=()):
         env = self.env
-        script = harness.write_nvml_script(env.path("nvml.script"), gpus)
+        script = harness.write_nvml_script(env.path("nvml.script"), gpus, extra_lines)
         cfg = env.config(8883, name="probe.json", slots=slots,
                          extra={"gpu": {"nvml_library": nvml_library or self.lib}})
         r = env.run([harness.agent_binary(), "--probe", "--root", root, "--config", cfg],
@@ -353,6 +388,17 @@ class GpuProbe(harness.IntegrationTest):
                  **harness.cgroup_expected(ROOT, "render.slice/slot-1.scope")),
             {"id": "s3", "scale": "cpu-4", "gpu": {"index": 7, "error": "no such GPU on this host"}},
         ])
+
+    def test_probe_mig_devices_with_their_own_memory_and_processes(self):
+        # An A100 in MIG mode: no utilisation on the parent (NVML does not support it there), two
+        # MIG devices around an empty index, each with its own memory and processes.
+        a100 = {k: v for k, v in A10G.items() if k not in ("util", "memutil", "procs", "gprocs", "encs", "fbcs")}
+        a100.update(name="NVIDIA A100-SXM4-40GB", device=0x20B0, migmode=1, mig_max=7)
+        r = self.probe(ROOT, [], [a100], extra_lines=MIG_LINES)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g = json.loads(r.stdout)["gpus"][0]
+        self.assertNotIn("util_pct", g)
+        self.assertEqual(g["mig"], {"enabled": True, "devices": mig_expected(with_procs=True)})
 
     def test_probe_lost_gpu_is_an_error(self):
         r = self.probe(ROOT, [{"id": "s0", "scale": "cpu-4", "gpu": 1}], [A10G, lost(L4)])
