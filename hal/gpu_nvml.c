@@ -506,7 +506,8 @@ int nvml__read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t dev, nvm
 
 /* Compute and graphics processes: a render host runs both kinds. A list that fails makes the
  * whole process list absent, not silently short. */
-static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+bool nvml__read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, const struct nvml_procs *to,
+                      const char *what, struct hal_gpu_sample *s) {
         const struct {
                 nvml_procs_fn fn;
                 const char *call;
@@ -514,22 +515,29 @@ static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
                 { n->sym_nvmlDeviceGetComputeRunningProcesses, "nvmlDeviceGetComputeRunningProcesses" },
                 { n->sym_nvmlDeviceGetGraphicsRunningProcesses, "nvmlDeviceGetGraphicsRunningProcesses" },
         };
-        const struct nvml_procs t = { s->procs, &s->n_procs, HAL_GPU_MAX_PROCS };
         bool any = false;
 
         for (size_t k = 0; k < ELEMENTSOF(lists); k++) {
+                char call[96];
                 int r;
 
                 if (!lists[k].fn)
                         continue;
-                r = nvml__read_proc_list(n, i, dev, lists[k].fn, lists[k].call, &t, s);
+                snprintf(call, sizeof(call), "%s%s%s", lists[k].call, what ? " " : "", what ? what : "");
+                r = nvml__read_proc_list(n, i, dev, lists[k].fn, call, to, s);
                 if (r < 0) {
-                        s->n_procs = 0;
-                        return;
+                        *to->n = 0;
+                        return false;
                 }
                 any = any || r > 0;
         }
-        if (any)
+        return any;
+}
+
+static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        const struct nvml_procs t = { s->procs, &s->n_procs, HAL_GPU_MAX_PROCS };
+
+        if (nvml__read_procs(n, i, dev, &t, NULL, s))
                 s->present |= HAL_GPU_PROCS;
 }
 

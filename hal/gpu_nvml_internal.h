@@ -208,6 +208,12 @@ typedef nvmlReturn_t (*nvml_procs_fn)(nvmlDevice_t dev, unsigned int *count, nvm
 int nvml__read_proc_list(const struct nvml *n, unsigned i, nvmlDevice_t dev, nvml_procs_fn fn,
                          const char *call, const struct nvml_procs *t, struct hal_gpu_sample *s);
 
+/* The compute and graphics process lists of dev into t: true when either was read. A list that fails
+ * empties t (false): a short list would be read as the whole one. `what` (NULL for a GPU) follows the
+ * call's name in an error ("for MIG device 2"). */
+bool nvml__read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, const struct nvml_procs *to,
+                      const char *what, struct hal_gpu_sample *s);
+
 /* Memory of dev, _v2 where exported (reserved apart, used without it), else v1. NVML_SUCCESS with
  * *ret_has_reserved telling which; else the failed call's result and name in *ret_call. */
 nvmlReturn_t nvml__memory(const struct nvml *n, nvmlDevice_t dev, uint64_t *ret_total, uint64_t *ret_used,

@@ -63,37 +63,6 @@ static void read_memory(const struct nvml *n, unsigned i, nvmlDevice_t mig, stru
                 m->present |= HAL_GPU_MIG_VRAM;
 }
 
-/* The MIG device's own processes (compute and graphics): a list that fails costs this device's list. */
-static void read_procs(const struct nvml *n, unsigned i, nvmlDevice_t mig, struct hal_gpu_mig *m,
-                       struct hal_gpu_sample *s) {
-        const struct {
-                nvml_procs_fn fn;
-                const char *call;
-        } lists[] = {
-                { n->sym_nvmlDeviceGetComputeRunningProcesses, "nvmlDeviceGetComputeRunningProcesses" },
-                { n->sym_nvmlDeviceGetGraphicsRunningProcesses, "nvmlDeviceGetGraphicsRunningProcesses" },
-        };
-        const struct nvml_procs t = { m->procs, &m->n_procs, HAL_GPU_MIG_MAX_PROCS };
-        bool any = false;
-        char call[96];
-
-        for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
-                int r;
-
-                if (!lists[k].fn)
-                        continue;
-                r = nvml__read_proc_list(n, i, mig, lists[k].fn,
-                                         mig_call(call, sizeof(call), lists[k].call, m->index), &t, s);
-                if (r < 0) {
-                        m->n_procs = 0;
-                        return;
-                }
-                any = any || r > 0;
-        }
-        if (any)
-                m->present |= HAL_GPU_MIG_PROCS;
-}
-
 /* MIG device k of GPU i: 1 when listed into s, 0 when there is none at k, -1 when it could not be
  * asked for (recorded in s). */
 static int read_device(const struct nvml *n, unsigned i, nvmlDevice_t dev, unsigned k,
@@ -121,7 +90,10 @@ static int read_device(const struct nvml *n, unsigned i, nvmlDevice_t dev, unsig
         read_ids(n, i, mig, m, s);
         read_util(n, i, mig, m, s);
         read_memory(n, i, mig, m, s);
-        read_procs(n, i, mig, m, s);
+        snprintf(call, sizeof(call), "for MIG device %u", k);
+        if (nvml__read_procs(n, i, mig, &(struct nvml_procs){ m->procs, &m->n_procs, HAL_GPU_MIG_MAX_PROCS },
+                             call, s))
+                m->present |= HAL_GPU_MIG_PROCS;
         s->n_mig++;
         return 1;
 }

@@ -144,21 +144,49 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         cfg_free(c);
 }
 
+/* Stream-session attribution: GPU 0 shared by s0 and s1 (by cgroup: the fixture's /proc puts 4242
+ * in slot-0's scope, 4343 in slot-1's), GPU 1 s2's own, s3 without a GPU. */
+struct stream_fx {
+        struct cfg *c;
+        int fd;
+        struct sampler s;
+        struct usage u;
+        struct hal_gpu_sample g[2];
+};
+
+static struct stream_fx *stream_fx_new(void) {
+        struct stream_fx *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        f->c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
+                        "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0},"
+                        "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
+        f->fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+        sampler_init(&f->s, f->fd);
+        assert_int_equal(usage_init(&f->u, f->fd, f->c), 0);
+        f->s.cur.n_gpus = 2;
+        f->s.cur.gpus = f->g;
+        return f;
+}
+
+static void stream_fx_free(struct stream_fx *f) {
+        f->s.cur.n_gpus = 0;
+        f->s.cur.gpus = NULL;
+        usage_done(&f->u);
+        sampler_done(&f->s);
+        close(f->fd);
+        cfg_free(f->c);
+        free(f);
+}
+
 /* NVENC sessions go to slots: on the shared GPU 0 by the process's cgroup (4242 is slot-0's, 4343
  * slot-1's, 99999 nobody's), on the dedicated GPU 1 all to s2. */
 static void test_encoder_sessions_are_attributed_to_slots(void **state) {
-        struct cfg *c = load_cfg(
-                "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
-                "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0},"
-                "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
-        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
-        static struct hal_gpu_sample g[2];
-        struct sampler s;
-        struct usage u = { 0 };
+        struct stream_fx *f = stream_fx_new();
+        struct hal_gpu_sample *g = f->g;
+        struct usage *u = &f->u;
 
         (void)state;
-        sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
         g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_ENC_SESSIONS, .n_enc = 3 };
         g[0].enc[0] = (struct hal_gpu_enc_session){
                 .pid = 4343, .codec = "hevc", .avg_fps = 59, .avg_latency_us = 4100
@@ -171,48 +199,34 @@ static void test_encoder_sessions_are_attributed_to_slots(void **state) {
         g[1].enc[0] = (struct hal_gpu_enc_session){
                 .pid = 5, .codec = "h264", .avg_fps = 60, .avg_latency_us = 7000
         };
-        s.cur.n_gpus = 2;
-        s.cur.gpus = g;
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_true(u.slots[0].has_enc);
-        assert_int_equal(u.slots[0].n_enc, 1);
-        assert_int_equal(u.slots[0].enc[0].pid, 4242);
-        assert_int_equal(u.slots[0].enc[0].avg_fps, 120);
-        assert_int_equal(u.slots[1].n_enc, 1);
-        assert_int_equal(u.slots[1].enc[0].avg_latency_us, 4100);
-        assert_true(u.slots[2].has_enc);
-        assert_int_equal(u.slots[2].n_enc, 1);
-        assert_int_equal(u.slots[2].enc[0].pid, 5);
-        assert_false(u.slots[3].has_enc); /* no GPU */
+        usage_tick(u, f->c, &f->s, USEC_PER_SEC);
+        assert_true(u->slots[0].has_enc);
+        assert_int_equal(u->slots[0].n_enc, 1);
+        assert_int_equal(u->slots[0].enc[0].pid, 4242);
+        assert_int_equal(u->slots[0].enc[0].avg_fps, 120);
+        assert_int_equal(u->slots[1].n_enc, 1);
+        assert_int_equal(u->slots[1].enc[0].avg_latency_us, 4100);
+        assert_true(u->slots[2].has_enc);
+        assert_int_equal(u->slots[2].n_enc, 1);
+        assert_int_equal(u->slots[2].enc[0].pid, 5);
+        assert_false(u->slots[3].has_enc); /* no GPU */
 
         /* A driver without the call: no slot claims to know (none is not "zero sessions"). */
         g[1].present = 0;
-        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
-        assert_false(u.slots[2].has_enc);
-        assert_int_equal(u.slots[2].n_enc, 0);
-        s.cur.n_gpus = 0;
-        s.cur.gpus = NULL;
-        usage_done(&u);
-        sampler_done(&s);
-        close(fd);
-        cfg_free(c);
+        usage_tick(u, f->c, &f->s, 2 * USEC_PER_SEC);
+        assert_false(u->slots[2].has_enc);
+        assert_int_equal(u->slots[2].n_enc, 0);
+        stream_fx_free(f);
 }
 
 /* NvFBC capture sessions go the same way, apart from the NVENC ones: a GPU that lists FBC sessions
  * and not encoder sessions gives its slots the one and not the other. */
 static void test_fbc_sessions_are_attributed_to_slots_like_encoder_sessions(void **state) {
-        struct cfg *c = load_cfg(
-                "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\",\"gpu\":0},"
-                "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\",\"gpu\":0},"
-                "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
-        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
-        static struct hal_gpu_sample g[2];
-        struct sampler s;
-        struct usage u = { 0 };
+        struct stream_fx *f = stream_fx_new();
+        struct hal_gpu_sample *g = f->g;
+        struct usage *u = &f->u;
 
         (void)state;
-        sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
         g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_FBC_SESSIONS, .n_fbc = 3 };
         g[0].fbc[0] = (struct hal_gpu_fbc_session){ .pid = 99999, .type = "tosys", .avg_fps = 30 };
         g[0].fbc[1] = (struct hal_gpu_fbc_session){
@@ -226,34 +240,27 @@ static void test_fbc_sessions_are_attributed_to_slots_like_encoder_sessions(void
                                         .n_fbc = 1 };
         g[1].enc[0] = (struct hal_gpu_enc_session){ .pid = 5, .codec = "h264", .avg_fps = 60 };
         g[1].fbc[0] = (struct hal_gpu_fbc_session){ .pid = 5, .type = "vid", .avg_fps = 61 };
-        s.cur.n_gpus = 2;
-        s.cur.gpus = g;
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_false(u.slots[0].has_enc);
-        assert_true(u.slots[0].has_fbc);
-        assert_int_equal(u.slots[0].n_fbc, 1);
-        assert_int_equal(u.slots[0].fbc[0].pid, 4242);
-        assert_int_equal(u.slots[0].fbc[0].avg_latency_us, 900);
-        assert_true(u.slots[1].has_fbc);
-        assert_int_equal(u.slots[1].n_fbc, 1);
-        assert_string_equal(u.slots[1].fbc[0].type, "hwenc");
-        assert_true(u.slots[2].has_enc && u.slots[2].has_fbc);
-        assert_int_equal(u.slots[2].n_enc, 1);
-        assert_int_equal(u.slots[2].n_fbc, 1);
-        assert_int_equal(u.slots[2].fbc[0].avg_fps, 61);
-        assert_false(u.slots[3].has_fbc); /* no GPU */
+        usage_tick(u, f->c, &f->s, USEC_PER_SEC);
+        assert_false(u->slots[0].has_enc);
+        assert_true(u->slots[0].has_fbc);
+        assert_int_equal(u->slots[0].n_fbc, 1);
+        assert_int_equal(u->slots[0].fbc[0].pid, 4242);
+        assert_int_equal(u->slots[0].fbc[0].avg_latency_us, 900);
+        assert_true(u->slots[1].has_fbc);
+        assert_int_equal(u->slots[1].n_fbc, 1);
+        assert_string_equal(u->slots[1].fbc[0].type, "hwenc");
+        assert_true(u->slots[2].has_enc && u->slots[2].has_fbc);
+        assert_int_equal(u->slots[2].n_enc, 1);
+        assert_int_equal(u->slots[2].n_fbc, 1);
+        assert_int_equal(u->slots[2].fbc[0].avg_fps, 61);
+        assert_false(u->slots[3].has_fbc); /* no GPU */
 
         /* The sessions end: listed and empty, not absent. */
         g[0].n_fbc = 0;
-        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_fbc);
-        assert_int_equal(u.slots[0].n_fbc, 0);
-        s.cur.n_gpus = 0;
-        s.cur.gpus = NULL;
-        usage_done(&u);
-        sampler_done(&s);
-        close(fd);
-        cfg_free(c);
+        usage_tick(u, f->c, &f->s, 2 * USEC_PER_SEC);
+        assert_true(u->slots[0].has_fbc);
+        assert_int_equal(u->slots[0].n_fbc, 0);
+        stream_fx_free(f);
 }
 
 static void test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why(void **state) {
