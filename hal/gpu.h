@@ -32,6 +32,7 @@ enum {
         HAL_GPU_FBC_SESSIONS = 1u << 13,  /* fbc[0..n_fbc) */
         HAL_GPU_MIG = 1u << 14,           /* mig_enabled */
         HAL_GPU_MIG_DEVICES = 1u << 15,   /* mig[0..n_mig): the MIG devices of a MIG-enabled GPU */
+        HAL_GPU_VIRT = 1u << 16,          /* virtualization */
 };
 
 /* Which members of a MIG device hold a value, as for the GPU. */
@@ -108,6 +109,9 @@ struct hal_gpu_sample {
         struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
         size_t n_fbc;
         struct hal_gpu_fbc_session fbc[HAL_GPU_MAX_FBC];
+        /* How the GPU reaches this OS: "none" (bare metal), "passthrough", "vgpu" (a guest's virtual
+         * GPU), "host_vgpu", "host_vsga" (a hypervisor's GPU), "unknown": static. */
+        const char *virtualization;
         bool mig_enabled; /* with HAL_GPU_MIG: the GPU runs in MIG mode (current, not pending) */
         size_t n_mig;
         struct hal_gpu_mig mig[HAL_GPU_MAX_MIG];

@@ -50,6 +50,7 @@ static const struct nvml_sym nvml_syms[] = {
         SYM(nvmlDeviceGetCurrentClocksEventReasons, "nvmlDeviceGetCurrentClocksThrottleReasons", false),
         SYM(nvmlDeviceGetComputeRunningProcesses, NULL, false),
         SYM(nvmlDeviceGetGraphicsRunningProcesses, NULL, false),
+        SYM(nvmlDeviceGetVirtualizationMode, NULL, false),
         SYM(nvmlDeviceGetMigMode, NULL, false),
         SYM(nvmlDeviceGetMaxMigDeviceCount, NULL, false),
         SYM(nvmlDeviceGetMigDeviceHandleByIndex, NULL, false),
@@ -605,11 +606,25 @@ static void nvml_read_fbc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
         s->present |= HAL_GPU_FBC_SESSIONS;
 }
 
+/* Bare metal, pass-through, or a vGPU guest's virtual GPU (whose engine figures are shares of the
+ * vGPU's capacity, and some of whose properties do not apply). */
+static void nvml_read_virt(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
+        static const char *const modes[] = { "none", "passthrough", "vgpu", "host_vgpu", "host_vsga" };
+        int mode = 0;
+
+        if (n->sym_nvmlDeviceGetVirtualizationMode &&
+            nvml__ok(n, i, "nvmlDeviceGetVirtualizationMode",
+                     n->sym_nvmlDeviceGetVirtualizationMode(dev, &mode), s)) {
+                s->virtualization = mode >= 0 && mode < (int)ELEMENTSOF(modes) ? modes[mode] : "unknown";
+                s->present |= HAL_GPU_VIRT;
+        }
+}
+
 typedef void (*nvml_read_fn)(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s);
 
 static const nvml_read_fn nvml_reads[] = {
         nvml_read_util,  nvml_read_codec, nvml_read_memory, nvml_read_power, nvml_read_clocks,
-        nvml_read_procs, nvml_read_enc,   nvml_read_fbc,    nvml__read_mig,
+        nvml_read_procs, nvml_read_enc,   nvml_read_fbc,    nvml_read_virt,  nvml__read_mig,
 };
 
 static int nvml_sample(void *ctx, unsigned i, struct hal_gpu_sample *s) {

@@ -173,6 +173,7 @@ struct nvml {
         nvmlReturn_t (*sym_nvmlDeviceGetCurrentClocksEventReasons)(nvmlDevice_t dev, unsigned long long *r);
         nvmlReturn_t (*sym_nvmlDeviceGetComputeRunningProcesses)(nvmlDevice_t dev, unsigned int *count,
                                                                  nvmlProcessInfo_v1_t *infos);
+        nvmlReturn_t (*sym_nvmlDeviceGetVirtualizationMode)(nvmlDevice_t dev, int *mode);
         nvmlReturn_t (*sym_nvmlDeviceGetMigMode)(nvmlDevice_t dev, unsigned int *current,
                                                  unsigned int *pending);
         nvmlReturn_t (*sym_nvmlDeviceGetMaxMigDeviceCount)(nvmlDevice_t dev, unsigned int *count);

@@ -1,4 +1,5 @@
-/* gpujson.c: a GPU's process lists and MIG devices as JSON, for telemetry.c's documents. */
+/* gpujson.c: a GPU's process lists, virtualization and MIG devices as JSON, for telemetry.c's
+ * documents. */
 #include "gpujson.h"
 
 #include "gpu.h"
@@ -43,7 +44,9 @@ static void mig_device(struct jsonw *j, const struct hal_gpu_mig *m, bool with_p
         jsonw_end(j);
 }
 
-void gpujson_mig(struct jsonw *j, const struct hal_gpu_sample *g, bool with_procs) {
+void gpujson_sharing(struct jsonw *j, const struct hal_gpu_sample *g, bool with_procs) {
+        if (g->present & HAL_GPU_VIRT)
+                jsonw_string(j, "virtualization", g->virtualization);
         if (!(g->present & HAL_GPU_MIG))
                 return;
         jsonw_object(j, "mig");

@@ -158,7 +158,7 @@ static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index
                 if (with_procs)
                         gpujson_procs(j, g->procs, g->n_procs);
         }
-        gpujson_mig(j, g, with_procs);
+        gpujson_sharing(j, g, with_procs);
         if (g->error < 0)
                 jsonw_string(j, "error", g->error_msg);
         jsonw_end(j);

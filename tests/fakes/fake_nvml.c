@@ -9,7 +9,7 @@
  *   mig G K key=value ...       describes MIG device K of GPU G (G < 8, K < 8)
  * GPU keys (a value runs up to the next key=, so names may hold spaces):
  *   name uuid pci=DDDD:BB:DD.F device=0xID vendor=0xID util memutil enc dec vram_total vram_used
- *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs fbcs migmode mig_max
+ *   vram_reserved power_mw temp sm sm_max throttle procs gprocs encs fbcs migmode mig_max virt
  *   err.CALL=ERR
  *   encs: NVENC sessions, PID:CODEC:WxH:FPS:LATENCY_US,... (CODEC h264, hevc, av1 or a number),
  *   or "none"; session ids are 1, 2, ...
@@ -20,12 +20,13 @@
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
  *   pids 1000.., 1 MiB each times their rank). A metric not given answers NOT_SUPPORTED.
  *   migmode: 1 MIG enabled, 0 disabled; mig_max: nvmlDeviceGetMaxMigDeviceCount.
+ *   virt: nvmlDeviceGetVirtualizationMode (0 bare metal, 1 pass-through, 2 vGPU guest, ...).
  * MIG device keys: the GPU keys (uuid vram_total vram_used procs gprocs util err.CALL ...) and
  *   gi, ci (its GPU and compute instance ids); an index not described answers NOT_FOUND, as NVML
  *   does for an empty one.
  * CALL: handle name uuid pci util memory encoder decoder power temp clock maxclock throttle
  *   procs gprocs memory_v2 temp_v encs fbcs migmode (mode and count) mighandle (the MIG device
- *   lookup) migids (memory_v2 and temp_v fail only the newer call; memory and temp fail both the
+ *   lookup) migids virt (memory_v2 and temp_v fail only the newer call; memory and temp fail both the
  *   old and the new one).
  * FAKE_NVML_LOG, when set, names a file that gets one line per init, shutdown and process-list
  * call ("procs CAP").
@@ -33,7 +34,7 @@
  * in the library (as a driver stuck in an ioctl does), and return when it is removed.
  * Built twice: fake_nvml (a current driver) and fake_nvml_old (-DFAKE_NVML_OLD: no encoder,
  * decoder, clock-event/throttle reasons, graphics processes, nvmlErrorString, PciInfo_v3,
- * MemoryInfo_v2, TemperatureV, EncoderSessions, FBCSessions or MIG calls). */
+ * MemoryInfo_v2, TemperatureV, EncoderSessions, FBCSessions, MIG or virtualization calls). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -118,13 +119,14 @@ enum call {
         CALL_MIGMODE,
         CALL_MIGHANDLE,
         CALL_MIGIDS,
+        CALL_VIRT,
         CALL_MAX,
 };
 
 static const char *const call_names[CALL_MAX] = {
         "handle", "name", "uuid",  "pci",      "util",      "memory", "encoder", "decoder",
         "power",  "temp", "clock", "maxclock", "throttle",  "procs",  "gprocs",  "memory_v2",
-        "temp_v", "encs", "fbcs",  "migmode",  "mighandle", "migids",
+        "temp_v", "encs", "fbcs",  "migmode",  "mighandle", "migids", "virt",
 };
 
 #define FAKE_STREAMS_MAX 16 /* encoder or FBC sessions a GPU of the script may have */
@@ -147,6 +149,7 @@ typedef struct nvmlDevice_st {
         nvmlFBCSessionInfo_t fbcs[FAKE_STREAMS_MAX];
         unsigned migmode, mig_max; /* a GPU: MIG mode, nvmlDeviceGetMaxMigDeviceCount */
         unsigned gi, ci;           /* a MIG device: its GPU and compute instance ids */
+        unsigned virt;             /* nvmlGpuVirtualizationMode_t */
         int described;             /* a MIG device: the script has a line for it */
 } * nvmlDevice_t;
 
@@ -219,6 +222,7 @@ nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t dev, unsigned int *coun
 nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t dev, unsigned int index, nvmlDevice_t *mig);
 nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t dev, unsigned int *id);
 nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *id);
+nvmlReturn_t nvmlDeviceGetVirtualizationMode(nvmlDevice_t dev, int *mode);
 #endif
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -432,6 +436,7 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
         SET_UINT("migmode", migmode, CALL_MIGMODE);
         SET_UINT("mig_max", mig_max, CALL_MIGMODE);
         SET_UINT("gi", gi, CALL_MIGIDS);
+        SET_UINT("virt", virt, CALL_VIRT);
         SET_UINT("ci", ci, CALL_MIGIDS);
 #undef SET_UINT
 #undef SET_ULL
@@ -892,6 +897,14 @@ nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *id) 
 
         if (r == NVML_SUCCESS)
                 *id = dev->ci;
+        return r;
+}
+
+nvmlReturn_t nvmlDeviceGetVirtualizationMode(nvmlDevice_t dev, int *mode) {
+        nvmlReturn_t r = enter(dev, CALL_VIRT);
+
+        if (r == NVML_SUCCESS)
+                *mode = (int)dev->virt;
         return r;
 }
 #endif

@@ -400,6 +400,19 @@ class GpuProbe(harness.IntegrationTest):
         self.assertNotIn("util_pct", g)
         self.assertEqual(g["mig"], {"enabled": True, "devices": mig_expected(with_procs=True)})
 
+    def test_probe_vgpu_guest_says_so_and_leaves_out_what_does_not_apply(self):
+        # A vGPU guest's L4-6Q: the host-side figures (power, temperature, clocks, throttle
+        # reasons) do not apply and the driver refuses them; the rest is the vGPU's own.
+        l4q = {k: v for k, v in L4.items() if k not in ("power_mw", "temp", "sm", "sm_max", "throttle")}
+        l4q.update(name="NVIDIA L4-6Q", vram_total=6442450944, vram_used=1073741824, virt=2)
+        r = self.probe(ROOT, [], [l4q])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        g = json.loads(r.stdout)["gpus"][0]
+        self.assertEqual(g["virtualization"], "vgpu")
+        self.assertEqual((g["util_pct"], g["vram_total_bytes"]), (harness.fixed(L4["util"], 1), 6442450944))
+        for key in ("power_w", "temp_c", "clock_mhz", "clock_max_mhz", "throttle_reasons", "error"):
+            self.assertNotIn(key, g)
+
     def test_probe_lost_gpu_is_an_error(self):
         r = self.probe(ROOT, [{"id": "s0", "scale": "cpu-4", "gpu": 1}], [A10G, lost(L4)])
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)

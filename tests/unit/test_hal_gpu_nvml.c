@@ -716,6 +716,38 @@ static void test_mig_devices_are_listed_with_their_own_memory_and_processes(void
         hal_gpu_backend_nvml.close(ctx);
 }
 
+/* A vGPU guest's device says so (its engine figures are shares of the vGPU); a mode nvml.h does not
+ * name is "unknown"; a driver without the call says nothing. */
+static void test_virtualization_mode_is_read(void **state) {
+        static const struct {
+                const char *script;
+                const char *want;
+        } cases[] = {
+                { "gpu 0 name=NVIDIA L4-6Q virt=2\n", "vgpu" },
+                { "gpu 0 name=NVIDIA L4 virt=0\n", "none" },
+                { "gpu 0 name=NVIDIA L4 virt=1\n", "passthrough" },
+                { "gpu 0 name=NVIDIA L4 virt=9\n", "unknown" },
+        };
+        struct hal_gpu_sample s;
+        void *ctx;
+
+        (void)state;
+        for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+                write_script(cases[k].script);
+                ctx = open_backend(FAKE_NVML_PATH, 1);
+                assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+                assert_int_equal(s.error, 0);
+                assert_int_equal(s.present, HAL_GPU_VIRT);
+                assert_string_equal(s.virtualization, cases[k].want);
+                hal_gpu_backend_nvml.close(ctx);
+        }
+        write_script("gpu 0 name=NVIDIA L4 virt=2\n");
+        ctx = open_backend(FAKE_NVML_OLD_PATH, 1);
+        assert_int_equal(hal_gpu_backend_nvml.sample(ctx, 0, &s), 0);
+        assert_int_equal(s.present, 0);
+        hal_gpu_backend_nvml.close(ctx);
+}
+
 /* nvml.h allows a UUID of up to 95 characters (NVML_DEVICE_UUID_V2_BUFFER_SIZE, 96 with the NUL): a
  * buffer of 80 got INSUFFICIENT_SIZE and lost the UUID. */
 static void test_uuid_up_to_nvml_v2_buffer_size_is_read_whole(void **state) {
@@ -744,6 +776,7 @@ int main(void) {
                 cmocka_unit_test(test_encoder_sessions_are_read_with_fps_and_latency),
                 cmocka_unit_test(test_fbc_sessions_are_read_with_fps_and_latency),
                 cmocka_unit_test(test_mig_devices_are_listed_with_their_own_memory_and_processes),
+                cmocka_unit_test(test_virtualization_mode_is_read),
                 cmocka_unit_test(test_memory_v2_shows_reserved_apart_and_used_without_it),
                 cmocka_unit_test(test_memory_v2_refused_falls_back_to_v1_without_error),
                 cmocka_unit_test(test_temperature_v_is_asked_first_and_old_call_is_the_fallback),
