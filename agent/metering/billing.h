@@ -210,7 +210,7 @@ int billing_tick(struct billing *b, struct billing_time now);
  * stay open. Bytes of that slot that come later (late reports) go into fresh minutes. */
 int billing_close_slot(struct billing *b, size_t slot, struct billing_time now);
 
-/* The kernel's clock sync state now (agent/metering/clocksync.h; unknown counts as not synchronised): folded
+/* The kernel's clock sync state now (agent/telemetry/clocksync.h; unknown counts as not synchronised): folded
  * into the open window and the current minute, and the state windows and minutes opened from now
  * on start with. No time passes: call it after billing_tick. Until the first call the clock counts
  * as synchronised with no error. -EINVAL, -EBUSY, -ESHUTDOWN as the calls above; else 0. */
