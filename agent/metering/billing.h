@@ -210,10 +210,10 @@ int billing_tick(struct billing *b, struct billing_time now);
  * stay open. Bytes of that slot that come later (late reports) go into fresh minutes. */
 int billing_close_slot(struct billing *b, size_t slot, struct billing_time now);
 
-/* The kernel's clock sync state now (agent/telemetry/clocksync.h; unknown counts as not synchronised): folded
- * into the open window and the current minute, and the state windows and minutes opened from now
- * on start with. No time passes: call it after billing_tick. Until the first call the clock counts
- * as synchronised with no error. -EINVAL, -EBUSY, -ESHUTDOWN as the calls above; else 0. */
+/* The kernel's clock sync state now (agent/telemetry/clocksync.h; unknown counts as not synchronised):
+ * folded into the open window and the current minute, and the state windows and minutes opened from now on
+ * start with. No time passes: call it after billing_tick. Until the first call the clock counts as
+ * synchronised with no error. -EINVAL, -EBUSY, -ESHUTDOWN as the calls above; else 0. */
 int billing_clock_sync(struct billing *b, bool synced, uint64_t est_error_us);
 
 /* Shutting down: emits the open window and every open minute with bytes (those not yet ended
