@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
                 d = cpu_ns();
                 watch_tick(&w, c, &s, &u, s.cur.mono_usec);
                 d2 = cpu_ns();
-                doc = tele_telemetry_json(c, &s, &u, &w, (uint64_t)i);
+                doc = tele_telemetry_json(c, &s, &u, &w, (uint64_t)i, NULL);
                 free(doc);
                 e = cpu_ns();
                 t_sample += b - a;

@@ -140,16 +140,17 @@ static int set_defaults(struct cfg *c, const char *path) {
 
 int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
               struct cfg_problems *problems) {
-        static const char *const top_keys[] = { "node",     "sampling", "mqtt",      "gpu",
-                                                "scales",   "events",   "state_dir", "control",
-                                                "sessions", "metering", "slots",     NULL };
+        static const char *const top_keys[] = { "node",   "sampling",  "mqtt",    "gpu",      "scales",
+                                                "events", "state_dir", "control", "sessions", "metering",
+                                                "slots",  "telemetry", NULL };
         _cleanup_free_ char *pathcopy = strdup(path);
         struct cfg_ctx x = { .path = path, .problems = problems };
         const char *end = NULL;
         const cJSON *sect;
         struct cfg *c;
         cJSON *root;
-        size_t before = problems->n;
+        size_t before = problems->n, n_sampling;
+        char why[256];
 
         if (!pathcopy)
                 return -ENOMEM;
@@ -184,6 +185,7 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
                 cfg__get_string(&x, sect, "id", "node.id", true, cfg__check_name, &c->node_id);
                 cfg__get_string(&x, sect, "region", "node.region", true, cfg__check_name, &c->node_region);
         }
+        n_sampling = problems->n;
         sect = cfg__get_object(&x, root, "sampling", false);
         if (sect) {
                 cfg__check_keys(&x, sect, "sampling",
@@ -193,6 +195,14 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
                 cfg__get_uint(&x, sect, "gauges_every", "sampling.gauges_every", 0, 3600,
                               &c->sampling_gauges_every);
         }
+        if ((sect = cfg__get_object(&x, root, "telemetry", false))) {
+                cfg__check_keys(&x, sect, "telemetry", (const char *const[]){ "interval_ms", NULL });
+                cfg__get_uint(&x, sect, "interval_ms", "telemetry.interval_ms", CFG_TELEMETRY_MIN_MS,
+                              CFG_TELEMETRY_MAX_MS, &c->telemetry_interval_ms);
+        }
+        /* Checked against sampling.interval_ms only when that one was fine: one mistake, one problem. */
+        if (problems->n == n_sampling && cfg_telemetry_interval(c, why, sizeof(why)) < 0)
+                cfg__problem(&x, "%s", why);
         cfg__parse_mqtt(&x, root, c);
         cfg__parse_gpu(&x, root, c);
         cfg__get_string(&x, root, "state_dir", "state_dir", false, cfg__check_abs_path, &c->state_dir);

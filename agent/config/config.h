@@ -114,6 +114,7 @@ struct cfg {
         char *node_region;
         unsigned sampling_interval_ms;
         unsigned sampling_gauges_every; /* publish gauges every Nth sample; 0: never */
+        unsigned telemetry_interval_ms; /* a multiple of sampling_interval_ms (cfg_telemetry_interval) */
         struct cfg_mqtt mqtt;
         struct cfg_gpu gpu;
         struct cfg_events events;
@@ -150,6 +151,14 @@ int cfg_parse(const char *path, const char *buf, size_t len, struct cfg **ret,
 
 void cfg_free(struct cfg *c);
 void cfg_problems_done(struct cfg_problems *p);
+
+/* telemetry.interval_ms (config_telemetry.c): when not given, the smallest multiple of
+ * sampling.interval_ms that is at least CFG_TELEMETRY_DEFAULT_MS; a given one must be a multiple
+ * of it and no shorter, else -EINVAL with why in msg. */
+#define CFG_TELEMETRY_DEFAULT_MS 10000
+#define CFG_TELEMETRY_MIN_MS 100
+#define CFG_TELEMETRY_MAX_MS 3600000
+int cfg_telemetry_interval(struct cfg *c, char *msg, size_t len);
 
 /* Slot by id (borrowed), or NULL. */
 const struct cfg_slot *cfg_find_slot(const struct cfg *c, const char *id);

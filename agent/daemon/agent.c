@@ -143,9 +143,22 @@ static int publish_gauge(void *userdata, const char *topic, const char *payload)
         return link_publish(a->link, topic, payload, strlen(payload), 0, false);
 }
 
+/* The gauges come from one sample, every sampling.gauges_every-th. */
+static void publish_gauges(struct agent *a, const struct tele_self *self) {
+        _cleanup_free_ char *doc = NULL;
+
+        if (!a->cfg->sampling_gauges_every || a->telemetry_seq % a->cfg->sampling_gauges_every != 0)
+                return;
+        doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, self);
+        if (doc)
+                (void)gauges_publish(a->cfg, doc, a->sessions ? sessions_slots(a->sessions) : NULL,
+                                     publish_gauge, a);
+}
+
 static void sample(struct agent *a) {
         _cleanup_free_ char *doc = NULL;
         struct tele_self self;
+        bool due;
 
         sampler_tick(&a->sampler);
         hal_platform_note_gpus(&a->platform, a->sampler.n_gpus); /* GPUs whose open ended late */
@@ -156,21 +169,27 @@ static void sample(struct agent *a) {
         watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         agent__announce(a, false);
+        (void)tele_agg_add(&a->agg, a->cfg, &a->sampler, &a->usage, &a->watch); /* ENOMEM: a sample short */
+        due = (uint64_t)a->agg.samples * a->cfg->sampling_interval_ms >= a->cfg->telemetry_interval_ms;
         if (link_get_state(a->link) != LINK_CONNECTED)
-                return; /* telemetry is "latest wins": nothing is queued while offline */
-        /* ...nor behind a broker slower than the stream: libmosquitto would queue samples without
+                goto next; /* telemetry is "latest wins": nothing is queued while offline */
+        agent__status_refresh(a);
+        /* ...nor behind a broker slower than the stream: libmosquitto would queue documents without
          * bound and metering would fall behind them. This one is skipped. */
         if (link_backlogged(a->link)) {
-                a->telemetry_skipped++;
-                return;
+                a->telemetry_skipped += due;
+                goto next;
         }
         agent__self_cost(a, &self);
-        doc = tele_telemetry_json_ex(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, &self);
+        publish_gauges(a, &self);
+        if (!due)
+                return;
+        doc = tele_agg_json(&a->agg, a->cfg, &a->sampler, a->telemetry_seq, &self);
         if (doc && link_publish(a->link, a->topic_telemetry, doc, strlen(doc), 0, false) >= 0)
                 a->telemetry_published++;
-        if (doc && a->cfg->sampling_gauges_every && a->telemetry_seq % a->cfg->sampling_gauges_every == 0)
-                (void)gauges_publish(a->cfg, doc, a->sessions ? sessions_slots(a->sessions) : NULL,
-                                     publish_gauge, a);
+next:
+        if (due)
+                tele_agg_next(&a->agg);
 }
 
 static int on_sample(sd_event_source *s, uint64_t usec, void *ud) {
@@ -226,7 +245,8 @@ static void check_certificate(struct agent *a) {
 }
 
 int agent__start_link(struct agent *a) {
-        _cleanup_free_ char *will = tele_status_json(a->cfg, NULL, false, "connection lost", 0);
+        _cleanup_free_ char *will =
+                tele_status_json(a->cfg, NULL, NULL, NULL, NULL, false, "connection lost", 0);
         struct link_options o = {
                 .host = a->cfg->mqtt.host,
                 .port = a->cfg->mqtt.port,
@@ -280,7 +300,7 @@ void agent__stop_link(struct agent *a, const char *reason) {
 
         if (!a->link)
                 return;
-        off = tele_status_json(a->cfg, NULL, false, reason, plat_now_real_usec());
+        off = tele_status_json(a->cfg, NULL, NULL, NULL, NULL, false, reason, plat_now_real_usec());
         meter_set_link(a->meter, NULL, NULL);
         link_stop(a->link, a->topic_status, off);
         link_free(a->link);
@@ -503,6 +523,8 @@ int agent_run(const struct agent_options *o) {
         plat_self_done(&a.self);
         usage_done(&a.usage);
         watch_done(&a.watch);
+        tele_agg_done(&a.agg);
+        free(a.status_facts);
         for (size_t i = 0; i < a.n_pending_events; i++)
                 free(a.pending_events[i]);
         if (a.root_fd >= 0)

@@ -9,6 +9,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "selfstat.h"
+#include "tele_agg.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -70,7 +71,9 @@ struct agent {
         struct tele_ticks ticks; /* the sampling tick's own duration */
         struct plat_self self;   /* the agent's own CPU/RSS, /proc/self/status kept open */
         bool self_unreadable;    /* said once: the agent's own CPU/RSS cannot be read */
-        uint64_t telemetry_seq, telemetry_published, telemetry_skipped;
+        uint64_t telemetry_seq, telemetry_published, telemetry_skipped; /* seq counts samples */
+        struct tele_agg agg; /* the telemetry interval's samples */
+        char *status_facts;  /* the online status last published, without its ts (owned) */
         uint64_t started_real_usec, started_mono_usec;
         enum link_state announced;
         char topic_status[TOPIC_MAX], topic_telemetry[TOPIC_MAX], topic_events[TOPIC_MAX];
@@ -96,6 +99,7 @@ void agent__on_committed(bool ok, const char *msg, void *ud);
 /* agent_status.c: the status document, on the socket and the retained status topic. */
 void agent__announce(struct agent *a, bool force);
 void agent__publish_status(struct agent *a);
+void agent__status_refresh(struct agent *a);
 cJSON *agent__status_json(struct agent *a);
 
 /* agent_hooks.c: the session service's hooks (userdata: the agent) and the meter. */

@@ -20,8 +20,9 @@ void agent__announce(struct agent *a, bool force) {
         a->announced = st;
         /* The broker of the current attempt: with mqtt.brokers it changes on failover. */
         if (st == LINK_CONNECTED)
-                sd_notifyf(false, "STATUS=Connected to %s; telemetry every %u ms", link_broker(a->link),
-                           a->cfg->sampling_interval_ms);
+                sd_notifyf(false, "STATUS=Connected to %s; sampling every %u ms, telemetry every %u ms",
+                           link_broker(a->link), a->cfg->sampling_interval_ms,
+                           a->cfg->telemetry_interval_ms);
         else if (st == LINK_BACKOFF)
                 sd_notifyf(false, "STATUS=No broker reachable (last: %s); sampling goes on, retrying",
                            link_last_error(a->link));
@@ -29,8 +30,13 @@ void agent__announce(struct agent *a, bool force) {
                 sd_notifyf(false, "STATUS=Connecting to %s", link_broker(a->link));
 }
 
+static char *status_doc(struct agent *a, uint64_t real_usec) {
+        return tele_status_json(a->cfg, &a->platform, &a->sampler, &a->usage, &a->watch, true, NULL,
+                                real_usec);
+}
+
 void agent__publish_status(struct agent *a) {
-        _cleanup_free_ char *doc = tele_status_json(a->cfg, &a->platform, true, NULL, plat_now_real_usec());
+        _cleanup_free_ char *doc = status_doc(a, plat_now_real_usec());
         int r;
 
         if (!doc)
@@ -38,6 +44,19 @@ void agent__publish_status(struct agent *a) {
         r = link_publish(a->link, a->topic_status, doc, strlen(doc), 1, true);
         if (r < 0 && r != -ENOTCONN)
                 log_warn("cannot publish status on %s: %s", a->topic_status, strerror(-r));
+        if (r >= 0) {
+                free(a->status_facts);
+                a->status_facts = status_doc(a, 0);
+        }
+}
+
+/* The status holds the facts telemetry leaves out (interfaces, GPUs, cgroup limits, verdicts): it is
+ * published again when one changed, and only then. */
+void agent__status_refresh(struct agent *a) {
+        _cleanup_free_ char *facts = status_doc(a, 0);
+
+        if (facts && (!a->status_facts || strcmp(facts, a->status_facts) != 0))
+                agent__publish_status(a);
 }
 
 cJSON *agent__status_json(struct agent *a) {
@@ -74,6 +93,7 @@ cJSON *agent__status_json(struct agent *a) {
         }
         m = cJSON_AddObjectToObject(o, "sampling");
         cJSON_AddNumberToObject(m, "interval_ms", a->cfg->sampling_interval_ms);
+        cJSON_AddNumberToObject(m, "telemetry_interval_ms", a->cfg->telemetry_interval_ms);
         cJSON_AddNumberToObject(m, "ticks", (double)a->sampler.tick);
         cJSON_AddNumberToObject(m, "telemetry_published", (double)a->telemetry_published);
         cJSON_AddNumberToObject(m, "telemetry_skipped", (double)a->telemetry_skipped);

@@ -6,28 +6,32 @@
 #include "jsonw.h"
 #include "usage.h"
 
+#include <stdbool.h>
 #include <string.h>
 
-static void write_figures(struct jsonw *j, int32_t pid, const char *kind_key, const char *kind,
-                          uint32_t width, uint32_t height, uint32_t avg_fps, uint32_t avg_latency_us) {
+/* One stream: what it is, and with figures its FPS and latency as the driver averages them. */
+static void write_stream(struct jsonw *j, bool figures, int32_t pid, const char *kind_key, const char *kind,
+                         uint32_t width, uint32_t height, uint32_t avg_fps, uint32_t avg_latency_us) {
         jsonw_object(j, NULL);
         jsonw_number(j, "pid", pid);
         jsonw_string(j, kind_key, kind);
         jsonw_number(j, "width", width);
         jsonw_number(j, "height", height);
-        jsonw_number(j, "avg_fps", avg_fps);
-        jsonw_number(j, "avg_latency_us", avg_latency_us);
+        if (figures) {
+                jsonw_number(j, "avg_fps", avg_fps);
+                jsonw_number(j, "avg_latency_us", avg_latency_us);
+        }
         jsonw_end(j);
 }
 
-void streams_write(struct jsonw *j, const struct usage_slot *us) {
+void streams_write(struct jsonw *j, const struct usage_slot *us, bool figures) {
         if (us->has_enc) {
                 jsonw_array(j, "encoder_sessions");
                 for (size_t k = 0; k < us->n_enc; k++) {
                         const struct hal_gpu_enc_session *e = &us->enc[k];
 
-                        write_figures(j, e->pid, "codec", e->codec, e->width, e->height, e->avg_fps,
-                                      e->avg_latency_us);
+                        write_stream(j, figures, e->pid, "codec", e->codec, e->width, e->height, e->avg_fps,
+                                     e->avg_latency_us);
                 }
                 jsonw_end(j);
         }
@@ -36,8 +40,8 @@ void streams_write(struct jsonw *j, const struct usage_slot *us) {
                 for (size_t k = 0; k < us->n_fbc; k++) {
                         const struct hal_gpu_fbc_session *f = &us->fbc[k];
 
-                        write_figures(j, f->pid, "type", f->type, f->width, f->height, f->avg_fps,
-                                      f->avg_latency_us);
+                        write_stream(j, figures, f->pid, "type", f->type, f->width, f->height, f->avg_fps,
+                                     f->avg_latency_us);
                 }
                 jsonw_end(j);
         }
@@ -50,7 +54,7 @@ static void add_to_entry(cJSON *e, const struct usage_slot *us) {
 
         jsonw_init(&j, true);
         jsonw_object(&j, NULL);
-        streams_write(&j, us);
+        streams_write(&j, us, true);
         jsonw_end(&j);
         tree = jsonw_take_tree(&j);
         while (tree && (m = tree->child)) {

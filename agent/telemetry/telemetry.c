@@ -9,6 +9,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "streams.h"
+#include "telemetry_internal.h"
 #include "usage.h"
 #include "watch.h"
 
@@ -28,10 +29,11 @@ int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len) {
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static void add_header(struct jsonw *j, const char *type, const struct cfg *c, uint64_t real_usec) {
+void tele__header(struct jsonw *j, unsigned version, const char *type, const struct cfg *c,
+                  uint64_t real_usec) {
         char ts[32];
 
-        jsonw_number(j, "v", TELE_WIRE_VERSION);
+        jsonw_number(j, "v", version);
         jsonw_string(j, "type", type);
         if (c) {
                 jsonw_string(j, "node", c->node_id);
@@ -48,32 +50,126 @@ static void add_platform(struct jsonw *j, const struct hal_platform *p) {
         jsonw_end(j);
 }
 
-char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
+static void add_fp32(struct jsonw *j, const struct hal_gpu_sample *g, unsigned index, const struct cfg *c);
+
+/* Which GPU it is: in the status's facts and in the one-sample document. */
+static void add_gpu_identity(struct jsonw *j, const struct hal_gpu_sample *g) {
+        jsonw_string(j, "backend", g->backend ? g->backend : "?");
+        jsonw_string(j, "name", g->name);
+        if (g->uuid[0])
+                jsonw_string(j, "uuid", g->uuid);
+        if (g->pci_bus_id[0])
+                jsonw_string(j, "pci_bus_id", g->pci_bus_id);
+        if (g->shared_memory)
+                jsonw_bool(j, "shared_memory", true);
+}
+
+/* Facts of a GPU: what it is, not what it does (that is telemetry). */
+static void add_gpu_facts(struct jsonw *j, const struct hal_gpu_sample *g, unsigned index,
+                          const struct cfg *c) {
+        jsonw_object(j, NULL);
+        jsonw_number(j, "index", index);
+        add_gpu_identity(j, g);
+        if (g->present & HAL_GPU_VRAM)
+                jsonw_u64(j, "vram_total_bytes", g->vram_total_bytes);
+        if (g->present & HAL_GPU_VRAM_RESERVED)
+                jsonw_u64(j, "vram_reserved_bytes", g->vram_reserved_bytes);
+        if (g->present & HAL_GPU_CLOCK_MAX)
+                jsonw_number(j, "clock_max_mhz", g->clock_max_mhz);
+        add_fp32(j, g, index, c);
+        gpujson_sharing(j, g, GPUJSON_FACTS);
+        jsonw_end(j);
+}
+
+/* The host's facts as measured (s not NULL): cores, memory, interfaces, GPUs. */
+static void add_host_facts(struct jsonw *j, const struct cfg *c, const struct sampler *s) {
+        const struct host_sample *h = &s->cur;
+
+        jsonw_object(j, "host");
+        if (h->has_cpu)
+                jsonw_number(j, "cores", h->cpu.cores);
+        if (h->has_mem) {
+                jsonw_u64(j, "memory_total_bytes", h->mem.total_bytes);
+                if (h->mem.available_estimated)
+                        jsonw_bool(j, "memory_available_estimated", true);
+        }
+        jsonw_end(j);
+        if (h->has_net) {
+                jsonw_array(j, "interfaces");
+                for (size_t i = 0; i < h->net.n; i++)
+                        jsonw_string(j, NULL, h->net.ifaces[i].name);
+                jsonw_end(j);
+        }
+        jsonw_array(j, "gpus");
+        for (unsigned i = 0; i < h->n_gpus; i++)
+                add_gpu_facts(j, &h->gpus[i], i, c);
+        jsonw_end(j);
+}
+
+/* A slot's facts: its config; whether its cgroup and interface are there (a session's come and go
+ * with it), the cgroup's limits, its NVENC streams; the plan's verdict. */
+static void add_slot_facts(struct jsonw *j, const struct cfg *c, size_t i, const struct sampler *s,
+                           const struct usage *u, const struct watch *w) {
+        const struct cfg_slot *sl = &c->slots[i];
+        const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
+        const struct hal_net_iface *ni;
+
+        jsonw_object(j, NULL);
+        jsonw_string(j, "id", sl->id);
+        jsonw_string(j, "scale", sl->scale);
+        jsonw_string(j, "cgroup", sl->cgroup);
+        jsonw_string(j, "iface", sl->iface);
+        if (sl->gpu >= 0)
+                jsonw_number(j, "gpu", sl->gpu);
+        if (us && sl->gpu >= 0)
+                jsonw_bool(j, "gpu_shared", us->gpu_shared);
+        if (us && us->has_cg && (us->cg.present & HAL_CG_CPU_MAX))
+                jsonw_fixed(j, "cpu_quota_cores", us->cg.cpu_quota_cores, 2);
+        if (us && us->has_cg && (us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX)
+                jsonw_u64(j, "memory_max_bytes", us->cg.mem_max_bytes);
+        if (us && us->cg_state) {
+                jsonw_string(j, "cgroup_state", us->cg_state);
+                if (!us->has_cg && us->cg_error[0])
+                        jsonw_string(j, "cgroup_error", us->cg_error);
+        }
+        if (sl->iface && s && s->cur.has_net)
+                jsonw_bool(j, "iface_found", sampler_iface_rate(s, sl->iface, &ni) != NULL);
+        if (us)
+                streams_write(j, us, false);
+        if (w && w->planned && i < w->n) {
+                jsonw_bool(j, "conformant", w->slots[i].verdict.meets);
+                if (!w->slots[i].verdict.meets)
+                        jsonw_string(j, "nonconformant", w->slots[i].verdict.reason);
+        }
+        jsonw_end(j);
+}
+
+static void add_scale(struct jsonw *j, const char *key, const struct spec_scale *sc);
+
+char *tele_status_json(const struct cfg *c, const struct hal_platform *p, const struct sampler *s,
+                       const struct usage *u, const struct watch *w, bool online, const char *reason,
                        uint64_t real_usec) {
         struct jsonw j;
 
         jsonw_init(&j, false);
         jsonw_object(&j, NULL);
-        add_header(&j, "status", c, real_usec);
+        tele__header(&j, TELE_WIRE_VERSION, "status", c, real_usec);
         jsonw_string(&j, "state", online ? "online" : "offline");
         jsonw_string(&j, "reason", reason);
         jsonw_string(&j, "version", RA_VERSION);
         if (online) {
                 add_platform(&j, p);
                 jsonw_number(&j, "sampling_interval_ms", c->sampling_interval_ms);
+                jsonw_number(&j, "telemetry_interval_ms", c->telemetry_interval_ms);
+                if (s)
+                        add_host_facts(&j, c, s);
                 jsonw_array(&j, "slots");
-                for (size_t i = 0; i < c->n_slots; i++) {
-                        const struct cfg_slot *s = &c->slots[i];
-
-                        jsonw_object(&j, NULL);
-                        jsonw_string(&j, "id", s->id);
-                        jsonw_string(&j, "scale", s->scale);
-                        jsonw_string(&j, "cgroup", s->cgroup);
-                        jsonw_string(&j, "iface", s->iface);
-                        if (s->gpu >= 0)
-                                jsonw_number(&j, "gpu", s->gpu);
-                        jsonw_end(&j);
-                }
+                for (size_t i = 0; i < c->n_slots; i++)
+                        add_slot_facts(&j, c, i, s, u, w);
+                jsonw_end(&j);
+                jsonw_array(&j, "catalog");
+                for (size_t i = 0; i < c->n_scales; i++)
+                        add_scale(&j, NULL, &c->scales[i]);
                 jsonw_end(&j);
         }
         jsonw_end(&j);
@@ -120,14 +216,7 @@ static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index
         jsonw_u64(j, "age_ms", h->gpu_age_usec / USEC_PER_MSEC);
         if (h->gpus_stale)
                 jsonw_bool(j, "stale", true);
-        jsonw_string(j, "backend", g->backend ? g->backend : "?");
-        jsonw_string(j, "name", g->name);
-        if (g->uuid[0])
-                jsonw_string(j, "uuid", g->uuid);
-        if (g->pci_bus_id[0])
-                jsonw_string(j, "pci_bus_id", g->pci_bus_id);
-        if (g->shared_memory)
-                jsonw_bool(j, "shared_memory", true);
+        add_gpu_identity(j, g);
         if (g->present & HAL_GPU_UTIL)
                 jsonw_fixed(j, "util_pct", g->util_pct, 1);
         if (g->present & HAL_GPU_MEM_UTIL)
@@ -158,7 +247,7 @@ static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index
                 if (with_procs)
                         gpujson_procs(j, g->procs, g->n_procs);
         }
-        gpujson_sharing(j, g, with_procs);
+        gpujson_sharing(j, g, with_procs ? GPUJSON_PROCESSES : GPUJSON_FIGURES);
         if (g->error < 0)
                 jsonw_string(j, "error", g->error_msg);
         jsonw_end(j);
@@ -223,7 +312,7 @@ static void add_slot_gpu(struct jsonw *j, const struct cfg_slot *sl, const struc
                 if (g->present & HAL_GPU_VRAM)
                         jsonw_u64(j, "vram_used_bytes", g->vram_used_bytes);
         }
-        streams_write(j, us);
+        streams_write(j, us, true);
         jsonw_end(j);
 }
 
@@ -351,7 +440,7 @@ uint64_t tele_ticks_max(const struct tele_ticks *t, uint64_t now_usec) {
         return max;
 }
 
-static void add_self(struct jsonw *j, const char *key, const struct tele_self *self) {
+void tele__self(struct jsonw *j, const char *key, const struct tele_self *self) {
         jsonw_object(j, key);
         if (self->has_usage) {
                 jsonw_u64(j, "cpu_usec", self->usage.cpu_usec);
@@ -373,23 +462,18 @@ cJSON *tele_self_json(const struct tele_self *self) {
         struct jsonw j;
 
         jsonw_init(&j, true);
-        add_self(&j, NULL, self);
+        tele__self(&j, NULL, self);
         return jsonw_take_tree(&j);
 }
 
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
-                          const struct watch *w, uint64_t seq) {
-        return tele_telemetry_json_ex(c, s, u, w, seq, NULL);
-}
-
-char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
-                             const struct watch *w, uint64_t seq, const struct tele_self *self) {
+                          const struct watch *w, uint64_t seq, const struct tele_self *self) {
         const struct host_sample *h = &s->cur;
         struct jsonw j;
 
         jsonw_init(&j, false);
         jsonw_object(&j, NULL);
-        add_header(&j, "telemetry", c, h->real_usec);
+        tele__header(&j, TELE_WIRE_VERSION, "telemetry", c, h->real_usec);
         jsonw_u64(&j, "seq", seq);
         jsonw_number(&j, "interval_ms", c->sampling_interval_ms);
         if (h->has_cpu) {
@@ -424,7 +508,7 @@ char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const
         jsonw_end(&j);
         add_gpus(&j, h, c, false);
         if (self)
-                add_self(&j, "self", self);
+                tele__self(&j, "self", self);
         if (self && self->has_clock)
                 clocksync_jsonw(&j, "clock", &self->clock);
         jsonw_end(&j);
@@ -480,7 +564,7 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
 
 cJSON *tele_telemetry_reply(const struct cfg *c, const struct sampler *s, const struct usage *u,
                             const struct watch *w, uint64_t seq) {
-        _cleanup_free_ char *doc = tele_telemetry_json(c, s, u, w, seq);
+        _cleanup_free_ char *doc = tele_telemetry_json(c, s, u, w, seq, NULL);
         cJSON *res = cJSON_CreateObject();
 
         cJSON_AddItemToObject(res, "telemetry", doc ? cJSON_Parse(doc) : cJSON_CreateNull());

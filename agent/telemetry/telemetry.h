@@ -25,18 +25,20 @@ int tele_topic(const struct cfg *c, const char *leaf, char *buf, size_t len);
 
 /* Each returns a caller-freed NUL-terminated JSON string, or NULL when out of memory. */
 
-/* Retained status: state "online" (with platform and slots) or "offline" with a reason
- * ("will" for the broker-published last will, "stopped" on a clean shutdown). */
-char *tele_status_json(const struct cfg *c, const struct hal_platform *p, bool online, const char *reason,
+/* Retained status: state "online" (with platform, the slots and the catalog, and the facts that
+ * rarely change: the host's cores, memory, interfaces and GPUs from s, each slot's cgroup limits
+ * from u and verdict from w; s, u, w may be NULL) or "offline" with a reason ("connection lost"
+ * for the broker-published last will, "stopped" on a clean shutdown). real_usec 0: no "ts". */
+char *tele_status_json(const struct cfg *c, const struct hal_platform *p, const struct sampler *s,
+                       const struct usage *u, const struct watch *w, bool online, const char *reason,
                        uint64_t real_usec);
 
-/* One telemetry document for the current sample of `s`, the slots' usage `u` and, when w is not
- * NULL, each slot's scale, conformance and usage against its limits. */
+/* One sample as a document (v1: facts and figures of the current sample of `s`, the slots' usage
+ * `u` and, when w is not NULL, each slot's scale, conformance and usage against its limits; with
+ * self, the agent's own cost as "self", borrowed). The control socket's "telemetry" op and the
+ * gauges take it; what is published on `telemetry` is tele_agg_json(), the interval's aggregates. */
 char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const struct usage *u,
-                          const struct watch *w, uint64_t seq);
-/* The same with the agent's own cost as "self" (borrowed; NULL leaves it out). */
-char *tele_telemetry_json_ex(const struct cfg *c, const struct sampler *s, const struct usage *u,
-                             const struct watch *w, uint64_t seq, const struct tele_self *self);
+                          const struct watch *w, uint64_t seq, const struct tele_self *self);
 /* The control socket's "telemetry" reply: {"telemetry": the document above} (caller frees). */
 cJSON *tele_telemetry_reply(const struct cfg *c, const struct sampler *s, const struct usage *u,
                             const struct watch *w, uint64_t seq);

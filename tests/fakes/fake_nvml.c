@@ -15,6 +15,7 @@
  *   or "none"; session ids are 1, 2, ...
  *   fbcs: NvFBC capture sessions, PID:TYPE:WxH:FPS:LATENCY_US,... (TYPE unknown, tosys, cuda,
  *   vid, hwenc or a number), or "none"; session ids are 101, 102, ...
+ *   util=A/B/...: each utilisation call answers the next value, round the list (at most 16).
  *   vram_used is what processes allocated; the driver's reserve (vram_reserved, default 0) is
  *   inside v1's "used" and _v2's "used", and apart in _v2's "reserved", as nvml.h says.
  *   procs/gprocs: PID:BYTES,... (BYTES '-' for not available), "none", or gen:N (N processes,
@@ -142,6 +143,7 @@ typedef struct nvmlDevice_st {
         char name[96], uuid[96];
         unsigned domain, bus, dev, vendor, device;
         unsigned util, memutil, enc, dec, power_mw, temp, sm, sm_max;
+        unsigned util_seq[16], n_util_seq, util_calls;
         unsigned long long vram_total, vram_used, vram_reserved, throttle;
         struct fake_list procs, gprocs;
         unsigned n_encs, n_fbcs;
@@ -419,6 +421,20 @@ static void set_gpu_key(struct nvmlDevice_st *g, const char *key, const char *v)
                 g->have |= 1u << (c);      \
                 return;                    \
         }
+        if (strcmp(key, "util") == 0 && strchr(v, '/')) {
+                char *end;
+
+                g->n_util_seq = 0;
+                for (const char *p = v; *p; p = end + (*end == '/')) {
+                        if (g->n_util_seq == sizeof(g->util_seq) / sizeof(g->util_seq[0]))
+                                die("util: more than 16 values in '%s'", v);
+                        g->util_seq[g->n_util_seq++] = (unsigned)strtoul(p, &end, 10);
+                        if (end == p || (*end && *end != '/'))
+                                die("util: '%s' is not A/B/...", v);
+                }
+                g->have |= 1u << CALL_UTIL;
+                return;
+        }
         SET_UINT("util", util, CALL_UTIL);
         SET_UINT("memutil", memutil, CALL_UTIL);
         SET_UINT("enc", enc, CALL_ENCODER);
@@ -668,7 +684,10 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *
         nvmlReturn_t r = enter(dev, CALL_UTIL);
 
         if (r == NVML_SUCCESS)
-                *u = (nvmlUtilization_t){ dev->util, dev->memutil };
+                *u = (nvmlUtilization_t){ dev->n_util_seq
+                                                  ? dev->util_seq[dev->util_calls++ % dev->n_util_seq]
+                                                  : dev->util,
+                                          dev->memutil };
         return r;
 }
 

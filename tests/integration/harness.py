@@ -256,6 +256,29 @@ def nvml_expected(g, index, with_procs=False):
     return d
 
 
+def gauge(v, which="last"):
+    """A telemetry gauge's last, min, max or avg: a number when every sample of the interval had
+    it, else [last, min, max, avg] (docs/topics.md)."""
+    if isinstance(v, list):
+        return v[("last", "min", "max", "avg").index(which)]
+    return v
+
+
+# What a GPU is (the retained status's gpus[]) as against what it does (telemetry's gpus[]).
+GPU_FACT_KEYS = ("backend", "name", "uuid", "pci_bus_id", "shared_memory", "vram_total_bytes",
+                 "vram_reserved_bytes", "clock_max_mhz", "fp32_tflops", "fp32_source")
+
+
+def gpu_facts(g):
+    """The status's entry for the gpus[] entry g of nvml_expected (index and facts)."""
+    return {k: v for k, v in g.items() if k == "index" or k in GPU_FACT_KEYS}
+
+
+def gpu_figures(g):
+    """The telemetry entry (one sample per document) for the gpus[] entry g of nvml_expected."""
+    return {k: v for k, v in g.items() if k not in GPU_FACT_KEYS}
+
+
 _FP32 = None
 
 
@@ -877,14 +900,17 @@ class Env:
         return n
 
     def config(self, broker_port, name="agent.json", interval_ms=200, slots=None, ca=None, cert=None, key=None,
-               keepalive_s=30, extra=None):
-        """Writes an agent config; returns its path."""
+               keepalive_s=30, extra=None, telemetry_ms=None):
+        """Writes an agent config; returns its path. Telemetry is published every sample unless
+        telemetry_ms says otherwise (0: the agent's default, 10 s): most tests read it to see a
+        sample's figures."""
         pki = self.pki
         if slots is None:
             slots = default_slots()
         cfg = {
             "node": {"id": self.node, "region": self.region},
             "sampling": {"interval_ms": interval_ms},
+            "telemetry": {"interval_ms": interval_ms if telemetry_ms is None else telemetry_ms},
             "mqtt": {
                 "host": "localhost",
                 "port": broker_port,
@@ -900,6 +926,8 @@ class Env:
             "control": {"socket": self.path("agent.sock")},
             "slots": slots,
         }
+        if telemetry_ms == 0:
+            del cfg["telemetry"]
         if extra:
             cfg.update(extra)
         path = self.path(name)

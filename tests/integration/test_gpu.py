@@ -7,7 +7,7 @@ fake NVML's only and the platform class turns x86-gpu because of them, whatever 
 Expectations are computed from the script (harness.nvml_expected), never hard-coded twice.
 
   - two GPUs: every telemetry document carries exactly the scripted values, the retained status
-    says x86-gpu, NVML is initialised once, not per tick, and shut down at exit;
+    says x86-gpu and what each GPU is, NVML is initialised once, not per tick, and shut down at exit;
   - one GPU lost: it keeps its identity and an "error", has no metrics, the other GPU keeps all of
     its values, and the agent warns once, naming the GPU, not once per tick;
   - --probe --config: gpus[] with processes (pid, vram_bytes), and the slots' "gpu" member
@@ -95,6 +95,13 @@ def fbcs_expected(fbcs, pids=None):
     return encs_expected(fbcs, pids, kind="type")
 
 
+def encoder_expected(encs, kind="codec"):
+    """Telemetry's slots[].gpu.encoder (NvFBC: capture) for one sample a document: the slowest
+    stream's FPS and the worst latency."""
+    e = encs_expected(encs, kind=kind)
+    return {"fps": min(x["avg_fps"] for x in e), "latency_us": max(x["avg_latency_us"] for x in e)}
+
+
 METRIC_CALLS = ("util", "memory", "encoder", "decoder", "power", "temp", "clock", "maxclock", "throttle",
                 "procs", "gprocs")
 METRIC_KEYS = ("util_pct", "mem_util_pct", "enc_pct", "dec_pct", "vram_total_bytes", "vram_used_bytes",
@@ -159,17 +166,27 @@ class GpuTelemetry(harness.IntegrationTest):
         # The figures the table must give these two ids (NVIDIA's datasheet / AWS's A10 floor).
         self.assertEqual([e["fp32_tflops"] for e in expected], [31.2, 30.3])
         self.assertEqual(expected[0]["process_count"], 3)  # 4242 once, 4250, 4301
+        # What each GPU is, and that slot s1 has GPU 0 to itself, is in the retained status.
+        got = sub.wait_doc("/status", lambda d: len(d.get("gpus", [])) == 2, timeout=10)
+        self.assertIsNotNone(got, "no status with the GPUs\n" + sub.describe())
+        self.assertEqual(got[1]["gpus"], [harness.gpu_facts(e) for e in expected])
+        self.assertEqual((got[1]["slots"][1]["gpu"], got[1]["slots"][1]["gpu_shared"]), (0, False))
+        got = sub.wait_doc("/status", lambda d: "encoder_sessions" in d["slots"][1], timeout=10)
+        self.assertIsNotNone(got, "no status with slot s1's NVENC streams\n" + sub.describe())
+        self.assertEqual(got[1]["slots"][1]["encoder_sessions"],
+                         [{k: e[k] for k in ("pid", "codec", "width", "height")} for e in encs_expected(A10G["encs"])])
         t0 = time.monotonic()
         docs = self.telemetry(sub, 5, since=t0)
         for d in docs:
-            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS), expected)
+            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS), [harness.gpu_figures(e) for e in expected])
             # Slot s1 is configured with GPU 0 (harness.default_slots) and has it to itself.
             # ... and so every NVENC session of it: FPS and encode latency per stream.
-            self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "shared": False,
-                                                   "util_pct": expected[0]["util_pct"],
+            # (the streams themselves are in the status: pid, codec, size)
+            self.assertEqual(d["slots"][1]["gpu"], {"util_pct": expected[0]["util_pct"],
                                                    "vram_used_bytes": A10G["vram_used"],
-                                                   "encoder_sessions": encs_expected(A10G["encs"]),
-                                                   "fbc_sessions": fbcs_expected(A10G["fbcs"])}, d["slots"])
+                                                   "encoder": encoder_expected(A10G["encs"]),
+                                                   "capture": encoder_expected(A10G["fbcs"], kind="type")},
+                             d["slots"])
             self.assertNotIn("gpu", d["slots"][0])
         # Telemetry lists no processes, only their count (the probe lists them).
         self.assertNotIn("processes", docs[-1]["gpus"][0])
@@ -180,13 +197,19 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertEqual(agent.stop(), 0)
         self.assertEqual(len(self.nvml_calls("shutdown")), 1, harness.read_text(self.nvml_log))
 
-    def test_mig_devices_in_telemetry(self):
+    def test_mig_devices_in_status_and_their_figures_in_the_one_sample_document(self):
         a100 = {k: v for k, v in A10G.items() if k not in ("util", "memutil", "procs", "gprocs", "encs", "fbcs")}
         a100.update(name="NVIDIA A100-SXM4-40GB", device=0x20B0, migmode=1, mig_max=7)
         agent, sub = self.start([a100], extra_lines=MIG_LINES)
-        docs = self.telemetry(sub, 2, since=time.monotonic())
-        for d in docs:
-            self.assertEqual(d["gpus"][0]["mig"], {"enabled": True, "devices": mig_expected(with_procs=False)})
+        # What each MIG device is: in the retained status, beside the GPU it is part of.
+        got = sub.wait_doc("/status", lambda d: len(d.get("gpus", [])) == 1, timeout=10)
+        self.assertIsNotNone(got, "no status with the GPU\n" + sub.describe())
+        facts = [{k: v for k, v in d.items() if k not in ("vram_used_bytes", "process_count")}
+                 for d in mig_expected(with_procs=False)]
+        self.assertEqual(got[1]["gpus"][0]["mig"], {"enabled": True, "devices": facts})
+        # What each does: the one-sample document (render-agentctl telemetry) has every figure.
+        doc = harness.control_ask(self.env.path("agent.sock"), "telemetry")["telemetry"]
+        self.assertEqual(doc["gpus"][0]["mig"], {"enabled": True, "devices": mig_expected(with_procs=False)})
         self.assertEqual(agent.matches(GPU_WARN_RE), [])
         self.assertEqual(agent.stop(), 0)
 
@@ -199,17 +222,21 @@ class GpuTelemetry(harness.IntegrationTest):
         full = harness.nvml_expected(L4, 1)
         ident = {k: full[k] for k in ("index", "backend", "name", "uuid", "pci_bus_id", "fp32_tflops",
                                       "fp32_source")}
+        # The lost GPU keeps its identity (in the status: what a GPU is does not change when it is lost).
+        got = sub.wait_doc("/status", lambda d: len(d.get("gpus", [])) == 2, timeout=10)
+        self.assertIsNotNone(got, "no status with the GPUs\n" + sub.describe())
+        self.assertEqual(got[1]["gpus"], [harness.gpu_facts(good), ident])
         t0 = time.monotonic()
         docs = self.telemetry(sub, 10, since=t0)  # 2 s: ten ticks, each meeting the lost GPU again
         for d in docs:
-            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS)[0], good)
+            self.assertEqual(harness.gpus_fresh(d["gpus"], FRESH_MS)[0], harness.gpu_figures(good))
             g = harness.gpus_fresh(d["gpus"], FRESH_MS)[1]
-            self.assertEqual({k: v for k, v in g.items() if k != "error"}, ident, g)
+            self.assertEqual({k: v for k, v in g.items() if k != "error"}, {"index": 1}, g)
             for k in METRIC_KEYS:
                 self.assertNotIn(k, g)
             self.assertRegex(g.get("error", ""), r"^nvml\w+ on GPU 1 \(0000:00:1f\.0\): GPU is lost "
                                                  r"\(NVML error 15\)$")
-            self.assertEqual(d["slots"][1]["gpu"]["index"], 0)
+            self.assertIn("util_pct", d["slots"][1]["gpu"])
 
         warns = agent.matches(GPU_WARN_RE)
         about1 = [w for w in warns if re.search(r"GPU 1 \(NVIDIA L4\).*GPU is lost", w)]
@@ -244,7 +271,7 @@ class GpuTelemetry(harness.IntegrationTest):
         agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
         env = self.env
         meter = self.meter
-        c = Client(env.path("agent.sock"))
+        c = harness.ControlConn(env.path("agent.sock"))
         self.addCleanup(c.close)
         harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10, what="slot s0 admissible")
         sess = c.call("sessions")["sessions"][0]["session"]
@@ -318,7 +345,7 @@ class GpuTelemetry(harness.IntegrationTest):
         docs = self.telemetry(sub, 3, since=time.monotonic())
         for d in docs:
             self.assertEqual(d["gpus"], [])
-            self.assertEqual(d["slots"][1]["gpu"], {"index": 0, "error": "no such GPU on this host"})
+            self.assertEqual(d["slots"][1]["gpu"], {"error": "no such GPU on this host"})
         agent.wait_log(r"\b0 GPUs found")
         self.assertTrue(agent.alive())
         # hal/gpu_nvml.c: a library dlopen() cannot load means "no NVIDIA GPU here" (-ENODEV), which

@@ -28,7 +28,7 @@ class Notify(harness.IntegrationTest):
         st = notify.wait_key("STATUS", timeout=5)
         self.assertIsNotNone(st, "no STATUS=")
         self.assertRegex(st[0][1], r"^STATUS=Connecting to localhost:%d$" % broker.port)
-        connected = notify.wait_key("STATUS", "Connected to localhost:%d; telemetry every 500 ms" % broker.port,
+        connected = notify.wait_key("STATUS", "Connected to localhost:%d; sampling every 500 ms, telemetry every 500 ms" % broker.port,
                                     timeout=15)
         self.assertIsNotNone(connected, "no STATUS=Connected ...")
         # READY=1 comes once, with the first STATUS, not before the loop runs.

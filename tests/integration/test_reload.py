@@ -84,7 +84,9 @@ class Reload(harness.IntegrationTest):
                            since=t_hup, timeout=10)
         self.assertIsNotNone(got, "no status with 3 slots after the reload")
         self.assertEqual([s["id"] for s in got[1]["slots"]], ["s0", "s1", "s2"])
-        self.assertEqual(got[1]["slots"][2], {"id": "s2", "scale": "cpu-16"})
+        # As configured (the plan's verdict on it, measured, may follow in a later status).
+        self.assertEqual({k: got[1]["slots"][2][k] for k in ("id", "scale")}, {"id": "s2", "scale": "cpu-16"})
+        self.assertNotIn("cgroup", got[1]["slots"][2])
         self.assertEqual(agent.matches(r"connected to MQTT broker", start=mark), [], "reconnected needlessly")
         # Telemetry lists the new slot.
         t2 = time.monotonic()

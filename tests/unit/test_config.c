@@ -248,6 +248,44 @@ static void test_reconnect_window_and_redelivery_rate_default_and_are_checked(vo
                        ": metering.redeliver_per_s: must be 0..100000 (got -1)");
 }
 
+/* Telemetry aggregates whole samples: 10 s by default (rounded up to a multiple of the sampling
+ * interval when not given), a given one must be a multiple of it. */
+static void test_telemetry_interval_defaults_and_must_be_a_multiple_of_sampling(void **state) {
+        struct cfg_problems p;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_int_equal(parse("{" NODE_OK ",\"mqtt\":{\"host\":\"h\"," TLS_OK "}}", &c, &p), 0);
+        assert_int_equal(c->telemetry_interval_ms, 10000);
+        cfg_free(c);
+        assert_int_equal(parse("{" NODE_OK
+                               ",\"sampling\":{\"interval_ms\":3000},\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                               &c, &p),
+                         0);
+        assert_int_equal(c->telemetry_interval_ms, 12000);
+        cfg_free(c);
+        assert_int_equal(parse("{" NODE_OK
+                               ",\"telemetry\":{\"interval_ms\":1000},\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                               &c, &p),
+                         0);
+        assert_int_equal(c->telemetry_interval_ms, 1000);
+        cfg_free(c);
+        expect_problem("{" NODE_OK ",\"telemetry\":{\"interval_ms\":1500},\"mqtt\":{\"host\":\"h\"," TLS_OK
+                       "}}",
+                       ": telemetry.interval_ms: 1500 is not a multiple of sampling.interval_ms (1000): a "
+                       "telemetry document aggregates whole samples; use 1000 or 2000");
+        expect_problem(
+                "{" NODE_OK ",\"sampling\":{\"interval_ms\":2000},\"telemetry\":{\"interval_ms\":1000},"
+                "\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                ": telemetry.interval_ms: 1000 is shorter than sampling.interval_ms (2000): a telemetry "
+                "document aggregates whole samples; use 2000 or a multiple of it");
+        expect_problem("{" NODE_OK
+                       ",\"telemetry\":{\"interval_ms\":3600001},\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                       ": telemetry.interval_ms: must be 100..3600000 (got 3600001)");
+        expect_problem("{" NODE_OK ",\"telemetry\":{\"every\":2},\"mqtt\":{\"host\":\"h\"," TLS_OK "}}",
+                       ": telemetry.every: unknown key");
+}
+
 static void test_every_problem_is_reported_not_just_the_first(void **state) {
         struct cfg_problems p;
         struct cfg *c = NULL;
@@ -1039,6 +1077,7 @@ int main(void) {
                 cmocka_unit_test(test_unknown_and_duplicate_keys_are_errors),
                 cmocka_unit_test(test_missing_certificate_file_is_named),
                 cmocka_unit_test(test_reconnect_window_and_redelivery_rate_default_and_are_checked),
+                cmocka_unit_test(test_telemetry_interval_defaults_and_must_be_a_multiple_of_sampling),
                 cmocka_unit_test(test_every_problem_is_reported_not_just_the_first),
                 cmocka_unit_test(test_slot_problems_name_the_slot),
                 cmocka_unit_test(test_a_slot_may_be_bound_to_a_project),

@@ -49,7 +49,7 @@ static void test_topics_follow_prefix_region_node(void **state) {
 static void test_status_online_lists_platform_and_slots(void **state) {
         struct cfg *c = load_cfg();
         struct hal_platform p = { .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
-        char *s = tele_status_json(c, &p, true, NULL, 1795518420123000ULL);
+        char *s = tele_status_json(c, &p, NULL, NULL, NULL, true, NULL, 1795518420123000ULL);
         cJSON *j = cJSON_Parse(s), *slots;
 
         (void)state;
@@ -71,7 +71,7 @@ static void test_status_online_lists_platform_and_slots(void **state) {
 
 static void test_status_offline_is_short_and_says_why(void **state) {
         struct cfg *c = load_cfg();
-        char *s = tele_status_json(c, NULL, false, "connection lost", 0);
+        char *s = tele_status_json(c, NULL, NULL, NULL, NULL, false, "connection lost", 0);
 
         (void)state;
         assert_string_equal(
@@ -120,7 +120,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         sampler_tick(&s);
         assert_int_equal(usage_init(&u, fd, c), 0);
         usage_tick(&u, c, &s, s.cur.mono_usec);
-        doc = tele_telemetry_json(c, &s, &u, NULL, 42);
+        doc = tele_telemetry_json(c, &s, &u, NULL, 42, NULL);
         j = cJSON_Parse(doc);
         assert_non_null(j);
         assert_int_equal(cJSON_GetObjectItem(j, "seq")->valueint, 42);
@@ -247,14 +247,14 @@ static void test_telemetry_self_has_the_given_parts_only(void **state) {
         char *doc;
 
         (void)state;
-        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 1, &self);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 1, &self);
         assert_non_null(strstr(doc, "\"self\":{\"cpu_usec\":1234567,\"rss_bytes\":3145728,"
                                     "\"peak_rss_bytes\":18446744073709551615,\"spool_records\":7,"
                                     "\"spool_bytes\":4096}"));
         free(doc);
         /* A tick but nothing read: the figures are absent, never 0. */
         self = (struct tele_self){ .has_tick = true, .tick_usec = 140, .tick_max_usec = 900 };
-        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 2, &self);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 2, &self);
         j = cJSON_Parse(doc);
         o = cJSON_GetObjectItem(j, "self");
         assert_int_equal(cJSON_GetObjectItem(o, "tick_usec")->valueint, 140);
@@ -263,7 +263,7 @@ static void test_telemetry_self_has_the_given_parts_only(void **state) {
         assert_null(cJSON_GetObjectItem(o, "spool_records"));
         cJSON_Delete(j);
         free(doc);
-        doc = tele_telemetry_json(c, &s, NULL, NULL, 3);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 3, NULL);
         assert_null(strstr(doc, "\"self\""));
         free(doc);
         cfg_free(c);
@@ -281,12 +281,12 @@ static void test_telemetry_clock_is_present_only_when_read(void **state) {
         char *doc;
 
         (void)state;
-        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 1, &self);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 1, &self);
         assert_non_null(strstr(doc, "\"clock\":{\"synced\":false,\"state\":\"TIME_ERROR\","
                                     "\"est_error_us\":1600000,\"max_error_us\":16000000}"));
         free(doc);
         self.has_clock = false;
-        doc = tele_telemetry_json_ex(c, &s, NULL, NULL, 2, &self);
+        doc = tele_telemetry_json(c, &s, NULL, NULL, 2, &self);
         assert_null(strstr(doc, "\"clock\""));
         free(doc);
         cfg_free(c);
@@ -511,14 +511,28 @@ static void rich_init(struct rich *r) {
         "],\"slots\":[" RICH_SLOT0 "}," RICH_SLOT1 "}," RICH_SLOT2                                \
         "}],\"errors\":[\"/proc/meminfo: \\\"MemAvailable\\\" missing\"]}"
 
-#define RICH_STATUS                                                                             \
-        "{\"v\":1,\"type\":\"status\",\"node\":\"n1\",\"region\":\"eu\","                       \
-        "\"ts\":\"2026-11-24T11:07:00.123Z\",\"state\":\"online\",\"version\":\"" RA_VERSION    \
-        "\",\"platform\":" RICH_PLATFORM                                                        \
-        ",\"sampling_interval_ms\":1000,\"slots\":[{\"id\":\"s0\",\"scale\":\"XL\","            \
-        "\"cgroup\":\"render.slice/s0.scope\",\"iface\":\"veth-s0\",\"gpu\":0},{\"id\":\"s1\"," \
-        "\"scale\":\"cpu-4\",\"cgroup\":\"render.slice/s1.scope\",\"iface\":\"gone0\"},"        \
-        "{\"id\":\"s2\",\"scale\":\"M\",\"iface\":\"eth0\",\"gpu\":1}]}"
+/* The status holds the facts: the host's, each GPU's identity, each slot's config, cgroup limits and
+ * verdict, and the catalog. */
+#define RICH_STATUS                                                                                   \
+        "{\"v\":1,\"type\":\"status\",\"node\":\"n1\",\"region\":\"eu\","                             \
+        "\"ts\":\"2026-11-24T11:07:00.123Z\",\"state\":\"online\",\"version\":\"" RA_VERSION          \
+        "\",\"platform\":" RICH_PLATFORM ",\"sampling_interval_ms\":1000,"                            \
+        "\"telemetry_interval_ms\":10000,\"host\":{\"cores\":8,\"memory_total_bytes\":16000000000},"  \
+        "\"interfaces\":[\"veth-s0\",\"eth0\"],\"gpus\":[{\"index\":0,\"backend\":\"nvml\","          \
+        "\"name\":\"NVIDIA A10G\",\"uuid\":\"GPU-1\",\"pci_bus_id\":\"0000:01:00.0\","                \
+        "\"vram_total_bytes\":24000000000,\"clock_max_mhz\":1710,\"fp32_tflops\":31.2,"               \
+        "\"fp32_source\":\"table\"},{\"index\":1,\"backend\":\"amdgpu\",\"name\":\"Mystery "          \
+        "\\\"GPU\\\"\\t1\",\"shared_memory\":true,\"fp32_tflops\":12.5,\"fp32_source\":\"config\"}]," \
+        "\"slots\":[{\"id\":\"s0\",\"scale\":\"XL\",\"cgroup\":\"render.slice/s0.scope\","            \
+        "\"iface\":\"veth-s0\",\"gpu\":0,\"gpu_shared\":false,\"cpu_quota_cores\":4.00,"              \
+        "\"memory_max_bytes\":8589934592,\"cgroup_state\":\"ok\",\"iface_found\":true,"               \
+        "\"conformant\":true},{\"id\":\"s1\",\"scale\":\"cpu-4\","                                    \
+        "\"cgroup\":\"render.slice/s1.scope\",\"iface\":\"gone0\",\"cgroup_state\":\"error\","        \
+        "\"cgroup_error\":\"cannot read cpu.stat: \\\"x\\\"\",\"iface_found\":false,"                 \
+        "\"conformant\":false,\"nonconformant\":\"vcpu: needs 1, 0 left\"},{\"id\":\"s2\","           \
+        "\"scale\":\"M\",\"iface\":\"eth0\",\"gpu\":1,\"gpu_shared\":true,\"iface_found\":true,"      \
+        "\"conformant\":true}],\"catalog\":[" RICH_SCALE_S "," RICH_SCALE_M "," RICH_SCALE_L          \
+        "," RICH_SCALE_CPU4 "," RICH_SCALE_CPU8 "," RICH_SCALE_CPU16 "," RICH_SCALE_XL "]}"
 
 #define RICH_SPEC                                                                                      \
         "{\"catalog\":[" RICH_SCALE_S "," RICH_SCALE_M "," RICH_SCALE_L "," RICH_SCALE_CPU4            \
@@ -534,7 +548,7 @@ static void test_telemetry_document_is_byte_exact(void **state) {
 
         (void)state;
         rich_init(&r);
-        doc = tele_telemetry_json_ex(r.c, &r.s, &r.u, &r.w, 7, &r.self);
+        doc = tele_telemetry_json(r.c, &r.s, &r.u, &r.w, 7, &r.self);
         assert_string_equal(doc, RICH_TELEMETRY);
         free(doc);
         cfg_free(r.c);
@@ -550,7 +564,7 @@ static void test_probe_and_status_documents_are_byte_exact(void **state) {
         doc = tele_probe_json(&r.platform, &r.s.cur, r.c, &r.s, &r.u, errs, 1);
         assert_string_equal(doc, RICH_PROBE);
         free(doc);
-        doc = tele_status_json(r.c, &r.platform, true, NULL, r.s.cur.real_usec);
+        doc = tele_status_json(r.c, &r.platform, &r.s, &r.u, &r.w, true, NULL, r.s.cur.real_usec);
         assert_string_equal(doc, RICH_STATUS);
         free(doc);
         cfg_free(r.c);

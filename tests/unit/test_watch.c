@@ -162,7 +162,7 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         assert_string_equal(seen.last,
                             "{\"slot\":\"s1\",\"scale\":\"cpu-16\",\"reason\":\"vcpu: needs 16, 4 left of 8 "
                             "(short by 12)\"}");
-        doc = tele_telemetry_json(c, &s, &u, &w, 1);
+        doc = tele_telemetry_json(c, &s, &u, &w, 1, NULL);
         j = cJSON_Parse(doc);
         slots = cJSON_GetObjectItem(j, "slots");
         assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(slots, 0), "conformant")));
