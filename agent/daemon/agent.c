@@ -467,7 +467,8 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 struct sessions_hooks h = agent__session_hooks;
 
                 h.userdata = a;
-                r = sessions_new(a->event, a->cfg, a->root_fd, &h, &a->sessions, warning, why, sizeof(why));
+                r = sessions_new(a->event, a->cfg, &a->slots, a->root_fd, &h, &a->sessions, warning, why,
+                                 sizeof(why));
                 if (r < 0) {
                         log_err("cannot start sessions: %s", why);
                         return r;
@@ -525,6 +526,7 @@ int agent_run(const struct agent_options *o) {
         watch_done(&a.watch);
         tele_agg_done(&a.agg);
         free(a.status_facts);
+        slot_table_done(&a.slots);
         for (size_t i = 0; i < a.n_pending_events; i++)
                 free(a.pending_events[i]);
         if (a.root_fd >= 0)

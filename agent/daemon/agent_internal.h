@@ -10,6 +10,7 @@
 #include "sampler.h"
 #include "selfstat.h"
 #include "tele_agg.h"
+#include "slot.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -50,7 +51,8 @@ struct agent {
         struct cfg *cfg;
         int root_fd;
         struct hal_platform platform;
-        struct sampler sampler; /* owns the GPU worker */
+        struct slot_table slots; /* each slot's runtime state, following a->cfg's slots by id */
+        struct sampler sampler;  /* owns the GPU worker */
         struct usage usage;
         struct watch watch;
         char *pending_events[EVENTS_PENDING_MAX]; /* events made while offline, oldest first */

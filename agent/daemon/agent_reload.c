@@ -54,9 +54,11 @@ static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size
                                -EBUSY;
                 sessions_free(a->sessions);
                 a->sessions = NULL;
+                /* Every slot goes (none holds a session): nothing to allocate, nothing can fail. */
+                (void)slot_table_sync(&a->slots, n);
                 return 0;
         }
-        r = sessions_new(a->event, n, a->root_fd, &h, &a->sessions, warning, why, len);
+        r = sessions_new(a->event, n, &a->slots, a->root_fd, &h, &a->sessions, warning, why, len);
         if (r >= 0 && warning[0])
                 log_err("%s", warning);
         return r;

@@ -3,6 +3,7 @@
 
 #include "cleanup.h"
 #include "jsonnum.h"
+#include "slot.h"
 #include "strutil.h"
 
 #include <cjson/cJSON.h>
@@ -60,20 +61,21 @@ static cJSON *slot_json(const struct slot_bytes *b, const char *id) {
         return o;
 }
 
-char *counters_json(const struct slot_bytes *b, const struct slots *slots) {
+char *counters_json(const struct slot_table *t, const struct slots *slots) {
         cJSON *root = cJSON_CreateObject(), *arr;
         char *text = NULL;
         bool ok = root && cJSON_AddNumberToObject(root, "v", 1) &&
                   (arr = cJSON_AddArrayToObject(root, "slots"));
 
-        for (size_t i = 0; ok && i < slots_count(slots); i++) {
+        for (size_t i = 0; ok && i < slots_count(slots) && i < t->n; i++) {
+                const struct slot_bytes *b = &slot_at(t, i)->bytes;
                 struct slots_info info;
                 cJSON *o;
 
                 slots_get(slots, i, &info);
-                if (!holds_session(&info) || strcmp(b[i].session, info.session))
+                if (!holds_session(&info) || strcmp(b->session, info.session))
                         continue;
-                o = slot_json(&b[i], info.id);
+                o = slot_json(b, info.id);
                 ok = o && cJSON_AddItemToArray(arr, o);
                 if (o && !ok)
                         cJSON_Delete(o);
@@ -94,17 +96,19 @@ static size_t quoted_len(const char *s) {
         return n;
 }
 
-size_t counters_size(const struct slot_bytes *b, size_t n) {
+size_t counters_size(const struct slot_table *t) {
         /* {"v":1,"slots":[]}, then per slot its members with every number at 16 digits, and per
          * peer {"flow":"viewer","peer":..,"bytes":..,"announced":true,"left":true}. */
         size_t size = 20;
 
-        for (size_t i = 0; i < n; i++) {
-                if (!b[i].session[0])
+        for (size_t i = 0; i < t->n; i++) {
+                const struct slot_bytes *b = &slot_at(t, i)->bytes;
+
+                if (!b->session[0])
                         continue;
                 size += 200 + SLOTS_ID_MAX * 2;
-                for (size_t k = 0; k < b[i].n; k++)
-                        size += 80 + quoted_len(b[i].peers[k].id);
+                for (size_t k = 0; k < b->n; k++)
+                        size += 80 + quoted_len(b->peers[k].id);
         }
         return size;
 }
@@ -213,16 +217,17 @@ static int parse_slot(const cJSON *o, size_t k, const struct slots *slots, struc
 }
 
 /* Every held session without counters of its own starts with a baseline. */
-static void baselines(struct slot_bytes *b, const struct slots *slots) {
-        for (size_t i = 0; i < slots_count(slots); i++) {
+static void baselines(struct slot_table *t, const struct slots *slots) {
+        for (size_t i = 0; i < slots_count(slots) && i < t->n; i++) {
+                struct slot_bytes *b = &slot_at(t, i)->bytes;
                 struct slots_info info;
 
                 slots_get(slots, i, &info);
-                memset(&b[i], 0, sizeof(b[i]));
+                memset(b, 0, sizeof(*b));
                 if (!holds_session(&info))
                         continue;
-                plat_strlcpy(b[i].session, info.session, sizeof(b[i].session));
-                b[i].baseline = true;
+                plat_strlcpy(b->session, info.session, sizeof(b->session));
+                b->baseline = true;
         }
 }
 
@@ -263,13 +268,13 @@ static int parse(struct slot_bytes *tmp, const struct slots *slots, const cJSON 
         return 0;
 }
 
-int counters_restore(struct slot_bytes *b, const struct slots *slots, const char *json, char *msg,
+int counters_restore(struct slot_table *t, const struct slots *slots, const char *json, char *msg,
                      size_t msg_len) {
         _cleanup_free_ struct slot_bytes *tmp = NULL;
         cJSON *root;
         int r;
 
-        baselines(b, slots);
+        baselines(t, slots);
         if (!json)
                 return 0;
         tmp = calloc(SLOTS_MAX, sizeof(*tmp));
@@ -284,6 +289,7 @@ int counters_restore(struct slot_bytes *b, const struct slots *slots, const char
         cJSON_Delete(root);
         if (r < 0)
                 return r;
-        memcpy(b, tmp, slots_count(slots) * sizeof(*b));
+        for (size_t i = 0; i < slots_count(slots) && i < t->n; i++)
+                slot_at(t, i)->bytes = tmp[i];
         return 0;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct slot_table;
+
 /* What the counters of all slots may take of slots.state (an upper bound of their JSON, see
  * counters_size): a report that would add a peer past it is refused. Room for about 300 peers. */
 #define COUNTERS_MAX_BYTES (48 * 1024)
@@ -40,24 +42,24 @@ struct slot_bytes {
         bool baseline;
 };
 
-/* The counters of each slot i whose b[i].session is the session the slot holds now, as the JSON
- * object of slots.state's "counters" member: {"v":1,"slots":[...]}. NULL when out of memory.
- * Caller frees. b has slots_count(slots) entries. */
-char *counters_json(const struct slot_bytes *b, const struct slots *slots);
+/* The counters of each slot of t (in the order of slots) whose bytes.session is the session the slot
+ * holds now, as the JSON object of slots.state's "counters" member: {"v":1,"slots":[...]}. NULL
+ * when out of memory. Caller frees. */
+char *counters_json(const struct slot_table *t, const struct slots *slots);
 
-/* After a start: fills b (slots_count(slots) entries) from json, the "counters" member slots.state
- * held. A slot whose session the member lists gets its counters back; a held session it does not
- * list never had a report written, and counts from zero. json NULL (a file written before counters
+/* After a start: fills each slot's bytes in t (in the order of slots) from json, the "counters"
+ * member slots.state held. A slot whose session the member lists gets its counters back; a held session it
+ * does not list never had a report written, and counts from zero. json NULL (a file written before counters
  * were kept): every held session starts with a baseline. -EBADMSG with msg naming the entry and
- * what is wrong (counters.slots[k]...), and b as for json NULL: the content is checked whole
+ * what is wrong (counters.slots[k]...), and t as for json NULL: the content is checked whole
  * before anything is taken. Entries of slots the config lacks, or of sessions that are no longer
  * held, are dropped. */
-int counters_restore(struct slot_bytes *b, const struct slots *slots, const char *json, char *msg,
+int counters_restore(struct slot_table *t, const struct slots *slots, const char *json, char *msg,
                      size_t msg_len);
 
 /* Whether a report changed what counters_json writes of a slot (before: as it was): a counter,
  * a peer added, a flag, the baseline. Its time alone is no change. */
 bool counters_moved(const struct slot_bytes *before, const struct slot_bytes *after);
 
-/* An upper bound of the bytes counters_json makes of the n entries of b. */
-size_t counters_size(const struct slot_bytes *b, size_t n);
+/* An upper bound of the bytes counters_json makes of t's slots. */
+size_t counters_size(const struct slot_table *t);

@@ -140,7 +140,7 @@ static void start_enforcement(struct sessions *s, size_t i) {
         slots_get(s->slots, i, &info);
         if (info.state != SLOTS_ENDING || enforce_running(s->enforce, i))
                 return;
-        s->retry_at[i] = 0;
+        sessions__slot(s, i)->retry_at = 0;
         (void)enforce_start(s->enforce, i, info.user, info.session, info.end_reason);
 }
 
@@ -166,7 +166,7 @@ static int extras(struct sessions *s) {
                         slots_set_extra(s->slots, SLOTS_EXTRA_OPEN_MINUTES, json);
         }
         if (s->counters_dirty) {
-                json = counters_json(s->bytes, s->slots);
+                json = counters_json(s->table, s->slots);
                 if (!json)
                         return -ENOMEM;
                 slots_set_extra(s->slots, SLOTS_EXTRA_COUNTERS, json);
@@ -190,7 +190,7 @@ static int commit(struct sessions *s) {
         for (size_t k = 0; k < n; k++) {
                 transition(s, &done[k]);
                 /* A freed slot's counters leave slots.state with the session. */
-                if (done[k].kind == SLOTS_EV_FREED && s->bytes[done[k].slot].session[0])
+                if (done[k].kind == SLOTS_EV_FREED && sessions__slot(s, done[k].slot)->bytes.session[0])
                         s->counters_dirty = true;
         }
         r = extras(s);
@@ -228,32 +228,32 @@ static int on_commit(sd_event_source *src, void *ud) {
 /* An enforcement finished: the slot is given back, or stays ENDING and is tried again later. */
 static void on_enforced(size_t slot, const char *session, int r, const char *why, void *ud) {
         struct sessions *s = ud;
+        struct slot *sl = sessions__slot(s, slot);
         struct slots_event ev;
         char msg[SLOTS_MSG_MAX];
 
         if (r < 0) {
-                if (!s->failure_reported[slot])
+                if (!sl->failure_reported)
                         log_warn("slot %s: enforcing the end of session %s failed: %s; the slot stays "
                                  "ending and "
                                  "is tried again every %llu s (render-agentctl release frees it by hand)",
-                                 s->cfg->slots[slot].id, session, why,
-                                 (unsigned long long)(SESSIONS_RETRY_USEC / 1000000));
-                s->retry_at[slot] = plat_now_mono_usec() + SESSIONS_RETRY_USEC;
-                snprintf(s->last_error, sizeof(s->last_error), "slot %s: enforcement failed: %s",
-                         s->cfg->slots[slot].id, why);
-                if (!s->failure_reported[slot] && s->hooks.event) {
+                                 sl->id, session, why, (unsigned long long)(SESSIONS_RETRY_USEC / 1000000));
+                sl->retry_at = plat_now_mono_usec() + SESSIONS_RETRY_USEC;
+                snprintf(s->last_error, sizeof(s->last_error), "slot %s: enforcement failed: %s", sl->id,
+                         why);
+                if (!sl->failure_reported && s->hooks.event) {
                         cJSON *f = cJSON_CreateObject();
 
-                        cJSON_AddStringToObject(f, "slot", s->cfg->slots[slot].id);
+                        cJSON_AddStringToObject(f, "slot", sl->id);
                         cJSON_AddStringToObject(f, "session", session);
                         cJSON_AddStringToObject(f, "error", why);
                         cJSON_AddNumberToObject(f, "retry_s", (double)(SESSIONS_RETRY_USEC / 1000000));
                         s->hooks.event("enforcement_failed", f, s->hooks.userdata);
                 }
-                s->failure_reported[slot] = true;
+                sl->failure_reported = true;
                 return;
         }
-        s->failure_reported[slot] = false;
+        sl->failure_reported = false;
         open_batch(s);
         if (slots_release(s->slots, (struct slots_ref){ .session = session }, sessions__clock_now(), &ev,
                           msg, sizeof(msg)) == SLOTS_OK)
@@ -272,7 +272,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *ud) {
         sd_event_source_set_time(src, usec + TIMER_USEC);
         (void)commit(s);
         for (size_t i = 0; i < slots_count(s->slots); i++)
-                if ((int64_t)(now - s->retry_at[i]) >= 0)
+                if ((int64_t)(now - sessions__slot(s, i)->retry_at) >= 0)
                         start_enforcement(s, i);
         if (!slots_may_expire(s->slots))
                 return 0;
@@ -280,7 +280,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *ud) {
         n = slots_expire(s->slots, sessions__clock_now(), evs, SLOTS_MAX);
         for (int k = 0; k < n; k++) {
                 if (evs[k].kind == SLOTS_EV_ENDING)
-                        s->failure_reported[evs[k].slot] = false;
+                        sessions__slot(s, evs[k].slot)->failure_reported = false;
                 sessions__record(s, &evs[k]);
         }
         return 0;
@@ -358,7 +358,7 @@ static int open_slots(struct sessions *s, const struct cfg *c, struct slots **re
 static int restore_counters(struct sessions *s) {
         const char *json = slots_extra(s->slots, SLOTS_EXTRA_COUNTERS);
         char why[SLOTS_MSG_MAX];
-        int r = counters_restore(s->bytes, s->slots, json, why, sizeof(why));
+        int r = counters_restore(s->table, s->slots, json, why, sizeof(why));
 
         if (r == -ENOMEM)
                 return r;
@@ -374,8 +374,9 @@ static int restore_counters(struct sessions *s) {
         return 0;
 }
 
-int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct sessions_hooks *hooks,
-                 struct sessions **ret, char *ret_warning, char *msg, size_t msg_len) {
+int sessions_new(sd_event *e, const struct cfg *cfg, struct slot_table *table, int root_fd,
+                 const struct sessions_hooks *hooks, struct sessions **ret, char *ret_warning, char *msg,
+                 size_t msg_len) {
         struct sessions *s;
         uint64_t now;
         int r;
@@ -390,6 +391,7 @@ int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct s
                 return -ENOMEM;
         s->event = sd_event_ref(e);
         s->cfg = cfg;
+        s->table = table;
         s->root_fd = root_fd;
         s->hooks = *hooks;
         s->state_fd = plat_open_dir(cfg->state_dir);
@@ -403,7 +405,9 @@ int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct s
                 goto fail;
         if (ret_warning[0])
                 plat_strlcpy(s->last_error, ret_warning, sizeof(s->last_error));
-        r = restore_counters(s);
+        r = slot_table_sync(table, cfg);
+        if (r >= 0)
+                r = restore_counters(s);
         if (r < 0) {
                 plat_errf(msg, msg_len, "out of memory");
                 goto fail;
@@ -458,25 +462,21 @@ static bool same_slots(const struct cfg *a, const struct cfg *b) {
         return true;
 }
 
-/* The byte counters follow their slot, by id, into the new table n: a session that goes on keeps
- * its baselines and the push targets already announced (no second push_start after a reload).
- * old is s->bytes as it was, indexed like the slots still in s->slots. */
-static void carry_bytes(struct sessions *s, const struct slot_bytes *old, const struct slots *n) {
-        memset(s->bytes, 0, sizeof(s->bytes));
-        for (size_t i = 0; i < slots_count(n); i++) {
-                struct slots_info now, was;
+/* A kept slot keeps its counters (slot_table_sync) only for the session it still holds in the
+ * reopened state: a session that goes on keeps its baselines and the push targets already
+ * announced (no second push_start after a reload). */
+static void drop_stale_bytes(struct sessions *s) {
+        for (size_t i = 0; i < slots_count(s->slots); i++) {
+                struct slot_bytes *b = &sessions__slot(s, i)->bytes;
+                struct slots_info info;
 
-                slots_get(n, i, &now);
-                for (size_t j = 0; now.session[0] && j < slots_count(s->slots); j++) {
-                        slots_get(s->slots, j, &was);
-                        if (!strcmp(was.id, now.id) && !strcmp(old[j].session, now.session))
-                                s->bytes[i] = old[j];
-                }
+                slots_get(s->slots, i, &info);
+                if (!info.session[0] || strcmp(b->session, info.session))
+                        memset(b, 0, sizeof(*b));
         }
 }
 
 int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len) {
-        _cleanup_free_ struct slot_bytes *old_bytes = NULL;
         struct slots_limits l;
         struct slots *n = NULL;
         char warning[SLOTS_MSG_MAX];
@@ -493,6 +493,8 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
                         r = slots_set_projects(s->slots, projects, msg, msg_len);
                 if (r < 0)
                         return r;
+                /* The same ids in the same order: every slot is kept, nothing to allocate. */
+                (void)slot_table_sync(s->table, cfg);
                 s->cfg = cfg;
                 enforce_configure(s->enforce, cfg);
                 return 0;
@@ -519,21 +521,22 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
         if (!plat_streq_ptr(s->cfg->state_dir, cfg->state_dir))
                 return plat_errf(msg, msg_len, "state_dir cannot change on reload; restart the agent"),
                        -EBUSY;
-        old_bytes = malloc(sizeof(s->bytes));
-        if (!old_bytes)
-                return plat_errf(msg, msg_len, "out of memory"), -ENOMEM;
         r = open_slots(s, cfg, &n, warning, msg, msg_len);
         if (r < 0)
                 return r;
-        memcpy(old_bytes, s->bytes, sizeof(s->bytes));
-        carry_bytes(s, old_bytes, n);
+        /* The one diff by id: kept slots keep their state, new ones start clean. */
+        r = slot_table_sync(s->table, cfg);
+        if (r < 0) {
+                slots_free(n);
+                return plat_errf(msg, msg_len, "out of memory"), r;
+        }
         slots_free(s->slots);
         s->slots = n;
         s->cfg = cfg;
+        drop_stale_bytes(s);
         enforce_configure(s->enforce, cfg);
         /* The reopened file's counters are the last written; memory is as new and goes next. */
         s->counters_dirty = true;
-        memset(s->retry_at, 0, sizeof(s->retry_at));
         if (warning[0])
                 plat_strlcpy(s->last_error, warning, sizeof(s->last_error));
         return 0;

@@ -65,19 +65,24 @@ struct sessions_hooks {
 };
 
 struct sessions;
+struct slot_table;
 
 /* Opens <cfg->state_dir> (made 0700 when missing) and restores slots.state. A state file that
  * cannot be read leaves every slot BLOCKED (see docs/sessions.md): that is not an error here, the
  * agent runs on; *ret_warning (room for SLOTS_MSG_MAX) says what happened, "" when nothing did.
  * -errno with msg when the state dir cannot be used at all. cfg is borrowed until
- * sessions_reconfigure or sessions_free. */
-int sessions_new(sd_event *e, const struct cfg *cfg, int root_fd, const struct sessions_hooks *hooks,
-                 struct sessions **ret, char *ret_warning, char *msg, size_t msg_len);
+ * sessions_reconfigure or sessions_free, table (slot.h: the slot objects the service keeps its
+ * per-slot state in) until sessions_free; it is synced with cfg here and by sessions_reconfigure. */
+int sessions_new(sd_event *e, const struct cfg *cfg, struct slot_table *table, int root_fd,
+                 const struct sessions_hooks *hooks, struct sessions **ret, char *ret_warning, char *msg,
+                 size_t msg_len);
 /* Writes what is pending, kills running enforcement hooks. NULL is a no-op. */
 void sessions_free(struct sessions *s);
 
 /* A reloaded config. The slot list must be the same ids in the same order as before, unless no
- * slot that holds a session disappears and nothing is pending: then the state is reopened.
+ * slot that holds a session disappears and nothing is pending: then the state is reopened, and the
+ * slot table follows by id (slot_table_sync): a kept slot keeps its byte counters and enforcement
+ * retries.
  * -EBUSY (a held slot would go) or -EINVAL (bad limits) with msg; the old config stays. */
 int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len);
 

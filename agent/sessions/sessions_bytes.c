@@ -15,7 +15,7 @@ const char *sessions_flow_str(enum sessions_flow f) {
 }
 
 void sessions__stop_pushes(struct sessions *s, const struct slots_event *ev) {
-        const struct slot_bytes *b = &s->bytes[ev->slot];
+        const struct slot_bytes *b = &sessions__slot(s, ev->slot)->bytes;
 
         if (!s->hooks.push || strcmp(b->session, ev->session))
                 return;
@@ -64,7 +64,7 @@ static uint64_t delta(const struct slot_bytes *b, const struct peer_counter *pc,
  * viewer (never its host); once the session ends (its viewers go with it), those of a viewer that
  * reported while joined and did not leave. False with the refusal set. */
 static bool billable(struct req_ctx *x, size_t i, const struct slots_info *info, const cJSON *c, size_t k) {
-        const struct slot_bytes *b = &x->s->bytes[i];
+        const struct slot_bytes *b = &sessions__slot(x->s, i)->bytes;
         const char *viewer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "peer"));
 
         if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "flow")->valuestring, "viewer") ||
@@ -123,7 +123,7 @@ cJSON *sessions__op_report_bytes(struct req_ctx *x) {
                 if (!billable(x, i, &info, c, k++))
                         return NULL;
         }
-        b = &s->bytes[i];
+        b = &sessions__slot(s, i)->bytes;
         if (strcmp(b->session, info.session)) {
                 /* Its first report here: none was written before (counters_restore), count from 0. */
                 memset(b, 0, sizeof(*b));
@@ -151,7 +151,7 @@ cJSON *sessions__op_report_bytes(struct req_ctx *x) {
                 }
         }
         /* slots.state keeps every counter: their room there is bounded. */
-        if (b->n > saved.n && counters_size(s->bytes, slots_count(s->slots)) > COUNTERS_MAX_BYTES) {
+        if (b->n > saved.n && counters_size(s->table) > COUNTERS_MAX_BYTES) {
                 *b = saved;
                 return REFUSE(x, "ROLE_LIMIT",
                               "the node's byte counters would take more than %d KiB of %s; session %s "
@@ -189,7 +189,7 @@ cJSON *sessions__op_report_bytes(struct req_ctx *x) {
 }
 
 void sessions__viewer_left(struct sessions *s, const struct slots_event *ev, const char *viewer) {
-        struct slot_bytes *b = &s->bytes[ev->slot];
+        struct slot_bytes *b = &sessions__slot(s, ev->slot)->bytes;
 
         for (size_t k = 0; !strcmp(b->session, ev->session) && k < b->n; k++)
                 if (b->peers[k].flow == SESSIONS_FLOW_VIEWERS && !strcmp(b->peers[k].id, viewer)) {
@@ -202,5 +202,5 @@ void sessions__add_totals(const struct sessions *s, size_t i, cJSON *o) {
         cJSON *t = cJSON_AddObjectToObject(o, "bytes");
 
         for (int f = 0; f < SESSIONS_FLOWS; f++)
-                cJSON_AddNumberToObject(t, flow_names[f], (double)s->bytes[i].total[f]);
+                cJSON_AddNumberToObject(t, flow_names[f], (double)sessions__slot(s, i)->bytes.total[f]);
 }

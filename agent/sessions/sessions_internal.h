@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "slot.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -29,9 +30,8 @@ struct sessions {
         size_t n_pending, batch_ops;
         char inflight[SESSIONS_BATCH_MAX][SLOTS_USER_MAX + 1]; /* users with an op in the open batch */
         size_t n_inflight;
-        struct slot_bytes bytes[SLOTS_MAX];
-        uint64_t retry_at[SLOTS_MAX];     /* mono: when a failed enforcement is tried again */
-        bool failure_reported[SLOTS_MAX]; /* one enforcement_failed event per session */
+        /* Each slot's runtime state (retries, byte counters): borrowed, synced with cfg here. */
+        struct slot_table *table;
         uint64_t commits, commit_failures;
         /* The byte counters changed since they were last written: the next commit writes them. */
         bool counters_dirty;
@@ -64,6 +64,11 @@ static inline struct slots_clock sessions__clock_now(void) {
 
 /* Adds key: the RFC 3339 time of real_usec to o; nothing when 0. */
 void sessions__add_time(cJSON *o, const char *key, uint64_t real_usec);
+/* Slot i of the state machine (its index in cfg and in s->slots). */
+static inline struct slot *sessions__slot(const struct sessions *s, size_t i) {
+        return slot_at(s->table, i);
+}
+
 /* Keeps a transition of the open batch for its commit (metering records, then events). */
 void sessions__record(struct sessions *s, const struct slots_event *ev);
 /* Before an op: a batch that is full is written first, then one is open. */

@@ -152,7 +152,7 @@ static cJSON *finish_op(struct req_ctx *x, enum slots_code c, struct slots_event
                 note_in_flight(s, user);
         }
         if (ev->kind == SLOTS_EV_ENDING) {
-                s->failure_reported[ev->slot] = false;
+                sessions__slot(s, ev->slot)->failure_reported = false;
                 if (s->cfg->sessions.enforcement == CFG_ENFORCE_NONE) {
                         struct slots_event fr;
 
@@ -337,7 +337,7 @@ static cJSON *slot_json(const struct sessions *s, size_t i, bool session_view) {
         struct slots_info info;
 
         slots_get(s->slots, i, &info);
-        cJSON_AddStringToObject(o, "scale", s->cfg->slots[i].scale);
+        cJSON_AddStringToObject(o, "scale", sessions__slot(s, i)->cfg->scale);
         if (info.bound_project[0])
                 cJSON_AddStringToObject(o, "bound_project", info.bound_project);
         if (info.client_ip[0])
@@ -356,7 +356,7 @@ static cJSON *slot_json(const struct sessions *s, size_t i, bool session_view) {
                 cJSON_AddStringToObject(e, "role", role);
                 cJSON_AddItemToArray(v, e);
         }
-        if (session_view && !strcmp(s->bytes[i].session, info.session))
+        if (session_view && !strcmp(sessions__slot(s, i)->bytes.session, info.session))
                 sessions__add_totals(s, i, o);
         return o;
 }

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "ops.h"
+#include "slot.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ static struct {
         bool kill;
         sd_event *e;
         struct sessions *s;
+        struct slot_table table; /* the slot objects, as the agent keeps them */
         uint64_t mono, real, failures;
 } fx = { .dir_fd = -1, .root_fd = -1 };
 
@@ -112,7 +114,9 @@ static struct sessions *open_service(void) {
         struct sessions_hooks h = hooks;
         char warning[SLOTS_MSG_MAX], msg[256];
 
-        if (sessions_new(fx.e, fx.cfg[fx.kill], fx.root_fd, &h, &fx.s, warning, msg, sizeof(msg)) < 0 ||
+        slot_table_done(&fx.table); /* a new service is a new process */
+        if (sessions_new(fx.e, fx.cfg[fx.kill], &fx.table, fx.root_fd, &h, &fx.s, warning, msg,
+                         sizeof(msg)) < 0 ||
             warning[0])
                 abort();
         return fx.s;
@@ -133,6 +137,7 @@ struct sessions *fxs_open(bool cgroup_kill) {
 void fxs_close(void) {
         sessions_free(fx.s);
         fx.s = NULL;
+        slot_table_done(&fx.table);
 }
 
 void fxs_advance(uint64_t usec) {

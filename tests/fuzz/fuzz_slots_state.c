@@ -2,6 +2,7 @@
  * the parsers of its members (the byte counters, billing's open minutes with their push targets). */
 #include "billing.h"
 #include "counters.h"
+#include "slot.h"
 #include "slots.h"
 
 #include <errno.h>
@@ -37,31 +38,42 @@ static void carry_again(const struct billing *bill) {
         free(json);
 }
 
+/* n zeroed slot objects, as a service's table holds them for the slots of s. */
+static void table_of(struct slot_table *t, const struct slots *s) {
+        *t = (struct slot_table){ .n = slots_count(s) };
+        for (size_t i = 0; i < t->n; i++)
+                if (!(t->slot[i] = calloc(1, sizeof(*t->slot[i]))))
+                        abort();
+}
+
 /* The members of a restored state, read by their owners: -EBADMSG with a message, or counters
  * within their limits that write themselves back to the same, and bytes billing takes. */
 static void members(const struct slots *s) {
         static const char *const scales[] = { "S", "S", "M", "M" };
         struct billing_config bc = { .n_slots = 4, .slot_ids = ids, .slot_scales = scales, .emit = ignore };
         struct billing_time t = { .mono_usec = 1000000, .real_usec = UINT64_C(1700000000000000) };
-        struct slot_bytes *b = calloc(SLOTS_MAX, sizeof(*b)), *b2 = calloc(SLOTS_MAX, sizeof(*b2));
+        struct slot_table b, b2;
         struct billing *bill = NULL;
         char msg[SLOTS_MSG_MAX] = "", *json;
         int r;
 
-        if (!b || !b2)
-                abort();
-        r = counters_restore(b, s, slots_extra(s, SLOTS_EXTRA_COUNTERS), msg, sizeof(msg));
+        table_of(&b, s);
+        table_of(&b2, s);
+        r = counters_restore(&b, s, slots_extra(s, SLOTS_EXTRA_COUNTERS), msg, sizeof(msg));
         if (r < 0 && (r != -EBADMSG || !msg[0]))
                 abort();
         for (size_t i = 0; i < slots_count(s); i++)
-                if (b[i].n > SESSIONS_PEERS_MAX)
+                if (slot_at(&b, i)->bytes.n > SESSIONS_PEERS_MAX)
                         abort();
-        json = counters_json(b, s);
-        if (!json || counters_restore(b2, s, json, msg, sizeof(msg)) < 0)
+        json = counters_json(&b, s);
+        if (!json || counters_restore(&b2, s, json, msg, sizeof(msg)) < 0)
                 abort();
-        for (size_t i = 0; i < slots_count(s); i++)
-                if (counters_moved(&b[i], &b2[i]) || b[i].last_real != b2[i].last_real)
+        for (size_t i = 0; i < slots_count(s); i++) {
+                const struct slot_bytes *x = &slot_at(&b, i)->bytes, *y = &slot_at(&b2, i)->bytes;
+
+                if (counters_moved(x, y) || x->last_real != y->last_real)
                         abort();
+        }
         free(json);
         billing_config_default(&bc);
         if (billing_new(&bc, t, &bill, NULL, 0) < 0)
@@ -77,8 +89,8 @@ static void members(const struct slots *s) {
         if (billing_flush(bill, t) < 0)
                 abort();
         billing_free(bill);
-        free(b);
-        free(b2);
+        slot_table_done(&b);
+        slot_table_done(&b2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -12,6 +12,7 @@
 #include "crc32c.h"
 #include "fileio.h"
 #include "sessions.h"
+#include "slot.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ struct fx {
         size_t n_cfgs;
         sd_event *e;
         struct sessions *s;
+        struct slot_table table; /* the slot objects, as the agent keeps them */
         char warning[SLOTS_MSG_MAX];
         uint64_t mono, real;
         struct event_rec events[MAX_EVENTS];
@@ -169,7 +171,10 @@ static void open_service(struct fx *f, const struct cfg *c) {
         char msg[256] = "";
 
         h.userdata = f;
-        assert_int_equal(sessions_new(f->e, c, f->dir->fd, &h, &f->s, f->warning, msg, sizeof(msg)), 0);
+        /* A new service is a new process: its slot objects start clean. */
+        slot_table_done(&f->table);
+        assert_int_equal(
+                sessions_new(f->e, c, &f->table, f->dir->fd, &h, &f->s, f->warning, msg, sizeof(msg)), 0);
         settle(f);
 }
 
@@ -206,6 +211,7 @@ static int teardown(void **state) {
         void *d = f->dir;
 
         sessions_free(f->s);
+        slot_table_done(&f->table);
         sd_event_unref(f->e);
         for (size_t i = 0; i < f->n_events; i++)
                 cJSON_Delete(f->events[i].fields);

@@ -1,0 +1,55 @@
+/* slot.h: the slot object: each configured slot's runtime state in one place, a table keyed by slot
+ * id that a reload carries over by id. The modules that act on a slot (sessions, counters, the scale
+ * watch) take a struct slot, never an index into arrays of their own. */
+#pragma once
+
+#include "counters.h"
+#include "slots.h"
+#include "watch.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+struct cfg_slot;
+
+struct slot {
+        char id[SLOTS_ID_MAX + 1];
+        /* Its position in the config in force: the index the slots state machine (slots.h), the
+         * meter and billing know it by. */
+        size_t index;
+        const struct cfg_slot *cfg; /* borrowed: the config in force's entry */
+
+        /* The session service (sessions.c): enforcement of a forced end. */
+        uint64_t retry_at;     /* mono: when a failed enforcement is tried again; 0: at once */
+        bool failure_reported; /* its enforcement_failed event went out (one per session) */
+        /* The byte counters its streaming process reported (sessions_bytes.c, counters.h). */
+        struct slot_bytes bytes;
+
+        /* The scale watch (watch.c): the plan's verdict, bandwidth and memory hysteresis. */
+        struct watch_slot watch;
+};
+
+/* The slots of the config in force, in its order. Zeroed is an empty table. */
+struct slot_table {
+        size_t n;
+        struct slot *slot[SLOTS_MAX]; /* owned */
+};
+
+/* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
+ * it holds (counters, hysteresis, enforcement retries), with its cfg and index updated; a new slot
+ * starts zeroed; a slot c drops is freed (the session service refuses a reload that drops a slot
+ * holding a session, so nothing is left to end). -ENOMEM leaves t as it was. c is borrowed until
+ * the next call or slot_table_done. */
+int slot_table_sync(struct slot_table *t, const struct cfg *c);
+/* Frees every slot; t is an empty table after. */
+void slot_table_done(struct slot_table *t);
+
+/* The slot `id`, or NULL. */
+struct slot *slot_table_find(const struct slot_table *t, const char *id);
+
+/* Slot i (< t->n), in the config's order. */
+static inline struct slot *slot_at(const struct slot_table *t, size_t i) {
+        return t->slot[i];
+}
