@@ -434,9 +434,10 @@ static int setup(struct agent *a, const struct agent_options *o) {
         r = usage_init(&a->usage, a->root_fd, a->cfg);
         if (r < 0)
                 return r;
-        r = watch_init(&a->watch, a->cfg, agent__on_event, a);
+        r = slot_table_sync(&a->slots, a->cfg);
         if (r < 0)
                 return r;
+        watch_init(&a->watch, &a->slots, agent__on_event, a);
 
         r = sd_event_default(&a->event);
         if (r < 0)

@@ -8,7 +8,7 @@
 static bool slot_admissible(void *ud, size_t i) {
         struct agent *a = ud;
 
-        return watch_slot_admissible(&a->watch, i);
+        return i < a->slots.n && watch_slot_admissible(&a->watch, slot_at(&a->slots, i));
 }
 
 /* SIGHUP: the new file replaces the running config only when it is valid as a whole. */

@@ -112,10 +112,12 @@ void agent__reload(struct agent *a) {
         if (a->sessions)
                 (void)sessions_flush(a->sessions);
         /* Slots may have moved: their usage figures start over with the new list; what the watch
-         * raised (over the cap, memory pressure) stays with each kept slot, so it still clears. */
-        if (usage_init(&a->usage, a->root_fd, n) < 0 || watch_reload(&a->watch, a->cfg, n) < 0)
+         * raised (over the cap, memory pressure) stays with each kept slot object (the session
+         * service synced the table by id), so it still clears. */
+        if (usage_init(&a->usage, a->root_fd, n) < 0)
                 log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
         tele_agg_next(&a->agg); /* the interval so far is dropped: its slots and interval may have changed */
+        watch_reload(&a->watch);
         if (relink)
                 agent__stop_link(a, "reconfigured");
         if (!meter_config_equal(a->cfg, n)) {

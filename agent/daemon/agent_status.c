@@ -118,6 +118,7 @@ cJSON *agent__status_json(struct agent *a) {
         cJSON_AddItemToObject(o, "slots", slots);
         for (size_t i = 0; i < a->cfg->n_slots; i++) {
                 cJSON *j = cJSON_GetArrayItem(slots, (int)i);
+                const struct watch_slot *ws = watch_slot_at(&a->watch, i);
 
                 if (!j) {
                         j = cJSON_CreateObject();
@@ -128,11 +129,10 @@ cJSON *agent__status_json(struct agent *a) {
 
                 if (a->cfg->slots[i].iface)
                         cJSON_AddStringToObject(j, "iface", a->cfg->slots[i].iface);
-                if (a->watch.planned && i < a->watch.n) {
-                        cJSON_AddBoolToObject(j, "conformant", a->watch.slots[i].verdict.meets);
-                        if (!a->watch.slots[i].verdict.meets)
-                                cJSON_AddStringToObject(j, "nonconformant",
-                                                        a->watch.slots[i].verdict.reason);
+                if (a->watch.planned && ws) {
+                        cJSON_AddBoolToObject(j, "conformant", ws->verdict.meets);
+                        if (!ws->verdict.meets)
+                                cJSON_AddStringToObject(j, "nonconformant", ws->verdict.reason);
                 }
         }
         return o;

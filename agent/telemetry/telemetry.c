@@ -368,7 +368,7 @@ static void add_slot_spec(struct jsonw *j, const struct cfg *c, size_t i, const 
                           const struct watch *w, const struct host_sample *h) {
         const struct cfg_slot *sl = &c->slots[i];
         const struct spec_scale *sc = spec_find(c, sl->scale);
-        const struct watch_slot *ws = i < w->n ? &w->slots[i] : NULL;
+        const struct watch_slot *ws = watch_slot_at(w, i);
 
         if (!sc || !ws)
                 return;

@@ -6,48 +6,32 @@
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "slot.h"
 #include "usage.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <string.h>
 
-int watch_init(struct watch *w, const struct cfg *c, watch_emit_fn emit, void *userdata) {
-        struct watch_slot *slots = calloc(c->n_slots ? c->n_slots : 1, sizeof(*slots));
-
-        if (!slots)
-                return -ENOMEM;
-        free(w->slots);
-        *w = (struct watch){ .n = c->n_slots, .slots = slots, .emit = emit, .userdata = userdata };
-        return 0;
+void watch_init(struct watch *w, struct slot_table *table, watch_emit_fn emit, void *userdata) {
+        *w = (struct watch){ .table = table, .emit = emit, .userdata = userdata };
 }
 
-int watch_reload(struct watch *w, const struct cfg *old, const struct cfg *c) {
-        struct watch_slot *slots = calloc(c->n_slots ? c->n_slots : 1, sizeof(*slots));
-
-        if (!slots)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n_slots; i++)
-                for (size_t j = 0; j < old->n_slots && j < w->n; j++)
-                        if (!strcmp(c->slots[i].id, old->slots[j].id)) {
-                                slots[i].bandwidth = w->slots[j].bandwidth;
-                                slots[i].memory = w->slots[j].memory;
-                                break;
-                        }
-        free(w->slots);
-        w->slots = slots;
-        w->n = c->n_slots;
+void watch_reload(struct watch *w) {
         w->planned = false;
-        return 0;
 }
 
 void watch_done(struct watch *w) {
-        free(w->slots);
-        w->slots = NULL;
-        w->n = 0;
+        w->table = NULL;
+}
+
+static size_t n_slots(const struct watch *w) {
+        return w->table ? w->table->n : 0;
+}
+
+const struct watch_slot *watch_slot_at(const struct watch *w, size_t i) {
+        return i < n_slots(w) ? &slot_at(w->table, i)->watch : NULL;
 }
 
 void watch_host_from_sample(const struct cfg *c, const struct hal_platform *p, const struct host_sample *h,
@@ -87,7 +71,7 @@ static cJSON *slot_fields(const struct cfg_slot *sl) {
 void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *host) {
         struct spec_verdict *v = calloc(c->n_slots ? c->n_slots : 1, sizeof(*v));
 
-        if (!v || w->n != c->n_slots) {
+        if (!v || n_slots(w) != c->n_slots) {
                 free(v);
                 return;
         }
@@ -96,7 +80,7 @@ void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *ho
         for (size_t i = 0; i < c->n_slots; i++) {
                 const struct cfg_slot *sl = &c->slots[i];
 
-                w->slots[i].verdict = v[i];
+                slot_at(w->table, i)->watch.verdict = v[i];
                 if (!v[i].meets) {
                         const char *fields[] = { NULL, NULL };
                         char f[96];
@@ -116,15 +100,15 @@ void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *ho
         free(v);
 }
 
-bool watch_slot_admissible(const struct watch *w, size_t i) {
-        return w->planned && i < w->n && w->slots[i].verdict.meets;
+bool watch_slot_admissible(const struct watch *w, const struct slot *sl) {
+        return w->planned && sl && sl->watch.verdict.meets;
 }
 
-static void bandwidth(struct watch *w, const struct cfg *c, size_t i, const struct sampler *s,
+static void bandwidth(struct watch *w, const struct cfg *c, struct slot *slot, const struct sampler *s,
                       uint64_t now) {
-        const struct cfg_slot *sl = &c->slots[i];
+        const struct cfg_slot *sl = slot->cfg;
         const struct spec_scale *sc = spec_find(c, sl->scale);
-        struct watch_slot *ws = &w->slots[i];
+        struct watch_slot *ws = &slot->watch;
         const struct net_rate *r;
         cJSON *j;
         int e;
@@ -149,8 +133,10 @@ static void bandwidth(struct watch *w, const struct cfg *c, size_t i, const stru
 }
 
 /* The slot's memory limit: its cgroup's memory.max when set, else its scale's RAM. */
-static void memory(struct watch *w, const struct cfg *c, size_t i, const struct usage *u, uint64_t now) {
-        const struct cfg_slot *sl = &c->slots[i];
+static void memory(struct watch *w, const struct cfg *c, struct slot *slot, const struct usage *u,
+                   uint64_t now) {
+        const struct cfg_slot *sl = slot->cfg;
+        size_t i = slot->index;
         const struct spec_scale *sc = spec_find(c, sl->scale);
         const struct usage_slot *us = i < u->n ? &u->slots[i] : NULL;
         uint64_t limit;
@@ -164,7 +150,7 @@ static void memory(struct watch *w, const struct cfg *c, size_t i, const struct 
                         ? us->cg.mem_max_bytes
                         : sc->ram_bytes;
         pct = spec_pct((double)us->cg.mem_current_bytes, (double)limit);
-        e = hyst_update(&w->slots[i].memory, pct >= c->events.memory_pressure_pct, now,
+        e = hyst_update(&slot->watch.memory, pct >= c->events.memory_pressure_pct, now,
                         WATCH_MEMORY_DELAY_USEC, WATCH_MEMORY_DELAY_USEC);
         if (e == HYST_NONE)
                 return;
@@ -216,9 +202,9 @@ static void gpus(struct watch *w, const struct host_sample *h) {
 
 void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, const struct usage *u,
                 uint64_t now_usec) {
-        for (size_t i = 0; i < w->n && i < c->n_slots; i++) {
-                bandwidth(w, c, i, s, now_usec);
-                memory(w, c, i, u, now_usec);
+        for (size_t i = 0; i < n_slots(w) && i < c->n_slots; i++) {
+                bandwidth(w, c, slot_at(w->table, i), s, now_usec);
+                memory(w, c, slot_at(w->table, i), u, now_usec);
         }
         host_memory(w, c, &s->cur, now_usec);
         gpus(w, &s->cur);

@@ -15,6 +15,8 @@ struct cfg;
 struct hal_platform;
 struct host_sample;
 struct sampler;
+struct slot;
+struct slot_table;
 struct usage;
 
 #define WATCH_MEMORY_DELAY_USEC (5 * 1000000ULL)
@@ -22,6 +24,8 @@ struct usage;
 /* Receives one event: `type` ("bandwidth_over_cap", ...) and its members (taken). */
 typedef void (*watch_emit_fn)(const char *type, cJSON *fields, void *userdata);
 
+/* A slot's part of the watch: it lives in its slot object (slot.h), so that it follows the slot's
+ * id over a reload. */
 struct watch_slot {
         struct spec_verdict verdict;
         struct hysteresis bandwidth; /* raised: over the cap */
@@ -33,21 +37,21 @@ struct watch_slot {
 struct watch {
         bool planned;
         struct spec_host host;
-        size_t n; /* == cfg->n_slots */
-        struct watch_slot *slots;
+        struct slot_table *table; /* borrowed: the slots, in cfg's order; NULL: none */
         struct hysteresis host_memory;
         bool gpu_lost[HAL_GPU_MAX];
         watch_emit_fn emit;
         void *userdata;
 };
 
-/* Slot state follows cfg's slots by position. */
-int watch_init(struct watch *w, const struct cfg *c, watch_emit_fn emit, void *userdata);
-/* After a reload from `old` to `c`: a slot kept (same id) keeps what it had raised (over the cap,
- * under pressure) and its hysteresis, so its clearing event still comes; a new slot starts clean;
- * the host's state (memory pressure, GPUs lost) is kept. Verdicts wait for the next watch_plan.
- * -ENOMEM leaves w as it was. */
-int watch_reload(struct watch *w, const struct cfg *old, const struct cfg *c);
+/* The watch of the slots of table (borrowed until watch_done; each slot's part is its `watch`
+ * member), which must follow the config passed to the other calls (slot_table_sync). */
+void watch_init(struct watch *w, struct slot_table *table, watch_emit_fn emit, void *userdata);
+/* After a reload: the table followed the new config by id (slot_table_sync), so a slot kept keeps
+ * what it had raised (over the cap, under pressure) and its hysteresis, and its clearing event
+ * still comes; a new slot starts clean; the host's state (memory pressure, GPUs lost) is kept.
+ * Nothing is admitted until the next watch_plan. */
+void watch_reload(struct watch *w);
 void watch_done(struct watch *w);
 
 /* What the host offers, from a sample and the platform. */
@@ -61,5 +65,7 @@ void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *ho
 void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, const struct usage *u,
                 uint64_t now_usec);
 
-/* True when slot i may take sessions: planned, and it meets its scale. */
-bool watch_slot_admissible(const struct watch *w, size_t i);
+/* True when the slot may take sessions: planned, and it meets its scale. */
+bool watch_slot_admissible(const struct watch *w, const struct slot *sl);
+/* Slot i's part of the watch (in cfg's order), or NULL when there is no slot i. */
+const struct watch_slot *watch_slot_at(const struct watch *w, size_t i);

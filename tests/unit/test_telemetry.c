@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "slot.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -316,7 +317,8 @@ struct rich {
         struct hal_gpu_sample gpus[2];
         struct usage_slot us[3];
         struct usage u;
-        struct watch_slot ws[3];
+        struct slot sl[3]; /* the watch's part of each slot is its own */
+        struct slot_table table;
         struct watch w;
         struct tele_self self;
 };
@@ -383,17 +385,18 @@ static void rich_init(struct rich *r) {
                                         .has_gpu_vram = true,
                                         .gpu_vram_bytes = 1ULL << 30 };
         r->u = (struct usage){ .n = 3, .slots = r->us };
-        r->ws[0] = (struct watch_slot){ .verdict = { .meets = true },
-                                        .has_bandwidth = true,
-                                        .bandwidth_mbps = 12.5,
-                                        .bandwidth = { .raised = true } };
-        r->ws[1] = (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
-        r->ws[2] = (struct watch_slot){ .verdict = { .meets = true } };
+        r->sl[0].watch = (struct watch_slot){ .verdict = { .meets = true },
+                                              .has_bandwidth = true,
+                                              .bandwidth_mbps = 12.5,
+                                              .bandwidth = { .raised = true } };
+        r->sl[1].watch =
+                (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
+        r->sl[2].watch = (struct watch_slot){ .verdict = { .meets = true } };
+        r->table = (struct slot_table){ .n = 3, .slot = { &r->sl[0], &r->sl[1], &r->sl[2] } };
         r->w = (struct watch){
                 .planned = true,
                 .host = { .cls = HAL_CLASS_X86_GPU, .cores = 8, .ram_bytes = 16000000000ULL, .n_gpus = 2 },
-                .n = 3,
-                .slots = r->ws
+                .table = &r->table
         };
         r->self = (struct tele_self){
                 .has_usage = true,

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "sampler.h"
+#include "slot.h"
 #include "telemetry.h"
 #include "testutil.h"
 #include "usage.h"
@@ -66,6 +67,7 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
         struct cfg *c = load("{\"id\":\"s0\",\"scale\":\"cpu-8\",\"iface\":\"veth-s0\"}"); /* cap 8 Mbps */
         struct seen seen = { 0 };
         struct watch w = { 0 };
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         struct sampler s;
         uint64_t tx = 0;
@@ -73,7 +75,8 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
 
         sampler_init(&s, fd);
         assert_int_equal(usage_init(&u, fd, c), 0);
-        assert_int_equal(watch_init(&w, c, collect, &seen), 0);
+        assert_int_equal(slot_table_sync(&st, c), 0);
+        watch_init(&w, &st, collect, &seen);
         /* 10 Mbps (1,250,000 bytes a second) for 7 s, then 2 Mbps for 7 s. */
         for (uint64_t sec = 0; sec <= 14; sec++) {
                 put_netdev(t, tx);
@@ -91,6 +94,7 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
                             "{\"slot\":\"s0\",\"scale\":\"cpu-8\",\"mbps\":2,\"cap_mbps\":8,\"for_s\":5}");
         plat_clock_set_fake(0, 0);
         watch_done(&w);
+        slot_table_done(&st);
         usage_done(&u);
         sampler_done(&s);
         cfg_free(c);
@@ -105,18 +109,21 @@ static void test_a_reload_keeps_a_slot_over_its_cap_until_it_clears(void **state
                              "{\"id\":\"s0\",\"scale\":\"cpu-8\",\"iface\":\"veth-s0\"}");
         struct seen seen = { 0 };
         struct watch w = { 0 };
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         struct sampler s;
         uint64_t tx = 0;
 
         sampler_init(&s, t->fd);
         assert_int_equal(usage_init(&u, t->fd, c), 0);
-        assert_int_equal(watch_init(&w, c, collect, &seen), 0);
+        assert_int_equal(slot_table_sync(&st, c), 0);
+        watch_init(&w, &st, collect, &seen);
         for (uint64_t sec = 0; sec <= 14; sec++) {
                 if (sec == 7) {
                         assert_int_equal(seen.n, 1); /* over the cap */
                         assert_int_equal(usage_init(&u, t->fd, n), 0);
-                        assert_int_equal(watch_reload(&w, c, n), 0);
+                        assert_int_equal(slot_table_sync(&st, n), 0);
+                        watch_reload(&w);
                 }
                 put_netdev(t, tx);
                 plat_clock_set_fake((100 + sec) * USEC_PER_SEC, 1);
@@ -130,6 +137,7 @@ static void test_a_reload_keeps_a_slot_over_its_cap_until_it_clears(void **state
         assert_non_null(strstr(seen.last, "\"slot\":\"s0\""));
         plat_clock_set_fake(0, 0);
         watch_done(&w);
+        slot_table_done(&st);
         usage_done(&u);
         sampler_done(&s);
         cfg_free(c);
@@ -142,6 +150,7 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         struct spec_host host = { .cls = HAL_CLASS_X86_CPU, .cores = 8, .ram_bytes = 64 * SPEC_GB };
         struct seen seen = { 0 };
         struct watch w = { 0 };
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         struct sampler s;
         cJSON *j, *slots;
@@ -152,11 +161,12 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         sampler_init(&s, fd);
         sampler_tick(&s);
         assert_int_equal(usage_init(&u, fd, c), 0);
-        assert_int_equal(watch_init(&w, c, collect, &seen), 0);
-        assert_false(watch_slot_admissible(&w, 0)); /* nothing is admitted before the plan */
+        assert_int_equal(slot_table_sync(&st, c), 0);
+        watch_init(&w, &st, collect, &seen);
+        assert_false(watch_slot_admissible(&w, slot_at(&st, 0))); /* nothing is admitted before the plan */
         watch_plan(&w, c, &host);
-        assert_true(watch_slot_admissible(&w, 0));
-        assert_false(watch_slot_admissible(&w, 1));
+        assert_true(watch_slot_admissible(&w, slot_at(&st, 0)));
+        assert_false(watch_slot_admissible(&w, slot_at(&st, 1)));
         assert_int_equal(seen.n, 1);
         assert_string_equal(seen.types[0], "slot_nonconformant");
         assert_string_equal(seen.last,
@@ -172,6 +182,7 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         cJSON_Delete(j);
         free(doc);
         watch_done(&w);
+        slot_table_done(&st);
         usage_done(&u);
         sampler_done(&s);
         cfg_free(c);
@@ -181,12 +192,14 @@ static void test_gpu_lost_and_back_are_events_once_each(void **state) {
         struct cfg *c = load("");
         struct seen seen = { 0 };
         struct watch w = { 0 };
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         static struct hal_gpu_sample g[1];
         struct sampler s = { 0 };
 
         (void)state;
-        assert_int_equal(watch_init(&w, c, collect, &seen), 0);
+        assert_int_equal(slot_table_sync(&st, c), 0);
+        watch_init(&w, &st, collect, &seen);
         s.cur.n_gpus = 1;
         s.cur.gpus = g;
         g[0] = (struct hal_gpu_sample){ .name = "NVIDIA L4", .error = -ENXIO, .error_msg = "GPU is lost" };
@@ -199,6 +212,7 @@ static void test_gpu_lost_and_back_are_events_once_each(void **state) {
         assert_string_equal(seen.types[0], "gpu_lost");
         assert_string_equal(seen.types[1], "gpu_recovered");
         watch_done(&w);
+        slot_table_done(&st);
         cfg_free(c);
 }
 
