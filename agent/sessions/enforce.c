@@ -3,6 +3,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "slot.h"
 #include "strutil.h"
 
 #include <errno.h>
@@ -17,36 +18,31 @@
 
 #define USEC_PER_SEC_U 1000000ULL
 
-struct hook {
-        pid_t pid; /* 0: none running */
-        sd_event_source *child, *timeout;
-        char session[64];
-        bool timed_out;
-};
-
 struct enforce {
         sd_event *event;
         int root_fd;
         const struct cfg *cfg;
+        struct slot_table *table;
         enforce_done_fn done;
         void *userdata;
-        struct hook hooks[CFG_MAX_SLOTS];
 };
 
-int enforce_new(sd_event *e, int root_fd, enforce_done_fn done, void *userdata, struct enforce **ret) {
+int enforce_new(sd_event *e, int root_fd, struct slot_table *table, enforce_done_fn done, void *userdata,
+                struct enforce **ret) {
         struct enforce *f = calloc(1, sizeof(*f));
 
         if (!f)
                 return -ENOMEM;
         f->event = sd_event_ref(e);
         f->root_fd = root_fd;
+        f->table = table;
         f->done = done;
         f->userdata = userdata;
         *ret = f;
         return 0;
 }
 
-static void hook_clear(struct hook *h) {
+static void hook_clear(struct enforce_hook *h) {
         h->child = sd_event_source_disable_unref(h->child);
         h->timeout = sd_event_source_disable_unref(h->timeout);
         h->pid = 0;
@@ -56,11 +52,14 @@ static void hook_clear(struct hook *h) {
 void enforce_free(struct enforce *f) {
         if (!f)
                 return;
-        for (size_t i = 0; i < CFG_MAX_SLOTS; i++)
-                if (f->hooks[i].pid > 0) {
-                        (void)kill(-f->hooks[i].pid, SIGKILL);
-                        hook_clear(&f->hooks[i]);
+        for (size_t i = 0; i < f->table->n; i++) {
+                struct enforce_hook *h = &slot_at(f->table, i)->hook;
+
+                if (h->pid > 0) {
+                        (void)kill(-h->pid, SIGKILL);
+                        hook_clear(h);
                 }
+        }
         sd_event_unref(f->event);
         free(f);
 }
@@ -69,8 +68,8 @@ void enforce_configure(struct enforce *f, const struct cfg *cfg) {
         f->cfg = cfg;
 }
 
-bool enforce_running(const struct enforce *f, size_t slot) {
-        return slot < CFG_MAX_SLOTS && f->hooks[slot].pid > 0;
+bool enforce_running(const struct slot *sl) {
+        return sl && sl->hook.pid > 0;
 }
 
 static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud);
@@ -92,8 +91,8 @@ static void close_from(int first) {
 }
 
 /* Runs cfg->sessions.exec_argv in a new process group with the session in its environment. */
-static int spawn(struct enforce *f, size_t slot, const char *user, const char *session, const char *reason,
-                 pid_t *ret) {
+static int spawn(struct enforce *f, const struct slot *sl, const char *user, const char *session,
+                 const char *reason, pid_t *ret) {
         const struct cfg *c = f->cfg;
         pid_t pid = fork();
 
@@ -114,7 +113,7 @@ static int spawn(struct enforce *f, size_t slot, const char *user, const char *s
                         dup2(null, STDOUT_FILENO);
                 }
                 close_from(3);
-                setenv("SLOT", c->slots[slot].id, 1);
+                setenv("SLOT", sl->id, 1);
                 setenv("USER_ID", user, 1);
                 setenv("SESSION", session, 1);
                 setenv("REASON", reason, 1);
@@ -127,41 +126,43 @@ static int spawn(struct enforce *f, size_t slot, const char *user, const char *s
         return 0;
 }
 
-static void finish(struct enforce *f, size_t slot, int r, const char *msg) {
+static void finish(struct enforce *f, struct slot *sl, int r, const char *msg) {
         char session[64];
 
-        plat_strlcpy(session, f->hooks[slot].session, sizeof(session));
-        hook_clear(&f->hooks[slot]);
-        f->done(slot, session, r, msg, f->userdata);
+        plat_strlcpy(session, sl->hook.session, sizeof(session));
+        hook_clear(&sl->hook);
+        f->done(sl, session, r, msg, f->userdata);
 }
 
-int enforce_start(struct enforce *f, size_t slot, const char *user, const char *session,
+int enforce_start(struct enforce *f, struct slot *sl, const char *user, const char *session,
                   const char *reason) {
         const struct cfg *c = f->cfg;
-        struct hook *h = &f->hooks[slot];
+        const struct cfg_slot *cs;
+        struct enforce_hook *h;
         char msg[ENFORCE_MSG_MAX] = "", cg[PATH_MAX];
         uint64_t now;
         int r;
 
-        if (slot >= c->n_slots || slot >= CFG_MAX_SLOTS)
+        if (!sl || sl->index >= c->n_slots)
                 return -EINVAL;
+        cs = sl->cfg;
+        h = &sl->hook;
         if (h->pid > 0)
                 return 0;
         plat_strlcpy(h->session, session, sizeof(h->session));
         switch (c->sessions.enforcement) {
         case CFG_ENFORCE_NONE:
-                finish(f, slot, 0, "");
+                finish(f, sl, 0, "");
                 return 0;
         case CFG_ENFORCE_CGROUP_KILL:
                 /* The config refuses these; a path that got here anyway is never killed: "." would
                  * be every process on the host. */
-                if (!c->slots[slot].cgroup ||
-                    hal_cgroup_normalize(c->slots[slot].cgroup, cg, sizeof(cg)) <= 0) {
+                if (!cs->cgroup || hal_cgroup_normalize(cs->cgroup, cg, sizeof(cg)) <= 0) {
                         snprintf(msg, sizeof(msg),
                                  "slot %s: cgroup \"%.128s\" is not a cgroup below the cgroup mount; "
                                  "refusing to kill it",
-                                 c->slots[slot].id, c->slots[slot].cgroup ? c->slots[slot].cgroup : "");
-                        finish(f, slot, -EINVAL, msg);
+                                 cs->id, cs->cgroup ? cs->cgroup : "");
+                        finish(f, sl, -EINVAL, msg);
                         return -EINVAL;
                 }
                 r = hal_cgroup_kill(f->root_fd, cg, msg, sizeof(msg));
@@ -171,17 +172,17 @@ int enforce_start(struct enforce *f, size_t slot, const char *user, const char *
                  * forked meanwhile escapes; then this is a failure and is tried again. */
                 if (r > 0 && hal_cgroup_populated(f->root_fd, cg) == 1) {
                         snprintf(msg, sizeof(msg), "cgroup %s still has processes after %d were killed",
-                                 c->slots[slot].cgroup, r);
+                                 cs->cgroup, r);
                         r = -EAGAIN;
                 }
                 if (r < 0 && !msg[0])
-                        snprintf(msg, sizeof(msg), "cgroup %s: %s", c->slots[slot].cgroup, strerror(-r));
-                finish(f, slot, r < 0 ? r : 0, msg);
+                        snprintf(msg, sizeof(msg), "cgroup %s: %s", cs->cgroup, strerror(-r));
+                finish(f, sl, r < 0 ? r : 0, msg);
                 return r < 0 ? r : 0;
         case CFG_ENFORCE_EXEC:
                 break;
         }
-        r = spawn(f, slot, user, session, reason, &h->pid);
+        r = spawn(f, sl, user, session, reason, &h->pid);
         if (r >= 0) {
                 r = sd_event_add_child(f->event, &h->child, h->pid, WEXITED, on_hook_exit, f);
                 if (r >= 0) {
@@ -191,38 +192,41 @@ int enforce_start(struct enforce *f, size_t slot, const char *user, const char *
                                               100000, on_hook_timeout, f);
                 }
                 if (r >= 0) {
-                        sd_event_source_set_description(h->child, c->slots[slot].id);
+                        sd_event_source_set_description(h->child, cs->id);
                         return 0;
                 }
                 (void)kill(-h->pid, SIGKILL);
                 (void)waitpid(h->pid, NULL, 0);
         }
         snprintf(msg, sizeof(msg), "cannot run %s: %s", c->sessions.exec_argv[0], strerror(-r));
-        finish(f, slot, r, msg);
+        finish(f, sl, r, msg);
         return r;
 }
 
-/* The slot whose hook owns source s. */
-static size_t slot_of_source(struct enforce *f, sd_event_source *s) {
-        for (size_t i = 0; i < CFG_MAX_SLOTS; i++)
-                if (f->hooks[i].child == s || f->hooks[i].timeout == s)
-                        return i;
-        return SIZE_MAX;
+/* The slot whose hook owns source s, or NULL. */
+static struct slot *slot_of_source(struct enforce *f, sd_event_source *s) {
+        for (size_t i = 0; i < f->table->n; i++) {
+                struct slot *sl = slot_at(f->table, i);
+
+                if (sl->hook.child == s || sl->hook.timeout == s)
+                        return sl;
+        }
+        return NULL;
 }
 
 static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud) {
         struct enforce *f = ud;
-        size_t slot = slot_of_source(f, s);
+        struct slot *sl = slot_of_source(f, s);
         const char *cmd = f->cfg->sessions.exec_argv[0];
         char msg[ENFORCE_MSG_MAX];
 
-        if (slot == SIZE_MAX)
+        if (!sl)
                 return 0;
         if (si->si_code == CLD_EXITED && si->si_status == 0) {
-                finish(f, slot, 0, "");
+                finish(f, sl, 0, "");
                 return 0;
         }
-        if (f->hooks[slot].timed_out)
+        if (sl->hook.timed_out)
                 snprintf(msg, sizeof(msg), "%s did not finish within %u s and was killed", cmd,
                          f->cfg->sessions.enforcement_timeout_s);
         else if (si->si_code == CLD_EXITED && si->si_status == 127)
@@ -231,18 +235,17 @@ static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *ud) {
                 snprintf(msg, sizeof(msg), "%s failed with exit status %d", cmd, si->si_status);
         else
                 snprintf(msg, sizeof(msg), "%s was killed by signal %d", cmd, si->si_status);
-        finish(f, slot, f->hooks[slot].timed_out ? -ETIMEDOUT : -EIO, msg);
+        finish(f, sl, sl->hook.timed_out ? -ETIMEDOUT : -EIO, msg);
         return 0;
 }
 
 static int on_hook_timeout(sd_event_source *s, uint64_t usec, void *ud) {
-        struct enforce *f = ud;
-        size_t slot = slot_of_source(f, s);
+        struct slot *sl = slot_of_source(ud, s);
 
         (void)usec;
-        if (slot == SIZE_MAX)
+        if (!sl)
                 return 0;
-        f->hooks[slot].timed_out = true;
-        (void)kill(-f->hooks[slot].pid, SIGKILL); /* the exit is reported by on_hook_exit */
+        sl->hook.timed_out = true;
+        (void)kill(-sl->hook.pid, SIGKILL); /* the exit is reported by on_hook_exit */
         return 0;
 }

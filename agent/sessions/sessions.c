@@ -138,10 +138,10 @@ static void start_enforcement(struct sessions *s, size_t i) {
         struct slots_info info;
 
         slots_get(s->slots, i, &info);
-        if (info.state != SLOTS_ENDING || enforce_running(s->enforce, i))
+        if (info.state != SLOTS_ENDING || enforce_running(sessions__slot(s, i)))
                 return;
         sessions__slot(s, i)->retry_at = 0;
-        (void)enforce_start(s->enforce, i, info.user, info.session, info.end_reason);
+        (void)enforce_start(s->enforce, sessions__slot(s, i), info.user, info.session, info.end_reason);
 }
 
 /* What is written with the batch's state besides it: the records owed (hooks.journal), the bytes
@@ -226,9 +226,8 @@ static int on_commit(sd_event_source *src, void *ud) {
 }
 
 /* An enforcement finished: the slot is given back, or stays ENDING and is tried again later. */
-static void on_enforced(size_t slot, const char *session, int r, const char *why, void *ud) {
+static void on_enforced(struct slot *sl, const char *session, int r, const char *why, void *ud) {
         struct sessions *s = ud;
-        struct slot *sl = sessions__slot(s, slot);
         struct slots_event ev;
         char msg[SLOTS_MSG_MAX];
 
@@ -412,7 +411,7 @@ int sessions_new(sd_event *e, const struct cfg *cfg, struct slot_table *table, i
                 plat_errf(msg, msg_len, "out of memory");
                 goto fail;
         }
-        r = enforce_new(e, root_fd, on_enforced, s, &s->enforce);
+        r = enforce_new(e, root_fd, table, on_enforced, s, &s->enforce);
         if (r < 0)
                 goto fail;
         enforce_configure(s->enforce, cfg);
@@ -511,7 +510,7 @@ int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, s
                                          info.user,
                                          info.state == SLOTS_BLOCKED ? "unblock it" : "end its session"),
                                -EBUSY;
-                if (enforce_running(s->enforce, i))
+                if (enforce_running(sessions__slot(s, i)))
                         return plat_errf(msg, msg_len,
                                          "slot %s is being emptied by the enforcement hook; reload again "
                                          "once it is free",

@@ -236,7 +236,7 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
 
                         slots_get(s->slots, i, &info);
                         if (info.session[0] && ref.session && !strcmp(info.session, ref.session) &&
-                            enforce_running(s->enforce, i))
+                            enforce_running(sessions__slot(s, i)))
                                 return REFUSE(
                                         x, "SLOW_DOWN",
                                         "the enforcement hook of slot %s is still running; it is killed at "
@@ -345,7 +345,7 @@ static cJSON *slot_json(const struct sessions *s, size_t i, bool session_view) {
         if (info.end_reason[0])
                 cJSON_AddStringToObject(o, "reason", info.end_reason);
         if (info.state == SLOTS_ENDING)
-                cJSON_AddBoolToObject(o, "enforcing", enforce_running(s->enforce, i));
+                cJSON_AddBoolToObject(o, "enforcing", enforce_running(sessions__slot(s, i)));
         v = cJSON_AddArrayToObject(o, "viewers");
         for (size_t k = 0; k < info.n_viewers; k++) {
                 const char *user, *role;

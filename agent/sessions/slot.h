@@ -4,6 +4,7 @@
 #pragma once
 
 #include "counters.h"
+#include "enforce.h"
 #include "slots.h"
 #include "watch.h"
 
@@ -21,9 +22,10 @@ struct slot {
         size_t index;
         const struct cfg_slot *cfg; /* borrowed: the config in force's entry */
 
-        /* The session service (sessions.c): enforcement of a forced end. */
+        /* The session service (sessions.c): enforcement of a forced end, and its hook (enforce.c). */
         uint64_t retry_at;     /* mono: when a failed enforcement is tried again; 0: at once */
         bool failure_reported; /* its enforcement_failed event went out (one per session) */
+        struct enforce_hook hook;
         /* The byte counters its streaming process reported (sessions_bytes.c, counters.h). */
         struct slot_bytes bytes;
 
@@ -40,8 +42,8 @@ struct slot_table {
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
  * it holds (counters, hysteresis, enforcement retries), with its cfg and index updated; a new slot
  * starts zeroed; a slot c drops is freed (the session service refuses a reload that drops a slot
- * holding a session, so nothing is left to end). -ENOMEM leaves t as it was. c is borrowed until
- * the next call or slot_table_done. */
+ * holding a session or running an enforcement hook, so nothing is left to end). -ENOMEM leaves t as it was.
+ * c is borrowed until the next call or slot_table_done. */
 int slot_table_sync(struct slot_table *t, const struct cfg *c);
 /* Frees every slot; t is an empty table after. */
 void slot_table_done(struct slot_table *t);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "enforce.h"
 #include "fileio.h"
+#include "slot.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ struct fx {
         struct tu_scratch *root;
         sd_event *e;
         struct cfg *cfg;
+        struct slot_table table; /* the slots of cfg */
         struct enforce *f;
         unsigned n_done;
         size_t slot;
@@ -36,11 +38,11 @@ struct fx {
         char msg[ENFORCE_MSG_MAX];
 };
 
-static void on_done(size_t slot, const char *session, int r, const char *msg, void *userdata) {
+static void on_done(struct slot *sl, const char *session, int r, const char *msg, void *userdata) {
         struct fx *x = userdata;
 
         x->n_done++;
-        x->slot = slot;
+        x->slot = sl->index;
         x->r = r;
         snprintf(x->session, sizeof(x->session), "%s", session);
         snprintf(x->msg, sizeof(x->msg), "%s", msg);
@@ -54,7 +56,7 @@ static int setup(void **state) {
         tu_scratch_setup(&d);
         x->root = d;
         assert_true(sd_event_new(&x->e) >= 0);
-        assert_int_equal(enforce_new(x->e, x->root->fd, on_done, x, &x->f), 0);
+        assert_int_equal(enforce_new(x->e, x->root->fd, &x->table, on_done, x, &x->f), 0);
         *state = x;
         return 0;
 }
@@ -64,6 +66,7 @@ static int teardown(void **state) {
         void *d = x->root;
 
         enforce_free(x->f);
+        slot_table_done(&x->table);
         cfg_free(x->cfg);
         sd_event_unref(x->e);
         free(x);
@@ -91,7 +94,13 @@ static void configure(struct fx *x, const char *sessions) {
                         print_message("config: %s\n", p.msgs[i]);
         assert_non_null(x->cfg);
         cfg_problems_done(&p);
+        assert_int_equal(slot_table_sync(&x->table, x->cfg), 0);
         enforce_configure(x->f, x->cfg);
+}
+
+/* Slot i of the config, NULL past its slots. */
+static struct slot *at(struct fx *x, size_t i) {
+        return i < x->table.n ? slot_at(&x->table, i) : NULL;
 }
 
 /* Writes an executable shell script to the scratch root; its absolute path in ret (64 + 32 bytes). */
@@ -144,14 +153,15 @@ static void test_none_is_done_at_once(void **state) {
         struct fx *x = *state;
 
         configure(x, "\"enforcement\":\"none\"");
-        assert_int_equal(enforce_start(x->f, 1, "alice", "0123456789abcdef0123456789abcdef", "evicted"), 0);
+        assert_int_equal(
+                enforce_start(x->f, at(x, 1), "alice", "0123456789abcdef0123456789abcdef", "evicted"), 0);
         assert_int_equal(x->n_done, 1);
         assert_int_equal(x->slot, 1);
         assert_int_equal(x->r, 0);
         assert_string_equal(x->session, "0123456789abcdef0123456789abcdef");
-        assert_false(enforce_running(x->f, 1));
+        assert_false(enforce_running(at(x, 1)));
         /* A slot the config does not have is refused without a call. */
-        assert_int_equal(enforce_start(x->f, 3, "alice", "s", "evicted"), -EINVAL);
+        assert_int_equal(enforce_start(x->f, at(x, 3), "alice", "s", "evicted"), -EINVAL);
         assert_int_equal(x->n_done, 1);
 }
 
@@ -160,13 +170,13 @@ static void test_cgroup_kill_writes_1_to_the_slot_cgroup(void **state) {
 
         configure(x, "\"enforcement\":\"cgroup_kill\"");
         tu_put(x->root->fd, "sys/fs/cgroup/render.slice/s0/cgroup.kill", "");
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         assert_int_equal(x->n_done, 1);
         assert_int_equal(x->r, 0);
         assert_string_equal(x->session, "sess-a");
         assert_string_equal(slurp(x, "sys/fs/cgroup/render.slice/s0/cgroup.kill"), "1");
         /* No such cgroup: nothing runs there, so the slot is done. */
-        assert_int_equal(enforce_start(x->f, 1, "bob", "sess-b", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 1), "bob", "sess-b", "evicted"), 0);
         assert_int_equal(x->n_done, 2);
         assert_int_equal(x->slot, 1);
         assert_int_equal(x->r, 0);
@@ -178,7 +188,7 @@ static void test_cgroup_kill_failure_names_the_file(void **state) {
         configure(x, "\"enforcement\":\"cgroup_kill\"");
         /* A directory where cgroup.kill should be: the write fails. */
         tu_put(x->root->fd, "sys/fs/cgroup/render.slice/s2/cgroup.kill/x", "");
-        assert_int_equal(enforce_start(x->f, 2, "carol", "sess-c", "idle"), -EISDIR);
+        assert_int_equal(enforce_start(x->f, at(x, 2), "carol", "sess-c", "idle"), -EISDIR);
         assert_int_equal(x->n_done, 1);
         assert_int_equal(x->r, -EISDIR);
         assert_string_equal(x->msg, "/sys/fs/cgroup/render.slice/s2/cgroup.kill: Is a directory");
@@ -197,7 +207,7 @@ static void test_cgroup_kill_refuses_the_root_cgroup_even_past_the_config(void *
         for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
                 free(x->cfg->slots[0].cgroup);
                 x->cfg->slots[0].cgroup = strdup(roots[i]);
-                assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), -EINVAL);
+                assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), -EINVAL);
                 assert_int_equal(x->n_done, i + 1);
                 assert_int_equal(x->r, -EINVAL);
                 snprintf(
@@ -211,7 +221,7 @@ static void test_cgroup_kill_refuses_the_root_cgroup_even_past_the_config(void *
         free(x->cfg->slots[0].cgroup);
         x->cfg->slots[0].cgroup = strdup("./render.slice//s0/");
         tu_put(x->root->fd, "sys/fs/cgroup/render.slice/s0/cgroup.kill", "");
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         assert_string_equal(slurp(x, "sys/fs/cgroup/render.slice/s0/cgroup.kill"), "1");
 }
 
@@ -221,15 +231,15 @@ static void test_exec_hook_success_is_reported_from_the_loop(void **state) {
 
         script(x, "ok.sh", "exit 0", cmd, sizeof(cmd));
         configure_exec(x, cmd, NULL, 10);
-        assert_int_equal(enforce_start(x->f, 2, "carol", "sess-c", "grace_expired"), 0);
-        assert_true(enforce_running(x->f, 2));
+        assert_int_equal(enforce_start(x->f, at(x, 2), "carol", "sess-c", "grace_expired"), 0);
+        assert_true(enforce_running(at(x, 2)));
         assert_int_equal(x->n_done, 0); /* not before the hook has exited */
         run_until_done(x, 1);
         assert_int_equal(x->slot, 2);
         assert_int_equal(x->r, 0);
         assert_string_equal(x->msg, "");
         assert_string_equal(x->session, "sess-c");
-        assert_false(enforce_running(x->f, 2));
+        assert_false(enforce_running(at(x, 2)));
 }
 
 static void test_exec_hook_gets_the_session_in_its_environment(void **state) {
@@ -252,7 +262,7 @@ static void test_exec_hook_gets_the_session_in_its_environment(void **state) {
         assert_true(saved >= 0);
         assert_int_equal(dup2(p[0], STDIN_FILENO), STDIN_FILENO);
         close(p[0]);
-        r = enforce_start(x->f, 1, "bob@example", "sess-b", "evicted");
+        r = enforce_start(x->f, at(x, 1), "bob@example", "sess-b", "evicted");
         assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
         close(saved);
         assert_int_equal(r, 0);
@@ -268,12 +278,12 @@ static void test_exec_hook_exit_status_fails_with_the_command_named(void **state
 
         script(x, "fail.sh", "exit 3", cmd, sizeof(cmd));
         configure_exec(x, cmd, NULL, 10);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         run_until_done(x, 1);
         assert_int_equal(x->r, -EIO);
         snprintf(want, sizeof(want), "%s failed with exit status 3", cmd);
         assert_string_equal(x->msg, want);
-        assert_false(enforce_running(x->f, 0));
+        assert_false(enforce_running(at(x, 0)));
 }
 
 static void test_exec_missing_command_is_exit_127(void **state) {
@@ -282,7 +292,7 @@ static void test_exec_missing_command_is_exit_127(void **state) {
 
         snprintf(cmd, sizeof(cmd), "%s/no-such-hook", x->root->path);
         configure_exec(x, cmd, NULL, 10);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         run_until_done(x, 1);
         assert_int_equal(x->r, -EIO);
         assert_non_null(strstr(x->msg, cmd));
@@ -294,14 +304,14 @@ static void test_exec_hook_past_its_timeout_is_killed(void **state) {
         uint64_t t0 = plat_now_mono_usec(), took;
 
         configure_exec(x, "/bin/sleep", "5", 1);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         run_until_done(x, 1);
         took = plat_now_mono_usec() - t0;
         assert_true(took >= 900 * USEC_PER_MSEC);
         assert_true(took < 4 * USEC_PER_SEC); /* killed, not waited for */
         assert_int_equal(x->r, -ETIMEDOUT);
         assert_string_equal(x->msg, "/bin/sleep did not finish within 1 s and was killed");
-        assert_false(enforce_running(x->f, 0));
+        assert_false(enforce_running(at(x, 0)));
 }
 
 static void test_second_start_while_running_does_nothing(void **state) {
@@ -311,8 +321,8 @@ static void test_second_start_while_running_does_nothing(void **state) {
         script(x, "count.sh", "echo run >> \"$1\"; sleep 0.3", cmd, sizeof(cmd));
         snprintf(out, sizeof(out), "%s/count.out", x->root->path);
         configure_exec(x, cmd, out, 10);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         assert_int_equal(x->n_done, 0);
         run_until_done(x, 1);
         /* Let a second hook, were there one, finish too. */
@@ -349,7 +359,7 @@ static void test_free_kills_the_hook_process_group(void **state) {
                sizeof(cmd));
         snprintf(dir, sizeof(dir), "%s", x->root->path);
         configure_exec(x, cmd, dir, 60);
-        assert_int_equal(enforce_start(x->f, 0, "alice", "sess-a", "evicted"), 0);
+        assert_int_equal(enforce_start(x->f, at(x, 0), "alice", "sess-a", "evicted"), 0);
         shell = wait_pid_file(x, "shell.pid");
         child = wait_pid_file(x, "child.pid");
         enforce_free(x->f);
