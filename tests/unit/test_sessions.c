@@ -574,17 +574,24 @@ static void test_enforcement_none_frees_in_the_same_batch(void **state) {
         assert_int_equal(state_of(f, 0), SLOTS_FREE);
 }
 
-/* Reopens the service with enforcement "exec" running a script (body) written to the scratch dir. */
-static void use_exec_hook(struct fx *f, const char *body) {
-        char text[512], cmd[128], out[128], sessions[512];
+/* The "sessions" members of enforcement "exec" running a script (body) written to the scratch dir,
+ * in ret (512 bytes). */
+static void exec_hook_sessions(struct fx *f, const char *body, char *ret) {
+        char text[512], cmd[128], out[128];
 
         snprintf(text, sizeof(text), "#!/bin/sh\n%s\n", body);
         tu_put(f->dir->fd, "hook.sh", text);
         assert_int_equal(fchmodat(f->dir->fd, "hook.sh", 0755, 0), 0);
         snprintf(cmd, sizeof(cmd), "%s/hook.sh", f->dir->path);
         snprintf(out, sizeof(out), "%s/hook.out", f->dir->path);
-        snprintf(sessions, sizeof(sessions), "\"enforcement\":\"exec\",\"enforcement_exec\":[\"%s\",\"%s\"]",
-                 cmd, out);
+        snprintf(ret, 512, "\"enforcement\":\"exec\",\"enforcement_exec\":[\"%s\",\"%s\"]", cmd, out);
+}
+
+/* Reopens the service with enforcement "exec" running a script (body) written to the scratch dir. */
+static void use_exec_hook(struct fx *f, const char *body) {
+        char sessions[512];
+
+        exec_hook_sessions(f, body, sessions);
         sessions_free(f->s);
         open_service(f, make_cfg(f, sessions, SLOTS3));
 }
@@ -655,6 +662,46 @@ static void test_failed_enforcement_is_reported_once_and_release_frees(void **st
         settle(f);
         assert_string_equal(str(last_event(f, "session_end"), "reason"), "idle");
         assert_int_equal(state_of(f, 0), SLOTS_FREE);
+}
+
+/* A reload that moves a slot whose enforcement failed (s0 goes second): the slot keeps its retry
+ * time and its one enforcement_failed event, by id (they followed positions: the reload retried at
+ * once and reported the failure again). */
+static void test_a_reload_keeps_a_failed_enforcement_with_its_slot(void **state) {
+        struct fx *f = *state;
+        char sess[SLOTS_SESSION_LEN + 1], sessions[512];
+        uint64_t deadline;
+
+        use_exec_hook(f, "echo run >> \"$1\"; exit 3");
+        exec_hook_sessions(f, "echo run >> \"$1\"; exit 3", sessions);
+        play(f, "alice", "s0", sess);
+        expect_ok(f, "end", "{\"user\":\"alice\",\"reason\":\"idle\"}");
+        settle(f);
+        run_until_event(f, "enforcement_failed");
+        assert_int_equal(sessions_reconfigure(f->s,
+                                              make_cfg(f, sessions,
+                                                       "{\"id\":\"s1\",\"scale\":\"S\"},{\"id\":\"s0\","
+                                                       "\"scale\":\"S\"},{\"id\":\"s2\",\"scale\":\"S\"}"),
+                                              f->msg, sizeof(f->msg)),
+                         0);
+        assert_string_equal(info_of(f, 1).id, "s0");
+        assert_int_equal(state_of(f, 1), SLOTS_ENDING);
+        /* A second of ticks: the retry is 10 s away, not due. */
+        deadline = real_mono() + 1500 * 1000;
+        while (real_mono() < deadline)
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        assert_string_equal(hook_out(f), "run\n");
+        /* Past it the hook runs again and fails again: still one event. */
+        advance(f, SESSIONS_RETRY_USEC + SEC);
+        deadline = real_mono() + 5 * SEC;
+        while (strcmp(hook_out(f), "run\nrun\n")) {
+                assert_true(real_mono() < deadline);
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        }
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        assert_int_equal(count_events(f, "enforcement_failed"), 1);
+        assert_int_equal(state_of(f, 1), SLOTS_ENDING);
 }
 
 /* ---- report_bytes ---- */
@@ -1498,6 +1545,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exec_enforcement_runs_the_hook_then_frees, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_failed_enforcement_is_reported_once_and_release_frees,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_reload_keeps_a_failed_enforcement_with_its_slot,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_report_bytes_turns_counters_into_deltas, setup,
                                                 teardown),
