@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void slot_free(struct slot *sl) {
+        free(sl->watch);
+        free(sl);
+}
+
 struct slot *slot_table_find(const struct slot_table *t, const char *id) {
         for (size_t i = 0; i < t->n; i++)
                 if (!strcmp(t->slot[i]->id, id))
@@ -42,7 +47,7 @@ int slot_table_sync(struct slot_table *t, const struct cfg *c) {
         }
         for (size_t j = 0; j < t->n; j++)
                 if (!kept[j])
-                        free(t->slot[j]);
+                        slot_free(t->slot[j]);
         for (size_t i = 0; i < n; i++) {
                 next[i]->index = i;
                 next[i]->cfg = &c->slots[i];
@@ -56,6 +61,6 @@ int slot_table_sync(struct slot_table *t, const struct cfg *c) {
 
 void slot_table_done(struct slot_table *t) {
         for (size_t i = 0; i < t->n; i++)
-                free(t->slot[i]);
+                slot_free(t->slot[i]);
         *t = (struct slot_table){ 0 };
 }

@@ -6,7 +6,6 @@
 #include "counters.h"
 #include "enforce.h"
 #include "slots.h"
-#include "watch.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 
 struct cfg;
 struct cfg_slot;
+struct watch_slot;
 
 struct slot {
         char id[SLOTS_ID_MAX + 1];
@@ -29,8 +29,10 @@ struct slot {
         /* The byte counters its streaming process reported (sessions_bytes.c, counters.h). */
         struct slot_bytes bytes;
 
-        /* The scale watch (watch.c): the plan's verdict, bandwidth and memory hysteresis. */
-        struct watch_slot watch;
+        /* The scale watch's part (telemetry/watch.c: the plan's verdict, bandwidth and memory
+         * hysteresis): opaque here, since telemetry sits above sessions. A plain allocation the
+         * watch makes on first use (NULL before), freed with the slot. */
+        struct watch_slot *watch;
 };
 
 /* The slots of the config in force, in its order. Zeroed is an empty table. */

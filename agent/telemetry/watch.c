@@ -31,7 +31,15 @@ static size_t n_slots(const struct watch *w) {
 }
 
 const struct watch_slot *watch_slot_at(const struct watch *w, size_t i) {
-        return i < n_slots(w) ? &slot_at(w->table, i)->watch : NULL;
+        return i < n_slots(w) ? slot_at(w->table, i)->watch : NULL;
+}
+
+/* The slot's part of the watch, made zeroed on first use; NULL when out of memory (the slot is
+ * skipped until there is some). */
+static struct watch_slot *part(struct slot *sl) {
+        if (!sl->watch)
+                sl->watch = calloc(1, sizeof(*sl->watch));
+        return sl->watch;
 }
 
 void watch_host_from_sample(const struct cfg *c, const struct hal_platform *p, const struct host_sample *h,
@@ -79,8 +87,10 @@ void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *ho
         spec_plan(c, host, v);
         for (size_t i = 0; i < c->n_slots; i++) {
                 const struct cfg_slot *sl = &c->slots[i];
+                struct watch_slot *ws = part(slot_at(w->table, i));
 
-                slot_at(w->table, i)->watch.verdict = v[i];
+                if (ws)
+                        ws->verdict = v[i];
                 if (!v[i].meets) {
                         const char *fields[] = { NULL, NULL };
                         char f[96];
@@ -101,18 +111,20 @@ void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *ho
 }
 
 bool watch_slot_admissible(const struct watch *w, const struct slot *sl) {
-        return w->planned && sl && sl->watch.verdict.meets;
+        return w->planned && sl && sl->watch && sl->watch->verdict.meets;
 }
 
 static void bandwidth(struct watch *w, const struct cfg *c, struct slot *slot, const struct sampler *s,
                       uint64_t now) {
         const struct cfg_slot *sl = slot->cfg;
         const struct spec_scale *sc = spec_find(c, sl->scale);
-        struct watch_slot *ws = &slot->watch;
+        struct watch_slot *ws = part(slot);
         const struct net_rate *r;
         cJSON *j;
         int e;
 
+        if (!ws)
+                return;
         ws->has_bandwidth = false;
         if (!sl->iface || !sc || !(r = sampler_iface_rate(s, sl->iface, NULL)) || !r->valid)
                 return; /* no observation: the hysteresis waits */
@@ -139,19 +151,20 @@ static void memory(struct watch *w, const struct cfg *c, struct slot *slot, cons
         size_t i = slot->index;
         const struct spec_scale *sc = spec_find(c, sl->scale);
         const struct usage_slot *us = i < u->n ? &u->slots[i] : NULL;
+        struct watch_slot *ws = part(slot);
         uint64_t limit;
         double pct;
         cJSON *j;
         int e;
 
-        if (!us || !us->has_cg || !(us->cg.present & HAL_CG_MEM) || !sc)
+        if (!ws || !us || !us->has_cg || !(us->cg.present & HAL_CG_MEM) || !sc)
                 return;
         limit = (us->cg.present & HAL_CG_MEM_MAX) && us->cg.mem_max_bytes != UINT64_MAX
                         ? us->cg.mem_max_bytes
                         : sc->ram_bytes;
         pct = spec_pct((double)us->cg.mem_current_bytes, (double)limit);
-        e = hyst_update(&slot->watch.memory, pct >= c->events.memory_pressure_pct, now,
-                        WATCH_MEMORY_DELAY_USEC, WATCH_MEMORY_DELAY_USEC);
+        e = hyst_update(&ws->memory, pct >= c->events.memory_pressure_pct, now, WATCH_MEMORY_DELAY_USEC,
+                        WATCH_MEMORY_DELAY_USEC);
         if (e == HYST_NONE)
                 return;
         j = slot_fields(sl);

@@ -7,8 +7,10 @@
 
 #include "config.h"
 #include "slot.h"
+#include "watch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct cfg *load(const char *slots) {
@@ -59,17 +61,19 @@ static void test_sync_keeps_kept_slots_by_id(void **state) {
         c_ = slot_at(&t, 2);
         a->retry_at = 42;
         a->failure_reported = true;
-        c_->watch.bandwidth.raised = true;
+        c_->watch = calloc(1, sizeof(*c_->watch));
+        assert_non_null(c_->watch);
+        c_->watch->bandwidth.raised = true;
         snprintf(c_->bytes.session, sizeof(c_->bytes.session), "sess");
         assert_int_equal(slot_table_sync(&t, n), 0);
         assert_int_equal(t.n, 3);
         assert_string_equal(slot_at(&t, 0)->id, "d");
         assert_int_equal(slot_at(&t, 0)->retry_at, 0);
-        assert_false(slot_at(&t, 0)->watch.bandwidth.raised);
+        assert_null(slot_at(&t, 0)->watch);
         assert_ptr_equal(slot_at(&t, 1), c_);
         assert_int_equal(c_->index, 1);
         assert_string_equal(c_->cfg->scale, "M");
-        assert_true(c_->watch.bandwidth.raised);
+        assert_true(c_->watch->bandwidth.raised);
         assert_string_equal(c_->bytes.session, "sess");
         assert_ptr_equal(slot_at(&t, 2), a);
         assert_int_equal(a->index, 2);

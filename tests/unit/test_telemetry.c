@@ -317,6 +317,7 @@ struct rich {
         struct hal_gpu_sample gpus[2];
         struct usage_slot us[3];
         struct usage u;
+        struct watch_slot ws[3];
         struct slot sl[3]; /* the watch's part of each slot is its own */
         struct slot_table table;
         struct watch w;
@@ -385,13 +386,14 @@ static void rich_init(struct rich *r) {
                                         .has_gpu_vram = true,
                                         .gpu_vram_bytes = 1ULL << 30 };
         r->u = (struct usage){ .n = 3, .slots = r->us };
-        r->sl[0].watch = (struct watch_slot){ .verdict = { .meets = true },
-                                              .has_bandwidth = true,
-                                              .bandwidth_mbps = 12.5,
-                                              .bandwidth = { .raised = true } };
-        r->sl[1].watch =
-                (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
-        r->sl[2].watch = (struct watch_slot){ .verdict = { .meets = true } };
+        r->ws[0] = (struct watch_slot){ .verdict = { .meets = true },
+                                        .has_bandwidth = true,
+                                        .bandwidth_mbps = 12.5,
+                                        .bandwidth = { .raised = true } };
+        r->ws[1] = (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
+        r->ws[2] = (struct watch_slot){ .verdict = { .meets = true } };
+        for (size_t i = 0; i < 3; i++)
+                r->sl[i].watch = &r->ws[i];
         r->table = (struct slot_table){ .n = 3, .slot = { &r->sl[0], &r->sl[1], &r->sl[2] } };
         r->w = (struct watch){
                 .planned = true,
