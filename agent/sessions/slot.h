@@ -1,6 +1,6 @@
 /* slot.h: the slot object: each configured slot's runtime state in one place, a table keyed by slot
- * id that a reload carries over by id. The modules that act on a slot (sessions, counters, the scale
- * watch) take a struct slot, never an index into arrays of their own. */
+ * id that a reload carries over by id. The modules that act on a slot (sessions, counters, enforcement,
+ * the scale watch) take a struct slot, never an index into arrays of their own. */
 #pragma once
 
 #include "counters.h"
@@ -44,8 +44,8 @@ struct slot_table {
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
  * it holds (counters, hysteresis, enforcement retries), with its cfg and index updated; a new slot
  * starts zeroed; a slot c drops is freed (the session service refuses a reload that drops a slot
- * holding a session or running an enforcement hook, so nothing is left to end). -ENOMEM leaves t as it was.
- * c is borrowed until the next call or slot_table_done. */
+ * holding a session or running an enforcement hook, so nothing is left to end). -ENOMEM leaves t
+ * as it was. c is borrowed until the next call or slot_table_done. */
 int slot_table_sync(struct slot_table *t, const struct cfg *c);
 /* Frees every slot; t is an empty table after. */
 void slot_table_done(struct slot_table *t);
