@@ -629,11 +629,24 @@ static void test_exec_enforcement_runs_the_hook_then_frees(void **state) {
         assert_string_equal(hook_out(f), want);
 }
 
+/* Past the retry delay a hook that failed once ("run" in its output) runs again and fails again. */
+static void retry_failed_hook(struct fx *f) {
+        uint64_t deadline;
+
+        advance(f, SESSIONS_RETRY_USEC + SEC);
+        deadline = real_mono() + 5 * SEC;
+        while (strcmp(hook_out(f), "run\nrun\n")) {
+                assert_true(real_mono() < deadline);
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        }
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+}
+
 static void test_failed_enforcement_is_reported_once_and_release_frees(void **state) {
         struct fx *f = *state;
         char sess[SLOTS_SESSION_LEN + 1];
         const cJSON *ev;
-        uint64_t deadline;
 
         use_exec_hook(f, "echo run >> \"$1\"; exit 3");
         play(f, "alice", "s0", sess);
@@ -646,14 +659,7 @@ static void test_failed_enforcement_is_reported_once_and_release_frees(void **st
         assert_int_equal(num(ev, "retry_s"), 10);
         assert_int_equal(state_of(f, 0), SLOTS_ENDING);
         /* Past the retry delay the hook runs again and fails again: no second event. */
-        advance(f, SESSIONS_RETRY_USEC + SEC);
-        deadline = real_mono() + 5 * SEC;
-        while (strcmp(hook_out(f), "run\nrun\n")) {
-                assert_true(real_mono() < deadline);
-                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
-        }
-        for (int i = 0; i < 5; i++)
-                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        retry_failed_hook(f);
         assert_int_equal(count_events(f, "enforcement_failed"), 1);
         assert_int_equal(state_of(f, 0), SLOTS_ENDING);
         /* An operator who has ended the processes by hand frees the slot. */
@@ -692,14 +698,7 @@ static void test_a_reload_keeps_a_failed_enforcement_with_its_slot(void **state)
                 assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
         assert_string_equal(hook_out(f), "run\n");
         /* Past it the hook runs again and fails again: still one event. */
-        advance(f, SESSIONS_RETRY_USEC + SEC);
-        deadline = real_mono() + 5 * SEC;
-        while (strcmp(hook_out(f), "run\nrun\n")) {
-                assert_true(real_mono() < deadline);
-                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
-        }
-        for (int i = 0; i < 5; i++)
-                assert_true(sd_event_run(f->e, 100 * 1000) >= 0);
+        retry_failed_hook(f);
         assert_int_equal(count_events(f, "enforcement_failed"), 1);
         assert_int_equal(state_of(f, 1), SLOTS_ENDING);
 }
