@@ -107,11 +107,12 @@ static void add_host_facts(struct jsonw *j, const struct cfg *c, const struct sa
 }
 
 /* A slot's facts: its config; whether its cgroup and interface are there (a session's come and go
- * with it), the cgroup's limits, its NVENC streams; the plan's verdict. */
+ * with it), the cgroup's limits, its stream sessions; the plan's verdict. */
 static void add_slot_facts(struct jsonw *j, const struct cfg *c, size_t i, const struct sampler *s,
                            const struct usage *u, const struct watch *w) {
         const struct cfg_slot *sl = &c->slots[i];
         const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
+        const struct watch_slot *ws;
         const struct hal_net_iface *ni;
 
         jsonw_object(j, NULL);
@@ -136,10 +137,10 @@ static void add_slot_facts(struct jsonw *j, const struct cfg *c, size_t i, const
                 jsonw_bool(j, "iface_found", sampler_iface_rate(s, sl->iface, &ni) != NULL);
         if (us)
                 streams_write(j, us, false);
-        if (w && w->planned && i < w->n) {
-                jsonw_bool(j, "conformant", w->slots[i].verdict.meets);
-                if (!w->slots[i].verdict.meets)
-                        jsonw_string(j, "nonconformant", w->slots[i].verdict.reason);
+        if (w && w->planned && (ws = watch_slot_at(w, i))) {
+                jsonw_bool(j, "conformant", ws->verdict.meets);
+                if (!ws->verdict.meets)
+                        jsonw_string(j, "nonconformant", ws->verdict.reason);
         }
         jsonw_end(j);
 }

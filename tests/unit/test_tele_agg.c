@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "sampler.h"
+#include "slot.h"
 #include "tele_agg.h"
 #include "telemetry.h"
 #include "usage.h"
@@ -32,6 +33,8 @@ struct host {
         struct usage_slot us[2];
         struct usage u;
         struct watch_slot ws[2];
+        struct slot sl[2];
+        struct slot_table table;
         struct watch w;
 };
 
@@ -55,7 +58,11 @@ static void host_init(struct host *h) {
         h->us[1] = (struct usage_slot){ .cg_state = "absent" };
         h->u = (struct usage){ .n = 2, .slots = h->us };
         h->ws[0].has_bandwidth = true;
-        h->w = (struct watch){ .n = 2, .slots = h->ws };
+        /* The watch's part of each slot lives in its slot object (slot.h). */
+        for (size_t i = 0; i < 2; i++)
+                h->sl[i].watch = &h->ws[i];
+        h->table = (struct slot_table){ .n = 2, .slot = { &h->sl[0], &h->sl[1] } };
+        h->w = (struct watch){ .table = &h->table };
 }
 
 /* One sample: host CPU, eth0's rx counter and rate, the slot's memory and bandwidth, the GPU. */
