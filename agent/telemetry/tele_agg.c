@@ -78,6 +78,12 @@ static int add_ifaces(struct tele_agg *a, const struct host_sample *h) {
         return 0;
 }
 
+/* Bytes as KiB: memory is counted in pages (cgroups, /proc/meminfo's kB, NVML's MiB), so nothing is
+ * lost, and the document is shorter by three digits a figure (issue 20's byte budget). */
+static double kib(uint64_t bytes) {
+        return (double)bytes / 1024.0;
+}
+
 /* One stream of a sample's (first: the sample's first, last: its last): its figures folded into
  * the sample's worst, which the gauges take at the last. */
 static void worst_stream(struct tele_streams *t, bool first, uint32_t fps, uint32_t latency_us, bool last) {
@@ -96,18 +102,18 @@ static void add_slot(struct tele_agg_slot *as, const struct cfg_slot *sl, const 
         if (us && us->has_cores)
                 tele_gauge_add(&as->cores, us->cores_used);
         if (us && us->has_cg && (us->cg.present & HAL_CG_MEM))
-                tele_gauge_add(&as->memory, (double)us->cg.mem_current_bytes);
+                tele_gauge_add(&as->memory, kib(us->cg.mem_current_bytes));
         if (us && us->has_cg && (us->cg.present & HAL_CG_PIDS))
                 tele_gauge_add(&as->pids, (double)us->cg.pids_current);
         if (us && sl->gpu >= 0 && (unsigned)sl->gpu < h->n_gpus) {
                 const struct hal_gpu_sample *g = &h->gpus[sl->gpu];
 
                 if (us->gpu_shared && us->has_gpu_vram)
-                        tele_gauge_add(&as->gpu_vram, (double)us->gpu_vram_bytes);
+                        tele_gauge_add(&as->gpu_vram, kib(us->gpu_vram_bytes));
                 if (!us->gpu_shared && (g->present & HAL_GPU_UTIL))
                         tele_gauge_add(&as->gpu_util, g->util_pct);
                 if (!us->gpu_shared && (g->present & HAL_GPU_VRAM))
-                        tele_gauge_add(&as->gpu_vram, (double)g->vram_used_bytes);
+                        tele_gauge_add(&as->gpu_vram, kib(g->vram_used_bytes));
         }
         if (us && us->has_enc)
                 for (size_t k = 0; k < us->n_enc; k++)
@@ -139,7 +145,7 @@ static void add_gpu(struct tele_agg_gpu *ag, const struct hal_gpu_sample *g, boo
                 if (g->present & pct[i].bit)
                         tele_gauge_add((struct tele_gauge *)((char *)ag + pct[i].off), v[i]);
         if (g->present & HAL_GPU_VRAM)
-                tele_gauge_add(&ag->vram_used, (double)g->vram_used_bytes);
+                tele_gauge_add(&ag->vram_used, kib(g->vram_used_bytes));
         if (g->present & HAL_GPU_POWER)
                 tele_gauge_add(&ag->power, g->power_w);
         if (g->present & HAL_GPU_TEMP)
@@ -172,7 +178,7 @@ int tele_agg_add(struct tele_agg *a, const struct cfg *c, const struct sampler *
         if (h->has_cpu_util)
                 tele_gauge_add(&a->cpu_util, h->cpu_util_pct);
         if (h->has_mem)
-                tele_gauge_add(&a->mem_available, (double)h->mem.available_bytes);
+                tele_gauge_add(&a->mem_available, kib(h->mem.available_bytes));
         for (size_t i = 0; i < c->n_slots; i++)
                 add_slot(&a->slots[i], &c->slots[i], u && i < u->n ? &u->slots[i] : NULL,
                          w ? watch_slot_at(w, i) : NULL, h);
@@ -260,15 +266,15 @@ static void put_slot(struct jsonw *j, const struct tele_agg *a, const struct cfg
         jsonw_string(j, "id", sl->id);
         if (as->cores.n || as->memory.n || as->pids.n) {
                 jsonw_object(j, "cgroup");
-                put_gauge(j, "cores_used", &as->cores, 3);
-                put_gauge(j, "memory_bytes", &as->memory, 0);
+                put_gauge(j, "cores_used", &as->cores, 2);
+                put_gauge(j, "memory_kib", &as->memory, 0);
                 put_gauge(j, "pids", &as->pids, 0);
                 jsonw_end(j);
         }
         if (e && e->seen) { /* whether the cgroup and the interface are there: status */
                 jsonw_object(j, "net");
                 put_counters(j, e);
-                put_gauge(j, "mbps", &as->mbps, 3);
+                put_gauge(j, "mbps", &as->mbps, 2);
                 jsonw_end(j);
         }
         if (as->over_cap)
@@ -280,7 +286,7 @@ static void put_slot(struct jsonw *j, const struct tele_agg *a, const struct cfg
         } else if (sl->gpu >= 0 && (as->gpu_util.n || as->gpu_vram.n || as->enc.fps.n || as->fbc.fps.n)) {
                 jsonw_object(j, "gpu");
                 put_gauge(j, "util_pct", &as->gpu_util, 1);
-                put_gauge(j, "vram_used_bytes", &as->gpu_vram, 0);
+                put_gauge(j, "vram_used_kib", &as->gpu_vram, 0);
                 put_streams(j, "encoder", &as->enc); /* which streams: status */
                 put_streams(j, "capture", &as->fbc);
                 jsonw_end(j);
@@ -299,7 +305,7 @@ static void put_gpu(struct jsonw *j, const struct tele_agg_gpu *ag, unsigned ind
         put_gauge(j, "mem_util_pct", &ag->mem_util, 1);
         put_gauge(j, "enc_pct", &ag->enc, 1);
         put_gauge(j, "dec_pct", &ag->dec, 1);
-        put_gauge(j, "vram_used_bytes", &ag->vram_used, 0);
+        put_gauge(j, "vram_used_kib", &ag->vram_used, 0);
         put_gauge(j, "power_w", &ag->power, 1);
         put_gauge(j, "temp_c", &ag->temp, 1);
         put_gauge(j, "clock_mhz", &ag->clock, 0);
@@ -329,7 +335,7 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
         }
         if (a->mem_available.n) {
                 jsonw_object(&j, "memory");
-                put_gauge(&j, "available_bytes", &a->mem_available, 0); /* of status's total */
+                put_gauge(&j, "available_kib", &a->mem_available, 0); /* of status's total */
                 jsonw_end(&j);
         }
         jsonw_array(&j, "net"); /* the slots' interfaces are under their slots */
@@ -342,8 +348,8 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
                 jsonw_object(&j, NULL);
                 jsonw_string(&j, "iface", e->name);
                 put_counters(&j, e);
-                put_gauge(&j, "rx_mbps", &e->rx_mbps, 3);
-                put_gauge(&j, "tx_mbps", &e->tx_mbps, 3);
+                put_gauge(&j, "rx_mbps", &e->rx_mbps, 2);
+                put_gauge(&j, "tx_mbps", &e->tx_mbps, 2);
                 jsonw_end(&j);
         }
         jsonw_end(&j);
@@ -357,8 +363,12 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
         jsonw_end(&j);
         if (self) {
                 tele__self(&j, "self", self);
-                if (self->has_clock)
-                        clocksync_jsonw(&j, "clock", &self->clock);
+                if (self->has_clock) { /* the kernel's state name and max error: status, the one-sample document */
+                        jsonw_object(&j, "clock");
+                        jsonw_bool(&j, "synced", self->clock.synced);
+                        jsonw_u64(&j, "est_error_us", self->clock.est_error_us);
+                        jsonw_end(&j);
+                }
         }
         jsonw_end(&j);
         return jsonw_take_text(&j);

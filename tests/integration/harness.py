@@ -275,8 +275,12 @@ def gpu_facts(g):
 
 
 def gpu_figures(g):
-    """The telemetry entry (one sample per document) for the gpus[] entry g of nvml_expected."""
-    return {k: v for k, v in g.items() if k not in GPU_FACT_KEYS}
+    """The telemetry entry (one sample per document) for the gpus[] entry g of nvml_expected: memory
+    in KiB there (docs/topics.md)."""
+    out = {k: v for k, v in g.items() if k not in GPU_FACT_KEYS}
+    if "vram_used_bytes" in out:
+        out["vram_used_kib"] = out.pop("vram_used_bytes") // 1024
+    return out
 
 
 _FP32 = None

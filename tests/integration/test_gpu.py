@@ -104,7 +104,7 @@ def encoder_expected(encs, kind="codec"):
 
 METRIC_CALLS = ("util", "memory", "encoder", "decoder", "power", "temp", "clock", "maxclock", "throttle",
                 "procs", "gprocs")
-METRIC_KEYS = ("util_pct", "mem_util_pct", "enc_pct", "dec_pct", "vram_total_bytes", "vram_used_bytes",
+METRIC_KEYS = ("util_pct", "mem_util_pct", "enc_pct", "dec_pct", "vram_total_bytes", "vram_used_bytes", "vram_used_kib",
                "power_w", "temp_c", "clock_mhz", "clock_max_mhz", "throttle_reasons", "process_count",
                "processes")
 # Anything at warning level or above, as the agent writes it to stderr...
@@ -183,7 +183,7 @@ class GpuTelemetry(harness.IntegrationTest):
             # ... and so every NVENC session of it: FPS and encode latency per stream.
             # (the streams themselves are in the status: pid, codec, size)
             self.assertEqual(d["slots"][1]["gpu"], {"util_pct": expected[0]["util_pct"],
-                                                   "vram_used_bytes": A10G["vram_used"],
+                                                   "vram_used_kib": A10G["vram_used"] // 1024,
                                                    "encoder": encoder_expected(A10G["encs"]),
                                                    "capture": encoder_expected(A10G["fbcs"], kind="type")},
                              d["slots"])

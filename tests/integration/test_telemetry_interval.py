@@ -111,7 +111,7 @@ class TelemetryInterval(harness.IntegrationTest):
                 self.assertIn(last, (20.0, 80.0), util)
                 self.assertTrue(20.0 < avg < 80.0, util)
             # What held still is one number.
-            self.assertEqual(d["gpus"][0]["vram_used_bytes"], GPU["vram_used"], d["gpus"])
+            self.assertEqual(d["gpus"][0]["vram_used_kib"], GPU["vram_used"] // 1024, d["gpus"])
 
         # Facts are the status's: a late subscriber gets them retained; telemetry has none.
         late = env.subscriber(broker)

@@ -45,7 +45,7 @@ static void host_init(struct host *h) {
         assert_int_equal(cfg_parse("/etc/agent.json", CFG_JSON, strlen(CFG_JSON), &h->c, &p), 0);
         h->s.cur.real_usec = 1795518420123000ULL;
         h->s.cur.has_cpu = h->s.cur.has_cpu_util = h->s.cur.has_mem = h->s.cur.has_net = true;
-        h->s.cur.mem = (struct hal_mem_sample){ .total_bytes = 1000, .available_bytes = 600 };
+        h->s.cur.mem = (struct hal_mem_sample){ .total_bytes = 1000 * 1024, .available_bytes = 600 * 1024 };
         memcpy(h->ifaces[0].name, "eth0", 5);
         memcpy(h->ifaces[1].name, "veth-s0", 8);
         h->s.cur.net = (struct hal_net_sample){ .n = 2, .ifaces = h->ifaces };
@@ -116,22 +116,23 @@ static void test_varying_gauges_carry_last_min_max_and_average(void **state) {
 
         (void)state;
         host_init(&h);
-        sample(&h, &a, 10, 0, 2.0, 100, 50, 0);
-        sample(&h, &a, 90, 1000, 9.5, 300, 50, 0);
-        sample(&h, &a, 20, 2000, 1.0, 200, 50, 0);
+        sample(&h, &a, 10, 0, 2.0, 100 * 1024, 50, 0);
+        sample(&h, &a, 90, 1000, 9.5, 300 * 1024, 50, 0);
+        sample(&h, &a, 20, 2000, 1.0, 200 * 1024, 50, 0);
         j = doc(&h, &a);
         assert_int_equal(at(j, "v")->valueint, TELE_AGG_WIRE_VERSION);
         assert_int_equal(at(j, "samples")->valueint, 3);
         assert_int_equal(at(j, "interval_ms")->valueint, 3000);
         /* The 90 % second between two documents is not averaged away. */
         assert_gauge(at(j, "cpu.util_pct"), 20, 10, 90, 40);
-        assert_gauge(at(j, "slots.0.cgroup.memory_bytes"), 200, 100, 300, 200);
-        assert_gauge(at(j, "slots.0.net.mbps"), 1.0, 1.0, 9.5, 4.167);
-        assert_gauge(at(j, "net.0.rx_mbps"), 1.0, 1.0, 9.5, 4.167);
+        /* Memory in KiB (pages: nothing lost), rates to 10 kbit/s. */
+        assert_gauge(at(j, "slots.0.cgroup.memory_kib"), 200, 100, 300, 200);
+        assert_gauge(at(j, "slots.0.net.mbps"), 1.0, 1.0, 9.5, 4.17);
+        assert_gauge(at(j, "net.0.rx_mbps"), 1.0, 1.0, 9.5, 4.17);
         /* A gauge that held still is one number. */
         assert_true(cJSON_IsNumber(at(j, "gpus.0.util_pct")));
         assert_float_equal(at(j, "gpus.0.util_pct")->valuedouble, 50, 1e-9);
-        assert_float_equal(at(j, "memory.available_bytes")->valuedouble, 600, 1e-9);
+        assert_float_equal(at(j, "memory.available_kib")->valuedouble, 600, 1e-9);
         cJSON_Delete(j);
         tele_agg_done(&a);
         cfg_free(h.c);
@@ -231,10 +232,10 @@ static void test_document_is_byte_exact(void **state) {
         assert_string_equal(text, "{\"v\":2,\"type\":\"telemetry\",\"node\":\"n1\",\"region\":\"eu\","
                                   "\"ts\":\"2026-11-24T11:07:00.123Z\",\"seq\":9,\"interval_ms\":3000,"
                                   "\"samples\":2,\"cpu\":{\"util_pct\":[37.50,12.50,37.50,25.00]},"
-                                  "\"memory\":{\"available_bytes\":600},\"net\":[{\"iface\":\"eth0\","
-                                  "\"rx_bytes\":10,\"tx_bytes\":0,\"rx_mbps\":1.250,\"tx_mbps\":0.000}],"
-                                  "\"slots\":[{\"id\":\"s0\",\"cgroup\":{\"memory_bytes\":4096},"
-                                  "\"net\":{\"rx_bytes\":0,\"tx_bytes\":0,\"mbps\":1.250},"
+                                  "\"memory\":{\"available_kib\":600},\"net\":[{\"iface\":\"eth0\","
+                                  "\"rx_bytes\":10,\"tx_bytes\":0,\"rx_mbps\":1.25,\"tx_mbps\":0.00}],"
+                                  "\"slots\":[{\"id\":\"s0\",\"cgroup\":{\"memory_kib\":4},"
+                                  "\"net\":{\"rx_bytes\":0,\"tx_bytes\":0,\"mbps\":1.25},"
                                   "\"gpu\":{\"util_pct\":[60.0,40.0,60.0,50.0]}},{\"id\":\"s1\"}],"
                                   "\"gpus\":[{\"index\":0,\"age_ms\":0,\"util_pct\":[60.0,40.0,60.0,50.0]}],"
                                   "\"self\":{\"tick_usec\":140,\"tick_max_usec\":900}}");
