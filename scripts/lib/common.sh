@@ -12,8 +12,8 @@ RA_CHECK_PACKAGES=(clang libclang-rt-14-dev clang-format)
 # Brokers beyond mosquitto that only the integration tests start (test_rabbitmq: rabbitmq_mqtt with
 # TLS client-certificate login; test_ejabberd: mod_mqtt), installed by scripts/test alone: the demo
 # and the bench need none of them. test_prometheus: the fleet recipe (docs/deploy.md) with the exporter
-# and a real Prometheus.
-RA_TEST_PACKAGES=(rabbitmq-server ejabberd prometheus-mqtt-exporter prometheus)
+# and a real Prometheus. test_events: iproute2 for a veth pair of its own (ip netns, ip link).
+RA_TEST_PACKAGES=(rabbitmq-server ejabberd prometheus-mqtt-exporter prometheus iproute2)
 # scripts/package (dpkg-shlibdeps, dpkg-buildflags; CPack needs `file`), and its tests (tests/package/,
 # scripts/test-arm64): systemd for systemd-analyze, systemd-container and debootstrap for the
 # container test_sandbox.sh boots.

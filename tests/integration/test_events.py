@@ -2,11 +2,17 @@
 """test_events: the events topic with a real broker: a slot that cannot have its scale raises
 slot_nonconformant (also after the agent connects late), and real traffic over a slot's interface
 above its cap raises bandwidth_over_cap after the configured seconds, then bandwidth_normal once
-the traffic stops; a signal hovering at the cap raises nothing."""
+the traffic stops; a signal hovering at the cap raises nothing.
+
+The slot's interface is a veth pair of the test's own (one end in a network namespace of its own,
+iproute2), so that the kernel's counters it reads carry the test's traffic and nothing else: on
+loopback, the other tests' brokers and agents running beside it (ctest -j) moved several Mbit/s
+and set the 1 Mbit/s cap off early."""
 
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -16,15 +22,41 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 SCALES = {
-    # Slot on loopback with a 1 Mbps cap: the broker's own traffic stays far below it.
+    # A slot with a 1 Mbps cap, on the test's own interface.
     "lo-1": {"class": "x86-cpu", "vcpu": 1, "ram_gb": 1, "bandwidth_mbps": 1},
     # A scale no test machine can give.
     "huge": {"class": "x86-cpu", "vcpu": 1024, "ram_gb": 1, "bandwidth_mbps": 6},
 }
 
 
-def blast(stop, mbps):
-    """Sends UDP datagrams to a closed loopback port at about `mbps` until `stop` is set."""
+class Link:
+    """A veth pair: `name` here (10.R.R.1/30), its peer in a namespace of its own (10.R.R.2), which
+    answers nothing: what the test sends out of `name` is all `name` carries."""
+
+    def __init__(self):
+        n = os.getpid() % 60000
+        self.name, self.ns = "raev%d" % n, "raev%d" % n
+        self.local, self.peer = "10.%d.%d.1" % (200 + n // 10000 % 50, n % 250), "10.%d.%d.2" % (200 + n // 10000 % 50, n % 250)
+        self.close()  # left over from a run that was killed
+        for cmd in (["ip", "netns", "add", self.ns],
+                    ["ip", "link", "add", self.name, "type", "veth", "peer", "name", self.name + "p"],
+                    ["ip", "link", "set", self.name + "p", "netns", self.ns],
+                    ["ip", "addr", "add", self.local + "/30", "dev", self.name],
+                    ["ip", "link", "set", self.name, "up"],
+                    ["ip", "-n", self.ns, "addr", "add", self.peer + "/30", "dev", self.name + "p"],
+                    ["ip", "-n", self.ns, "link", "set", self.name + "p", "up"]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            if r.returncode != 0:
+                self.close()
+                raise AssertionError("%s: %s" % (" ".join(cmd), r.stderr.strip()))
+
+    def close(self):
+        subprocess.run(["ip", "link", "del", self.name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=10)
+
+
+def blast(stop, mbps, link):
+    """Sends UDP datagrams out of the link's interface at about `mbps` until `stop` is set."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     payload = b"x" * 1200
     per_tick = max(1, int(mbps * 1e6 / 8 / len(payload) / 100))  # 100 bursts a second
@@ -32,7 +64,7 @@ def blast(stop, mbps):
         while not stop.is_set():
             for _ in range(per_tick):
                 try:
-                    s.sendto(payload, ("127.0.0.1", 9))
+                    s.sendto(payload, (link.peer, 9))
                 except OSError:
                     pass
             time.sleep(0.01)
@@ -41,12 +73,17 @@ def blast(stop, mbps):
 
 
 class Events(harness.IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.link = Link()
+        self.addCleanup(self.link.close)
+
     def test_nonconformant_slot_and_bandwidth_hysteresis(self):
         env = self.env
         broker = env.broker()
         sub = env.subscriber(broker)
         cfg = env.config(broker.port, interval_ms=250,
-                         slots=[{"id": "s0", "scale": "lo-1", "iface": "lo"}, {"id": "s1", "scale": "huge"}],
+                         slots=[{"id": "s0", "scale": "lo-1", "iface": self.link.name}, {"id": "s1", "scale": "huge"}],
                          extra={"scales": SCALES, "events": {"bandwidth_over_s": 2, "bandwidth_under_s": 2}})
         agent = env.agent(cfg)
         agent.wait_connected()
@@ -64,14 +101,14 @@ class Events(harness.IntegrationTest):
         self.assertEqual(st["slots"][1]["nonconformant"], ev["reason"])
         self.assertTrue(st["slots"][0]["conformant"])
 
-        # Quiet loopback: under the cap, no bandwidth event.
+        # A quiet interface: under the cap, no bandwidth event.
         time.sleep(1.5)
         self.assertEqual([d for _, d in sub.docs("/events") if d["event"].startswith("bandwidth")], [])
 
-        # 8 Mbps of real traffic on lo for 4 s: over the 1 Mbps cap for 2 s in a row -> one event.
+        # 8 Mbps of real traffic for 4 s: over the 1 Mbps cap for 2 s in a row -> one event.
         stop = threading.Event()
         t0 = time.monotonic()
-        th = threading.Thread(target=blast, args=(stop, 8), daemon=True)
+        th = threading.Thread(target=blast, args=(stop, 8, self.link), daemon=True)
         th.start()
         try:
             found = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_over_cap", timeout=10)
@@ -100,12 +137,12 @@ class Events(harness.IntegrationTest):
         env = self.env
         broker = env.broker()
         sub = env.subscriber(broker)
-        cfg = env.config(broker.port, interval_ms=250, slots=[{"id": "s0", "scale": "lo-1", "iface": "lo"}],
+        cfg = env.config(broker.port, interval_ms=250, slots=[{"id": "s0", "scale": "lo-1", "iface": self.link.name}],
                          extra={"scales": SCALES, "events": {"bandwidth_over_s": 2, "bandwidth_under_s": 2}})
         agent = env.agent(cfg)
         agent.wait_connected()
         stop = threading.Event()
-        th = threading.Thread(target=blast, args=(stop, 8), daemon=True)
+        th = threading.Thread(target=blast, args=(stop, 8, self.link), daemon=True)
         th.start()
         try:
             found = sub.wait_doc("/events", lambda d: d.get("event") == "bandwidth_over_cap", timeout=10)
