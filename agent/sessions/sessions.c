@@ -174,14 +174,11 @@ static int extras(struct sessions *s) {
         return 0;
 }
 
-static int commit(struct sessions *s) {
-        struct slots_event done[PENDING_MAX];
-        char msg[SLOTS_MSG_MAX] = "";
+/* The open batch, its events copied into done, written (commit's body). */
+static int commit_batch(struct sessions *s, struct slots_event *done, char *msg, size_t msg_len) {
         size_t n = s->n_pending;
         int r;
 
-        if (!slots_in_batch(s->slots))
-                return 0;
         sd_event_source_set_enabled(s->commit_src, SD_EVENT_OFF);
         memcpy(done, s->pending, n * sizeof(done[0]));
         s->n_pending = s->n_inflight = s->batch_ops = 0;
@@ -195,9 +192,9 @@ static int commit(struct sessions *s) {
         }
         r = extras(s);
         if (r < 0)
-                r = slots_batch_fail(s->slots, r, msg, sizeof(msg));
+                r = slots_batch_fail(s->slots, r, msg, msg_len);
         else
-                r = slots_batch_commit(s->slots, msg, sizeof(msg));
+                r = slots_batch_commit(s->slots, msg, msg_len);
         if (r < 0) {
                 s->commit_failures++;
                 plat_strlcpy(s->last_error, msg, sizeof(s->last_error));
@@ -216,6 +213,19 @@ static int commit(struct sessions *s) {
         for (size_t k = 0; k < n; k++)
                 if (done[k].kind == SLOTS_EV_ENDING)
                         start_enforcement(s, done[k].slot);
+        return r;
+}
+
+/* The open batch, once: its records and state written together, then replies, events, enforcement. */
+static int commit(struct sessions *s) {
+        char msg[SLOTS_MSG_MAX] = "";
+        int r;
+
+        if (!slots_in_batch(s->slots) || s->committing)
+                return 0;
+        s->committing = true;
+        r = commit_batch(s, s->done, msg, sizeof(msg));
+        s->committing = false;
         return r;
 }
 
@@ -264,7 +274,7 @@ static void on_enforced(struct slot *sl, const char *session, int r, const char 
  * commit would cost a snapshot of every slot and one more turn of the loop each second. */
 static int on_timer(sd_event_source *src, uint64_t usec, void *ud) {
         struct sessions *s = ud;
-        struct slots_event evs[SLOTS_MAX];
+        struct slots_event *evs = s->expired;
         uint64_t now = plat_now_mono_usec();
         int n;
 

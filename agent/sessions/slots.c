@@ -141,7 +141,7 @@ static void new_session_id(char out[SLOTS_SESSION_LEN + 1]) {
                 snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-void slots__clear_session(struct slot *sl) {
+void slots__clear_session(struct slots_entry *sl) {
         char id[SLOTS_ID_MAX + 1];
 
         memcpy(id, sl->id, sizeof(id));
@@ -152,7 +152,7 @@ void slots__clear_session(struct slot *sl) {
 
 static void event(const struct slots *s, struct slots_event *ev, enum slots_event_kind kind, size_t i,
                   const char *reason) {
-        const struct slot *sl;
+        const struct slots_entry *sl;
 
         if (!ev)
                 return;
@@ -172,7 +172,7 @@ static void event(const struct slots *s, struct slots_event *ev, enum slots_even
         slots__copy(ev->app, sizeof(ev->app), sl->app);
 }
 
-bool slots__holds_session(const struct slot *sl) {
+bool slots__holds_session(const struct slots_entry *sl) {
         return sl->state != SLOTS_FREE && sl->state != SLOTS_BLOCKED;
 }
 
@@ -249,7 +249,7 @@ enum slots_code slots_reserve_for(struct slots *s, const struct slots_reserve_re
         const char *user = req->user, *slot_id = req->slot_id, *client_ip = req->client_ip;
         const char *project = req->project, *app = req->app;
         enum slots_event_kind kind;
-        struct slot *sl;
+        struct slots_entry *sl;
         int want = -1, i;
         enum slots_code c;
 
@@ -353,7 +353,7 @@ enum slots_code slots_reserve_for(struct slots *s, const struct slots_reserve_re
 enum slots_code slots_start(struct slots *s, struct slots_ref ref, struct slots_clock now,
                             struct slots_event *ret_ev, char *msg, size_t msg_len) {
         enum slots_event_kind kind;
-        struct slot *sl;
+        struct slots_entry *sl;
         enum slots_code c;
         size_t i;
 
@@ -401,7 +401,7 @@ enum slots_code slots_start(struct slots *s, struct slots_ref ref, struct slots_
 enum slots_code slots_heartbeat(struct slots *s, struct slots_ref ref, bool input, struct slots_clock now,
                                 struct slots_event *ret_ev, char *msg, size_t msg_len) {
         enum slots_code c;
-        struct slot *sl;
+        struct slots_entry *sl;
         size_t i;
 
         c = lookup(s, ref, &i, msg, msg_len);
@@ -420,13 +420,13 @@ enum slots_code slots_heartbeat(struct slots *s, struct slots_ref ref, bool inpu
         return SLOTS_OK;
 }
 
-static void enter_grace(struct slots *s, struct slot *sl, struct slots_clock now) {
+static void enter_grace(struct slots *s, struct slots_entry *sl, struct slots_clock now) {
         sl->state = SLOTS_GRACE;
         sl->deadline_mono = now.mono_usec + s->lim.grace_usec;
         sl->deadline_real = now.real_usec + s->lim.grace_usec;
 }
 
-static void enter_ending(struct slot *sl, const char *reason) {
+static void enter_ending(struct slots_entry *sl, const char *reason) {
         sl->state = SLOTS_ENDING;
         slots__copy(sl->end_reason, sizeof(sl->end_reason), reason);
         sl->deadline_mono = sl->deadline_real = 0;
@@ -459,7 +459,7 @@ enum slots_code slots_end(struct slots *s, struct slots_ref ref, const char *rea
                           struct slots_event *ret_ev, char *msg, size_t msg_len) {
         struct slots_event ev;
         enum slots_code c;
-        struct slot *sl;
+        struct slots_entry *sl;
         size_t i;
 
         (void)now;
@@ -518,7 +518,7 @@ enum slots_code slots_release(struct slots *s, struct slots_ref ref, struct slot
 static enum slots_code viewer_slot(const struct slots *s, struct slots_ref ref, const char *viewer,
                                    size_t *ret, char *msg, size_t msg_len) {
         enum slots_code c;
-        const struct slot *sl;
+        const struct slots_entry *sl;
         size_t i;
 
         if (!slots__valid_user(viewer))
@@ -542,7 +542,7 @@ static enum slots_code viewer_slot(const struct slots *s, struct slots_ref ref, 
 enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const char *viewer,
                                   const char *role, struct slots_clock now, struct slots_event *ret_ev,
                                   char *msg, size_t msg_len) {
-        struct slot *sl;
+        struct slots_entry *sl;
         enum slots_code c;
         size_t i, k;
 
@@ -588,7 +588,7 @@ enum slots_code slots_viewer_join(struct slots *s, struct slots_ref ref, const c
 enum slots_code slots_viewer_leave(struct slots *s, struct slots_ref ref, const char *viewer,
                                    struct slots_clock now, struct slots_event *ret_ev, char *msg,
                                    size_t msg_len) {
-        struct slot *sl;
+        struct slots_entry *sl;
         enum slots_code c;
         size_t i, k;
 
@@ -736,7 +736,7 @@ int slots_expire(struct slots *s, struct slots_clock now, struct slots_event *re
 
         begin(s);
         for (size_t i = 0; i < s->n && n < cap; i++) {
-                struct slot *sl = &s->slot[i];
+                struct slots_entry *sl = &s->slot[i];
                 const struct slots_limits *l = &s->lim;
 
                 if (sl->state == SLOTS_RESERVED && passed(t, sl->deadline_mono)) {

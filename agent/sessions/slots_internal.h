@@ -13,10 +13,11 @@ struct viewer {
         char role[SLOTS_TOKEN_MAX + 1];
 };
 
-/* Times are kept twice: mono decides while the agent runs (wall-clock jumps move no deadline),
+/* One slot as the state machine keeps it (the daemon's slot object is struct slot, slot.h). Times are
+ * kept twice: mono decides while the agent runs (wall-clock jumps move no deadline),
  * real is what the file holds. Mono values may wrap below zero after a restart: they are only
  * ever compared by unsigned difference. */
-struct slot {
+struct slots_entry {
         char id[SLOTS_ID_MAX + 1];
         enum slots_state state;
         char user[SLOTS_USER_MAX + 1];
@@ -37,8 +38,9 @@ struct slot {
 
 struct slots {
         size_t n;
-        struct slot *slot;
-        struct slot *saved; /* the state before the call in progress, put back when persisting fails */
+        struct slots_entry *slot;
+        struct slots_entry
+                *saved; /* the state before the call in progress, put back when persisting fails */
         bool draining, saved_draining;
         bool stopping;
         bool batch, batch_dirty; /* inside slots_batch_begin..commit; something changed */
@@ -82,8 +84,8 @@ int slots__fit(const struct slots *s, size_t i, const char *project);
  * msg saying why there is none (NO_IDLE). */
 int slots__pick(const struct slots *s, const char *project, char *msg, size_t msg_len);
 
-bool slots__holds_session(const struct slot *sl);
-void slots__clear_session(struct slot *sl);
+bool slots__holds_session(const struct slots_entry *sl);
+void slots__clear_session(struct slots_entry *sl);
 
 /* Writes the whole state to the region of slots.state not holding the newest copy, and
  * fdatasyncs it; creates the file (atomically, preallocated) when it is missing. -errno; on

@@ -144,7 +144,7 @@ bool slots_draining(const struct slots *s) {
 }
 
 void slots_get(const struct slots *s, size_t i, struct slots_info *ret) {
-        const struct slot *sl = &s->slot[i];
+        const struct slots_entry *sl = &s->slot[i];
 
         *ret = (struct slots_info){
                 .id = sl->id,

@@ -25,7 +25,7 @@ static bool add_num(cJSON *o, const char *k, uint64_t v) {
         return cJSON_AddNumberToObject(o, k, (double)v) != NULL;
 }
 
-static cJSON *slot_json(const struct slot *sl) {
+static cJSON *slot_json(const struct slots_entry *sl) {
         cJSON *o = cJSON_CreateObject(), *vs;
         bool ok;
 
@@ -285,7 +285,7 @@ static const char *get_str(const cJSON *o, const char *k) {
 
 /* A wall-clock deadline as a mono one; a deadline further away than `span` (the clock went back
  * while we were down) is cut to span, so that no slot stays booked for ever. */
-static void restore_deadline(struct slot *sl, struct slots_clock now, uint64_t span) {
+static void restore_deadline(struct slots_entry *sl, struct slots_clock now, uint64_t span) {
         uint64_t left = sl->deadline_real > now.real_usec ? sl->deadline_real - now.real_usec : 0;
 
         if (left > span) {
@@ -302,7 +302,7 @@ static void restore_deadline(struct slot *sl, struct slots_clock now, uint64_t s
                 goto out;                              \
         } while (0)
 
-static int parse_slot(const cJSON *o, size_t k, struct slot *sl, char *msg, size_t msg_len) {
+static int parse_slot(const cJSON *o, size_t k, struct slots_entry *sl, char *msg, size_t msg_len) {
         const char *st = get_str(o, "state"), *user, *session, *ip, *reason, *project, *app;
         const cJSON *vs, *v;
         int r = 0;
@@ -373,7 +373,7 @@ out:
 
 int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clock now, char *msg,
                   size_t msg_len) {
-        _cleanup_free_ struct slot *tmp = NULL;
+        _cleanup_free_ struct slots_entry *tmp = NULL;
         _cleanup_free_ bool *seen = NULL;
         char *extra[SLOTS_EXTRAS] = { NULL };
         const cJSON *v, *arr, *o, *dr;
@@ -417,7 +417,7 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > SLOTS_MAX)
                 BAD("\"slots\": missing or not an array of at most %d slots", SLOTS_MAX);
         cJSON_ArrayForEach(o, arr) {
-                struct slot one;
+                struct slots_entry one;
                 const char *id;
                 int i = -1;
 
@@ -449,7 +449,7 @@ int slots_restore(struct slots *s, const char *buf, size_t len, struct slots_clo
                             (!strcmp(tmp[i].user, tmp[j].user) || !strcmp(tmp[i].session, tmp[j].session)))
                                 BAD("slots %s and %s hold the same user or session", tmp[j].id, tmp[i].id);
         for (size_t i = 0; i < s->n; i++) {
-                struct slot *sl = &tmp[i];
+                struct slots_entry *sl = &tmp[i];
                 uint64_t ago;
 
                 if (sl->state == SLOTS_RESERVED) {
