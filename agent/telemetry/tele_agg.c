@@ -363,7 +363,8 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
         jsonw_end(&j);
         if (self) {
                 tele__self(&j, "self", self);
-                if (self->has_clock) { /* the kernel's state name and max error: status, the one-sample document */
+                /* The kernel's state name and max error: in status and the one-sample document. */
+                if (self->has_clock) {
                         jsonw_object(&j, "clock");
                         jsonw_bool(&j, "synced", self->clock.synced);
                         jsonw_u64(&j, "est_error_us", self->clock.est_error_us);
