@@ -82,13 +82,17 @@ struct agent {
         char topic_cmd[TOPIC_MAX], topic_cmd_reply[TOPIC_MAX], topic_metering[TOPIC_MAX];
 };
 
-/* agent.c: the daemon's lifecycle, events, the MQTT link, sampling, GPUs. */
+/* agent_link.c: events, the MQTT link and what it says. */
 void agent__on_event(const char *type, cJSON *fields, void *ud);
+int agent__start_link(struct agent *a);
+void agent__stop_link(struct agent *a, const char *reason);
+
+/* agent_tick.c: the sampling tick (the sample timer's handler), the plan, the agent's own cost, the
+ * GPUs. */
+int agent__on_sample(sd_event_source *s, uint64_t usec, void *ud);
 int agent__open_gpus(struct agent *a);
 void agent__plan(struct agent *a);
 void agent__self_cost(struct agent *a, struct tele_self *ret);
-int agent__start_link(struct agent *a);
-void agent__stop_link(struct agent *a, const char *reason);
 
 /* agent_control.c: ops from the socket and from MQTT commands, replies held until the commit. */
 unsigned agent__on_admit(const struct plat_peer *peer, void *ud);
