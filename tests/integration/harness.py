@@ -20,6 +20,7 @@ import atexit
 import functools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -134,6 +135,32 @@ def cpu_seconds(pid):
     fields = data[data.rindex(")") + 2:].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the whole line
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def smaps_rollup(pid):
+    """{"Rss": bytes, "Pss": bytes, ...} of a process, from /proc/PID/smaps_rollup."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            parts = v.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                out[k] = int(parts[0]) * 1024
+    return out
+
+
+def host_root(dest, cores):
+    """A copy of the x86-cpu fixture host at dest with `cores` CPUs in /proc/stat (the fixture's
+    eight, repeated), so that that many 1-vCPU slots meet their scale. Returns dest."""
+    shutil.copytree(os.path.join(FIXTURES, "x86-cpu"), dest)
+    path = os.path.join(dest, "proc", "stat")
+    lines = read_text(path).splitlines()
+    cpu_lines = [line for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
+    rest = [line for line in lines if not (line.startswith("cpu") and line[3:4].isdigit())]
+    cpus = [cpu_lines[i % len(cpu_lines)].replace("cpu%d " % (i % len(cpu_lines)), "cpu%d " % i, 1)
+            for i in range(cores)]
+    write_atomic(path, "\n".join(rest[:1] + cpus + rest[1:]) + "\n")
+    return dest
 
 
 def proc_stat_cores():
@@ -454,11 +481,13 @@ class Proc:
 
 
 class Broker:
-    """mosquitto on 127.0.0.1:port with TLS and mutual authentication (client certificates)."""
+    """mosquitto on 127.0.0.1:port with TLS and mutual authentication (client certificates).
+    extra_conf: more mosquitto.conf lines (persistence for bench/fleet_sim's restarts)."""
 
-    def __init__(self, env, port=None):
+    def __init__(self, env, port=None, extra_conf=()):
         self.env = env
         self.port = port
+        self.extra_conf = list(extra_conf)
         self.proc = None
         self.generation = 0
 
@@ -479,7 +508,7 @@ class Broker:
             "allow_anonymous false",
             # A QoS 1 subscriber that falls behind a burst (a race of 32 clients) loses nothing.
             "max_queued_messages 0",
-        ]
+        ] + self.extra_conf
         if os.geteuid() == 0:
             lines.insert(0, "user root")
         with open(self.conf, "w") as f:
@@ -888,10 +917,28 @@ class Env:
     def topic(self, leaf):
         return "render/v1/%s/%s/%s" % (self.region, self.node, leaf)
 
-    def broker(self, port=None):
-        b = Broker(self, port).start()
+    def broker(self, port=None, extra_conf=()):
+        b = Broker(self, port, extra_conf).start()
         self.brokers.append(b)
         return b
+
+    def client_cert(self, name, cn, days=30, env_vars=None):
+        """A new P-256 key and client certificate (CN = cn) from this Env's test CA, as files
+        <dir>/name.crt and name.key: (cert, key). env_vars: for openssl (a moved clock)."""
+        pki, d = self.pki, self.path(name)
+        with open(d + ".ext", "w") as f:
+            f.write("extendedKeyUsage=clientAuth\n")
+        for argv in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-out", d + ".key"],
+                     ["openssl", "req", "-new", "-key", d + ".key", "-subj", "/CN=" + cn, "-out", d + ".csr"],
+                     ["openssl", "x509", "-req", "-in", d + ".csr", "-CA", pki["ca"], "-CAkey",
+                      os.path.join(pki["dir"], "ca.key"), "-set_serial", str(random.randrange(1 << 60)),
+                      "-days", str(days), "-extfile", d + ".ext", "-out", d + ".crt"]):
+            r = self.run(argv, env_vars=env_vars)
+            if r.returncode != 0:
+                raise AssertionError("%s failed (%d): %s" % (" ".join(argv[:2]), r.returncode, r.stderr))
+        os.chmod(d + ".key", 0o600)
+        return d + ".crt", d + ".key"
 
     def subscriber(self, broker, **kw):
         s = Subscriber(self, broker, **kw)

@@ -32,7 +32,6 @@ import base64
 import datetime
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -130,32 +129,7 @@ class BillingExamples(harness.IntegrationTest):
 
     def make_root(self):
         """x86-cpu's captured host with 48 cores, so that 40 1-vCPU slots meet their scale."""
-        root = self.env.path("root")
-        shutil.copytree(os.path.join(harness.FIXTURES, "x86-cpu"), root)
-        path = os.path.join(root, "proc", "stat")
-        lines = harness.read_text(path).splitlines()
-        cpu_lines = [line for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
-        rest = [line for line in lines if not (line.startswith("cpu") and line[3:4].isdigit())]
-        cpus = [cpu_lines[i % len(cpu_lines)].replace("cpu%d " % (i % len(cpu_lines)), "cpu%d " % i, 1)
-                for i in range(48)]
-        harness.write_atomic(path, "\n".join(rest[:1] + cpus + rest[1:]) + "\n")
-        return root
-
-    def issue_client_cert(self, node):
-        """A client certificate for node from the test CA: (cert, key)."""
-        pki, d = self.env.pki, self.env.path(node)
-        with open(d + ".ext", "w") as f:
-            f.write("extendedKeyUsage=clientAuth\n")
-        for argv in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-                      d + ".key"],
-                     ["openssl", "req", "-new", "-key", d + ".key", "-subj", "/CN=" + node, "-out", d + ".csr"],
-                     ["openssl", "x509", "-req", "-in", d + ".csr", "-CA", pki["ca"], "-CAkey",
-                      os.path.join(pki["dir"], "ca.key"), "-set_serial", str(random.randrange(1 << 60)), "-days",
-                      "30", "-extfile", d + ".ext", "-out", d + ".crt"]):
-            r = self.env.run(argv)
-            self.assertEqual(r.returncode, 0, "%s: %s" % (argv[:2], r.stderr))
-        os.chmod(d + ".key", 0o600)
-        return d + ".crt", d + ".key"
+        return harness.host_root(self.env.path("root"), 48)
 
     def set_clock(self, agent_epoch_at, real_at):
         """Moves the agents' wall clock (whole seconds) so that it reads agent_epoch_at when the
@@ -213,7 +187,7 @@ class BillingExamples(harness.IntegrationTest):
         root = self.make_root()
         nodes, certs = {}, {}
         for name in NODES:
-            cert, key = self.issue_client_cert(name)
+            cert, key = env.client_cert(name, name)
             certs[name] = cert
             sock = env.path(name + ".sock")
             cfg = env.config(broker.port, name=name + ".json", interval_ms=1000, cert=cert, key=key,

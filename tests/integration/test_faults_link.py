@@ -172,28 +172,15 @@ class FaultTest(harness.IntegrationTest):
         """A new P-256 key and client certificate (CN = the node) from the test CA: (cert, key).
         clock_offset_s: openssl runs with its wall clock moved (fake_clock), to make one that has
         already expired."""
-        pki, d = self.env.pki, self.env.path(name)
         env = None
         if clock_offset_s:
             lib = fake_clock_library()
             if not lib:
                 self.fail("RA_FAKE_CLOCK (tests/integration/fake_clock.c, built) is not set")
-            with open(d + ".clock", "w") as f:
+            with open(self.env.path(name + ".clock"), "w") as f:
                 f.write("%+d\n" % clock_offset_s)
-            env = {"LD_PRELOAD": lib, "RA_FAKE_CLOCK_FILE": d + ".clock"}
-        with open(d + ".ext", "w") as f:
-            f.write("extendedKeyUsage=clientAuth\n")
-        for argv in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                      "-out", d + ".key"],
-                     ["openssl", "req", "-new", "-key", d + ".key", "-subj", "/CN=" + self.env.node, "-out",
-                      d + ".csr"],
-                     ["openssl", "x509", "-req", "-in", d + ".csr", "-CA", pki["ca"], "-CAkey",
-                      os.path.join(pki["dir"], "ca.key"), "-set_serial", str(random.randrange(1 << 60)),
-                      "-days", str(days), "-extfile", d + ".ext", "-out", d + ".crt"]):
-            r = self.env.run(argv, env_vars=env)
-            self.assertEqual(r.returncode, 0, "%s: %s" % (argv[:2], r.stderr))
-        os.chmod(d + ".key", 0o600)
-        return d + ".crt", d + ".key"
+            env = {"LD_PRELOAD": lib, "RA_FAKE_CLOCK_FILE": self.env.path(name + ".clock")}
+        return self.env.client_cert(name, self.env.node, days=days, env_vars=env)
 
     def install_cert(self, cert, key):
         """Puts cert and key where the agent's config points (device.crt, device.key), atomically."""
