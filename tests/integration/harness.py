@@ -482,12 +482,14 @@ class Proc:
 
 class Broker:
     """mosquitto on 127.0.0.1:port with TLS and mutual authentication (client certificates).
-    extra_conf: more mosquitto.conf lines (persistence for bench/fleet_sim's restarts)."""
+    extra_conf: more mosquitto.conf lines (persistence for bench/fleet_sim's restarts); log_types:
+    what it logs (tests read its packet log; a benchmark logs less, since that costs the broker CPU)."""
 
-    def __init__(self, env, port=None, extra_conf=()):
+    def __init__(self, env, port=None, extra_conf=(), log_types=("all",)):
         self.env = env
         self.port = port
         self.extra_conf = list(extra_conf)
+        self.log_types = list(log_types)
         self.proc = None
         self.generation = 0
 
@@ -498,7 +500,7 @@ class Broker:
             "per_listener_settings true",
             "persistence false",
             "log_dest stderr",
-            "log_type all",
+        ] + ["log_type %s" % t for t in self.log_types] + [
             "listener %d 127.0.0.1" % self.port,
             "cafile %s" % pki["ca"],
             "certfile %s" % pki["server_cert"],
@@ -917,8 +919,8 @@ class Env:
     def topic(self, leaf):
         return "render/v1/%s/%s/%s" % (self.region, self.node, leaf)
 
-    def broker(self, port=None, extra_conf=()):
-        b = Broker(self, port, extra_conf).start()
+    def broker(self, port=None, extra_conf=(), log_types=("all",)):
+        b = Broker(self, port, extra_conf, log_types).start()
         self.brokers.append(b)
         return b
 
