@@ -207,6 +207,20 @@ static void add_fp32(struct jsonw *j, const struct hal_gpu_sample *g, unsigned i
         jsonw_string(j, "fp32_source", source);
 }
 
+/* The host's memory, in bytes; with used_pct its share in use (the one-sample document). */
+static void add_memory(struct jsonw *j, const struct hal_mem_sample *m, bool used_pct) {
+        jsonw_object(j, "memory");
+        jsonw_u64(j, "total_bytes", m->total_bytes);
+        jsonw_u64(j, "available_bytes", m->available_bytes);
+        if (m->available_estimated)
+                jsonw_bool(j, "available_estimated", true);
+        if (used_pct && m->total_bytes && m->available_bytes <= m->total_bytes)
+                jsonw_fixed(j, "used_pct",
+                            100.0 * (double)(m->total_bytes - m->available_bytes) / (double)m->total_bytes,
+                            2);
+        jsonw_end(j);
+}
+
 static void add_gpu(struct jsonw *j, const struct host_sample *h, unsigned index, const struct cfg *c,
                     bool with_procs) {
         const struct hal_gpu_sample *g = &h->gpus[index];
@@ -484,19 +498,8 @@ char *tele_telemetry_json(const struct cfg *c, const struct sampler *s, const st
                         jsonw_fixed(&j, "util_pct", h->cpu_util_pct, 2);
                 jsonw_end(&j);
         }
-        if (h->has_mem) {
-                jsonw_object(&j, "memory");
-                jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
-                jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
-                if (h->mem.available_estimated)
-                        jsonw_bool(&j, "available_estimated", true);
-                if (h->mem.total_bytes && h->mem.available_bytes <= h->mem.total_bytes)
-                        jsonw_fixed(&j, "used_pct",
-                                    100.0 * (double)(h->mem.total_bytes - h->mem.available_bytes) /
-                                            (double)h->mem.total_bytes,
-                                    2);
-                jsonw_end(&j);
-        }
+        if (h->has_mem)
+                add_memory(&j, &h->mem, true);
         if (h->has_net) {
                 jsonw_array(&j, "net");
                 for (size_t i = 0; i < h->net.n; i++)
@@ -532,14 +535,8 @@ char *tele_probe_json(const struct hal_platform *p, const struct host_sample *h,
                 jsonw_u64(&j, "idle_jiffies", h->cpu.idle_jiffies);
                 jsonw_end(&j);
         }
-        if (h->has_mem) {
-                jsonw_object(&j, "memory");
-                jsonw_u64(&j, "total_bytes", h->mem.total_bytes);
-                jsonw_u64(&j, "available_bytes", h->mem.available_bytes);
-                if (h->mem.available_estimated)
-                        jsonw_bool(&j, "available_estimated", true);
-                jsonw_end(&j);
-        }
+        if (h->has_mem)
+                add_memory(&j, &h->mem, false);
         if (h->has_net) {
                 jsonw_array(&j, "net");
                 for (size_t i = 0; i < h->net.n; i++)
