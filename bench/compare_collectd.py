@@ -84,7 +84,7 @@ def proc_pss(pid):
     """From /proc/PID/smaps_rollup, in bytes: the proportional set size (shared pages split among the
     processes that map them) and the unique set size (Private_Clean + Private_Dirty: pages no other
     process maps, what the process alone costs the host; both move with what else runs)."""
-    out = {"Pss": None, "USS": 0}
+    out = {"Pss": None, "USS": 0, "USS_so": 0}
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
@@ -92,6 +92,17 @@ def proc_pss(pid):
                 out["Pss"] = int(v.split()[0]) * 1024
             elif k in ("Private_Clean", "Private_Dirty"):
                 out["USS"] += int(v.split()[0]) * 1024
+    # Of the USS, the pages of shared-library files (.so) that no other process maps right now:
+    # on a host where another process loads the same library (libsystemd: systemd itself) they are
+    # shared and leave the USS; relocated pages (written at load time) stay private everywhere.
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5 and not line.split(":")[0].istitle():
+                name = head[5] if len(head) > 5 else ""
+            elif line.startswith("Private_Clean:") and name and ".so" in os.path.basename(name):
+                out["USS_so"] += int(line.split()[1]) * 1024
     return out
 
 
@@ -250,6 +261,10 @@ def main():
             "%.2f")
         row("USS at the end, MiB (private pages only)", pss["agent"]["USS"] / MIB, pss["collectd"]["USS"] / MIB,
             "%.2f")
+        row("  of which unshared library code (.so)", pss["agent"]["USS_so"] / MIB, pss["collectd"]["USS_so"] / MIB,
+            "%.2f")
+        row("  the rest: own code, heap, stack", (pss["agent"]["USS"] - pss["agent"]["USS_so"]) / MIB,
+            (pss["collectd"]["USS"] - pss["collectd"]["USS_so"]) / MIB, "%.2f")
         row("threads", st["agent"]["Threads"], st["collectd"]["Threads"], "%d", ratio=False)
         row("messages published per second", msgs["agent"][0] / win, msgs["collectd"][0] / win, "%.1f")
         row("payload bytes published per second", msgs["agent"][1] / win, msgs["collectd"][1] / win, "%.0f")
