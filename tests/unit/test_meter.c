@@ -1174,13 +1174,15 @@ static void stderr_capture(void) {
 
 static char *stderr_back(void) {
         char *text = calloc(1, 65536);
+        size_t got;
 
         fflush(stderr);
         assert_true(dup2(stderr_saved, STDERR_FILENO) >= 0);
         close(stderr_saved);
         rewind(stderr_file);
         assert_non_null(text);
-        (void)fread(text, 1, 65535, stderr_file);
+        got = fread(text, 1, 65535, stderr_file);
+        text[got] = '\0';
         fclose(stderr_file);
         return text;
 }
