@@ -107,23 +107,35 @@ unsigned hal_gpus_count(const struct hal_gpus *g) {
         return g ? g->count : 0;
 }
 
-int hal_gpus_sample(struct hal_gpus *g, unsigned i, struct hal_gpu_sample *ret) {
-        struct hal_gpu_sample s;
+void hal_gpu_samples_copy(struct hal_gpu_sample *dst, const struct hal_gpu_sample *src, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                const struct hal_gpu_sample *s = &src[k];
+                struct hal_gpu_sample *d = &dst[k];
 
+                memcpy(d, s, offsetof(struct hal_gpu_sample, procs));
+                memcpy(d->procs, s->procs, s->n_procs * sizeof(s->procs[0]));
+                memcpy(d->enc, s->enc, s->n_enc * sizeof(s->enc[0]));
+                memcpy(d->fbc, s->fbc, s->n_fbc * sizeof(s->fbc[0]));
+                memcpy(d->mig, s->mig, s->n_mig * sizeof(s->mig[0]));
+        }
+}
+
+int hal_gpus_sample(struct hal_gpus *g, unsigned i, struct hal_gpu_sample *ret) {
         if (!g || i >= g->count)
                 return -EINVAL;
+        hal_gpu_sample_clear(ret);
         for (size_t k = 0; k < g->n_open; k++) {
                 const struct gpu_backend_open *b = &g->open[k];
                 int r;
 
                 if (i - b->first >= b->count)
                         continue;
-                memset(&s, 0, sizeof(s));
-                r = b->backend->sample(b->ctx, i - b->first, &s);
-                if (r < 0)
+                r = b->backend->sample(b->ctx, i - b->first, ret);
+                if (r < 0) {
+                        hal_gpu_sample_clear(ret); /* nothing of a failed backend's half-read sample */
                         return r;
-                s.backend = b->backend->name;
-                *ret = s;
+                }
+                ret->backend = b->backend->name;
                 return 0;
         }
         return -EINVAL; /* unreachable: the backends cover 0..count-1 */

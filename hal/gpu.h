@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HAL_GPU_MAX 16           /* GPUs per host; more are ignored with an error */
 #define HAL_GPU_MAX_PROCS 128    /* processes listed per GPU */
@@ -103,25 +104,33 @@ struct hal_gpu_sample {
         double temp_c;
         unsigned clock_mhz, clock_max_mhz; /* SM (NVIDIA) or shader/core clock */
         uint64_t throttle_reasons;         /* NVML clocks-throttle-reason bits */
-        size_t n_procs;
-        struct hal_gpu_proc procs[HAL_GPU_MAX_PROCS];
-        size_t n_enc;
-        struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
-        size_t n_fbc;
-        struct hal_gpu_fbc_session fbc[HAL_GPU_MAX_FBC];
         /* How the GPU reaches this OS: "none" (bare metal), "passthrough", "vgpu" (a guest's virtual
          * GPU), "host_vgpu", "host_vsga" (a hypervisor's GPU), "unknown": static. */
         const char *virtualization;
         bool mig_enabled; /* with HAL_GPU_MIG: the GPU runs in MIG mode (current, not pending) */
-        size_t n_mig;
-        struct hal_gpu_mig mig[HAL_GPU_MAX_MIG];
 
         /* error < 0 with a message: something about this GPU could not be read this time.
          * With `present` bits still set it is a partial sample (one metric unreadable or
          * malformed); with none, the GPU is lost or forbidden. Other GPUs are unaffected. */
         int error;
         char error_msg[HAL_GPU_ERR_MAX];
+
+        /* The lists, last: only entries [0, n_*) are ever read, so a sample is cleared up to them
+         * (hal_gpu_sample_clear), not through their 9 KB. */
+        size_t n_procs, n_enc, n_fbc, n_mig;
+        struct hal_gpu_proc procs[HAL_GPU_MAX_PROCS];
+        struct hal_gpu_enc_session enc[HAL_GPU_MAX_ENC];
+        struct hal_gpu_fbc_session fbc[HAL_GPU_MAX_FBC];
+        struct hal_gpu_mig mig[HAL_GPU_MAX_MIG];
 };
+
+/* Everything of s but its lists' entries zeroed (their counts are): a sample as new. */
+static inline void hal_gpu_sample_clear(struct hal_gpu_sample *s) {
+        memset(s, 0, offsetof(struct hal_gpu_sample, procs));
+}
+
+/* dst = src, the lists' entries [0, n_*) only (n GPUs). */
+void hal_gpu_samples_copy(struct hal_gpu_sample *dst, const struct hal_gpu_sample *src, size_t n);
 
 struct hal_gpu_options {
         const char *nvml_path; /* NULL: "libnvidia-ml.so.1" from the loader's path */
@@ -149,7 +158,8 @@ struct hal_gpus;
 int hal_gpus_open(int root_fd, const struct hal_gpu_options *o, struct hal_gpus **ret,
                   void (*warn)(const char *msg, void *ud), void *ud);
 unsigned hal_gpus_count(const struct hal_gpus *g);
-/* Samples GPU i of the host (numbered across backends in probe order). */
+/* Samples GPU i of the host (numbered across backends in probe order) into ret, cleared first
+ * (hal_gpu_sample_clear); a backend that fails leaves it cleared, an i out of range untouched. */
 int hal_gpus_sample(struct hal_gpus *g, unsigned i, struct hal_gpu_sample *ret);
 void hal_gpus_free(struct hal_gpus *g);
 

@@ -543,7 +543,9 @@ static void nvml_read_procs(const struct nvml *n, unsigned i, nvmlDevice_t dev, 
 }
 
 /* NVENC sessions: per-session FPS and encode latency, what a streaming customer complains about. The
- * driver caps sessions far below NVML_ENC_FETCH_MAX; a longer list is left out rather than cut. */
+ * driver caps sessions far below NVML_ENC_FETCH_MAX; a longer list is left out rather than cut. The
+ * buffers are not zeroed: only the `got` entries the driver wrote are read (each tick, 10-12 KB of
+ * zeroing a list that holds a few sessions). */
 #define NVML_ENC_FETCH_MAX 256
 
 static void nvml_read_enc(const struct nvml *n, unsigned i, nvmlDevice_t dev, struct hal_gpu_sample *s) {
@@ -553,7 +555,7 @@ static void nvml_read_enc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
 
         if (!n->sym_nvmlDeviceGetEncoderSessions)
                 return;
-        buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
+        buf = malloc(NVML_ENC_FETCH_MAX * sizeof(*buf));
         if (!buf || !nvml__ok(n, i, "nvmlDeviceGetEncoderSessions",
                               n->sym_nvmlDeviceGetEncoderSessions(dev, &got, buf), s))
                 return;
@@ -584,7 +586,7 @@ static void nvml_read_fbc(const struct nvml *n, unsigned i, nvmlDevice_t dev, st
 
         if (!n->sym_nvmlDeviceGetFBCSessions)
                 return;
-        buf = calloc(NVML_ENC_FETCH_MAX, sizeof(*buf));
+        buf = malloc(NVML_ENC_FETCH_MAX * sizeof(*buf));
         if (!buf ||
             !nvml__ok(n, i, "nvmlDeviceGetFBCSessions", n->sym_nvmlDeviceGetFBCSessions(dev, &got, buf), s))
                 return;

@@ -95,7 +95,7 @@ static void sample_all(struct hal_gpu_worker *w) {
                 int r;
 
                 set_what(w, i);
-                memset(g, 0, sizeof(*g));
+                hal_gpu_sample_clear(g);
                 r = hal_gpus_sample(w->gpus, i, g);
                 if (r < 0 && g->error == 0) {
                         g->error = r;
@@ -140,7 +140,7 @@ static void *worker(void *arg) {
                 pthread_mutex_unlock(&w->lock);
                 sample_all(w);
                 pthread_mutex_lock(&w->lock);
-                memcpy(w->out, w->work, w->count * sizeof(*w->out));
+                hal_gpu_samples_copy(w->out, w->work, w->count);
                 w->ended_usec = plat_now_mono_usec();
                 w->result = true;
                 signal_end(w);
@@ -309,7 +309,7 @@ int hal_gpu_worker_collect(struct hal_gpu_worker *w, uint64_t timeout_usec, stru
                 return 0;
         }
         w->result = false;
-        memcpy(ret, w->out, w->count * sizeof(*ret));
+        hal_gpu_samples_copy(ret, w->out, w->count);
         *ret_ended_usec = w->ended_usec;
         pthread_mutex_unlock(&w->lock);
         drain(w);

@@ -146,11 +146,45 @@ static void test_stuck_open_is_bounded_and_joins_when_it_returns(void **state) {
         hal_gpu_worker_free(w);
 }
 
+/* A sample cleared then copied as the worker hands it on: the header and the lists' first n_*
+ * entries arrive; entries past them are not part of the sample and are not copied. */
+static void test_samples_copy_the_header_and_the_used_list_entries(void **state) {
+        static struct hal_gpu_sample src[2], dst[2];
+
+        (void)state;
+        memset(dst, 0x5a, sizeof(dst));
+        for (size_t k = 0; k < 2; k++) {
+                memset(&src[k], 0x7f, sizeof(src[k])); /* stale entries from an earlier sample */
+                hal_gpu_sample_clear(&src[k]);
+        }
+        assert_int_equal(src[0].n_procs + src[0].n_enc + src[0].n_fbc + src[0].n_mig, 0);
+        assert_int_equal(src[0].present, 0);
+        assert_null(src[0].virtualization);
+        snprintf(src[1].name, sizeof(src[1].name), "GPU one");
+        src[1].present = HAL_GPU_PROCS | HAL_GPU_ENC_SESSIONS;
+        src[1].n_procs = 2;
+        src[1].procs[0] = (struct hal_gpu_proc){ .pid = 41 };
+        src[1].procs[1] = (struct hal_gpu_proc){ .pid = 42 };
+        src[1].n_enc = 1;
+        src[1].enc[0] = (struct hal_gpu_enc_session){ .pid = 42, .avg_fps = 60 };
+        hal_gpu_samples_copy(dst, src, 2);
+        assert_int_equal(dst[0].present, 0);
+        assert_int_equal(dst[0].n_procs, 0);
+        assert_string_equal(dst[1].name, "GPU one");
+        assert_int_equal(dst[1].n_procs, 2);
+        assert_int_equal(dst[1].procs[1].pid, 42);
+        assert_int_equal(dst[1].enc[0].avg_fps, 60);
+        /* Past the lists' counts: what dst held before, not src's stale bytes. */
+        assert_int_equal(((unsigned char *)&dst[1].procs[2])[0], 0x5a);
+        assert_int_equal(((unsigned char *)&dst[1].fbc[0])[0], 0x5a);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sample_comes_from_the_worker_with_its_end_time),
                 cmocka_unit_test(test_stuck_sample_is_named_and_never_waited_for),
                 cmocka_unit_test(test_stuck_open_is_bounded_and_joins_when_it_returns),
+                cmocka_unit_test(test_samples_copy_the_header_and_the_used_list_entries),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
