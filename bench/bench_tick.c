@@ -6,6 +6,7 @@
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "tele_agg.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -98,6 +99,8 @@ int main(int argc, char **argv) {
         struct spec_host host;
         struct cfg *c = NULL;
         struct sampler s;
+        struct tele_agg agg = { 0 };
+        char *last_facts = NULL;
         uint64_t t_sample = 0, t_usage = 0, t_watch = 0, t_json = 0, wall0, wall1;
         int ticks = argc > 1 ? atoi(argv[1]) : 2000, fd;
         bool quiet = argc > 2 && strcmp(argv[2], "--quiet") == 0;
@@ -131,7 +134,7 @@ int main(int argc, char **argv) {
         wall0 = plat_now_mono_usec();
         for (int i = 0; i < ticks; i++) {
                 uint64_t a = cpu_ns(), b, d, d2, e;
-                char *doc;
+                char *doc, *facts;
 
                 sampler_tick(&s);
                 b = cpu_ns();
@@ -139,8 +142,21 @@ int main(int argc, char **argv) {
                 d = cpu_ns();
                 watch_tick(&w, c, &s, &u, s.cur.mono_usec);
                 d2 = cpu_ns();
-                doc = tele_telemetry_json(c, &s, &u, &w, (uint64_t)i, NULL);
-                free(doc);
+                /* As the agent's tick does (daemon/agent_tick.c): the sample into the interval's
+                 * aggregates, the status's facts made and compared with the last published, and
+                 * every telemetry.interval_ms (10 samples at the defaults) the document. */
+                (void)tele_agg_add(&agg, c, &s, &u, &w);
+                facts = tele_status_json(c, &p, &s, &u, &w, true, NULL, 0);
+                if (facts && (!last_facts || strcmp(facts, last_facts) != 0)) {
+                        free(last_facts);
+                        last_facts = facts;
+                } else
+                        free(facts);
+                if ((i + 1) % 10 == 0) {
+                        doc = tele_agg_json(&agg, c, &s, (uint64_t)i, NULL);
+                        free(doc);
+                        tele_agg_next(&agg);
+                }
                 e = cpu_ns();
                 t_sample += b - a;
                 t_usage += d - b;
@@ -156,11 +172,13 @@ int main(int argc, char **argv) {
                 printf("%-34s %10.1f\n", "host sample (/proc, GPU)", (double)t_sample / n / 1000);
                 printf("%-34s %10.1f\n", "slots (cgroups, GPU attribution)", (double)t_usage / n / 1000);
                 printf("%-34s %10.1f\n", "scales (limits, hysteresis, events)", (double)t_watch / n / 1000);
-                printf("%-34s %10.1f\n", "telemetry document", (double)t_json / n / 1000);
+                printf("%-34s %10.1f\n", "telemetry (aggregate, facts, doc/10)", (double)t_json / n / 1000);
                 printf("%-34s %10.1f\n", "total",
                        (double)(t_sample + t_usage + t_watch + t_json) / n / 1000);
                 printf("%-34s %10.1f\n", "wall time per tick", (double)(wall1 - wall0) / n);
         }
+        free(last_facts);
+        tele_agg_done(&agg);
         watch_done(&w);
         usage_done(&u);
         sampler_done(&s);
