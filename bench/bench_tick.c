@@ -7,6 +7,7 @@
 #include "platform_class.h"
 #include "sampler.h"
 #include "tele_agg.h"
+#include "slot.h"
 #include "telemetry.h"
 #include "usage.h"
 #include "watch.h"
@@ -93,6 +94,7 @@ int main(int argc, char **argv) {
         char root[] = "/tmp/ra-bench-XXXXXX", script[600], json[8192], cmd[600];
         struct cfg_problems problems = { 0 };
         struct hal_gpu_options go = { .nvml_path = FAKE_NVML_PATH };
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         struct watch w = { 0 };
         struct hal_platform p = { .arch = "x86_64", .cls = HAL_CLASS_X86_GPU };
@@ -124,7 +126,7 @@ int main(int argc, char **argv) {
         fd = plat_open_dir(root);
         sampler_init(&s, fd);
         if (sampler_open_gpus(&s, &go, USEC_PER_SEC, 5 * USEC_PER_SEC, NULL, NULL) != 1 ||
-            usage_init(&u, fd, c) < 0) {
+            slot_table_sync(&st, c) < 0 || usage_init(&u, fd, &st) < 0) {
                 fprintf(stderr, "bench: cannot set up the fake GPU or the slots\n");
                 return 1;
         }
@@ -138,9 +140,9 @@ int main(int argc, char **argv) {
 
                 sampler_tick(&s);
                 b = cpu_ns();
-                usage_tick(&u, c, &s, s.cur.mono_usec);
+                usage_tick(&u, &s, s.cur.mono_usec);
                 d = cpu_ns();
-                watch_tick(&w, c, &s, &u, s.cur.mono_usec);
+                watch_tick(&w, c, &s, s.cur.mono_usec);
                 d2 = cpu_ns();
                 /* As the agent's tick does (daemon/agent_tick.c): the sample into the interval's
                  * aggregates, the status's facts made and compared with the last published, and
@@ -181,6 +183,7 @@ int main(int argc, char **argv) {
         tele_agg_done(&agg);
         watch_done(&w);
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         cfg_free(c);
         close(fd);

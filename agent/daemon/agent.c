@@ -115,10 +115,10 @@ static int setup(struct agent *a, const struct agent_options *o) {
                 log_err("cannot open the GPU backends: %s", strerror(-r));
                 return r;
         }
-        r = usage_init(&a->usage, a->root_fd, a->cfg);
+        r = slot_table_sync(&a->slots, a->cfg);
         if (r < 0)
                 return r;
-        r = slot_table_sync(&a->slots, a->cfg);
+        r = usage_init(&a->usage, a->root_fd, &a->slots);
         if (r < 0)
                 return r;
         watch_init(&a->watch, &a->slots, agent__on_event, a);

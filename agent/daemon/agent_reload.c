@@ -111,11 +111,12 @@ void agent__reload(struct agent *a) {
         /* The open batch is written first: its transitions belong to the meter that saw it. */
         if (a->sessions)
                 (void)sessions_flush(a->sessions);
-        /* Slots may have moved: their usage figures start over with the new list; what the watch
-         * raised (over the cap, memory pressure) stays with each kept slot object (the session
-         * service synced the table by id), so it still clears. */
-        if (usage_init(&a->usage, a->root_fd, n) < 0)
-                log_err("out of memory resetting slot usage; slot figures stay empty until the next reload");
+        /* The session service synced the table by id: each kept slot object keeps its usage (its open
+         * cgroup and CPU baseline, unless its cgroup path changed) and what the watch raised (over
+         * the cap, memory pressure), so it still clears. */
+        if (usage_reload(&a->usage) < 0)
+                log_err("out of memory making the new slots' usage; their figures are left out until "
+                        "a tick has the memory");
         tele_agg_next(&a->agg); /* the interval so far is dropped: its slots and interval may have changed */
         watch_reload(&a->watch);
         if (relink)

@@ -69,11 +69,12 @@ static void sample(struct agent *a) {
 
         sampler_tick(&a->sampler);
         hal_platform_note_gpus(&a->platform, a->sampler.n_gpus); /* GPUs whose open ended late */
-        usage_tick(&a->usage, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
-        for (size_t i = 0; a->meter && i < a->usage.n; i++) /* for each session_end's "streams" */
-                meter_streams(a->meter, i, &a->usage.slots[i], a->sampler.cur.gpus_stale);
+        usage_tick(&a->usage, &a->sampler, a->sampler.cur.mono_usec);
+        for (size_t i = 0; a->meter && i < a->slots.n; i++) /* for each session_end's "streams" */
+                if (slot_at(&a->slots, i)->usage)
+                        meter_streams(a->meter, i, slot_at(&a->slots, i)->usage, a->sampler.cur.gpus_stale);
         agent__plan(a);
-        watch_tick(&a->watch, a->cfg, &a->sampler, &a->usage, a->sampler.cur.mono_usec);
+        watch_tick(&a->watch, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         agent__announce(a, false);
         (void)tele_agg_add(&a->agg, a->cfg, &a->sampler, &a->usage, &a->watch); /* ENOMEM: a sample short */

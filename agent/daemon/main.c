@@ -7,6 +7,7 @@
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
+#include "slot.h"
 #include "startup_checks.h"
 #include "telemetry.h"
 #include "usage.h"
@@ -45,7 +46,8 @@ struct oneshot {
         char gpu_errors[ONESHOT_GPU_ERRORS][HAL_GPU_ERR_MAX];
         int root_fd;
         struct hal_platform platform;
-        struct sampler sampler; /* owns the GPU worker */
+        struct sampler sampler;  /* owns the GPU worker */
+        struct slot_table slots; /* the config's slots, their usage */
         struct usage usage;
         const struct host_sample *h;
 };
@@ -53,6 +55,7 @@ struct oneshot {
 static void oneshot_done(struct oneshot *o) {
         sampler_done(&o->sampler);
         usage_done(&o->usage);
+        slot_table_done(&o->slots);
         if (o->root_fd >= 0)
                 close(o->root_fd);
 }
@@ -92,7 +95,9 @@ static int oneshot_take(struct oneshot *o, const char *root, const struct cfg *c
                 r = 0;
         }
         if (r >= 0 && c)
-                r = usage_init(&o->usage, o->root_fd, c);
+                r = slot_table_sync(&o->slots, c);
+        if (r >= 0 && c)
+                r = usage_init(&o->usage, o->root_fd, &o->slots);
         if (r < 0) {
                 fprintf(stderr, "render-agent: %s\n", strerror(-r));
                 return r;
@@ -100,7 +105,7 @@ static int oneshot_take(struct oneshot *o, const char *root, const struct cfg *c
         hal_platform_note_gpus(&o->platform, o->sampler.n_gpus);
         o->h = sampler_tick(&o->sampler);
         if (c)
-                usage_tick(&o->usage, c, &o->sampler, o->h->mono_usec);
+                usage_tick(&o->usage, &o->sampler, o->h->mono_usec);
         return 0;
 }
 
@@ -205,9 +210,9 @@ static int probe(const char *root, const char *config_path) {
                 for (unsigned i = 0; i < h->n_gpus; i++)
                         if (h->gpus[i].error < 0)
                                 errors[n_errors++] = h->gpus[i].error_msg;
-                for (size_t i = 0; i < o.usage.n; i++)
-                        if (o.usage.slots[i].cg_error[0])
-                                errors[n_errors++] = o.usage.slots[i].cg_error;
+                for (size_t i = 0; i < o.slots.n; i++)
+                        if (usage_slot_at(&o.usage, i) && usage_slot_at(&o.usage, i)->cg_error[0])
+                                errors[n_errors++] = usage_slot_at(&o.usage, i)->cg_error;
                 if (o.usage.attr_error[0])
                         errors[n_errors++] = o.usage.attr_error;
                 doc = tele_probe_json(&o.platform, h, c, &o.sampler, c ? &o.usage : NULL, errors, n_errors);

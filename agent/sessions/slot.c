@@ -11,6 +11,8 @@
 
 static void slot_free(struct slot *sl) {
         free(sl->watch);
+        if (sl->usage_free)
+                sl->usage_free(sl->usage);
         free(sl);
 }
 

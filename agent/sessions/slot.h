@@ -1,6 +1,6 @@
 /* slot.h: the slot object: each configured slot's runtime state in one place, a table keyed by slot
  * id that a reload carries over by id. The modules that act on a slot (sessions, counters, enforcement,
- * the scale watch) take a struct slot, never an index into arrays of their own. */
+ * the scale watch, usage) take a struct slot, never an index into arrays of their own. */
 #pragma once
 
 #include "counters.h"
@@ -13,6 +13,7 @@
 
 struct cfg;
 struct cfg_slot;
+struct usage_slot;
 struct watch_slot;
 
 struct slot {
@@ -33,6 +34,11 @@ struct slot {
          * hysteresis): opaque here, since telemetry sits above sessions. A plain allocation the
          * watch makes on first use (NULL before), freed with the slot. */
         struct watch_slot *watch;
+        /* Usage's part (telemetry/usage.c: the slot's open cgroup, its CPU baseline, its figures and
+         * stream sessions), opaque here for the same reason. Usage makes it on first use (NULL before)
+         * and sets usage_free, which frees the slot's part (closing its cgroup) with the slot. */
+        struct usage_slot *usage;
+        void (*usage_free)(struct usage_slot *usage);
 };
 
 /* The slots of the config in force, in its order. Zeroed is an empty table. */
@@ -42,10 +48,11 @@ struct slot_table {
 };
 
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
- * it holds (counters, hysteresis, enforcement retries), with its cfg and index updated; a new slot
- * starts zeroed; a slot c drops is freed (the session service refuses a reload that drops a slot
- * holding a session or running an enforcement hook, so nothing is left to end). -ENOMEM leaves t
- * as it was. c is borrowed until the next call or slot_table_done. */
+ * it holds (counters, hysteresis, enforcement retries, usage), with its cfg and index updated; a new
+ * slot starts zeroed; a slot c drops is freed, its parts with it (the session service refuses a reload
+ * that drops a slot holding a session or running an enforcement hook, so nothing is left to end). The
+ * parts that depend on the slot's config follow it in their own modules' reload (usage_reload).
+ * -ENOMEM leaves t as it was. c is borrowed until the next call or slot_table_done. */
 int slot_table_sync(struct slot_table *t, const struct cfg *c);
 /* Frees every slot; t is an empty table after. */
 void slot_table_done(struct slot_table *t);

@@ -71,8 +71,8 @@ void streams_add_to_sessions(cJSON *list, const struct cfg *c, const struct usag
         cJSON_ArrayForEach(e, list) {
                 const cJSON *slot = cJSON_GetObjectItemCaseSensitive(e, "slot");
 
-                for (size_t i = 0; cJSON_IsString(slot) && i < c->n_slots && i < u->n; i++)
-                        if (strcmp(c->slots[i].id, slot->valuestring) == 0)
-                                add_to_entry(e, &u->slots[i]);
+                for (size_t i = 0; cJSON_IsString(slot) && i < c->n_slots; i++)
+                        if (strcmp(c->slots[i].id, slot->valuestring) == 0 && usage_slot_at(u, i))
+                                add_to_entry(e, usage_slot_at(u, i));
         }
 }

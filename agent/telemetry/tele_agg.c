@@ -180,8 +180,7 @@ int tele_agg_add(struct tele_agg *a, const struct cfg *c, const struct sampler *
         if (h->has_mem)
                 tele_gauge_add(&a->mem_available, kib(h->mem.available_bytes));
         for (size_t i = 0; i < c->n_slots; i++)
-                add_slot(&a->slots[i], &c->slots[i], u && i < u->n ? &u->slots[i] : NULL,
-                         w ? watch_slot_at(w, i) : NULL, h);
+                add_slot(&a->slots[i], &c->slots[i], usage_slot_at(u, i), w ? watch_slot_at(w, i) : NULL, h);
         for (unsigned i = 0; i < h->n_gpus && i < HAL_GPU_MAX; i++)
                 add_gpu(&a->gpus[i], &h->gpus[i], h->gpus_stale);
         if (h->n_gpus > a->n_gpus)

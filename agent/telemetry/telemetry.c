@@ -111,7 +111,7 @@ static void add_host_facts(struct jsonw *j, const struct cfg *c, const struct sa
 static void add_slot_facts(struct jsonw *j, const struct cfg *c, size_t i, const struct sampler *s,
                            const struct usage *u, const struct watch *w) {
         const struct cfg_slot *sl = &c->slots[i];
-        const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
+        const struct usage_slot *us = usage_slot_at(u, i);
         const struct watch_slot *ws;
         const struct hal_net_iface *ni;
 
@@ -402,7 +402,7 @@ static void add_slot_spec(struct jsonw *j, const struct cfg *c, size_t i, const 
 static void add_slot(struct jsonw *j, const struct cfg *c, size_t i, const struct usage *u,
                      const struct watch *w, const struct sampler *s, bool with_limits) {
         const struct cfg_slot *sl = &c->slots[i];
-        const struct usage_slot *us = u && i < u->n ? &u->slots[i] : NULL;
+        const struct usage_slot *us = usage_slot_at(u, i);
         const struct host_sample *h = &s->cur;
         const struct spec_scale *sc;
 

@@ -4,6 +4,8 @@
 #include "config.h"
 #include "log.h"
 #include "sampler.h"
+#include "slot.h"
+#include "strutil.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,37 +13,87 @@
 #include <stdlib.h>
 #include <string.h>
 
-int usage_init(struct usage *u, int root_fd, const struct cfg *c) {
-        struct usage_slot *slots = calloc(c->n_slots ? c->n_slots : 1, sizeof(*slots));
+static size_t n_slots(const struct usage *u) {
+        return u->table ? u->table->n : 0;
+}
 
-        if (!slots)
-                return -ENOMEM;
-        usage_done(u);
+const struct usage_slot *usage_slot_at(const struct usage *u, size_t i) {
+        return u && i < n_slots(u) ? slot_at(u->table, i)->usage : NULL;
+}
+
+static void part_free(struct usage_slot *us) {
+        if (!us)
+                return;
+        hal_cgroup_close(us->cg_handle);
+        free(us->cg_path);
+        free(us);
+}
+
+/* Whether another slot is configured on sl's GPU. */
+static bool gpu_shared(const struct usage *u, const struct slot *sl) {
+        for (size_t j = 0; sl->cfg->gpu >= 0 && j < n_slots(u); j++) {
+                const struct slot *o = slot_at(u->table, j);
+
+                if (o != sl && o->cfg->gpu == sl->cfg->gpu)
+                        return true;
+        }
+        return false;
+}
+
+/* The slot's part of usage, made zeroed for its configured cgroup; NULL when out of memory (the
+ * slot is left out of telemetry until there is some). */
+static struct usage_slot *part(const struct usage *u, struct slot *sl) {
+        struct usage_slot *us;
+
+        if (sl->usage)
+                return sl->usage;
+        us = calloc(1, sizeof(*us));
+        if (!us)
+                return NULL;
+        if (sl->cfg->cgroup && !(us->cg_path = strdup(sl->cfg->cgroup))) {
+                free(us);
+                return NULL;
+        }
+        us->gpu_shared = gpu_shared(u, sl);
+        sl->usage = us;
+        sl->usage_free = part_free;
+        return us;
+}
+
+int usage_reload(struct usage *u) {
+        int r = 0;
+
+        for (size_t i = 0; i < n_slots(u); i++) {
+                struct slot *sl = slot_at(u->table, i);
+
+                /* Another cgroup: neither its handle nor its CPU baseline (nor its last error)
+                 * belongs to the slot now. */
+                if (sl->usage && !plat_streq_ptr(sl->usage->cg_path, sl->cfg->cgroup)) {
+                        part_free(sl->usage);
+                        sl->usage = NULL;
+                }
+                if (sl->usage)
+                        sl->usage->gpu_shared = gpu_shared(u, sl);
+                else if (!part(u, sl))
+                        r = -ENOMEM;
+        }
+        return r;
+}
+
+int usage_init(struct usage *u, int root_fd, struct slot_table *table) {
         *u = (struct usage){ .root_fd = root_fd,
                              .cgroup_version = hal_cgroup_detect(root_fd),
-                             .n = c->n_slots,
-                             .slots = slots };
-        for (size_t i = 0; i < c->n_slots; i++) {
-                const struct cfg_slot *sl = &c->slots[i];
-
-                for (size_t j = 0; j < c->n_slots; j++)
-                        if (j != i && sl->gpu >= 0 && c->slots[j].gpu == sl->gpu)
-                                u->slots[i].gpu_shared = true;
-        }
-        return 0;
+                             .table = table };
+        return usage_reload(u);
 }
 
 void usage_done(struct usage *u) {
-        for (size_t i = 0; i < u->n; i++)
-                hal_cgroup_close(u->slots[i].cg_handle);
         for (size_t i = 0; i < u->n_pids; i++) {
                 free(u->pids[i].cgroup);
                 free(u->pids[i].error_msg);
         }
-        free(u->slots);
         free(u->pids);
-        u->slots = NULL;
-        u->n = 0;
+        u->table = NULL;
         u->pids = NULL;
         u->n_pids = u->cap_pids = 0;
 }
@@ -202,10 +254,13 @@ static struct usage_pid *pid_add(struct usage *u, int32_t pid) {
         return e;
 }
 
-static bool gpu_has_shared_slot(const struct usage *u, const struct cfg *c, int index) {
-        for (size_t i = 0; i < u->n && i < c->n_slots; i++)
-                if (c->slots[i].gpu == index && u->slots[i].gpu_shared)
+static bool gpu_has_shared_slot(const struct usage *u, int index) {
+        for (size_t i = 0; i < n_slots(u); i++) {
+                const struct slot *sl = slot_at(u->table, i);
+
+                if (sl->cfg->gpu == index && sl->usage && sl->usage->gpu_shared)
                         return true;
+        }
         return false;
 }
 
@@ -223,7 +278,7 @@ static void pid_note(struct usage *u, size_t n_sorted, int32_t pid) {
 
 /* Brings the remembered pids up to this tick's GPU process lists (and stream sessions): new pids are read,
  * due ones rechecked, unlisted ones forgotten. */
-static void pids_update(struct usage *u, const struct cfg *c, const struct host_sample *h) {
+static void pids_update(struct usage *u, const struct host_sample *h) {
         size_t n_sorted = u->n_pids, kept = 0;
 
         for (size_t i = 0; i < u->n_pids; i++)
@@ -232,7 +287,7 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
                 const struct hal_gpu_sample *gs = &h->gpus[g];
 
                 if (!(gs->present & (HAL_GPU_PROCS | HAL_GPU_ENC_SESSIONS | HAL_GPU_FBC_SESSIONS)) ||
-                    !gpu_has_shared_slot(u, c, (int)g))
+                    !gpu_has_shared_slot(u, (int)g))
                         continue;
                 for (size_t p = 0; p < gs->n_procs; p++)
                         if (gs->procs[p].vram_bytes != UINT64_MAX)
@@ -255,12 +310,21 @@ static void pids_update(struct usage *u, const struct cfg *c, const struct host_
                 qsort(u->pids, kept, sizeof(*u->pids), pid_cmp);
 }
 
+/* Slot i's part when it is on GPU `index` and shares it with other slots, else NULL. */
+static struct usage_slot *shared_on(const struct usage *u, size_t i, int index) {
+        const struct slot *sl = slot_at(u->table, i);
+
+        return sl->cfg->gpu == index && sl->usage && sl->usage->gpu_shared ? sl->usage : NULL;
+}
+
 /* VRAM of a shared GPU's processes, summed per slot by cgroup. */
-static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g, int index) {
-        for (size_t i = 0; i < c->n_slots; i++)
-                if (c->slots[i].gpu == index && u->slots[i].gpu_shared) {
-                        u->slots[i].has_gpu_vram = c->slots[i].cgroup && (g->present & HAL_GPU_PROCS);
-                        u->slots[i].gpu_vram_bytes = 0;
+static void attribute_gpu(struct usage *u, const struct hal_gpu_sample *g, int index) {
+        struct usage_slot *us;
+
+        for (size_t i = 0; i < n_slots(u); i++)
+                if ((us = shared_on(u, i, index))) {
+                        us->has_gpu_vram = slot_at(u->table, i)->cfg->cgroup && (g->present & HAL_GPU_PROCS);
+                        us->gpu_vram_bytes = 0;
                 }
         if (!(g->present & HAL_GPU_PROCS))
                 return;
@@ -273,9 +337,9 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
                 if (e && e->error < 0) {
                         /* Part of this GPU's VRAM belongs to an unknown slot: no slot's figure
                          * would be right. */
-                        for (size_t i = 0; i < c->n_slots; i++)
-                                if (c->slots[i].gpu == index && u->slots[i].gpu_shared)
-                                        u->slots[i].has_gpu_vram = false;
+                        for (size_t i = 0; i < n_slots(u); i++)
+                                if ((us = shared_on(u, i, index)))
+                                        us->has_gpu_vram = false;
                         if (!u->attr_error[0])
                                 snprintf(u->attr_error, sizeof(u->attr_error), "%s",
                                          e->error_msg ? e->error_msg : "?");
@@ -283,75 +347,80 @@ static void attribute_gpu(struct usage *u, const struct cfg *c, const struct hal
                 }
                 if (!e || !e->cgroup)
                         continue;
-                for (size_t i = 0; i < c->n_slots; i++)
-                        if (c->slots[i].gpu == index && u->slots[i].gpu_shared && c->slots[i].cgroup &&
-                            usage_cgroup_contains(c->slots[i].cgroup, e->cgroup)) {
-                                u->slots[i].gpu_vram_bytes += g->procs[p].vram_bytes;
+                for (size_t i = 0; i < n_slots(u); i++) {
+                        const char *cg = slot_at(u->table, i)->cfg->cgroup;
+
+                        if ((us = shared_on(u, i, index)) && cg && usage_cgroup_contains(cg, e->cgroup)) {
+                                us->gpu_vram_bytes += g->procs[p].vram_bytes;
                                 break;
                         }
+                }
         }
 }
 
-/* The slot a stream session (NVENC, NvFBC) of GPU `index` belongs to, or -1: a dedicated GPU's are
- * its slot's; a shared GPU's go to the slot whose cgroup holds the session's process (one the agent
- * cannot place is listed in no slot). */
-static int stream_slot(struct usage *u, const struct cfg *c, int index, int32_t pid) {
+/* The slot part a stream session (NVENC, NvFBC) of GPU `index` belongs to, or NULL: a dedicated
+ * GPU's are its slot's; a shared GPU's go to the slot whose cgroup holds the session's process (one
+ * the agent cannot place is listed in no slot). */
+static struct usage_slot *stream_slot(struct usage *u, int index, int32_t pid) {
         const struct usage_pid *e = pid_find(u, u->n_pids, pid);
 
-        for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
-                if (c->slots[i].gpu != index)
+        for (size_t i = 0; i < n_slots(u); i++) {
+                const struct slot *sl = slot_at(u->table, i);
+
+                if (sl->cfg->gpu != index || !sl->usage)
                         continue;
-                if (!u->slots[i].gpu_shared)
-                        return (int)i;
-                if (c->slots[i].cgroup && e && e->cgroup &&
-                    usage_cgroup_contains(c->slots[i].cgroup, e->cgroup))
-                        return (int)i;
+                if (!sl->usage->gpu_shared)
+                        return sl->usage;
+                if (sl->cfg->cgroup && e && e->cgroup && usage_cgroup_contains(sl->cfg->cgroup, e->cgroup))
+                        return sl->usage;
         }
-        return -1;
+        return NULL;
 }
 
-/* Whether slot i can tell its stream sessions on a GPU that lists them. */
-static bool stream_slot_tells(const struct usage *u, const struct cfg *c, size_t i, int index) {
-        return c->slots[i].gpu == index && (!u->slots[i].gpu_shared || c->slots[i].cgroup);
-}
+static void attribute_streams(struct usage *u, const struct hal_gpu_sample *g, int index) {
+        struct usage_slot *us;
 
-static void attribute_streams(struct usage *u, const struct cfg *c, const struct hal_gpu_sample *g,
-                              int index) {
-        for (size_t i = 0; i < u->n && i < c->n_slots; i++) {
-                if (!stream_slot_tells(u, c, i, index))
+        for (size_t i = 0; i < n_slots(u); i++) {
+                const struct slot *sl = slot_at(u->table, i);
+
+                /* Only a slot that can tell its stream sessions on a GPU that lists them. */
+                if (sl->cfg->gpu != index || !sl->usage || (sl->usage->gpu_shared && !sl->cfg->cgroup))
                         continue;
-                u->slots[i].has_enc = g->present & HAL_GPU_ENC_SESSIONS;
-                u->slots[i].has_fbc = g->present & HAL_GPU_FBC_SESSIONS;
+                sl->usage->has_enc = g->present & HAL_GPU_ENC_SESSIONS;
+                sl->usage->has_fbc = g->present & HAL_GPU_FBC_SESSIONS;
         }
-        for (size_t k = 0; (g->present & HAL_GPU_ENC_SESSIONS) && k < g->n_enc; k++) {
-                int i = stream_slot(u, c, index, g->enc[k].pid);
-
-                if (i >= 0 && u->slots[i].n_enc < USAGE_SLOT_ENC_MAX)
-                        u->slots[i].enc[u->slots[i].n_enc++] = g->enc[k];
-        }
-        for (size_t k = 0; (g->present & HAL_GPU_FBC_SESSIONS) && k < g->n_fbc; k++) {
-                int i = stream_slot(u, c, index, g->fbc[k].pid);
-
-                if (i >= 0 && u->slots[i].n_fbc < USAGE_SLOT_FBC_MAX)
-                        u->slots[i].fbc[u->slots[i].n_fbc++] = g->fbc[k];
-        }
+        for (size_t k = 0; (g->present & HAL_GPU_ENC_SESSIONS) && k < g->n_enc; k++)
+                if ((us = stream_slot(u, index, g->enc[k].pid)) && us->n_enc < USAGE_SLOT_ENC_MAX)
+                        us->enc[us->n_enc++] = g->enc[k];
+        for (size_t k = 0; (g->present & HAL_GPU_FBC_SESSIONS) && k < g->n_fbc; k++)
+                if ((us = stream_slot(u, index, g->fbc[k].pid)) && us->n_fbc < USAGE_SLOT_FBC_MAX)
+                        us->fbc[us->n_fbc++] = g->fbc[k];
 }
 
-void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, uint64_t mono_usec) {
+void usage_tick(struct usage *u, const struct sampler *s, uint64_t mono_usec) {
         const struct host_sample *h = &s->cur;
 
-        for (size_t i = 0; i < u->n && i < c->n_slots; i++)
-                slot_cgroup(u, &c->slots[i], &u->slots[i], mono_usec);
-        pids_update(u, c, h);
+        for (size_t i = 0; i < n_slots(u); i++) {
+                struct slot *sl = slot_at(u->table, i);
+                struct usage_slot *us = part(u, sl);
+
+                if (us)
+                        slot_cgroup(u, sl->cfg, us, mono_usec);
+        }
+        pids_update(u, h);
         u->attr_error[0] = '\0';
-        for (size_t i = 0; i < u->n; i++) {
-                u->slots[i].has_enc = u->slots[i].has_fbc = false;
-                u->slots[i].n_enc = u->slots[i].n_fbc = 0;
+        for (size_t i = 0; i < n_slots(u); i++) {
+                struct usage_slot *us = slot_at(u->table, i)->usage;
+
+                if (us) {
+                        us->has_enc = us->has_fbc = false;
+                        us->n_enc = us->n_fbc = 0;
+                }
         }
         for (unsigned g = 0; g < h->n_gpus; g++) {
-                if (gpu_has_shared_slot(u, c, (int)g))
-                        attribute_gpu(u, c, &h->gpus[g], (int)g);
-                attribute_streams(u, c, &h->gpus[g], (int)g);
+                if (gpu_has_shared_slot(u, (int)g))
+                        attribute_gpu(u, &h->gpus[g], (int)g);
+                attribute_streams(u, &h->gpus[g], (int)g);
         }
         if (u->attr_error[0] && strcmp(u->attr_error, u->attr_logged) != 0)
                 log_warn("cannot tell which slot a GPU process belongs to: %s; the shared GPU's slots "

@@ -7,13 +7,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct cfg;
 struct sampler;
+struct slot;
+struct slot_table;
 
 #define USAGE_ERR_MAX 256
 #define USAGE_SLOT_ENC_MAX 8 /* NVENC sessions listed per slot (one user: a stream or two) */
 #define USAGE_SLOT_FBC_MAX 8 /* NvFBC capture sessions listed per slot */
 
+/* A slot's usage: it lives in its slot object (slot.h, its `usage` member), so that a reload that keeps
+ * the slot keeps its open cgroup and its CPU baseline. */
 struct usage_slot {
         /* cgroup: has_cg false with cg_state "absent" when the slot has no cgroup right now
          * (no session), or with cg_error when it could not be read. */
@@ -44,8 +47,10 @@ struct usage_slot {
         uint64_t prev_cpu_usec, prev_mono_usec;
 
         /* The slot's cgroup, kept open from the tick that finds it until one finds it removed
-         * (owned; NULL meanwhile). */
+         * (owned; NULL meanwhile), and the configured path it was opened from (owned; a reload that
+         * moves the slot to another path closes it). */
         struct hal_cgroup *cg_handle;
+        char *cg_path;
 };
 
 /* Where a GPU process lives, remembered between ticks: /proc/<pid>/cgroup is read when the pid
@@ -65,8 +70,7 @@ struct usage_pid {
 struct usage {
         int root_fd; /* borrowed */
         enum hal_cgroup_version cgroup_version;
-        size_t n; /* == cfg->n_slots */
-        struct usage_slot *slots;
+        struct slot_table *table; /* borrowed: the slots, in cfg's order; NULL: none */
         uint64_t tick;
         size_t n_pids, cap_pids;
         struct usage_pid *pids; /* sorted by pid between ticks; owned */
@@ -76,14 +80,24 @@ struct usage {
         char attr_logged[USAGE_ERR_MAX];
 };
 
-/* Slot state follows cfg's slots by position; call again after a reload (it closes the cgroups of
- * the previous call and starts over). u must be zeroed before the first call. root_fd is borrowed. */
-int usage_init(struct usage *u, int root_fd, const struct cfg *c);
-/* Closes the slots' cgroups and frees everything; safe on a zeroed or done usage. */
+/* The usage of the slots of table (borrowed until usage_done, NULL: none; each slot's part is its
+ * `usage` member, made here for each slot; -ENOMEM: a slot left without one is made on a later tick).
+ * root_fd is borrowed. u is overwritten. */
+int usage_init(struct usage *u, int root_fd, struct slot_table *table);
+/* After a reload: the table followed the new config by id (slot_table_sync), so a slot kept keeps its
+ * open cgroup and its CPU baseline (its first tick after reports cores_used); one whose cgroup path
+ * changed closes it and starts over, as a new slot does. Which slots share a GPU is worked out again.
+ * -ENOMEM: a slot left without its part is made on a later tick. */
+int usage_reload(struct usage *u);
+/* Forgets the GPU processes; the slots' parts go with their slots (slot_table_done). Safe on a zeroed
+ * or done usage. */
 void usage_done(struct usage *u);
 
-/* Measures every slot; uses the sampler's current sample for GPU processes. */
-void usage_tick(struct usage *u, const struct cfg *c, const struct sampler *s, uint64_t mono_usec);
+/* Measures every slot of the table; uses the sampler's current sample for GPU processes. */
+void usage_tick(struct usage *u, const struct sampler *s, uint64_t mono_usec);
+
+/* Slot i's usage (in cfg's order), or NULL when there is no slot i or it was not measured yet. */
+const struct usage_slot *usage_slot_at(const struct usage *u, size_t i);
 
 /* True when the cgroup path `proc_cg` is `slot_cg` or below it. */
 bool usage_cgroup_contains(const char *slot_cg, const char *proc_cg);

@@ -145,12 +145,10 @@ static void bandwidth(struct watch *w, const struct cfg *c, struct slot *slot, c
 }
 
 /* The slot's memory limit: its cgroup's memory.max when set, else its scale's RAM. */
-static void memory(struct watch *w, const struct cfg *c, struct slot *slot, const struct usage *u,
-                   uint64_t now) {
+static void memory(struct watch *w, const struct cfg *c, struct slot *slot, uint64_t now) {
         const struct cfg_slot *sl = slot->cfg;
-        size_t i = slot->index;
         const struct spec_scale *sc = spec_find(c, sl->scale);
-        const struct usage_slot *us = i < u->n ? &u->slots[i] : NULL;
+        const struct usage_slot *us = slot->usage;
         struct watch_slot *ws = part(slot);
         uint64_t limit;
         double pct;
@@ -213,11 +211,10 @@ static void gpus(struct watch *w, const struct host_sample *h) {
         }
 }
 
-void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, const struct usage *u,
-                uint64_t now_usec) {
+void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, uint64_t now_usec) {
         for (size_t i = 0; i < n_slots(w) && i < c->n_slots; i++) {
                 bandwidth(w, c, slot_at(w->table, i), s, now_usec);
-                memory(w, c, slot_at(w->table, i), u, now_usec);
+                memory(w, c, slot_at(w->table, i), now_usec);
         }
         host_memory(w, c, &s->cur, now_usec);
         gpus(w, &s->cur);

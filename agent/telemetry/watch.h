@@ -17,7 +17,6 @@ struct host_sample;
 struct sampler;
 struct slot;
 struct slot_table;
-struct usage;
 
 #define WATCH_MEMORY_DELAY_USEC (5 * 1000000ULL)
 
@@ -61,9 +60,9 @@ void watch_host_from_sample(const struct cfg *c, const struct hal_platform *p, c
 /* Plans the slots against the host and emits slot_nonconformant for each slot that fails. */
 void watch_plan(struct watch *w, const struct cfg *c, const struct spec_host *host);
 
-/* One tick: bandwidth over the cap and memory pressure with hysteresis, GPUs lost and back. */
-void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, const struct usage *u,
-                uint64_t now_usec);
+/* One tick: bandwidth over the cap and memory pressure with hysteresis, GPUs lost and back. Each
+ * slot's memory comes from its usage part (usage_tick, before). */
+void watch_tick(struct watch *w, const struct cfg *c, const struct sampler *s, uint64_t now_usec);
 
 /* True when the slot may take sessions: planned, and it meets its scale. */
 bool watch_slot_admissible(const struct watch *w, const struct slot *sl);

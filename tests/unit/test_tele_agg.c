@@ -56,11 +56,13 @@ static void host_init(struct host *h) {
         h->s.cur.gpus = &h->gpu;
         h->us[0] = (struct usage_slot){ .has_cg = true, .cg_state = "ok", .cg = { .present = HAL_CG_MEM } };
         h->us[1] = (struct usage_slot){ .cg_state = "absent" };
-        h->u = (struct usage){ .n = 2, .slots = h->us };
+        h->u = (struct usage){ .table = &h->table };
         h->ws[0].has_bandwidth = true;
-        /* The watch's part of each slot lives in its slot object (slot.h). */
-        for (size_t i = 0; i < 2; i++)
+        /* The watch's and usage's part of each slot live in its slot object (slot.h). */
+        for (size_t i = 0; i < 2; i++) {
                 h->sl[i].watch = &h->ws[i];
+                h->sl[i].usage = &h->us[i];
+        }
         h->table = (struct slot_table){ .n = 2, .slot = { &h->sl[0], &h->sl[1] } };
         h->w = (struct watch){ .table = &h->table };
 }

@@ -101,6 +101,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         char dir[] = "/tmp/ra-test-tele-XXXXXX", p[256], cmd[300];
         struct cfg *c = load_cfg();
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         cJSON *j, *slots, *net;
         char *doc;
@@ -119,8 +120,9 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         write_net(dir, 1000 + 125000); /* 1 Mbps over 1 s */
         plat_clock_set_fake(6 * USEC_PER_SEC, 1795518421000000ULL);
         sampler_tick(&s);
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        usage_tick(&u, c, &s, s.cur.mono_usec);
+        assert_int_equal(slot_table_sync(&st, c), 0);
+        assert_int_equal(usage_init(&u, fd, &st), 0);
+        usage_tick(&u, &s, s.cur.mono_usec);
         doc = tele_telemetry_json(c, &s, &u, NULL, 42, NULL);
         j = cJSON_Parse(doc);
         assert_non_null(j);
@@ -141,6 +143,7 @@ static void test_telemetry_has_exact_counters_rates_and_missing_ifaces(void **st
         free(doc);
         sampler_done(&s);
         usage_done(&u);
+        slot_table_done(&st);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         assert_int_equal(system(cmd), 0);
@@ -318,7 +321,7 @@ struct rich {
         struct usage_slot us[3];
         struct usage u;
         struct watch_slot ws[3];
-        struct slot sl[3]; /* the watch's part of each slot is its own */
+        struct slot sl[3]; /* the watch's and usage's part of each slot are its own */
         struct slot_table table;
         struct watch w;
         struct tele_self self;
@@ -385,15 +388,17 @@ static void rich_init(struct rich *r) {
         r->us[2] = (struct usage_slot){ .gpu_shared = true,
                                         .has_gpu_vram = true,
                                         .gpu_vram_bytes = 1ULL << 30 };
-        r->u = (struct usage){ .n = 3, .slots = r->us };
+        r->u = (struct usage){ .table = &r->table };
         r->ws[0] = (struct watch_slot){ .verdict = { .meets = true },
                                         .has_bandwidth = true,
                                         .bandwidth_mbps = 12.5,
                                         .bandwidth = { .raised = true } };
         r->ws[1] = (struct watch_slot){ .verdict = { .meets = false, .reason = "vcpu: needs 1, 0 left" } };
         r->ws[2] = (struct watch_slot){ .verdict = { .meets = true } };
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < 3; i++) {
                 r->sl[i].watch = &r->ws[i];
+                r->sl[i].usage = &r->us[i];
+        }
         r->table = (struct slot_table){ .n = 3, .slot = { &r->sl[0], &r->sl[1], &r->sl[2] } };
         r->w = (struct watch){
                 .planned = true,

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "sampler.h"
+#include "slot.h"
 #include "usage.h"
 
 #include <dirent.h>
@@ -30,6 +31,20 @@ static struct cfg *load_cfg(const char *slots) {
         return c;
 }
 
+/* The slot table following c, for usage_init. */
+static struct slot_table *table_of(struct slot_table *st, const struct cfg *c) {
+        assert_int_equal(slot_table_sync(st, c), 0);
+        return st;
+}
+
+/* Slot i's usage, which must be there. */
+static const struct usage_slot *at(const struct usage *u, size_t i) {
+        const struct usage_slot *us = usage_slot_at(u, i);
+
+        assert_non_null(us);
+        return us;
+}
+
 static void sh(const char *cmd) {
         assert_int_equal(system(cmd), 0);
 }
@@ -38,6 +53,7 @@ static void test_cores_used_is_cpu_time_over_wall_time(void **state) {
         char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
         struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         int fd;
 
@@ -53,34 +69,35 @@ static void test_cores_used_is_cpu_time_over_wall_time(void **state) {
         sh(cmd);
         fd = plat_open_dir(dir);
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
         assert_int_equal(u.cgroup_version, HAL_CGROUP_V2);
-        usage_tick(&u, c, &s, 10 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_cg);
-        assert_false(u.slots[0].has_cores); /* a rate needs two samples */
-        assert_int_equal(u.slots[0].cg.mem_current_bytes, 1048576);
+        usage_tick(&u, &s, 10 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_cg);
+        assert_false(at(&u, 0)->has_cores); /* a rate needs two samples */
+        assert_int_equal(at(&u, 0)->cg.mem_current_bytes, 1048576);
         /* 3 s of CPU time in 2 s of wall time: 1.5 cores. */
         snprintf(cmd, sizeof(cmd),
                  "printf 'usage_usec 4000000\\n' > %s/sys/fs/cgroup/render.slice/s0.scope/cpu.stat", dir);
         sh(cmd);
-        usage_tick(&u, c, &s, 12 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_cores);
-        assert_float_equal(u.slots[0].cores_used, 1.5, 1e-9);
+        usage_tick(&u, &s, 12 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_cores);
+        assert_float_equal(at(&u, 0)->cores_used, 1.5, 1e-9);
         /* The scope was recreated (new session): the counter restarts, no rate this tick. */
         snprintf(cmd, sizeof(cmd),
                  "printf 'usage_usec 10\\n' > %s/sys/fs/cgroup/render.slice/s0.scope/cpu.stat", dir);
         sh(cmd);
-        usage_tick(&u, c, &s, 13 * USEC_PER_SEC);
-        assert_false(u.slots[0].has_cores);
+        usage_tick(&u, &s, 13 * USEC_PER_SEC);
+        assert_false(at(&u, 0)->has_cores);
         /* No session: the scope is gone. That is a state, not an error. */
         snprintf(cmd, sizeof(cmd), "rm -rf %s/sys/fs/cgroup/render.slice/s0.scope", dir);
         sh(cmd);
-        usage_tick(&u, c, &s, 14 * USEC_PER_SEC);
-        assert_false(u.slots[0].has_cg);
-        assert_string_equal(u.slots[0].cg_state, "absent");
-        assert_string_equal(u.slots[0].cg_error, "");
+        usage_tick(&u, &s, 14 * USEC_PER_SEC);
+        assert_false(at(&u, 0)->has_cg);
+        assert_string_equal(at(&u, 0)->cg_state, "absent");
+        assert_string_equal(at(&u, 0)->cg_error, "");
 
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -93,17 +110,19 @@ static void test_broken_cgroup_file_is_an_error_naming_it(void **state) {
                                  "{\"id\":\"s1\",\"scale\":\"M\"}");
         int fd = plat_open_dir(RA_FIXTURES "/hosts/corrupt/cgroup-cpustat-garbage");
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
 
         (void)state;
         assert_true(fd >= 0);
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_string_equal(u.slots[0].cg_state, "error");
-        assert_non_null(strstr(u.slots[0].cg_error, "cpu.stat"));
-        assert_null(u.slots[1].cg_state); /* no cgroup configured: nothing to say */
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        usage_tick(&u, &s, USEC_PER_SEC);
+        assert_string_equal(at(&u, 0)->cg_state, "error");
+        assert_non_null(strstr(at(&u, 0)->cg_error, "cpu.stat"));
+        assert_null(at(&u, 1)->cg_state); /* no cgroup configured: nothing to say */
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         cfg_free(c);
@@ -117,13 +136,14 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
         static struct hal_gpu_sample g[2];
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
 
         (void)state;
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        assert_true(u.slots[0].gpu_shared && u.slots[1].gpu_shared);
-        assert_false(u.slots[2].gpu_shared);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        assert_true(at(&u, 0)->gpu_shared && at(&u, 1)->gpu_shared);
+        assert_false(at(&u, 2)->gpu_shared);
         /* pid 4242 lives in slot-0's scope, 4343 in slot-1's, 99999 is gone. */
         g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_PROCS, .n_procs = 3 };
         g[0].procs[0] = (struct hal_gpu_proc){ .pid = 4242, .vram_bytes = 1000 };
@@ -131,14 +151,15 @@ static void test_shared_gpu_vram_is_attributed_by_process_cgroup(void **state) {
         g[0].procs[2] = (struct hal_gpu_proc){ .pid = 99999, .vram_bytes = 5 };
         s.cur.n_gpus = 2;
         s.cur.gpus = g;
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_true(u.slots[0].has_gpu_vram);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
-        assert_false(u.slots[2].has_gpu_vram);
+        usage_tick(&u, &s, USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_gpu_vram);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 1000);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 20);
+        assert_false(at(&u, 2)->has_gpu_vram);
         s.cur.n_gpus = 0;
         s.cur.gpus = NULL;
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         cfg_free(c);
@@ -150,6 +171,7 @@ struct stream_fx {
         struct cfg *c;
         int fd;
         struct sampler s;
+        struct slot_table st;
         struct usage u;
         struct hal_gpu_sample g[2];
 };
@@ -163,7 +185,7 @@ static struct stream_fx *stream_fx_new(void) {
                         "{\"id\":\"s2\",\"scale\":\"L\",\"gpu\":1},{\"id\":\"s3\",\"scale\":\"M\"}");
         f->fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
         sampler_init(&f->s, f->fd);
-        assert_int_equal(usage_init(&f->u, f->fd, f->c), 0);
+        assert_int_equal(usage_init(&f->u, f->fd, table_of(&f->st, f->c)), 0);
         f->s.cur.n_gpus = 2;
         f->s.cur.gpus = f->g;
         return f;
@@ -173,6 +195,7 @@ static void stream_fx_free(struct stream_fx *f) {
         f->s.cur.n_gpus = 0;
         f->s.cur.gpus = NULL;
         usage_done(&f->u);
+        slot_table_done(&f->st);
         sampler_done(&f->s);
         close(f->fd);
         cfg_free(f->c);
@@ -199,23 +222,23 @@ static void test_encoder_sessions_are_attributed_to_slots(void **state) {
         g[1].enc[0] = (struct hal_gpu_enc_session){
                 .pid = 5, .codec = "h264", .avg_fps = 60, .avg_latency_us = 7000
         };
-        usage_tick(u, f->c, &f->s, USEC_PER_SEC);
-        assert_true(u->slots[0].has_enc);
-        assert_int_equal(u->slots[0].n_enc, 1);
-        assert_int_equal(u->slots[0].enc[0].pid, 4242);
-        assert_int_equal(u->slots[0].enc[0].avg_fps, 120);
-        assert_int_equal(u->slots[1].n_enc, 1);
-        assert_int_equal(u->slots[1].enc[0].avg_latency_us, 4100);
-        assert_true(u->slots[2].has_enc);
-        assert_int_equal(u->slots[2].n_enc, 1);
-        assert_int_equal(u->slots[2].enc[0].pid, 5);
-        assert_false(u->slots[3].has_enc); /* no GPU */
+        usage_tick(u, &f->s, USEC_PER_SEC);
+        assert_true(at(u, 0)->has_enc);
+        assert_int_equal(at(u, 0)->n_enc, 1);
+        assert_int_equal(at(u, 0)->enc[0].pid, 4242);
+        assert_int_equal(at(u, 0)->enc[0].avg_fps, 120);
+        assert_int_equal(at(u, 1)->n_enc, 1);
+        assert_int_equal(at(u, 1)->enc[0].avg_latency_us, 4100);
+        assert_true(at(u, 2)->has_enc);
+        assert_int_equal(at(u, 2)->n_enc, 1);
+        assert_int_equal(at(u, 2)->enc[0].pid, 5);
+        assert_false(at(u, 3)->has_enc); /* no GPU */
 
         /* A driver without the call: no slot claims to know (none is not "zero sessions"). */
         g[1].present = 0;
-        usage_tick(u, f->c, &f->s, 2 * USEC_PER_SEC);
-        assert_false(u->slots[2].has_enc);
-        assert_int_equal(u->slots[2].n_enc, 0);
+        usage_tick(u, &f->s, 2 * USEC_PER_SEC);
+        assert_false(at(u, 2)->has_enc);
+        assert_int_equal(at(u, 2)->n_enc, 0);
         stream_fx_free(f);
 }
 
@@ -240,26 +263,26 @@ static void test_fbc_sessions_are_attributed_to_slots_like_encoder_sessions(void
                                         .n_fbc = 1 };
         g[1].enc[0] = (struct hal_gpu_enc_session){ .pid = 5, .codec = "h264", .avg_fps = 60 };
         g[1].fbc[0] = (struct hal_gpu_fbc_session){ .pid = 5, .type = "vid", .avg_fps = 61 };
-        usage_tick(u, f->c, &f->s, USEC_PER_SEC);
-        assert_false(u->slots[0].has_enc);
-        assert_true(u->slots[0].has_fbc);
-        assert_int_equal(u->slots[0].n_fbc, 1);
-        assert_int_equal(u->slots[0].fbc[0].pid, 4242);
-        assert_int_equal(u->slots[0].fbc[0].avg_latency_us, 900);
-        assert_true(u->slots[1].has_fbc);
-        assert_int_equal(u->slots[1].n_fbc, 1);
-        assert_string_equal(u->slots[1].fbc[0].type, "hwenc");
-        assert_true(u->slots[2].has_enc && u->slots[2].has_fbc);
-        assert_int_equal(u->slots[2].n_enc, 1);
-        assert_int_equal(u->slots[2].n_fbc, 1);
-        assert_int_equal(u->slots[2].fbc[0].avg_fps, 61);
-        assert_false(u->slots[3].has_fbc); /* no GPU */
+        usage_tick(u, &f->s, USEC_PER_SEC);
+        assert_false(at(u, 0)->has_enc);
+        assert_true(at(u, 0)->has_fbc);
+        assert_int_equal(at(u, 0)->n_fbc, 1);
+        assert_int_equal(at(u, 0)->fbc[0].pid, 4242);
+        assert_int_equal(at(u, 0)->fbc[0].avg_latency_us, 900);
+        assert_true(at(u, 1)->has_fbc);
+        assert_int_equal(at(u, 1)->n_fbc, 1);
+        assert_string_equal(at(u, 1)->fbc[0].type, "hwenc");
+        assert_true(at(u, 2)->has_enc && at(u, 2)->has_fbc);
+        assert_int_equal(at(u, 2)->n_enc, 1);
+        assert_int_equal(at(u, 2)->n_fbc, 1);
+        assert_int_equal(at(u, 2)->fbc[0].avg_fps, 61);
+        assert_false(at(u, 3)->has_fbc); /* no GPU */
 
         /* The sessions end: listed and empty, not absent. */
         g[0].n_fbc = 0;
-        usage_tick(u, f->c, &f->s, 2 * USEC_PER_SEC);
-        assert_true(u->slots[0].has_fbc);
-        assert_int_equal(u->slots[0].n_fbc, 0);
+        usage_tick(u, &f->s, 2 * USEC_PER_SEC);
+        assert_true(at(u, 0)->has_fbc);
+        assert_int_equal(at(u, 0)->n_fbc, 0);
         stream_fx_free(f);
 }
 
@@ -270,28 +293,30 @@ static void test_malformed_process_cgroup_withholds_the_shared_vram_and_says_why
         int fd = plat_open_dir(RA_FIXTURES "/hosts/corrupt/cgroup-pidfile-garbage");
         static struct hal_gpu_sample g[1];
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
 
         (void)state;
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
         /* pid 77's /proc/77/cgroup is garbage: which slot its 1 GiB belongs to is unknown. */
         g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_PROCS, .n_procs = 1 };
         g[0].procs[0] = (struct hal_gpu_proc){ .pid = 77, .vram_bytes = 1 << 30 };
         s.cur.n_gpus = 1;
         s.cur.gpus = g;
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_false(u.slots[0].has_gpu_vram);
-        assert_false(u.slots[1].has_gpu_vram);
+        usage_tick(&u, &s, USEC_PER_SEC);
+        assert_false(at(&u, 0)->has_gpu_vram);
+        assert_false(at(&u, 1)->has_gpu_vram);
         assert_non_null(strstr(u.attr_error, "/proc/77/cgroup"));
         /* A process that is simply gone is no error. */
         g[0].procs[0].pid = 99999;
-        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_gpu_vram);
+        usage_tick(&u, &s, 2 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_gpu_vram);
         assert_string_equal(u.attr_error, "");
         s.cur.n_gpus = 0;
         s.cur.gpus = NULL;
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         cfg_free(c);
@@ -322,6 +347,7 @@ static void test_scope_recreated_between_ticks_is_read_at_once_without_a_rate(vo
         char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
         struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         int fd;
 
@@ -333,28 +359,29 @@ static void test_scope_recreated_between_ticks_is_read_at_once_without_a_rate(vo
         put_usage(dir, "s0.scope", 1000000);
         fd = plat_open_dir(dir);
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        usage_tick(&u, c, &s, 10 * USEC_PER_SEC);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        usage_tick(&u, &s, 10 * USEC_PER_SEC);
         put_usage(dir, "s0.scope", 3000000);
-        usage_tick(&u, c, &s, 12 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_cores);
-        assert_float_equal(u.slots[0].cores_used, 1.0, 1e-9);
+        usage_tick(&u, &s, 12 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_cores);
+        assert_float_equal(at(&u, 0)->cores_used, 1.0, 1e-9);
         /* One session ends and the next starts within a tick: a new scope at the same path whose
          * counter happens to be higher. It is read this tick, but is no base for a rate. */
         snprintf(cmd, sizeof(cmd), "rm -rf %s/sys/fs/cgroup/render.slice/s0.scope", dir);
         sh(cmd);
         put_usage(dir, "s0.scope", 9000000);
-        usage_tick(&u, c, &s, 13 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_cg);
-        assert_string_equal(u.slots[0].cg_state, "ok");
-        assert_int_equal(u.slots[0].cg.cpu_usage_usec, 9000000);
-        assert_false(u.slots[0].has_cores);
+        usage_tick(&u, &s, 13 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_cg);
+        assert_string_equal(at(&u, 0)->cg_state, "ok");
+        assert_int_equal(at(&u, 0)->cg.cpu_usage_usec, 9000000);
+        assert_false(at(&u, 0)->has_cores);
         put_usage(dir, "s0.scope", 9500000);
-        usage_tick(&u, c, &s, 14 * USEC_PER_SEC);
-        assert_true(u.slots[0].has_cores);
-        assert_float_equal(u.slots[0].cores_used, 0.5, 1e-9);
+        usage_tick(&u, &s, 14 * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_cores);
+        assert_float_equal(at(&u, 0)->cores_used, 0.5, 1e-9);
 
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -366,6 +393,7 @@ static void test_absent_scope_is_found_on_the_tick_after_it_appears(void **state
         char dir[] = "/tmp/ra-test-usage-XXXXXX", cmd[512];
         struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         int fd;
 
@@ -376,17 +404,18 @@ static void test_absent_scope_is_found_on_the_tick_after_it_appears(void **state
         sh(cmd);
         fd = plat_open_dir(dir);
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
         for (int i = 1; i <= 3; i++) {
-                usage_tick(&u, c, &s, (uint64_t)i * USEC_PER_SEC);
-                assert_string_equal(u.slots[0].cg_state, "absent");
+                usage_tick(&u, &s, (uint64_t)i * USEC_PER_SEC);
+                assert_string_equal(at(&u, 0)->cg_state, "absent");
         }
         put_usage(dir, "s0.scope", 42);
-        usage_tick(&u, c, &s, 4 * USEC_PER_SEC);
-        assert_string_equal(u.slots[0].cg_state, "ok");
-        assert_int_equal(u.slots[0].cg.cpu_usage_usec, 42);
+        usage_tick(&u, &s, 4 * USEC_PER_SEC);
+        assert_string_equal(at(&u, 0)->cg_state, "ok");
+        assert_int_equal(at(&u, 0)->cg.cpu_usage_usec, 42);
 
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -394,31 +423,139 @@ static void test_absent_scope_is_found_on_the_tick_after_it_appears(void **state
         cfg_free(c);
 }
 
-static void test_init_again_and_done_close_every_cgroup(void **state) {
-        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\"},"
-                                 "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\"}");
-        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+/* A cgroup v2 tree under a new temporary dir (its path in dir) with scope s0.scope and s1.scope. */
+static int two_scopes(char *dir) {
+        char cmd[512];
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/sys/fs/cgroup && touch %s/sys/fs/cgroup/cgroup.controllers",
+                 dir, dir);
+        sh(cmd);
+        put_usage(dir, "s0.scope", 1000000);
+        put_usage(dir, "s1.scope", 5000000);
+        return plat_open_dir(dir);
+}
+
+static void rm_dir(const char *dir) {
+        char cmd[512];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        sh(cmd);
+}
+
+/* A reload keeps s0 (moved behind a new slot, now on a GPU it shares): its open cgroup and CPU
+ * baseline stay with it, so the first tick after the reload has its cores already. */
+static void test_reload_keeps_a_kept_slots_cpu_baseline(void **state) {
+        char dir[] = "/tmp/ra-test-usage-XXXXXX";
+        struct cfg *c =
+                load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}");
+        struct cfg *n =
+                load_cfg("{\"id\":\"s9\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\",\"gpu\":0},"
+                         "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}");
+        int fd = two_scopes(dir);
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         struct sampler s;
-        int before;
+        const struct usage_slot *before;
+
+        (void)state;
+        sampler_init(&s, fd);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        usage_tick(&u, &s, 10 * USEC_PER_SEC);
+        before = at(&u, 0);
+        assert_false(before->gpu_shared);
+        assert_int_equal(slot_table_sync(&st, n), 0);
+        assert_int_equal(usage_reload(&u), 0);
+        assert_ptr_equal(at(&u, 1), before); /* s0's own part, at its new place */
+        assert_true(at(&u, 1)->gpu_shared);  /* s9 came onto its GPU */
+        assert_true(at(&u, 0)->gpu_shared);
+        put_usage(dir, "s0.scope", 3000000);
+        usage_tick(&u, &s, 12 * USEC_PER_SEC);
+        assert_true(at(&u, 1)->has_cores);
+        assert_float_equal(at(&u, 1)->cores_used, 1.0, 1e-9);
+        assert_false(at(&u, 0)->has_cores); /* new: a rate needs two samples */
+
+        usage_done(&u);
+        slot_table_done(&st);
+        sampler_done(&s);
+        close(fd);
+        rm_dir(dir);
+        cfg_free(c);
+        cfg_free(n);
+}
+
+/* A reload that gives s0 another cgroup: the old one is closed, and the new one's counter is no
+ * base for a rate against the old one's. */
+static void test_reload_that_moves_a_slots_cgroup_starts_its_usage_over(void **state) {
+        char dir[] = "/tmp/ra-test-usage-XXXXXX";
+        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
+        struct cfg *n = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\"}");
+        int fd = two_scopes(dir);
+        struct slot_table st = { 0 };
+        struct usage u = { 0 };
+        struct sampler s;
+        int fds;
+
+        (void)state;
+        sampler_init(&s, fd);
+        fds = count_fds();
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        usage_tick(&u, &s, 10 * USEC_PER_SEC);
+        assert_true(count_fds() > fds);
+        assert_int_equal(slot_table_sync(&st, n), 0);
+        assert_int_equal(usage_reload(&u), 0);
+        assert_int_equal(count_fds(), fds); /* s0.scope closed */
+        usage_tick(&u, &s, 12 * USEC_PER_SEC);
+        assert_string_equal(at(&u, 0)->cg_state, "ok");
+        assert_int_equal(at(&u, 0)->cg.cpu_usage_usec, 5000000);
+        assert_false(at(&u, 0)->has_cores);
+        put_usage(dir, "s1.scope", 6000000);
+        usage_tick(&u, &s, 13 * USEC_PER_SEC);
+        assert_float_equal(at(&u, 0)->cores_used, 1.0, 1e-9);
+
+        usage_done(&u);
+        slot_table_done(&st);
+        sampler_done(&s);
+        close(fd);
+        rm_dir(dir);
+        cfg_free(c);
+        cfg_free(n);
+}
+
+/* A slot a reload drops takes its cgroup with it; the table's end closes the rest. */
+static void test_reload_and_table_done_close_the_dropped_slots_cgroups(void **state) {
+        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-0.scope\"},"
+                                 "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\"}");
+        struct cfg *n = load_cfg("{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/slot-1.scope\"}");
+        int fd = plat_open_dir(RA_FIXTURES "/hosts/x86-cpu");
+        struct slot_table st = { 0 };
+        struct usage u = { 0 };
+        struct sampler s;
+        int before, two, one;
 
         (void)state;
         usage_done(&u); /* zeroed: nothing to do */
         sampler_init(&s, fd);
         before = count_fds();
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        usage_tick(&u, c, &s, USEC_PER_SEC);
-        assert_string_equal(u.slots[1].cg_state, "ok");
-        assert_true(count_fds() > before);
-        /* A reload starts over: the cgroups of the old slot list are closed. */
-        assert_int_equal(usage_init(&u, fd, c), 0);
-        assert_int_equal(count_fds(), before);
-        usage_tick(&u, c, &s, 2 * USEC_PER_SEC);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
+        usage_tick(&u, &s, USEC_PER_SEC);
+        assert_string_equal(at(&u, 1)->cg_state, "ok");
+        two = count_fds();
+        assert_true(two > before);
+        assert_int_equal(slot_table_sync(&st, n), 0);
+        assert_int_equal(usage_reload(&u), 0);
+        one = count_fds();
+        assert_true(one > before && one < two); /* s1's still open */
+        assert_int_equal((two - before), 2 * (one - before));
+        usage_tick(&u, &s, 2 * USEC_PER_SEC);
+        assert_int_equal(count_fds(), one);
         usage_done(&u);
+        slot_table_done(&st);
         assert_int_equal(count_fds(), before);
         sampler_done(&s);
         close(fd);
         cfg_free(c);
+        cfg_free(n);
 }
 
 static void put_pid(const char *dir, int pid, const char *cgroup) {
@@ -436,6 +573,7 @@ static void test_gpu_process_cgroup_is_read_when_listed_then_rechecked(void **st
                          "{\"id\":\"s1\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\",\"gpu\":0}");
         static struct hal_gpu_sample g[1];
         struct sampler s;
+        struct slot_table st = { 0 };
         struct usage u = { 0 };
         uint64_t t = 1;
         int fd, ticks;
@@ -449,51 +587,52 @@ static void test_gpu_process_cgroup_is_read_when_listed_then_rechecked(void **st
         put_pid(dir, 800, "render.slice/s1.scope/app");
         fd = plat_open_dir(dir);
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
+        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
         g[0] = (struct hal_gpu_sample){ .present = HAL_GPU_PROCS, .n_procs = 2 };
         g[0].procs[0] = (struct hal_gpu_proc){ .pid = 800, .vram_bytes = 20 };
         g[0].procs[1] = (struct hal_gpu_proc){ .pid = 700, .vram_bytes = 1000 };
         s.cur.n_gpus = 1;
         s.cur.gpus = g;
-        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+        usage_tick(&u, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 1000);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 20);
         assert_int_equal(u.n_pids, 2);
 
         /* pid 700 exits and a process of s1 gets its number without missing a listing: the
          * remembered cgroup holds until the recheck, which comes within USAGE_PID_RECHECK_TICKS. */
         put_pid(dir, 700, "render.slice/s1.scope");
-        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
-        for (ticks = 1; ticks <= USAGE_PID_RECHECK_TICKS && u.slots[0].gpu_vram_bytes != 0; ticks++)
-                usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        usage_tick(&u, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 1000);
+        for (ticks = 1; ticks <= USAGE_PID_RECHECK_TICKS && at(&u, 0)->gpu_vram_bytes != 0; ticks++)
+                usage_tick(&u, &s, t++ * USEC_PER_SEC);
         assert_true(ticks <= USAGE_PID_RECHECK_TICKS);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 0);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 1020);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 0);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 1020);
 
         /* A pid missing from one listing is forgotten, and read afresh when it is back. */
         g[0].n_procs = 1;
-        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
+        usage_tick(&u, &s, t++ * USEC_PER_SEC);
         assert_int_equal(u.n_pids, 1);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 20);
         put_pid(dir, 700, "render.slice/s0.scope");
         g[0].n_procs = 2;
-        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 20);
+        usage_tick(&u, &s, t++ * USEC_PER_SEC);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 1000);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 20);
 
         /* Gone from /proc: unattributed, not an error. */
         snprintf(cmd, sizeof(cmd), "rm -rf %s/proc/900", dir);
         sh(cmd);
         g[0].procs[0] = (struct hal_gpu_proc){ .pid = 900, .vram_bytes = 5 };
-        usage_tick(&u, c, &s, t++ * USEC_PER_SEC);
-        assert_true(u.slots[0].has_gpu_vram);
-        assert_int_equal(u.slots[0].gpu_vram_bytes, 1000);
-        assert_int_equal(u.slots[1].gpu_vram_bytes, 0);
+        usage_tick(&u, &s, t++ * USEC_PER_SEC);
+        assert_true(at(&u, 0)->has_gpu_vram);
+        assert_int_equal(at(&u, 0)->gpu_vram_bytes, 1000);
+        assert_int_equal(at(&u, 1)->gpu_vram_bytes, 0);
 
         s.cur.n_gpus = 0;
         s.cur.gpus = NULL;
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         close(fd);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -521,7 +660,9 @@ int main(void) {
                 cmocka_unit_test(test_cgroup_containment_respects_path_components),
                 cmocka_unit_test(test_scope_recreated_between_ticks_is_read_at_once_without_a_rate),
                 cmocka_unit_test(test_absent_scope_is_found_on_the_tick_after_it_appears),
-                cmocka_unit_test(test_init_again_and_done_close_every_cgroup),
+                cmocka_unit_test(test_reload_keeps_a_kept_slots_cpu_baseline),
+                cmocka_unit_test(test_reload_that_moves_a_slots_cgroup_starts_its_usage_over),
+                cmocka_unit_test(test_reload_and_table_done_close_the_dropped_slots_cgroups),
                 cmocka_unit_test(test_gpu_process_cgroup_is_read_when_listed_then_rechecked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

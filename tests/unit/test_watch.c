@@ -68,13 +68,11 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
         struct seen seen = { 0 };
         struct watch w = { 0 };
         struct slot_table st = { 0 };
-        struct usage u = { 0 };
         struct sampler s;
         uint64_t tx = 0;
         int fd = t->fd;
 
         sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, c), 0);
         assert_int_equal(slot_table_sync(&st, c), 0);
         watch_init(&w, &st, collect, &seen);
         /* 10 Mbps (1,250,000 bytes a second) for 7 s, then 2 Mbps for 7 s. */
@@ -82,7 +80,7 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
                 put_netdev(t, tx);
                 plat_clock_set_fake((100 + sec) * USEC_PER_SEC, 1);
                 sampler_tick(&s);
-                watch_tick(&w, c, &s, &u, s.cur.mono_usec);
+                watch_tick(&w, c, &s, s.cur.mono_usec);
                 if (sec == 5)
                         assert_int_equal(seen.n, 0); /* over for 4 s of rates only */
                 tx += sec < 7 ? 1250000 : 250000;
@@ -95,7 +93,6 @@ static void test_bandwidth_over_cap_needs_five_seconds_and_clears_after_five(voi
         plat_clock_set_fake(0, 0);
         watch_done(&w);
         slot_table_done(&st);
-        usage_done(&u);
         sampler_done(&s);
         cfg_free(c);
 }
@@ -110,25 +107,22 @@ static void test_a_reload_keeps_a_slot_over_its_cap_until_it_clears(void **state
         struct seen seen = { 0 };
         struct watch w = { 0 };
         struct slot_table st = { 0 };
-        struct usage u = { 0 };
         struct sampler s;
         uint64_t tx = 0;
 
         sampler_init(&s, t->fd);
-        assert_int_equal(usage_init(&u, t->fd, c), 0);
         assert_int_equal(slot_table_sync(&st, c), 0);
         watch_init(&w, &st, collect, &seen);
         for (uint64_t sec = 0; sec <= 14; sec++) {
                 if (sec == 7) {
                         assert_int_equal(seen.n, 1); /* over the cap */
-                        assert_int_equal(usage_init(&u, t->fd, n), 0);
                         assert_int_equal(slot_table_sync(&st, n), 0);
                         watch_reload(&w);
                 }
                 put_netdev(t, tx);
                 plat_clock_set_fake((100 + sec) * USEC_PER_SEC, 1);
                 sampler_tick(&s);
-                watch_tick(&w, sec < 7 ? c : n, &s, &u, s.cur.mono_usec);
+                watch_tick(&w, sec < 7 ? c : n, &s, s.cur.mono_usec);
                 tx += sec < 7 ? 1250000 : 250000;
         }
         assert_int_equal(seen.n, 2);
@@ -138,7 +132,6 @@ static void test_a_reload_keeps_a_slot_over_its_cap_until_it_clears(void **state
         plat_clock_set_fake(0, 0);
         watch_done(&w);
         slot_table_done(&st);
-        usage_done(&u);
         sampler_done(&s);
         cfg_free(c);
         cfg_free(n);
@@ -160,8 +153,8 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         put_netdev(t, 0);
         sampler_init(&s, fd);
         sampler_tick(&s);
-        assert_int_equal(usage_init(&u, fd, c), 0);
         assert_int_equal(slot_table_sync(&st, c), 0);
+        assert_int_equal(usage_init(&u, fd, &st), 0);
         watch_init(&w, &st, collect, &seen);
         assert_false(watch_slot_admissible(&w, slot_at(&st, 0))); /* nothing is admitted before the plan */
         watch_plan(&w, c, &host);
@@ -182,8 +175,8 @@ static void test_nonconformant_slot_raises_an_event_and_shows_in_telemetry(void 
         cJSON_Delete(j);
         free(doc);
         watch_done(&w);
-        slot_table_done(&st);
         usage_done(&u);
+        slot_table_done(&st);
         sampler_done(&s);
         cfg_free(c);
 }
@@ -193,7 +186,6 @@ static void test_gpu_lost_and_back_are_events_once_each(void **state) {
         struct seen seen = { 0 };
         struct watch w = { 0 };
         struct slot_table st = { 0 };
-        struct usage u = { 0 };
         static struct hal_gpu_sample g[1];
         struct sampler s = { 0 };
 
@@ -204,10 +196,10 @@ static void test_gpu_lost_and_back_are_events_once_each(void **state) {
         s.cur.gpus = g;
         g[0] = (struct hal_gpu_sample){ .name = "NVIDIA L4", .error = -ENXIO, .error_msg = "GPU is lost" };
         for (int i = 0; i < 3; i++)
-                watch_tick(&w, c, &s, &u, (uint64_t)i * USEC_PER_SEC);
+                watch_tick(&w, c, &s, (uint64_t)i * USEC_PER_SEC);
         /* A partial sample (one metric unreadable) is not a lost GPU. */
         g[0] = (struct hal_gpu_sample){ .name = "NVIDIA L4", .present = HAL_GPU_UTIL, .error = -EPROTO };
-        watch_tick(&w, c, &s, &u, 4 * USEC_PER_SEC);
+        watch_tick(&w, c, &s, 4 * USEC_PER_SEC);
         assert_int_equal(seen.n, 2);
         assert_string_equal(seen.types[0], "gpu_lost");
         assert_string_equal(seen.types[1], "gpu_recovered");
