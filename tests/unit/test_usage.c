@@ -423,103 +423,100 @@ static void test_absent_scope_is_found_on_the_tick_after_it_appears(void **state
         cfg_free(c);
 }
 
-/* A cgroup v2 tree under a new temporary dir (its path in dir) with scope s0.scope and s1.scope. */
-static int two_scopes(char *dir) {
+/* Usage of config c's slots on a cgroup v2 tree in a temporary dir with scopes s0.scope and
+ * s1.scope, to be reloaded to config n. */
+struct reload_fx {
+        char dir[32];
+        int fd;
+        struct cfg *c, *n;
+        struct slot_table st;
+        struct usage u;
+        struct sampler s;
+};
+
+static void reload_fx_start(struct reload_fx *f, const char *c_slots, const char *n_slots) {
         char cmd[512];
 
-        assert_non_null(mkdtemp(dir));
+        *f = (struct reload_fx){ .dir = "/tmp/ra-test-usage-XXXXXX" };
+        assert_non_null(mkdtemp(f->dir));
         snprintf(cmd, sizeof(cmd), "mkdir -p %s/sys/fs/cgroup && touch %s/sys/fs/cgroup/cgroup.controllers",
-                 dir, dir);
+                 f->dir, f->dir);
         sh(cmd);
-        put_usage(dir, "s0.scope", 1000000);
-        put_usage(dir, "s1.scope", 5000000);
-        return plat_open_dir(dir);
+        put_usage(f->dir, "s0.scope", 1000000);
+        put_usage(f->dir, "s1.scope", 5000000);
+        f->fd = plat_open_dir(f->dir);
+        f->c = load_cfg(c_slots);
+        f->n = load_cfg(n_slots);
+        sampler_init(&f->s, f->fd);
+        assert_int_equal(usage_init(&f->u, f->fd, table_of(&f->st, f->c)), 0);
 }
 
-static void rm_dir(const char *dir) {
+/* What the agent's reload does: the table follows n by id, then usage catches up. */
+static void reload_fx_reload(struct reload_fx *f) {
+        assert_int_equal(slot_table_sync(&f->st, f->n), 0);
+        assert_int_equal(usage_reload(&f->u), 0);
+}
+
+static void reload_fx_end(struct reload_fx *f) {
         char cmd[512];
 
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        usage_done(&f->u);
+        slot_table_done(&f->st);
+        sampler_done(&f->s);
+        close(f->fd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
         sh(cmd);
+        cfg_free(f->c);
+        cfg_free(f->n);
 }
 
 /* A reload keeps s0 (moved behind a new slot, now on a GPU it shares): its open cgroup and CPU
  * baseline stay with it, so the first tick after the reload has its cores already. */
 static void test_reload_keeps_a_kept_slots_cpu_baseline(void **state) {
-        char dir[] = "/tmp/ra-test-usage-XXXXXX";
-        struct cfg *c =
-                load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}");
-        struct cfg *n =
-                load_cfg("{\"id\":\"s9\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\",\"gpu\":0},"
-                         "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}");
-        int fd = two_scopes(dir);
-        struct slot_table st = { 0 };
-        struct usage u = { 0 };
-        struct sampler s;
+        struct reload_fx f;
         const struct usage_slot *before;
 
         (void)state;
-        sampler_init(&s, fd);
-        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
-        usage_tick(&u, &s, 10 * USEC_PER_SEC);
-        before = at(&u, 0);
+        reload_fx_start(&f, "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}",
+                        "{\"id\":\"s9\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\",\"gpu\":0},"
+                        "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\",\"gpu\":0}");
+        usage_tick(&f.u, &f.s, 10 * USEC_PER_SEC);
+        before = at(&f.u, 0);
         assert_false(before->gpu_shared);
-        assert_int_equal(slot_table_sync(&st, n), 0);
-        assert_int_equal(usage_reload(&u), 0);
-        assert_ptr_equal(at(&u, 1), before); /* s0's own part, at its new place */
-        assert_true(at(&u, 1)->gpu_shared);  /* s9 came onto its GPU */
-        assert_true(at(&u, 0)->gpu_shared);
-        put_usage(dir, "s0.scope", 3000000);
-        usage_tick(&u, &s, 12 * USEC_PER_SEC);
-        assert_true(at(&u, 1)->has_cores);
-        assert_float_equal(at(&u, 1)->cores_used, 1.0, 1e-9);
-        assert_false(at(&u, 0)->has_cores); /* new: a rate needs two samples */
-
-        usage_done(&u);
-        slot_table_done(&st);
-        sampler_done(&s);
-        close(fd);
-        rm_dir(dir);
-        cfg_free(c);
-        cfg_free(n);
+        reload_fx_reload(&f);
+        assert_ptr_equal(at(&f.u, 1), before); /* s0's own part, at its new place */
+        assert_true(at(&f.u, 1)->gpu_shared);  /* s9 came onto its GPU */
+        assert_true(at(&f.u, 0)->gpu_shared);
+        put_usage(f.dir, "s0.scope", 3000000);
+        usage_tick(&f.u, &f.s, 12 * USEC_PER_SEC);
+        assert_true(at(&f.u, 1)->has_cores);
+        assert_float_equal(at(&f.u, 1)->cores_used, 1.0, 1e-9);
+        assert_false(at(&f.u, 0)->has_cores); /* new: a rate needs two samples */
+        reload_fx_end(&f);
 }
 
 /* A reload that gives s0 another cgroup: the old one is closed, and the new one's counter is no
  * base for a rate against the old one's. */
 static void test_reload_that_moves_a_slots_cgroup_starts_its_usage_over(void **state) {
-        char dir[] = "/tmp/ra-test-usage-XXXXXX";
-        struct cfg *c = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}");
-        struct cfg *n = load_cfg("{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\"}");
-        int fd = two_scopes(dir);
-        struct slot_table st = { 0 };
-        struct usage u = { 0 };
-        struct sampler s;
+        struct reload_fx f;
         int fds;
 
         (void)state;
-        sampler_init(&s, fd);
+        reload_fx_start(&f, "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s0.scope\"}",
+                        "{\"id\":\"s0\",\"scale\":\"M\",\"cgroup\":\"render.slice/s1.scope\"}");
         fds = count_fds();
-        assert_int_equal(usage_init(&u, fd, table_of(&st, c)), 0);
-        usage_tick(&u, &s, 10 * USEC_PER_SEC);
+        usage_tick(&f.u, &f.s, 10 * USEC_PER_SEC);
         assert_true(count_fds() > fds);
-        assert_int_equal(slot_table_sync(&st, n), 0);
-        assert_int_equal(usage_reload(&u), 0);
+        reload_fx_reload(&f);
         assert_int_equal(count_fds(), fds); /* s0.scope closed */
-        usage_tick(&u, &s, 12 * USEC_PER_SEC);
-        assert_string_equal(at(&u, 0)->cg_state, "ok");
-        assert_int_equal(at(&u, 0)->cg.cpu_usage_usec, 5000000);
-        assert_false(at(&u, 0)->has_cores);
-        put_usage(dir, "s1.scope", 6000000);
-        usage_tick(&u, &s, 13 * USEC_PER_SEC);
-        assert_float_equal(at(&u, 0)->cores_used, 1.0, 1e-9);
-
-        usage_done(&u);
-        slot_table_done(&st);
-        sampler_done(&s);
-        close(fd);
-        rm_dir(dir);
-        cfg_free(c);
-        cfg_free(n);
+        usage_tick(&f.u, &f.s, 12 * USEC_PER_SEC);
+        assert_string_equal(at(&f.u, 0)->cg_state, "ok");
+        assert_int_equal(at(&f.u, 0)->cg.cpu_usage_usec, 5000000);
+        assert_false(at(&f.u, 0)->has_cores);
+        put_usage(f.dir, "s1.scope", 6000000);
+        usage_tick(&f.u, &f.s, 13 * USEC_PER_SEC);
+        assert_float_equal(at(&f.u, 0)->cores_used, 1.0, 1e-9);
+        reload_fx_end(&f);
 }
 
 /* A slot a reload drops takes its cgroup with it; the table's end closes the rest. */
