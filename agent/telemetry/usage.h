@@ -96,7 +96,8 @@ void usage_done(struct usage *u);
 /* Measures every slot of the table; uses the sampler's current sample for GPU processes. */
 void usage_tick(struct usage *u, const struct sampler *s, uint64_t mono_usec);
 
-/* Slot i's usage (in cfg's order), or NULL when there is no slot i or it was not measured yet. */
+/* Slot i's usage (in cfg's order), or NULL when u is NULL, there is no slot i, or its part could not
+ * be made (out of memory). */
 const struct usage_slot *usage_slot_at(const struct usage *u, size_t i);
 
 /* True when the cgroup path `proc_cg` is `slot_cg` or below it. */
