@@ -98,8 +98,8 @@ def proc_pss(pid):
     name = None
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
-            head = line.split()
-            if head and "-" in head[0] and len(head) >= 5 and not line.split(":")[0].istitle():
+            if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's line: address range ... path
+                head = line.split()
                 name = head[5] if len(head) > 5 else ""
             elif line.startswith("Private_Clean:") and name and ".so" in os.path.basename(name):
                 out["USS_so"] += int(line.split()[1]) * 1024

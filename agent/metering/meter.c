@@ -670,12 +670,15 @@ void meter_free(struct meter *m) {
         m->synced_src = NULL;
         plat_syncer_free(m->syncer);
         if (m->spool && m->journal) {
-                if (journal_owed(m->journal) && journal_to_spool(m->journal, m->spool) >= 0 &&
-                    spool_sync(m->spool) >= 0) {
+                if (journal_owed(m->journal)) {
                         struct spool_stats st;
 
-                        spool_stats(m->spool, &st);
-                        journal_synced(m->journal, st.synced_id);
+                        /* What went in is synced, also when the spool refused the rest. */
+                        (void)journal_to_spool(m->journal, m->spool);
+                        if (spool_sync(m->spool) >= 0) {
+                                spool_stats(m->spool, &st);
+                                journal_synced(m->journal, st.synced_id);
+                        }
                 }
                 (void)spool_flush_cursor(m->spool);
         }

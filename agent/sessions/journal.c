@@ -233,7 +233,7 @@ int journal_to_spool(struct journal *j, struct spool *sp) {
                         continue;
                 r = spool_append(sp, e->text, e->len, &id);
                 if (r < 0)
-                        return appended ? appended : r;
+                        return r; /* why it stopped; what went in before is the spool's */
                 /* Only when the spool lost ids that it reported at open (spool_recovery). */
                 if (id != e->seq)
                         log_err("metering: the spool gave id %" PRIu64 " to record seq %" PRIu64

@@ -53,7 +53,8 @@ char *journal_json(const struct journal *j, int *ret_err);
 
 /* Appends the owed records the spool does not hold yet (seq from its next id on: a spool opened
  * again after a failed sync may have lost some it had), oldest first, stopping at the first it
- * refuses: the number appended, or the refusal's -errno (-ENOSPC: full). */
+ * refuses: the number appended, or the refusal's -errno (-ENOSPC: full, -EFBIG: a file size
+ * limit), also when some were appended before it (the spool's next id says how many). */
 int journal_to_spool(struct journal *j, struct spool *sp);
 /* The spool made every id up to synced_id durable: those records are no longer owed. */
 void journal_synced(struct journal *j, uint64_t synced_id);

@@ -13,9 +13,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define T0 UINT64_C(1700000000000000)
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
@@ -170,6 +174,52 @@ static void test_restore_appends_what_the_spool_lacks_byte_for_byte(void **state
         spool_close(sp);
 }
 
+/* A spool that takes one record of two and then refuses (here a file size limit, EFBIG, in a child
+ * so that the limit binds nothing else): the refusal's cause comes back, not a count that would
+ * read as "some went in, the rest for want of room"; the one that went in is the spool's. */
+static void test_a_refusal_after_some_records_says_why(void **state) {
+        struct tu_scratch *sc = *state;
+        struct spool_stats st;
+        struct journal *j;
+        struct spool *sp;
+        struct rlimit lim;
+        char msg[256];
+        int status, r;
+        size_t first;
+        cJSON *arr;
+        pid_t pid;
+
+        assert_int_equal(spool_open(sc->fd, sc->path, NULL, &sp, NULL, msg, sizeof(msg)), 0);
+        assert_int_equal(journal_new(&j), 0);
+        journal_continue(j, spool_next_id(sp), ZEROS);
+        make(j, "session_start", 1);
+        make(j, "session_end", 2);
+        spool_stats(sp, &st);
+        arr = owed(j);
+        first = strlen(cJSON_GetArrayItem(arr, 0)->valuestring);
+        cJSON_Delete(arr);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                signal(SIGXFSZ, SIG_IGN);
+                /* Room for the first record and its header, not for the second. */
+                if (getrlimit(RLIMIT_FSIZE, &lim) < 0)
+                        _exit(10);
+                lim.rlim_cur = (rlim_t)(st.used + first + 64);
+                if (setrlimit(RLIMIT_FSIZE, &lim) < 0)
+                        _exit(11);
+                r = journal_to_spool(j, sp);
+                if (r != -EFBIG)
+                        _exit(r < 0 ? 100 + (-r % 100) : 50 + r % 50);
+                _exit(spool_next_id(sp) == 2 ? 0 : 13);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        journal_free(j);
+        spool_close(sp);
+}
+
 static void test_a_journal_that_is_not_records_is_refused_whole(void **state) {
         static const char *const bad[] = {
                 "{}",
@@ -223,6 +273,8 @@ int main(void) {
                 cmocka_unit_test(test_abort_drops_the_batch_and_gives_its_seqs_to_the_next),
                 cmocka_unit_test_setup_teardown(test_restore_appends_what_the_spool_lacks_byte_for_byte,
                                                 tu_scratch_setup, tu_scratch_teardown),
+                cmocka_unit_test_setup_teardown(test_a_refusal_after_some_records_says_why, tu_scratch_setup,
+                                                tu_scratch_teardown),
                 cmocka_unit_test(test_a_journal_that_is_not_records_is_refused_whole),
                 cmocka_unit_test(test_a_record_too_large_or_too_many_is_refused),
         };

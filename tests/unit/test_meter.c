@@ -1126,15 +1126,21 @@ static bool run_until_owed_none(struct fx *f) {
         return run_until(f, "owed", 0);
 }
 
-static void test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal(void **state) {
-        struct fx *f = *state;
-
+/* A meter whose spool has its first segment, then every fdatasync of the worker held until a byte
+ * on hold_pipe (a slow disk), and meter_sync left to the test. */
+static void open_meter_with_held_syncs(struct fx *f) {
         open_meter(f, make_cfg(f, true, ""));
         run_for(f, 1200 * MSEC); /* the first segment is made on the timer */
         assert_int_equal(meter_sync_wait(f->m), 0);
         assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
         __atomic_store_n(&hold_syncs, true, __ATOMIC_SEQ_CST);
         f->manual_sync = true;
+}
+
+static void test_the_spool_sync_runs_off_the_loop_and_its_records_wait_in_the_journal(void **state) {
+        struct fx *f = *state;
+
+        open_meter_with_held_syncs(f);
         /* Alice's start: appended, and its fdatasync handed to the worker, which waits for the disk.
          * meter_sync is back at once; the record is still owed (in slots.state, not yet durable in
          * the spool) and not published. */
@@ -1196,12 +1202,7 @@ static void test_records_waiting_past_the_soft_limit_refuse_until_their_sync_end
         const char *why = NULL;
         int n = 0;
 
-        open_meter(f, make_cfg(f, true, ""));
-        run_for(f, 1200 * MSEC); /* the first segment is made on the timer */
-        assert_int_equal(meter_sync_wait(f->m), 0);
-        assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
-        __atomic_store_n(&hold_syncs, true, __ATOMIC_SEQ_CST);
-        f->manual_sync = true;
+        open_meter_with_held_syncs(f);
         stderr_capture();
         /* Sessions, each as the service runs it (one batch: records with the state, then the
          * spool), while the first sync waits for the disk. */
