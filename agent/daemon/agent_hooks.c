@@ -88,8 +88,8 @@ int agent__open_meter(struct agent *a, const struct cfg *c) {
         char why[METER_MSG_MAX];
         int r;
 
-        r = meter_new(a->event, c, a->sessions ? sessions_slots(a->sessions) : NULL, &h, &a->meter, why,
-                      sizeof(why));
+        r = meter_new(a->event, c, &a->slots, a->sessions ? sessions_slots(a->sessions) : NULL, &h,
+                      &a->meter, why, sizeof(why));
         if (r < 0) {
                 log_err("cannot start metering: %s", why);
                 return r;

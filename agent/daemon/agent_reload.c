@@ -61,6 +61,8 @@ static int reload_sessions(struct agent *a, const struct cfg *n, char *why, size
         r = sessions_new(a->event, n, &a->slots, a->root_fd, &h, &a->sessions, warning, why, len);
         if (r >= 0 && warning[0])
                 log_err("%s", warning);
+        if (r < 0) /* the table follows the running config again (it had no slots: nothing to allocate) */
+                (void)slot_table_sync(&a->slots, a->cfg);
         return r;
 }
 
@@ -133,6 +135,8 @@ void agent__reload(struct agent *a) {
                         log_err("metering stopped after reload; new sessions are refused until it runs "
                                 "again");
         }
+        /* The old meter is gone: the slots the reload dropped go now. */
+        slot_table_reap(&a->slots);
         old = a->cfg;
         a->cfg = n;
         if (!plat_streq_ptr(old->gpu.nvml_library, n->gpu.nvml_library) && agent__open_gpus(a) < 0)

@@ -235,12 +235,15 @@ void meter_abort(struct meter *m) {
                 m->journal_given = m->journal_written;
         if (!m || !m->in_batch)
                 return;
-        memcpy(m->slot, m->saved, m->n_slots * sizeof(m->slot[0]));
         /* Billing saw the batch's occupancy as it happened (a window's peak may keep an instant
          * of it: a failed state write is a disk error, not a business); it is put back now. */
-        for (size_t i = 0; i < m->n_slots; i++)
-                if (m->occupied[i] != m->saved_occupied[i])
-                        meter__occupancy(m, i, m->saved_occupied[i], m->saved_project[i]);
+        for (size_t i = 0; i < m->n_slots; i++) {
+                struct meter_slot *ms = meter__slot(m, i);
+
+                ms->view = ms->saved;
+                if (ms->occupied != ms->saved_occupied)
+                        meter__occupancy(m, i, ms->saved_occupied, ms->saved_project);
+        }
         journal_abort(m->journal);
         m->in_batch = false;
 }
@@ -481,8 +484,31 @@ static void recovery_alarms(struct meter *m, const struct spool_recovery *rec) {
                 log_warn("metering spool: %s", rec->msg[0] ? rec->msg : "recovered (torn tail cut)");
 }
 
-int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, const struct meter_hooks *h,
-              struct meter **ret, char *msg, size_t msg_len) {
+/* Each slot's part, made where the slot has none yet; the view and occupancy start over, the
+ * streams go on (see struct meter_slot). */
+static int take_slots(struct meter *m, struct slot_table *table, const char **ids, const char **scales) {
+        m->n_slots = table->n;
+        for (size_t i = 0; i < table->n; i++) {
+                struct slot *sl = slot_at(table, i);
+                struct slot_view *v;
+
+                if (!sl->meter && !(sl->meter = calloc(1, sizeof(*sl->meter))))
+                        return -ENOMEM;
+                m->slot[i] = sl;
+                v = &sl->meter->view;
+                *v = (struct slot_view){ 0 };
+                sl->meter->occupied = false;
+                sl->meter->project[0] = '\0';
+                plat_strlcpy(v->id, sl->id, sizeof(v->id));
+                plat_strlcpy(v->scale, sl->cfg->scale, sizeof(v->scale));
+                ids[i] = v->id;
+                scales[i] = v->scale;
+        }
+        return 0;
+}
+
+int meter_new(sd_event *e, const struct cfg *cfg, struct slot_table *table, const struct slots *slots,
+              const struct meter_hooks *h, struct meter **ret, char *msg, size_t msg_len) {
         struct spool_options so = { .max_bytes = (uint64_t)cfg->metering.spool_max_mb << 20 };
         const char *ids[SLOTS_MAX], *scales[SLOTS_MAX];
         struct billing_config bc = { 0 };
@@ -495,8 +521,10 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
         uint64_t t;
         int r, no_worker;
 
-        if (cfg->n_slots > SLOTS_MAX)
-                return -EINVAL;
+        if (table->n != cfg->n_slots)
+                return plat_errf(msg, msg_len, "the slot table has %zu slots, the config %zu", table->n,
+                                 cfg->n_slots),
+                       -EINVAL;
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
@@ -513,12 +541,10 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                 r = -ENOMEM;
                 goto fail;
         }
-        m->n_slots = cfg->n_slots;
-        for (size_t i = 0; i < cfg->n_slots; i++) {
-                plat_strlcpy(m->slot[i].id, cfg->slots[i].id, sizeof(m->slot[i].id));
-                plat_strlcpy(m->slot[i].scale, cfg->slots[i].scale, sizeof(m->slot[i].scale));
-                ids[i] = m->slot[i].id;
-                scales[i] = m->slot[i].scale;
+        r = take_slots(m, table, ids, scales);
+        if (r < 0) {
+                plat_errf(msg, msg_len, "out of memory");
+                goto fail;
         }
         /* Made here as well as by the session service: a node without slots has none, and its
          * spool still needs the directory. */
@@ -584,24 +610,24 @@ int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, con
                         goto fail;
                 meter__clock_tick(m);
                 for (size_t i = 0; slots && i < slots_count(slots) && i < m->n_slots; i++) {
+                        struct slot_view *v = &meter__slot(m, i)->view;
                         struct slots_info info;
 
                         slots_get(slots, i, &info);
-                        m->slot[i].in_grace = info.state == SLOTS_GRACE;
+                        v->in_grace = info.state == SLOTS_GRACE;
                         /* The held session's dimensions, for its push records. */
-                        plat_strlcpy(m->slot[i].session, info.session, sizeof(m->slot[i].session));
-                        plat_strlcpy(m->slot[i].user, info.user, sizeof(m->slot[i].user));
-                        m->slot[i].ended = info.state == SLOTS_ENDING;
-                        plat_strlcpy(m->slot[i].project, info.project, sizeof(m->slot[i].project));
-                        plat_strlcpy(m->slot[i].app, info.app, sizeof(m->slot[i].app));
+                        plat_strlcpy(v->session, info.session, sizeof(v->session));
+                        plat_strlcpy(v->user, info.user, sizeof(v->user));
+                        v->ended = info.state == SLOTS_ENDING;
+                        plat_strlcpy(v->project, info.project, sizeof(v->project));
+                        plat_strlcpy(v->app, info.app, sizeof(v->app));
                         if (info.state == SLOTS_ACTIVE || info.state == SLOTS_GRACE)
                                 meter__occupancy(m, i, true, info.project ? info.project : "");
                         for (size_t k = 0; k < info.n_viewers && k < SLOTS_VIEWERS_MAX; k++) {
                                 const char *user, *role;
 
                                 slots_get_viewer(slots, i, k, &user, &role);
-                                plat_strlcpy(m->slot[i].viewers[m->slot[i].n_viewers++], user,
-                                             sizeof(m->slot[i].viewers[0]));
+                                plat_strlcpy(v->viewers[v->n_viewers++], user, sizeof(v->viewers[0]));
                         }
                 }
                 carry_in(m, slots);

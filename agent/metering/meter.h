@@ -17,6 +17,7 @@
 
 #define METER_MSG_MAX 512
 
+struct slot_table;
 struct usage_slot;
 
 struct meter;
@@ -43,9 +44,12 @@ struct meter_hooks {
  * are made and kept in the spool, unpublished, with an alarm), continues the hash chain from the
  * spool's newest record, starts the billing windows with the slots occupied in `slots`, and
  * counts into its minutes the bytes the earlier run's open minutes held (slots.state).
- * -errno with msg when the spool cannot be opened at all. cfg and slots are borrowed for the call. */
-int meter_new(sd_event *e, const struct cfg *cfg, const struct slots *slots, const struct meter_hooks *h,
-              struct meter **ret, char *msg, size_t msg_len);
+ * -errno with msg when the spool cannot be opened at all. cfg and slots are borrowed for the call;
+ * table (the slot objects, synced to cfg: -EINVAL otherwise) until meter_free: each of its slots
+ * gets the meter's part (slot.h), and the meter reads its slots in this order until it is freed, so
+ * a reload that changes them frees the meter before slot_table_reap. */
+int meter_new(sd_event *e, const struct cfg *cfg, struct slot_table *table, const struct slots *slots,
+              const struct meter_hooks *h, struct meter **ret, char *msg, size_t msg_len);
 /* Shutting down, while the link is still up: the open billing window and minutes become
  * (partial) records, everything is synced and as much as the link takes is published; what is
  * not acknowledged is sent again after the next start. With a write_journal hook the minute

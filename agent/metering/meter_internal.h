@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "pace.h"
 #include "signing.h"
+#include "slot.h"
 #include "spool.h"
 #include "streamsum.h"
 #include "syncer.h"
@@ -41,6 +42,23 @@ struct slot_view {
         char viewers[SLOTS_VIEWERS_MAX][SLOTS_USER_MAX + 1];
 };
 
+/* The meter's part of a slot object (slot.h: sl->meter): made by meter_new for each of its slots,
+ * freed with the slot. A meter that starts after a reload sets view and occupancy afresh from the
+ * session state; streams go on (a kept slot's session is the same session). */
+struct meter_slot {
+        struct slot_view view;
+        bool occupied;                       /* as billing was told */
+        char project[SLOTS_PROJECT_MAX + 1]; /* the project billing was told it is occupied for */
+        /* As they were before the batch in progress (meter_transition .. meter_sync or meter_abort),
+         * put back by meter_abort. */
+        struct slot_view saved;
+        bool saved_occupied;
+        char saved_project[SLOTS_PROJECT_MAX + 1];
+        /* Its running session's stream quality (meter_streams), for its session_end. Not put back
+         * by meter_abort: a batch that did not happen took nothing from it. */
+        struct streamsum streams;
+};
+
 struct inflight {
         int mid;
         uint64_t id;
@@ -49,8 +67,11 @@ struct inflight {
 struct meter {
         sd_event *event;
         char *node, *region, *state_dir;
+        /* Borrowed: the slot objects in the order billing knows them (the config's when the meter was
+         * made; a reload that changes the slots makes a new meter, and the table keeps the slots it
+         * dropped until the old one is freed: slot_table_reap). Each has its meter part. */
         size_t n_slots;
-        struct slot_view slot[SLOTS_MAX];
+        struct slot *slot[SLOTS_MAX];
         unsigned max_inflight;
         int state_fd;
         struct spool *spool; /* NULL only while a broken spool could not be opened again */
@@ -67,14 +88,8 @@ struct meter {
         /* Records made and not yet synced in the spool (journal.h): written with the session state. */
         struct journal *journal;
         /* A batch's transitions are being made into records (meter_transition .. meter_sync or
-         * meter_abort): the views as they were before it, and its occupancy changes. */
+         * meter_abort): each slot's part keeps its view and occupancy as they were before it. */
         bool in_batch;
-        struct slot_view saved[SLOTS_MAX];
-        /* Each slot's running session's stream quality (meter_streams), for its session_end. Not put
-         * back by meter_abort: a batch that did not happen took nothing from it. */
-        struct streamsum streams[SLOTS_MAX];
-        bool occupied[SLOTS_MAX], saved_occupied[SLOTS_MAX]; /* as billing was told */
-        char occ_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1], saved_project[SLOTS_MAX][SLOTS_PROJECT_MAX + 1];
         /* Billing's open minutes in slots.state (meter_open_minutes): they changed since last handed
          * over; the newest state written (or being written) may hold some; a JSON was handed to the
          * state write in progress (and whether it held bytes); a minute record was made whose bytes
@@ -122,6 +137,11 @@ struct meter {
         int cursor_err;               /* meter__flush_cursor's last failure, 0 */
         struct clocksync_watch clock; /* the kernel's clock sync state, read each second */
 };
+
+/* Slot i's part (i < m->n_slots), in the order billing knows the slots. */
+static inline struct meter_slot *meter__slot(const struct meter *m, size_t i) {
+        return m->slot[i]->meter;
+}
 
 static inline struct billing_time meter__now(void) {
         return (struct billing_time){ .mono_usec = plat_now_mono_usec(), .real_usec = plat_now_real_usec() };

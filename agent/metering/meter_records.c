@@ -51,9 +51,13 @@ static void begin_batch(struct meter *m) {
         if (m->in_batch)
                 return;
         m->in_batch = true;
-        memcpy(m->saved, m->slot, m->n_slots * sizeof(m->slot[0]));
-        memcpy(m->saved_occupied, m->occupied, sizeof(m->occupied));
-        memcpy(m->saved_project, m->occ_project, sizeof(m->occ_project));
+        for (size_t i = 0; i < m->n_slots; i++) {
+                struct meter_slot *ms = meter__slot(m, i);
+
+                ms->saved = ms->view;
+                ms->saved_occupied = ms->occupied;
+                memcpy(ms->saved_project, ms->project, sizeof(ms->project));
+        }
         journal_mark(m->journal);
 }
 
@@ -68,8 +72,10 @@ static void add_dimensions(cJSON *f, const char *project, const char *app) {
 static cJSON *session_fields(const struct meter *m, const struct slots_event *ev) {
         cJSON *f = cJSON_CreateObject();
 
-        cJSON_AddStringToObject(f, "slot", m->slot[ev->slot].id);
-        cJSON_AddStringToObject(f, "scale", m->slot[ev->slot].scale);
+        const struct slot_view *sv = &meter__slot(m, ev->slot)->view;
+
+        cJSON_AddStringToObject(f, "slot", sv->id);
+        cJSON_AddStringToObject(f, "scale", sv->scale);
         cJSON_AddStringToObject(f, "user", ev->user);
         cJSON_AddStringToObject(f, "session", ev->session);
         add_dimensions(f, ev->project, ev->app);
@@ -95,11 +101,12 @@ static void viewer_record(struct meter *m, const struct slots_event *ev, const c
 }
 
 static void grace_end(struct meter *m, const struct slots_event *ev, const char *reason) {
+        struct slot_view *sv = &meter__slot(m, ev->slot)->view;
         cJSON *f;
 
-        if (!m->slot[ev->slot].in_grace)
+        if (!sv->in_grace)
                 return;
-        m->slot[ev->slot].in_grace = false;
+        sv->in_grace = false;
         f = session_fields(m, ev);
         cJSON_AddStringToObject(f, "reason", reason);
         record(m, "grace_end", f);
@@ -107,8 +114,10 @@ static void grace_end(struct meter *m, const struct slots_event *ev, const char 
 
 /* project: the session's ("" none). */
 void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *project) {
-        m->occupied[slot] = occupied;
-        plat_strlcpy(m->occ_project[slot], project, sizeof(m->occ_project[slot]));
+        struct meter_slot *ms = meter__slot(m, slot);
+
+        ms->occupied = occupied;
+        plat_strlcpy(ms->project, project, sizeof(ms->project));
         if (m->billing)
                 (void)meter__checked(m, "billing_occupancy",
                                      billing_occupancy(m->billing, slot, occupied, project, meter__now()));
@@ -128,24 +137,24 @@ static uint64_t duration_usec(const struct slot_view *sv, const struct slots_eve
 /* The ending session's stream quality, when the slot's driver listed stream sessions for it and the
  * summary is that session's (summed since its start, in this run of the agent). */
 static void add_streams(cJSON *f, const struct meter *m, const struct slots_event *ev) {
-        const struct slot_view *sv = &m->slot[ev->slot];
+        const struct meter_slot *ms = meter__slot(m, ev->slot);
         cJSON *s;
 
-        if (strcmp(sv->session, ev->session) != 0)
+        if (strcmp(ms->view.session, ev->session) != 0)
                 return;
-        s = streamsum_json(&m->streams[ev->slot]);
+        s = streamsum_json(&ms->streams);
         if (s && !cJSON_AddItemToObject(f, "streams", s))
                 cJSON_Delete(s);
 }
 
 void meter_streams(struct meter *m, size_t slot, const struct usage_slot *us, bool gpus_stale) {
-        const struct slot_view *sv;
+        struct meter_slot *ms;
 
         if (!m || slot >= m->n_slots)
                 return;
-        sv = &m->slot[slot];
-        if (sv->session[0] && !sv->ended)
-                streamsum_add(&m->streams[slot], us, gpus_stale);
+        ms = meter__slot(m, slot);
+        if (ms->view.session[0] && !ms->view.ended)
+                streamsum_add(&ms->streams, us, gpus_stale);
 }
 
 void meter_transition(struct meter *m, const struct slots_event *ev) {
@@ -156,7 +165,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
         if (!m || ev->slot >= m->n_slots)
                 return;
         begin_batch(m);
-        sv = &m->slot[ev->slot];
+        sv = &meter__slot(m, ev->slot)->view;
         switch (ev->kind) {
         case SLOTS_EV_START:
                 meter__occupancy(m, ev->slot, true, ev->project);
@@ -166,7 +175,7 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
                 plat_strlcpy(sv->project, ev->project, sizeof(sv->project));
                 plat_strlcpy(sv->app, ev->app, sizeof(sv->app));
                 sv->started_mono = plat_now_mono_usec();
-                streamsum_reset(&m->streams[ev->slot]);
+                streamsum_reset(&meter__slot(m, ev->slot)->streams);
                 f = session_fields(m, ev);
                 if (ev->client_ip[0])
                         cJSON_AddStringToObject(f, "client_ip", ev->client_ip);
@@ -238,15 +247,17 @@ void meter_transition(struct meter *m, const struct slots_event *ev) {
 }
 
 void meter_push(struct meter *m, size_t slot, const char *session, const char *target, bool started) {
+        const struct slot_view *sv;
         cJSON *f;
 
         if (!m || slot >= m->n_slots)
                 return;
+        sv = &meter__slot(m, slot)->view;
         f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "slot", m->slot[slot].id);
+        cJSON_AddStringToObject(f, "slot", sv->id);
         cJSON_AddStringToObject(f, "session", session);
-        if (!strcmp(m->slot[slot].session, session))
-                add_dimensions(f, m->slot[slot].project, m->slot[slot].app);
+        if (!strcmp(sv->session, session))
+                add_dimensions(f, sv->project, sv->app);
         cJSON_AddStringToObject(f, "target", target);
         record(m, started ? "push_start" : "push_stop", f);
 }
@@ -299,7 +310,7 @@ void meter_push_bytes(struct meter *m, size_t slot, const char *target, uint64_t
  * (report_bytes needs a session, and the end of each closes its minutes). Bytes of a slot without a
  * session (none in practice) are recorded without session members. */
 static void minute_owner(const struct meter *m, const struct billing_minute *mi, cJSON *f) {
-        const struct slot_view *sv = &m->slot[mi->slot];
+        const struct slot_view *sv = &meter__slot(m, mi->slot)->view;
         const struct slots_event *ev = m->closing;
 
         cJSON_AddStringToObject(f, "scale", sv->scale);

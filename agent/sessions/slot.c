@@ -11,6 +11,7 @@
 
 static void slot_free(struct slot *sl) {
         free(sl->watch);
+        free(sl->meter);
         if (sl->usage_free)
                 sl->usage_free(sl->usage);
         free(sl);
@@ -26,7 +27,7 @@ struct slot *slot_table_find(const struct slot_table *t, const char *id) {
 int slot_table_sync(struct slot_table *t, const struct cfg *c) {
         struct slot *next[SLOTS_MAX] = { 0 };
         bool kept[SLOTS_MAX] = { false }, fresh[SLOTS_MAX] = { false };
-        size_t n = c->n_slots < SLOTS_MAX ? c->n_slots : SLOTS_MAX;
+        size_t n = c->n_slots < SLOTS_MAX ? c->n_slots : SLOTS_MAX, n_retired = 0;
 
         /* Everything that can fail first: t changes only once every new slot has its memory. */
         for (size_t i = 0; i < n; i++) {
@@ -47,9 +48,11 @@ int slot_table_sync(struct slot_table *t, const struct cfg *c) {
                 fresh[i] = true;
                 plat_strlcpy(next[i]->id, c->slots[i].id, sizeof(next[i]->id));
         }
+        slot_table_reap(t);
         for (size_t j = 0; j < t->n; j++)
                 if (!kept[j])
-                        slot_free(t->slot[j]);
+                        t->retired[n_retired++] = t->slot[j];
+        t->n_retired = n_retired;
         for (size_t i = 0; i < n; i++) {
                 next[i]->index = i;
                 next[i]->cfg = &c->slots[i];
@@ -61,7 +64,16 @@ int slot_table_sync(struct slot_table *t, const struct cfg *c) {
         return 0;
 }
 
+void slot_table_reap(struct slot_table *t) {
+        for (size_t i = 0; i < t->n_retired; i++) {
+                slot_free(t->retired[i]);
+                t->retired[i] = NULL;
+        }
+        t->n_retired = 0;
+}
+
 void slot_table_done(struct slot_table *t) {
+        slot_table_reap(t);
         for (size_t i = 0; i < t->n; i++)
                 slot_free(t->slot[i]);
         *t = (struct slot_table){ 0 };

@@ -13,6 +13,7 @@
 
 struct cfg;
 struct cfg_slot;
+struct meter_slot;
 struct usage_slot;
 struct watch_slot;
 
@@ -39,22 +40,35 @@ struct slot {
          * and sets usage_free, which frees the slot's part (closing its cgroup) with the slot. */
         struct usage_slot *usage;
         void (*usage_free)(struct usage_slot *usage);
+        /* The meter's part (metering/meter_internal.h: what its records say of the slot's session,
+         * the occupancy billing was told, the session's stream summary, and their copies for a batch
+         * that fails), opaque here since metering's records come from the sessions: a plain
+         * allocation the meter makes when it starts (meter_new), freed with the slot. */
+        struct meter_slot *meter;
 };
 
 /* The slots of the config in force, in its order. Zeroed is an empty table. */
 struct slot_table {
         size_t n;
         struct slot *slot[SLOTS_MAX]; /* owned */
+        /* The slots the last sync dropped, kept until slot_table_reap (or the next sync): a meter
+         * made before the reload still holds them, and closes their windows when it stops. */
+        size_t n_retired;
+        struct slot *retired[SLOTS_MAX]; /* owned */
 };
 
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
- * it holds (counters, hysteresis, enforcement retries, usage), with its cfg and index updated; a new
- * slot starts zeroed; a slot c drops is freed, its parts with it (the session service refuses a reload
- * that drops a slot holding a session or running an enforcement hook, so nothing is left to end). The
- * parts that depend on the slot's config follow it in their own modules' reload (usage_reload).
- * -ENOMEM leaves t as it was. c is borrowed until the next call or slot_table_done. */
+ * it holds (counters, hysteresis, enforcement retries, usage, the meter's part), with its cfg and index
+ * updated; a new slot starts zeroed; a slot c drops leaves the table and is retired: freed, its parts
+ * with it, by slot_table_reap or the next sync (the session service refuses a reload that drops a slot
+ * holding a session or running an enforcement hook, so nothing is left to end; the meter made before
+ * the reload reads its part until it stops). The parts that depend on the slot's config follow it in
+ * their own modules' reload (usage_reload). -ENOMEM leaves t as it was. c is borrowed until the next
+ * call or slot_table_done. */
 int slot_table_sync(struct slot_table *t, const struct cfg *c);
-/* Frees every slot; t is an empty table after. */
+/* Frees the slots the last sync retired. */
+void slot_table_reap(struct slot_table *t);
+/* Frees every slot, the retired ones too; t is an empty table after. */
 void slot_table_done(struct slot_table *t);
 
 /* The slot `id`, or NULL. */

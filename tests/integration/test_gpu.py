@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -135,8 +136,8 @@ class GpuTelemetry(harness.IntegrationTest):
         broker = env.broker()
         # Every metering record from the first on (verify wants the whole chain).
         self.meter = env.subscriber(broker, topic=env.topic("metering"), qos=1)
-        cfg = env.config(broker.port, interval_ms=INTERVAL_MS, slots=slots,
-                         extra={"gpu": {"nvml_library": nvml_library or self.lib}})
+        cfg = self.cfg = env.config(broker.port, interval_ms=INTERVAL_MS, slots=slots,
+                                    extra={"gpu": {"nvml_library": nvml_library or self.lib}})
         agent = env.agent(cfg, args=["--root", ROOT],
                           extra_env={"FAKE_NVML_SCRIPT": script, "FAKE_NVML_LOG": self.nvml_log})
         agent.wait_connected()
@@ -266,28 +267,57 @@ class GpuTelemetry(harness.IntegrationTest):
         self.assertIn("nvfbc: pid 4301 tosys 2560x1440, 57 fps, latency 2.5 ms\n", r.stdout)
         self.assertEqual(agent.stop(), 0)
 
-    def test_session_end_carries_stream_quality_and_verifies(self):
-        # s0 has the A10G to itself: its two NVENC streams and two captures, the same every tick.
-        agent, sub = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
-        env = self.env
-        meter = self.meter
-        c = harness.ControlConn(env.path("agent.sock"))
+    def start_streaming(self):
+        """One slot s0 with the A10G to itself (two NVENC streams and two captures, the same every
+        tick), alice's session started on it and its stream sessions seen: (agent, control, session)."""
+        agent, _ = self.start([A10G], slots=[{"id": "s0", "scale": "cpu-4", "gpu": 0}])
+        c = harness.ControlConn(self.env.path("agent.sock"))
         self.addCleanup(c.close)
         harness.wait_for(lambda: c.call("reserve", user="alice").get("ok"), 10, what="slot s0 admissible")
         sess = c.call("sessions")["sessions"][0]["session"]
         self.assertTrue(c.call("start", session=sess)["ok"])
         harness.wait_for(lambda: "fbc_sessions" in c.call("sessions")["sessions"][0], 5, what="stream sessions")
-        time.sleep(5 * INTERVAL_MS / 1000.0)
-        self.assertTrue(c.call("end", session=sess, reason="user_quit")["ok"])
+        return agent, c, sess
 
+    def session_end_record(self):
+        """The first session_end on the metering topic: (its line as published, its payload)."""
         def session_end():
-            for _, topic, payload in meter.on("/metering"):
+            for _, topic, payload in self.meter.on("/metering"):
                 b64 = json.loads(payload)["payload"]
                 p = json.loads(base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)))
                 if p["type"] == "session_end":
                     return payload, p
             return None
-        line, end = harness.wait_for(session_end, 10, what="the session_end record")
+        return harness.wait_for(session_end, 10, what="the session_end record")
+
+    def test_session_end_streams_span_a_reload_that_makes_a_new_meter(self):
+        # Adding a slot makes a new meter (its billing windows follow the slots); the running
+        # session's stream summary lives in its slot object and goes on with it.
+        agent, c, sess = self.start_streaming()
+        time.sleep(10 * INTERVAL_MS / 1000.0)
+        with open(self.cfg) as f:
+            new = json.load(f)
+        new["slots"].append({"id": "s1", "scale": "cpu-4"})
+        harness.write_atomic(self.cfg, json.dumps(new))
+        mark = agent.line_count()
+        agent.proc.send(signal.SIGHUP)
+        agent.wait_log(r"notice: configuration reloaded from .* \(2 slots\)$", timeout=10, start=mark)
+        time.sleep(2 * INTERVAL_MS / 1000.0)
+        self.assertTrue(c.call("end", session=sess, reason="user_quit")["ok"])
+        _, end = self.session_end_record()
+        # About twelve ticks: the ten before the reload count (a new meter that started the summary
+        # over would have two or three).
+        self.assertGreaterEqual(end["streams"]["ticks"], 8, end["streams"])
+        self.assertEqual(end["streams"]["encoder"]["samples"], 2 * end["streams"]["ticks"], end["streams"])
+        self.assertEqual(agent.stop(), 0)
+
+    def test_session_end_carries_stream_quality_and_verifies(self):
+        agent, c, sess = self.start_streaming()
+        env = self.env
+        meter = self.meter
+        time.sleep(5 * INTERVAL_MS / 1000.0)
+        self.assertTrue(c.call("end", session=sess, reason="user_quit")["ok"])
+        line, end = self.session_end_record()
         st = end["streams"]
         ticks = st["ticks"]
         self.assertGreaterEqual(ticks, 3, st)

@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "meter.h"
 #include "mqtt_fx.h"
+#include "slot.h"
 #include "slots.h"
 #include "spool.h"
 #include "testutil.h"
@@ -62,6 +63,7 @@ struct fx {
         size_t n_cfgs;
         sd_event *e;
         struct slots *slots;
+        struct slot_table table; /* the slot objects, synced to each config a meter is made on */
         struct meter *m;
         uint64_t mono, real;
         size_t n_alarms;
@@ -119,9 +121,9 @@ static void at(struct fx *f, uint64_t usec) {
         advance(f, T0 + usec - f->real);
 }
 
-/* A config on the fixture's state dir, with the key (metering.key_file) when `key`, and these
- * further "metering" members; kept until teardown. */
-static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
+/* A config on the fixture's state dir with these slots, the key (metering.key_file) when `key`, and
+ * these further "metering" members; kept until teardown. */
+static struct cfg *make_cfg_slots(struct fx *f, bool key, const char *metering, const char *slots) {
         struct cfg_problems p = { 0 };
         struct cfg *c = NULL;
         char buf[2048], members[512];
@@ -133,7 +135,7 @@ static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
                      "{\"node\":{\"id\":\"render-01\",\"region\":\"eu-west\"},"
                      "\"mqtt\":{\"host\":\"localhost\",\"tls\":false},\"state_dir\":\"%s\","
                      "\"metering\":{%s},\"slots\":[%s]}",
-                     f->state_dir, members, SLOTS3);
+                     f->state_dir, members, slots);
         assert_true(n > 0 && (size_t)n < sizeof(buf));
         if (cfg_parse("/etc/render-agent/agent.json", buf, (size_t)n, &c, &p) < 0)
                 for (size_t i = 0; i < p.n; i++)
@@ -143,6 +145,10 @@ static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
         assert_true(f->n_cfgs < ELEMENTSOF(f->cfgs));
         f->cfgs[f->n_cfgs++] = c;
         return c;
+}
+
+static struct cfg *make_cfg(struct fx *f, bool key, const char *metering) {
+        return make_cfg_slots(f, key, metering, SLOTS3);
 }
 
 static void on_write_journal(void *userdata) {
@@ -156,8 +162,10 @@ static int open_meter_with(struct fx *f, const struct cfg *c, const struct slots
                                        .write_journal = f->state_writes ? on_write_journal : NULL,
                                        .userdata = f };
         char msg[256] = "";
-        int r = meter_new(f->e, c, slots, &h, &f->m, msg, sizeof(msg));
+        int r = slot_table_sync(&f->table, c);
 
+        if (r >= 0)
+                r = meter_new(f->e, c, &f->table, slots, &h, &f->m, msg, sizeof(msg));
         if (r < 0)
                 fprintf(stderr, "meter_new: %s\n", msg);
         else
@@ -222,6 +230,7 @@ static int teardown(void **state) {
         void *d = f->dir;
 
         meter_free(f->m);
+        slot_table_done(&f->table);
         slots_free(f->slots);
         sd_event_unref(f->e);
         for (size_t i = 0; i < f->n_cfgs; i++)
@@ -702,7 +711,9 @@ static void test_a_missing_state_dir_is_made_for_the_spool(void **state) {
         assert_true(S_ISDIR(st.st_mode));
         /* Its parent is not made: the error names the directory. */
         snprintf(f->state_dir, sizeof(f->state_dir), "%s/no/such", f->dir->path);
-        assert_int_equal(meter_new(f->e, make_cfg(f, true, ""), NULL, &h, &m, msg, sizeof(msg)), -ENOENT);
+        assert_int_equal(slot_table_sync(&f->table, make_cfg(f, true, "")), 0);
+        assert_int_equal(meter_new(f->e, f->cfgs[f->n_cfgs - 1], &f->table, NULL, &h, &m, msg, sizeof(msg)),
+                         -ENOENT);
         assert_null(m);
         assert_non_null(strstr(msg, "cannot make the state dir "));
         assert_non_null(strstr(msg, "/no/such: No such file or directory"));
@@ -816,6 +827,40 @@ static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
         assert_string_equal(str(f->rec[4], "slot"), "s0");
         expect_flow(f->rec[4], "player", 600, 0.0048);
         assert_true(flag(f->rec[4], "partial"));
+        expect_chain(f);
+}
+
+/* The agent's reload when the slots change: the session service syncs the table to the new config
+ * first (s1 dropped, s2 moved to the front), then the old meter stops. Its last minutes still name
+ * each slot and session as it knew them, and the dropped slot's part lives until reaped (ASan). */
+static void test_a_meter_stopped_after_a_reload_moved_its_slots_names_its_own(void **state) {
+        struct fx *f = *state;
+
+        open_meter(f, make_cfg(f, true, ""));
+        assert_int_equal(play(f, "alice", "s2", NULL), SLOTS_OK);
+        at(f, 10 * SEC);
+        meter_bytes(f->m, 2, SESSIONS_FLOW_PLAYER, 1000, T0 + 9 * SEC);
+        meter_bytes(f->m, 1, SESSIONS_FLOW_PUSH, 4444, T0 + 9 * SEC);
+        assert_int_equal(slot_table_sync(&f->table, make_cfg_slots(f, true, "",
+                                                                   "{\"id\":\"s2\",\"scale\":\"M\"},"
+                                                                   "{\"id\":\"s0\",\"scale\":\"S\"}")),
+                         0);
+        assert_int_equal(f->table.n_retired, 1);
+        meter_stop(f->m);
+        close_meter(f);
+        slot_table_reap(&f->table);
+
+        read_spool(f);
+        expect_types(f, "session_start concurrency_window bandwidth_minute bandwidth_minute");
+        assert_string_equal(str(f->rec[2], "slot"), "s1");
+        assert_string_equal(str(f->rec[2], "scale"), "S");
+        expect_flow(f->rec[2], "push", 4444, 0.035552);
+        assert_false(has(f->rec[2], "session"));
+        assert_string_equal(str(f->rec[3], "slot"), "s2");
+        assert_string_equal(str(f->rec[3], "scale"), "M");
+        assert_string_equal(str(f->rec[3], "user"), "alice");
+        expect_flow(f->rec[3], "player", 1000, 0.008);
+        assert_true(flag(f->rec[3], "partial"));
         expect_chain(f);
 }
 
@@ -1782,8 +1827,9 @@ static void test_an_unsynchronised_clock_marks_its_windows_and_raises_one_alarm(
         const struct meter_hooks h = { .alarm = on_alarm, .cleared = on_cleared, .userdata = f };
         char msg[256] = "";
 
+        assert_int_equal(slot_table_sync(&f->table, make_cfg(f, true, "\"window_s\":1")), 0);
         assert_int_equal(
-                meter_new(f->e, make_cfg(f, true, "\"window_s\":1"), NULL, &h, &f->m, msg, sizeof(msg)), 0);
+                meter_new(f->e, f->cfgs[f->n_cfgs - 1], &f->table, NULL, &h, &f->m, msg, sizeof(msg)), 0);
         assert_int_equal(f->n_alarms, 0);
         at(f, 1200 * MSEC);
         run_for(f, 1200 * MSEC);
@@ -1839,7 +1885,9 @@ static void test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_agai
         mosquitto_lib_init();
         assert_int_equal(mqtt_fx_start(f->e, &b), 0);
         b->puback_reason = 0x10;
-        assert_int_equal(meter_new(f->e, make_cfg(f, true, ""), NULL, &h, &f->m, msg, sizeof(msg)), 0);
+        assert_int_equal(slot_table_sync(&f->table, make_cfg(f, true, "")), 0);
+        assert_int_equal(
+                meter_new(f->e, f->cfgs[f->n_cfgs - 1], &f->table, NULL, &h, &f->m, msg, sizeof(msg)), 0);
         o.port = b->port;
         assert_int_equal(link_new(f->e, &o, on_link_connected, f, &l), 0);
         meter_set_link(f->m, l, "render/v1/eu-west/render-01/metering");
@@ -1914,6 +1962,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_windows_carry_peak_and_slot_seconds_from_occupancy,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_meter_stopped_after_a_reload_moved_its_slots_names_its_own, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bytes_become_minutes_once_late_s_has_passed, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_full_spool_fails_closed_and_loses_nothing, setup,
