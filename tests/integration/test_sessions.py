@@ -4,7 +4,8 @@ slots over the control socket and the events prove no slot ever had two players;
 kill -9'd mid-race and restarted: every session a client was told had started is still there with
 the same user; malformed, oversized and unknown requests get error replies and the agent keeps
 serving; mutating ops need control.allow; MQTT commands (v5 response topic + correlation data, and
-the cmd/reply fallback); enforcement by exec hook and by a real cgroup's cgroup.kill; the control
+the cmd/reply fallback; a failed group commit answers INTERNAL on both and forgets the command
+id); enforcement by exec hook and by a real cgroup's cgroup.kill; the control
 socket passed by socket activation."""
 
 import json
@@ -407,6 +408,58 @@ class Sessions(harness.IntegrationTest):
         self.assertEqual(code(c.call("reserve", user="bob")), "DRAINING")
         self.assertEqual([d for _, d in sub.docs("/metering") if d.get("id") == "c0"], [])
         c.close()
+
+    def test_failed_commit_answers_internal_on_both_transports_and_forgets_the_command(self):
+        env = self.env
+        broker = env.broker()
+        sub = env.subscriber(broker, topic="#")
+        agent, sock, _ = self.agent_with(broker, FOUR_SLOTS[:1])
+        c = harness.ControlConn(sock)
+        pki = env.pki
+        state = env.path("state", "slots.state")
+
+        def pub(payload, reply_topic):
+            argv = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
+                    "--cert", pki["client_cert"], "--key", pki["client_key"], "-q", "1", "-V", "5",
+                    "-t", env.topic("cmd"), "-m", payload, "-D", "publish", "response-topic", env.topic(reply_topic),
+                    "-D", "publish", "correlation-data", "corr-" + reply_topic.rsplit("/", 1)[-1]]
+            r = env.run(argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        # slots.state made a non-empty directory: the next group commit cannot open it.
+        os.unlink(state)
+        os.mkdir(state)
+        with open(os.path.join(state, "block"), "w") as f:
+            f.write("x")
+        # Socket: the held reserve turns INTERNAL with its id; the status behind it still comes, after it.
+        c.send(b'{"id":"s1","op":"reserve","user":"alice"}\n{"id":"s2","op":"status"}\n')
+        r1, r2 = c.line(), c.line()
+        self.assertEqual((r1["id"], r1["ok"], r1["error"]["code"]), ("s1", False, "INTERNAL"), r1)
+        self.assertIn("slots.state", r1["error"]["message"])
+        self.assertEqual((r2["id"], r2["ok"]), ("s2", True))
+        # MQTT: the held drain turns INTERNAL with its id, on its response topic.
+        pub('{"id":"m1","op":"drain"}', "cmd/reply/a")
+        got = sub.wait_doc("/cmd/reply/a", lambda d: d.get("id") == "m1", timeout=10)
+        self.assertIsNotNone(got, sub.describe())
+        self.assertEqual((got[1]["ok"], got[1]["error"]["code"]), (False, "INTERNAL"), got[1])
+        self.assertIn("slots.state", got[1]["error"]["message"])
+        self.assertFalse(c.call("status")["status"]["sessions"]["draining"])
+        # Once the file can be written the same command id runs again (it was undone, so not a
+        # DUPLICATE), and only then is it remembered.
+        os.unlink(os.path.join(state, "block"))
+        os.rmdir(state)
+        pub('{"id":"m1","op":"drain"}', "cmd/reply/b")
+        got = sub.wait_doc("/cmd/reply/b", lambda d: d.get("id") == "m1", timeout=10)
+        self.assertIsNotNone(got, sub.describe())
+        self.assertEqual((got[1]["ok"], got[1]["draining"]), (True, True), got[1])
+        pub('{"id":"m1","op":"drain"}', "cmd/reply/c")
+        got = sub.wait_doc("/cmd/reply/c", lambda d: d.get("id") == "m1", timeout=10)
+        self.assertIsNotNone(got, sub.describe())
+        self.assertEqual(got[1]["error"]["code"], "DUPLICATE", got[1])
+        r = c.call("reserve", user="alice")
+        self.assertEqual(code(r), "DRAINING", r)
+        c.close()
+        self.assertTrue(agent.alive())
 
     def test_exec_hook_enforces_before_the_slot_is_reused(self):
         env = self.env
