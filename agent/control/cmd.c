@@ -145,8 +145,9 @@ static cJSON *filter_op(const char *op, const cJSON *req, const struct plat_peer
         return res;
 }
 
-char *cmd_handle_payload(struct cmd_state *state, const void *payload, size_t len, diag_handler_fn dispatch,
-                         void *userdata, bool *ret_held) {
+/* The reply tree to one payload (cmd_handle_payload's, unprinted). */
+static cJSON *reply_to(struct cmd_state *state, const void *payload, size_t len, diag_handler_fn dispatch,
+                       void *userdata, bool *ret_held) {
         struct filter f = { dispatch, userdata, state };
 
         if (!payload || !len) {
@@ -157,7 +158,16 @@ char *cmd_handle_payload(struct cmd_state *state, const void *payload, size_t le
          * payload past ours is cut to one byte more than that, never copied whole. */
         if (len > CMD_PAYLOAD_MAX)
                 len = CMD_PAYLOAD_MAX + 1;
-        return diag_handle_line(payload, len, NULL, filter_op, &f, ret_held);
+        return diag_handle_request(payload, len, NULL, filter_op, &f, ret_held);
+}
+
+char *cmd_handle_payload(struct cmd_state *state, const void *payload, size_t len, diag_handler_fn dispatch,
+                         void *userdata, bool *ret_held) {
+        cJSON *reply = reply_to(state, payload, len, dispatch, userdata, ret_held);
+        char *line = reply ? cJSON_PrintUnformatted(reply) : NULL;
+
+        cJSON_Delete(reply);
+        return line;
 }
 
 bool cmd_reply_topic_ok(const char *reply_base, const char *topic) {
@@ -167,10 +177,10 @@ bool cmd_reply_topic_ok(const char *reply_base, const char *topic) {
 }
 
 int cmd_handle_message(struct cmd_state *state, const struct cmd_message *m, const char *reply_base,
-                       diag_handler_fn dispatch, void *userdata, char **ret_line, char **ret_topic,
+                       diag_handler_fn dispatch, void *userdata, cJSON **ret_reply, const char **ret_topic,
                        bool *ret_held) {
-        _cleanup_free_ char *line = NULL, *topic = NULL;
         bool held = false;
+        cJSON *reply;
 
         /* A broker hands a retained message to every new subscription: a command kept so would
          * run again on every reconnect. Commands count when they are sent, never from storage. */
@@ -191,12 +201,11 @@ int cmd_handle_message(struct cmd_state *state, const struct cmd_message *m, con
                             m->response_topic, reply_base);
                 return 0;
         }
-        line = cmd_handle_payload(state, m->payload, m->len, dispatch, userdata, &held);
-        topic = strdup(m->response_topic ? m->response_topic : reply_base);
-        if (!line || !topic)
+        reply = reply_to(state, m->payload, m->len, dispatch, userdata, &held);
+        if (!reply)
                 return -ENOMEM;
-        *ret_line = TAKE_PTR(line);
-        *ret_topic = TAKE_PTR(topic);
+        *ret_reply = reply;
+        *ret_topic = m->response_topic ? m->response_topic : reply_base;
         if (ret_held)
                 *ret_held = held;
         return 1;

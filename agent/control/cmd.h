@@ -58,12 +58,13 @@ char *cmd_handle_payload(struct cmd_state *state, const void *payload, size_t le
  * topic below it; never one of its own other topics (metering, status, events, telemetry). */
 bool cmd_reply_topic_ok(const char *reply_base, const char *topic);
 
-/* One message on the cmd topic. Returns 1 with *ret_line (the reply) and *ret_topic (where to
- * publish it: the response topic, else reply_base) for the caller to free; 0 when the message is
- * dropped without a reply and without running anything (retained, or a response topic that is not
- * below reply_base: logged, rate-limited); -ENOMEM. *ret_held as cmd_handle_payload's. */
+/* One message on the cmd topic. Returns 1 with *ret_reply (the reply tree, caller frees) and
+ * *ret_topic (where to publish it: m->response_topic, else reply_base; borrowed from those); 0 when
+ * the message is dropped without a reply and without running anything (retained, or a response
+ * topic that is not below reply_base: logged, rate-limited); -ENOMEM. *ret_held as
+ * cmd_handle_payload's. */
 int cmd_handle_message(struct cmd_state *state, const struct cmd_message *m, const char *reply_base,
-                       diag_handler_fn dispatch, void *userdata, char **ret_line, char **ret_topic,
+                       diag_handler_fn dispatch, void *userdata, cJSON **ret_reply, const char **ret_topic,
                        bool *ret_held);
 
 /* Forgets that the command with this "id" was carried out: its change was undone (the state could

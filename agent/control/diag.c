@@ -2,6 +2,7 @@
 #include "diag.h"
 
 #include "cleanup.h"
+#include "held.h"
 #include "jsonstrict.h"
 #include "log.h"
 
@@ -17,12 +18,8 @@
 
 #define DIAG_MAX_OUT (1024 * 1024)
 
-/* A reply waiting for the group commit (or behind one that is). */
-struct held {
-        cJSON *reply;
-        bool needs_commit;
-};
-
+/* Replies one client may have waiting for the group commit (or behind one that is); past it the
+ * client is dropped. */
 #define DIAG_MAX_HELD 1024
 
 /* How a connection takes streamed events (diag_publish). */
@@ -44,8 +41,7 @@ struct diag_client {
         bool dropped; /* a follower too slow: its last line is queued, closed when sent or in 1 s */
         char *out;
         size_t out_len, out_off;
-        struct held *held;
-        size_t n_held;
+        struct held_dest dest; /* its replies in the agent's held queue */
         struct diag_client *next;
 };
 
@@ -56,6 +52,7 @@ struct diag {
         sd_event_source *listen_io;
         diag_handler_fn fn;
         diag_admit_fn admit;
+        struct held *held; /* borrowed: the queue shared with MQTT commands */
         void *userdata;
         struct diag_client *clients;
         unsigned n_clients;
@@ -135,14 +132,19 @@ static cJSON *handle(const char *line, size_t len, const struct plat_peer *peer,
         return reply;
 }
 
-char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
-                       void *userdata, bool *ret_held) {
+cJSON *diag_handle_request(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
+                           void *userdata, bool *ret_held) {
         bool held;
-        char *s = print_reply(handle(line, len, peer, fn, userdata, &held));
+        cJSON *reply = handle(line, len, peer, fn, userdata, &held);
 
         if (ret_held)
-                *ret_held = held;
-        return s;
+                *ret_held = reply && held;
+        return reply;
+}
+
+char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
+                       void *userdata, bool *ret_held) {
+        return print_reply(diag_handle_request(line, len, peer, fn, userdata, ret_held));
 }
 
 static void client_free(struct diag_client *c) {
@@ -157,9 +159,7 @@ static void client_free(struct diag_client *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         close(c->fd);
-        for (size_t i = 0; i < c->n_held; i++)
-                cJSON_Delete(c->held[i].reply);
-        free(c->held);
+        held_drop(c->d->held, &c->dest);
         free(c->in);
         free(c->out);
         free(c->groups);
@@ -207,7 +207,7 @@ static int flush_out(struct diag_client *c) {
 
 /* Everything the client asked for has been sent. */
 static bool answered(const struct diag_client *c) {
-        return c->n_held == 0 && c->out_off == c->out_len;
+        return c->dest.n == 0 && c->out_off == c->out_len;
 }
 
 static int answer(struct diag_client *c, const char *line, size_t len) {
@@ -217,22 +217,8 @@ static int answer(struct diag_client *c, const char *line, size_t len) {
 
         if (!reply)
                 return -ENOMEM;
-        if (held || c->n_held) {
-                struct held *nh;
-
-                if (c->n_held == DIAG_MAX_HELD) {
-                        cJSON_Delete(reply);
-                        return -ENOBUFS;
-                }
-                nh = realloc(c->held, (c->n_held + 1) * sizeof(*nh));
-                if (!nh) {
-                        cJSON_Delete(reply);
-                        return -ENOMEM;
-                }
-                c->held = nh;
-                c->held[c->n_held++] = (struct held){ .reply = reply, .needs_commit = held };
-                return 0;
-        }
+        if (held_must_wait(&c->dest, held))
+                return held_push(c->d->held, &c->dest, reply, held, NULL); /* -ENOBUFS: dropped */
         /* A reply saying "following" turns the connection into a follower: it is not closed for
          * sending nothing, and diag_publish streams to it as the handler's read policy decided. */
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "following")))
@@ -243,38 +229,23 @@ static int answer(struct diag_client *c, const char *line, size_t len) {
         return text ? queue_out(c, text) : -ENOMEM;
 }
 
-void diag_committed(struct diag *d, bool ok, const char *msg) {
-        struct diag_client *c, *next;
+/* The held queue releases one of this client's replies (in request order); after its last one the
+ * client is written to, and closed when it had shut its side down. */
+static void held_send(struct held_dest *dest, const cJSON *reply, const struct held_route *route) {
+        struct diag_client *c = dest->userdata;
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(reply);
+        int r = text ? queue_out(c, text) : -ENOMEM;
 
-        for (c = d->clients; c; c = next) {
-                int r = 0;
-
-                next = c->next;
-                for (size_t i = 0; i < c->n_held; i++) {
-                        cJSON *reply = c->held[i].reply;
-                        _cleanup_free_ char *text = NULL;
-
-                        if (c->held[i].needs_commit && !ok) {
-                                cJSON *e = error_reply(cJSON_GetObjectItemCaseSensitive(reply, "id"),
-                                                       "INTERNAL",
-                                                       msg ? msg : "the change could not be written");
-
-                                cJSON_Delete(reply);
-                                reply = e;
-                        }
-                        text = print_reply(reply);
-                        if (r >= 0)
-                                r = text ? queue_out(c, text) : -ENOMEM;
-                }
-                free(c->held);
-                c->held = NULL;
-                c->n_held = 0;
-                if (r >= 0)
-                        r = flush_out(c);
-                if (r < 0 || (c->eof && answered(c)))
-                        client_free(c);
-        }
+        (void)route;
+        if (r >= 0 && c->dest.n > 0)
+                return;
+        if (r >= 0)
+                r = flush_out(c);
+        if (r < 0 || (c->eof && answered(c)))
+                client_free(c);
 }
+
+static const struct held_sink diag_sink = { .send = held_send };
 
 /* Splits what arrived into lines; an oversized line gets an error reply and is skipped. */
 static int process_input(struct diag_client *c) {
@@ -414,7 +385,7 @@ void diag_publish(struct diag *d, const char *line, const char *redacted) {
 
                 next = c->next;
                 /* Behind a held reply an event would overtake it: the follower misses it. */
-                if (c->follow == FOLLOW_NONE || !s || c->n_held)
+                if (c->follow == FOLLOW_NONE || !s || c->dest.n)
                         continue;
                 if (c->out_len - c->out_off + strlen(s) + 1 > DIAG_FOLLOW_MAX_OUT)
                         r = drop_follower(c);
@@ -505,6 +476,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         c->peer = peer;
         c->groups = TAKE_PTR(groups);
         c->privileged = limit == DIAG_ADMIT_PRIVILEGED;
+        c->dest = (struct held_dest){ .sink = &diag_sink, .userdata = c, .max = DIAG_MAX_HELD };
         c->next = d->clients;
         d->clients = c;
         d->n_clients++;
@@ -516,8 +488,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud) {
         return 0;
 }
 
-static int diag_alloc(sd_event *e, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
-                      struct diag **ret) {
+static int diag_alloc(sd_event *e, diag_handler_fn fn, diag_admit_fn admit, struct held *held,
+                      void *userdata, struct diag **ret) {
         struct diag *d = calloc(1, sizeof(*d));
 
         if (!d)
@@ -525,6 +497,7 @@ static int diag_alloc(sd_event *e, diag_handler_fn fn, diag_admit_fn admit, void
         d->event = sd_event_ref(e);
         d->fn = fn;
         d->admit = admit;
+        d->held = held;
         d->userdata = userdata;
         d->fd = -1;
         *ret = d;
@@ -544,8 +517,8 @@ static int diag_listen(struct diag *d, int fd, struct diag **ret) {
         return 0;
 }
 
-int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
-             struct diag **ret) {
+int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, struct held *held,
+             void *userdata, struct diag **ret) {
         _cleanup_free_ char *dir = strdup(path);
         struct diag *d;
         int r;
@@ -554,7 +527,7 @@ int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn ad
                 return -ENOMEM;
         if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
                 return -errno;
-        r = diag_alloc(e, fn, admit, userdata, &d);
+        r = diag_alloc(e, fn, admit, held, userdata, &d);
         if (r < 0)
                 return r;
         d->path = strdup(path);
@@ -571,10 +544,10 @@ int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn ad
         return diag_listen(d, r, ret);
 }
 
-int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
-                struct diag **ret) {
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, struct held *held,
+                void *userdata, struct diag **ret) {
         struct diag *d;
-        int r = diag_alloc(e, fn, admit, userdata, &d);
+        int r = diag_alloc(e, fn, admit, held, userdata, &d);
 
         if (r < 0)
                 return r;

@@ -21,10 +21,12 @@
 #define DIAG_LINE_TIMEOUT_USEC (5 * 1000 * 1000ULL)
 
 struct diag;
+struct held;
 
 /* Answers one request. On success returns an object whose members are merged into the reply
  * next to "id" and "ok" (the diag module frees it), and sets *ret_held when the reply
- * acknowledges a change that is not on disk yet: it is sent at the next diag_committed. On
+ * acknowledges a change that is not on disk yet: it waits in the held queue (held.h) for the next
+ * held_committed. On
  * failure returns NULL with *ret_code set to a stable code ("BAD_REQUEST", "FORBIDDEN", ...) and
  * msg filled. */
 typedef cJSON *(*diag_handler_fn)(const char *op, const cJSON *req, const struct plat_peer *peer,
@@ -38,17 +40,19 @@ typedef unsigned (*diag_admit_fn)(const struct plat_peer *peer, void *userdata);
 #define DIAG_ADMIT_PRIVILEGED UINT_MAX
 
 /* Listens on `path` (mode 0660; the parent directory is created 0755 when missing). `admit` may
- * be NULL: every peer is then limited to DIAG_DEFAULT_PER_UID and kept out of the reserve. A
+ * be NULL: every peer is then limited to DIAG_DEFAULT_PER_UID and kept out of the reserve. Held
+ * replies wait in `held` (borrowed, required; the queue MQTT command replies share), each client a
+ * destination of its own, released by held_committed; a client that closes drops its own. A
  * client that shuts its side down (shutdown(SHUT_WR)) still gets every reply to what it sent
- * before, held ones at the next diag_committed, and is closed after the last. Request lines are
+ * before, held ones at the next held_committed, and is closed after the last. Request lines are
  * read strictly (agent/json/jsonstrict.h): a key twice, data after the object, bytes that are not UTF-8
  * or an "id" with control characters get BAD_REQUEST with a null id and reach no handler. */
-int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
-             struct diag **ret);
+int diag_new(sd_event *e, const char *path, diag_handler_fn fn, diag_admit_fn admit, struct held *held,
+             void *userdata, struct diag **ret);
 /* Serves an already listening socket fd (systemd socket activation; takes ownership of the fd);
  * its file is systemd's and is not unlinked at free. */
-int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, void *userdata,
-                struct diag **ret);
+int diag_new_fd(sd_event *e, int fd, diag_handler_fn fn, diag_admit_fn admit, struct held *held,
+                void *userdata, struct diag **ret);
 void diag_free(struct diag *d);
 
 /* Events not yet read by a follower, past which it is dropped (see diag_publish). */
@@ -63,12 +67,11 @@ unsigned diag_followers(const struct diag *d);
  * last {"type":"dropped","message":...} line instead and is closed once it is sent, or after 1 s. */
 void diag_publish(struct diag *d, const char *line, const char *redacted);
 
-/* The group commit the held replies waited for is done: each is sent as it was (ok) or replaced
- * by an INTERNAL error carrying msg. Replies queued behind a held one on the same connection wait
- * with it, so each client sees its replies in request order. */
-void diag_committed(struct diag *d, bool ok, const char *msg);
-
-/* Answers one request line (no newline) as a reply line (caller frees, no newline); used by
- * tests and the fuzzer directly. *ret_held (may be NULL): as diag_handler_fn's. */
+/* Answers one request line (no newline) as a reply tree (caller frees; NULL only when out of
+ * memory). *ret_held (may be NULL): as diag_handler_fn's. */
+cJSON *diag_handle_request(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
+                           void *userdata, bool *ret_held);
+/* diag_handle_request's reply printed as a line (caller frees, no newline); used by tests and the
+ * fuzzer directly. */
 char *diag_handle_line(const char *line, size_t len, const struct plat_peer *peer, diag_handler_fn fn,
                        void *userdata, bool *ret_held);

@@ -64,7 +64,7 @@ static int open_control(struct agent *a) {
                 free(names[i]);
         free(names);
         if (fd >= 0) {
-                r = diag_new_fd(a->event, fd, agent__on_request, agent__on_admit, a, &a->diag);
+                r = diag_new_fd(a->event, fd, agent__on_request, agent__on_admit, &a->held, a, &a->diag);
                 if (r < 0) {
                         log_err("cannot serve the control socket passed by systemd: %s", strerror(-r));
                         return r;
@@ -75,7 +75,8 @@ static int open_control(struct agent *a) {
         }
         if (startup_check(a->cfg, STARTUP_SOCKET_DIR | STARTUP_SOCKET_FREE, geteuid(), log_refusal, NULL))
                 return -EPERM;
-        r = diag_new(a->event, a->cfg->control_socket, agent__on_request, agent__on_admit, a, &a->diag);
+        r = diag_new(a->event, a->cfg->control_socket, agent__on_request, agent__on_admit, &a->held, a,
+                     &a->diag);
         if (r < 0)
                 log_err("cannot listen on the control socket %s: %s", a->cfg->control_socket, strerror(-r));
         return r;
@@ -183,6 +184,7 @@ int agent_run(const struct agent_options *o) {
         a.started_real_usec = plat_now_real_usec();
         a.started_mono_usec = plat_now_mono_usec();
         plat_self_init(&a.self);
+        agent__control_init(&a);
         mosquitto_lib_init();
         r = setup(&a, o);
         if (r >= 0) {
@@ -203,6 +205,7 @@ int agent_run(const struct agent_options *o) {
         meter_free(a.meter);       /* the open windows as partial records, all synced */
         agent__stop_link(&a, "stopped");
         diag_free(a.diag);
+        held_clear(&a.held); /* MQTT replies of a batch never written: the link is gone */
         evhist_free(a.evhist);
         sd_event_source_disable_unref(a.sample_timer);
         sampler_done(&a.sampler);

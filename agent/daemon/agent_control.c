@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "diag.h"
 #include "evhist.h"
+#include "held.h"
 #include "log.h"
 #include "meter.h"
 #include "ops.h"
@@ -93,44 +94,68 @@ static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_pee
         return dispatch(ud, op, req, ret_held, ret_code, msg, msglen);
 }
 
-static void send_reply(struct agent *a, struct held_reply *h) {
-        int r = link_publish_ex(a->link, h->topic, h->line, strlen(h->line), 1, h->corr, h->corr_len, NULL);
+/* The MQTT side of the held queue: a reply is published on its route. */
+static void mqtt_send(struct held_dest *d, const cJSON *reply, const struct held_route *route) {
+        struct agent *a = d->userdata;
+        _cleanup_free_ char *line = cJSON_PrintUnformatted(reply);
+        int r;
 
+        if (!line) {
+                log_warn("cannot print the reply for %s: out of memory; the command's sender will not "
+                         "hear back",
+                         route->topic);
+                return;
+        }
+        log_limited(LOG_INFO, "MQTT command answered on %s: %.200s", route->topic, line);
+        r = link_publish_ex(a->link, route->topic, line, strlen(line), 1, route->corr, route->corr_len,
+                            NULL);
         if (r < 0)
                 log_warn("cannot publish the reply on %s: %s; the command's sender will not hear back",
-                         h->topic, strerror(-r));
-        free(h->topic);
-        free(h->line);
-        free(h->corr);
+                         route->topic, strerror(-r));
+}
+
+/* A command whose change was undone (the state could not be written) may be sent again. */
+static void mqtt_undone(struct held_dest *d, const cJSON *id) {
+        struct agent *a = d->userdata;
+
+        cmd_forget(&a->cmd, id);
+}
+
+static const struct held_sink mqtt_sink = { .send = mqtt_send, .undone = mqtt_undone };
+
+void agent__control_init(struct agent *a) {
+        a->mqtt_replies = (struct held_dest){ .sink = &mqtt_sink, .userdata = a, .max = CMD_HELD_MAX };
 }
 
 void agent__on_message(struct link *l, const char *topic, const void *payload, size_t len, bool retain,
                        const char *response_topic, const void *corr, size_t corr_len, void *ud) {
         struct agent *a = ud;
         struct cmd_message m = { payload, len, retain, response_topic };
-        struct held_reply h = { 0 };
+        struct held_route route = { .corr = corr, .corr_len = corr_len };
         bool held = false;
+        cJSON *reply;
         int r;
 
         (void)l;
         if (strcmp(topic, a->topic_cmd))
                 return;
         /* No room to hold one more reply: write the open batch (its replies go out) first. */
-        if (a->n_held == CMD_HELD_MAX && a->sessions)
+        if (a->mqtt_replies.n == a->mqtt_replies.max && a->sessions)
                 (void)sessions_flush(a->sessions);
-        r = cmd_handle_message(&a->cmd, &m, a->topic_cmd_reply, on_mqtt_op, a, &h.line, &h.topic, &held);
+        r = cmd_handle_message(&a->cmd, &m, a->topic_cmd_reply, on_mqtt_op, a, &reply, &route.topic, &held);
         if (r <= 0)
                 return; /* dropped (the log says why), or out of memory */
-        if (corr_len && (h.corr = malloc(corr_len)))
-                memcpy(h.corr, corr, corr_len);
-        h.corr_len = h.corr ? corr_len : 0;
-        h.needs_commit = held;
-        log_limited(LOG_INFO, "MQTT command on %s answered: %.200s", topic, h.line);
-        if ((held || a->n_held) && a->n_held < CMD_HELD_MAX) {
-                a->held[a->n_held++] = h;
+        /* At the limit still (the batch could not be written to make room) it goes now, out of
+         * order rather than not at all. */
+        if (held_must_wait(&a->mqtt_replies, held) && a->mqtt_replies.n < a->mqtt_replies.max) {
+                if (held_push(&a->held, &a->mqtt_replies, reply, held, &route) < 0)
+                        log_warn("cannot hold the reply for %s: out of memory; the command's sender will "
+                                 "not hear back",
+                                 route.topic);
                 return;
         }
-        send_reply(a, &h);
+        mqtt_send(&a->mqtt_replies, reply, &route);
+        cJSON_Delete(reply);
 }
 
 /* The group commit is done: held replies go out on both channels, or fail with INTERNAL. */
@@ -144,30 +169,7 @@ void agent__on_committed(bool ok, const char *msg, void *ud) {
         /* The batch's records (session_start, session_end...) were written with its state, in
          * one fdatasync, before any reply says the transition happened. The spool takes them
          * after the replies (meter_sync, below). */
-        if (a->diag)
-                diag_committed(a->diag, ok, msg);
-        for (size_t i = 0; i < a->n_held; i++) {
-                struct held_reply *h = &a->held[i];
-
-                if (h->needs_commit && !ok) {
-                        cJSON *r = cJSON_Parse(h->line), *e = cJSON_CreateObject(), *err;
-
-                        cmd_forget(&a->cmd, cJSON_GetObjectItem(r, "id")); /* undone: may come again */
-                        cJSON_AddItemToObject(e, "id", cJSON_DetachItemFromObject(r, "id"));
-                        cJSON_AddFalseToObject(e, "ok");
-                        err = cJSON_AddObjectToObject(e, "error");
-                        cJSON_AddStringToObject(err, "code", "INTERNAL");
-                        cJSON_AddStringToObject(err, "message", msg);
-                        free(h->line);
-                        h->line = cJSON_PrintUnformatted(e);
-                        cJSON_Delete(r);
-                        cJSON_Delete(e);
-                        if (!h->line)
-                                h->line = strdup("{\"ok\":false}");
-                }
-                send_reply(a, h);
-        }
-        a->n_held = 0;
+        held_committed(&a->held, ok, msg);
         if (ok && a->meter)
                 (void)meter_sync(a->meter);
 }

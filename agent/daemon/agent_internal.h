@@ -5,6 +5,7 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "held.h"
 #include "link.h"
 #include "platform_class.h"
 #include "sampler.h"
@@ -35,15 +36,6 @@ struct sessions_hooks;
 #define CMD_HELD_MAX 256
 #define GPU_OPEN_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
-/* An MQTT command reply waiting for the group commit its command is part of. */
-struct held_reply {
-        char *topic;
-        char *line;
-        void *corr;
-        size_t corr_len;
-        bool needs_commit;
-};
-
 struct agent {
         sd_event *event;
         const char *config_path;
@@ -65,9 +57,9 @@ struct agent {
         struct sessions *sessions;
         uint64_t cert_not_after; /* the client certificate's end of validity (wall usec); 0 unknown */
         struct meter *meter;
-        struct held_reply held[CMD_HELD_MAX];
-        size_t n_held;
-        struct cmd_state cmd; /* ids of commands carried out, log limits */
+        struct held held;              /* replies waiting for the group commit: socket and MQTT */
+        struct held_dest mqtt_replies; /* MQTT command replies in it (at most CMD_HELD_MAX) */
+        struct cmd_state cmd;          /* ids of commands carried out, log limits */
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
         struct tele_ticks ticks; /* the sampling tick's own duration */
@@ -95,6 +87,7 @@ void agent__plan(struct agent *a);
 void agent__self_cost(struct agent *a, struct tele_self *ret);
 
 /* agent_control.c: ops from the socket and from MQTT commands, replies held until the commit. */
+void agent__control_init(struct agent *a);
 unsigned agent__on_admit(const struct plat_peer *peer, void *ud);
 cJSON *agent__on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,
                          bool *ret_held, const char **ret_code, char *msg, size_t msglen);

@@ -94,7 +94,8 @@ void agent__reload(struct agent *a) {
                          "(render-agent.socket): change ListenStream= there",
                          n->control_socket);
         else if (!plat_streq_ptr(a->cfg->control_socket, n->control_socket)) {
-                r = diag_new(a->event, n->control_socket, agent__on_request, agent__on_admit, a, &d);
+                r = diag_new(a->event, n->control_socket, agent__on_request, agent__on_admit, &a->held, a,
+                             &d);
                 if (r < 0) {
                         snprintf(why, sizeof(why), "cannot listen on %s: %s", n->control_socket,
                                  strerror(-r));

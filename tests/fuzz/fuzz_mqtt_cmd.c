@@ -54,10 +54,9 @@ static void prelude(struct sessions *s) {
  * the payload of a plain message. */
 enum { F_RETAIN = 1, F_TOPIC = 2, F_FOREIGN = 4 };
 
-/* The reply line, checked: one JSON object; an op the filter refuses (FORBIDDEN, 'op "..." is not
- * taken over MQTT') reached nothing. Returns the parsed reply (caller deletes). */
-static cJSON *check_reply(const char *line, bool held) {
-        cJSON *reply = cJSON_Parse(line);
+/* The reply, checked: an object with "ok"; an op the filter refuses (FORBIDDEN, 'op "..." is not
+ * taken over MQTT') reached nothing. */
+static void check_reply(const cJSON *reply, bool held) {
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "error");
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
         const cJSON *why = cJSON_GetObjectItemCaseSensitive(err, "message");
@@ -68,7 +67,6 @@ static cJSON *check_reply(const char *line, bool held) {
              !strncmp(why->valuestring, "op \"", 4) && dispatched) ||
             (held && dispatched != 1))
                 abort();
-        return reply;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -76,10 +74,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct sessions *s = fxs_open(size & 1);
         struct cmd_message m = { data, size, false, NULL };
         unsigned flags = 0;
-        char *line = NULL, *topic = NULL;
+        const char *topic = NULL;
         const cJSON *id;
         bool held = false;
-        cJSON *reply;
+        cJSON *reply = NULL;
         int r;
 
         if (size > 0 && data[0] < 0x08) {
@@ -93,16 +91,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memset(&st, 0, sizeof(st));
         prelude(s);
         dispatched = 0;
-        r = cmd_handle_message(&st, &m, REPLY_BASE, dispatch, s, &line, &topic, &held);
+        r = cmd_handle_message(&st, &m, REPLY_BASE, dispatch, s, &reply, &topic, &held);
         /* Retained, or a reply topic the node does not publish on: nothing runs, nothing answers. */
         if (m.retain || (flags & F_TOPIC && flags & F_FOREIGN)) {
-                if (r != 0 || line || topic || dispatched)
+                if (r != 0 || reply || topic || dispatched)
                         abort();
         } else {
-                if (r != 1 || !line || !topic ||
+                if (r != 1 || !reply || !topic ||
                     strcmp(topic, m.response_topic ? m.response_topic : REPLY_BASE))
                         abort();
-                reply = check_reply(line, held);
+                check_reply(reply, held);
                 (void)sessions_flush(s);
                 /* The same command again: a carried-out id is not run twice. */
                 id = cJSON_GetObjectItemCaseSensitive(reply, "id");
@@ -116,8 +114,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
                 cJSON_Delete(reply);
         }
-        free(line);
-        free(topic);
         (void)sessions_flush(s);
         fxs_check(s);
         if (fxs_commit_failures())

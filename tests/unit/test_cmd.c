@@ -201,8 +201,9 @@ static const char *message(const cJSON *j) {
 static void test_empty_payload_is_a_bad_request(void **state) {
         struct cmd_message m = { .payload = NULL, .len = 0 };
         struct cmd_state *st = calloc(1, sizeof(*st));
-        char *line = NULL, *topic = NULL;
+        const char *topic = NULL;
         struct seen s = { 0 };
+        char *line = NULL;
         cJSON *j;
 
         (void)state;
@@ -212,11 +213,10 @@ static void test_empty_payload_is_a_bad_request(void **state) {
         assert_string_equal(error_code(j), "BAD_REQUEST");
         cJSON_Delete(j);
         free(line);
-        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 1);
+        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &j, &topic, NULL), 1);
         assert_string_equal(topic, "r/n/cmd/reply");
-        assert_non_null(strstr(line, "BAD_REQUEST"));
-        free(line);
-        free(topic);
+        assert_string_equal(error_code(j), "BAD_REQUEST");
+        cJSON_Delete(j);
         assert_int_equal(s.n, 0);
         free(st);
 }
@@ -225,31 +225,32 @@ static void test_retained_command_is_dropped_unrun_and_logged_sparingly(void **s
         static const char drain[] = "{\"id\":\"r1\",\"op\":\"disconnect\",\"user\":\"alice\"}";
         struct cmd_message m = { drain, sizeof(drain) - 1, true, NULL };
         struct cmd_state *st = calloc(1, sizeof(*st));
-        char *line = NULL, *topic = NULL;
+        const char *topic = NULL;
+        cJSON *reply = NULL;
         struct seen s = { 0 };
 
         (void)state;
         plat_clock_set_fake(1000 * USEC_PER_SEC, 1700000000 * USEC_PER_SEC);
         for (int i = 0; i < 12; i++)
                 assert_int_equal(
-                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 0);
-        assert_null(line);
+                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &reply, &topic, NULL), 0);
+        assert_null(reply);
         assert_null(topic);
         assert_int_equal(s.n, 0);
         /* Five lines a minute, the rest counted; said in the next minute. */
         assert_int_equal(st->dropped.n, CMD_LOG_BURST);
         assert_int_equal(st->dropped.suppressed, 12 - CMD_LOG_BURST);
         plat_clock_set_fake(1061 * USEC_PER_SEC, 1700000061 * USEC_PER_SEC);
-        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 0);
+        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &reply, &topic, NULL), 0);
         assert_int_equal(st->dropped.n, 1);
         assert_int_equal(st->dropped.suppressed, 0);
         /* The same command sent now (not retained) is carried out. */
         m.retain = false;
-        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 1);
+        assert_int_equal(cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &reply, &topic, NULL), 1);
         assert_int_equal(s.n, 1);
         assert_string_equal(s.ops[0], "disconnect");
-        free(line);
-        free(topic);
+        assert_string_equal(topic, "r/n/cmd/reply");
+        cJSON_Delete(reply);
         plat_clock_set_fake(0, 0);
         free(st);
 }
@@ -264,7 +265,8 @@ static void test_response_topic_must_be_below_the_nodes_reply_topic(void **state
         static const char drain[] = "{\"op\":\"drain\"}";
         struct cmd_state *st = calloc(1, sizeof(*st));
         struct cmd_message m = { drain, sizeof(drain) - 1, false, NULL };
-        char *line = NULL, *topic = NULL;
+        const char *topic = NULL;
+        cJSON *reply = NULL;
         struct seen s = { 0 };
 
         (void)state;
@@ -272,18 +274,17 @@ static void test_response_topic_must_be_below_the_nodes_reply_topic(void **state
                 m.response_topic = refused[i];
                 assert_false(cmd_reply_topic_ok("r/n/cmd/reply", refused[i]));
                 assert_int_equal(
-                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 0);
-                assert_null(line);
+                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &reply, &topic, NULL), 0);
+                assert_null(reply);
         }
         assert_int_equal(s.n, 0); /* refused commands run nothing */
         for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
                 m.response_topic = taken[i];
                 assert_int_equal(
-                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &line, &topic, NULL), 1);
-                assert_string_equal(topic, taken[i]);
-                assert_non_null(strstr(line, "\"ok\":true"));
-                free(line);
-                free(topic);
+                        cmd_handle_message(st, &m, "r/n/cmd/reply", dispatch, &s, &reply, &topic, NULL), 1);
+                assert_ptr_equal(topic, taken[i]); /* the message's, borrowed */
+                assert_true(cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")));
+                cJSON_Delete(reply);
         }
         assert_int_equal(s.n, 3);
         free(st);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "diag.h"
+#include "held.h"
 #include "jsonstrict.h"
 
 #include <errno.h>
@@ -111,6 +112,7 @@ static char *read_line(sd_event *e, int fd) {
 
 static void test_socket_serves_lines_and_survives_garbage(void **state) {
         char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128], want[64], *big;
+        struct held q = { 0 };
         struct diag *d = NULL;
         sd_event *e = NULL;
         int fd;
@@ -119,7 +121,7 @@ static void test_socket_serves_lines_and_survives_garbage(void **state) {
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/run/agent.sock", dir);
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(diag_new(e, path, handler, NULL, NULL, &d), 0);
+        assert_int_equal(diag_new(e, path, handler, NULL, &q, NULL, &d), 0);
         fd = plat_unix_connect(path);
         assert_true(fd >= 0);
 
@@ -163,6 +165,7 @@ static void expect_silence(sd_event *e, int fd) {
 
 static void test_held_replies_wait_for_the_commit_in_request_order(void **state) {
         char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128];
+        struct held q = { 0 };
         struct diag *d = NULL;
         sd_event *e = NULL;
         int lfd, fd;
@@ -174,19 +177,19 @@ static void test_held_replies_wait_for_the_commit_in_request_order(void **state)
         /* As systemd passes it: a socket already listening. */
         lfd = plat_unix_listen(path, 0660, 16);
         assert_true(lfd >= 0);
-        assert_int_equal(diag_new_fd(e, lfd, handler, NULL, NULL, &d), 0);
+        assert_int_equal(diag_new_fd(e, lfd, handler, NULL, &q, NULL, &d), 0);
         fd = plat_unix_connect(path);
         assert_true(fd >= 0);
 
         assert_int_equal(send(fd, "{\"id\":1,\"op\":\"hold\"}\n{\"id\":2,\"op\":\"echo\"}\n", 42, 0), 42);
         expect_silence(e, fd); /* the echo waits behind the held reply */
-        diag_committed(d, true, NULL);
+        held_committed(&q, true, NULL);
         assert_string_equal(read_line(e, fd), "{\"id\":1,\"ok\":true}");
         assert_non_null(strstr(read_line(e, fd), "\"id\":2,\"ok\":true"));
         /* A failed commit turns the held acknowledgement into INTERNAL, and only that one. */
         assert_int_equal(send(fd, "{\"id\":3,\"op\":\"hold\"}\n{\"id\":4,\"op\":\"echo\"}\n", 42, 0), 42);
         expect_silence(e, fd);
-        diag_committed(d, false, "cannot write slots.json: No space left on device");
+        held_committed(&q, false, "cannot write slots.json: No space left on device");
         assert_string_equal(read_line(e, fd),
                             "{\"id\":3,\"ok\":false,\"error\":{\"code\":\"INTERNAL\","
                             "\"message\":\"cannot write slots.json: No space left on device\"}}");
@@ -262,6 +265,7 @@ static void refused(sd_event *e, const char *path, const char *why) {
 static void test_half_closed_connection_gets_its_held_replies_then_is_closed(void **state) {
         char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128];
         struct admit_fx a = { .limit = 1 };
+        struct held q = { 0 };
         struct diag *d = NULL;
         sd_event *e = NULL;
         int fd;
@@ -270,7 +274,7 @@ static void test_half_closed_connection_gets_its_held_replies_then_is_closed(voi
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/agent.sock", dir);
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(diag_new(e, path, handler, admit, &a, &d), 0);
+        assert_int_equal(diag_new(e, path, handler, admit, &q, &a, &d), 0);
         /* A client sends a change and shuts its side down at once (`... | nc -N`): the change is
          * acknowledged once written, and only then is the connection closed. */
         fd = plat_unix_connect(path);
@@ -278,7 +282,7 @@ static void test_half_closed_connection_gets_its_held_replies_then_is_closed(voi
         assert_int_equal(send(fd, "{\"id\":1,\"op\":\"hold\"}\n{\"id\":2,\"op\":\"echo\"}\n", 42, 0), 42);
         assert_int_equal(shutdown(fd, SHUT_WR), 0);
         expect_silence(e, fd); /* held, and the connection still open */
-        diag_committed(d, true, NULL);
+        held_committed(&q, true, NULL);
         assert_string_equal(read_line(e, fd), "{\"id\":1,\"ok\":true}");
         assert_non_null(strstr(read_line(e, fd), "\"id\":2,\"ok\":true"));
         assert_string_equal(exchange(e, fd, NULL), "EOF");
@@ -303,7 +307,7 @@ static void test_half_closed_connection_gets_its_held_replies_then_is_closed(voi
                 sd_event_run(e, 1000);
         fd = served(e, path);
         close(fd);
-        diag_committed(d, true, NULL);
+        held_committed(&q, true, NULL);
         diag_free(d);
         sd_event_unref(e);
         snprintf(path, sizeof(path), "rm -rf %s", dir);
@@ -314,6 +318,7 @@ static void test_one_uid_holds_a_few_connections_and_never_the_reserve(void **st
         char dir[] = "/tmp/ra-test-diag-XXXXXX", path[128], why[128];
         struct admit_fx a = { .limit = 2 };
         int fds[DIAG_MAX_CLIENTS];
+        struct held q = { 0 };
         struct diag *d = NULL;
         sd_event *e = NULL;
         size_t n = 0;
@@ -322,7 +327,7 @@ static void test_one_uid_holds_a_few_connections_and_never_the_reserve(void **st
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/agent.sock", dir);
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(diag_new(e, path, handler, admit, &a, &d), 0);
+        assert_int_equal(diag_new(e, path, handler, admit, &q, &a, &d), 0);
         /* Two connections for this uid, not a third; one closed makes room again. */
         fds[n++] = served(e, path);
         fds[n++] = served(e, path);
