@@ -611,6 +611,11 @@ int billing_occupancy(struct billing *b, size_t slot, bool occupied, const char 
         return emitted_since(b, before);
 }
 
+bool billing_occupied(const struct billing *b, size_t slot, const char **ret_project) {
+        *ret_project = b->project[slot];
+        return b->occupied[slot];
+}
+
 int billing_bytes(struct billing *b, size_t slot, enum billing_flow f, uint64_t bytes,
                   struct billing_time from, struct billing_time to) {
         uint64_t before;

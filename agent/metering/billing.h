@@ -181,6 +181,8 @@ void billing_free(struct billing *b);
  * start-then-stop counts in the peak, stop-then-start (a handover) does not count twice. */
 int billing_occupancy(struct billing *b, size_t slot, bool occupied, const char *project,
                       struct billing_time now);
+/* Whether slot `slot` (< the slots configured) counts as occupied, and for which project ("": none). */
+bool billing_occupied(const struct billing *b, size_t slot, const char **ret_project);
 
 /* `bytes` moved on flow `f` of slot `slot` during [from, to]: the span's length comes from the
  * monotonic clock, its place from the wall clock at `to`. `to` is normally now; an earlier `to`

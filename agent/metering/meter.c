@@ -239,9 +239,10 @@ void meter_abort(struct meter *m) {
          * of it: a failed state write is a disk error, not a business); it is put back now. */
         for (size_t i = 0; i < m->n_slots; i++) {
                 struct meter_slot *ms = meter__slot(m, i);
+                const char *project = "";
 
                 ms->view = ms->saved;
-                if (ms->occupied != ms->saved_occupied)
+                if (m->billing && billing_occupied(m->billing, i, &project) != ms->saved_occupied)
                         meter__occupancy(m, i, ms->saved_occupied, ms->saved_project);
         }
         journal_abort(m->journal);
@@ -497,8 +498,6 @@ static int take_slots(struct meter *m, struct slot_table *table, const char **id
                 m->slot[i] = sl;
                 v = &sl->meter->view;
                 *v = (struct slot_view){ 0 };
-                sl->meter->occupied = false;
-                sl->meter->project[0] = '\0';
                 plat_strlcpy(v->id, sl->id, sizeof(v->id));
                 plat_strlcpy(v->scale, sl->cfg->scale, sizeof(v->scale));
                 ids[i] = v->id;

@@ -43,14 +43,12 @@ struct slot_view {
 };
 
 /* The meter's part of a slot object (slot.h: sl->meter): made by meter_new for each of its slots,
- * freed with the slot. A meter that starts after a reload sets view and occupancy afresh from the
- * session state; streams go on (a kept slot's session is the same session). */
+ * freed with the slot. A meter that starts after a reload sets the view afresh from the session
+ * state; streams go on (a kept slot's session is the same session). */
 struct meter_slot {
         struct slot_view view;
-        bool occupied;                       /* as billing was told */
-        char project[SLOTS_PROJECT_MAX + 1]; /* the project billing was told it is occupied for */
         /* As they were before the batch in progress (meter_transition .. meter_sync or meter_abort),
-         * put back by meter_abort. */
+         * put back by meter_abort: the view, and the occupancy billing was told (billing_occupied). */
         struct slot_view saved;
         bool saved_occupied;
         char saved_project[SLOTS_PROJECT_MAX + 1];

@@ -54,9 +54,11 @@ static void begin_batch(struct meter *m) {
         for (size_t i = 0; i < m->n_slots; i++) {
                 struct meter_slot *ms = meter__slot(m, i);
 
+                const char *project = "";
+
                 ms->saved = ms->view;
-                ms->saved_occupied = ms->occupied;
-                memcpy(ms->saved_project, ms->project, sizeof(ms->project));
+                ms->saved_occupied = m->billing && billing_occupied(m->billing, i, &project);
+                plat_strlcpy(ms->saved_project, project, sizeof(ms->saved_project));
         }
         journal_mark(m->journal);
 }
@@ -114,10 +116,6 @@ static void grace_end(struct meter *m, const struct slots_event *ev, const char 
 
 /* project: the session's ("" none). */
 void meter__occupancy(struct meter *m, size_t slot, bool occupied, const char *project) {
-        struct meter_slot *ms = meter__slot(m, slot);
-
-        ms->occupied = occupied;
-        plat_strlcpy(ms->project, project, sizeof(ms->project));
         if (m->billing)
                 (void)meter__checked(m, "billing_occupancy",
                                      billing_occupancy(m->billing, slot, occupied, project, meter__now()));

@@ -462,15 +462,20 @@ static void test_a_repeat_keeps_the_project_and_a_bad_project_changes_nothing(vo
         struct fx *f = *state;
         char long_name[BILLING_PROJECT_MAX + 2];
         const struct billing_window *w;
+        const char *project = NULL;
 
         memset(long_name, 'p', sizeof(long_name) - 1);
         long_name[sizeof(long_name) - 1] = '\0';
         start(f, 2, 60, 10, NULL);
         assert_int_equal(billing_occupancy(f->b, 1, true, "a b", f->now), -EINVAL);
         assert_int_equal(billing_occupancy(f->b, 1, true, long_name, f->now), -EINVAL);
+        assert_false(billing_occupied(f->b, 1, &project));
+        assert_string_equal(project, "");
         occ_for(f, 0, "acme");
         at(f, 10 * SEC);
-        occ_for(f, 0, "zeta"); /* GRACE after ACTIVE: the same session */
+        occ_for(f, 0, "zeta");                            /* GRACE after ACTIVE: the same session */
+        assert_true(billing_occupied(f->b, 0, &project)); /* what the meter puts back after a failed batch */
+        assert_string_equal(project, "acme");
         at(f, 60 * SEC);
         tick(f);
         w = expect_window(f, 0, 60 * SEC, 60 * SEC, 1, false);
