@@ -246,6 +246,91 @@ static void test_document_is_byte_exact(void **state) {
         cfg_free(h.c);
 }
 
+/* A reload that drops slot a, keeps b (moving from index 1 to 0) and adds c, as the agent does it:
+ * the table synced by id (slot_table_sync), then the interval ended (tele_agg_next). */
+#define RELOAD_CFG(slots)                                                                                \
+        "{\"node\":{\"id\":\"n1\",\"region\":\"eu\"},\"sampling\":{\"interval_ms\":1000},"               \
+        "\"telemetry\":{\"interval_ms\":3000},\"mqtt\":{\"host\":\"h\",\"tls\":false},\"slots\":[" slots \
+        "]}"
+#define RELOAD_SLOT_A "{\"id\":\"a\",\"scale\":\"cpu-4\"}"
+#define RELOAD_SLOT_B "{\"id\":\"b\",\"scale\":\"cpu-4\"}"
+#define RELOAD_SLOT_C "{\"id\":\"c\",\"scale\":\"cpu-4\"}"
+
+static void free_usage_part(struct usage_slot *us) {
+        free(us);
+}
+
+/* Gives slots 0..n-1 of t a usage part (made here when they have none) whose cgroup reads
+ * mem_kib[i] KiB. */
+static void set_memory(struct slot_table *t, size_t n, const uint64_t *mem_kib) {
+        for (size_t i = 0; i < n; i++) {
+                struct slot *sl = slot_at(t, i);
+
+                if (!sl->usage) {
+                        sl->usage = calloc(1, sizeof(*sl->usage));
+                        assert_non_null(sl->usage);
+                        sl->usage_free = free_usage_part;
+                }
+                sl->usage->has_cg = true;
+                sl->usage->cg.present = HAL_CG_MEM;
+                sl->usage->cg.mem_current_bytes = mem_kib[i] * 1024;
+        }
+}
+
+static struct cfg *parse(const char *json) {
+        struct cfg_problems p = { 0 };
+        struct cfg *c = NULL;
+
+        assert_int_equal(cfg_parse("/etc/agent.json", json, strlen(json), &c, &p), 0);
+        return c;
+}
+
+static void test_reload_gives_a_kept_slot_its_own_figures_never_another_slots(void **state) {
+        struct cfg *ab = parse(RELOAD_CFG(RELOAD_SLOT_A "," RELOAD_SLOT_B)),
+                   *bc = parse(RELOAD_CFG(RELOAD_SLOT_B "," RELOAD_SLOT_C));
+        struct slot_table t = { 0 };
+        struct usage u = { .table = &t };
+        struct watch w = { .table = &t };
+        struct sampler s = { .cur = { .real_usec = 1795518420123000ULL } };
+        struct tele_agg a = { 0 };
+        char *text;
+        cJSON *j;
+
+        (void)state;
+        assert_int_equal(slot_table_sync(&t, ab), 0);
+        set_memory(&t, 2, (const uint64_t[]){ 100, 900 });
+        assert_int_equal(tele_agg_add(&a, ab, &s, &u, &w), 0);
+        set_memory(&t, 2, (const uint64_t[]){ 300, 700 });
+        assert_int_equal(tele_agg_add(&a, ab, &s, &u, &w), 0);
+        /* The reload: a goes, b is slot 0 now and keeps its slot object, c is new at a's old count
+         * (no usage part yet: nothing measured). */
+        assert_int_equal(slot_table_sync(&t, bc), 0);
+        assert_string_equal(slot_at(&t, 0)->id, "b");
+        assert_null(slot_at(&t, 1)->usage);
+        tele_agg_next(&a);
+        set_memory(&t, 1, (const uint64_t[]){ 500 });
+        assert_int_equal(tele_agg_add(&a, bc, &s, &u, &w), 0);
+        text = tele_agg_json(&a, bc, &s, 9, NULL);
+        j = cJSON_Parse(text);
+        assert_non_null(j);
+        /* b's one sample since the interval began again: neither a's 100..300 nor b's own figures
+         * of the interval the reload ended. */
+        assert_int_equal(cJSON_GetArraySize(at(j, "slots")), 2);
+        assert_string_equal(at(j, "slots.0.id")->valuestring, "b");
+        assert_true(cJSON_IsNumber(at(j, "slots.0.cgroup.memory_kib")));
+        assert_int_equal(at(j, "slots.0.cgroup.memory_kib")->valueint, 500);
+        assert_int_equal(at(j, "samples")->valueint, 1);
+        /* c shows no figures, not b's, whose place it took in the count, nor a's. */
+        assert_string_equal(at(j, "slots.1.id")->valuestring, "c");
+        assert_int_equal(cJSON_GetArraySize(at(j, "slots.1")), 1);
+        cJSON_Delete(j);
+        free(text);
+        tele_agg_done(&a);
+        slot_table_done(&t);
+        cfg_free(bc);
+        cfg_free(ab);
+}
+
 static void test_a_gauge_no_sample_had_is_absent(void **state) {
         struct tele_gauge g = { 0 };
         struct tele_counter k = { 0 };
@@ -271,6 +356,7 @@ int main(void) {
                 cmocka_unit_test(test_byte_counters_are_totals_counted_once_across_intervals),
                 cmocka_unit_test(test_slot_interface_is_under_its_slot_and_facts_stay_out),
                 cmocka_unit_test(test_document_is_byte_exact),
+                cmocka_unit_test(test_reload_gives_a_kept_slot_its_own_figures_never_another_slots),
                 cmocka_unit_test(test_a_gauge_no_sample_had_is_absent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
