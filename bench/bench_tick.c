@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench: cannot set up the fake GPU or the slots\n");
                 return 1;
         }
+        tele_agg_init(&agg, &st);
         sampler_tick(&s);
         watch_host_from_sample(c, &p, &s.cur, &host);
         watch_plan(&w, c, &host);
@@ -147,7 +148,7 @@ int main(int argc, char **argv) {
                 /* As the agent's tick does (daemon/agent_tick.c): the sample into the interval's
                  * aggregates, the status's facts made and compared with the last published, and
                  * every telemetry.interval_ms (10 samples at the defaults) the document. */
-                (void)tele_agg_add(&agg, c, &s, &u, &w);
+                (void)tele_agg_add(&agg, &s);
                 facts = tele_status_json(c, &p, &s, &u, &w, true, NULL, 0);
                 if (facts && (!last_facts || strcmp(facts, last_facts) != 0)) {
                         free(last_facts);

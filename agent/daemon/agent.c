@@ -123,6 +123,7 @@ static int setup(struct agent *a, const struct agent_options *o) {
         if (r < 0)
                 return r;
         watch_init(&a->watch, &a->slots, agent__on_event, a);
+        tele_agg_init(&a->agg, &a->slots);
 
         r = sd_event_default(&a->event);
         if (r < 0)

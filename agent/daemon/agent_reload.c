@@ -120,7 +120,9 @@ void agent__reload(struct agent *a) {
         if (usage_reload(&a->usage) < 0)
                 log_err("out of memory making the new slots' usage; their figures are left out until "
                         "a tick has the memory");
-        tele_agg_next(&a->agg); /* the interval so far is dropped: its slots and interval may have changed */
+        /* The interval so far is dropped, each kept slot's gauges with it: a slot's cgroup, GPU or
+         * interface, and the intervals, may have changed (a dropped slot's went with its object). */
+        tele_agg_next(&a->agg);
         watch_reload(&a->watch);
         if (relink)
                 agent__stop_link(a, "reconfigured");

@@ -77,7 +77,7 @@ static void sample(struct agent *a) {
         watch_tick(&a->watch, a->cfg, &a->sampler, a->sampler.cur.mono_usec);
         a->telemetry_seq++;
         agent__announce(a, false);
-        (void)tele_agg_add(&a->agg, a->cfg, &a->sampler, &a->usage, &a->watch); /* ENOMEM: a sample short */
+        (void)tele_agg_add(&a->agg, &a->sampler); /* ENOMEM: a sample short */
         due = (uint64_t)a->agg.samples * a->cfg->sampling_interval_ms >= a->cfg->telemetry_interval_ms;
         if (link_get_state(a->link) != LINK_CONNECTED)
                 goto next; /* telemetry is "latest wins": nothing is queued while offline */

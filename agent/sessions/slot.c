@@ -12,6 +12,7 @@
 static void slot_free(struct slot *sl) {
         free(sl->watch);
         free(sl->meter);
+        free(sl->agg);
         if (sl->usage_free)
                 sl->usage_free(sl->usage);
         free(sl);

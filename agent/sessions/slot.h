@@ -1,6 +1,7 @@
 /* slot.h: the slot object: each configured slot's runtime state in one place, a table keyed by slot
  * id that a reload carries over by id. The modules that act on a slot (sessions, counters, enforcement,
- * the scale watch, usage) take a struct slot, never an index into arrays of their own. */
+ * the scale watch, usage, telemetry's interval) take a struct slot, never an index into arrays of their
+ * own. */
 #pragma once
 
 #include "counters.h"
@@ -14,6 +15,7 @@
 struct cfg;
 struct cfg_slot;
 struct meter_slot;
+struct tele_agg_slot;
 struct usage_slot;
 struct watch_slot;
 
@@ -45,6 +47,10 @@ struct slot {
          * that fails), opaque here since metering's records come from the sessions: a plain
          * allocation the meter makes when it starts (meter_new), freed with the slot. */
         struct meter_slot *meter;
+        /* Telemetry's interval part (telemetry/tele_agg.c: the slot's gauges since the telemetry
+         * interval began), opaque here like the watch's: a plain allocation tele_agg makes on first
+         * use (NULL before), freed with the slot. */
+        struct tele_agg_slot *agg;
 };
 
 /* The slots of the config in force, in its order. Zeroed is an empty table. */
@@ -58,7 +64,7 @@ struct slot_table {
 };
 
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
- * it holds (counters, hysteresis, enforcement retries, usage, the meter's part), with its cfg and index
+ * it holds (counters, hysteresis, enforcement retries, usage, interval gauges, the meter's part), with its cfg and index
  * updated; a new slot starts zeroed; a slot c drops leaves the table and is retired: freed, its parts
  * with it, by slot_table_reap or the next sync (the session service refuses a reload that drops a slot
  * holding a session or running an enforcement hook, so nothing is left to end; the meter made before

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "jsonw.h"
 #include "sampler.h"
+#include "slot.h"
 #include "telemetry.h"
 #include "telemetry_internal.h"
 #include "usage.h"
@@ -35,10 +36,24 @@ void tele_counter_add(struct tele_counter *k, uint64_t v) {
         k->last = v;
 }
 
+void tele_agg_init(struct tele_agg *a, struct slot_table *table) {
+        *a = (struct tele_agg){ .table = table };
+}
+
 void tele_agg_done(struct tele_agg *a) {
         free(a->ifaces);
-        free(a->slots);
         *a = (struct tele_agg){ 0 };
+}
+
+static size_t n_slots(const struct tele_agg *a) {
+        return a->table ? a->table->n : 0;
+}
+
+/* The slot's part of the interval, made zeroed on first use; NULL when out of memory. */
+static struct tele_agg_slot *part(struct slot *sl) {
+        if (!sl->agg)
+                sl->agg = calloc(1, sizeof(*sl->agg));
+        return sl->agg;
 }
 
 static struct tele_agg_iface *find_iface(const struct tele_agg *a, const char *name) {
@@ -97,8 +112,11 @@ static void worst_stream(struct tele_streams *t, bool first, uint32_t fps, uint3
         }
 }
 
-static void add_slot(struct tele_agg_slot *as, const struct cfg_slot *sl, const struct usage_slot *us,
-                     const struct watch_slot *ws, const struct host_sample *h) {
+static void add_slot(struct tele_agg_slot *as, const struct slot *slot, const struct host_sample *h) {
+        const struct cfg_slot *sl = slot->cfg;
+        const struct usage_slot *us = slot->usage;
+        const struct watch_slot *ws = slot->watch;
+
         if (us && us->has_cores)
                 tele_gauge_add(&as->cores, us->cores_used);
         if (us && us->has_cg && (us->cg.present & HAL_CG_MEM))
@@ -161,31 +179,31 @@ static void add_gpu(struct tele_agg_gpu *ag, const struct hal_gpu_sample *g, boo
         ag->stale |= stale;
 }
 
-int tele_agg_add(struct tele_agg *a, const struct cfg *c, const struct sampler *s, const struct usage *u,
-                 const struct watch *w) {
+int tele_agg_add(struct tele_agg *a, const struct sampler *s) {
         const struct host_sample *h = &s->cur;
+        int r = 0;
 
-        if (a->n_slots != c->n_slots) {
-                struct tele_agg_slot *p = calloc(c->n_slots ? c->n_slots : 1, sizeof(*p));
-
-                if (!p)
-                        return -ENOMEM;
-                free(a->slots);
-                a->slots = p;
-                a->n_slots = c->n_slots;
-        }
         a->samples++;
         if (h->has_cpu_util)
                 tele_gauge_add(&a->cpu_util, h->cpu_util_pct);
         if (h->has_mem)
                 tele_gauge_add(&a->mem_available, kib(h->mem.available_bytes));
-        for (size_t i = 0; i < c->n_slots; i++)
-                add_slot(&a->slots[i], &c->slots[i], usage_slot_at(u, i), w ? watch_slot_at(w, i) : NULL, h);
+        for (size_t i = 0; i < n_slots(a); i++) {
+                struct slot *sl = slot_at(a->table, i);
+                struct tele_agg_slot *as = part(sl);
+
+                if (as)
+                        add_slot(as, sl, h);
+                else
+                        r = -ENOMEM;
+        }
         for (unsigned i = 0; i < h->n_gpus && i < HAL_GPU_MAX; i++)
                 add_gpu(&a->gpus[i], &h->gpus[i], h->gpus_stale);
         if (h->n_gpus > a->n_gpus)
                 a->n_gpus = h->n_gpus < HAL_GPU_MAX ? h->n_gpus : HAL_GPU_MAX;
-        return add_ifaces(a, h);
+        if (add_ifaces(a, h) < 0)
+                r = -ENOMEM;
+        return r;
 }
 
 void tele_agg_next(struct tele_agg *a) {
@@ -202,8 +220,12 @@ void tele_agg_next(struct tele_agg *a) {
                 memcpy(a->ifaces[k - 1].name, e.name, sizeof(e.name));
         }
         a->n_ifaces = k;
-        for (size_t i = 0; i < a->n_slots; i++)
-                a->slots[i] = (struct tele_agg_slot){ 0 };
+        for (size_t i = 0; i < n_slots(a); i++) {
+                struct slot *sl = slot_at(a->table, i);
+
+                if (sl->agg)
+                        *sl->agg = (struct tele_agg_slot){ 0 };
+        }
         memset(a->gpus, 0, sizeof(a->gpus));
         a->n_gpus = 0;
         a->samples = 0;
@@ -248,17 +270,21 @@ static void put_counters(struct jsonw *j, const struct tele_agg_iface *e) {
                 jsonw_u64(j, "tx_bytes", e->tx.total);
 }
 
-static bool is_slot_iface(const struct cfg *c, const char *name) {
-        for (size_t i = 0; i < c->n_slots; i++)
-                if (c->slots[i].iface && strcmp(c->slots[i].iface, name) == 0)
+static bool is_slot_iface(const struct tele_agg *a, const char *name) {
+        for (size_t i = 0; i < n_slots(a); i++) {
+                const char *iface = slot_at(a->table, i)->cfg->iface;
+
+                if (iface && strcmp(iface, name) == 0)
                         return true;
+        }
         return false;
 }
 
-static void put_slot(struct jsonw *j, const struct tele_agg *a, const struct cfg *c, size_t i,
+static void put_slot(struct jsonw *j, const struct tele_agg *a, const struct slot *slot,
                      const struct host_sample *h) {
-        const struct cfg_slot *sl = &c->slots[i];
-        const struct tele_agg_slot *as = &a->slots[i];
+        static const struct tele_agg_slot none; /* a slot whose part could not be made */
+        const struct cfg_slot *sl = slot->cfg;
+        const struct tele_agg_slot *as = slot->agg ? slot->agg : &none;
         const struct tele_agg_iface *e = sl->iface ? find_iface(a, sl->iface) : NULL;
 
         jsonw_object(j, NULL);
@@ -342,7 +368,7 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
                 const struct tele_agg_iface *e = &a->ifaces[i];
 
                 /* One that moved nothing is left out: status lists every interface. */
-                if (!e->seen || is_slot_iface(c, e->name) || (!e->rx.total && !e->tx.total))
+                if (!e->seen || is_slot_iface(a, e->name) || (!e->rx.total && !e->tx.total))
                         continue;
                 jsonw_object(&j, NULL);
                 jsonw_string(&j, "iface", e->name);
@@ -353,8 +379,8 @@ char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct 
         }
         jsonw_end(&j);
         jsonw_array(&j, "slots");
-        for (size_t i = 0; i < c->n_slots && i < a->n_slots; i++)
-                put_slot(&j, a, c, i, h);
+        for (size_t i = 0; i < n_slots(a); i++)
+                put_slot(&j, a, slot_at(a->table, i), h);
         jsonw_end(&j);
         jsonw_array(&j, "gpus");
         for (unsigned i = 0; i < a->n_gpus; i++)

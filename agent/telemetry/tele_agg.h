@@ -11,9 +11,8 @@
 
 struct cfg;
 struct sampler;
+struct slot_table;
 struct tele_self;
-struct usage;
-struct watch;
 
 /* The published telemetry's wire version: its members are aggregates (docs/topics.md). */
 #define TELE_AGG_WIRE_VERSION 2
@@ -50,6 +49,7 @@ struct tele_agg_iface {
         struct tele_gauge rx_mbps, tx_mbps;
 };
 
+/* A slot's part of the interval: its `agg` member (slot.h), made on the slot's first sample. */
 struct tele_agg_slot {
         struct tele_gauge cores, memory, pids, gpu_util, gpu_vram, mbps;
         /* NVENC: per sample, the slowest stream's FPS and the worst encode latency */
@@ -68,25 +68,31 @@ struct tele_agg {
         struct tele_gauge cpu_util, mem_available;
         size_t n_ifaces, cap_ifaces;
         struct tele_agg_iface *ifaces; /* owned */
-        size_t n_slots;
-        struct tele_agg_slot *slots; /* owned, cfg's slots by position */
+        struct slot_table *table;      /* borrowed: the slots, in cfg's order; NULL: none */
         unsigned n_gpus;
         struct tele_agg_gpu gpus[HAL_GPU_MAX];
 };
 
-/* Frees what a holds; a zeroed or freed tele_agg is empty and ready. */
+/* The interval of the slots of table (borrowed until tele_agg_done, NULL: none; each slot's part is
+ * its `agg` member, which must follow the config passed to tele_agg_json: slot_table_sync). a is
+ * overwritten. */
+void tele_agg_init(struct tele_agg *a, struct slot_table *table);
+/* Frees what a holds (the slots' parts go with their slots: slot_table_done); a is empty after. */
 void tele_agg_done(struct tele_agg *a);
 
-/* Folds in the sampler's current sample, the slots' usage and the watch's bandwidth and over-cap
- * state (u, w may be NULL). A change in the number of slots (reload) starts the slots over.
- * -ENOMEM leaves the sample partly counted. */
-int tele_agg_add(struct tele_agg *a, const struct cfg *c, const struct sampler *s, const struct usage *u,
-                 const struct watch *w);
+/* Folds in the sampler's current sample and, for each slot of the table, its usage part and its
+ * watch part's bandwidth and over-cap state (a slot without them has none of those figures).
+ * -ENOMEM (a slot's part could not be made: the slot has no figures until it is made) leaves the sample
+ * partly counted. */
+int tele_agg_add(struct tele_agg *a, const struct sampler *s);
 
 /* The interval's telemetry document (caller frees; NULL when out of memory). The last sample's
  * time is its ts, seq the last sample's number; self is borrowed and may be NULL. */
 char *tele_agg_json(const struct tele_agg *a, const struct cfg *c, const struct sampler *s, uint64_t seq,
                     const struct tele_self *self);
 
-/* Ends the interval: the next tele_agg_add starts a new one (counters keep their last values). */
+/* Ends the interval: the next tele_agg_add starts a new one (counters keep their last values), for
+ * every slot of the table. The agent ends it on a reload too, after slot_table_sync: a slot whose
+ * config changed, or a reload that changed the intervals, would otherwise mix two sources in one
+ * figure; a dropped slot's part went with it and a new slot's starts empty. */
 void tele_agg_next(struct tele_agg *a);

@@ -31,11 +31,9 @@ struct host {
         struct net_rate rates[2];
         struct hal_gpu_sample gpu;
         struct usage_slot us[2];
-        struct usage u;
         struct watch_slot ws[2];
         struct slot sl[2];
         struct slot_table table;
-        struct watch w;
 };
 
 static void host_init(struct host *h) {
@@ -56,15 +54,22 @@ static void host_init(struct host *h) {
         h->s.cur.gpus = &h->gpu;
         h->us[0] = (struct usage_slot){ .has_cg = true, .cg_state = "ok", .cg = { .present = HAL_CG_MEM } };
         h->us[1] = (struct usage_slot){ .cg_state = "absent" };
-        h->u = (struct usage){ .table = &h->table };
         h->ws[0].has_bandwidth = true;
         /* The watch's and usage's part of each slot live in its slot object (slot.h). */
         for (size_t i = 0; i < 2; i++) {
+                h->sl[i].index = i;
+                h->sl[i].cfg = &h->c->slots[i];
                 h->sl[i].watch = &h->ws[i];
                 h->sl[i].usage = &h->us[i];
         }
         h->table = (struct slot_table){ .n = 2, .slot = { &h->sl[0], &h->sl[1] } };
-        h->w = (struct watch){ .table = &h->table };
+}
+
+/* The interval's parts of the slots (made by tele_agg on the first sample) and the config. */
+static void host_done(struct host *h) {
+        for (size_t i = 0; i < 2; i++)
+                free(h->sl[i].agg);
+        cfg_free(h->c);
 }
 
 /* One sample: host CPU, eth0's rx counter and rate, the slot's memory and bandwidth, the GPU. */
@@ -77,7 +82,7 @@ static void sample(struct host *h, struct tele_agg *a, double cpu, uint64_t eth_
         h->ws[0].bandwidth_mbps = mbps;
         h->gpu.util_pct = gpu_util;
         h->gpu.throttle_reasons = throttle;
-        assert_int_equal(tele_agg_add(a, h->c, &h->s, &h->u, &h->w), 0);
+        assert_int_equal(tele_agg_add(a, &h->s), 0);
 }
 
 static cJSON *doc(struct host *h, struct tele_agg *a) {
@@ -113,11 +118,12 @@ static void assert_gauge(const cJSON *g, double last, double min, double max, do
 
 static void test_varying_gauges_carry_last_min_max_and_average(void **state) {
         struct host h;
-        struct tele_agg a = { 0 };
+        struct tele_agg a;
         cJSON *j;
 
         (void)state;
         host_init(&h);
+        tele_agg_init(&a, &h.table);
         sample(&h, &a, 10, 0, 2.0, 100 * 1024, 50, 0);
         sample(&h, &a, 90, 1000, 9.5, 300 * 1024, 50, 0);
         sample(&h, &a, 20, 2000, 1.0, 200 * 1024, 50, 0);
@@ -137,16 +143,17 @@ static void test_varying_gauges_carry_last_min_max_and_average(void **state) {
         assert_float_equal(at(j, "memory.available_kib")->valuedouble, 600, 1e-9);
         cJSON_Delete(j);
         tele_agg_done(&a);
-        cfg_free(h.c);
+        host_done(&h);
 }
 
 static void test_byte_counters_are_totals_counted_once_across_intervals(void **state) {
         struct host h;
-        struct tele_agg a = { 0 };
+        struct tele_agg a;
         cJSON *j;
 
         (void)state;
         host_init(&h);
+        tele_agg_init(&a, &h.table);
         sample(&h, &a, 0, 1000, 0, 0, 0, 0);
         sample(&h, &a, 0, 1500, 0, 0, 0, 0);
         sample(&h, &a, 0, 4000, 0, 0, 0, 0);
@@ -165,17 +172,18 @@ static void test_byte_counters_are_totals_counted_once_across_intervals(void **s
         assert_int_equal(at(j, "net.0.rx_bytes")->valueint, 750);
         cJSON_Delete(j);
         tele_agg_done(&a);
-        cfg_free(h.c);
+        host_done(&h);
 }
 
 static void test_slot_interface_is_under_its_slot_and_facts_stay_out(void **state) {
         struct host h;
-        struct tele_agg a = { 0 };
+        struct tele_agg a;
         cJSON *j;
         char *text;
 
         (void)state;
         host_init(&h);
+        tele_agg_init(&a, &h.table);
         h.ifaces[1].tx_bytes = 10;
         /* Two NVENC streams: the slowest one's FPS and the worst latency, per sample. */
         h.us[0].has_enc = true;
@@ -216,17 +224,18 @@ static void test_slot_interface_is_under_its_slot_and_facts_stay_out(void **stat
         cJSON_Delete(j);
         free(text);
         tele_agg_done(&a);
-        cfg_free(h.c);
+        host_done(&h);
 }
 
 static void test_document_is_byte_exact(void **state) {
         struct host h;
-        struct tele_agg a = { 0 };
+        struct tele_agg a;
         struct tele_self self = { .has_tick = true, .tick_usec = 140, .tick_max_usec = 900 };
         char *text;
 
         (void)state;
         host_init(&h);
+        tele_agg_init(&a, &h.table);
         h.gpu.present = HAL_GPU_UTIL;
         sample(&h, &a, 12.5, 10, 1.25, 4096, 40, 0);
         sample(&h, &a, 37.5, 20, 1.25, 4096, 60, 0);
@@ -243,7 +252,7 @@ static void test_document_is_byte_exact(void **state) {
                                   "\"self\":{\"tick_usec\":140,\"tick_max_usec\":900}}");
         free(text);
         tele_agg_done(&a);
-        cfg_free(h.c);
+        host_done(&h);
 }
 
 /* A reload that drops slot a, keeps b (moving from index 1 to 0) and adds c, as the agent does it:
@@ -289,19 +298,18 @@ static void test_reload_gives_a_kept_slot_its_own_figures_never_another_slots(vo
         struct cfg *ab = parse(RELOAD_CFG(RELOAD_SLOT_A "," RELOAD_SLOT_B)),
                    *bc = parse(RELOAD_CFG(RELOAD_SLOT_B "," RELOAD_SLOT_C));
         struct slot_table t = { 0 };
-        struct usage u = { .table = &t };
-        struct watch w = { .table = &t };
         struct sampler s = { .cur = { .real_usec = 1795518420123000ULL } };
-        struct tele_agg a = { 0 };
+        struct tele_agg a;
         char *text;
         cJSON *j;
 
         (void)state;
         assert_int_equal(slot_table_sync(&t, ab), 0);
+        tele_agg_init(&a, &t);
         set_memory(&t, 2, (const uint64_t[]){ 100, 900 });
-        assert_int_equal(tele_agg_add(&a, ab, &s, &u, &w), 0);
+        assert_int_equal(tele_agg_add(&a, &s), 0);
         set_memory(&t, 2, (const uint64_t[]){ 300, 700 });
-        assert_int_equal(tele_agg_add(&a, ab, &s, &u, &w), 0);
+        assert_int_equal(tele_agg_add(&a, &s), 0);
         /* The reload: a goes, b is slot 0 now and keeps its slot object, c is new at a's old count
          * (no usage part yet: nothing measured). */
         assert_int_equal(slot_table_sync(&t, bc), 0);
@@ -309,7 +317,7 @@ static void test_reload_gives_a_kept_slot_its_own_figures_never_another_slots(vo
         assert_null(slot_at(&t, 1)->usage);
         tele_agg_next(&a);
         set_memory(&t, 1, (const uint64_t[]){ 500 });
-        assert_int_equal(tele_agg_add(&a, bc, &s, &u, &w), 0);
+        assert_int_equal(tele_agg_add(&a, &s), 0);
         text = tele_agg_json(&a, bc, &s, 9, NULL);
         j = cJSON_Parse(text);
         assert_non_null(j);
