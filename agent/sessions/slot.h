@@ -64,10 +64,10 @@ struct slot_table {
 };
 
 /* Makes t follow c's slots, one diff by id: a slot c keeps (same id) keeps its struct slot and all
- * it holds (counters, hysteresis, enforcement retries, usage, interval gauges, the meter's part), with its cfg and index
- * updated; a new slot starts zeroed; a slot c drops leaves the table and is retired: freed, its parts
- * with it, by slot_table_reap or the next sync (the session service refuses a reload that drops a slot
- * holding a session or running an enforcement hook, so nothing is left to end; the meter made before
+ * it holds (counters, hysteresis, enforcement retries, usage, interval gauges, the meter's part), with its
+ * cfg and index updated; a new slot starts zeroed; a slot c drops leaves the table and is retired: freed,
+ * its parts with it, by slot_table_reap or the next sync (the session service refuses a reload that drops a
+ * slot holding a session or running an enforcement hook, so nothing is left to end; the meter made before
  * the reload reads its part until it stops). The parts that depend on the slot's config follow it in
  * their own modules' reload (usage_reload). -ENOMEM leaves t as it was. c is borrowed until the next
  * call or slot_table_done. */
