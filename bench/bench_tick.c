@@ -131,6 +131,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         tele_agg_init(&agg, &st);
+        watch_init(&w, &st, NULL, NULL); /* the agent's emit publishes; events are dropped here */
         sampler_tick(&s);
         watch_host_from_sample(c, &p, &s.cur, &host);
         watch_plan(&w, c, &host);
