@@ -23,47 +23,122 @@ unsigned agent__on_admit(const struct plat_peer *peer, void *ud) {
         return authz_may_change(a->cfg, peer) ? DIAG_ADMIT_PRIVILEGED : a->cfg->control_clients_per_user;
 }
 
+static cJSON *op_status(struct agent *a, const cJSON *req, const char **ret_code, char *msg, size_t msglen) {
+        cJSON *res = cJSON_CreateObject();
+
+        (void)req, (void)ret_code, (void)msg, (void)msglen;
+        cJSON_AddItemToObject(res, "status", agent__status_json(a));
+        return res;
+}
+
+static cJSON *op_spec(struct agent *a, const cJSON *req, const char **ret_code, char *msg, size_t msglen) {
+        cJSON *res = cJSON_CreateObject();
+
+        (void)req, (void)ret_code, (void)msg, (void)msglen;
+        cJSON_AddItemToObject(res, "spec", tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
+        return res;
+}
+
+/* The last sample, as published: for render-agentctl top. */
+static cJSON *op_telemetry(struct agent *a, const cJSON *req, const char **ret_code, char *msg,
+                           size_t msglen) {
+        (void)req, (void)ret_code, (void)msg, (void)msglen;
+        return tele_telemetry_reply(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
+}
+
+static cJSON *op_events(struct agent *a, const cJSON *req, const char **ret_code, char *msg, size_t msglen) {
+        return evhist_op(a->evhist, req, plat_now_real_usec(), ret_code, msg, msglen);
+}
+
+static cJSON *list_slots(struct agent *a) {
+        cJSON *res = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(res, "slots", sessions_slots_json(a->sessions));
+        return res;
+}
+
+static cJSON *list_sessions(struct agent *a) {
+        cJSON *res = cJSON_CreateObject(), *list = sessions_list_json(a->sessions);
+
+        streams_add_to_sessions(list, a->cfg, &a->usage); /* each stream's FPS and latency */
+        cJSON_AddItemToObject(res, "sessions", list);
+        return res;
+}
+
+/* How the daemon answers an op: by one of its own handlers, or on the session service (which a node
+ * without slots does not have) by one of its lists or its ops. */
+struct handler {
+        cJSON *(*agent)(struct agent *a, const cJSON *req, const char **ret_code, char *msg, size_t msglen);
+        cJSON *(*list)(struct agent *a);
+        enum sessions_op sessions;
+};
+
+/* Every op of ops.h, by id (test_agent_control holds the table to having each one). */
+static const struct handler handlers[] = {
+        [OP_STATUS] = { .agent = op_status },
+        [OP_SPEC] = { .agent = op_spec },
+        [OP_TELEMETRY] = { .agent = op_telemetry },
+        [OP_EVENTS] = { .agent = op_events },
+        [OP_SLOTS] = { .list = list_slots },
+        [OP_SESSIONS] = { .list = list_sessions },
+        [OP_RESERVE] = { .sessions = SESSIONS_OP_RESERVE },
+        [OP_START] = { .sessions = SESSIONS_OP_START },
+        [OP_HEARTBEAT] = { .sessions = SESSIONS_OP_HEARTBEAT },
+        [OP_CLIENT_LOST] = { .sessions = SESSIONS_OP_CLIENT_LOST },
+        [OP_END] = { .sessions = SESSIONS_OP_END },
+        [OP_DISCONNECT] = { .sessions = SESSIONS_OP_DISCONNECT },
+        [OP_RELEASE] = { .sessions = SESSIONS_OP_RELEASE },
+        [OP_VIEWER_JOIN] = { .sessions = SESSIONS_OP_VIEWER_JOIN },
+        [OP_VIEWER_LEAVE] = { .sessions = SESSIONS_OP_VIEWER_LEAVE },
+        [OP_REPORT_BYTES] = { .sessions = SESSIONS_OP_REPORT_BYTES },
+        [OP_DRAIN] = { .sessions = SESSIONS_OP_DRAIN },
+        [OP_UNDRAIN] = { .sessions = SESSIONS_OP_UNDRAIN },
+        [OP_UNBLOCK] = { .sessions = SESSIONS_OP_UNBLOCK },
+};
+
+_Static_assert(ELEMENTSOF(handlers) == OPS_COUNT, "agent_control.c: the last op of ops.h has no handler");
+
+static const struct handler *handler_of(enum ops_id id) {
+        const struct handler *h = (unsigned)id < ELEMENTSOF(handlers) ? &handlers[id] : NULL;
+
+        return h && (h->agent || h->list || h->sessions != SESSIONS_OP_NONE) ? h : NULL;
+}
+
+bool agent_answers(enum ops_id id) {
+        return handler_of(id) != NULL;
+}
+
+enum sessions_op agent_sessions_op(enum ops_id id) {
+        return (unsigned)id < ELEMENTSOF(handlers) ? handlers[id].sessions : SESSIONS_OP_NONE;
+}
+
 /* Every op, whoever asks: the socket and MQTT handlers check who may before calling this. */
 static cJSON *dispatch(struct agent *a, const char *op, const cJSON *req, bool *ret_held,
                        const char **ret_code, char *msg, size_t msglen) {
         const struct ops_entry *e = ops_find(op);
-        cJSON *res;
+        const struct handler *h = e ? handler_of(e->id) : NULL;
 
+        *ret_held = false;
         if (!e) {
                 *ret_code = "BAD_REQUEST";
                 snprintf(msg, msglen, "unknown op \"%.64s\" (known: %s)", op, ops_names());
                 return NULL;
         }
-        if (e->owner == OPS_EVENTS)
-                return evhist_op(a->evhist, req, plat_now_real_usec(), ret_code, msg, msglen);
-        if (strcmp(op, "status") == 0) {
-                res = cJSON_CreateObject();
-                cJSON_AddItemToObject(res, "status", agent__status_json(a));
-                return res;
+        if (!h) { /* a new op in ops.c without its entry in handlers[] (test_agent_control fails) */
+                *ret_code = "INTERNAL";
+                snprintf(msg, msglen, "op %s has no handler", op);
+                return NULL;
         }
-        if (strcmp(op, "spec") == 0) {
-                res = cJSON_CreateObject();
-                cJSON_AddItemToObject(res, "spec",
-                                      tele_spec_json(a->cfg, &a->sampler, &a->usage, &a->watch));
-                return res;
+        if (h->agent)
+                return h->agent(a, req, ret_code, msg, msglen);
+        if (!a->sessions) {
+                *ret_code = "NO_IDLE";
+                snprintf(msg, msglen, "this node has no slots configured");
+                return NULL;
         }
-        if (strcmp(op, "telemetry") == 0) /* the last sample, as published: for render-agentctl top */
-                return tele_telemetry_reply(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq);
-        if (e->owner == OPS_SESSIONS) {
-                if (!a->sessions) {
-                        *ret_code = "NO_IDLE";
-                        snprintf(msg, msglen, "this node has no slots configured");
-                        return NULL;
-                }
-                res = sessions_request(a->sessions, op, req, ret_held, ret_code, msg, msglen);
-                if (res && strcmp(op, "sessions") == 0) /* each stream's FPS and latency */
-                        streams_add_to_sessions(cJSON_GetObjectItem(res, "sessions"), a->cfg, &a->usage);
-                return res;
-        }
-        /* OPS_AGENT: status, spec and telemetry above; a new one in ops.c needs its answer here. */
-        *ret_code = "INTERNAL";
-        snprintf(msg, msglen, "op %s has no handler", op);
-        return NULL;
+        if (h->list)
+                return h->list(a);
+        return sessions_request(a->sessions, h->sessions, req, ret_held, ret_code, msg, msglen);
 }
 
 cJSON *agent__on_request(const char *op, const cJSON *req, const struct plat_peer *peer, void *ud,

@@ -86,10 +86,30 @@ void sessions_free(struct sessions *s);
  * -EBUSY (a held slot would go) or -EINVAL (bad limits) with msg; the old config stays. */
 int sessions_reconfigure(struct sessions *s, const struct cfg *cfg, char *msg, size_t msg_len);
 
-/* Answers one request of an op ops.h gives to OPS_SESSIONS. On success the reply's members (caller frees)
- * and *ret_held: the reply acknowledges a transition that is not on disk yet; hold it until
- * hooks->committed. On refusal NULL, *ret_code a stable code (slots_code_str names) and msg. */
-cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bool *ret_held,
+/* The ops the session service answers (the daemon binds the control ops of ops.h to them). */
+enum sessions_op {
+        SESSIONS_OP_NONE, /* not one of the service's: sessions_request refuses it with INTERNAL */
+        SESSIONS_OP_RESERVE,
+        SESSIONS_OP_START,
+        SESSIONS_OP_HEARTBEAT,
+        SESSIONS_OP_CLIENT_LOST,
+        SESSIONS_OP_END,
+        SESSIONS_OP_DISCONNECT,
+        SESSIONS_OP_RELEASE,
+        SESSIONS_OP_VIEWER_JOIN,
+        SESSIONS_OP_VIEWER_LEAVE,
+        SESSIONS_OP_REPORT_BYTES,
+        SESSIONS_OP_DRAIN,
+        SESSIONS_OP_UNDRAIN,
+        SESSIONS_OP_UNBLOCK,
+        SESSIONS_OPS,
+};
+
+/* Answers one request of op `op`. On success the reply's members (caller frees) and *ret_held: the
+ * reply acknowledges a transition that is not on disk yet; hold it until hooks->committed. On
+ * refusal NULL, *ret_code a stable code (slots_code_str names) and msg. The lists (the slots and
+ * sessions ops) are sessions_slots_json and sessions_list_json. */
+cJSON *sessions_request(struct sessions *s, enum sessions_op op, const cJSON *req, bool *ret_held,
                         const char **ret_code, char *msg, size_t msg_len);
 
 /* Writes the open batch now (tests; the agent's stop). Returns slots_batch_commit's result. */

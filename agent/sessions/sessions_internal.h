@@ -46,6 +46,7 @@ struct sessions {
 /* One request being answered (sessions_request). */
 struct req_ctx {
         struct sessions *s;
+        enum sessions_op op;
         const cJSON *req;
         const char **code;
         char *msg;

@@ -2,6 +2,7 @@
  * slots state machine within the open batch, and answered; the slot and session lists. */
 #include "sessions_internal.h"
 
+#include "cleanup.h"
 #include "enforce.h"
 #include "strutil.h"
 
@@ -197,8 +198,8 @@ static cJSON *op_reserve(struct req_ctx *x) {
                          &ev, user);
 }
 
-/* start, client_lost, heartbeat, end, release: a session named by session, user or slot. */
-static cJSON *op_ref(struct req_ctx *x, const char *op) {
+/* start, client_lost, heartbeat, end, disconnect, release: a session named by session, user or slot. */
+static cJSON *op_ref(struct req_ctx *x) {
         struct sessions *s = x->s;
         struct slots_clock now = sessions__clock_now();
         struct slots_event ev;
@@ -211,24 +212,28 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
         if (!sessions__ref_of(x, &ref) || !field(x, "reason", &reason))
                 return NULL;
         user = user_of(s, ref);
-        if (strcmp(op, "heartbeat") && in_flight(x, user))
+        if (x->op != SESSIONS_OP_HEARTBEAT && in_flight(x, user))
                 return NULL;
         /* Only a reservation's start opens billing: an active session's is a repeat, a grace one's
          * a resume. (One named by another user's id is slots_start's FORBIDDEN.) */
-        if (!strcmp(op, "start") && refusal(s) && sessions__slot_of(s, ref, &held) >= 0 &&
+        if (x->op == SESSIONS_OP_START && refusal(s) && sessions__slot_of(s, ref, &held) >= 0 &&
             held.state == SLOTS_RESERVED && (!ref.user || !strcmp(ref.user, held.user)))
                 return REFUSE(x, "NO_IDLE", "the node takes no new sessions: %s; session %s does not start",
                               refusal(s), held.session);
-        if (!strcmp(op, "start"))
+        switch (x->op) {
+        case SESSIONS_OP_START:
                 c = slots_start(s->slots, ref, now, &ev, x->msg, x->msg_len);
-        else if (!strcmp(op, "client_lost"))
+                break;
+        case SESSIONS_OP_CLIENT_LOST:
                 c = slots_client_lost(s->slots, ref, now, &ev, x->msg, x->msg_len);
-        else if (!strcmp(op, "heartbeat")) {
+                break;
+        case SESSIONS_OP_HEARTBEAT:
                 input = cJSON_GetObjectItemCaseSensitive(x->req, "input");
                 if (input && !cJSON_IsBool(input))
                         return REFUSE(x, "BAD_REQUEST", "\"input\" must be true or false");
                 c = slots_heartbeat(s->slots, ref, cJSON_IsTrue(input), now, &ev, x->msg, x->msg_len);
-        } else if (!strcmp(op, "release")) {
+                break;
+        case SESSIONS_OP_RELEASE:
                 /* A hook still at work could act on the next user: it finishes (or is killed at
                  * its timeout) first. */
                 for (size_t i = 0; i < slots_count(s->slots); i++) {
@@ -244,16 +249,19 @@ static cJSON *op_ref(struct req_ctx *x, const char *op) {
                                         info.id, s->cfg->sessions.enforcement_timeout_s);
                 }
                 c = slots_release(s->slots, ref, now, &ev, x->msg, x->msg_len);
-        } else
+                break;
+        default: /* end, disconnect */
                 c = slots_end(s->slots, ref,
-                              reason                      ? reason
-                              : !strcmp(op, "disconnect") ? "disconnected"
-                                                          : "ended",
+                              reason                            ? reason
+                              : x->op == SESSIONS_OP_DISCONNECT ? "disconnected"
+                                                                : "ended",
                               now, &ev, x->msg, x->msg_len);
+        }
         return finish_op(x, c, &ev, user);
 }
 
-static cJSON *op_viewer(struct req_ctx *x, bool join) {
+static cJSON *op_viewer(struct req_ctx *x) {
+        bool join = x->op == SESSIONS_OP_VIEWER_JOIN;
         struct slots_ref ref = { 0 };
         struct slots_event ev;
         const char *viewer, *role;
@@ -286,46 +294,54 @@ static cJSON *op_viewer(struct req_ctx *x, bool join) {
         return o;
 }
 
-static cJSON *op_node(struct req_ctx *x, const char *op) {
+static cJSON *op_node(struct req_ctx *x) {
         struct slots_event ev;
         const char *slot;
         enum slots_code c;
 
-        if (!strcmp(op, "unblock")) {
+        if (x->op == SESSIONS_OP_UNBLOCK) {
                 if (!field(x, "slot", &slot))
                         return NULL;
                 if (!slot)
                         return REFUSE(x, "BAD_REQUEST", "unblock needs \"slot\"");
                 c = slots_unblock(x->s->slots, slot, sessions__clock_now(), &ev, x->msg, x->msg_len);
         } else
-                c = slots_drain(x->s->slots, !strcmp(op, "drain"), sessions__clock_now(), &ev, x->msg,
+                c = slots_drain(x->s->slots, x->op == SESSIONS_OP_DRAIN, sessions__clock_now(), &ev, x->msg,
                                 x->msg_len);
         return finish_op(x, c, &ev, "");
 }
 
-cJSON *sessions_request(struct sessions *s, const char *op, const cJSON *req, bool *ret_held,
+/* Each op's handler, indexed by the op. */
+static cJSON *(*const handlers[])(struct req_ctx *x) = {
+        [SESSIONS_OP_RESERVE] = op_reserve,
+        [SESSIONS_OP_START] = op_ref,
+        [SESSIONS_OP_HEARTBEAT] = op_ref,
+        [SESSIONS_OP_CLIENT_LOST] = op_ref,
+        [SESSIONS_OP_END] = op_ref,
+        [SESSIONS_OP_DISCONNECT] = op_ref,
+        [SESSIONS_OP_RELEASE] = op_ref,
+        [SESSIONS_OP_VIEWER_JOIN] = op_viewer,
+        [SESSIONS_OP_VIEWER_LEAVE] = op_viewer,
+        [SESSIONS_OP_REPORT_BYTES] = sessions__op_report_bytes,
+        [SESSIONS_OP_DRAIN] = op_node,
+        [SESSIONS_OP_UNDRAIN] = op_node,
+        [SESSIONS_OP_UNBLOCK] = op_node,
+};
+
+_Static_assert(ELEMENTSOF(handlers) == SESSIONS_OPS, "sessions_ops.c: a session op has no handler");
+
+cJSON *sessions_request(struct sessions *s, enum sessions_op op, const cJSON *req, bool *ret_held,
                         const char **ret_code, char *msg, size_t msg_len) {
-        struct req_ctx x = { .s = s, .req = req, .code = ret_code, .msg = msg, .msg_len = msg_len };
+        struct req_ctx x = {
+                .s = s, .op = op, .req = req, .code = ret_code, .msg = msg, .msg_len = msg_len
+        };
         cJSON *r;
 
         *ret_held = false;
-        if (!strcmp(op, "slots") || !strcmp(op, "sessions")) {
-                r = cJSON_CreateObject();
-                cJSON_AddItemToObject(r, op,
-                                      !strcmp(op, "slots") ? sessions_slots_json(s) : sessions_list_json(s));
-                return r;
-        }
+        if ((unsigned)op >= ELEMENTSOF(handlers) || !handlers[op])
+                return REFUSE(&x, "INTERNAL", "the session service has no op %d", (int)op);
         sessions__make_room(s);
-        if (!strcmp(op, "reserve"))
-                r = op_reserve(&x);
-        else if (!strcmp(op, "viewer_join") || !strcmp(op, "viewer_leave"))
-                r = op_viewer(&x, !strcmp(op, "viewer_join"));
-        else if (!strcmp(op, "drain") || !strcmp(op, "undrain") || !strcmp(op, "unblock"))
-                r = op_node(&x, op);
-        else if (!strcmp(op, "report_bytes"))
-                r = sessions__op_report_bytes(&x);
-        else
-                r = op_ref(&x, op);
+        r = handlers[op](&x);
         *ret_held = r && x.held;
         return r;
 }

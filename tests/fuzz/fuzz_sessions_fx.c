@@ -2,6 +2,7 @@
  * clock, a fresh service per input, and the invariants every state must keep. */
 #include "fuzz_sessions_fx.h"
 
+#include "agent.h"
 #include "clock.h"
 #include "config.h"
 #include "fileio.h"
@@ -238,13 +239,18 @@ cJSON *fxs_dispatch(const char *op, const cJSON *req, const struct plat_peer *pe
         cJSON *r;
 
         (void)peer;
-        if (!strcmp(op, "status")) {
+        *ret_held = false;
+        if (e && (e->id == OP_STATUS || e->id == OP_SLOTS || e->id == OP_SESSIONS)) {
                 r = cJSON_CreateObject();
-                cJSON_AddItemToObject(r, "sessions", sessions_summary_json(s));
+                if (e->id == OP_STATUS)
+                        cJSON_AddItemToObject(r, "sessions", sessions_summary_json(s));
+                else
+                        cJSON_AddItemToObject(
+                                r, op, e->id == OP_SLOTS ? sessions_slots_json(s) : sessions_list_json(s));
                 return r;
         }
-        if (e && e->owner == OPS_SESSIONS)
-                return sessions_request(s, op, req, ret_held, ret_code, msg, msglen);
+        if (e && agent_sessions_op(e->id) != SESSIONS_OP_NONE)
+                return sessions_request(s, agent_sessions_op(e->id), req, ret_held, ret_code, msg, msglen);
         *ret_code = "BAD_REQUEST";
         snprintf(msg, msglen, "unknown op \"%.64s\"", op);
         return NULL;

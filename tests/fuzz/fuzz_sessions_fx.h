@@ -31,7 +31,8 @@ void fxs_check(const struct sessions *s);
  * start or resume, after its commit). */
 void fxs_check_holds(const struct sessions *s, const char *slot, const char *user);
 
-/* The line handler the control socket would use: session ops to sessions_request, status as a
- * summary, anything else BAD_REQUEST. userdata: the struct sessions. */
+/* The line handler the control socket would use: session ops to sessions_request as the daemon binds
+ * them (agent_sessions_op), the slots and sessions lists, status as the sessions summary (in
+ * "sessions"), anything else BAD_REQUEST. userdata: the struct sessions. */
 cJSON *fxs_dispatch(const char *op, const cJSON *req, const struct plat_peer *peer, void *userdata,
                     bool *ret_held, const char **ret_code, char *msg, size_t msglen);

@@ -6,11 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "agent.h"
 #include "cleanup.h"
 #include "clock.h"
 #include "config.h"
 #include "crc32c.h"
 #include "fileio.h"
+#include "ops.h"
 #include "sessions.h"
 #include "slot.h"
 #include "testutil.h"
@@ -224,6 +226,24 @@ static int teardown(void **state) {
         return tu_scratch_teardown(&d);
 }
 
+/* Op `op` by its wire name, as the daemon answers it: the lists, or the service's op it binds. */
+static cJSON *request(struct fx *f, const char *op, const cJSON *req) {
+        const struct ops_entry *e = ops_find(op);
+        cJSON *r;
+
+        assert_non_null(e);
+        f->held = false;
+        if (e->id == OP_SLOTS || e->id == OP_SESSIONS) {
+                r = cJSON_CreateObject();
+                cJSON_AddItemToObject(
+                        r, op, e->id == OP_SLOTS ? sessions_slots_json(f->s) : sessions_list_json(f->s));
+                return r;
+        }
+        assert_int_not_equal(agent_sessions_op(e->id), SESSIONS_OP_NONE);
+        return sessions_request(f->s, agent_sessions_op(e->id), req, &f->held, &f->code, f->msg,
+                                sizeof(f->msg));
+}
+
 /* One request (json NULL: {}); the reply stays in f->reply, the refusal in f->code and f->msg. */
 static cJSON *call(struct fx *f, const char *op, const char *json) {
         cJSON *req = cJSON_Parse(json ? json : "{}");
@@ -233,7 +253,7 @@ static cJSON *call(struct fx *f, const char *op, const char *json) {
         f->reply = NULL; /* a hook's failed assertion jumps out of the request */
         f->code = NULL;
         f->msg[0] = '\0';
-        f->reply = sessions_request(f->s, op, req, &f->held, &f->code, f->msg, sizeof(f->msg));
+        f->reply = request(f, op, req);
         cJSON_Delete(req);
         return f->reply;
 }
