@@ -2,6 +2,7 @@
 #include "cleanup.h"
 #include "ctl_cmds.h"
 #include "ctl_conn.h"
+#include "ctl_ops.h"
 #include "unixsock.h"
 
 #include <cjson/cJSON.h>
@@ -13,8 +14,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define CTL_DEFAULT_SOCKET "/run/render-agent/agent.sock"
-
 /* Exit codes: 0 ok, 1 the agent answered with an error, 2 usage, 3 agent unreachable. */
 enum {
         EXIT_AGENT_ERROR = 1,
@@ -23,51 +22,6 @@ enum {
         EXIT_NO_CAPACITY = 4,
         EXIT_SLOW_DOWN = 5
 };
-
-static void usage(FILE *f) {
-        fprintf(f, "Usage: render-agentctl [--socket PATH] [--json] COMMAND [ARGS]\n"
-                   "Field diagnostics and session control for render-agent.\n\n"
-                   "Diagnostics:\n"
-                   "  status                 version, uptime, broker link, sampling, sessions and slots\n"
-                   "  spec                   the scale catalog, and each slot's plan and usage\n"
-                   "  slots                  every slot: state, user, session, deadlines, viewers\n"
-                   "  sessions               every held session with its viewers and bytes\n"
-                   "  events [--since SECONDS|TIME] [--follow]\n"
-                   "                         recent events (sessions, alarms, over-cap), then live ones\n"
-                   "  top                    live view of the host and each slot against its scale\n"
-                   "                         (keys: c m g b s sort, q quits; a table once if not a tty)\n"
-                   "  bundle [-o FILE] [--config PATH] [--journal-lines N] [--records N]\n"
-                   "                         one tar.gz for a support ticket: no key, no secret\n"
-                   "  doctor [--config PATH] [--warn-days N]\n"
-                   "                         every check a technician would run: PASS / WARN / FAIL,\n"
-                   "                         evidence and fix (exit 0 / 1 / 2); works without an agent\n\n"
-                   "Sessions (TARGET: --session ID, --user USER or --slot SLOT; a bare word is a\n"
-                   "session id when it is 32 hex digits, else a user):\n"
-                   "  reserve USER [--slot SLOT] [--client-ip IP] [--project P] [--app A]\n"
-                   "  start TARGET           the reserved session starts streaming\n"
-                   "  heartbeat TARGET [--input]\n"
-                   "  client-lost TARGET     the client went away: the reconnect window opens\n"
-                   "  end TARGET [--reason R]\n"
-                   "  disconnect TARGET [--reason R]   an operator ends the session (enforced)\n"
-                   "  viewer-join TARGET --viewer V [--role R]\n"
-                   "  viewer-leave TARGET --viewer V\n"
-                   "  release --slot SLOT    give back an ending slot whose enforcement keeps failing\n"
-                   "  drain | undrain        stop or resume taking new users on this node\n"
-                   "  unblock SLOT           free a slot blocked after unreadable state (check it first)\n\n"
-                   "Without an agent:\n"
-                   "  enroll [--config PATH] [--node ID] [--dir DIR] [--force]\n"
-                   "                         make the device key (0600) and a CSR (CN = node id)\n"
-                   "  verify [--cert FILE | --key FILE] [--json] [FILE|-]\n"
-                   "                         check metering records: signatures, seq gaps, duplicates, "
-                   "chain\n\n"
-                   "Options:\n"
-                   "  -s, --socket PATH   control socket (default " CTL_DEFAULT_SOCKET
-                   ", or $RENDER_AGENT_SOCKET)\n"
-                   "  -j, --json          print the agent's JSON reply as is\n"
-                   "  -h, --help          this text\n\n"
-                   "Exit status: 0 ok, 1 the agent refused the request, 2 usage, 3 agent unreachable,\n"
-                   "4 no capacity (NO_IDLE, DRAINING, STOPPING: try another node), 5 SLOW_DOWN (retry).\n");
-}
 
 static const char *str(const cJSON *o, const char *k) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -308,35 +262,8 @@ static bool looks_like_session(const char *s) {
         return strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
 }
 
-struct command {
-        const char *name; /* as typed */
-        const char *op;   /* on the wire */
-        bool target;      /* takes TARGET */
-        bool user_arg;    /* reserve: USER first */
-        bool slot_arg;    /* unblock: SLOT first */
-};
-
-static const struct command commands[] = {
-        { "status", "status", false, false, false },
-        { "spec", "spec", false, false, false },
-        { "slots", "slots", false, false, false },
-        { "sessions", "sessions", false, false, false },
-        { "reserve", "reserve", false, true, false },
-        { "start", "start", true, false, false },
-        { "heartbeat", "heartbeat", true, false, false },
-        { "client-lost", "client_lost", true, false, false },
-        { "end", "end", true, false, false },
-        { "disconnect", "disconnect", true, false, false },
-        { "viewer-join", "viewer_join", true, false, false },
-        { "viewer-leave", "viewer_leave", true, false, false },
-        { "release", "release", true, false, false },
-        { "drain", "drain", false, false, false },
-        { "undrain", "undrain", false, false, false },
-        { "unblock", "unblock", false, false, true },
-};
-
 /* The request for a command and its arguments (argv[0] is the command); NULL after a usage error. */
-static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
+static cJSON *build_request(const struct ops_entry *cmd, int argc, char **argv) {
         static const struct option opts[] = {
                 { "session", required_argument, NULL, 'S' },
                 { "user", required_argument, NULL, 'u' },
@@ -354,7 +281,7 @@ static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
         int c;
 
         cJSON_AddNumberToObject(req, "id", 1);
-        cJSON_AddStringToObject(req, "op", cmd->op);
+        cJSON_AddStringToObject(req, "op", cmd->name);
         optind = 0; /* 0, not 1: glibc then forgets the "+" scan of main's options */
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 const char *key = c == 'S'   ? "session"
@@ -381,13 +308,14 @@ static cJSON *build_request(const struct command *cmd, int argc, char **argv) {
         }
         for (; optind < argc; optind++) {
                 const char *a = argv[optind];
-                const char *key = cmd->user_arg   ? "user"
-                                  : cmd->slot_arg ? "slot"
-                                  : cmd->target   ? (looks_like_session(a) ? "session" : "user")
-                                                  : NULL;
+                const char *key = cmd->ctl_args == OPS_CTL_USER   ? "user"
+                                  : cmd->ctl_args == OPS_CTL_SLOT ? "slot"
+                                  : cmd->ctl_args == OPS_CTL_TARGET
+                                          ? (looks_like_session(a) ? "session" : "user")
+                                          : NULL;
 
                 if (!key || cJSON_GetObjectItemCaseSensitive(req, key)) {
-                        fprintf(stderr, "render-agentctl: %s: unexpected argument \"%s\"\n", cmd->name, a);
+                        fprintf(stderr, "render-agentctl: %s: unexpected argument \"%s\"\n", cmd->ctl, a);
                         cJSON_Delete(req);
                         return NULL;
                 }
@@ -406,7 +334,7 @@ int main(int argc, char **argv) {
         const char *path =
                 getenv("RENDER_AGENT_SOCKET") ? getenv("RENDER_AGENT_SOCKET") : CTL_DEFAULT_SOCKET;
         _cleanup_free_ char *reply = NULL, *text = NULL;
-        const struct command *cmd = NULL;
+        const struct ops_entry *cmd = NULL;
         bool json = false;
         const cJSON *ok;
         cJSON *r, *req;
@@ -422,10 +350,10 @@ int main(int argc, char **argv) {
                         json = true;
                         break;
                 case 'h':
-                        usage(stdout);
+                        ctl_ops_usage(stdout);
                         return 0;
                 default:
-                        usage(stderr);
+                        ctl_ops_usage(stderr);
                         return EXIT_USAGE;
                 }
         }
@@ -434,26 +362,25 @@ int main(int argc, char **argv) {
                 return ctl_enroll(argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "verify"))
                 return ctl_verify(argc - optind, argv + optind);
-        if (optind < argc && !strcmp(argv[optind], "events"))
-                return ctl_events(path, json, argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "top"))
                 return ctl_top(path, argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "bundle"))
                 return ctl_bundle(path, argc - optind, argv + optind);
         if (optind < argc && !strcmp(argv[optind], "doctor"))
                 return ctl_doctor(argc - optind, argv + optind, path, json, ctl_conn_roundtrip);
-        for (size_t i = 0; optind < argc && i < ELEMENTSOF(commands); i++)
-                if (!strcmp(argv[optind], commands[i].name))
-                        cmd = &commands[i];
+        if (optind < argc)
+                cmd = ctl_ops_find(argv[optind]);
+        if (cmd && cmd->id == OP_EVENTS) /* it streams: a command of its own */
+                return ctl_events(path, json, argc - optind, argv + optind);
         if (!cmd) {
                 if (optind < argc)
                         fprintf(stderr, "render-agentctl: unknown command \"%s\"\n", argv[optind]);
-                usage(stderr);
+                ctl_ops_usage(stderr);
                 return EXIT_USAGE;
         }
         req = build_request(cmd, argc - optind, argv + optind);
         if (!req) {
-                usage(stderr);
+                ctl_ops_usage(stderr);
                 return EXIT_USAGE;
         }
         text = cJSON_PrintUnformatted(req);
@@ -481,14 +408,14 @@ int main(int argc, char **argv) {
         }
         if (json)
                 printf("%s\n", reply);
-        else if (!strcmp(cmd->op, "spec"))
+        else if (cmd->id == OP_SPEC)
                 print_spec(cJSON_GetObjectItemCaseSensitive(r, "spec"));
-        else if (!strcmp(cmd->op, "status"))
+        else if (cmd->id == OP_STATUS)
                 print_status(cJSON_GetObjectItemCaseSensitive(r, "status"));
-        else if (!strcmp(cmd->op, "slots") || !strcmp(cmd->op, "sessions"))
-                print_list(cJSON_GetObjectItemCaseSensitive(r, cmd->op), !strcmp(cmd->op, "sessions"));
+        else if (cmd->id == OP_SLOTS || cmd->id == OP_SESSIONS)
+                print_list(cJSON_GetObjectItemCaseSensitive(r, cmd->name), cmd->id == OP_SESSIONS);
         else
-                print_op_reply(cmd->name, r);
+                print_op_reply(cmd->ctl, r);
         cJSON_Delete(r);
         return 0;
 }
