@@ -112,10 +112,8 @@ static cJSON *filter_op(const char *op, const cJSON *req, const struct plat_peer
         (void)peer; /* the broker authenticated the sender; there is no local peer */
         if (!cmd_allowed(op)) {
                 *ret_code = "FORBIDDEN";
-                snprintf(
-                        msg, msglen,
-                        "op \"%.64s\" is not taken over MQTT (commands: disconnect, drain, undrain, status)",
-                        op);
+                snprintf(msg, msglen, "op \"%.64s\" is not taken over MQTT (commands: %s)", op,
+                         ops_mqtt_names());
                 return NULL;
         }
         if (f->state && id && !cJSON_IsNull(id)) {

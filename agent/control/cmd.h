@@ -41,8 +41,9 @@ struct cmd_message {
         const char *response_topic; /* MQTT 5; NULL when none */
 };
 
-/* Whether `op` is taken over MQTT: disconnect, drain, undrain, status. The broker's ACL decides
- * who may publish on .../cmd; everything else (reserve, start, end ...) is the control socket's. */
+/* Whether `op` is taken over MQTT (the ops table's mqtt: status, disconnect, drain, undrain). The broker's
+ * ACL decides who may publish on .../cmd; everything else (reserve, start, end ...) is the control socket's.
+ */
 bool cmd_allowed(const char *op);
 
 /* Answers one command payload (len bytes, no NUL needed; payload may be NULL when len is 0) as a

@@ -67,14 +67,27 @@ const struct ops_entry *ops_get(enum ops_id id) {
         return (unsigned)id < ELEMENTSOF(table) ? &table[id] : NULL;
 }
 
+/* The names of the ops `mqtt_only` selects (every op, or those an MQTT command may send), in the
+ * table's order, comma-separated into buf. */
+static const char *names_into(char *buf, size_t size, bool mqtt_only) {
+        if (!buf[0])
+                for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                        size_t n = strlen(buf);
+
+                        if (!mqtt_only || table[i].mqtt)
+                                snprintf(buf + n, size - n, "%s%s", n ? ", " : "", table[i].name);
+                }
+        return buf;
+}
+
 const char *ops_names(void) {
         static char names[256];
 
-        if (!names[0])
-                for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-                        size_t n = strlen(names);
+        return names_into(names, sizeof(names), false);
+}
 
-                        snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", table[i].name);
-                }
-        return names;
+const char *ops_mqtt_names(void) {
+        static char names[128];
+
+        return names_into(names, sizeof(names), true);
 }

@@ -68,3 +68,5 @@ const struct ops_entry *ops_get(enum ops_id id);
 
 /* "status, spec, ...": every op, in the table's order, for messages. Static storage. */
 const char *ops_names(void);
+/* "status, disconnect, ...": the ops an MQTT command may send, in the table's order. Static storage. */
+const char *ops_mqtt_names(void);

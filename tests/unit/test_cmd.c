@@ -101,7 +101,7 @@ static void test_session_ops_are_forbidden_and_never_dispatched(void **state) {
                 assert_string_equal(error_code(j), "FORBIDDEN");
                 assert_non_null(
                         strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
-                               "not taken over MQTT"));
+                               "not taken over MQTT (commands: status, disconnect, drain, undrain)"));
                 assert_false(held);
                 assert_false(cmd_allowed(ops[i]));
                 cJSON_Delete(j);

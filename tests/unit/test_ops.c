@@ -85,6 +85,8 @@ static void test_mqtt_may_send_status_disconnect_drain_and_undrain_only(void **s
         assert_true(cmd_allowed("status") && cmd_allowed("disconnect") && cmd_allowed("drain") &&
                     cmd_allowed("undrain"));
         assert_false(cmd_allowed("end") || cmd_allowed("events") || cmd_allowed("reserve"));
+        /* What the refusal of any other lists: the same ops, from the same table. */
+        assert_string_equal(ops_mqtt_names(), "status, disconnect, drain, undrain");
 }
 
 static void test_reads_change_nothing_and_session_changes_are_marked(void **state) {
