@@ -4,6 +4,7 @@ real bash: commands (events, top, bundle among them), each command's options, fi
 a path goes, and the running agent's slot ids after --slot and unblock."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,28 @@ class Completion(harness.IntegrationTest):
                            text=True, timeout=20, env=env, cwd=self.env.dir)
         self.assertEqual(r.returncode, 0, r.stderr)
         return sorted(w for w in r.stdout.splitlines() if w)
+
+    def test_every_command_and_option_of_the_help_completes(self):
+        # --help is made from the ops table (and the commands that are not ops): the completion's
+        # list is written by hand, so it is held to it here, command by command.
+        r = subprocess.run([harness.ctl_binary(), "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = r.stdout.split("\nOptions:")[0]
+        helped = {}
+        for line in body.splitlines():
+            m = re.match(r"^  ([a-z][a-z-]*)(.*)$", line)
+            if m:
+                usage = m.group(2).split("   ")[0]  # the text after three spaces is its help
+                helped[m.group(1)] = set(re.findall(r"--[a-z-]+", usage))
+                if "TARGET" in usage:
+                    helped[m.group(1)] |= {"--session", "--user", "--slot"}
+        self.assertGreater(len(helped), 20, body)
+        self.assertEqual(self.complete(""), sorted(helped))
+        for cmd, opts in sorted(helped.items()):
+            if cmd in ("unblock", "top"):  # a slot id; nothing
+                continue
+            got = set(self.complete(cmd, "--"))
+            self.assertTrue(opts <= got, "%s: --help has %s, completion offers %s" % (cmd, sorted(opts), sorted(got)))
 
     def test_commands_options_files_and_slot_ids_complete(self):
         self.assertEqual(self.complete("e"), ["end", "enroll", "events"])
