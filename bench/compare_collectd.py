@@ -7,11 +7,14 @@ at the same time, for SECONDS (default 60). render-agent runs with 8 slots (the 
 given to the first ones); collectd with its cpu, memory, interface and load plugins at Interval 1
 and its mqtt write plugin. Measured per process, from /proc: CPU seconds (utime + stime of
 /proc/PID/stat) over the whole run and over the SECONDS window after both publish, peak RSS
-(VmHWM), threads; on a mosquitto_sub: the messages and bytes each published in the window.
-Prints a table with the ratios; never a pass/fail. Installs nothing (scripts/bench does).
+(VmHWM), threads, PSS and USS at the end, and where they go: /proc/PID/smaps summed per part (the
+program's own file, heap, stack, other anonymous memory, each shared library), the same way for
+both; on a mosquitto_sub: the messages and bytes each published in the window. Prints a table with
+the ratios; never a pass/fail. Installs nothing (scripts/bench does).
 
 Usage: compare_collectd.py [SECONDS] [--plain]
-       (RA_AGENT, RA_CTL: the binaries; see tests/integration/harness.py)
+       (RA_AGENT, RA_CTL: the binaries; see tests/integration/harness.py; RA_SMAPS_DIR: a folder to
+       copy both processes' /proc/PID/smaps into at the end, as agent.smaps and collectd.smaps)
 """
 
 import json
@@ -80,30 +83,129 @@ def proc_status(pid):
     return out
 
 
-def proc_pss(pid):
-    """From /proc/PID/smaps_rollup, in bytes: the proportional set size (shared pages split among the
-    processes that map them) and the unique set size (Private_Clean + Private_Dirty: pages no other
-    process maps, what the process alone costs the host; both move with what else runs)."""
-    out = {"Pss": None, "USS": 0, "USS_so": 0}
+SMAPS_FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty")
+
+
+def smaps_parts(pid, plugin_dir=None):
+    """/proc/PID/smaps summed per part, in bytes of each of SMAPS_FIELDS: the program's own file
+    ("binary"), its plugins ("plugins": the files under plugin_dir, collectd's own code kept in
+    separate files), each other shared library by file name, "heap"
+    ([heap]), "stack" ([stack]), "anon" (anonymous mappings: malloc's mmapped blocks, thread
+    stacks, libraries' .bss beyond their file) and "kernel" ([vdso], [vvar]...). Every mapping
+    counts in exactly one part, so the parts add up to the totals of smaps_rollup."""
+    exe = os.path.realpath("/proc/%d/exe" % pid)
+    parts = {}
+    cur = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's line: address range ... path
+                head = line.split(None, 5)
+                name = head[5].strip() if len(head) > 5 else ""
+                if name == exe:
+                    key = "binary"
+                elif plugin_dir and name.startswith(plugin_dir + "/"):
+                    key = "plugins"
+                elif name == "[heap]":
+                    key = "heap"
+                elif name.startswith("[stack"):
+                    key = "stack"
+                elif name.startswith("["):
+                    key = "kernel"
+                elif not name:
+                    key = "anon"
+                else:
+                    key = os.path.basename(name)
+                cur = parts.setdefault(key, dict.fromkeys(SMAPS_FIELDS, 0))
+            else:
+                k, _, v = line.partition(":")
+                if cur is not None and k in SMAPS_FIELDS:
+                    cur[k] += int(v.split()[0]) * 1024
+    return parts
+
+
+def uss(m):
+    return m["Private_Clean"] + m["Private_Dirty"]
+
+
+def proc_pss(pid, plugin_dir=None):
+    """In bytes: the proportional set size (shared pages split among the processes that map them),
+    the unique set size (Private_Clean + Private_Dirty: pages no other process maps, what the process
+    alone costs the host; both move with what else runs) and their parts (smaps_parts)."""
+    parts = smaps_parts(pid, plugin_dir)
+    out = {"parts": parts, "Pss": sum(m["Pss"] for m in parts.values()),
+           "USS": sum(uss(m) for m in parts.values())}
+    # The kernel's own sums, read right after: the parts must add up to them (a mapping the parser
+    # missed would hide memory from the breakdown), up to what the process touched in between.
+    roll = {"Pss": 0, "USS": 0}
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
             if k == "Pss":
-                out["Pss"] = int(v.split()[0]) * 1024
+                roll["Pss"] = int(v.split()[0]) * 1024
             elif k in ("Private_Clean", "Private_Dirty"):
-                out["USS"] += int(v.split()[0]) * 1024
-    # Of the USS, the pages of shared-library files (.so) that no other process maps right now:
+                roll["USS"] += int(v.split()[0]) * 1024
+    for k in roll:
+        if abs(roll[k] - out[k]) > 64 * 1024:
+            print("compare_collectd: pid %d: the parts of smaps give %s %.0f KiB, smaps_rollup %.0f KiB" %
+                  (pid, k, out[k] / 1024, roll[k] / 1024))
+    # Of the USS, the clean pages of shared-library files (.so) that no other process maps right now:
     # on a host where another process loads the same library (libsystemd: systemd itself) they are
-    # shared and leave the USS; relocated pages (written at load time) stay private everywhere.
-    name = None
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's line: address range ... path
-                head = line.split()
-                name = head[5] if len(head) > 5 else ""
-            elif line.startswith("Private_Clean:") and name and ".so" in os.path.basename(name):
-                out["USS_so"] += int(line.split()[1]) * 1024
+    # shared and leave the USS; relocated pages (written at load time: Private_Dirty) stay private
+    # everywhere.
+    out["USS_so"] = sum(m["Private_Clean"] for k, m in parts.items() if ".so" in k)
     return out
+
+
+def group_parts(parts):
+    """The breakdown's rows: own (binary, heap, stack, anon), then each library's clean (unshared
+    code) and dirty (relocated, written data) pages, libraries under 8 KiB of USS and 8 KiB of PSS
+    folded into "other libraries"."""
+    rows = {}
+    for k, m in parts.items():
+        if ".so" in k:
+            if uss(m) < 8192 and m["Pss"] < 8192:
+                k = "other libraries"
+            r = rows.setdefault(k, {"USS": 0, "clean": 0, "dirty": 0, "Pss": 0, "Rss": 0})
+        else:
+            r = rows.setdefault(k, {"USS": 0, "clean": 0, "dirty": 0, "Pss": 0, "Rss": 0})
+        r["USS"] += uss(m)
+        r["clean"] += m["Private_Clean"]
+        r["dirty"] += m["Private_Dirty"]
+        r["Pss"] += m["Pss"]
+        r["Rss"] += m["Rss"]
+    return rows
+
+
+def print_breakdown(pss):
+    """Where each process's USS and PSS go, per part, KiB: USS (private clean / private dirty), PSS,
+    RSS. Own parts first, then libraries by USS."""
+    print("where the memory goes at the end, KiB: USS = private clean + private dirty; PSS; RSS")
+    print("%-26s %30s   %30s" % ("", "render-agent", "collectd"))
+    print("%-26s %30s   %30s" % ("part", "USS (clean+dirty)   PSS   RSS", "USS (clean+dirty)   PSS   RSS"))
+    g = {who: group_parts(pss[who]["parts"]) for who in ("agent", "collectd")}
+    own = ["binary", "plugins", "heap", "stack", "anon", "kernel"]
+    libs = sorted({k for who in g for k in g[who] if k not in own and k != "other libraries"},
+                  key=lambda k: -max(g["agent"].get(k, {"USS": 0})["USS"], g["collectd"].get(k, {"USS": 0})["USS"]))
+    order = own + libs + ["other libraries"]
+
+    def cell(r):
+        if r is None:
+            return "%30s" % "-"
+        return "%6.0f (%4.0f+%4.0f) %6.0f %6.0f" % (r["USS"] / 1024, r["clean"] / 1024, r["dirty"] / 1024,
+                                                    r["Pss"] / 1024, r["Rss"] / 1024)
+
+    for k in order:
+        if k in g["agent"] or k in g["collectd"]:
+            print("%-26s %30s   %30s" % (k[:26], cell(g["agent"].get(k)), cell(g["collectd"].get(k))))
+    for name, keys in (("own (program, heap, stacks)", own), ("libraries", libs + ["other libraries"])):
+        tot = {}
+        for who in g:
+            t = {"USS": 0, "clean": 0, "dirty": 0, "Pss": 0, "Rss": 0}
+            for k in keys:
+                for f in t:
+                    t[f] += g[who].get(k, {}).get(f, 0)
+            tot[who] = t
+        print("%-26s %30s   %30s" % (name[:26], cell(tot["agent"]), cell(tot["collectd"])))
 
 
 def collectd_conf(env, port, plain):
@@ -223,7 +325,7 @@ def main():
         cpu1 = {"agent": proc_stat_cpu(agent.pid), "collectd": proc_stat_cpu(cd.pid)}
         run1 = {"agent": proc_run_cpu(agent.pid), "collectd": proc_run_cpu(cd.pid)}
         st = {"agent": proc_status(agent.pid), "collectd": proc_status(cd.pid)}
-        pss = {"agent": proc_pss(agent.pid), "collectd": proc_pss(cd.pid)}
+        pss = {"agent": proc_pss(agent.pid), "collectd": proc_pss(cd.pid, PLUGIN_DIR)}
         me = status(env)["self"]
         msgs = {"agent": [0, 0], "collectd": [0, 0]}
         for t, topic, payload in sub.snapshot():
@@ -261,10 +363,12 @@ def main():
             "%.2f")
         row("USS at the end, MiB (private pages only)", pss["agent"]["USS"] / MIB, pss["collectd"]["USS"] / MIB,
             "%.2f")
-        row("  of which unshared library code (.so)", pss["agent"]["USS_so"] / MIB, pss["collectd"]["USS_so"] / MIB,
+        own = {who: sum(uss(m) for k, m in pss[who]["parts"].items() if ".so" not in k) for who in pss}
+        row("  own: program, heap, stacks, anonymous", own["agent"] / MIB, own["collectd"] / MIB, "%.2f")
+        row("  libraries' written pages (relocated)", (pss["agent"]["USS"] - pss["agent"]["USS_so"] - own["agent"]) / MIB,
+            (pss["collectd"]["USS"] - pss["collectd"]["USS_so"] - own["collectd"]) / MIB, "%.2f")
+        row("  libraries' code no other process maps", pss["agent"]["USS_so"] / MIB, pss["collectd"]["USS_so"] / MIB,
             "%.2f")
-        row("  the rest: own code, heap, stack", (pss["agent"]["USS"] - pss["agent"]["USS_so"]) / MIB,
-            (pss["collectd"]["USS"] - pss["collectd"]["USS_so"]) / MIB, "%.2f")
         row("threads", st["agent"]["Threads"], st["collectd"]["Threads"], "%d", ratio=False)
         row("messages published per second", msgs["agent"][0] / win, msgs["collectd"][0] / win, "%.1f")
         row("payload bytes published per second", msgs["agent"][1] / win, msgs["collectd"][1] / win, "%.0f")
@@ -282,6 +386,11 @@ def main():
                pss["collectd"]["USS"] / MIB,
                "met" if pss["agent"]["Pss"] <= pss["collectd"]["Pss"] else "NOT met", pss["agent"]["Pss"] / MIB,
                pss["collectd"]["Pss"] / MIB))
+        print()
+        print_breakdown(pss)
+        if os.environ.get("RA_SMAPS_DIR"):
+            for who, proc in (("agent", agent), ("collectd", cd)):
+                shutil.copyfile("/proc/%d/smaps" % proc.pid, os.path.join(os.environ["RA_SMAPS_DIR"], who + ".smaps"))
         if cd_errors:
             print("collectd complained (%d lines), first: %s" % (len(cd_errors), cd_errors[0]))
         cd.stop()
