@@ -123,7 +123,10 @@ static int scan_get(struct spool__scanner *sc, uint64_t off, size_t n, uint64_t 
 
 /* ---- zero-filled ends ---- */
 
-static const uint8_t zeros[64 * 1024];
+/* Not const on purpose: in .bss, the kernel maps the one shared zero page when pwritev reads it, so
+ * it costs no memory; in .rodata it would be 16 pages of the binary read in and kept by every
+ * agent (USS). Nothing writes it. */
+static uint8_t zeros[64 * 1024];
 
 int spool__pwritev_all(int fd, struct iovec *v, int cnt, uint64_t off, uint64_t *done) {
         uint64_t at = off;

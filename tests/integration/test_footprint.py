@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""test_footprint: what the render-agent binary makes every host keep in memory, checked on the built
+file (readelf, no agent run): each loaded page of the binary and each library it names costs every
+agent's USS and PSS (docs/performance.md, render-agent vs collectd). Large read-only tables belong in
+.bss, where pages that are only read are the kernel's one shared zero page."""
+
+import os
+import re
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+# A read-only object this large is 4+ pages of the binary that every agent maps; zeros belong in .bss.
+RODATA_OBJECT_MAX = 16 * 1024
+
+
+def readelf(*args):
+    r = subprocess.run(["readelf", "-W"] + list(args) + [harness.agent_binary()], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise AssertionError("readelf %s failed: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def read_only_sections():
+    """{index: name} of the sections loaded and not writable (.rodata, .eh_frame, ...)."""
+    out = {}
+    for m in re.finditer(r"^\s*\[\s*(\d+)\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+(\S*)",
+                         readelf("-S"), re.M):
+        flags = m.group(3)
+        if "A" in flags and "W" not in flags and "X" not in flags:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+class Footprint(harness.IntegrationTest):
+    needs_mqtt = False
+
+    def test_no_large_read_only_object(self):
+        if ".symtab" not in readelf("-S"):
+            self.skipTest("render-agent has no symbol table (stripped)")
+        ro = read_only_sections()
+        self.assertIn(".rodata", ro.values())
+        big = []
+        for line in readelf("-s").splitlines():
+            f = line.split()
+            # Num: Value Size Type Bind Vis Ndx Name
+            if len(f) >= 8 and f[3] == "OBJECT" and f[6] in ro and int(f[2], 0) > RODATA_OBJECT_MAX:
+                big.append("%s (%s bytes in %s)" % (f[7], f[2], ro[f[6]]))
+        self.assertEqual(big, [], "read-only objects over %d bytes in render-agent: every agent maps their pages; "
+                         "a table of zeros belongs in .bss" % RODATA_OBJECT_MAX)
+
+
+if __name__ == "__main__":
+    harness.main()
