@@ -1,9 +1,9 @@
 /* streamsum.c: a player session's stream quality, summed tick by tick for its session_end record. */
 #include "streamsum.h"
 
+#include "jsonnum.h"
 #include "usage.h"
 
-#include <math.h>
 #include <string.h>
 
 void streamsum_reset(struct streamsum *s) {
@@ -42,7 +42,7 @@ void streamsum_add(struct streamsum *s, const struct usage_slot *us, bool gpus_s
 
 /* A mean to one decimal: cJSON prints 59.3, not 59.299999999999997. */
 static double mean1(uint64_t sum, uint64_t n) {
-        return round((double)sum / (double)n * 10.0) / 10.0;
+        return jsonnum_round((double)sum / (double)n * 10.0) / 10.0;
 }
 
 static bool kind_json(cJSON *o, const char *key, const struct streamsum_kind *k) {
@@ -61,7 +61,7 @@ static bool kind_json(cJSON *o, const char *key, const struct streamsum_kind *k)
                cJSON_AddNumberToObject(e, "avg_fps", mean1(k->sum_fps, k->samples)) &&
                cJSON_AddNumberToObject(e, "min_fps", k->min_fps) &&
                cJSON_AddNumberToObject(e, "avg_latency_us",
-                                       round((double)k->sum_latency_us / (double)k->samples)) &&
+                                       jsonnum_round((double)k->sum_latency_us / (double)k->samples)) &&
                cJSON_AddNumberToObject(e, "max_latency_us", k->max_latency_us);
 }
 

@@ -3,13 +3,13 @@
 #include "watch.h"
 
 #include "config.h"
+#include "jsonnum.h"
 #include "log.h"
 #include "platform_class.h"
 #include "sampler.h"
 #include "slot.h"
 #include "usage.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +137,7 @@ static void bandwidth(struct watch *w, const struct cfg *c, struct slot *slot, c
         if (e == HYST_NONE)
                 return;
         j = slot_fields(sl);
-        cJSON_AddNumberToObject(j, "mbps", round(ws->bandwidth_mbps * 1000) / 1000);
+        cJSON_AddNumberToObject(j, "mbps", jsonnum_round(ws->bandwidth_mbps * 1000) / 1000);
         cJSON_AddNumberToObject(j, "cap_mbps", sc->bandwidth_mbps);
         cJSON_AddNumberToObject(j, "for_s",
                                 e == HYST_RAISED ? c->events.bandwidth_over_s : c->events.bandwidth_under_s);
@@ -168,7 +168,7 @@ static void memory(struct watch *w, const struct cfg *c, struct slot *slot, uint
         j = slot_fields(sl);
         cJSON_AddNumberToObject(j, "memory_bytes", (double)us->cg.mem_current_bytes);
         cJSON_AddNumberToObject(j, "limit_bytes", (double)limit);
-        cJSON_AddNumberToObject(j, "pct", round(pct * 10) / 10);
+        cJSON_AddNumberToObject(j, "pct", jsonnum_round(pct * 10) / 10);
         emit(w, e == HYST_RAISED ? "memory_pressure" : "memory_normal", j);
 }
 
@@ -188,7 +188,7 @@ static void host_memory(struct watch *w, const struct cfg *c, const struct host_
         j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "available_bytes", (double)h->mem.available_bytes);
         cJSON_AddNumberToObject(j, "total_bytes", (double)h->mem.total_bytes);
-        cJSON_AddNumberToObject(j, "pct", round(used_pct * 10) / 10);
+        cJSON_AddNumberToObject(j, "pct", jsonnum_round(used_pct * 10) / 10);
         emit(w, e == HYST_RAISED ? "memory_pressure" : "memory_normal", j);
 }
 

@@ -13,6 +13,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+# libm functions that unoptimised builds call and optimised ones inline (-O1 and up: none is called).
+LIBM_AT_O0 = {"floor", "copysign", "fabs"}
+
 # A read-only object this large is 4+ pages of the binary that every agent maps; zeros belong in .bss.
 RODATA_OBJECT_MAX = 16 * 1024
 
@@ -52,6 +55,23 @@ class Footprint(harness.IntegrationTest):
                 big.append("%s (%s bytes in %s)" % (f[7], f[2], ro[f[6]]))
         self.assertEqual(big, [], "read-only objects over %d bytes in render-agent: every agent maps their pages; "
                          "a table of zeros belongs in .bss" % RODATA_OBJECT_MAX)
+
+    def test_no_libm_unless_unoptimised(self):
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^]]+)\]", readelf("-d"))
+        undefined = {line.split()[7].split("@")[0] for line in readelf("--dyn-syms").splitlines()
+                     if len(line.split()) >= 8 and line.split()[6] == "UND"}
+        libm = next((p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
+                                 "/lib/aarch64-linux-gnu/libm.so.6", "/lib64/libm.so.6") if os.path.exists(p)), None)
+        if not libm:
+            self.skipTest("no libm.so.6 found to list its functions")
+        r = subprocess.run(["nm", "-D", "--defined-only", libm], capture_output=True, text=True, timeout=30)
+        in_libm = {line.split()[-1].split("@")[0] for line in r.stdout.splitlines() if line.strip()}
+        called = sorted(undefined & in_libm - {"__errno_location"})
+        self.assertEqual(sorted(set(called) - LIBM_AT_O0), [],
+                         "render-agent calls libm for these; json/jsonnum.h has jsonnum_round")
+        if not called:
+            self.assertFalse([n for n in needed if n.startswith("libm.so")],
+                             "render-agent calls nothing in libm but names it: link with --as-needed")
 
 
 if __name__ == "__main__":

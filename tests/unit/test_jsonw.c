@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "jsonw.h"
+#include "testutil.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -15,12 +16,8 @@
 
 static uint64_t rng = 88172645463325252ULL;
 
-/* xorshift64: the same sequence on every run, so a failure can be replayed. */
 static uint64_t next(void) {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        return rng;
+        return tu_xorshift64(&rng);
 }
 
 static unsigned below(unsigned n) {

@@ -149,3 +149,10 @@ int tu_exit_status(int failed) {
                 return failed;
         return skipped ? 77 : 0;
 }
+
+uint64_t tu_xorshift64(uint64_t *state) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        return *state;
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Every helper here fails the running cmocka test (it does not return an error) when the
  * machine lets it down: a missing fixture, a full /tmp, no memory. */
@@ -56,3 +57,7 @@ void tu_note_skip(const char *test, const char *fmt, ...) __attribute__((format(
 /* main's return value: failed (cmocka_run_group_tests's count) when a test failed, else 77
  * (ctest's SKIP_RETURN_CODE) when a test was skipped, else 0. */
 int tu_exit_status(int failed);
+
+/* xorshift64: the next number of the sequence *state holds (never 0), the same on every run, so a
+ * failure can be replayed. */
+uint64_t tu_xorshift64(uint64_t *state);
