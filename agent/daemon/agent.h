@@ -11,7 +11,8 @@ struct agent_options {
         const char *root; /* host root for /proc and /sys ("/" in production) */
 };
 
-/* Returns the process exit code: 0 after a clean stop, 1 when start-up failed. */
+/* Returns the process exit code: 0 after a clean stop, 1 when start-up failed. Once per process
+ * (the agent is static: a second call returns 1 at once). */
 int agent_run(const struct agent_options *o);
 
 /* Whether the daemon has a handler for op `id` of ops.h (test_agent_control asks it of every op). */

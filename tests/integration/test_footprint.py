@@ -16,6 +16,10 @@ import harness  # noqa: E402
 # libm functions that unoptimised builds call and optimised ones inline (-O1 and up: none is called).
 LIBM_AT_O0 = {"floor", "copysign", "fabs"}
 
+# The main thread's stack a running agent has touched (Rss of [stack]): start-up's deepest frames,
+# about 28 KiB; struct agent (55 KB) on it made 80.
+STACK_MAX = 48 * 1024
+
 # A read-only object this large is 4+ pages of the binary that every agent maps; zeros belong in .bss.
 RODATA_OBJECT_MAX = 16 * 1024
 
@@ -72,6 +76,34 @@ class Footprint(harness.IntegrationTest):
         if not called:
             self.assertFalse([n for n in needed if n.startswith("libm.so")],
                              "render-agent calls nothing in libm but names it: link with --as-needed")
+
+
+def sanitized():
+    """ASan builds keep frames and redzones of their own: stack sizes mean nothing there."""
+    return "__asan_init" in readelf("--dyn-syms")
+
+
+class Running(harness.IntegrationTest):
+    def test_main_stack_stays_small_with_8_slots(self):
+        if sanitized():
+            self.skipTest("a sanitizer build: its stack frames are not the product's")
+        env = self.env
+        broker = env.broker()
+        slots = [{"id": "s%d" % i, "scale": "cpu-4"} for i in range(8)]
+        agent = env.agent(env.config(broker.port, interval_ms=200, slots=slots))
+        agent.wait_connected()
+        sub = env.subscriber(broker)
+        self.assertTrue(sub.wait_count("/telemetry", 3, timeout=15), env.describe())
+        stack, name = None, ""
+        with open("/proc/%d/smaps" % agent.pid) as f:
+            for line in f:
+                if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+                    name = line.split()[-1]
+                elif name == "[stack]" and line.startswith("Rss:"):
+                    stack = int(line.split()[1]) * 1024
+        self.assertIsNotNone(stack, "no [stack] in smaps")
+        self.assertLessEqual(stack, STACK_MAX, "render-agent's main stack: %d KiB touched (large frames or "
+                             "structs on it stay in every agent's USS)" % (stack // 1024))
 
 
 if __name__ == "__main__":
