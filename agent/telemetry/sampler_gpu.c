@@ -48,6 +48,12 @@ static int take_open(struct sampler *s, uint64_t timeout_usec, void (*warn)(cons
         }
         s->n_gpus = n;
         s->gpus_opened = true;
+        if (!n) {
+                /* No GPU: nothing will ever be asked of the worker, so its thread goes (its stack and
+                 * malloc arena would stay in the agent's memory); a reload opens the backends anew. */
+                hal_gpu_worker_free(s->gpu_worker);
+                s->gpu_worker = NULL;
+        }
         if (n && hal_gpu_worker_start(s->gpu_worker) < 0)
                 return -EBUSY; /* unreachable: the open has ended and nothing else was asked */
         return (int)n;
@@ -146,6 +152,8 @@ void sampler__tick_gpus(struct sampler *s, struct host_sample *h) {
                         log_notice("the GPU backends opened late: %d GPU%s found", r, r == 1 ? "" : "s");
                 else if (r == -ENOMEM)
                         log_err("out of memory for the GPU samples; GPUs are not sampled");
+                if (!s->gpu_worker)
+                        return; /* the open ended late with no GPU: the worker is gone */
         }
         take_sample(s, 0);
         if (s->gpus_opened && s->n_gpus)

@@ -9,7 +9,9 @@
 #include "clock.h"
 #include "fileio.h"
 #include "sampler.h"
+#include "testutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +279,65 @@ static void test_stuck_gpu_call_is_stale_named_and_raised_once_then_recovered(vo
         unsetenv("FAKE_NVML_HANG");
 }
 
+/* The threads of this process. */
+static unsigned count_threads(void) {
+        return tu_dir_entries("/proc/self/task");
+}
+
+/* A host without GPUs keeps no GPU worker thread once the backends' open has ended with none:
+ * nothing would ever be asked of it, and its stack and malloc arena would stay in the agent's memory.
+ * The ticks and the status go on as for a host whose GPUs were looked for. */
+static void test_no_gpu_found_leaves_no_worker_thread(void **state) {
+        struct fx *f = *state;
+        struct hal_gpu_options o = { .no_nvml = true };
+        const struct host_sample *h;
+        unsigned before = count_threads();
+        cJSON *st;
+
+        put_host(f, 100, 100, 0, 0);
+        assert_int_equal(sampler_open_gpus(&f->s, &o, 50 * USEC_PER_MSEC, 5 * USEC_PER_SEC, NULL, NULL), 0);
+        assert_int_equal(count_threads(), before);
+        h = sampler_tick(&f->s);
+        assert_int_equal(h->n_gpus, 0);
+        st = sampler_gpu_status_json(&f->s);
+        assert_int_equal(cJSON_GetObjectItem(st, "count")->valueint, 0);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(st, "opened")));
+        cJSON_Delete(st);
+}
+
+/* The same when the open ends late (NVML stuck in init past the open's timeout) with no GPU: a
+ * tick takes the open's end, the worker goes, and the ticks after go on without it. */
+static void test_late_open_with_no_gpu_drops_the_worker_and_ticks_go_on(void **state) {
+        struct fx *f = *state;
+        struct hal_gpu_options o = { .nvml_path = FAKE_NVML_PATH };
+        const struct host_sample *h;
+        unsigned before = count_threads();
+        char script[128], hang[128];
+        int k;
+
+        snprintf(script, sizeof(script), "%s/nvml.script", f->dir);
+        snprintf(hang, sizeof(hang), "%s/nvml.hang", f->dir);
+        put(f, "nvml.script", "\n");
+        put(f, "nvml.hang", "");
+        setenv("FAKE_NVML_SCRIPT", script, 1);
+        setenv("FAKE_NVML_HANG", hang, 1);
+        put_host(f, 100, 100, 0, 0);
+        assert_int_equal(sampler_open_gpus(&f->s, &o, 50 * USEC_PER_MSEC, 50 * USEC_PER_MSEC, NULL, NULL),
+                         -ETIMEDOUT);
+        assert_int_equal(count_threads(), before + 1);
+        assert_int_equal(unlink(hang), 0);
+        for (k = 0; k < 250 && count_threads() != before; k++) {
+                usleep(20 * 1000);
+                h = sampler_tick(&f->s);
+                assert_int_equal(h->n_gpus, 0);
+        }
+        assert_int_equal(count_threads(), before);
+        h = sampler_tick(&f->s);
+        assert_int_equal(h->n_gpus, 0);
+        unsetenv("FAKE_NVML_SCRIPT");
+        unsetenv("FAKE_NVML_HANG");
+}
+
 static void test_done_is_safe_on_a_zeroed_sampler(void **state) {
         struct sampler s = { 0 };
 
@@ -300,6 +361,9 @@ int main(void) {
                         teardown),
                 cmocka_unit_test_setup_teardown(
                         test_stuck_gpu_call_is_stale_named_and_raised_once_then_recovered, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_gpu_found_leaves_no_worker_thread, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_late_open_with_no_gpu_drops_the_worker_and_ticks_go_on,
+                                                setup, teardown),
                 cmocka_unit_test(test_done_is_safe_on_a_zeroed_sampler),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,17 +12,10 @@
 #include <unistd.h>
 
 #include "syncer.h"
+#include "testutil.h"
 
 static int open_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int n = 0;
-
-        assert_non_null(d);
-        while ((e = readdir(d)))
-                n += e->d_name[0] != '.';
-        closedir(d);
-        return n - 1; /* the directory's own */
+        return (int)tu_dir_entries("/proc/self/fd") - 1; /* the directory's own */
 }
 
 static int scratch_file(void) {

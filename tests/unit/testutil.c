@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "strutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -155,4 +156,17 @@ uint64_t tu_xorshift64(uint64_t *state) {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         return *state;
+}
+
+unsigned tu_dir_entries(const char *path) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        unsigned n = 0;
+
+        if (!d)
+                fail_msg("cannot open %s: %s", path, strerror(errno));
+        while ((e = readdir(d)))
+                n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        closedir(d);
+        return n;
 }

@@ -61,3 +61,6 @@ int tu_exit_status(int failed);
 /* xorshift64: the next number of the sequence *state holds (never 0), the same on every run, so a
  * failure can be replayed. */
 uint64_t tu_xorshift64(uint64_t *state);
+
+/* The entries of the directory at path, "." and ".." left out (/proc/self/fd, /proc/self/task). */
+unsigned tu_dir_entries(const char *path);
