@@ -14,7 +14,8 @@ the ratios; never a pass/fail. Installs nothing (scripts/bench does).
 
 Usage: compare_collectd.py [SECONDS] [--plain]
        (RA_AGENT, RA_CTL: the binaries; see tests/integration/harness.py; RA_SMAPS_DIR: a folder to
-       copy both processes' /proc/PID/smaps into at the end, as agent.smaps and collectd.smaps)
+       copy both processes' /proc/PID/smaps into at the end, as agent.smaps and collectd.smaps;
+       RA_COLLECTD_THREADS: collectd's ReadThreads and WriteThreads, default its own 5 and 5)
 """
 
 import json
@@ -209,9 +210,12 @@ def print_breakdown(pss):
 
 
 def collectd_conf(env, port, plain):
-    """Debian's defaults (ReadThreads 5, WriteThreads 5), four read plugins at Interval 1 and the mqtt
+    """Debian's defaults (ReadThreads 5, WriteThreads 5; RA_COLLECTD_THREADS=N sets both to N, to see
+    how much of collectd's memory its threads are), four read plugins at Interval 1 and the mqtt
     writer; logs to stderr."""
     pki = env.pki
+    threads = os.environ.get("RA_COLLECTD_THREADS")
+    threads = "ReadThreads %d\nWriteThreads %d\n" % (int(threads), int(threads)) if threads else ""
     tls = "" if plain else """    CACert "%s"
     CertificateFile "%s"
     CertificateKeyFile "%s"
@@ -224,7 +228,7 @@ PIDFile "%(dir)s/collectd.pid"
 PluginDir "%(plugins)s"
 TypesDB "%(types)s"
 Interval 1
-LoadPlugin logfile
+%(threads)sLoadPlugin logfile
 <Plugin logfile>
   LogLevel "info"
   File STDERR
@@ -244,7 +248,8 @@ LoadPlugin mqtt
     QoS 0
 %(tls)s  </Publish>
 </Plugin>
-""" % {"dir": env.path("collectd"), "plugins": PLUGIN_DIR, "types": TYPES_DB, "port": port, "tls": tls}
+""" % {"dir": env.path("collectd"), "plugins": PLUGIN_DIR, "types": TYPES_DB, "port": port, "tls": tls,
+            "threads": threads}
     os.makedirs(env.path("collectd"), exist_ok=True)
     path = env.path("collectd.conf")
     harness.write_atomic(path, text)
@@ -343,8 +348,10 @@ def main():
               (seconds, "plain MQTT" if plain else "TLS, client certificates"))
         print("machine: %s" % machine())
         print("render-agent: %d slots (%d with an interface), telemetry every 1000 ms, metering on; "
-              "collectd %s: cpu, memory, interface, load, mqtt (QoS 0)" %
-              (len(slots), sum(1 for s in slots if "iface" in s), collectd_version()))
+              "collectd %s: cpu, memory, interface, load, mqtt (QoS 0), %s" %
+              (len(slots), sum(1 for s in slots if "iface" in s), collectd_version(),
+               "%s read and write threads" % os.environ["RA_COLLECTD_THREADS"]
+               if os.environ.get("RA_COLLECTD_THREADS") else "its default 5 read and 5 write threads"))
         print()
         print("%-38s %14s %14s %10s" % ("", "render-agent", "collectd", "ratio"))
         run = {k: run1[k] - run0[k] for k in run1}
@@ -368,6 +375,16 @@ def main():
         row("  libraries' written pages (relocated)", (pss["agent"]["USS"] - pss["agent"]["USS_so"] - own["agent"]) / MIB,
             (pss["collectd"]["USS"] - pss["collectd"]["USS_so"] - own["collectd"]) / MIB, "%.2f")
         row("  libraries' code no other process maps", pss["agent"]["USS_so"] / MIB, pss["collectd"]["USS_so"] / MIB,
+            "%.2f")
+        # USS counts a library's code only while no other process maps it, so it moves with what
+        # else runs; this row counts the code of the libraries only one of the two loads as if
+        # nothing else on the host mapped them (what a host running neither systemd's nor another
+        # program's copy of them pays).
+        alone = {}
+        for who, other in (("agent", "collectd"), ("collectd", "agent")):
+            alone[who] = pss[who]["USS"] + sum(m["Rss"] - uss(m) for k, m in pss[who]["parts"].items()
+                                               if ".so" in k and k not in pss[other]["parts"])
+        row("USS with the libraries only it loads unshared", alone["agent"] / MIB, alone["collectd"] / MIB,
             "%.2f")
         row("threads", st["agent"]["Threads"], st["collectd"]["Threads"], "%d", ratio=False)
         row("messages published per second", msgs["agent"][0] / win, msgs["collectd"][0] / win, "%.1f")
