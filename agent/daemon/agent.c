@@ -239,5 +239,8 @@ int agent_run(const struct agent_options *o) {
         cfg_free(a->cfg);
         sd_event_unref(a->event);
         mosquitto_lib_cleanup();
+        /* Nothing of it stays reachable: LeakSanitizer reports what the lines above did not free, as
+         * it did when the agent lived on the stack. */
+        *a = (struct agent){ 0 };
         return r < 0 ? 1 : 0;
 }
