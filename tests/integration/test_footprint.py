@@ -78,15 +78,10 @@ class Footprint(harness.IntegrationTest):
                              "render-agent calls nothing in libm but names it: link with --as-needed")
 
 
-def sanitized():
-    """ASan builds keep frames and redzones of their own: stack sizes mean nothing there."""
-    return "__asan_init" in readelf("--dyn-syms")
-
-
 class Running(harness.IntegrationTest):
     def test_main_stack_stays_small_with_8_slots(self):
-        if sanitized():
-            self.skipTest("a sanitizer build: its stack frames are not the product's")
+        # The same limit holds in ASan builds (measured: 28-32 KiB with the agent static, 72 KiB with
+        # it back on the stack), so the check runs in every build scripts/test makes.
         env = self.env
         broker = env.broker()
         slots = [{"id": "s%d" % i, "scale": "cpu-4"} for i in range(8)]
