@@ -51,10 +51,14 @@ static int publish_gauge(void *userdata, const char *topic, const char *payload)
 }
 
 /* The gauges come from one sample, every sampling.gauges_every-th. */
+static bool gauges_due(const struct agent *a) {
+        return a->cfg->sampling_gauges_every && a->telemetry_seq % a->cfg->sampling_gauges_every == 0;
+}
+
 static void publish_gauges(struct agent *a, const struct tele_self *self) {
         _cleanup_free_ char *doc = NULL;
 
-        if (!a->cfg->sampling_gauges_every || a->telemetry_seq % a->cfg->sampling_gauges_every != 0)
+        if (!gauges_due(a))
                 return;
         doc = tele_telemetry_json(a->cfg, &a->sampler, &a->usage, &a->watch, a->telemetry_seq, self);
         if (doc)
@@ -88,6 +92,11 @@ static void sample(struct agent *a) {
                 a->telemetry_skipped += due;
                 goto next;
         }
+        /* The agent's own cost is read only for a document that carries it (the telemetry every
+         * telemetry.interval_ms, the gauges every gauges_every-th sample): at the defaults one tick
+         * in ten, not every tick. */
+        if (!due && !gauges_due(a))
+                return;
         agent__self_cost(a, &self);
         publish_gauges(a, &self);
         if (!due)
