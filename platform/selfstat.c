@@ -7,77 +7,58 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
-/* The figure of a "Key:<blanks>N kB" line, in bytes. */
-static int parse_kb_line(const char *p, const char *end, const char *key, uint64_t *ret, char *msg,
-                         size_t msg_len) {
-        const char *digits;
-        char q[PLAT_QUOTE_MAX];
-        uint64_t kb;
-        int r;
-
-        while (p < end && (*p == ' ' || *p == '\t'))
-                p++;
-        for (digits = p; p < end && *p >= '0' && *p <= '9'; p++)
-                ;
-        r = plat_parse_u64(digits, (size_t)(p - digits), &kb);
-        if (r >= 0 && ((size_t)(end - p) != 3 || memcmp(p, " kB", 3) != 0))
-                r = -EPROTO;
-        if (r >= 0 && kb > UINT64_MAX / 1024)
-                r = -ERANGE;
-        if (r < 0) {
-                plat_errf(msg, msg_len, "status line %s \"%s\" is %s", key,
-                          plat_quote(digits, (size_t)(end - digits), q),
-                          r == -ERANGE ? "past 64 bits in bytes" : "not \"N kB\"");
-                return r;
-        }
-        *ret = kb * 1024;
-        return 0;
-}
-
-int plat_parse_proc_status_mem(const char *buf, size_t len, uint64_t *ret_rss_bytes,
-                               uint64_t *ret_peak_rss_bytes, char *msg, size_t msg_len) {
-        static const char *const keys[] = { "VmRSS:", "VmHWM:" };
-        uint64_t v[2];
-        bool found[2] = { false, false };
+int plat_parse_proc_statm(const char *buf, size_t len, uint64_t page_size, uint64_t *ret_rss_bytes,
+                          char *msg, size_t msg_len) {
         const char *p = buf, *end = buf + len;
+        uint64_t v[7];
+        size_t n = 0;
 
+        if (len && end[-1] == '\n')
+                end--;
         while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p)), *eol = nl ? nl : end;
+                const char *start = p;
+                char q[PLAT_QUOTE_MAX];
+                int r;
 
-                /* Read on every tick: most of the ~55 lines are passed over on their first byte. */
-                for (size_t i = 0; i < ELEMENTSOF(keys) && *p == 'V'; i++) {
-                        size_t kl = strlen(keys[i]);
-                        int r;
-
-                        if ((size_t)(eol - p) < kl || memcmp(p, keys[i], kl) != 0)
-                                continue;
-                        r = parse_kb_line(p + kl, eol, keys[i], &v[i], msg, msg_len);
-                        if (r < 0)
-                                return r;
-                        found[i] = true;
+                for (; p < end && *p >= '0' && *p <= '9'; p++)
+                        ;
+                r = n < ELEMENTSOF(v) ? plat_parse_u64(start, (size_t)(p - start), &v[n]) : -EPROTO;
+                if (r >= 0 && p < end && (*p != ' ' || p + 1 == end)) /* one space, then a figure */
+                        r = -EPROTO;
+                if (r < 0) {
+                        plat_errf(msg, msg_len, "/proc/self/statm: figure %zu \"%s\" is %s", n + 1,
+                                  plat_quote(start, (size_t)(end - start), q),
+                                  r == -ERANGE ? "past 64 bits" : "not a number of pages (7 of them)");
+                        return r == -ERANGE ? r : -EPROTO;
                 }
-                p = nl ? nl + 1 : end;
+                n++;
+                p += p < end; /* the space */
         }
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (!found[i]) {
-                        plat_errf(msg, msg_len, "no %s line in the status file", keys[i]);
-                        return -EPROTO;
-                }
-        *ret_rss_bytes = v[0];
-        *ret_peak_rss_bytes = v[1];
+        if (n != ELEMENTSOF(v)) {
+                plat_errf(msg, msg_len, "/proc/self/statm: %zu figure%s, not 7", n, n == 1 ? "" : "s");
+                return -EPROTO;
+        }
+        if (page_size && v[1] > UINT64_MAX / page_size) {
+                plat_errf(msg, msg_len,
+                          "/proc/self/statm: resident pages %" PRIu64 " are past 64 bits in bytes", v[1]);
+                return -ERANGE;
+        }
+        *ret_rss_bytes = v[1] * page_size;
         return 0;
 }
 
 void plat_self_init(struct plat_self *s) {
-        plat_file_init(&s->status, AT_FDCWD, "/proc/self/status", PLAT_PROC_STATUS_MAX, true);
+        plat_file_init(&s->statm, AT_FDCWD, "/proc/self/statm", PLAT_PROC_STATM_MAX, true);
 }
 
 void plat_self_done(struct plat_self *s) {
-        plat_file_done(&s->status);
+        plat_file_done(&s->statm);
 }
 
 int plat_self_read(struct plat_self *s, struct plat_self_usage *ret, char *msg, size_t msg_len) {
@@ -94,15 +75,19 @@ int plat_self_read(struct plat_self *s, struct plat_self_usage *ret, char *msg, 
         }
         u.cpu_usec = (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
                      (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
-        r = plat_file_read(&s->status, &buf, &len);
+        r = plat_file_read(&s->statm, &buf, &len);
         if (r < 0) {
-                plat_errf(msg, msg_len, "/proc/self/status: %s",
-                          r == -EFBIG ? "larger than 16 KiB" : strerror(-r));
+                plat_errf(msg, msg_len, "/proc/self/statm: %s",
+                          r == -EFBIG ? "larger than 256 bytes" : strerror(-r));
                 return r;
         }
-        r = plat_parse_proc_status_mem(buf, len, &u.rss_bytes, &u.peak_rss_bytes, msg, msg_len);
+        r = plat_parse_proc_statm(buf, len, (uint64_t)sysconf(_SC_PAGESIZE), &u.rss_bytes, msg, msg_len);
         if (r < 0)
                 return r;
+        /* ru_maxrss is the high-water mark (VmHWM) in KiB, taken just before the resident size. */
+        u.peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+        if (u.peak_rss_bytes < u.rss_bytes)
+                u.peak_rss_bytes = u.rss_bytes;
         *ret = u;
         return 0;
 }

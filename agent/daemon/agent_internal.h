@@ -63,7 +63,7 @@ struct agent {
         sd_event_source *sample_timer;
         uint64_t next_sample_usec;
         struct tele_ticks ticks; /* the sampling tick's own duration */
-        struct plat_self self;   /* the agent's own CPU/RSS, /proc/self/status kept open */
+        struct plat_self self;   /* the agent's own CPU/RSS, /proc/self/statm kept open */
         bool self_unreadable;    /* said once: the agent's own CPU/RSS cannot be read */
         uint64_t telemetry_seq, telemetry_published, telemetry_skipped; /* seq counts samples */
         struct tele_agg agg; /* the telemetry interval's samples */

@@ -1,4 +1,4 @@
-/* test_selfstat.c: the agent's own cost: VmRSS/VmHWM parsing, and real figures from this process. */
+/* test_selfstat.c: the agent's own cost: /proc/self/statm parsing, and real figures from this process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,81 +17,69 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The head of a real /proc/<pid>/status (Linux 6.1), with the memory lines in kernel order. */
-#define STATUS                                                              \
-        "Name:\trender-agent\nUmask:\t0022\nState:\tS (sleeping)\n"         \
-        "Tgid:\t4242\nPid:\t4242\nPPid:\t1\nVmPeak:\t    9060 kB\n"         \
-        "VmSize:\t    9000 kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n"  \
-        "VmHWM:\t    3616 kB\nVmRSS:\t    2048 kB\nRssAnon:\t     412 kB\n" \
-        "Threads:\t1\n"
+/* A real /proc/<pid>/statm (Linux 6.18): size resident shared text lib data dt, in pages. */
+#define STATM "2463 626 469 94 0 174 0\n"
 
 /* Parses the len bytes of s from an unterminated heap copy, so ASan catches a read past len. */
-static int parse(const char *s, size_t len, uint64_t *rss, uint64_t *hwm, char *msg, size_t msg_len) {
+static int parse(const char *s, size_t len, uint64_t *rss, char *msg, size_t msg_len) {
         _cleanup_free_ char *copy = tu_copy_unterminated(s, len);
 
-        return plat_parse_proc_status_mem(copy, len, rss, hwm, msg, msg_len);
+        return plat_parse_proc_statm(copy, len, 4096, rss, msg, msg_len);
 }
 
-static void test_status_gives_rss_and_peak_in_bytes(void **state) {
-        uint64_t rss = 0, hwm = 0;
+static void test_statm_gives_the_resident_size_in_bytes(void **state) {
+        uint64_t rss = 0;
         char msg[128];
 
         (void)state;
-        assert_int_equal(parse(STATUS, strlen(STATUS), &rss, &hwm, msg, sizeof(msg)), 0);
-        assert_int_equal(rss, 2048 * 1024);
-        assert_int_equal(hwm, 3616 * 1024);
-        /* The last line needs no newline. */
-        assert_int_equal(parse("VmRSS:\t1 kB\nVmHWM:\t2 kB", 23, &rss, &hwm, msg, sizeof(msg)), 0);
-        assert_int_equal(rss, 1024);
-        assert_int_equal(hwm, 2048);
+        assert_int_equal(parse(STATM, strlen(STATM), &rss, msg, sizeof(msg)), 0);
+        assert_int_equal(rss, 626 * 4096);
+        /* The newline is optional. */
+        assert_int_equal(parse("1 2 3 4 5 6 7", 13, &rss, msg, sizeof(msg)), 0);
+        assert_int_equal(rss, 2 * 4096);
 }
 
-static void test_status_without_vm_lines_is_eproto_and_named(void **state) {
-        const char *kthread = "Name:\tkworker/0:1\nState:\tI (idle)\nThreads:\t1\n";
-        uint64_t rss = 7, hwm = 7;
-        char msg[128];
-
-        (void)state;
-        assert_int_equal(parse(kthread, strlen(kthread), &rss, &hwm, msg, sizeof(msg)), -EPROTO);
-        assert_non_null(strstr(msg, "VmRSS"));
-        /* Out-params are written only on success. */
-        assert_int_equal(rss, 7);
-        assert_int_equal(hwm, 7);
-        /* Only len bytes count: cut before VmRSS, the copy's later lines are not seen. */
-        assert_int_equal(
-                parse(STATUS, (size_t)(strstr(STATUS, "VmRSS") - STATUS), &rss, &hwm, msg, sizeof(msg)),
-                -EPROTO);
-        assert_non_null(strstr(msg, "no VmRSS: line"));
-}
-
-static void test_status_with_malformed_figure_is_refused(void **state) {
+static void test_statm_not_seven_figures_is_eproto_and_named(void **state) {
         static const char *const bad[] = {
-                "VmHWM:\t1 kB\nVmRSS:\t kB\n",     "VmHWM:\t1 kB\nVmRSS:\t12 MB\n",
-                "VmHWM:\t1 kB\nVmRSS:\t12\n",      "VmHWM:\t1 kB\nVmRSS:\t-3 kB\n",
-                "VmHWM:\t1 kB\nVmRSS:\t12 kB x\n", "VmHWM:\t1 kB\nVmRSS:\t1 2 kB\n",
+                "",
+                "\n",
+                "1 2 3 4 5 6\n",
+                "1 2 3 4 5 6 7 8\n",
+                "1 2 3 4 5 6 x\n",
+                "1  2 3 4 5 6 7",
+                "1 2 3 4 5 6 7 ",
+                "1 -2 3 4 5 6 7",
+                "1 2 3 4 5 6 7\n\n",
+                "1\t2 3 4 5 6 7",
         };
-        uint64_t rss = 7, hwm = 7;
+        uint64_t rss = 7;
         char msg[128];
 
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                assert_int_equal(parse(bad[i], strlen(bad[i]), &rss, &hwm, msg, sizeof(msg)), -EPROTO);
-                assert_non_null(strstr(msg, "VmRSS: "));
+                msg[0] = '\0';
+                assert_int_equal(parse(bad[i], strlen(bad[i]), &rss, msg, sizeof(msg)), -EPROTO);
+                assert_non_null(strstr(msg, "/proc/self/statm: "));
         }
+        /* Out-params are written only on success. */
         assert_int_equal(rss, 7);
+        /* Only len bytes count: cut after three figures, the copy's later ones are not seen. */
+        assert_int_equal(parse(STATM, 12, &rss, msg, sizeof(msg)), -EPROTO);
+        assert_non_null(strstr(msg, "3 figures, not 7"));
 }
 
-static void test_status_figure_past_64_bits_is_erange(void **state) {
-        /* 2^64 / 1024 kB is 2^54 kB: 18014398509481984 kB does not fit in bytes. */
-        const char *big = "VmRSS:\t18014398509481984 kB\nVmHWM:\t1 kB\n";
-        const char *huge = "VmRSS:\t1 kB\nVmHWM:\t99999999999999999999 kB\n";
-        uint64_t rss = 7, hwm = 7;
+static void test_statm_figure_past_64_bits_is_erange(void **state) {
+        /* 2^64 / 4096 pages is 2^52: 4503599627370496 pages do not fit in bytes. */
+        const char *big = "1 4503599627370496 3 4 5 6 7";
+        const char *huge = "1 2 3 4 5 6 99999999999999999999";
+        uint64_t rss = 7;
         char msg[128];
 
         (void)state;
-        assert_int_equal(parse(big, strlen(big), &rss, &hwm, msg, sizeof(msg)), -ERANGE);
-        assert_int_equal(parse(huge, strlen(huge), &rss, &hwm, msg, sizeof(msg)), -ERANGE);
-        assert_non_null(strstr(msg, "VmHWM"));
+        assert_int_equal(parse(big, strlen(big), &rss, msg, sizeof(msg)), -ERANGE);
+        assert_non_null(strstr(msg, "past 64 bits in bytes"));
+        assert_int_equal(parse(huge, strlen(huge), &rss, msg, sizeof(msg)), -ERANGE);
+        assert_non_null(strstr(msg, "figure 7"));
         assert_int_equal(rss, 7);
 }
 
@@ -167,7 +155,7 @@ static int open_fds(void) {
         return n - 1; /* the directory stream's own fd */
 }
 
-/* The per-tick reader keeps one fd on /proc/self/status across reads, and still sees the figures
+/* The per-tick reader keeps one fd on /proc/self/statm across reads, and still sees the figures
  * move: each pread() is a fresh print of the file. */
 static void test_reader_keeps_one_fd_and_sees_fresh_figures(void **state) {
         const size_t big = 16u << 20;
@@ -201,10 +189,9 @@ static void test_reader_keeps_one_fd_and_sees_fresh_figures(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_status_gives_rss_and_peak_in_bytes),
-                cmocka_unit_test(test_status_without_vm_lines_is_eproto_and_named),
-                cmocka_unit_test(test_status_with_malformed_figure_is_refused),
-                cmocka_unit_test(test_status_figure_past_64_bits_is_erange),
+                cmocka_unit_test(test_statm_gives_the_resident_size_in_bytes),
+                cmocka_unit_test(test_statm_not_seven_figures_is_eproto_and_named),
+                cmocka_unit_test(test_statm_figure_past_64_bits_is_erange),
                 cmocka_unit_test(test_self_usage_follows_cpu_work_and_memory),
                 cmocka_unit_test(test_reader_keeps_one_fd_and_sees_fresh_figures),
         };
