@@ -245,6 +245,16 @@ class Sessions(harness.IntegrationTest):
         users = [s["user"] for s in slots.values() if "user" in s]
         self.assertEqual(len(users), len(set(users)))
 
+    def command(self, broker, payload, *extra):
+        """Publishes payload on the node's cmd topic with mosquitto_pub (TLS, the test client's
+        certificate, QoS 1), with extra mosquitto_pub arguments (-V, -D publish ...)."""
+        env, pki = self.env, self.env.pki
+        argv = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
+                "--cert", pki["client_cert"], "--key", pki["client_key"], "-q", "1",
+                "-t", env.topic("cmd"), "-m", payload] + list(extra)
+        r = env.run(argv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_bad_requests_get_errors_and_the_agent_serves_on(self):
         env = self.env
         broker = env.broker()
@@ -376,14 +386,9 @@ class Sessions(harness.IntegrationTest):
         c = harness.ControlConn(sock)
         self.assertTrue(c.call("reserve", user="alice")["ok"])
         self.assertTrue(c.call("start", user="alice")["ok"])
-        pki = env.pki
 
         def pub(payload, *extra):
-            argv = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
-                    "--cert", pki["client_cert"], "--key", pki["client_key"], "-q", "1",
-                    "-t", env.topic("cmd"), "-m", payload] + list(extra)
-            r = env.run(argv)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            self.command(broker, payload, *extra)
 
         # A response topic must be the node's cmd/reply or below it: one elsewhere (here its own
         # metering topic) gets nothing published and runs nothing.
@@ -415,16 +420,11 @@ class Sessions(harness.IntegrationTest):
         sub = env.subscriber(broker, topic="#")
         agent, sock, _ = self.agent_with(broker, FOUR_SLOTS[:1])
         c = harness.ControlConn(sock)
-        pki = env.pki
         state = env.path("state", "slots.state")
 
         def pub(payload, reply_topic):
-            argv = ["mosquitto_pub", "-h", "localhost", "-p", str(broker.port), "--cafile", pki["ca"],
-                    "--cert", pki["client_cert"], "--key", pki["client_key"], "-q", "1", "-V", "5",
-                    "-t", env.topic("cmd"), "-m", payload, "-D", "publish", "response-topic", env.topic(reply_topic),
-                    "-D", "publish", "correlation-data", "corr-" + reply_topic.rsplit("/", 1)[-1]]
-            r = env.run(argv)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            self.command(broker, payload, "-V", "5", "-D", "publish", "response-topic", env.topic(reply_topic),
+                         "-D", "publish", "correlation-data", "corr-" + reply_topic.rsplit("/", 1)[-1])
 
         # slots.state made a non-empty directory: the next group commit cannot open it.
         os.unlink(state)
