@@ -230,7 +230,8 @@ static int answer(struct diag_client *c, const char *line, size_t len) {
 }
 
 /* The held queue releases one of this client's replies (in request order); after its last one the
- * client is written to, and closed when it had shut its side down. */
+ * client is written to, and closed when it had shut its side down. A reply that could not be made
+ * or printed (NULL, out of memory) closes the client: it hears that no answer comes. */
 static void held_send(struct held_dest *dest, const cJSON *reply, const struct held_route *route) {
         struct diag_client *c = dest->userdata;
         _cleanup_free_ char *text = cJSON_PrintUnformatted(reply);

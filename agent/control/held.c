@@ -99,8 +99,7 @@ void held_committed(struct held *q, bool ok, const char *msg) {
                         cJSON_Delete(e->reply);
                         e->reply = err;
                 }
-                if (e->reply)
-                        d->sink->send(d, e->reply, &route);
+                d->sink->send(d, e->reply, &route); /* NULL: the INTERNAL reply could not be made */
                 entry_free(e);
         }
 }

@@ -20,7 +20,9 @@ struct held_route {
 struct held_sink {
         /* Sends one reply (borrowed: the queue frees it after). `route` is the one given to
          * held_push (topic NULL when none was). It may drop the destination (held_drop), its
-         * queued replies with it. */
+         * queued replies with it. `reply` is NULL when a failed commit's INTERNAL reply could not
+         * be made (out of memory): the sink tells its destination, as it can, that no answer
+         * comes (a socket client is closed), so that nobody waits for it. */
         void (*send)(struct held_dest *d, const cJSON *reply, const struct held_route *route);
         /* A reply that needed the commit is about to go out as INTERNAL: the change it
          * acknowledged was undone. `id` is the request's (borrowed; may be a cJSON null). NULL:

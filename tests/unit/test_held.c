@@ -1,5 +1,6 @@
 /* test_held.c: the one queue of replies waiting for the group commit: order per destination, the
- * INTERNAL reply of a failed commit (from the tree), MQTT routes, the limit, a destination dropped. */
+ * INTERNAL reply of a failed commit (from the tree, or none when it cannot be made), MQTT routes,
+ * the limit, a destination dropped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,8 @@ struct log {
 };
 
 static struct log lg;
+/* cJSON's allocator fails while set, except inside the sinks (whose printing is the test's). */
+static bool fail_alloc;
 
 static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...) {
         size_t n = strlen(lg.text);
@@ -32,9 +35,14 @@ static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...) {
 }
 
 static void record_send(struct held_dest *d, const cJSON *reply, const struct held_route *route) {
-        char *text = cJSON_PrintUnformatted(reply);
+        bool failing = fail_alloc;
+        char *text;
 
-        note("%s %s", (const char *)d->userdata, text);
+        fail_alloc = false;
+        text = cJSON_PrintUnformatted(reply);
+        fail_alloc = failing;
+
+        note("%s %s", (const char *)d->userdata, reply ? text : "NO-REPLY");
         if (route->topic) {
                 note(" @%s %.*s", route->topic, (int)route->corr_len,
                      route->corr ? (const char *)route->corr : "");
@@ -46,7 +54,12 @@ static void record_send(struct held_dest *d, const cJSON *reply, const struct he
 }
 
 static void record_undone(struct held_dest *d, const cJSON *id) {
-        char *text = cJSON_PrintUnformatted(id);
+        bool failing = fail_alloc;
+        char *text;
+
+        fail_alloc = false;
+        text = cJSON_PrintUnformatted(id);
+        fail_alloc = failing;
 
         note("undone %s %s\n", (const char *)d->userdata, text);
         free(text);
@@ -191,6 +204,32 @@ static void test_a_dropped_destination_loses_its_replies_and_no_other(void **sta
         assert_string_equal(lg.text, "");
 }
 
+static void *failing_malloc(size_t n) {
+        return fail_alloc ? NULL : malloc(n);
+}
+
+static void test_an_internal_reply_that_cannot_be_made_still_reaches_the_sink(void **state) {
+        struct held q = { 0 };
+        struct held_dest sock = { &socket_sink, "sock", 8, 0 }, mqtt = { &mqtt_sink, "mqtt", 8, 0 };
+        struct held_route r = { "r/n/cmd/reply", NULL, 0 };
+        cJSON_Hooks hooks = { failing_malloc, free };
+
+        (void)state;
+        lg.q = &q;
+        reply(&q, &sock, "1", true, NULL);
+        reply(&q, &mqtt, "\"m2\"", true, &r);
+        cJSON_InitHooks(&hooks);
+        fail_alloc = true;
+        held_committed(&q, false, "cannot write slots.state: No space left on device");
+        fail_alloc = false;
+        cJSON_InitHooks(NULL);
+        /* Each destination is told no answer comes (NULL), so that a socket client is closed
+         * rather than left waiting; the undone command may still come again. */
+        assert_string_equal(lg.text, "sock NO-REPLY\nundone mqtt \"m2\"\nmqtt NO-REPLY @r/n/cmd/reply \n");
+        assert_int_equal(sock.n + mqtt.n, 0);
+        assert_null(q.head);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_replies_wait_behind_a_held_one_in_order_per_destination, setup),
@@ -199,6 +238,8 @@ int main(void) {
                 cmocka_unit_test_setup(test_a_destination_at_its_limit_is_refused_and_the_reply_freed,
                                        setup),
                 cmocka_unit_test_setup(test_a_dropped_destination_loses_its_replies_and_no_other, setup),
+                cmocka_unit_test_setup(test_an_internal_reply_that_cannot_be_made_still_reaches_the_sink,
+                                       setup),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
