@@ -77,8 +77,11 @@ int plat_self_read(struct plat_self *s, struct plat_self_usage *ret, char *msg, 
                      (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
         r = plat_file_read(&s->statm, &buf, &len);
         if (r < 0) {
-                plat_errf(msg, msg_len, "/proc/self/statm: %s",
-                          r == -EFBIG ? "larger than 256 bytes" : strerror(-r));
+                if (r == -EFBIG)
+                        plat_errf(msg, msg_len, "/proc/self/statm: larger than %d bytes",
+                                  PLAT_PROC_STATM_MAX);
+                else
+                        plat_errf(msg, msg_len, "/proc/self/statm: %s", strerror(-r));
                 return r;
         }
         r = plat_parse_proc_statm(buf, len, (uint64_t)sysconf(_SC_PAGESIZE), &u.rss_bytes, msg, msg_len);

@@ -234,7 +234,7 @@ static int answer(struct diag_client *c, const char *line, size_t len) {
  * or printed (NULL, out of memory) closes the client: it hears that no answer comes. */
 static void held_send(struct held_dest *dest, const cJSON *reply, const struct held_route *route) {
         struct diag_client *c = dest->userdata;
-        _cleanup_free_ char *text = cJSON_PrintUnformatted(reply);
+        _cleanup_free_ char *text = reply ? cJSON_PrintUnformatted(reply) : NULL;
         int r = text ? queue_out(c, text) : -ENOMEM;
 
         (void)route;

@@ -172,11 +172,11 @@ static cJSON *on_mqtt_op(const char *op, const cJSON *req, const struct plat_pee
 /* The MQTT side of the held queue: a reply is published on its route. */
 static void mqtt_send(struct held_dest *d, const cJSON *reply, const struct held_route *route) {
         struct agent *a = d->userdata;
-        _cleanup_free_ char *line = cJSON_PrintUnformatted(reply);
+        _cleanup_free_ char *line = reply ? cJSON_PrintUnformatted(reply) : NULL;
         int r;
 
-        if (!line) {
-                log_warn("cannot print the reply for %s: out of memory; the command's sender will not "
+        if (!line) { /* also a reply held_committed could not make */
+                log_warn("cannot make the reply for %s: out of memory; the command's sender will not "
                          "hear back",
                          route->topic);
                 return;
