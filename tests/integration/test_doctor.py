@@ -89,6 +89,9 @@ class Doctor(harness.IntegrationTest):
 
     def test_healthy_node_passes_every_check(self):
         broker = self.env.broker()
+        # A consumer takes the records: should an hour turn in the test, its window record is not
+        # left in the spool unreceived (PUBACK 0x10), which the spool check rightly warns of.
+        self.env.subscriber(broker, topic=self.env.topic("metering"), qos=1)
         cfg, agent = self.start(broker)
         agent.wait_connected()
         self.assertTrue(harness.wait_for(lambda: self.status()["slots"][0].get("conformant"), 15),
@@ -205,7 +208,7 @@ class Doctor(harness.IntegrationTest):
                         "the agent never saw the step")
         rc, by, doc = self.doctor()
         f = self.expect(by, "clock_steps", "WARN", ["1 forward, 0 back", "clock_step true"], ["chronyc tracking"])
-        self.assertRegex(f["evidence"], r"stepped \d s ago")
+        self.assertRegex(f["evidence"], r"stepped \d+ s ago")
         self.assertEqual(rc, 1, doc)
 
     def test_gpus_answering_pass_and_a_missing_one_fails(self):

@@ -100,7 +100,9 @@ class GpuStuck(harness.IntegrationTest):
         b, d = p99(before), p99(during)
         sys.stderr.write("admission p99: %.2f ms before, %.2f ms while NVML is stuck (%d / %d ops)\n" %
                          (b * 1e3, d * 1e3, len(before), len(during)))
-        self.assertLessEqual(d, 2 * b + 0.005, "p99 %.2f ms while stuck vs %.2f ms before" % (d * 1e3, b * 1e3))
+        # A loop blocked on the stuck call would answer in seconds; 50 ms of slack covers a slow disk
+        # commit (each admission is fdatasync'd) that the test sharing the machine may cause.
+        self.assertLessEqual(d, 2 * b + 0.05, "p99 %.2f ms while stuck vs %.2f ms before" % (d * 1e3, b * 1e3))
 
         # Telemetry kept its cadence, the GPU in it stale and ageing with the hang.
         self.assertGreaterEqual(len(docs), int((t_stuck_end - t_hang - 3.0) * 1000 / INTERVAL_MS * 0.7), docs[-3:])

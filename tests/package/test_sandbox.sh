@@ -214,8 +214,9 @@ ct systemctl reload render-agent
 ct render-agentctl reserve --slot slot-0 bob >/dev/null
 ct render-agentctl start bob >/dev/null
 ct render-agentctl disconnect bob >/dev/null
+# The hook writes its line, then the touch's error: wait for the second.
 for _ in $(seq 20); do
-        ct test -s /var/lib/render-agent/hook.out && break
+        shows "Read-only file system" ct cat /var/lib/render-agent/hook.out 2>/dev/null && break
         sleep 0.5
 done
 ct cat /var/lib/render-agent/hook.out >"$tmp/hook.out" 2>/dev/null || fail "the exec hook did not run"
