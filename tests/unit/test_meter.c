@@ -355,6 +355,10 @@ static bool run_until(struct fx *f, const char *key, double want) {
         return true;
 }
 
+/* Real time in which the meter's timer (every 1 s, 100 ms accuracy) runs at least once, with 400 ms
+ * to spare for a late wake-up (a loaded machine, qemu-user). */
+#define A_TICK (1500 * MSEC)
+
 /* Runs the loop for usec of real time: long enough for the meter's timer to have run. */
 static void run_for(struct fx *f, uint64_t usec) {
         uint64_t deadline = real_mono() + usec;
@@ -796,7 +800,7 @@ static void test_bytes_become_minutes_once_late_s_has_passed(void **state) {
         meter_bytes(f->m, 0, SESSIONS_FLOW_PLAYER, 600, T0 + 60 * SEC);
         /* The minute waits late_s for late reports: a tick inside them closes nothing. */
         at(f, 61900 * MSEC);
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_true(status_num(f->m, "records_made") == 1);
         at(f, 62 * SEC);
         assert_true(run_until(f, "records_made", 3));
@@ -1175,7 +1179,7 @@ static bool run_until_owed_none(struct fx *f) {
  * on hold_pipe (a slow disk), and meter_sync left to the test. */
 static void open_meter_with_held_syncs(struct fx *f) {
         open_meter(f, make_cfg(f, true, ""));
-        run_for(f, 1200 * MSEC); /* the first segment is made on the timer */
+        run_for(f, A_TICK); /* the first segment is made on the timer */
         assert_int_equal(meter_sync_wait(f->m), 0);
         assert_int_equal(pipe2(hold_pipe, O_CLOEXEC), 0);
         __atomic_store_n(&hold_syncs, true, __ATOMIC_SEQ_CST);
@@ -1287,7 +1291,7 @@ static void test_a_failed_sync_on_the_worker_refuses_and_loses_nothing(void **st
         struct fx *f = *state;
 
         open_meter(f, make_cfg(f, true, ""));
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(meter_sync_wait(f->m), 0);
         f->manual_sync = true;
         __atomic_store_n(&fail_syncs, 1, __ATOMIC_SEQ_CST);
@@ -1326,7 +1330,7 @@ static void sync_fails(struct fx *f, bool lose_pages) {
 
         open_meter(f, c);
         /* The first segment is made (and synced) on the timer, before the failure. */
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(meter_sync_wait(f->m), 0);
         used = spool_used(f->m);
         f->manual_sync = true;
@@ -1341,7 +1345,7 @@ static void sync_fails(struct fx *f, bool lose_pages) {
         if (lose_pages)
                 zero_segment(f, (uint64_t)used, (uint64_t)spool_used(f->m));
         /* The meter's timer opens the spool again and makes again what it lost. */
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(status_num(f->m, "owed"), 0);
         assert_null(meter_refusal(f->m));
         assert_int_equal(play(f, "bob", "s1", NULL), SLOTS_OK);
@@ -1832,25 +1836,25 @@ static void test_an_unsynchronised_clock_marks_its_windows_and_raises_one_alarm(
                 meter_new(f->e, f->cfgs[f->n_cfgs - 1], &f->table, NULL, &h, &f->m, msg, sizeof(msg)), 0);
         assert_int_equal(f->n_alarms, 0);
         at(f, 1200 * MSEC);
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         fake_clock.unsynced = true;
         fake_clock.est = 250000;
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(f->n_alarms, 1);
         assert_string_equal(f->alarm_what[0], "clock_unsynced");
         assert_non_null(strstr(f->alarm_msg[0], "STA_UNSYNC"));
         assert_non_null(strstr(f->alarm_msg[0], "250000 us"));
-        run_for(f, 1200 * MSEC); /* still unsynchronised: no second alarm */
+        run_for(f, A_TICK); /* still unsynchronised: no second alarm */
         assert_int_equal(f->n_alarms, 1);
         fake_clock.unsynced = false;
         fake_clock.est = 300;
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(f->n_cleared, 1);
         assert_string_equal(f->cleared_what, "clock_unsynced");
         at(f, 2100 * MSEC);
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         at(f, 3100 * MSEC);
-        run_for(f, 1200 * MSEC);
+        run_for(f, A_TICK);
         close_meter(f);
 
         read_spool(f);
@@ -1902,7 +1906,7 @@ static void test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_agai
         run_until_published(f, b, 2);
         assert_string_equal(b->topic, "render/v1/eu-west/render-01/metering");
         /* Refused by nobody's absence: kept, and said once. */
-        run_for(f, 1500 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(b->n_publishes, 2);
         assert_int_equal(status_num(f->m, "acked"), 0);
         assert_int_equal(status_num(f->m, "records_made"), 2);
@@ -1916,7 +1920,7 @@ static void test_a_record_nobody_subscribed_to_stays_spooled_and_is_offered_agai
         advance(f, 61 * SEC);
         run_until_published(f, b, 3);
         assert_string_equal(b->payload[2], b->payload[0]);
-        run_for(f, 1500 * MSEC);
+        run_for(f, A_TICK);
         assert_int_equal(b->n_publishes, 3);
         assert_int_equal(status_num(f->m, "acked"), 0);
         assert_int_equal(f->n_alarms, 1);
