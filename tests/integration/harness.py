@@ -112,6 +112,13 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def seqs_through(seqs, last):
+    """The seqs a stream that holds 1..last shows, contiguous: 1..max(last, the highest of seqs).
+    `last` comes from a status; the agent goes on making window records, and one made after that
+    status may have arrived before seqs were read."""
+    return list(range(1, max(max(seqs, default=0), last) + 1))
+
+
 def tail(text, n=LOG_TAIL_LINES):
     lines = text.splitlines()
     if len(lines) > n:

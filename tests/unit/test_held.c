@@ -34,13 +34,19 @@ static void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...) {
         va_end(ap);
 }
 
-static void record_send(struct held_dest *d, const cJSON *reply, const struct held_route *route) {
+/* o printed with cJSON's allocator working, whatever the test has made it do. */
+static char *print_unfailing(const cJSON *o) {
         bool failing = fail_alloc;
         char *text;
 
         fail_alloc = false;
-        text = cJSON_PrintUnformatted(reply);
+        text = cJSON_PrintUnformatted(o);
         fail_alloc = failing;
+        return text;
+}
+
+static void record_send(struct held_dest *d, const cJSON *reply, const struct held_route *route) {
+        char *text = print_unfailing(reply);
 
         note("%s %s", (const char *)d->userdata, reply ? text : "NO-REPLY");
         if (route->topic) {
@@ -54,12 +60,7 @@ static void record_send(struct held_dest *d, const cJSON *reply, const struct he
 }
 
 static void record_undone(struct held_dest *d, const cJSON *id) {
-        bool failing = fail_alloc;
-        char *text;
-
-        fail_alloc = false;
-        text = cJSON_PrintUnformatted(id);
-        fail_alloc = failing;
+        char *text = print_unfailing(id);
 
         note("undone %s %s\n", (const char *)d->userdata, text);
         free(text);
